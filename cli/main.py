@@ -1,0 +1,171 @@
+"""The `xdl` entry point: the command group, lazy subcommands, and the one place where
+errors become exit codes (SPEC §4)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import click
+from xdl.core import __version__
+
+#: command name -> module under xdl.cli.commands; each module defines `command`.
+COMMANDS = {
+    "info": "info",
+    "formats": "formats",
+    "doctor": "doctor",
+}
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when that subcommand is used (or listed)."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], package: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+        self.package = package
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        module = self.lazy.get(cmd_name)
+        if module is None:
+            return None
+        command: click.Command = importlib.import_module(f"{self.package}.{module}").command
+        return command
+
+
+class XdlGroup(LazyGroup):
+    """The top group: runs the command and maps every outcome to SPEC §4's exit status,
+    the same way for the console script and for click's CliRunner in tests."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> int:
+        _setup_logging()
+        code = _exit_status(
+            lambda: super(XdlGroup, self).main(
+                args, prog_name, complete_var, standalone_mode=False, **extra
+            )
+        )
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(
+    cls=XdlGroup,
+    lazy=COMMANDS,
+    package="xdl.cli.commands",
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.version_option(__version__, "--version", prog_name="xdl", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Download media, metadata and transcripts for shell pipelines.
+
+    Every command reads URLs (or files) from arguments, -a FILE or stdin, and writes one
+    JSON object a line on stdout, so commands pipe into each other and into jq. Progress,
+    warnings and errors go to stderr.
+
+    \b
+    Exit status: 0 all inputs ok or skipped, 1 some input failed, 2 usage error,
+    3 could not work at all, 130/143 interrupted.
+
+    \b
+    Examples:
+      xdl info https://example.com/watch.html
+      cat urls.txt | xdl fetch --audio -j 4
+      xdl transcript URL | xdl to-markdown
+    """
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like SIGINT so the same clean-up runs; exits 143."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is now (CliRunner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _setup_logging() -> None:
+    root = logging.getLogger("xdl")
+    if not root.handlers:
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("xdl: %(message)s"))
+        root.addHandler(handler)
+        root.propagate = False
+    root.setLevel(logging.WARNING)
+
+
+def main() -> None:
+    """The console script: SIGTERM is handled like SIGINT, then exits 143."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    cli.main(prog_name="xdl")
+
+
+def _exit_status(invoke: Callable[[], Any]) -> int:
+    try:
+        code = invoke()
+        return code if isinstance(code, int) else 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code  # 2 for usage errors
+    except (KeyboardInterrupt, click.exceptions.Abort) as e:
+        # click turns KeyboardInterrupt (and so our Terminated) into Abort.
+        if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated):
+            _stderr("terminated")
+            return 143
+        _stderr("interrupted")
+        return 130
+    except Exception as e:  # the one place that turns any error into an exit code
+        from xdl.cli.output import ReaderGone, silence_stdout
+        from xdl.core.errors import XdlError
+
+        if isinstance(e, (ReaderGone, BrokenPipeError)):
+            # `xdl ... | head -1`: the reader has gone; end quietly.
+            silence_stdout()
+            return 0
+        if isinstance(e, XdlError):
+            _stderr(f"error: {e.message}")
+            return e.exit_code if e.exit_code != 1 else 3
+        if os.environ.get("XDL_DEBUG"):
+            raise
+        _stderr(f"internal error: {type(e).__name__}: {e} (XDL_DEBUG=1 shows the traceback)")
+        return 3
+
+
+def _stderr(message: str) -> None:
+    try:
+        print(f"xdl: {message}", file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Rendering results the same way for every command (SPEC §3, §4).
+
+stdout carries JSON lines (or a table for people at a terminal); stderr says what
+failed, in short lines. The exit code comes from what was emitted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, Any, Protocol
+
+from xdl.core.errors import XdlError
+from xdl.core.inputs import Input
+
+log = logging.getLogger("xdl")
+
+
+class ReaderGone(Exception):
+    """stdout's reader went away (`xdl ... | head -1`): stop quietly, exit 0."""
+
+
+class Result(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+Row = dict[str, Any]
+Columns = Sequence[tuple[str, str]]
+
+
+class Output:
+    """Emits result rows as JSON lines, or as a table when asked or at a terminal."""
+
+    def __init__(
+        self,
+        mode: str | None = None,
+        columns: Columns | None = None,
+        stream: IO[str] | None = None,
+        key: str = "url",
+    ) -> None:
+        self.stream = stream or sys.stdout
+        self.columns = columns
+        self.key = key
+        tty = self.stream.isatty() if hasattr(self.stream, "isatty") else False
+        self.table = bool(columns) and (mode == "table" or (mode is None and tty))
+        self.rows: list[Row] = []
+        self.failures = 0
+        self.count = 0
+
+    def emit(self, result: Result | Row) -> None:
+        row = result if isinstance(result, dict) else result.to_dict()
+        self.count += 1
+        if row.get("ok") is False:
+            self.failures += 1
+        if self.table:
+            self.rows.append(row)
+            return
+        try:
+            self.stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            silence_stdout()
+            raise ReaderGone() from None
+
+    def fail(self, item: Input | str, error: XdlError, **extra: Any) -> None:
+        """A failed line for one input, and a one-line message on stderr."""
+        value = item.value if isinstance(item, Input) else item
+        log.error("%s: %s", value, error.message)
+        self.emit({"ok": False, self.key: value, **extra, "error": error.to_dict()})
+
+    def each(self, items: Iterable[Input], work: Callable[[Input], Iterable[Result | Row]]) -> None:
+        """Run `work` on each input, emitting its rows; one failure never stops the others."""
+        for item in items:
+            if item.error is not None:
+                self.fail(item, item.error)
+                continue
+            try:
+                for row in work(item):
+                    self.emit(row)
+            except XdlError as e:
+                if e.exit_code != 1:
+                    raise
+                self.fail(item, e)
+
+    def close(self) -> int:
+        """Print the table (if any) and return the exit code: 1 when anything failed."""
+        if self.table and self.columns:
+            self.stream.write(render_table(self.rows, self.columns, self.key))
+            self.stream.flush()
+        return 1 if self.failures else 0
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def render_table(rows: list[Row], columns: Columns, key: str = "url") -> str:
+    """A plain aligned table; failed rows show their error instead of the columns."""
+    if not rows:
+        return ""
+    header = [title for _, title in columns]
+    body: list[list[str]] = []
+    failed: list[str] = []
+    for row in rows:
+        if row.get("ok") is False:
+            err = row.get("error") or {}
+            failed.append(f"FAILED {row.get(key)}: {err.get('code')}: {err.get('message')}")
+            continue
+        body.append([_cell(row.get(name)) for name, _ in columns])
+    widths = [
+        max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)
+    ]
+    widths = [min(w, 60) for w in widths]
+    lines = []
+    if body:
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+        for r in body:
+            lines.append("  ".join(_fit(c, w).ljust(w) for c, w in zip(r, widths)).rstrip())
+    lines.extend(failed)
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False) if value else "-"
+    return str(value).replace("\n", " ")
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

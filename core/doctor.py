@@ -1,0 +1,179 @@
+"""`xdl doctor`: is this machine ready to fetch? One check a line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from . import paths
+
+Status = Literal["ok", "warn", "fail"]
+YTDLP_MAX_AGE_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Check:
+    check: str
+    status: Status
+    message: str
+    version: str | None = None
+    path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "fail"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, **asdict(self)}
+
+
+def run_checks(output_dir: Path | None = None, today: dt.date | None = None) -> Iterator[Check]:
+    """Every check, in the order a person reads them; a `fail` means fetch cannot work."""
+    yield Check(
+        "python", "ok", "Python " + sys.version.split()[0], sys.version.split()[0], sys.executable
+    )
+    yield check_ytdlp(today or dt.date.today())
+    yield check_js_runtime()
+    for tool, why in (
+        ("ffmpeg", "needed for --audio and for merging video+audio"),
+        ("ffprobe", "needed for --audio and --embed-* post-processing"),
+    ):
+        found = shutil.which(tool)
+        yield Check(
+            tool,
+            "ok" if found else "warn",
+            f"{tool} found" if found else f"{tool} not found: {why} (apt-get install ffmpeg)",
+            _version([tool, "-version"]) if found else None,
+            found,
+        )
+    for tool in ("wget", "curl"):
+        found = shutil.which(tool)
+        yield Check(
+            tool,
+            "ok" if found else "warn",
+            f"{tool} found: fallback tier available"
+            if found
+            else f"{tool} not found: that fallback tier is skipped",
+            _version([tool, "--version"]) if found else None,
+            found,
+        )
+    yield check_youtube_dl()
+    yield check_output_dir(output_dir or Path.cwd())
+    yield check_config(paths.config_file())
+    yield check_queue(paths.queue_file())
+
+
+def check_ytdlp(today: dt.date) -> Check:
+    try:
+        from yt_dlp.version import __version__ as version
+    except ImportError:
+        return Check("yt-dlp", "fail", "yt-dlp is not installed: pip install -U 'yt-dlp[default]'")
+    import yt_dlp
+
+    where = str(Path(yt_dlp.__file__).parent)
+    try:
+        released = dt.date(*map(int, version.split(".")[:3]))
+    except (TypeError, ValueError):
+        return Check("yt-dlp", "ok", f"yt-dlp {version}", version, where)
+    age = (today - released).days
+    if age > YTDLP_MAX_AGE_DAYS:
+        return Check(
+            "yt-dlp",
+            "warn",
+            f"yt-dlp {version} is {age} days old; sites change: pip install -U yt-dlp",
+            version,
+            where,
+        )
+    return Check("yt-dlp", "ok", f"yt-dlp {version} ({age} days old)", version, where)
+
+
+def check_js_runtime() -> Check:
+    for tool in ("deno", "node", "bun"):
+        found = shutil.which(tool)
+        if found:
+            return Check(
+                "js-runtime",
+                "ok",
+                f"{tool} found: yt-dlp can solve YouTube's challenges",
+                _version([tool, "--version"]),
+                found,
+            )
+    return Check(
+        "js-runtime",
+        "warn",
+        "no JavaScript runtime (deno, node): YouTube needs one; pip install 'xdl[js]'",
+    )
+
+
+def check_youtube_dl() -> Check:
+    import importlib.util
+
+    if importlib.util.find_spec("youtube_dl") is None:
+        return Check(
+            "youtube-dl", "warn", "youtube-dl not installed: that fallback tier is skipped"
+        )
+    return Check("youtube-dl", "ok", "youtube-dl importable: fallback tier available")
+
+
+def check_output_dir(directory: Path) -> Check:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".xdl-doctor-"):
+            pass
+    except OSError as e:
+        return Check(
+            "output-dir",
+            "fail",
+            f"cannot write to {directory}: {e.strerror or e}",
+            path=str(directory),
+        )
+    return Check("output-dir", "ok", f"{directory} is writable", path=str(directory))
+
+
+def check_config(path: Path) -> Check:
+    if not path.exists():
+        return Check(
+            "config", "ok", f"no config file at {path} (built-in defaults)", path=str(path)
+        )
+    try:
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        with path.open("rb") as f:
+            tomllib.load(f)
+    except (OSError, ValueError) as e:
+        return Check("config", "fail", f"{path}: {e}", path=str(path))
+    return Check("config", "ok", f"{path} parses", path=str(path))
+
+
+def check_queue(path: Path) -> Check:
+    if not path.exists():
+        return Check("queue", "ok", f"no queue yet at {path}", path=str(path))
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return Check(
+            "queue", "warn", f"{path} does not parse ({e}): see `xdl queue restore`", path=str(path)
+        )
+    return Check("queue", "ok", f"{path} is healthy", path=str(path))
+
+
+def _version(cmd: list[str]) -> str | None:
+    try:
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=10, env={**os.environ, "LC_ALL": "C"}
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = (out.stdout or out.stderr).strip().splitlines()
+    return first[0][:80] if first else None

@@ -1,0 +1,155 @@
+"""The one module that imports yt-dlp: its Python API, its errors turned into ours.
+
+yt-dlp never writes to stdout here: every message goes to our logger (stderr).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import yt_dlp
+from yt_dlp.networking.exceptions import HTTPError, TransportError
+from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
+
+from . import errors
+from .network import NetworkOptions
+
+log = logging.getLogger("xdl.yt-dlp")
+
+VERSION: str = yt_dlp.version.__version__
+
+
+class _Logger:
+    """yt-dlp's logger interface, on our stderr logger."""
+
+    def debug(self, msg: str) -> None:
+        # yt-dlp sends info messages through debug() too, prefixed by "[debug] " or not.
+        log.debug(msg.removeprefix("[debug] "))
+
+    def info(self, msg: str) -> None:
+        log.debug(msg)
+
+    def warning(self, msg: str) -> None:
+        if "Falling back on generic information extractor" in msg:
+            log.debug(msg)
+        else:
+            log.warning(msg.removeprefix("WARNING: "))
+
+    def error(self, msg: str) -> None:
+        # Errors are raised as DownloadError as well; say them once, as our error line.
+        log.debug(msg)
+
+
+BASE_PARAMS: dict[str, Any] = {
+    "quiet": True,
+    "no_warnings": False,
+    "noprogress": True,
+    "logger": _Logger(),
+    "color": {"stdout": "never", "stderr": "never"},
+    "ignoreerrors": False,
+    "noplaylist": False,
+    # Trust our own checks: never let yt-dlp write next to the user's files by surprise.
+    "paths": {},
+}
+
+
+def make(params: Mapping[str, Any] | None = None) -> yt_dlp.YoutubeDL:
+    """A YoutubeDL with xdl's base parameters, plus `params`."""
+    return yt_dlp.YoutubeDL({**BASE_PARAMS, **(params or {})})
+
+
+def extract(
+    url: str,
+    *,
+    net: NetworkOptions | None = None,
+    flat: bool = False,
+    process: bool = True,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """yt-dlp's sanitised info dict for `url`, without downloading."""
+    opts = {**(net or NetworkOptions()).ytdlp_params(), **(params or {})}
+    if flat:
+        opts["extract_flat"] = "in_playlist"
+    with make(opts) as ydl:
+        with translate_errors(url):
+            info = ydl.extract_info(url, download=False, process=process)
+        if info is None:
+            raise errors.UnsupportedUrl(f"nothing to extract from {url}")
+        return dict(ydl.sanitize_info(info))
+
+
+def download(
+    url: str,
+    params: Mapping[str, Any],
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    postprocessed: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Download `url` with yt-dlp and return the sanitised info dict of what it did."""
+    opts = dict(params)
+    if progress:
+        opts["progress_hooks"] = [progress]
+    if postprocessed:
+        opts["postprocessor_hooks"] = [postprocessed]
+    with make(opts) as ydl:
+        with translate_errors(url):
+            info = ydl.extract_info(url, download=True)
+        if info is None:
+            raise errors.DownloadFailed(f"yt-dlp downloaded nothing from {url}")
+        return dict(ydl.sanitize_info(info))
+
+
+def extractor_for(url: str) -> str | None:
+    """The name of the specific (non-generic) yt-dlp extractor that claims `url`, if any."""
+    for ie in yt_dlp.extractor.gen_extractor_classes():
+        name = ie.ie_key()
+        if name == "Generic":
+            continue
+        if ie.suitable(url) and ie.working():
+            return str(name)
+    return None
+
+
+@contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """Re-raise yt-dlp's exceptions as xdl's own, with a stable code."""
+    try:
+        yield
+    except (DownloadError, ExtractorError, TransportError) as e:
+        raise to_xdl_error(e) from e
+
+
+def to_xdl_error(exc: BaseException) -> errors.XdlError:
+    cause: BaseException | None = exc
+    if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
+        cause = exc.exc_info[1]
+    while isinstance(cause, ExtractorError) and cause.exc_info and cause.exc_info[1] is not None:
+        if cause.exc_info[1] is cause:
+            break
+        cause = cause.exc_info[1]
+    message = _clean(str(exc))
+    if isinstance(cause, UnsupportedError) or "Unsupported URL" in message:
+        return errors.UnsupportedUrl("no media found on the page")
+    if isinstance(cause, HTTPError):
+        status, reason = cause.status, cause.reason or ""
+        if status in (404, 410):
+            return errors.NotFound(f"HTTP {status} {reason}".strip(), status=status)
+        return errors.HttpError(f"HTTP {status} {reason}".strip(), status=status)
+    text = f"{message} {cause!r}".lower()
+    if "timed out" in text or "timeout" in text:
+        return errors.Timeout(message)
+    if isinstance(cause, TransportError) or "connection" in text or "resolve" in text:
+        return errors.NetworkError(message)
+    if "requested format is not available" in text:
+        return errors.NoFormats(message)
+    if "ffmpeg" in text and ("not found" in text or "not installed" in text):
+        return errors.ToolMissing(message)
+    return errors.DownloadFailed(message)
+
+
+def _clean(message: str) -> str:
+    message = re.sub(r"^(ERROR: )?(\[[\w:]+\] )?", "", message.strip())
+    return message.splitlines()[0] if message else "yt-dlp failed"

@@ -1,0 +1,82 @@
+"""Shared fixtures: the loopback media site, a clean xdl environment, and runners."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import media_site
+from xdl.cli.main import cli
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def site() -> Iterator[Any]:
+    """The loopback media site, one per test run."""
+    running = media_site.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(autouse=True)
+def xdl_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own XDL_HOME and working directory; nothing from the user leaks in."""
+    home = tmp_path / "xdl-home"
+    for name in list(os.environ):
+        if name.startswith("XDL_") or name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDL_HOME", str(home))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return home
+
+
+@dataclass
+class Ran:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def xdl() -> Any:
+    """Run xdl in-process with CliRunner: xdl("info", URL, input="...")."""
+
+    def invoke(*args: str, input: str | bytes | None = None) -> Ran:
+        result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+        return Ran(result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+@pytest.fixture
+def xdl_cmd() -> Any:
+    """Run the real console script as a subprocess: xdl_cmd("info", URL, input=b"...")."""
+
+    def run(*args: str, input: bytes | None = None, timeout: float = 120, **kw: Any) -> Ran:
+        exe = Path(sys.executable).parent / "xdl"
+        proc = subprocess.run(
+            [str(exe), *args],
+            input=input if input is not None else b"",
+            capture_output=True,
+            timeout=timeout,
+            **kw,
+        )
+        return Ran(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+    return run

@@ -1,0 +1,69 @@
+"""SPEC §2: how inputs are read, table-driven."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from xdl.core.inputs import iter_inputs, parse_line
+
+
+@pytest.mark.parametrize(
+    ("line", "value", "code"),
+    [
+        ("https://example.com/a", "https://example.com/a", None),
+        ("  http://example.com/b \r\n", "http://example.com/b", None),
+        ("HTTPS://EXAMPLE.COM/c", "HTTPS://EXAMPLE.COM/c", None),
+        ("not-a-url", "not-a-url", "bad_input"),
+        ("example.com/video", "example.com/video", "bad_input"),
+        ("file:///etc/passwd", "file:///etc/passwd", "unsupported_url"),
+        ("javascript:alert(1)", "javascript:alert(1)", "unsupported_url"),
+        ("data:text/html,hi", "data:text/html,hi", "unsupported_url"),
+        ("ftp://example.com/x", "ftp://example.com/x", "unsupported_url"),
+        ("http://", "http://", "bad_input"),
+        ("http://exa mple.com/", "http://exa mple.com/", "bad_input"),
+        ("http://[::1", "http://[::1", "bad_input"),
+        ('{"url": "https://example.com/j", "sha256": "ab"}', "https://example.com/j", None),
+        ('{"webpage_url": "https://example.com/w"}', "https://example.com/w", None),
+        ('{"title": "no url"}', '{"title": "no url"}', "bad_input"),
+        ('{"url": ', '{"url":', "bad_input"),
+        ("\ufeffhttps://example.com/bom", "https://example.com/bom", None),
+    ],
+)
+def test_parse_line(line: str, value: str, code: str | None) -> None:
+    item = parse_line(line)
+    assert item is not None
+    assert item.value == value
+    assert (item.error.code if item.error else None) == code
+
+
+@pytest.mark.parametrize("line", ["", "   ", "\r\n", "# a comment", "  # indented comment"])
+def test_blank_and_comment_lines_are_skipped(line: str) -> None:
+    assert parse_line(line) is None
+
+
+def test_json_line_fields_ride_along() -> None:
+    item = parse_line('{"url": "https://e.com/x", "sha256": "ab", "title": "T"}')
+    assert item is not None and item.get("sha256") == "ab" and item.get("title") == "T"
+
+
+def test_path_inputs_take_path_from_json() -> None:
+    item = parse_line('{"ok": true, "path": "subs/a.vtt", "url": "https://e.com"}', kind="path")
+    assert item is not None and item.value == "subs/a.vtt" and item.error is None
+    plain = parse_line("notes/b.srt", kind="path")
+    assert plain is not None and plain.value == "notes/b.srt" and plain.error is None
+
+
+def test_order_is_arguments_then_batch_then_stdin() -> None:
+    batch = io.BytesIO(b"https://e.com/2\r\n\r\n# skip\r\nhttps://e.com/3\r\n")
+    stdin = io.BytesIO(b"https://e.com/4\n")
+    got = [i.value for i in iter_inputs(["https://e.com/1"], batch, "list.txt", stdin)]
+    assert got == [f"https://e.com/{n}" for n in range(1, 5)]
+
+
+def test_invalid_utf8_is_one_failed_input_not_a_crash() -> None:
+    stdin = io.BytesIO(b"https://e.com/ok\n\xff\xfe\xfd\nhttps://e.com/ok2\n")
+    items = list(iter_inputs([], None, "-", stdin))
+    assert [i.error.code if i.error else None for i in items] == [None, "bad_input", None]
+    assert items[1].origin == "stdin:2"

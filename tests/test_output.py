@@ -1,0 +1,67 @@
+"""SPEC §3: JSON lines and tables, rendered the same way for every command."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from xdl.cli.output import Output, render_table
+from xdl.core.errors import NotFound
+from xdl.core.inputs import parse_line
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_json_lines_are_one_object_a_line_utf8() -> None:
+    out = io.StringIO()
+    o = Output(stream=out)
+    o.emit({"ok": True, "url": "https://e.com", "title": "Café ☕"})
+    o.emit({"ok": True, "url": "https://e.com/2", "title": "two\nlines"})
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[0])["title"] == "Café ☕"
+    assert "☕" in lines[0]  # real UTF-8, not \\u escapes
+    assert o.close() == 0
+
+
+def test_a_failure_makes_exit_1_and_others_still_run() -> None:
+    out = io.StringIO()
+    o = Output(stream=out)
+
+    def work(item):  # type: ignore[no-untyped-def]
+        if "bad" in item.value:
+            raise NotFound("HTTP 404")
+        return [{"ok": True, "url": item.value}]
+
+    items = [parse_line(u) for u in ("https://e.com/1", "https://e.com/bad", "nope", "https://e.com/3")]
+    o.each([i for i in items if i], work)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["ok"] for r in rows] == [True, False, False, True]
+    assert rows[1]["error"] == {"code": "not_found", "message": "HTTP 404"}
+    assert rows[2]["error"]["code"] == "bad_input"
+    assert o.close() == 1
+
+
+def test_table_only_at_a_terminal_unless_forced() -> None:
+    cols = [("title", "TITLE"), ("url", "URL")]
+    assert Output(stream=Tty(), columns=cols).table
+    assert not Output(stream=io.StringIO(), columns=cols).table
+    assert Output(mode="table", stream=io.StringIO(), columns=cols).table
+    assert not Output(mode="json", stream=Tty(), columns=cols).table
+    assert not Output(stream=Tty()).table  # a command without columns always speaks JSON
+
+
+def test_render_table_aligns_and_lists_failures() -> None:
+    rows = [
+        {"ok": True, "title": "A", "url": "https://e.com/a"},
+        {"ok": True, "title": "Longer title", "url": "https://e.com/b"},
+        {"ok": False, "url": "https://e.com/c", "error": {"code": "not_found", "message": "gone"}},
+    ]
+    text = render_table(rows, [("title", "TITLE"), ("url", "URL")])
+    lines = text.splitlines()
+    assert lines[0].split() == ["TITLE", "URL"]
+    assert lines[1].index("https") == lines[2].index("https")
+    assert lines[3] == "FAILED https://e.com/c: not_found: gone"
