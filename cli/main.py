@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 import click
+
 from xdl.core import __version__
 
 #: command name -> module under xdl.cli.commands; each module defines `command`.

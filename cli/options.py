@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
 
 import click
+
 from xdl.core.inputs import Input, Kind, iter_inputs
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -15,8 +15,18 @@ def test_doctor_reports_every_check(xdl) -> None:
     r = xdl("doctor", "--json")
     assert r.exit_code == 0, r.stdout
     names = [line["check"] for line in r.lines]
-    for name in ("yt-dlp", "js-runtime", "ffmpeg", "ffprobe", "wget", "curl", "youtube-dl",
-                 "output-dir", "config", "queue"):
+    for name in (
+        "yt-dlp",
+        "js-runtime",
+        "ffmpeg",
+        "ffprobe",
+        "wget",
+        "curl",
+        "youtube-dl",
+        "output-dir",
+        "config",
+        "queue",
+    ):
         assert name in names
     assert all(line["status"] in ("ok", "warn", "fail") for line in r.lines)
 

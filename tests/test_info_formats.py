@@ -79,7 +79,11 @@ def test_formats_lists_every_source(xdl, site) -> None:
     r = xdl("formats", site.url("/multi.html"))
     assert r.exit_code == 0, r.stderr
     got = sorted((f["ext"], f["height"], f["kind"]) for f in r.lines)
-    assert got == [("mp4", 180, "video+audio"), ("mp4", 360, "video+audio"), ("webm", 180, "video+audio")]
+    assert got == [
+        ("mp4", 180, "video+audio"),
+        ("mp4", 360, "video+audio"),
+        ("webm", 180, "video+audio"),
+    ]
     assert {f["protocol"] for f in r.lines} == {"http"}
 
 
@@ -92,8 +96,12 @@ def test_formats_table_when_forced(xdl, site) -> None:
 
 @pytest.mark.parametrize(
     ("platform", "audio", "ext", "height"),
-    [("mac", False, "mp4", 360), ("windows", False, "mp4", 360), ("web", False, "mp4", 360),
-     ("any", False, "mp4", 360)],
+    [
+        ("mac", False, "mp4", 360),
+        ("windows", False, "mp4", 360),
+        ("web", False, "mp4", 360),
+        ("any", False, "mp4", 360),
+    ],
 )
 def test_recommend_picks_a_format_that_plays(xdl, site, platform, audio, ext, height) -> None:
     args = ["formats", site.url("/multi.html"), "--recommend", "--platform", platform]
@@ -109,11 +117,17 @@ def test_recommend_linux_prefers_webm_when_codecs_are_declared(xdl, site) -> Non
 
     def fmt(fid: str, ext: str, v: str | None, a: str | None, h: int) -> Format:
         kind = "video+audio" if v and a else ("video" if v else "audio")
-        return Format("u", fid, ext, kind, None, h, None, v, a, None, None, None, False, "https", None)
+        return Format(
+            "u", fid, ext, kind, None, h, None, v, a, None, None, None, False, "https", None
+        )
 
-    formats = [fmt("18", "mp4", "avc1.42001E", "mp4a.40.2", 360), fmt("137", "mp4", "avc1.640028", None, 1080),
-               fmt("248", "webm", "vp9", None, 1080), fmt("251", "webm", None, "opus", 0),
-               fmt("140", "m4a", None, "mp4a.40.2", 0)]
+    formats = [
+        fmt("18", "mp4", "avc1.42001E", "mp4a.40.2", 360),
+        fmt("137", "mp4", "avc1.640028", None, 1080),
+        fmt("248", "webm", "vp9", None, 1080),
+        fmt("251", "webm", None, "opus", 0),
+        fmt("140", "m4a", None, "mp4a.40.2", 0),
+    ]
     mac = recommend("u", formats, "mac")
     assert (mac.format_id, mac.selector) == ("137", "137+bestaudio[ext=m4a]/bestaudio")
     assert recommend("u", formats, "mac", audio=True).format_id == "140"
@@ -169,7 +183,7 @@ def test_e2e_no_input_at_a_terminal_is_a_usage_error(tmp_path) -> None:
     from pathlib import Path
 
     exe = Path(sys.executable).parent / "xdl"
-    master, slave = pty.openpty()
+    _master, slave = pty.openpty()
     proc = subprocess.run([str(exe), "info"], stdin=slave, capture_output=True, timeout=60)
     assert proc.returncode == 2
     assert b"no input" in proc.stderr and proc.stdout == b""

@@ -36,7 +36,9 @@ def test_a_failure_makes_exit_1_and_others_still_run() -> None:
             raise NotFound("HTTP 404")
         return [{"ok": True, "url": item.value}]
 
-    items = [parse_line(u) for u in ("https://e.com/1", "https://e.com/bad", "nope", "https://e.com/3")]
+    items = [
+        parse_line(u) for u in ("https://e.com/1", "https://e.com/bad", "nope", "https://e.com/3")
+    ]
     o.each([i for i in items if i], work)
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["ok"] for r in rows] == [True, False, False, True]

@@ -11,8 +11,9 @@ EXE = Path(sys.executable).parent / "xdl"
 
 def test_bare_core_and_cli_are_not_importable(tmp_path: Path) -> None:
     for name in ("core", "cli"):
-        proc = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=tmp_path,
-                              capture_output=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", f"import {name}"], cwd=tmp_path, capture_output=True
+        )
         assert proc.returncode != 0, f"`import {name}` should fail outside the checkout"
     ok = subprocess.run([sys.executable, "-c", "import xdl.core, xdl.cli"], cwd=tmp_path)
     assert ok.returncode == 0

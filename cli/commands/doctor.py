@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
 from xdl.cli.options import output_options, table_mode, verbosity_options
 from xdl.cli.output import Output
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import IO, TYPE_CHECKING
 
 import click
+
 from xdl.cli.options import (
     input_options,
     network_options,
