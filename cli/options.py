@@ -165,3 +165,228 @@ def read_inputs(
         batch_file = sys.stdin.buffer
     name = getattr(batch_file, "name", "-") if batch_file is not None else "-"
     return iter_inputs(inputs, batch_file, str(name), stdin, kind)
+
+
+# --- download options: shared by `xdl fetch` and `xdl queue add` ----------------------
+
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """'2M' -> 2097152, '1.5K' -> 1536, '500' -> 500 (binary units; a trailing B/iB is ok)."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = value, ""
+    if value and value[-1] in _SIZE_UNITS:
+        number, unit = value[:-1], value[-1]
+    try:
+        size = float(number) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size like 500K, 2M or 1.5G") from None
+    if size < 0 or size != size:
+        raise ValueError(f"{text!r} is not a size like 500K, 2M or 1.5G")
+    return int(size)
+
+
+class SizeType(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+SIZE = SizeType()
+
+#: The names download_options' options hand over; everything else passes through.
+_DOWNLOAD_PARAMS = [
+    "output_dir",
+    "template",
+    "audio",
+    "audio_format",
+    "audio_quality",
+    "keep_video",
+    "quality",
+    "format",
+    "container",
+    "subs",
+    "sub_langs",
+    "write_info_json",
+    "write_description",
+    "embed_metadata",
+    "embed_thumbnail",
+    "embed_subs",
+    "embed_chapters",
+    "normalize",
+    "playlist_items",
+    "max_downloads",
+    "strategy",
+    "fallback",
+    "rate_limit",
+    "sleep",
+    "retries",
+    "archive",
+    "overwrite",
+    "min_size",
+    "max_size",
+    "sha256",
+]
+
+
+def download_options(f: F) -> F:
+    """Every option of a download task, handed over as `options: FetchOptions`.
+
+    Run options (-j, --dry-run, progress) are not here: they belong to the command.
+    """
+    from xdl.core.fetch import AUDIO_FORMATS, CONTAINERS, DEFAULT_TEMPLATE, QUALITIES, STRATEGIES
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from xdl.core.fetch import FetchOptions
+
+        values = {name: kwargs.pop(name) for name in _DOWNLOAD_PARAMS}
+        values["sub_langs"] = tuple(
+            lang.strip()
+            for item in values["sub_langs"] or ()
+            for lang in item.split(",")
+            if lang.strip()
+        )
+        sha = values["sha256"]
+        if sha is not None:
+            sha = sha.strip().lower()
+            if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+                raise click.BadParameter("not a SHA-256 hex digest", param_hint="--sha256")
+            values["sha256"] = sha
+        values["output_dir"] = values["output_dir"] or "."
+        values["template"] = values["template"] or DEFAULT_TEMPLATE
+        net = kwargs.pop("net")
+        kwargs["options"] = FetchOptions(**values, net=net)
+        return f(*args, **kwargs)
+
+    return _compose(
+        click.option(
+            "-o",
+            "--output-dir",
+            type=click.Path(file_okay=False),
+            default=".",
+            show_default=True,
+            help="Save downloads in this directory (created if needed).",
+        ),
+        click.option(
+            "-t",
+            "--template",
+            default=DEFAULT_TEMPLATE,
+            show_default=True,
+            help="File name template, yt-dlp syntax (plain files keep their real name).",
+        ),
+        click.option("-x", "--audio", is_flag=True, help="Extract the audio (needs ffmpeg)."),
+        click.option(
+            "--audio-format",
+            type=click.Choice(AUDIO_FORMATS),
+            default="best",
+            show_default=True,
+            help="Audio format for --audio.",
+        ),
+        click.option(
+            "--audio-quality",
+            metavar="Q",
+            help="For --audio: 0 (best) to 10 (worst) VBR, or a bitrate such as 192K.",
+        ),
+        click.option("--keep-video", is_flag=True, help="With --audio, keep the video too."),
+        click.option(
+            "-Q",
+            "--quality",
+            type=click.Choice(QUALITIES),
+            help="Best format up to this height (or best/worst).",
+        ),
+        click.option(
+            "-f",
+            "--format",
+            metavar="SELECTOR",
+            help="A raw yt-dlp format selector (e.g. from `xdl formats --recommend`).",
+        ),
+        click.option(
+            "--container",
+            type=click.Choice(CONTAINERS),
+            help="Merge or remux into this container.",
+        ),
+        click.option("--subs/--no-subs", default=False, help="Also download subtitles."),
+        click.option(
+            "--sub-langs",
+            multiple=True,
+            metavar="LANGS",
+            help="Subtitle languages, comma-separated (default: all).",
+        ),
+        click.option("--write-info-json", is_flag=True, help="Write NAME.info.json beside it."),
+        click.option("--write-description", is_flag=True, help="Write NAME.description beside it."),
+        click.option("--embed-metadata", is_flag=True, help="Embed title, artist... tags."),
+        click.option("--embed-thumbnail", is_flag=True, help="Embed the thumbnail as cover art."),
+        click.option("--embed-subs", is_flag=True, help="Embed subtitles in the video."),
+        click.option("--embed-chapters", is_flag=True, help="Embed chapter markers."),
+        click.option(
+            "--normalize",
+            is_flag=True,
+            help="Loudness-normalise extracted audio (ffmpeg loudnorm).",
+        ),
+        click.option(
+            "--playlist-items", metavar="SPEC", help="Playlist entries to get, e.g. 1-3,7."
+        ),
+        click.option(
+            "--max-downloads",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Stop a playlist after N downloads.",
+        ),
+        click.option(
+            "--strategy",
+            type=click.Choice(STRATEGIES),
+            default="auto",
+            show_default=True,
+            help="Which downloader to try first (auto: decided per URL).",
+        ),
+        click.option(
+            "--fallback/--no-fallback",
+            default=True,
+            help="When a downloader fails, try the next one (default: yes).",
+        ),
+        click.option(
+            "-r",
+            "--rate-limit",
+            type=SIZE,
+            metavar="RATE",
+            help="Total bandwidth cap across all jobs, bytes/s (e.g. 500K, 2M).",
+        ),
+        click.option(
+            "--sleep",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            metavar="SECONDS",
+            help="Wait this long between requests to the same host.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=0),
+            default=3,
+            show_default=True,
+            metavar="N",
+            help="Retries per downloader (with backoff) before falling back.",
+        ),
+        click.option(
+            "--archive",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="Record downloads in FILE; skip what it already lists.",
+        ),
+        click.option("--overwrite", is_flag=True, help="Download again even if the file exists."),
+        click.option("--min-size", type=SIZE, metavar="SIZE", help="Skip files smaller than this."),
+        click.option(
+            "--max-size", type=SIZE, metavar="SIZE", help="Refuse files larger than this."
+        ),
+        click.option(
+            "--sha256", metavar="HEX", help="Expected SHA-256; a mismatch removes the file."
+        ),
+        network_options,
+    )(wrapper)  # type: ignore[return-value]
