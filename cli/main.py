@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -23,7 +24,12 @@ COMMANDS = {
     "doctor": "doctor",
 }
 
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+CONTEXT_SETTINGS = {
+    "help_option_names": ["-h", "--help"],
+    "max_content_width": 100,
+    # XDL_<COMMAND>_<OPTION>, e.g. XDL_FETCH_OUTPUT_DIR, XDL_QUEUE_ADD_PRIORITY (SPEC §6).
+    "auto_envvar_prefix": "XDL",
+}
 
 
 class LazyGroup(click.Group):
@@ -77,7 +83,16 @@ class XdlGroup(LazyGroup):
     context_settings=CONTEXT_SETTINGS,
 )
 @click.version_option(__version__, "--version", prog_name="xdl", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Read defaults and profiles from this TOML file "
+    "(default: $XDG_CONFIG_HOME/xdl/config.toml).",
+)
+@click.option("--no-config", is_flag=True, help="Ignore the config file.")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, no_config: bool) -> None:
     """Download media, metadata and transcripts for shell pipelines.
 
     Every command reads URLs (or files) from arguments, -a FILE or stdin, and writes one
@@ -94,6 +109,9 @@ def cli() -> None:
       cat urls.txt | xdl fetch --audio -j 4
       xdl transcript URL | xdl to-markdown
     """
+    from xdl.cli.config import setup
+
+    setup(ctx, config, no_config)
 
 
 class Terminated(KeyboardInterrupt):

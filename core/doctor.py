@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import paths
+from .errors import ConfigError
 
 Status = Literal["ok", "warn", "fail"]
 YTDLP_MAX_AGE_DAYS = 90
@@ -36,7 +37,12 @@ class Check:
         return {"ok": self.ok, **asdict(self)}
 
 
-def run_checks(output_dir: Path | None = None, today: dt.date | None = None) -> Iterator[Check]:
+def run_checks(
+    output_dir: Path | None = None,
+    today: dt.date | None = None,
+    config_file: Path | None = None,
+    no_config: bool = False,
+) -> Iterator[Check]:
     """Every check, in the order a person reads them; a `fail` means fetch cannot work."""
     yield Check(
         "python", "ok", "Python " + sys.version.split()[0], sys.version.split()[0], sys.executable
@@ -68,7 +74,7 @@ def run_checks(output_dir: Path | None = None, today: dt.date | None = None) -> 
         )
     yield check_youtube_dl()
     yield check_output_dir(output_dir or Path.cwd())
-    yield check_config(paths.config_file())
+    yield check_config(config_file, no_config)
     yield check_queue(paths.queue_file())
 
 
@@ -139,21 +145,33 @@ def check_output_dir(directory: Path) -> Check:
     return Check("output-dir", "ok", f"{directory} is writable", path=str(directory))
 
 
-def check_config(path: Path) -> Check:
-    if not path.exists():
-        return Check(
-            "config", "ok", f"no config file at {path} (built-in defaults)", path=str(path)
-        )
+def check_config(explicit: Path | None = None, disabled: bool = False) -> Check:
+    """The config file in use (--config, XDL_CONFIG or the default place) and its profiles."""
+    from . import config
+
+    if disabled:
+        return Check("config", "ok", "config file ignored (--no-config)")
     try:
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover
-            import tomli as tomllib
-        with path.open("rb") as f:
-            tomllib.load(f)
-    except (OSError, ValueError) as e:
-        return Check("config", "fail", f"{path}: {e}", path=str(path))
-    return Check("config", "ok", f"{path} parses", path=str(path))
+        path = config.find(explicit)
+        cfg = config.load(path)
+    except ConfigError as e:
+        return Check("config", "fail", e.message, path=str(explicit or paths.config_file()))
+    builtin = ", ".join(sorted(config.builtin_profiles()))
+    if path is None:
+        where = paths.config_file()
+        return Check(
+            "config",
+            "ok",
+            f"no config file at {where} (built-in defaults); profiles: {builtin}",
+            path=str(where),
+        )
+    mine = ", ".join(sorted(cfg.profiles)) or "none"
+    return Check(
+        "config",
+        "warn" if cfg.warnings else "ok",
+        f"{path} parses; profiles: {builtin} (built-in), {mine} (this file)",
+        path=str(path),
+    )
 
 
 def check_queue(path: Path) -> Check:

@@ -37,8 +37,13 @@ def command(output_dir: Path | None, as_json: bool | None) -> int:
     """
     from xdl.core.doctor import run_checks
 
+    root = click.get_current_context().find_root()
+    from_cli = root.get_parameter_source("config") is click.core.ParameterSource.COMMANDLINE
+    config_file = root.params.get("config") if from_cli else None
     out = Output(table_mode(as_json), COLUMNS, key="check")
-    for check in run_checks(output_dir):
+    for check in run_checks(
+        output_dir, config_file=config_file, no_config=root.params["no_config"]
+    ):
         out.emit(check)
     out.close()
     return 3 if out.failures else 0
