@@ -1,0 +1,586 @@
+"""`xdl queue`: a persistent, file-locked download queue (SPEC §7)."""
+
+from __future__ import annotations
+
+import os
+import queue as queue_mod
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import click
+from click.shell_completion import CompletionItem
+
+from xdl.cli.options import (
+    download_options,
+    input_options,
+    output_options,
+    read_inputs,
+    table_mode,
+    verbosity_options,
+)
+from xdl.cli.output import Output
+
+if TYPE_CHECKING:
+    from xdl.core.fetch import FetchOptions
+    from xdl.core.queue import JsonStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+ADD_CHUNK = 5000
+COLUMNS = [
+    ("id", "ID"),
+    ("status", "STATUS"),
+    ("priority", "PRI"),
+    ("attempts", "TRIES"),
+    ("url", "URL"),
+    ("path", "PATH"),
+]
+SUMMARY_COLUMNS = [
+    ("total", "TOTAL"),
+    ("queued", "QUEUED"),
+    ("running", "RUNNING"),
+    ("done", "DONE"),
+    ("failed", "FAILED"),
+    ("cancelled", "CANCELLED"),
+    ("bytes_done", "BYTES"),
+    ("active_workers", "WORKERS"),
+    ("oldest_queued", "OLDEST QUEUED"),
+    ("paused", "PAUSED"),
+]
+
+
+def queue_options(f: F) -> F:
+    """--queue FILE (XDL_QUEUE) and --lock-timeout, on every queue command."""
+    f = click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=30.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Give up (exit 3) when another xdl holds the queue's lock this long.",
+    )(f)
+    return click.option(
+        "--queue",
+        "queue_path",
+        type=click.Path(dir_okay=False),
+        envvar="XDL_QUEUE",
+        metavar="FILE",
+        help="The queue file [env XDL_QUEUE; default: queue.json in the XDG data dir].",
+    )(f)
+
+
+def _store(queue_path: str | None, lock_timeout: float) -> JsonStore:
+    from xdl.core.queue import open_store
+
+    return open_store(queue_path, lock_timeout)
+
+
+def complete_ids(*statuses: str) -> Callable[[click.Context, click.Parameter, str], list[Any]]:
+    """Shell completion for task IDs: read from the queue file, never an error."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        try:
+            store = _store(ctx.params.get("queue_path"), 1.0)
+            rows = store.task_ids()
+        except Exception:
+            return []
+        items = [
+            CompletionItem(str(tid), help=f"{status} {url}")
+            for tid, status, url in rows
+            if str(tid).startswith(incomplete) and (not statuses or status in statuses)
+        ]
+        return items[-200:]
+
+    return complete
+
+
+def _parse_ids(values: Iterable[str], out: Output) -> list[int]:
+    from xdl.core.errors import BadInput
+
+    ids = []
+    for value in values:
+        text = value.strip().lstrip("#")
+        if text.isdigit() and int(text) > 0:
+            ids.append(int(text))
+        else:
+            out.fail(value, BadInput(f"not a task ID: {value!r} (IDs are numbers)"))
+    return ids
+
+
+def _emit_changes(out: Output, changes: Iterable[Any]) -> None:
+    from xdl.core.errors import NotFound
+
+    for change in changes:
+        if isinstance(change, int):
+            out.fail(str(change), NotFound(f"no task {change} in the queue"), id=change)
+        else:
+            out.emit(change)
+
+
+@click.group()
+def command() -> None:
+    """A persistent download queue: add URLs now, download them later, safely.
+
+    The queue is one JSON file (--queue FILE, XDL_QUEUE, default queue.json in the XDG
+    data dir) changed only under a file lock and written atomically, so several xdl
+    processes can add and run at once, and a crash never loses or tears it. A queue file
+    that cannot be read is never overwritten: commands exit 3 and `xdl queue restore`
+    brings back a backup.
+
+    \b
+    Examples:
+      xdl info --flat https://example.com/feed.xml | xdl queue add --audio
+      xdl queue run -j 4
+      xdl queue status --summary
+      xdl queue retry --failed && xdl queue run
+    """
+
+
+@command.command("add")
+@input_options("url")
+@download_options
+@click.option(
+    "--priority", type=int, default=0, show_default=True, help="Higher runs first, then oldest."
+)
+@click.option("--force", is_flag=True, help="Add a URL even when it is already queued or done.")
+@queue_options
+@verbosity_options
+def add(
+    inputs: tuple[str, ...],
+    batch_file: IO[bytes] | None,
+    options: FetchOptions,
+    priority: int,
+    force: bool,
+    queue_path: str | None,
+    lock_timeout: float,
+) -> int:
+    """Add URLs to the queue, with the download options they will be fetched with.
+
+    Takes the same options as `xdl fetch`; they are stored with each task (the output
+    directory as an absolute path), so `queue run` can run later from anywhere. A URL
+    already queued, running or done is not added twice (`"added": false` and the
+    `existing` task's ID) unless --force, so a cron job can re-add a feed safely; a failed
+    or cancelled one is queued again.
+
+    Fields: id, url, status, added, existing (the task already there), requeued.
+
+    \b
+    Examples:
+      xdl queue add https://example.com/a.mp4 https://example.com/b.mp4
+      xdl queue add -a urls.txt --audio -o ~/Podcasts --priority 5
+      xdl info --flat https://example.com/feed.xml | xdl queue add
+    """
+    from xdl.core.queue import NewTask
+
+    store = _store(queue_path, lock_timeout)
+    base = _absolute(options).to_dict()
+    out = Output(None, None)
+    pending: list[Any] = []
+    good = 0
+
+    def flush() -> None:
+        items = [p for p in pending if not isinstance(p, tuple)]
+        added = iter(store.add(items, force=force)) if items else iter(())
+        for p in pending:
+            if isinstance(p, tuple):
+                out.fail(p[0], p[1])
+            else:
+                out.emit(next(added))
+        pending.clear()
+
+    for item in read_inputs(inputs, batch_file):
+        if item.error is not None:
+            pending.append((item, item.error))
+            continue
+        overrides = {k: item.get(k) for k in ("sha256", "template", "audio") if item.get(k)}
+        title = item.get("title")
+        pending.append(
+            NewTask(
+                item.value,
+                {**base, **overrides},
+                priority,
+                title if isinstance(title, str) else None,
+            )
+        )
+        good += 1
+        if good % ADD_CHUNK == 0:
+            flush()
+    flush()
+    return out.close()
+
+
+def _absolute(options: FetchOptions) -> FetchOptions:
+    """Paths in the options made absolute: a task may run from another directory."""
+    import dataclasses
+
+    changes: dict[str, Any] = {
+        "output_dir": os.path.abspath(os.path.expanduser(options.output_dir))
+    }
+    if options.archive:
+        changes["archive"] = os.path.abspath(os.path.expanduser(options.archive))
+    if options.net.cookies:
+        changes["net"] = dataclasses.replace(
+            options.net, cookies=os.path.abspath(os.path.expanduser(options.net.cookies))
+        )
+    return options.replace(**changes)
+
+
+@command.command("run")
+@click.option(
+    "-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Workers."
+)
+@click.option("--watch", is_flag=True, help="Keep polling for new tasks until interrupted.")
+@click.option(
+    "--max-tasks", type=click.IntRange(min=1), metavar="N", help="Stop after taking N tasks."
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0.5),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="A running task whose runner stops renewing it this long is taken back.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Retry a failed download this many times (not-found and the like: never).",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait before the first retry; doubled for each one after.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often to look for new tasks when there are none.",
+)
+@queue_options
+@verbosity_options
+def run(
+    jobs: int,
+    watch: bool,
+    max_tasks: int | None,
+    lease: float,
+    retries: int,
+    backoff: float,
+    poll: float,
+    queue_path: str | None,
+    lock_timeout: float,
+) -> int:
+    """Download queued tasks with N workers, one result line per finished task.
+
+    Claims tasks atomically (two runners never take the same one) and downloads them with
+    the same engine as `xdl fetch`. Without --watch it drains the queue and exits: 0 when
+    every task it took is done, 1 when some failed (the cron shape). Failures are retried
+    with exponential backoff; tasks of a runner that died are taken back (at once when its
+    pid is gone on this host, else when its lease expires). SIGINT/SIGTERM put in-flight
+    tasks back to queued, keeping their .part files, then exit 130/143.
+
+    Fields: the `xdl fetch` result (ok, url, path, bytes, sha256, strategy, title,
+    error...) plus id and attempts.
+
+    \b
+    Examples:
+      xdl queue run -j 4
+      xdl queue run --watch --lease 120
+      */15 * * * * xdl queue run -q >> ~/fetched.jsonl
+    """
+    from xdl.core.queue_run import RunOptions, fetch_download, run_queue
+
+    store = _store(queue_path, lock_timeout)
+    out = Output(None, None)
+    rows: queue_mod.Queue[dict[str, Any]] = queue_mod.Queue()
+    stop = threading.Event()
+    outcome: dict[str, Any] = {}
+    opts = RunOptions(
+        jobs=jobs,
+        watch=watch,
+        max_tasks=max_tasks,
+        lease=lease,
+        retries=retries,
+        backoff=backoff,
+        poll=poll,
+    )
+
+    def target() -> None:
+        try:
+            outcome["report"] = run_queue(
+                store, fetch_download, options=opts, stop=stop, on_result=rows.put
+            )
+        except BaseException as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, name="xdl-queue-run", daemon=True)
+    thread.start()
+    interrupt: BaseException | None = None
+    while True:
+        try:
+            for row in _drain(rows, thread):
+                out.emit(row)
+            break
+        except KeyboardInterrupt as e:  # SIGINT, or SIGTERM as main() raises it
+            interrupt = interrupt or e
+            stop.set()
+        except BaseException:
+            stop.set()
+            thread.join()
+            raise
+    if interrupt is not None:
+        raise interrupt
+    if "error" in outcome:
+        raise outcome["error"]
+    return out.close()
+
+
+def _drain(rows: queue_mod.Queue[dict[str, Any]], thread: threading.Thread) -> Iterator[Any]:
+    while thread.is_alive() or not rows.empty():
+        try:
+            yield rows.get(timeout=0.1)
+        except queue_mod.Empty:
+            continue
+
+
+@command.command("status")
+@click.argument("ids", nargs=-1, metavar="[ID]...", shell_complete=complete_ids())
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES),
+    help="Only tasks with this status (repeatable).",
+)
+@click.option("--summary", is_flag=True, help="One line: counts, bytes, domains, workers.")
+@output_options
+@queue_options
+@verbosity_options
+def status(
+    ids: tuple[str, ...],
+    statuses: tuple[str, ...],
+    summary: bool,
+    as_json: bool | None,
+    queue_path: str | None,
+    lock_timeout: float,
+) -> int:
+    """Show tasks, one line each (a table on a terminal), or a --summary line.
+
+    Fields: id, url, status, priority, attempts, title, path, bytes, sha256, strategy,
+    last_error, added_at, updated_at, started_at, finished_at, next_attempt_at, worker
+    (host, pid, runner), lease_until, options. With --summary: queue, total, a count per
+    status (queued, running, done, failed, cancelled), bytes_done, domains (tasks per
+    domain), oldest_queued, active_workers, workers, paused.
+
+    \b
+    Examples:
+      xdl queue status
+      xdl queue status --status failed | jq -r '.url + "  " + .last_error.message'
+      xdl queue status --summary | jq .done
+    """
+    store = _store(queue_path, lock_timeout)
+    if summary:
+        out = Output(table_mode(as_json), SUMMARY_COLUMNS, key="queue")
+        out.emit(store.summary())
+        return out.close()
+    out = Output(table_mode(as_json), COLUMNS, key="id")
+    if ids:
+        _emit_changes(out, store.tasks(ids=_parse_ids(ids, out)))
+    else:
+        for task in store.tasks(statuses=statuses or None):
+            out.emit(task)
+    return out.close()
+
+
+@command.command("retry")
+@click.argument(
+    "ids", nargs=-1, metavar="[ID]...", shell_complete=complete_ids("failed", "cancelled")
+)
+@click.option("--failed", "all_failed", is_flag=True, help="Retry every failed task.")
+@queue_options
+@verbosity_options
+def retry(
+    ids: tuple[str, ...], all_failed: bool, queue_path: str | None, lock_timeout: float
+) -> int:
+    """Queue failed or cancelled tasks again, their attempts reset.
+
+    Fields: id, url, status, action, skipped (why nothing was done to it).
+
+    \b
+    Examples:
+      xdl queue retry 12 15
+      xdl queue retry --failed && xdl queue run
+    """
+    if not ids and not all_failed:
+        raise click.UsageError("give task IDs, or --failed for every failed task")
+    out = Output(None, None, key="id")
+    parsed = _parse_ids(ids, out)
+    store = _store(queue_path, lock_timeout)
+    if all_failed:
+        _emit_changes(out, store.retry(None))
+    if parsed:
+        _emit_changes(out, store.retry(parsed))
+    return out.close()
+
+
+def _ids_command(name: str, doc: str, statuses: tuple[str, ...]) -> None:
+    @command.command(name, help=doc)
+    @click.argument(
+        "ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete_ids(*statuses)
+    )
+    @queue_options
+    @verbosity_options
+    def change(ids: tuple[str, ...], queue_path: str | None, lock_timeout: float) -> int:
+        out = Output(None, None, key="id")
+        parsed = _parse_ids(ids, out)
+        if parsed:
+            store = _store(queue_path, lock_timeout)
+            _emit_changes(out, getattr(store, name)(parsed))
+        return out.close()
+
+
+_ids_command(
+    "cancel",
+    """Cancel queued or running tasks (a runner stops a cancelled download).
+
+    Fields: id, url, status, action, skipped (why nothing was done to it).
+
+    \b
+    Examples:
+      xdl queue cancel 12 13
+      xdl queue status --status queued | jq 'select(.priority<0).id' | xargs xdl queue cancel
+    """,
+    ("queued", "running"),
+)
+_ids_command(
+    "remove",
+    """Delete tasks from the queue (cancel a running one first). Files stay on disk.
+
+    Fields: id, url, status, action, skipped (why nothing was done to it).
+
+    \b
+    Examples:
+      xdl queue remove 12
+      xdl queue status --status cancelled | jq .id | xargs xdl queue remove
+    """,
+    (),
+)
+
+
+@command.command("clear")
+@click.option("--done", is_flag=True, help="Delete done tasks.")
+@click.option("--failed", is_flag=True, help="Delete failed tasks.")
+@click.option("--cancelled", is_flag=True, help="Delete cancelled tasks.")
+@queue_options
+@verbosity_options
+def clear(
+    done: bool, failed: bool, cancelled: bool, queue_path: str | None, lock_timeout: float
+) -> int:
+    """Delete finished tasks: done, failed and cancelled ones, or only those asked for.
+
+    Queued and running tasks are never cleared. Downloaded files stay on disk.
+
+    Fields: queue, cleared (how many tasks), statuses.
+
+    \b
+    Examples:
+      xdl queue clear --done
+      xdl queue clear
+    """
+    chosen = [s for s, on in (("done", done), ("failed", failed), ("cancelled", cancelled)) if on]
+    chosen = chosen or ["done", "failed", "cancelled"]
+    store = _store(queue_path, lock_timeout)
+    n = store.clear(chosen)
+    out = Output(None, None, key="queue")
+    out.emit({"ok": True, "queue": str(store.path), "cleared": n, "statuses": chosen})
+    return out.close()
+
+
+def _pause_command(name: str, paused: bool, doc: str) -> None:
+    @command.command(name, help=doc)
+    @queue_options
+    @verbosity_options
+    def change(queue_path: str | None, lock_timeout: float) -> int:
+        store = _store(queue_path, lock_timeout)
+        out = Output(None, None, key="queue")
+        out.emit({"ok": True, "queue": str(store.path), "paused": store.set_paused(paused)})
+        return out.close()
+
+
+_pause_command(
+    "pause",
+    True,
+    """Stop runners from taking new tasks; tasks already running finish.
+
+    Fields: queue, paused.
+
+    \b
+    Examples:
+      xdl queue pause
+    """,
+)
+_pause_command(
+    "resume",
+    False,
+    """Let runners take tasks again after `xdl queue pause`.
+
+    Fields: queue, paused.
+
+    \b
+    Examples:
+      xdl queue resume && xdl queue run
+    """,
+)
+
+
+@command.command("backups")
+@queue_options
+@verbosity_options
+def backups(queue_path: str | None, lock_timeout: float) -> int:
+    """List the queue's backups, newest first.
+
+    A backup is taken before a change at most every 10 minutes of activity; the last 10
+    are kept, in QUEUE.backups/ next to the queue file.
+
+    Fields: backup (its name), path, created_at, bytes.
+
+    \b
+    Examples:
+      xdl queue backups
+      xdl queue restore "$(xdl queue backups | jq -r .backup | sed -n 2p)"
+    """
+    out = Output(None, None, key="path")
+    for backup in _store(queue_path, lock_timeout).backups():
+        out.emit(backup)
+    return out.close()
+
+
+@command.command("restore")
+@click.argument("backup", required=False)
+@queue_options
+@verbosity_options
+def restore(backup: str | None, queue_path: str | None, lock_timeout: float) -> int:
+    """Put a backup (default: the newest) in place of the queue file.
+
+    Nothing is thrown away: a queue file that does not parse is moved aside as
+    QUEUE.corrupt-TIMESTAMP, and a healthy one is backed up first.
+
+    Fields: queue, restored (the backup's path), tasks, kept (where the old queue went).
+
+    \b
+    Examples:
+      xdl queue restore
+      xdl queue restore queue-20261121T101500.000000Z.json
+    """
+    out = Output(None, None, key="queue")
+    out.emit(_store(queue_path, lock_timeout).restore(backup))
+    return out.close()

@@ -1,0 +1,273 @@
+"""`xdl queue run`: claim tasks and download them on N worker threads.
+
+The download itself is a callable (`download(task, stop) -> result dict`), by default
+`fetch_download`, which runs the same engine as `xdl fetch`; tests inject a fake.
+While tasks run, a heartbeat renews their leases and stops the downloads of tasks that
+were cancelled or taken back. When `stop` is set (SIGINT/SIGTERM), in-flight downloads
+are told to stop and their tasks go back to `queued`, keeping their `.part` files.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors
+from .queue import LIVE_RUNNERS, JsonStore, Task, Worker
+
+log = logging.getLogger("xdl.queue")
+
+Download = Callable[[Task, threading.Event], Mapping[str, Any]]
+#: Error codes not worth retrying: the same request will fail the same way.
+FINAL_CODES = frozenset(
+    {
+        cls.code
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.XdlError) and cls.final
+    }
+    - {"interrupted"}
+)
+RESULT_FIELDS = ("path", "bytes", "sha256", "strategy", "skipped", "title")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    jobs: int = 1
+    watch: bool = False
+    max_tasks: int | None = None
+    lease: float = 60.0
+    retries: int = 3
+    backoff: float = 10.0
+    max_backoff: float = 3600.0
+    poll: float = 1.0
+
+
+@dataclass(frozen=True)
+class RunReport:
+    done: int
+    failed: int
+    retried: int
+    released: int
+    interrupted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "done": self.done,
+            "failed": self.failed,
+            "retried": self.retried,
+            "released": self.released,
+            "interrupted": self.interrupted,
+        }
+
+
+def backoff_delay(attempts: int, base: float, cap: float) -> float:
+    """Exponential backoff: base, 2*base, 4*base... after the 1st, 2nd, 3rd failure."""
+    return float(min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+class _Runner:
+    def __init__(
+        self,
+        store: JsonStore,
+        download: Download,
+        options: RunOptions,
+        stop: threading.Event,
+        on_result: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.store = store
+        self.download = download
+        self.opts = options
+        self.stop = stop
+        self.on_result = on_result
+        self.worker = Worker.here()
+        self.lock = threading.Lock()
+        self.in_flight: dict[int, threading.Event] = {}
+        self.claimed = 0
+        self.done = self.failed = self.retried = self.released = 0
+        self.errors: list[BaseException] = []
+
+    # -- the workers --
+
+    def take(self) -> Task | None:
+        with self.lock:
+            if self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks:
+                return None
+            task = self.store.claim(self.worker, self.opts.lease, self.opts.retries + 1)
+            if task is not None:
+                self.claimed += 1
+                self.in_flight[task.id] = threading.Event()
+            return task
+
+    def work(self) -> None:
+        try:
+            while not self.stop.is_set():
+                task = self.take()
+                if task is None:
+                    if self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks:
+                        return
+                    wait = None if self.store.is_paused() else self.store.next_wakeup()
+                    if wait is None and not self.opts.watch:
+                        return  # drained (or paused): the cron shape ends here
+                    self.stop.wait(
+                        min(self.opts.poll, wait if wait is not None else self.opts.poll)
+                    )
+                    continue
+                self.run(task)
+        except BaseException as e:  # a Fatal error (or worse) stops every worker
+            self.errors.append(e)
+            self.stop.set()
+
+    def run(self, task: Task) -> None:
+        event = self.in_flight[task.id]
+        try:
+            result = dict(self.download(task, event))
+        except errors.Fatal:
+            self.finish(task.id)
+            self.store.release(self.worker, [task.id])
+            raise
+        except errors.XdlError as e:
+            result = {"ok": False, "url": task.url, "error": e.to_dict()}
+        except Exception as e:
+            log.debug("download of task %s raised", task.id, exc_info=True)
+            message = f"{type(e).__name__}: {e}"
+            result = {
+                "ok": False,
+                "url": task.url,
+                "error": {"code": "internal", "message": message},
+            }
+        self.finish(task.id)
+        if self.stop.is_set() and not result.get("ok"):
+            self.store.release(self.worker, [task.id])
+            with self.lock:
+                self.released += 1
+            return
+        if event.is_set() and not result.get("ok"):
+            log.warning("task %s (%s) was cancelled or taken back: stopped", task.id, task.url)
+            return
+        row = {**result, "id": task.id, "url": task.url, "attempts": task.attempts}
+        kept = {k: result.get(k) for k in RESULT_FIELDS if result.get(k) is not None}
+        if result.get("ok"):
+            if self.store.complete(self.worker, task.id, kept):
+                with self.lock:
+                    self.done += 1
+                self.on_result(row)
+            else:
+                log.warning(
+                    "task %s was taken back while it ran; its result is not recorded", task.id
+                )
+            return
+        error = result.get("error") or {"code": "error", "message": "download failed"}
+        code = error.get("code")
+        retry_at = None
+        if code not in FINAL_CODES and task.attempts <= self.opts.retries:
+            delay = backoff_delay(task.attempts, self.opts.backoff, self.opts.max_backoff)
+            retry_at = time.time() + delay
+        if not self.store.fail(self.worker, task.id, error, retry_at, kept or None):
+            return
+        if retry_at is not None:
+            with self.lock:
+                self.retried += 1
+            log.warning(
+                "%s: %s: %s (attempt %d of %d; retrying in %gs)",
+                task.url,
+                code,
+                error.get("message"),
+                task.attempts,
+                self.opts.retries + 1,
+                round(retry_at - time.time(), 1),
+            )
+            return
+        with self.lock:
+            self.failed += 1
+        log.error("%s: %s", task.url, error.get("message"))
+        self.on_result({**row, "ok": False})
+
+    def finish(self, task_id: int) -> None:
+        with self.lock:
+            self.in_flight.pop(task_id, None)
+
+    # -- the heartbeat --
+
+    def heartbeat(self) -> None:
+        interval = max(0.05, min(self.opts.lease / 3, 5.0))
+        while not self.stop.wait(interval):
+            with self.lock:
+                ids = list(self.in_flight)
+            if not ids:
+                continue
+            try:
+                lost = self.store.renew(self.worker, ids, self.opts.lease)
+            except errors.XdlError as e:
+                log.warning("could not renew leases: %s", e.message)
+                continue
+            with self.lock:
+                for tid in lost:
+                    if tid in self.in_flight:
+                        self.in_flight[tid].set()
+        with self.lock:  # stopping: every in-flight download stops
+            for event in self.in_flight.values():
+                event.set()
+
+
+def run_queue(
+    store: JsonStore,
+    download: Download,
+    *,
+    options: RunOptions | None = None,
+    stop: threading.Event | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> RunReport:
+    """Run the queue until it is drained (or, with `watch`, until `stop` is set).
+
+    `on_result` gets one row per finished task (the download's result plus `id`), from
+    the worker threads. Raises the first `Fatal` error a download raised.
+    """
+    opts = options or RunOptions()
+    stop = stop or threading.Event()
+    runner = _Runner(store, download, opts, stop, on_result or (lambda row: None))
+    LIVE_RUNNERS.add(runner.worker.runner)
+    beat = threading.Thread(target=runner.heartbeat, name="xdl-queue-heartbeat", daemon=True)
+    workers = [
+        threading.Thread(target=runner.work, name=f"xdl-queue-worker-{i}", daemon=True)
+        for i in range(max(1, opts.jobs))
+    ]
+    beat.start()
+    for w in workers:
+        w.start()
+    try:
+        for w in workers:
+            w.join()
+    finally:
+        interrupted = stop.is_set()
+        stop.set()
+        beat.join()
+        LIVE_RUNNERS.discard(runner.worker.runner)
+    if runner.errors:
+        raise runner.errors[0]
+    return RunReport(runner.done, runner.failed, runner.retried, runner.released, interrupted)
+
+
+def fetch_download(task: Task, stop: threading.Event) -> dict[str, Any]:
+    """Download one task with the same engine as `xdl fetch`: one result for the task
+    (a playlist's entries are folded into one: ok when all are)."""
+    from .fetch import FetchOptions, fetch_one
+
+    results = fetch_one(task.url, FetchOptions.from_dict(task.options), stop=stop)
+    if not results:
+        return {"ok": False, "url": task.url, "error": {"code": "no_formats", "message": "nothing"}}
+    if len(results) == 1:
+        return results[0].to_dict()
+    rows = [r.to_dict() for r in results]
+    failed = [r for r in rows if not r.get("ok")]
+    first = failed[0] if failed else rows[0]
+    return {
+        **first,
+        "ok": not failed,
+        "url": task.url,
+        "bytes": sum(r.get("bytes") or 0 for r in rows),
+        "entries": rows,
+    }
