@@ -22,6 +22,7 @@ COMMANDS = {
     "info": "info",
     "formats": "formats",
     "doctor": "doctor",
+    "fetch": "fetch",
     "queue": "queue",
 }
 

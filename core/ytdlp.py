@@ -153,3 +153,67 @@ def to_xdl_error(exc: BaseException) -> errors.XdlError:
 def _clean(message: str) -> str:
     message = re.sub(r"^(ERROR: )?(\[[\w:]+\] )?", "", message.strip())
     return message.splitlines()[0] if message else "yt-dlp failed"
+
+
+def plan(
+    url: str, *, net: NetworkOptions | None = None, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """What `download` would fetch, without downloading: one dict per item, with the file
+    name yt-dlp would write (`_xdl_filename`) and, in a playlist, `_xdl_playlist[_index]`."""
+    opts = {**(net or NetworkOptions()).ytdlp_params(), **(params or {})}
+    with make(opts) as ydl:
+        with translate_errors(url):
+            info = ydl.extract_info(url, download=False)
+        if info is None:
+            return []
+        items: list[dict[str, Any]] = []
+        if info.get("_type") == "playlist":
+            name = info.get("title") or info.get("id")
+            for index, entry in enumerate(info.get("entries") or [], 1):
+                if entry:
+                    entry["_xdl_playlist"] = name
+                    entry["_xdl_playlist_index"] = entry.get("playlist_index") or index
+                    items.append(entry)
+        else:
+            items.append(info)
+        for entry in items:
+            entry["_xdl_filename"] = ydl.prepare_filename(entry)
+        return [dict(ydl.sanitize_info(entry)) for entry in items]
+
+
+def download_with_youtube_dl(
+    url: str,
+    params: Mapping[str, Any],
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The youtube-dl fallback (only when the `youtube_dl` module is installed)."""
+    import importlib
+
+    try:
+        ydl_module: Any = importlib.import_module("youtube_dl")
+    except ImportError as e:
+        raise errors.ToolMissing("youtube_dl is not installed") from e
+    opts: dict[str, Any] = {
+        k: v for k, v in params.items() if k not in ("outtmpl", "paths", "match_filter")
+    }
+    home = (params.get("paths") or {}).get("home", ".")
+    template = (params.get("outtmpl") or {}).get("default", "%(title)s [%(id)s].%(ext)s")
+    opts.update(quiet=True, no_warnings=True, noprogress=True, logger=_Logger())
+    opts["outtmpl"] = f"{home}/{template}"
+    if progress:
+        opts["progress_hooks"] = [progress]
+    with ydl_module.YoutubeDL(opts) as ydl:
+        try:
+            info = ydl.extract_info(url, download=True)
+        except Exception as e:  # youtube-dl's own error classes
+            message = _clean(str(e))
+            if "404" in message or "Not Found" in message:
+                raise errors.NotFound(message) from e
+            raise errors.DownloadFailed(f"youtube-dl: {message}") from e
+        if not info:
+            raise errors.DownloadFailed(f"youtube-dl downloaded nothing from {url}")
+        entries = info.get("entries") if info.get("_type") == "playlist" else [info]
+        for entry in entries or []:
+            if entry and "requested_downloads" not in entry:
+                entry["requested_downloads"] = [{"filepath": ydl.prepare_filename(entry)}]
+        return dict(info)

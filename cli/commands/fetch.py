@@ -1,0 +1,167 @@
+"""`xdl fetch`: download media or files, one JSON result line per item."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from xdl.cli.options import download_options, input_options, read_inputs, verbosity_options
+from xdl.cli.output import Output
+
+if TYPE_CHECKING:
+    from xdl.core.fetch import FetchOptions
+
+log = logging.getLogger("xdl")
+
+
+@click.command()
+@input_options("url")
+@download_options
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Download N inputs at once; results print as each finishes.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Resolve and print what would be downloaded; download nothing.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars on stderr (default: only when stderr is a terminal).",
+)
+@verbosity_options
+def command(
+    inputs: tuple[str, ...],
+    batch_file: IO[bytes] | None,
+    options: FetchOptions,
+    jobs: int,
+    dry_run: bool,
+    progress: bool | None,
+) -> int:
+    """Download media or files: one JSON line per item on stdout.
+
+    Picks the downloader per URL: pages and media go to yt-dlp, other files (PDF, ZIP,
+    binaries) straight to HTTP under their real name; when one fails the next is tried
+    (yt-dlp, youtube-dl, HTTP, wget, curl). Downloads go to NAME.part and are renamed
+    only when complete; an interrupted download resumes on the next run. Existing files
+    are skipped unless --overwrite. JSON input lines may carry their own `sha256`,
+    `template` and `audio`.
+
+    Fields: url, ok, path, bytes, sha256, strategy, attempts (strategy, ok, error,
+    elapsed_s), title, id, extractor, elapsed_s, resumed_from (bytes, when resumed),
+    skipped ("exists" or "archive"), error (code, message); for a playlist, one line
+    per entry with playlist and playlist_index; with --dry-run, dry_run: true.
+
+    \b
+    Examples:
+      xdl fetch https://example.com/watch.html
+      xdl fetch -x --audio-format mp3 URL
+      cat urls.txt | xdl fetch -j 4 -r 2M --archive done.txt
+      xdl info --flat https://example.com/feed.xml | xdl fetch --audio
+      xdl fetch --sha256 HEX -o downloads https://example.com/file.zip
+    """
+    from xdl.core.fetch import fetch_many
+
+    if dry_run:
+        options = options.replace(dry_run=True)
+    ctx = click.get_current_context()
+    if progress is None:
+        progress = sys.stderr.isatty() and not ctx.meta.get("xdl.quiet")
+    bars = Bars() if progress else None
+    out = Output(None, None)
+    stop = threading.Event()
+    results = iter(
+        fetch_many(
+            read_inputs(inputs, batch_file),
+            options,
+            jobs=jobs,
+            stop=stop,
+            progress=bars.update if bars else None,
+        )
+    )
+    interrupt: KeyboardInterrupt | None = None
+    try:
+        while True:
+            try:
+                result = next(results)
+            except StopIteration:
+                break
+            except KeyboardInterrupt as e:
+                stop.set()
+                interrupt = interrupt or e
+                continue
+            if bars:
+                bars.finished(result.to_dict())
+            if not result.ok and result.error:
+                log.error("%s: %s", result.url, result.error.get("message"))
+            out.emit(result)
+    finally:
+        if bars:
+            bars.close()
+    code = out.close()
+    if interrupt is not None:
+        raise interrupt
+    return code
+
+
+class Bars:
+    """One tqdm bar per active download and an overall count, on stderr."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.bars: dict[str, Any] = {}
+        self.overall: Any = None
+        self.done = 0
+
+    def update(self, key: str, done: int, total: int | None) -> None:
+        from tqdm import tqdm
+
+        with self.lock:
+            bar = self.bars.get(key)
+            if bar is None:
+                bar = tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=key[:40],
+                    leave=False,
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                )
+                self.bars[key] = bar
+            if total and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+            if total and done >= total:
+                bar.close()
+                del self.bars[key]
+
+    def finished(self, row: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        with self.lock:
+            self.done += 1
+            if self.overall is None and self.done > 1:
+                self.overall = tqdm(desc="done", unit=" items", file=sys.stderr, initial=1)
+            if self.overall is not None:
+                self.overall.update(1)
+
+    def close(self) -> None:
+        with self.lock:
+            for bar in self.bars.values():
+                bar.close()
+            self.bars.clear()
+            if self.overall is not None:
+                self.overall.close()

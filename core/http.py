@@ -1,0 +1,187 @@
+"""Direct HTTP: the one module that owns the `requests.Session` (one per thread).
+
+Requests' exceptions are caught here and re-raised as xdl's own errors.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import requests.adapters
+import urllib3.exceptions
+
+from . import __version__, errors
+from .names import filename_from_content_disposition
+from .network import NetworkOptions
+
+CHUNK = 1 << 20
+DEFAULT_TIMEOUT = 30.0
+USER_AGENT = f"Mozilla/5.0 (compatible; xdl/{__version__})"
+
+_local = threading.local()
+_cookie_jars: dict[str, Any] = {}
+_cookie_lock = threading.Lock()
+
+
+def session() -> requests.Session:
+    """This thread's session (connection pooling without sharing across threads)."""
+    s: requests.Session | None = getattr(_local, "session", None)
+    if s is None:
+        s = requests.Session()
+        s.headers["User-Agent"] = USER_AGENT
+        s.headers["Accept-Encoding"] = "identity"  # byte counts and ranges are of the file
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4)
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+        _local.session = s
+    return s
+
+
+def _cookies(path: str | None) -> Any:
+    if not path:
+        return None
+    with _cookie_lock:
+        if path not in _cookie_jars:
+            from http.cookiejar import LoadError, MozillaCookieJar
+
+            jar = MozillaCookieJar(path)
+            try:
+                jar.load(ignore_discard=True, ignore_expires=True)
+            except (OSError, LoadError) as e:
+                raise errors.BadInput(f"cannot read cookies file {path}: {e}") from e
+            _cookie_jars[path] = jar
+        return _cookie_jars[path]
+
+
+def request_kwargs(net: NetworkOptions, extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+    headers = dict(net.headers)
+    if net.user_agent:
+        headers["User-Agent"] = net.user_agent
+    headers.update(extra or {})
+    timeout = net.timeout or DEFAULT_TIMEOUT
+    kwargs: dict[str, Any] = {"headers": headers, "timeout": (min(timeout, 15.0), timeout)}
+    if net.proxy:
+        kwargs["proxies"] = {"http": net.proxy, "https": net.proxy}
+    jar = _cookies(net.cookies)
+    if jar is not None:
+        kwargs["cookies"] = jar
+    return kwargs
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a HEAD (or a one-byte GET) says about a URL."""
+
+    url: str
+    status: int
+    content_type: str | None
+    length: int | None
+    filename: str | None
+    etag: str | None
+    last_modified: str | None
+    accept_ranges: bool
+
+    @property
+    def mime(self) -> str:
+        return (self.content_type or "").split(";")[0].strip().lower()
+
+
+def status_error(status: int, reason: str, url: str) -> errors.XdlError:
+    text = f"HTTP {status} {reason}".strip()
+    if status in (404, 410):
+        return errors.NotFound(text, status=status)
+    return errors.HttpError(text, status=status)
+
+
+def translate(exc: BaseException, url: str) -> errors.XdlError:
+    """A requests/urllib3 exception as one of ours."""
+    if isinstance(exc, errors.XdlError):
+        return exc
+    if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower():
+        return errors.Timeout(f"timed out: {_short(exc)}")
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return errors.BadInput(f"not a usable URL: {url}")
+    if isinstance(exc, requests.exceptions.InvalidSchema):
+        return errors.UnsupportedUrl(f"unsupported URL: {url}")
+    return errors.NetworkError(_short(exc))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "Connection broken" in text or "IncompleteRead" in text:
+        return "connection broken mid-transfer"
+    if "Connection refused" in text:
+        return "connection refused"
+    return text.splitlines()[0][:200]
+
+
+def probe(url: str, net: NetworkOptions) -> Head:
+    """HEAD `url` (a ranged GET when HEAD is refused) and report what is there."""
+    s = session()
+    try:
+        resp = s.head(url, allow_redirects=True, **request_kwargs(net))
+        if resp.status_code in (403, 405, 501) or resp.status_code >= 500:
+            resp = s.get(url, stream=True, **request_kwargs(net, {"Range": "bytes=0-0"}))
+            resp.close()
+    except requests.RequestException as e:
+        raise translate(e, url) from e
+    if resp.status_code >= 400:
+        raise status_error(resp.status_code, resp.reason or "", url)
+    h = resp.headers
+    length: int | None = None
+    if resp.status_code == 206 and "/" in h.get("Content-Range", ""):
+        total = h["Content-Range"].rsplit("/", 1)[1]
+        length = int(total) if total.isdigit() else None
+    elif (h.get("Content-Length") or "").isdigit():
+        length = int(h["Content-Length"])
+    return Head(
+        url=resp.url or url,
+        status=resp.status_code,
+        content_type=h.get("Content-Type"),
+        length=length,
+        filename=filename_from_content_disposition(h.get("Content-Disposition")),
+        etag=h.get("ETag"),
+        last_modified=h.get("Last-Modified"),
+        accept_ranges=h.get("Accept-Ranges", "").lower() == "bytes" or resp.status_code == 206,
+    )
+
+
+def get(
+    url: str, net: NetworkOptions, headers: Mapping[str, str] | None = None
+) -> requests.Response:
+    """A streaming GET; HTTP errors (>= 400) raised as ours, the response closed."""
+    try:
+        resp = session().get(url, stream=True, allow_redirects=True, **request_kwargs(net, headers))
+    except requests.RequestException as e:
+        raise translate(e, url) from e
+    if resp.status_code >= 400 and resp.status_code != 416:
+        resp.close()
+        raise status_error(resp.status_code, resp.reason or "", url)
+    return resp
+
+
+def chunks(resp: requests.Response, size: int = CHUNK) -> Iterator[bytearray]:
+    """The body in pieces of up to `size` bytes, at least every 0.2 s while data flows
+    (so a slow transfer still notices a stop); a broken transfer raised as ours."""
+    raw = resp.raw
+    buf = bytearray()
+    last = time.monotonic()
+    try:
+        while True:
+            data = raw.read1(size - len(buf))
+            if not data:
+                break
+            buf += data
+            if len(buf) >= size or time.monotonic() - last > 0.2:
+                yield buf
+                buf = bytearray()
+                last = time.monotonic()
+    except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as e:
+        raise translate(e, resp.url) from e
+    if buf:
+        yield buf

@@ -1,0 +1,155 @@
+"""Writing one download to `NAME.part` (SPEC §5): resume data beside it, hashing as it is
+written, the shared rate limit, progress, stop, and the checks before the rename."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import errors
+from .ratelimit import TokenBucket
+
+#: progress(key, done_bytes, total_bytes_or_None)
+ProgressFn = Callable[[str, int, "int | None"], None]
+
+FREE_SPACE_MARGIN = 16 * 1024 * 1024
+
+
+class PartFile:
+    """`final.part` plus `final.part.meta` (the URL and validators needed to resume)."""
+
+    def __init__(
+        self,
+        final: Path,
+        *,
+        stop: threading.Event | None = None,
+        limiter: TokenBucket | None = None,
+        progress: ProgressFn | None = None,
+        key: str = "",
+        max_size: int | None = None,
+    ) -> None:
+        self.final = final
+        self.part = final.with_name(final.name + ".part")
+        self.meta = final.with_name(final.name + ".part.meta")
+        self.stop = stop
+        self.limiter = limiter
+        self.progress = progress
+        self.key = key or final.name
+        self.max_size = max_size
+        self.written = 0
+        self.total: int | None = None
+        self._hash = hashlib.sha256()
+        self._file: Any = None
+
+    def saved(self) -> tuple[int, dict[str, Any]]:
+        """(bytes already in the .part, its saved validators) — (0, {}) when none."""
+        try:
+            size = self.part.stat().st_size
+        except FileNotFoundError:
+            return 0, {}
+        try:
+            meta = json.loads(self.meta.read_text())
+            if not isinstance(meta, dict):
+                meta = {}
+        except (OSError, ValueError):
+            meta = {}
+        return size, meta
+
+    def begin(self, offset: int, total: int | None, meta: dict[str, Any]) -> None:
+        """Start writing at `offset` (0 truncates); check size and free space first."""
+        self.check_stop()
+        if total is not None and self.max_size is not None and total > self.max_size:
+            raise errors.TooLarge(
+                f"{total} bytes is more than --max-size {self.max_size}", bytes=total
+            )
+        if total is not None:
+            check_free_space(self.final.parent, total - offset)
+        self.total = total
+        self._hash = hashlib.sha256()
+        self.written = 0
+        if offset:
+            with open(self.part, "rb") as f:
+                while block := f.read(1 << 20):
+                    self._hash.update(block)
+                    self.written += len(block)
+            if self.written != offset:
+                raise errors.DownloadFailed("the .part changed while resuming")
+        self.meta.write_text(json.dumps(meta))
+        self._file = open(self.part, "ab" if offset else "wb")  # noqa: SIM115
+        if self.progress:
+            self.progress(self.key, self.written, total)
+
+    def write(self, data: bytes | bytearray) -> None:
+        self.check_stop()
+        self._file.write(data)
+        self._hash.update(data)
+        self.written += len(data)
+        if self.max_size is not None and self.written > self.max_size:
+            self.close()
+            self.discard()
+            raise errors.TooLarge(f"more than --max-size {self.max_size} bytes")
+        if self.limiter is not None:
+            self.limiter.consume(len(data), self.stop)
+        if self.progress:
+            self.progress(self.key, self.written, self.total)
+
+    def check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise errors.Interrupted("interrupted; the .part file is kept for resuming")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def commit(self, sha256: str | None = None, min_size: int | None = None) -> tuple[int, str]:
+        """Check the length, size bounds and checksum, then rename into place."""
+        self.close()
+        if self.total is not None and self.written != self.total:
+            raise errors.NetworkError(
+                f"got {self.written} of {self.total} bytes", bytes=self.written
+            )
+        digest = self._hash.hexdigest()
+        if min_size is not None and self.written < min_size:
+            self.discard()
+            raise errors.TooSmall(f"{self.written} bytes is less than --min-size {min_size}")
+        if sha256 and digest != sha256.lower():
+            self.discard()
+            raise errors.ChecksumMismatch(
+                f"sha256 is {digest}, expected {sha256.lower()}; file removed", sha256=digest
+            )
+        os.replace(self.part, self.final)
+        self.meta.unlink(missing_ok=True)
+        return self.written, digest
+
+    def discard(self) -> None:
+        self.close()
+        self.part.unlink(missing_ok=True)
+        self.meta.unlink(missing_ok=True)
+
+
+def check_free_space(directory: Path, needed: int) -> None:
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return
+    if needed + FREE_SPACE_MARGIN > free:
+        raise errors.NoSpace(
+            f"needs {needed} bytes but only {free} are free in {directory}",
+            needed=needed,
+            free=free,
+        )
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
