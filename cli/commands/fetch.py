@@ -9,6 +9,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from xdl.cli.config import profile_option
 from xdl.cli.options import download_options, input_options, read_inputs, verbosity_options
 from xdl.cli.output import Output
 
@@ -20,6 +21,7 @@ log = logging.getLogger("xdl")
 
 @click.command()
 @input_options("url")
+@profile_option
 @download_options
 @click.option(
     "-j",

@@ -11,6 +11,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
+from xdl.cli.config import profile_option
 from xdl.cli.options import (
     download_options,
     input_options,
@@ -140,6 +141,7 @@ def command() -> None:
 
 @command.command("add")
 @input_options("url")
+@profile_option
 @download_options
 @click.option(
     "--priority", type=int, default=0, show_default=True, help="Higher runs first, then oldest."
