@@ -32,5 +32,20 @@ demo: venv
 bench: venv
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick)
 
+# Man pages and shell completions, generated from the click tree (a test fails on drift).
+docs: venv
+	$(BIN)/python tools/gen_docs.py
+
+# `make install-extras PREFIX=~/.local`: man pages and completions where man and shells look.
+install-extras:
+	install -d "$(DESTDIR)$(PREFIX)/share/man/man1" \
+		"$(DESTDIR)$(PREFIX)/share/bash-completion/completions" \
+		"$(DESTDIR)$(PREFIX)/share/zsh/site-functions" \
+		"$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d"
+	install -m 644 man/*.1 "$(DESTDIR)$(PREFIX)/share/man/man1/"
+	install -m 644 completions/xdl.bash "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/xdl"
+	install -m 644 completions/_xdl "$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_xdl"
+	install -m 644 completions/xdl.fish "$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/xdl.fish"
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
