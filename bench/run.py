@@ -1,6 +1,1208 @@
-"""`make bench`: placeholder until the benchmark harness lands (issue 7)."""
+"""`make bench`: xdl measured side by side with curl, wget, aria2c and yt-dlp (issue 7).
 
+Starts its own loopback servers (nginx when installed, else a Python one, plus the test
+media site for pages and a 300 ms-latency endpoint), prepares its data in a temporary
+directory, runs every case alternating xdl and its peers (warm-up, then several runs,
+the median), and writes BENCHMARKS.md. Every figure that is judged is a ratio measured
+in the same run, or (for the queue, which has no peer) a time on this machine.
+
+    python bench/run.py            # the full run (≤ 15 minutes), writes BENCHMARKS.md
+    python bench/run.py --quick    # a ≤ 3-minute subset, writes bench/out/BENCHMARKS.md
+    python bench/run.py --only startup,http --runs 3
+
+Peers that are not installed, and xdl commands that are not there yet, are reported as
+skipped, never faked. Nothing is installed system-wide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
-print("bench: the harness is not written yet", file=sys.stderr)
-sys.exit(0)
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from captions import rolling_vtt  # noqa: E402
+from report import (  # noqa: E402
+    Goal,
+    Measure,
+    Run,
+    at_least,
+    at_most,
+    fmt_mb,
+    fmt_rate,
+    fmt_ratio,
+    fmt_seconds,
+    goals_table,
+    growth,
+    markdown_table,
+    measures_table,
+    ratio,
+    svg_plot,
+)
+from servers import nginx_available, start_static  # noqa: E402
+
+import media_site  # noqa: E402  (the loopback media site of the test suite)
+
+BIN = Path(sys.executable).parent
+PYTHON = sys.executable
+XDL = str(BIN / "xdl")
+YTDLP = str(BIN / "yt-dlp") if (BIN / "yt-dlp").exists() else shutil.which("yt-dlp")
+YTDLP_ARGS = ["--ignore-config", "--no-cache-dir"]
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+RSS_METHOD = (
+    "peak RSS is the command's own maximum resident set (`/usr/bin/time -f %M`; for a "
+    "shell pipeline, its largest process)."
+    if GNU_TIME
+    else "peak RSS is `ru_maxrss` from `os.wait4`, an upper bound: a child started from "
+    "the runner inherits the runner's own peak (`apt-get install time` for exact figures)."
+)
+LATENCY = 0.3  # seconds before the latency endpoint answers each request
+
+
+class Failure(Exception):
+    """A run that did not do its job (exit status, timeout, or a failed check)."""
+
+
+@dataclass
+class Cmd:
+    """One command of a case. `argv` may be a function of the run number (unique URLs)."""
+
+    label: str
+    argv: list[str] | Callable[[int], list[str]]
+    shown: str = ""
+    cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    stdin: Path | None = None
+    setup: Callable[[], None] | None = None
+    check: Callable[[Path], str | None] | None = None
+    skip: str | None = None
+    timeout: float = 300.0
+
+
+@dataclass
+class Area:
+    key: str
+    title: str
+    intro: str
+    measures: list[Measure] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    plots: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    """Runs commands with their own rusage (os.wait4), alternating, and keeps the results."""
+
+    def __init__(self, tmp: Path, *, quick: bool, runs: int | None) -> None:
+        self.tmp = tmp
+        self.quick = quick
+        self.runs_override = runs
+        self.started = time.monotonic()
+        home = tmp / "xdl-home"
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XDL_")}
+        env.update(
+            XDL_HOME=str(home),
+            XDG_CONFIG_HOME=str(tmp / "xdg-config"),
+            XDG_DATA_HOME=str(tmp / "xdg-data"),
+            XDG_CACHE_HOME=str(tmp / "xdg-cache"),
+            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            NO_PROXY="127.0.0.1,localhost",
+            no_proxy="127.0.0.1,localhost",
+        )
+        for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            env.pop(proxy, None)
+        self.env = env
+
+    def runs(self, full: int, quick: int) -> int:
+        return self.runs_override or (quick if self.quick else full)
+
+    def run_once(self, cmd: Cmd, i: int) -> Run:
+        argv = cmd.argv(i) if callable(cmd.argv) else cmd.argv
+        out, err = self.tmp / "last.stdout", self.tmp / "last.stderr"
+        usage = self.tmp / "last.time"
+        if GNU_TIME:
+            # GNU time is a small C process: its child's ru_maxrss is the command's own.
+            # (A child spawned straight from this runner would inherit the runner's peak.)
+            usage.unlink(missing_ok=True)
+            argv = [GNU_TIME, "-q", "-o", str(usage), "-f", "%M", *argv]
+        timed_out = threading.Event()
+        with contextlib.ExitStack() as stack:
+            fo = stack.enter_context(out.open("wb"))
+            fe = stack.enter_context(err.open("wb"))
+            fi = stack.enter_context(cmd.stdin.open("rb")) if cmd.stdin else subprocess.DEVNULL
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                argv,
+                stdin=fi,
+                stdout=fo,
+                stderr=fe,
+                cwd=cmd.cwd or self.tmp,
+                env={**self.env, **cmd.env},
+                start_new_session=True,
+            )
+
+            def kill() -> None:
+                timed_out.set()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+            timer = threading.Timer(cmd.timeout, kill)
+            timer.start()
+            try:
+                _, status, ru = os.wait4(proc.pid, 0)
+            finally:
+                timer.cancel()
+            wall = time.perf_counter() - t0
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        if timed_out.is_set():
+            raise Failure(f"timed out after {cmd.timeout:.0f} s")
+        if code != 0:
+            tail = err.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            raise Failure(f"exit {code}: {tail[0][:200]}")
+        if cmd.check and (problem := cmd.check(out)):
+            raise Failure(problem)
+        rss = ru.ru_maxrss
+        if GNU_TIME:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                rss = int(usage.read_text().split()[-1])
+        return Run(wall=wall, cpu=ru.ru_utime + ru.ru_stime, rss_kib=rss, code=code)
+
+    def measure(self, cmds: Sequence[Cmd], runs: int, warmup: int = 1) -> list[Measure]:
+        """Run every command `warmup + runs` times, alternating, reversing the order each
+        round (ABBA) so that neither side always goes first."""
+        measures = {c.label: Measure(c.label, c.shown, skipped=c.skip) for c in cmds}
+        for r in range(warmup + runs):
+            order = list(cmds) if r % 2 == 0 else list(reversed(cmds))
+            for c in order:
+                m = measures[c.label]
+                if m.skipped or m.error:
+                    continue
+                if c.setup:
+                    c.setup()
+                try:
+                    run = self.run_once(c, r)
+                except Failure as e:
+                    m.error, m.runs = str(e), []
+                    log(f"  {c.label}: {e}")
+                    continue
+                if r >= warmup:
+                    m.runs.append(run)
+            log(f"  round {r + 1}/{warmup + runs} done ({self.elapsed()})")
+        return [measures[c.label] for c in cmds]
+
+    def elapsed(self) -> str:
+        return f"{time.monotonic() - self.started:.0f} s"
+
+
+# --- checks -------------------------------------------------------------------------
+
+
+def json_lines(path: Path) -> list[dict[str, object]]:
+    lines = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.strip():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                lines.append({"ok": False, "error": {"message": f"not JSON: {line[:80]}"}})
+    return lines
+
+
+def all_ok(count: int, *, allow_skipped: bool = False) -> Callable[[Path], str | None]:
+    """The stdout holds `count` JSON lines, every one ok (and, unless allowed, none skipped:
+    a skipped download would be a cheat)."""
+
+    def check(out: Path) -> str | None:
+        lines = json_lines(out)
+        if len(lines) != count:
+            return f"{len(lines)} result lines, expected {count}"
+        bad = [x for x in lines if not x.get("ok")]
+        if bad:
+            err = bad[0].get("error")
+            return f"{len(bad)} failed lines, first: {json.dumps(err)[:200]}"
+        if not allow_skipped and (skipped := [x for x in lines if x.get("skipped")]):
+            return f"{len(skipped)} lines skipped ({skipped[0].get('skipped')})"
+        return None
+
+    return check
+
+
+def files_in(directory: Path, count: int, size: int | None = None) -> Callable[[Path], str | None]:
+    """`directory` holds `count` files (not counting .part), each `size` bytes if given."""
+
+    def check(out: Path) -> str | None:
+        files = [p for p in directory.rglob("*") if p.is_file() and not p.name.endswith((".part",))]
+        if len(files) != count:
+            return f"{len(files)} files in the output directory, expected {count}"
+        if size is not None and (wrong := [p for p in files if p.stat().st_size != size]):
+            return f"{wrong[0].name} has {wrong[0].stat().st_size} bytes, expected {size}"
+        return None
+
+    return check
+
+
+def both(*checks: Callable[[Path], str | None]) -> Callable[[Path], str | None]:
+    def check(out: Path) -> str | None:
+        for c in checks:
+            if problem := c(out):
+                return problem
+        return None
+
+    return check
+
+
+def fresh(*dirs: Path) -> Callable[[], None]:
+    def setup() -> None:
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+
+    return setup
+
+
+def missing(tool: str | None, name: str) -> str | None:
+    if tool and (shutil.which(tool) or Path(tool).exists()):
+        return None
+    return f"{name} is not installed"
+
+
+_help_cache: dict[str, tuple[int, str]] = {}
+
+
+def xdl_help(bench: Bench, *words: str) -> tuple[int, str]:
+    key = " ".join(words)
+    if key not in _help_cache:
+        proc = subprocess.run(
+            [XDL, *words, "--help"], capture_output=True, text=True, env=bench.env, timeout=60
+        )
+        _help_cache[key] = (proc.returncode, proc.stdout)
+    return _help_cache[key]
+
+
+def unavailable(bench: Bench, words: Sequence[str], options: Sequence[str] = ()) -> str | None:
+    """Why `xdl WORDS` cannot be benchmarked yet (not registered, or lacks an option)."""
+    code, text = xdl_help(bench, *words)
+    if code != 0:
+        return f"`xdl {' '.join(words)}` not available yet"
+    lacking = [o for o in options if o not in text]
+    if lacking:
+        return f"`xdl {' '.join(words)}` has no {', '.join(lacking)} yet"
+    return None
+
+
+def by_label(measures: Sequence[Measure]) -> dict[str, Measure]:
+    return {m.label: m for m in measures}
+
+
+# --- cases --------------------------------------------------------------------------
+
+
+def case_startup(bench: Bench) -> Area:
+    area = Area(
+        "startup",
+        "Start-up: `xdl --help`, `xdl --version`",
+        "What every pipeline stage pays before it does anything. The peers are the import "
+        "of click alone (xdl cannot start faster than its CLI library) and `yt-dlp --version`.",
+    )
+    cmds = [
+        Cmd("xdl --help", [XDL, "--help"]),
+        Cmd("import click", [PYTHON, "-c", "import click"], shown='python -c "import click"'),
+        Cmd("xdl --version", [XDL, "--version"]),
+        Cmd(
+            "yt-dlp --version",
+            [YTDLP or "yt-dlp", "--version"],
+            skip=missing(YTDLP, "yt-dlp"),
+        ),
+        Cmd("python -c pass", [PYTHON, "-c", "pass"]),
+    ]
+    area.measures = bench.measure(cmds, bench.runs(20, 10), warmup=2)
+    m = by_label(area.measures)
+    r_help = ratio(m["xdl --help"], m["import click"])
+    r_version = ratio(m["xdl --version"], m["yt-dlp --version"])
+    area.goals = [
+        Goal(
+            area.key,
+            "`xdl --help` / `import click`",
+            fmt_ratio(r_help),
+            "≤ 1.5×",
+            at_most(r_help, 1.5),
+        ),
+        Goal(
+            area.key,
+            "`xdl --version` / `yt-dlp --version`",
+            fmt_ratio(r_version),
+            "≤ 0.35×",
+            at_most(r_version, 0.35),
+        ),
+    ]
+    rows = [
+        [
+            "`xdl --version` / `import click`",
+            fmt_ratio(ratio(m["xdl --version"], m["import click"])),
+        ],
+        [
+            "`xdl --help` / `yt-dlp --version`",
+            fmt_ratio(ratio(m["xdl --help"], m["yt-dlp --version"])),
+        ],
+        [
+            "`import click` / `python -c pass`",
+            fmt_ratio(ratio(m["import click"], m["python -c pass"])),
+        ],
+    ]
+    area.extra.append(
+        "Other ratios from the same runs:\n\n" + markdown_table(["pair", "ratio"], rows)
+    )
+    area.extra.append(import_profile(bench))
+    return area
+
+
+def import_profile(bench: Bench) -> str:
+    """Where `xdl --help` spends its import time (python -X importtime), top-level modules."""
+    proc = subprocess.run(
+        [PYTHON, "-X", "importtime", XDL, "--help"],
+        capture_output=True,
+        text=True,
+        env=bench.env,
+        timeout=60,
+    )
+    rows = []
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
+        if m and not m.group(3):  # top level: no indentation
+            rows.append((int(m.group(2)), m.group(4)))
+    rows.sort(reverse=True)
+    total = sum(us for us, _ in rows)
+    table = markdown_table(
+        ["module (top-level import)", "cumulative"],
+        [[f"`{name}`", fmt_seconds(us / 1e6)] for us, name in rows[:8]],
+    )
+    return (
+        f"Where `xdl --help` spends its imports (`python -X importtime`, one run, "
+        f"{fmt_seconds(total / 1e6)} of imports in all):\n\n{table}"
+    )
+
+
+def case_http(bench: Bench, server_base: str, data: Path, size: int) -> Area:
+    mib = size // (1024 * 1024)
+    area = Area(
+        "http",
+        f"Direct HTTP: one {mib} MiB file to disk",
+        f"A {mib} MiB file from the loopback static server to a fresh directory on the same "
+        "disk, each tool with its defaults for one connection. "
+        "`xdl fetch --strategy http` is the requests-based tier.",
+    )
+    url = f"{server_base}/big.bin"
+    out = bench.tmp / "http-out"
+
+    def setup() -> None:
+        fresh(out)()
+        os.sync()  # every run starts with no dirty pages from the one before
+
+    target = out / "big.bin"
+    sized = files_in(out, 1, size)
+    skip = unavailable(bench, ["fetch"], ["--strategy"])
+    cmds = [
+        Cmd(
+            "xdl",
+            [XDL, "fetch", "--strategy", "http", "-q", "-o", str(out), url],
+            shown="xdl fetch --strategy http -q -o OUT URL",
+            setup=setup,
+            check=both(all_ok(1), sized),
+            skip=skip,
+        ),
+        Cmd(
+            "curl",
+            ["curl", "-sS", "-f", "-o", str(target), url],
+            shown="curl -sS -f -o OUT/big.bin URL",
+            setup=setup,
+            check=sized,
+            skip=missing("curl", "curl"),
+        ),
+        Cmd(
+            "wget",
+            ["wget", "-q", "-O", str(target), url],
+            shown="wget -q -O OUT/big.bin URL",
+            setup=setup,
+            check=sized,
+            skip=missing("wget", "wget"),
+        ),
+        Cmd(
+            "aria2c",
+            ["aria2c", "-q", "--allow-overwrite=true", "-d", str(out), "-o", "big.bin", url],
+            shown="aria2c -q -d OUT -o big.bin URL",
+            setup=setup,
+            check=files_in(out, 1, size),
+            skip=missing("aria2c", "aria2c"),
+        ),
+    ]
+    area.measures = bench.measure(cmds, bench.runs(5, 3))
+    shutil.rmtree(out, ignore_errors=True)
+    m = by_label(area.measures)
+    r_curl = ratio(m["xdl"], m["curl"])
+    area.goals = [
+        Goal(
+            area.key,
+            "wall, `xdl fetch --strategy http` / `curl`",
+            fmt_ratio(r_curl),
+            "≤ 1.0×",
+            at_most(r_curl, 1.0),
+        ),
+        Goal(
+            area.key,
+            "peak RSS of `xdl fetch`",
+            fmt_mb(m["xdl"].peak_rss_mb),
+            "≤ 64 MB",
+            at_most(m["xdl"].peak_rss_mb, 64),
+        ),
+    ]
+    rows = []
+    for x in area.measures:
+        rate = size / 1e6 / x.median if x.median else None
+        rows.append([x.label, fmt_rate(rate), fmt_ratio(ratio(m["xdl"], x)), fmt_mb(x.peak_rss_mb)])
+    area.extra.append(
+        "Throughput and ratio of xdl to each tool:\n\n"
+        + markdown_table(["tool", "throughput (median)", "xdl / tool", "peak RSS"], rows)
+    )
+    return area
+
+
+def case_latency(bench: Bench, site: media_site.Site, count: int = 40) -> Area:
+    area = Area(
+        "batch",
+        f"Batch: {count} inputs on a {LATENCY * 1000:.0f} ms-latency endpoint",
+        f"{count} small MP4 URLs (`/lat/N.mp4`, video/mp4, 20 kB) on an endpoint that waits "
+        f"{LATENCY * 1000:.0f} ms before answering every request (HEAD or GET), like a far "
+        "server. yt-dlp takes them one after another from `-a`; xdl and xargs+curl run 8 at once.",
+    )
+    clip = (media_site.MEDIA / "clip-180p.mp4").read_bytes()
+
+    @site.route("/lat/")
+    def latency(r: media_site.Request) -> None:
+        time.sleep(LATENCY)
+        r.send_bytes(clip, "video/mp4", etag=media_site.etag_of(clip))
+
+    listing = bench.tmp / "latency-urls.txt"
+    listing.write_text("".join(f"{site.base}/lat/{i:02d}.mp4\n" for i in range(count)))
+    out = bench.tmp / "latency-out"
+    in_dir = files_in(out, count)
+    cmds = [
+        Cmd(
+            "xdl",
+            [XDL, "fetch", "-j", "8", "-q", "-o", str(out), "-a", str(listing)],
+            shown=f"xdl fetch -j 8 -q -o OUT -a urls.txt  ({count} URLs)",
+            setup=fresh(out),
+            check=both(all_ok(count), in_dir),
+            skip=unavailable(bench, ["fetch"], ["--jobs"]),
+        ),
+        Cmd(
+            "yt-dlp",
+            [
+                YTDLP or "yt-dlp",
+                *YTDLP_ARGS,
+                "-q",
+                "--no-progress",
+                "-P",
+                str(out),
+                "-a",
+                str(listing),
+            ],
+            shown="yt-dlp -q --no-progress -P OUT -a urls.txt",
+            setup=fresh(out),
+            check=in_dir,
+            skip=missing(YTDLP, "yt-dlp"),
+        ),
+        Cmd(
+            "xargs curl",
+            ["sh", "-c", f"xargs -P 8 -n 1 curl -sS -f -O < '{listing}'"],
+            shown="xargs -P 8 -n 1 curl -sS -f -O < urls.txt",
+            cwd=out,
+            setup=fresh(out),
+            check=in_dir,
+            skip=missing("curl", "curl"),
+        ),
+    ]
+    # yt-dlp alone takes ~30 s a run here: its warm-up is the start-up case's.
+    area.measures = bench.measure(cmds, bench.runs(5, 3), warmup=0 if bench.quick else 1)
+    shutil.rmtree(out, ignore_errors=True)
+    m = by_label(area.measures)
+    speedup = ratio(m["yt-dlp"], m["xdl"])
+    area.goals = [
+        Goal(
+            area.key,
+            f"{count} URLs: `yt-dlp -a` / `xdl fetch -j 8`",
+            fmt_ratio(speedup),
+            "≥ 6× faster",
+            at_least(speedup, 6.0),
+        ),
+    ]
+    area.extra.append(
+        markdown_table(
+            ["pair", "ratio"],
+            [
+                ["xdl / yt-dlp", fmt_ratio(ratio(m["xdl"], m["yt-dlp"]))],
+                ["xdl / xargs -P 8 curl", fmt_ratio(ratio(m["xdl"], m["xargs curl"]))],
+            ],
+        )
+        + f"\n\nThe floor: {count} inputs × ≥ 1 request × {LATENCY:g} s / 8 at once = "
+        f"{count * LATENCY / 8:.1f} s; one request each in sequence = {count * LATENCY:.0f} s."
+    )
+    return area
+
+
+def case_page(bench: Bench, site: media_site.Site) -> Area:
+    area = Area(
+        "page",
+        "One loopback video page: `xdl info`, `xdl fetch`",
+        "The test site's `/watch.html` (an HTML5 page with one 180p MP4 and two subtitle "
+        "tracks) read through yt-dlp's generic extractor by both tools.",
+    )
+    url = site.url("/watch.html")
+    out = bench.tmp / "page-out"
+    ytdlp_skip = missing(YTDLP, "yt-dlp")
+    yt = YTDLP or "yt-dlp"
+    cmds = [
+        Cmd(
+            "xdl info",
+            [XDL, "info", "--json", url],
+            shown="xdl info --json URL",
+            check=all_ok(1),
+            skip=unavailable(bench, ["info"]),
+        ),
+        Cmd("yt-dlp -J", [yt, *YTDLP_ARGS, "-J", url], shown="yt-dlp -J URL", skip=ytdlp_skip),
+        Cmd(
+            "xdl fetch",
+            [XDL, "fetch", "-q", "-o", str(out), url],
+            shown="xdl fetch -q -o OUT URL",
+            setup=fresh(out),
+            check=all_ok(1),
+            skip=unavailable(bench, ["fetch"]),
+        ),
+        Cmd(
+            "yt-dlp",
+            [yt, *YTDLP_ARGS, "-q", "--no-progress", "-P", str(out), url],
+            shown="yt-dlp -q --no-progress -P OUT URL",
+            setup=fresh(out),
+            check=files_in(out, 1),
+            skip=ytdlp_skip,
+        ),
+    ]
+    area.measures = bench.measure(cmds, bench.runs(7, 3))
+    shutil.rmtree(out, ignore_errors=True)
+    m = by_label(area.measures)
+    r_info = ratio(m["xdl info"], m["yt-dlp -J"])
+    r_fetch = ratio(m["xdl fetch"], m["yt-dlp"])
+    area.goals = [
+        Goal(
+            area.key, "`xdl info` / `yt-dlp -J`", fmt_ratio(r_info), "≤ 1.0×", at_most(r_info, 1.0)
+        ),
+        Goal(
+            area.key, "`xdl fetch` / `yt-dlp`", fmt_ratio(r_fetch), "≤ 1.1×", at_most(r_fetch, 1.1)
+        ),
+    ]
+    return area
+
+
+def write_urls(path: Path, base: str, count: int, prefix: str) -> Path:
+    path.write_text("".join(f"{base}/t/{prefix}{i:06d}.txt\n" for i in range(count)))
+    return path
+
+
+def case_queue_scale(bench: Bench, base: str, scales: Sequence[int]) -> Area:
+    area = Area(
+        "queue",
+        "Queue: adding in bulk, and single operations as the queue grows",
+        "pueue rewrites its whole state file on every change, so its adds slow down as the "
+        "state grows (its published 500-task batch adds: 2.3 s, 4.8 s … 12.2 s). Here each "
+        "queue is prepared with one `xdl queue add -a FILE` of N distinct URLs (loopback "
+        "`/t/*.txt`, 14 bytes each); then single operations are timed against it, the scales "
+        "alternating. Each time is a whole `xdl` process (start-up included); the row "
+        "`xdl --version` is that start-up alone.",
+    )
+    if reason := unavailable(bench, ["queue", "add"]):
+        area.skipped = reason
+        return area
+    tmp = bench.tmp / "queue"
+    tmp.mkdir()
+
+    # 1. add 10,000 URLs in one call, into a fresh queue each run.
+    ten_k = write_urls(tmp / "urls-10k.txt", base, 10_000, "bulk")
+    qdir = tmp / "bulk"
+    bulk = Cmd(
+        "queue add 10k",
+        [XDL, "queue", "add", "-a", str(ten_k), "-o", str(tmp / "bulk-out")],
+        shown="xdl queue add -a urls-10k.txt  (empty queue)",
+        env={"XDL_QUEUE": str(qdir / "queue.json")},
+        setup=fresh(qdir),
+        check=all_ok(10_000),
+        timeout=300,
+    )
+    bulk_m = bench.measure([bulk], bench.runs(5, 3))[0]
+    area.measures.append(bulk_m)
+    area.goals.append(
+        Goal(
+            area.key,
+            "`queue add` of 10,000 URLs in one call",
+            fmt_seconds(bulk_m.median),
+            "≤ 1 s",
+            at_most(bulk_m.median, 1.0),
+        )
+    )
+
+    # 2. prepare one queue per scale, with one call each.
+    prepare: dict[int, float | None] = {}
+    queues: dict[int, Path] = {}
+    for n in scales:
+        qd = tmp / f"q{n}"
+        qd.mkdir()
+        urls = write_urls(tmp / f"urls-{n}.txt", base, n, f"s{n}-")
+        queues[n] = qd
+        prep = Cmd(
+            f"prepare {n}",
+            [XDL, "queue", "add", "-a", str(urls), "-o", str(qd / "out")],
+            env={"XDL_QUEUE": str(qd / "queue.json")},
+            timeout=600,
+        )
+        log(f"  preparing a queue of {n} tasks")
+        try:
+            prepare[n] = bench.run_once(prep, 0).wall
+        except Failure as e:
+            prepare[n] = None
+            log(f"  preparing {n}: {e}")
+    area.extra.append(
+        "Preparing each queue, one `xdl queue add -a FILE` call (one run each):\n\n"
+        + markdown_table(
+            ["tasks added to an empty queue", "wall", "per 1,000 tasks"],
+            [
+                [
+                    f"{n:,}",
+                    fmt_seconds(prepare[n]),
+                    fmt_seconds(prepare[n] / n * 1000) if prepare[n] else "–",
+                ]
+                for n in scales
+            ],
+        )
+    )
+
+    # 3. single operations at each scale, all alternating.
+    cmds: list[Cmd] = [Cmd("xdl --version", [XDL, "--version"])]
+    for n in scales:
+        env = {"XDL_QUEUE": str(queues[n] / "queue.json")}
+        skip = None if prepare[n] is not None else f"preparing {n} tasks failed"
+        cmds.append(
+            Cmd(
+                f"add@{n}",
+                lambda i, n=n: [XDL, "queue", "add", f"{base}/t/one-{n}-{i}.txt"],
+                shown=f"xdl queue add URL  ({n:,} tasks)",
+                env=env,
+                check=all_ok(1),
+                skip=skip,
+            )
+        )
+        cmds.append(
+            Cmd(
+                f"claim@{n}",
+                [XDL, "queue", "run", "-j", "1", "--max-tasks", "1", "-q"],
+                shown=f"xdl queue run --max-tasks 1  ({n:,} tasks)",
+                env=env,
+                cwd=queues[n],
+                check=all_ok(1),
+                skip=skip or unavailable(bench, ["queue", "run"], ["--max-tasks"]),
+            )
+        )
+        cmds.append(
+            Cmd(
+                f"status@{n}",
+                [XDL, "queue", "status", "--summary", "--json"],
+                shown=f"xdl queue status --summary  ({n:,} tasks)",
+                env=env,
+                check=lambda out: None if json_lines(out) else "no summary line",
+                skip=skip or unavailable(bench, ["queue", "status"], ["--summary"]),
+            )
+        )
+    ops = bench.measure(cmds, bench.runs(5, 3))
+    area.measures.extend(ops)
+    m = by_label(ops)
+    top = max(scales)
+    for op, what, limit in (
+        ("add", "one `queue add`", 0.05),
+        ("claim", "one claim + complete (`queue run --max-tasks 1`)", 0.05),
+        ("status", "`queue status --summary`", 1.0),
+    ):
+        value = m[f"{op}@{top}"].median
+        net = value - m["xdl --version"].median if value and m["xdl --version"].median else None
+        area.goals.append(
+            Goal(
+                area.key,
+                f"{what} at {top:,} tasks",
+                f"{fmt_seconds(value)} (start-up excluded: {fmt_seconds(net)})",
+                f"≤ {fmt_seconds(limit)}",
+                at_most(value, limit),
+                note="whole process",
+            )
+        )
+    rows = []
+    series: dict[str, list[float | None]] = {}
+    for op, name in (
+        ("add", "add one URL"),
+        ("claim", "claim + complete one"),
+        ("status", "status --summary"),
+    ):
+        values = [m[f"{op}@{n}"].median for n in scales]
+        series[name] = values
+        rows.append([name, *[fmt_seconds(v) for v in values], growth(values)])
+    area.extra.append(
+        "How each single operation grows with the queue (medians, whole process):\n\n"
+        + markdown_table(
+            [
+                "operation",
+                *[f"{n:,} tasks" for n in scales],
+                f"growth for {scales[-1] // scales[0]}× the tasks",
+            ],
+            rows,
+        )
+    )
+    area.plots = {
+        "queue-scale.svg": svg_plot(
+            "xdl queue: one operation vs queue size (median wall, whole process)",
+            list(scales),
+            series,
+            x_label="tasks in the queue",
+            y_label="seconds",
+        )
+    }
+    return area
+
+
+def case_queue_run(bench: Bench, base: str, count: int = 1000) -> Area:
+    area = Area(
+        "queue-run",
+        f"Queue overhead: `queue run -j 8` over {count:,} tiny loopback files",
+        f"The same {count:,} loopback files (`/t/*.txt`, 14 bytes each) downloaded by "
+        "`xdl queue run -j 8` from a queue filled just before each run (not timed; its "
+        "time is shown apart), and by `xdl fetch -j 8 -a FILE`.",
+    )
+    if reason := unavailable(bench, ["queue", "run"], ["--jobs"]) or unavailable(
+        bench, ["fetch"], ["--jobs"]
+    ):
+        area.skipped = reason
+        return area
+    tmp = bench.tmp / "queue-run"
+    tmp.mkdir()
+    urls = write_urls(tmp / "urls.txt", base, count, "run")
+    qdir, out = tmp / "q", tmp / "out"
+    env = {"XDL_QUEUE": str(qdir / "queue.json")}
+    add_times: list[float] = []
+
+    def fill() -> None:
+        fresh(qdir, out)()
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [XDL, "queue", "add", "-q", "-a", str(urls), "-o", str(out)],
+            env={**bench.env, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        add_times.append(time.perf_counter() - t0)
+        if proc.returncode:
+            log(f"  queue add failed: {proc.stderr.strip()[-200:]}")
+
+    in_out = files_in(out, count)
+    cmds = [
+        Cmd(
+            "queue run",
+            [XDL, "queue", "run", "-j", "8", "-q"],
+            shown=f"xdl queue run -j 8 -q  ({count:,} tasks)",
+            env=env,
+            cwd=tmp,
+            setup=fill,
+            check=both(all_ok(count), in_out),
+        ),
+        Cmd(
+            "fetch",
+            [XDL, "fetch", "-j", "8", "-q", "-o", str(out), "-a", str(urls)],
+            shown=f"xdl fetch -j 8 -q -o OUT -a urls.txt  ({count:,} URLs)",
+            cwd=tmp,
+            setup=fresh(out),
+            check=both(all_ok(count), in_out),
+        ),
+    ]
+    area.measures = bench.measure(cmds, bench.runs(5, 3))
+    m = by_label(area.measures)
+    r = ratio(m["queue run"], m["fetch"])
+    area.goals.append(
+        Goal(
+            area.key,
+            "queue overhead: `queue run -j 8` / `fetch -j 8` − 1",
+            f"{(r - 1) * 100:+.1f} %" if r else "–",
+            "≤ +10 %",
+            at_most(r, 1.10),
+        )
+    )
+    add = statistics.median(add_times) if add_times else None
+    area.extra.append(
+        f"Filling the queue before each run (`xdl queue add -a urls.txt`, {count:,} URLs): "
+        f"median {fmt_seconds(add)}. Counting it too, queue add + run / fetch = "
+        + (
+            fmt_ratio((m["queue run"].median + add) / m["fetch"].median)
+            if add and m["queue run"].median and m["fetch"].median
+            else "–"
+        )
+        + "."
+    )
+    return area
+
+
+def case_markdown(bench: Bench, sizes: Sequence[int]) -> Area:
+    area = Area(
+        "captions",
+        "Captions: `xdl to-markdown` on automatic-caption WebVTT",
+        "Generated YouTube-style rolling automatic captions (every line typed with inline "
+        "`<00:00:01.234><c>` word timings, repeated in a 10 ms snapshot cue and again atop the "
+        "next cue). The peer is webvtt-py parsing the same file and nothing else "
+        "(`webvtt.read`); `python -c pass` is interpreter start-up alone.",
+    )
+    tmp = bench.tmp / "captions"
+    tmp.mkdir()
+    skip = unavailable(bench, ["to-markdown"])
+    cmds: list[Cmd] = [Cmd("python -c pass", [PYTHON, "-c", "pass"])]
+    files: dict[int, Path] = {}
+    for size in sizes:
+        f = tmp / f"auto-{size // 100_000 / 10:g}MB.vtt"
+        f.write_text(rolling_vtt(size), encoding="utf-8")
+        files[size] = f
+        md = f.with_suffix(".md")
+        cmds.append(
+            Cmd(
+                f"xdl@{size}",
+                [XDL, "to-markdown", str(f)],
+                shown=f"xdl to-markdown {f.name}",
+                setup=lambda md=md: md.unlink(missing_ok=True),
+                check=all_ok(1),
+                skip=skip,
+            )
+        )
+        cmds.append(
+            Cmd(
+                f"webvtt@{size}",
+                [PYTHON, "-c", "import sys, webvtt; webvtt.read(sys.argv[1])", str(f)],
+                shown=f'python -c "webvtt.read(...)" {f.name}',
+            )
+        )
+    area.measures = bench.measure(cmds, bench.runs(5, 3))
+    m = by_label(area.measures)
+    start = m["python -c pass"].median
+    rows = []
+    for size in sizes:
+        real = files[size].stat().st_size
+        x, w = m[f"xdl@{size}"], m[f"webvtt@{size}"]
+        rate = real / 1e6 / x.median if x.median else None
+        net = x.median - start if x.median and start else None
+        rows.append(
+            [
+                f"{real / 1e6:.1f} MB",
+                fmt_rate(rate),
+                fmt_rate(real / 1e6 / net if net and net > 0 else None),
+                fmt_rate(real / 1e6 / w.median if w.median else None),
+                fmt_ratio(ratio(x, w)),
+                fmt_seconds(net),
+            ]
+        )
+    area.extra.append(
+        markdown_table(
+            [
+                "file",
+                "xdl to-markdown",
+                "xdl, start-up excluded",
+                "webvtt-py parse",
+                "xdl / webvtt-py",
+                "xdl above interpreter start-up",
+            ],
+            rows,
+        )
+    )
+    big, small = max(sizes), min(sizes)
+    big_rate = (
+        files[big].stat().st_size / 1e6 / m[f"xdl@{big}"].median if m[f"xdl@{big}"].median else None
+    )
+    area.goals.append(
+        Goal(
+            area.key,
+            f"`to-markdown` throughput, {big / 1e6:g} MB file",
+            fmt_rate(big_rate),
+            "≥ 20 MB/s",
+            at_least(big_rate, 20.0),
+            note="whole process",
+        )
+    )
+    small_net = m[f"xdl@{small}"].median - start if m[f"xdl@{small}"].median and start else None
+    area.goals.append(
+        Goal(
+            area.key,
+            f"{small / 1e6:g} MB (2-hour) file, above interpreter start-up",
+            fmt_seconds(small_net),
+            "< 300 ms",
+            at_most(small_net, 0.3),
+        )
+    )
+    if not skip:
+        proc = subprocess.run(
+            [PYTHON, "-X", "importtime", XDL, "to-markdown", str(files[small])],
+            capture_output=True,
+            text=True,
+            env=bench.env,
+            timeout=120,
+        )
+        imported = "yt_dlp" in proc.stderr
+        area.goals.append(
+            Goal(
+                area.key,
+                "`to-markdown` does not import yt-dlp",
+                "imports yt_dlp" if imported else "no yt_dlp import",
+                "no import",
+                None if proc.returncode else not imported,
+            )
+        )
+    return area
+
+
+# --- the report ---------------------------------------------------------------------
+
+
+def version_of(argv: Sequence[str], pattern: str = r"(\d+(?:\.\d+)+)") -> str:
+    exe = shutil.which(argv[0]) or (argv[0] if Path(argv[0]).exists() else None)
+    if not exe:
+        return "not installed"
+    try:
+        proc = subprocess.run([exe, *argv[1:]], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not runnable"
+    m = re.search(pattern, proc.stdout + proc.stderr)
+    return m.group(1) if m else "unknown"
+
+
+def machine(server: str) -> list[list[str]]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "unknown"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kib / 1024 / 1024:.0f} GiB"
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    xdl_version = subprocess.run([XDL, "--version"], capture_output=True, text=True).stdout
+    return [
+        ["cores", f"{os.cpu_count()} ({cpu})"],
+        ["memory", mem],
+        ["system", f"{platform.system()} {platform.release()}"],
+        ["Python", platform.python_version()],
+        ["xdl", f"{xdl_version.strip()} (git {commit or 'unknown'})"],
+        ["yt-dlp", version_of([YTDLP or "yt-dlp", "--version"], r"(\S+)")],
+        ["curl", version_of(["curl", "--version"])],
+        ["wget", version_of(["wget", "--version"])],
+        ["aria2c", version_of(["aria2c", "--version"])],
+        ["nginx", version_of(["nginx", "-v"])],
+        ["static server used", server],
+    ]
+
+
+def render(areas: Sequence[Area], *, quick: bool, server: str, took: float, plots_rel: str) -> str:
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    goals = [g for a in areas for g in a.goals]
+    parts = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench{' QUICK=1' if quick else ''}` (`bench/run.py`) on {now}, "
+        f"in {took / 60:.1f} minutes. Do not edit by hand: run `make bench` again.",
+        "",
+        "Each case runs xdl and its peers alternately on this machine (a warm-up round, then "
+        "every round in reversed order, so neither side always goes first) against loopback "
+        "servers started for the run; the median is the figure, and every judged figure is a "
+        "ratio from the same run — except the queue's, which has no peer and is judged in "
+        "seconds. Wall time is from fork to exit; CPU is user + system of the process and "
+        "its children (`os.wait4`); " + RSS_METHOD + " The machine is shared and noisy: "
+        "trust ratios over absolute times.",
+        "",
+        markdown_table(["machine", ""], machine(server)),
+        "",
+        "## Goals",
+        "",
+        goals_table(goals, with_area=True),
+        "",
+    ]
+    for a in areas:
+        parts += [f"## {a.title}", "", a.intro, ""]
+        if a.skipped:
+            parts += [f"Skipped: {a.skipped}.", ""]
+            continue
+        parts += [measures_table(a.measures), ""]
+        for extra in a.extra:
+            parts += [extra, ""]
+        for name in a.plots:
+            parts += [f"![{name}]({plots_rel}/{name})", ""]
+        if a.goals:
+            parts += [goals_table(a.goals), ""]
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the ≤ 3-minute subset")
+    parser.add_argument("--only", help="comma-separated areas: " + ",".join(AREAS))
+    parser.add_argument("--runs", type=int, help="runs per command (after the warm-up)")
+    parser.add_argument("--output", type=Path, help="where to write BENCHMARKS.md")
+    parser.add_argument("--server", choices=["auto", "nginx", "python"], default="auto")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(",")) if args.only else set(AREAS)
+    if unknown := only - set(AREAS):
+        parser.error(f"unknown areas: {', '.join(sorted(unknown))}")
+    partial = args.quick or only != set(AREAS) or args.runs
+    output = args.output or (BENCH / "out" / "BENCHMARKS.md" if partial else ROOT / "BENCHMARKS.md")
+    output = output.resolve()
+    plots = BENCH / "plots" if output == ROOT / "BENCHMARKS.md" else output.parent / "plots"
+
+    tmp = Path(tempfile.mkdtemp(prefix="xdl-bench-"))
+    tmp.chmod(0o755)
+    bench = Bench(tmp, quick=args.quick, runs=args.runs)
+    data = tmp / "data"
+    data.mkdir()
+    (data / "tiny.txt").write_text("xdl bench ok\n")
+    static = None
+    site = None
+    areas: list[Area] = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        if args.server == "nginx" and not nginx_available():
+            parser.error("nginx is not installed")
+        static = start_static(data, tmp / "nginx", args.server)
+        site = media_site.start()
+        log(f"static server: {static.name} at {static.base}; media site at {site.base}")
+        log(f"temporary directory: {tmp}")
+        for key in AREAS:
+            if key not in only:
+                continue
+            log(f"{key} ({bench.elapsed()})")
+            areas.append(AREAS[key](bench, static.base, site, data))
+    except KeyboardInterrupt:
+        log("interrupted: writing what was measured")
+    finally:
+        if static:
+            static.stop()
+        if site:
+            site.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    took = time.monotonic() - bench.started
+    rel = os.path.relpath(plots, output.parent)
+    text = render(
+        areas, quick=args.quick, server=static.name if static else "none", took=took, plots_rel=rel
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    for a in areas:
+        for name, svg in a.plots.items():
+            plots.mkdir(parents=True, exist_ok=True)
+            (plots / name).write_text(svg, encoding="utf-8")
+    raw = BENCH / "out" / "results.json"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(
+        json.dumps(
+            {
+                "quick": args.quick,
+                "areas": [
+                    {
+                        "key": a.key,
+                        "skipped": a.skipped,
+                        "measures": [
+                            {
+                                "label": m.label,
+                                "status": m.status,
+                                "runs": [r.__dict__ for r in m.runs],
+                            }
+                            for m in a.measures
+                        ],
+                        "goals": [g.__dict__ for g in a.goals],
+                    }
+                    for a in areas
+                ],
+            },
+            indent=1,
+        )
+    )
+    log(
+        f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output} "
+        f"in {took:.0f} s"
+    )
+    for g in (g for a in areas for g in a.goals):
+        log(
+            f"  {g.area}: {g.what}: {g.measured} (goal {g.target}) -> "
+            f"{ {True: 'met', False: 'NOT MET', None: 'not measured'}[g.met] }"
+        )
+    return 0
+
+
+def _http_size(bench: Bench) -> int:
+    return (256 if bench.quick else 1024) * 1024 * 1024
+
+
+def _area_http(bench: Bench, base: str, site: media_site.Site, data: Path) -> Area:
+    size = _http_size(bench)
+    big = data / "big.bin"
+    block = os.urandom(1024 * 1024)
+    with big.open("wb") as f:
+        for _ in range(size // len(block)):
+            f.write(block)
+    try:
+        return case_http(bench, base, data, size)
+    finally:
+        big.unlink(missing_ok=True)
+
+
+AREAS: dict[str, Callable[[Bench, str, media_site.Site, Path], Area]] = {
+    "startup": lambda b, base, site, data: case_startup(b),
+    "http": _area_http,
+    "batch": lambda b, base, site, data: case_latency(b, site),
+    "page": lambda b, base, site, data: case_page(b, site),
+    "queue": lambda b, base, site, data: case_queue_scale(
+        b, base, (1_000, 10_000) if b.quick else (1_000, 10_000, 100_000)
+    ),
+    "queue-run": lambda b, base, site, data: case_queue_run(b, base),
+    "captions": lambda b, base, site, data: case_markdown(b, (1_500_000, 15_000_000)),
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

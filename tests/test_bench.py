@@ -1,0 +1,214 @@
+"""The benchmark harness's pure parts (bench/): statistics, checks, tables, plots and the
+caption generator, so `make bench` does not rot between runs. Nothing here is timed."""
+
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import captions  # noqa: E402
+import report  # noqa: E402
+import run  # noqa: E402
+from report import Goal, Measure, Run  # noqa: E402
+
+
+def measure(label: str, *walls: float, rss_kib: int = 1000) -> Measure:
+    return Measure(label, runs=[Run(wall=w, cpu=w / 2, rss_kib=rss_kib) for w in walls])
+
+
+@pytest.mark.parametrize(
+    ("walls", "median", "low", "high"),
+    [
+        ((1.0,), 1.0, 1.0, 1.0),
+        ((3.0, 1.0, 2.0), 2.0, 1.0, 3.0),
+        ((4.0, 1.0, 2.0, 3.0), 2.5, 1.0, 4.0),
+        ((0.5, 9.0, 0.6, 0.7, 0.55), 0.6, 0.5, 9.0),  # one noisy run does not move the median
+    ],
+)
+def test_measure_statistics(walls: tuple[float, ...], median: float, low: float, high: float):
+    m = measure("x", *walls)
+    assert (m.median, m.minimum, m.maximum) == (median, low, high)
+    assert m.status == "ok"
+
+
+def test_peak_rss_is_the_largest_run_in_megabytes():
+    m = Measure("x", runs=[Run(1.0, rss_kib=1000), Run(1.0, rss_kib=62_500)])
+    assert m.peak_rss_mb == pytest.approx(64.0)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (measure("xdl", 1.0, 1.2, 1.1), measure("curl", 1.0, 1.0, 1.0), 1.1),
+        (measure("xdl", 2.0), measure("yt-dlp", 8.0), 0.25),
+        (Measure("xdl", skipped="not available yet"), measure("curl", 1.0), None),
+        (measure("xdl", 1.0), Measure("curl", error="exit 7"), None),
+    ],
+)
+def test_ratio_of_medians(a: Measure, b: Measure, expected: float | None):
+    assert report.ratio(a, b) == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_a_skipped_or_failed_measure_has_no_figures():
+    skipped = Measure("x", skipped="curl is not installed")
+    failed = Measure("y", runs=[Run(1.0)], error="exit 2: no such option")
+    for m in (skipped, failed):
+        assert m.median is None and m.peak_rss_mb is None and not m.ok
+    assert skipped.status == "skipped: curl is not installed"
+    assert failed.status == "failed: exit 2: no such option"
+
+
+@pytest.mark.parametrize(
+    ("check", "value", "limit", "met"),
+    [
+        (report.at_most, 1.0, 1.0, True),
+        (report.at_most, 1.01, 1.0, False),
+        (report.at_least, 6.0, 6.0, True),
+        (report.at_least, 5.9, 6.0, False),
+        (report.at_most, None, 1.0, None),
+    ],
+)
+def test_goal_checks(check, value, limit, met):
+    assert check(value, limit) is met
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (None, "–"),
+        (0.0000042, "4 µs"),
+        (0.0123, "12 ms"),
+        (0.0456, "46 ms"),
+        (0.2345, "234 ms"),
+        (1.234, "1.23 s"),
+        (25.61, "25.6 s"),
+        (123.4, "123 s"),
+    ],
+)
+def test_fmt_seconds(seconds: float | None, shown: str):
+    assert report.fmt_seconds(seconds) == shown
+
+
+def test_markdown_table_aligns_and_escapes():
+    text = report.markdown_table(["command", "median"], [["a | b", "1 s"], ["short"]])
+    assert text.splitlines() == [
+        "| command | median |",
+        "|:---|---:|",
+        "| a \\| b | 1 s |",
+        "| short |  |",
+    ]
+
+
+def test_measures_table_reports_skips_not_numbers():
+    text = report.measures_table(
+        [measure("curl", 1.0, 2.0, 3.0), Measure("xdl", "xdl fetch URL", skipped="not yet")]
+    )
+    lines = text.splitlines()
+    assert lines[2].startswith("| `curl` | 3 | 2 s | 1 s | 3 s |")
+    assert "| `xdl fetch URL` | 0 | skipped: not yet |" in lines[3]
+
+
+def test_goals_table_verdicts():
+    goals = [
+        Goal("http", "xdl / curl", "0.95×", "≤ 1.0×", True),
+        Goal("http", "RSS", "80 MB", "≤ 64 MB", False),
+        Goal("queue", "add", "–", "≤ 1 s", None, note="whole process"),
+    ]
+    lines = report.goals_table(goals, with_area=True).splitlines()
+    assert lines[2] == "| http | xdl / curl | 0.95× | ≤ 1.0× | met |"
+    assert lines[3].endswith("| **not met** |")
+    assert lines[4].endswith("| not measured |")
+    assert "(whole process)" in report.goals_table(goals)
+
+
+@pytest.mark.parametrize(
+    ("values", "shown"),
+    [([0.1, 0.2, 1.0], "10.0×"), ([0.1, 0.1, 0.12], "1.20×"), ([None, 1.0], "–"), ([1.0], "–")],
+)
+def test_growth(values, shown):
+    assert report.growth(values) == shown
+
+
+def test_svg_plot_is_valid_and_breaks_lines_at_missing_points():
+    svg = report.svg_plot(
+        "queue",
+        [1000, 10_000, 100_000],
+        {"add": [0.1, 0.11, 0.2], "status": [0.1, None, 0.5]},
+        x_label="tasks",
+        y_label="seconds",
+    )
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(root.findall(f"{ns}polyline")) == 1  # "status" has no two adjacent points
+    assert len(root.findall(f"{ns}circle")) == 5
+    labels = [t.text for t in root.iter(f"{ns}text")]
+    assert {"1k", "10k", "100k", "add", "status"} <= set(labels)
+
+
+def test_svg_plot_without_data_says_so():
+    assert "no data" in report.svg_plot("x", [1, 10], {"a": [None, None]}, x_label="", y_label="")
+
+
+def test_rolling_captions_have_the_youtube_shape():
+    import webvtt
+
+    text = captions.rolling_vtt(20_000, seed=1)
+    assert len(text.encode()) >= 20_000
+    assert text == captions.rolling_vtt(20_000, seed=1)  # deterministic
+    cues = webvtt.from_string(text).captions
+    assert len(cues) > 20
+    typed, snapshot, following = cues[2], cues[3], cues[4]
+    assert "<c>" in typed.raw_text and "<00:" in typed.raw_text
+    spoken = snapshot.text.splitlines()[0]
+    assert typed.text.splitlines()[1] == spoken  # typed line == its snapshot, once cleaned
+    assert following.text.splitlines()[0] == spoken  # and again atop the next cue
+    assert ms(snapshot.end) - ms(snapshot.start) == 10
+
+
+def ms(stamp: str) -> int:
+    h, m, s = stamp.split(":")
+    return round((int(h) * 3600 + int(m) * 60 + float(s)) * 1000)
+
+
+@pytest.mark.parametrize(
+    ("lines", "count", "problem"),
+    [
+        ([{"ok": True}, {"ok": True}], 2, None),
+        ([{"ok": True}], 2, "1 result lines, expected 2"),
+        ([{"ok": True}, {"ok": False, "error": {"code": "network"}}], 2, "1 failed lines"),
+        ([{"ok": True, "skipped": "exists"}], 1, "1 lines skipped (exists)"),
+    ],
+)
+def test_all_ok_refuses_failed_and_skipped_results(tmp_path: Path, lines, count, problem):
+    out = tmp_path / "stdout"
+    out.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    found = run.all_ok(count)(out)
+    assert found == problem if problem is None else found.startswith(problem)
+
+
+def test_render_writes_every_area_and_the_goal_summary(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(run, "machine", lambda server: [["cores", "2"], ["server", server]])
+    areas = [
+        run.Area(
+            "http",
+            "Direct HTTP",
+            "intro",
+            measures=[measure("xdl", 1.0), measure("curl", 1.0)],
+            goals=[Goal("http", "xdl / curl", "1.00×", "≤ 1.0×", True)],
+            plots={"p.svg": "<svg/>"},
+        ),
+        run.Area("queue", "Queue", "intro", skipped="`xdl queue add` not available yet"),
+    ]
+    text = run.render(areas, quick=True, server="nginx", took=60, plots_rel="plots")
+    assert text.startswith("# Benchmarks\n")
+    assert "`make bench QUICK=1`" in text
+    assert "| http | xdl / curl | 1.00× | ≤ 1.0× | met |" in text
+    assert "Skipped: `xdl queue add` not available yet." in text
+    assert "![p.svg](plots/p.svg)" in text
