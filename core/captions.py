@@ -1,0 +1,661 @@
+"""Caption files (WebVTT, SRT, TTML/DFXP) into clean cues: leniently, losing nothing.
+
+webvtt-py and pysrt silently drop blocks they cannot parse (a timing without
+milliseconds, a missing blank line, a blank line inside a cue), keep one voice per cue,
+leave entities encoded, delete any text between `<` and `>` and read `,08` as 8 ms.
+So the WebVTT/SRT reader here is our own: one linear pass over the lines, a regex only
+on timing lines, and every block it cannot use is counted in `skipped_blocks`.
+TTML goes through the standard XML parser hardened by defusedxml (no entity expansion).
+"""
+
+from __future__ import annotations
+
+import codecs
+import gc
+import html
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from xml.etree.ElementTree import Element
+
+from . import errors
+
+# --- errors -----------------------------------------------------------------------------
+
+
+class EmptyFile(errors.BadInput):
+    code = "empty_file"
+
+
+class NotCaptions(errors.BadInput):
+    """Binary data, an HTML page, or text with no cue timings in it."""
+
+    code = "not_captions"
+
+
+class Truncated(errors.ParseError):
+    code = "truncated"
+
+
+class UnsafeXml(errors.BadInput):
+    """An XML document with entity declarations or external references (an XML bomb)."""
+
+    code = "unsafe_xml"
+
+
+# --- results ----------------------------------------------------------------------------
+
+
+class Cue(NamedTuple):
+    """One cue's cleaned text (lines joined by "\\n"), its times in seconds, its voice.
+
+    A NamedTuple rather than a frozen dataclass: files have 100,000s of cues."""
+
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "speaker": self.speaker,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
+class Captions:
+    """A parsed caption document: its cues in document order and what was set aside."""
+
+    format: str  # "vtt", "srt" or "ttml"
+    cues: list[Cue]
+    skipped_blocks: int = 0
+    duplicates_removed: int = 0
+    rolling: bool = False
+    title: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- bytes to text ----------------------------------------------------------------------
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Text and the encoding used: a BOM wins, then UTF-8, then UTF-16 without BOM, then
+    CP1252. Line endings (CR, LF, CRLF, mixed) become LF."""
+    encoding = ""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            data, encoding = data[len(bom) :], name
+            break
+    if not data.strip(b" \t\r\n\x00"):
+        raise EmptyFile("empty file: no captions in it")
+    if encoding:
+        text = data.decode(encoding, "replace")
+    else:
+        try:
+            text, encoding = data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            head = data[:4096]
+            if head.count(0) > len(head) // 4 and (head[1::2].count(0) > len(head) // 3):
+                text, encoding = data.decode("utf-16-le", "replace"), "utf-16-le"
+            elif head.count(0) > len(head) // 4 and (head[0::2].count(0) > len(head) // 3):
+                text, encoding = data.decode("utf-16-be", "replace"), "utf-16-be"
+            else:
+                text, encoding = data.decode("cp1252", "replace"), "cp1252"
+    _refuse_binary(text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.lstrip("\ufeff"), encoding
+
+
+_CONTROL = frozenset(chr(c) for c in range(32) if chr(c) not in "\t\n\r\f") | {"\x7f"}
+
+
+def _refuse_binary(text: str) -> None:
+    head = text[:8192]
+    if "\x00" in head or sum(c in _CONTROL for c in head) > max(2, len(head) // 100):
+        raise NotCaptions("binary data, not a caption file")
+    if head.count("\ufffd") > max(8, len(head) // 20):
+        raise NotCaptions("binary data, not a caption file (not decodable as text)")
+
+
+# --- detecting the format ---------------------------------------------------------------
+
+_TIMING = re.compile(
+    r"[ \t]*((?:\d+:)?\d+:\d+(?:[.,:]\d+)?)[ \t]*-->[ \t]*((?:\d+:)?\d+:\d+(?:[.,:]\d+)?)"
+)
+
+
+def detect(text: str) -> str:
+    """ "vtt", "srt" or "ttml", from the content (never from a file name)."""
+    head = text[:4096].lstrip()
+    if head.startswith("WEBVTT"):
+        return "vtt"
+    if head.startswith("<"):
+        low = head.lower()
+        if "<html" in low or "<!doctype html" in low or ("<body" in low and "<tt" not in low):
+            raise NotCaptions("an HTML page, not a caption file")
+        if re.search(r"<(?:\w+:)?tt[\s>]", head):
+            return "ttml"
+        raise NotCaptions("XML, but not TTML/DFXP captions (no <tt> element)")
+    m = _TIMING.search(text)
+    if m is None:
+        raise NotCaptions("no cue timings (00:00:01.000 --> 00:00:02.000) found: not captions")
+    if re.search(r"^[ \t]*WEBVTT", text[: m.start()], re.M):
+        return "vtt"
+    return "srt"
+
+
+def parse(data: bytes, *, rolling: bool | None = None) -> Captions:
+    """Parse a caption document of any supported format.
+
+    `rolling`: True to remove YouTube-style rolling repeats, False to keep every line,
+    None to decide from the file (inline word timings, or most cues repeating their
+    predecessor's last line). Creator-made captions never match and keep everything."""
+    text, _ = decode(data)
+    kind = detect(text)
+    if kind == "ttml":
+        return parse_ttml(text)
+    with _gc_paused():
+        return parse_text(text, kind, rolling=rolling)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Parsing makes 100,000s of small lists and no cycles: the cyclic collector would
+    only rescan them again and again (a third of the time on big files)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# --- WebVTT and SRT ---------------------------------------------------------------------
+
+
+def _seconds(stamp: str) -> float | None:
+    """`h:m:s.frac`, `m:s.frac`, `h:m:s`, `,` or `.` before the fraction, any digits:
+    `,08` is 80 ms (a decimal fraction), as players read it."""
+    main, sep, frac = stamp.replace(",", ".").partition(".")
+    parts = main.split(":")
+    if len(parts) == 4 and not sep:  # 00:02:33:44, frames-like; read as hundredths
+        parts, frac, sep = parts[:3], parts[3], "."
+    if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        return None
+    if sep and not frac.isdigit():
+        return None
+    value = 0
+    for p in parts:
+        value = value * 60 + int(p)
+    return value + (int(frac) / 10 ** len(frac) if frac else 0.0)
+
+
+class _SecondsTable(dict[str, float]):
+    """`ss.mmm` -> seconds, filled on first use (timestamps repeat a lot)."""
+
+    def __missing__(self, key: str) -> float:
+        if len(key) != 6 or key[2] not in ".," or not key[:2].isdigit() or not key[3:].isdigit():
+            raise KeyError(key)
+        value = self[key] = int(key[:2]) + int(key[3:]) / 1000
+        return value
+
+
+_SECONDS = _SecondsTable()
+_ENDS = frozenset(("", " ", "\t"))
+_HOURS = {f"{i:02d}": i * 3600 for i in range(100)}
+_MINUTES = {f"{i:02d}": i * 60 for i in range(60)}
+
+
+def _timing(line: str) -> tuple[float, float] | None:
+    if line[12:17] == " --> " and line[2:3] == line[22:23] == ":" and line[29:30] in _ENDS:
+        try:  # the usual shape, 00:00:01.000 --> 00:00:02.000 (settings), without a regex
+            return (
+                _HOURS[line[0:2]] + _MINUTES[line[3:5]] + _SECONDS[line[6:12]],
+                _HOURS[line[17:19]] + _MINUTES[line[20:22]] + _SECONDS[line[23:29]],
+            )
+        except KeyError:
+            pass
+    m = _TIMING.match(line)
+    if m is None:
+        return None
+    start, end = _seconds(m.group(1)), _seconds(m.group(2))
+    if start is None or end is None:
+        return None
+    return start, end
+
+
+_PARTIAL_TIMING = re.compile(r"^[ \t]*[\d:.,]+[ \t]*(?:-{1,2}>?[ \t]*[\d:.,]*)?[ \t]*$")
+
+
+def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> Captions:
+    """WebVTT or SRT text (LF line endings) into cues."""
+    inline = "<c>" in text
+    if inline:  # YouTube's word timings, the bulk of the file: off in one pass, not per cue
+        text = _INLINE.sub("", text.replace("<c>", "").replace("</c>", ""))
+    raw, skipped = _blocks(text, kind == "vtt")
+    cues: list[tuple[float, float, list[tuple[str | None, list[str]]]]] = []
+    for start, end, lines in raw:
+        cues.append((start, end, _clean_cue(lines)))
+    if rolling is None:
+        rolling = (inline and _looks_rolling(cues, 0.2)) or _looks_rolling(cues, 0.5)
+    removed = 0
+    if rolling:
+        cues, removed = _remove_rolling_repeats(cues)
+    out: list[Cue] = []
+    for start, end, segments in cues:
+        for speaker, lines in segments:
+            if lines:
+                out.append(Cue(start, end, "\n".join(lines), speaker))
+    return Captions(kind, out, skipped, removed, rolling)
+
+
+def _blocks(text: str, vtt: bool) -> tuple[list[tuple[float, float, list[str]]], int]:
+    """The cues' raw text lines with their times, and how many blocks were unusable.
+
+    Lenient where players are: a blank line inside a cue keeps the text in the cue, a
+    sequence number right before a timing line belongs to the next cue even without a
+    blank line, whitespace-only lines are padding, not breaks. Blocks of the usual shape
+    (optional identifier, timing, text) take a fast path; the rest go line by line."""
+    if vtt:  # the header: the WEBVTT line and the lines right under it
+        end = text.find("\n\n", text.find("WEBVTT"))
+        text = "" if end < 0 else text[end + 2 :]
+    blocks = text.split("\n\n")
+    last = len(blocks) - 1
+    while last >= 0 and not blocks[last].strip():
+        last -= 1
+    cues: list[tuple[float, float, list[str]]] = []
+    skipped = 0
+    current: list[str] | None = None
+    depth = 0  # open braces of a STYLE block (its CSS may hold blank lines)
+    for number, block in enumerate(blocks):
+        if depth > 0:
+            depth += block.count("{") - block.count("}")
+            continue
+        if "-->" not in block:
+            if not block or block.isspace():
+                continue
+            block = block.lstrip("\n")
+            lines = block.split("\n")
+            word = lines[0].split(None, 1)[0] if vtt else ""
+            if word in ("NOTE", "STYLE", "REGION"):
+                if word == "STYLE":
+                    depth = block.count("{") - block.count("}")
+                continue
+            if number == last and _partial_timing(lines[-1]):
+                raise Truncated(f"the file ends inside a cue timing ({lines[-1].strip()!r})")
+            if current is not None:
+                current.extend(lines)  # a blank line inside a cue
+            elif not all(line.startswith(("Region:", "X-TIMESTAMP-MAP")) for line in lines):
+                skipped += 1
+            continue
+        if block[0] == "\n":
+            block = block.lstrip("\n")
+        lines = block.split("\n")
+        k = -1
+        if block.count("-->") == 1:
+            k = 0 if "-->" in lines[0] else 1 if "-->" in lines[1] else -1
+        if k < 0:
+            current, n = _scan(lines, current, cues, number == last)
+            skipped += n
+            continue
+        times = _timing(lines[k])
+        if times is None:
+            if number == last and len(lines) == k + 1 and _partial_timing(lines[k]):
+                raise Truncated(f"the file ends inside a cue timing ({lines[k].strip()!r})")
+            skipped += 1
+            current = None
+            continue
+        current = lines[k + 1 :]
+        cues.append((times[0], times[1], current))
+    return cues, skipped
+
+
+def _partial_timing(line: str) -> bool:
+    return ":" in line and _PARTIAL_TIMING.match(line) is not None
+
+
+def _scan(
+    lines: list[str],
+    current: list[str] | None,
+    cues: list[tuple[float, float, list[str]]],
+    last_block: bool,
+) -> tuple[list[str] | None, int]:
+    """One unusual block, line by line: several cues without blank lines between them,
+    stray text before a timing, a timing that cannot be read."""
+    skipped = 0
+    skipping = orphan = False
+    n = len(lines)
+    for i, line in enumerate(lines):
+        if "-->" in line:
+            times = _timing(line)
+            if times is None:
+                if last_block and i == n - 1 and _partial_timing(line):
+                    raise Truncated(f"the file ends inside a cue timing ({line.strip()!r})")
+                skipped += 1
+                current, skipping = None, True
+                continue
+            current, skipping, orphan = [], False, False
+            cues.append((times[0], times[1], current))
+            continue
+        if skipping:
+            continue
+        if i + 1 < n and "-->" in lines[i + 1] and (i == 0 or current is None or line.isdigit()):
+            continue  # a cue identifier (an SRT sequence number)
+        if current is None:
+            if line.strip() and not orphan:
+                skipped += 1
+                orphan = True
+            continue
+        current.append(line)
+    return current, skipped
+
+
+# --- cleaning cue text ------------------------------------------------------------------
+
+_VOICE = re.compile(r"<v(?:\.[^\s>]*)?(?:[ \t]+([^>\n]*?))?[ \t]*>|</v[ \t]*>", re.I)
+_TAGS = re.compile(
+    r"</?(?:c|i|b|u|s|lang|ruby|rt|rp|font|span|sub|sup)(?:[.\s][^<>]*)?>"
+    r"|<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>",
+    re.I,
+)
+_INLINE = re.compile(r"<\d\d:\d\d:\d\d\.\d\d\d>")
+_BR_TAG = re.compile(r"<br\s*/?>", re.I)
+_ASS = re.compile(r"\{\\[^{}]*\}")
+_FOLD = {
+    0x00A0: " ",
+    0x2007: " ",
+    0x202F: " ",
+    0x2000: " ",
+    0x2001: " ",
+    0x2002: " ",
+    0x2003: " ",
+    0x2009: " ",
+    0x200A: " ",
+    0x3000: " ",
+    0x200B: None,
+    0x200C: None,
+    0x200D: None,
+    0x200E: None,
+    0x200F: None,
+    0x061C: None,
+    0x2060: None,
+    0xFEFF: None,
+    **{c: None for c in range(0x202A, 0x202F)},
+    **{c: None for c in range(0x2066, 0x206A)},
+}
+
+
+def clean_text(text: str) -> list[str]:
+    """Markup off, entities decoded once, odd spaces folded: the cue's non-empty lines."""
+    if "{" in text:
+        text = _ASS.sub("", text)
+    if "<" in text:
+        if "<c>" in text:  # YouTube's word timings: the bulk of an automatic caption file
+            text = _INLINE.sub("", text.replace("<c>", "").replace("</c>", ""))
+        if "<br" in text or "<BR" in text:
+            text = _BR_TAG.sub("\n", text)
+        if "<" in text:
+            text = _TAGS.sub("", text)
+    if "&" in text:
+        text = html.unescape(text)
+    if not text.isascii():
+        text = text.translate(_FOLD)
+    return [" ".join(line.split()) for line in text.split("\n") if line and not line.isspace()]
+
+
+def _clean_cue(lines: list[str]) -> list[tuple[str | None, list[str]]]:
+    """A cue's lines as (voice, cleaned lines) segments, several voices kept apart."""
+    text = "\n".join(lines)
+    if "<v" not in text and "<V" not in text:
+        return [(None, clean_text(text))]
+    segments: list[tuple[str | None, list[str]]] = []
+    speaker: str | None = None
+    pos = 0
+    for m in _VOICE.finditer(text):
+        if m.start() > pos:
+            segments.append((speaker, clean_text(text[pos : m.start()])))
+        if m.group(0)[1] == "/":
+            speaker = None
+        else:
+            name = m.group(1)
+            speaker = " ".join(html.unescape(name).split()) or None if name else None
+        pos = m.end()
+    segments.append((speaker, clean_text(text[pos:])))
+    merged: list[tuple[str | None, list[str]]] = []
+    for spk, seg in segments:
+        if not seg:
+            continue
+        if merged and merged[-1][0] == spk:
+            merged[-1][1].extend(seg)
+        else:
+            merged.append((spk, list(seg)))
+    return merged
+
+
+# --- YouTube rolling captions -----------------------------------------------------------
+
+_Segs = list[tuple[str | None, list[str]]]
+
+
+def _flat(segments: _Segs) -> list[str]:
+    if len(segments) == 1:
+        return segments[0][1]
+    return [line for _, lines in segments for line in lines]
+
+
+def _overlap(prev: Sequence[str], lines: Sequence[str]) -> int:
+    """The longest k with lines[:k] == prev[-k:]."""
+    for k in range(min(len(prev), len(lines)), 0, -1):
+        if lines[0] == prev[-k] and list(lines[:k]) == list(prev[-k:]):
+            return k
+    return 0
+
+
+def _looks_rolling(cues: Iterable[tuple[float, float, _Segs]], share: float) -> bool:
+    """Do most multi-line cues open with their predecessor's last line?"""
+    prev: list[str] = []
+    candidates = repeats = 0
+    for _, _, segs in cues:
+        lines = segs[0][1] if len(segs) == 1 else _flat(segs)
+        if prev and lines:
+            candidates += 1
+            repeats += lines[0] == prev[-1]
+        prev = lines
+    return candidates >= 4 and repeats >= share * candidates
+
+
+def _remove_rolling_repeats(
+    cues: list[tuple[float, float, _Segs]],
+) -> tuple[list[tuple[float, float, _Segs]], int]:
+    """Drop the opening lines of each cue that repeat the end of the previous cue.
+
+    Only cue to previous cue, never against everything seen: a word said twice stays."""
+    out: list[tuple[float, float, _Segs]] = []
+    prev: list[str] = []
+    removed = 0
+    for start, end, segs in cues:
+        lines = segs[0][1] if len(segs) == 1 else _flat(segs)
+        if not lines:
+            out.append((start, end, segs))
+            continue
+        k = _overlap(prev, lines) if lines[0] in prev else 0
+        prev = lines
+        if k:
+            removed += k
+            segs = _drop_lines(segs, k)
+        out.append((start, end, segs))
+    return out, removed
+
+
+def _drop_lines(segs: _Segs, k: int) -> _Segs:
+    out: _Segs = []
+    for speaker, lines in segs:
+        if k >= len(lines):
+            k -= len(lines)
+            continue
+        out.append((speaker, lines[k:]))
+        k = 0
+    return out
+
+
+# --- TTML / DFXP ------------------------------------------------------------------------
+
+
+def parse_ttml(text: str) -> Captions:
+    """TTML1/IMSC or the old DFXP namespace; clock, offset, SMPTE frame and tick times."""
+    from xml.etree.ElementTree import ParseError as XmlParseError
+
+    import defusedxml.ElementTree as SafeET
+    from defusedxml import DefusedXmlException
+
+    body = re.sub(r"^\s*<\?xml[^>]*\?>", "", text, count=1)
+    try:
+        root = SafeET.fromstring(body)
+    except DefusedXmlException as e:
+        raise UnsafeXml(
+            f"refused: the XML declares entities or external references ({e})"
+        ) from None
+    except XmlParseError as e:
+        message = str(e)
+        if message.startswith(("no element found", "unclosed token")):
+            raise Truncated(f"the XML ends early ({message}): truncated?") from None
+        raise errors.ParseError(f"not well-formed XML: {message}") from None
+    if _local(root.tag) != "tt":
+        raise NotCaptions(f"XML, but its root is <{_local(root.tag)}>, not TTML's <tt>")
+    params = {_local(k): v for k, v in root.attrib.items()}
+    clock = _Clock(params)
+    title = None
+    cues: list[Cue] = []
+    for el in root.iter():
+        if _local(el.tag) == "title" and el.text and el.text.strip() and title is None:
+            title = " ".join(el.text.split())
+    skipped = 0
+    body_el = next((el for el in root if _local(el.tag) == "body"), None)
+    if body_el is not None:
+        skipped = _walk(body_el, 0.0, None, clock, cues)
+    return Captions("ttml", cues, skipped, 0, False, title)
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _attr(el: Element, name: str) -> str | None:
+    for k, v in el.attrib.items():
+        if _local(k) == name:
+            return v
+    return None
+
+
+class _Clock:
+    """TTML time expressions under the document's frame and tick rates."""
+
+    def __init__(self, params: dict[str, str]) -> None:
+        self.frame_rate = _number(params.get("frameRate"), 30.0)
+        multiplier = params.get("frameRateMultiplier")
+        if multiplier:
+            nums = re.split(r"[\s:/]+", multiplier.strip())
+            if len(nums) == 2 and all(x.isdigit() for x in nums) and int(nums[1]):
+                self.frame_rate *= int(nums[0]) / int(nums[1])
+        self.sub_frame_rate = _number(params.get("subFrameRate"), 1.0)
+        default_ticks = self.frame_rate * self.sub_frame_rate if "frameRate" in params else 1.0
+        self.tick_rate = _number(params.get("tickRate"), default_ticks)
+
+    def seconds(self, value: str | None) -> float | None:
+        if not value:
+            return None
+        value = value.strip()
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)(h|ms|m|s|f|t)", value)
+        if m:
+            number, unit = float(m.group(1)), m.group(2)
+            factor = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}.get(unit)
+            if factor is not None:
+                return number * factor
+            rate = self.frame_rate if unit == "f" else self.tick_rate
+            return number / rate if rate else None
+        m = re.fullmatch(r"(\d+):(\d{1,2}):(\d{1,2})(?:\.(\d+)|:(\d+)(?:\.(\d+))?)?", value)
+        if not m:
+            return None
+        total = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
+        if m.group(4):
+            return total + int(m.group(4)) / float(10 ** len(m.group(4)))
+        if m.group(5):
+            frames = int(m.group(5)) + (int(m.group(6)) / self.sub_frame_rate if m.group(6) else 0)
+            return total + frames / self.frame_rate
+        return float(total)
+
+
+def _number(value: str | None, default: float) -> float:
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
+
+
+def _walk(el: Element, offset: float, end: float | None, clock: _Clock, out: list[Cue]) -> int:
+    """Collect <p>s in document order; times are relative to the parent's begin."""
+    skipped = 0
+    for child in el:
+        name = _local(child.tag)
+        if name not in ("div", "p"):
+            continue
+        begin = clock.seconds(_attr(child, "begin"))
+        start = offset + (begin or 0.0)
+        stop: float | None = end
+        e = clock.seconds(_attr(child, "end"))
+        d = clock.seconds(_attr(child, "dur"))
+        if e is not None:
+            stop = offset + e
+        elif d is not None:
+            stop = start + d
+        if name == "div":
+            skipped += _walk(child, start, stop, clock, out)
+            continue
+        if _attr(child, "begin") is not None and begin is None:
+            skipped += 1  # an unreadable time expression
+            continue
+        text = _ttml_text(child)
+        lines = clean_text(text) if text else []
+        if lines:
+            speaker = _attr(child, "agent")
+            out.append(Cue(start, stop if stop is not None else start, "\n".join(lines), speaker))
+    return skipped
+
+
+_BR = "\x00br"
+
+
+def _ttml_text(el: Element) -> str:
+    """The text of a <p>: XML whitespace collapsed, <br/> the only line break."""
+    parts: list[str] = []
+
+    def walk(node: Element) -> None:
+        if node.text:
+            parts.append(node.text)
+        for child in node:
+            name = _local(child.tag)
+            if name == "br":
+                parts.append(_BR)
+            elif name not in ("metadata", "set", "image", "style"):
+                walk(child)
+            if child.tail:
+                parts.append(child.tail)
+
+    walk(el)
+    lines = (" ".join(chunk.split()) for chunk in "".join(parts).split(_BR))
+    return "\n".join(line for line in lines if line)

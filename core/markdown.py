@@ -1,0 +1,370 @@
+"""Clean cues into readable text: sentences joined across cues, then paragraphs.
+
+`render_markdown` is what `xdl to-markdown` and `xdl transcript -F md` print;
+`convert_file` is the whole of one `to-markdown` input (read, parse, write, count).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import errors
+from .captions import Captions, Cue, parse
+
+SoundLabels = Literal["keep", "drop"]
+
+_SENTENCE_END = frozenset(".!?…")
+_CLOSERS = frozenset("\"')]}”’»")
+_SOUND = re.compile(r"\[[^\[\]\n]*\]|\([^()\n]*\)")
+_LABEL = re.compile(r"^([A-Z][A-Z0-9'. -]{0,40}[A-Z0-9.]):$")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How cues become paragraphs (the options of `to-markdown`)."""
+
+    min_words: int = 50
+    max_words: int = 250
+    gap: float = 1.5
+    speakers: bool = True
+    timestamps: bool = False
+    title: str | None = None
+    sound_labels: SoundLabels = "keep"
+    #: With timestamps: each paragraph links to `link` + t=SECONDS (a URL) when given.
+    link: str | None = None
+    #: (start seconds, title) of chapters: `##` sections.
+    chapters: Sequence[tuple[float, str]] = ()
+
+
+@dataclass
+class Paragraph:
+    start: float
+    speaker: str | None
+    words: list[str] = field(default_factory=list)
+    chapter: str | None = None
+
+
+def ends_sentence(word: str) -> bool:
+    last = word[-1]
+    if last in _SENTENCE_END:
+        return True
+    return last in _CLOSERS and len(word) > 1 and word[-2] in _SENTENCE_END
+
+
+def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
+    """Join the cues' words and cut them into paragraphs.
+
+    A paragraph ends at a change of speaker (a voice, a `NAME:` line, `>>`), at a
+    sentence end once it has `min_words`, at a pause of `gap` seconds after a sentence
+    end (any pause when the text has no punctuation), at a chapter, or at `max_words`."""
+    punctuated = any(c in cue.text for cue in cues[:200] for c in ".?!")
+    chapters = sorted(layout.chapters)
+    next_chapter = 0
+    out: list[Paragraph] = []
+    para: Paragraph | None = None
+    speaker: str | None = None
+    prev_end: float | None = None
+    min_words, max_words = max(1, layout.min_words), max(1, layout.max_words)
+    drop_sounds = layout.sound_labels == "drop"
+    for cue in cues:
+        chapter = None
+        while next_chapter < len(chapters) and cue.start >= chapters[next_chapter][0] - 0.001:
+            chapter = chapters[next_chapter][1]
+            next_chapter += 1
+        if chapter is not None:
+            para = None
+            out.append(Paragraph(cue.start, None, [], chapter))
+        if cue.speaker is not None and cue.speaker != speaker:
+            speaker = cue.speaker
+            para = None
+        if (
+            para is not None
+            and para.words
+            and prev_end is not None
+            and cue.start - prev_end >= layout.gap
+            and (
+                not punctuated
+                or ends_sentence(para.words[-1])
+                or para.words[-1][-1] in ")]"
+                or cue.start - prev_end >= 4 * layout.gap
+            )
+        ):
+            para = None
+        prev_end = cue.end
+        text = cue.text
+        if drop_sounds and ("[" in text or "(" in text):
+            text = _SOUND.sub(" ", text.replace("\n", " "))
+        lines = text.split("\n")
+        count = sum(len(line.split()) for line in lines) or 1
+        index = 0
+        for line in lines:
+            if layout.speakers and line[-1:] == ":" and (m := _LABEL.match(line)):
+                speaker = m.group(1)
+                para = None
+                continue
+            words = line.split()
+            if (
+                para is not None
+                and ">>" not in line
+                and len(para.words) + len(words) < (max_words if _no_stop(line) else min_words)
+            ):
+                para.words.extend(words)  # no paragraph can end inside this line
+                index += len(words)
+                continue
+            for word in words:
+                if word == ">>" or word == "&gt;&gt;":
+                    speaker = None
+                    para = None
+                    continue
+                if word.startswith(">>"):
+                    speaker, para, word = None, None, word[2:]
+                if para is None:
+                    at = cue.start + (cue.end - cue.start) * index / count
+                    para = Paragraph(at, speaker)
+                    out.append(para)
+                para.words.append(word)
+                index += 1
+                n = len(para.words)
+                if n >= max_words or (n >= min_words and ends_sentence(word)):
+                    para = None
+    return [p for p in out if p.words or p.chapter]
+
+
+def _no_stop(line: str) -> bool:
+    return "." not in line and "?" not in line and "!" not in line and "…" not in line
+
+
+def _escape(text: str) -> str:
+    """Keep Markdown from reading caption text as markup."""
+    if any(c in text for c in "\\*_`<]"):
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("*", "\\*")
+            .replace("_", "\\_")
+            .replace("`", "\\`")
+            .replace("](", "\\](")
+        )
+        text = re.sub(r"<(?=[A-Za-z/!?])", r"\\<", text)
+    if text[:1] in "#>+-=|" or re.match(r"\d+[.)](\s|$)", text):
+        text = "\\" + text
+    return text
+
+
+def clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def timestamp_link(url: str, seconds: float) -> str:
+    """`url` at a moment: YouTube and most players read `t=SECONDS`."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}t={int(seconds)}"
+
+
+def render_markdown(caps: Captions, layout: Layout) -> tuple[str, list[Paragraph]]:
+    """The Markdown document and the paragraphs it was made of."""
+    paras = paragraphs(caps.cues, layout)
+    out: list[str] = []
+    if layout.title:
+        out.append(f"# {' '.join(layout.title.split())}")
+    shown: str | None = None
+    for p in paras:
+        if p.chapter is not None:
+            out.append(f"## {' '.join(p.chapter.split())}")
+            if not p.words:
+                continue
+        text = _escape(" ".join(p.words))
+        if layout.speakers and p.speaker and p.speaker != shown:
+            text = f"**{_escape(p.speaker)}:** {text}"
+        if p.speaker:
+            shown = p.speaker
+        if layout.timestamps:
+            stamp = clock(p.start)
+            if layout.link:
+                stamp = f"[{stamp}]({timestamp_link(layout.link, p.start)})"
+            else:
+                stamp = f"[{stamp}]"
+            text = f"{stamp} {text}"
+        out.append(text)
+    return ("\n\n".join(out) + "\n") if out else "", [p for p in paras if p.words]
+
+
+def render_text(caps: Captions, layout: Layout) -> str:
+    """Plain text: the same paragraphs as Markdown, without any markup."""
+    paras = paragraphs(caps.cues, layout)
+    out = []
+    for p in paras:
+        if p.chapter is not None:
+            out.append(p.chapter)
+        if p.words:
+            out.append(" ".join(p.words))
+    return "\n\n".join(out) + "\n" if out else ""
+
+
+def render_srt(caps: Captions) -> str:
+    """The cleaned cues as SubRip (a voice becomes a `Name: ` prefix)."""
+
+    def stamp(t: float) -> str:
+        ms = round(t * 1000)
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    blocks = []
+    for n, cue in enumerate(caps.cues, 1):
+        text = f"{cue.speaker}: {cue.text}" if cue.speaker else cue.text
+        blocks.append(f"{n}\n{stamp(cue.start)} --> {stamp(cue.end)}\n{text}\n")
+    return "\n".join(blocks)
+
+
+def render_json(caps: Captions) -> str:
+    """The cleaned cues as a JSON array of {start, end, speaker, text}."""
+    return json.dumps([c.to_dict() for c in caps.cues], ensure_ascii=False, indent=1) + "\n"
+
+
+# --- one file through `to-markdown` -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Converted:
+    """The result line of one `to-markdown` input."""
+
+    path: str
+    output: str | None
+    format: str
+    words: int
+    paragraphs: int
+    avg_words_per_paragraph: float
+    compression_ratio: float
+    speakers: list[str]
+    duplicates_removed: int
+    skipped_blocks: int
+    skipped: str | None = None
+    ok: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        row = asdict(self)
+        if row["skipped"] is None:
+            del row["skipped"]
+        return row
+
+
+def convert(
+    data: bytes, layout: Layout, rolling: bool | None = None
+) -> tuple[str, Captions, list[Paragraph]]:
+    """Caption bytes to Markdown: the text, what was parsed, the paragraphs."""
+    caps = parse(data, rolling=rolling)
+    text, paras = render_markdown(caps, layout)
+    return text, caps, paras
+
+
+def summary(
+    path: str,
+    output: str | None,
+    source_size: int,
+    text: str,
+    caps: Captions,
+    paras: list[Paragraph],
+    skipped: str | None = None,
+) -> Converted:
+    words = sum(len(p.words) for p in paras)
+    speakers: list[str] = []
+    for p in paras:
+        if p.speaker and p.speaker not in speakers:
+            speakers.append(p.speaker)
+    size = len(text.encode("utf-8"))
+    return Converted(
+        path=path,
+        output=output,
+        format=caps.format,
+        words=words,
+        paragraphs=len(paras),
+        avg_words_per_paragraph=round(words / len(paras), 1) if paras else 0.0,
+        compression_ratio=round(source_size / size, 2) if size else 0.0,
+        speakers=speakers,
+        duplicates_removed=caps.duplicates_removed,
+        skipped_blocks=caps.skipped_blocks,
+        skipped=skipped,
+    )
+
+
+def markdown_name(path: str) -> str:
+    """`talk.en.vtt` -> `talk.en.md`; a name without a suffix gets `.md` added."""
+    p = Path(path)
+    return p.with_suffix(".md").name if p.suffix and p.suffix != ".md" else p.name + ".md"
+
+
+def read_source(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise errors.NotFound(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise errors.BadInput(f"a directory, not a caption file: {path}") from None
+    except OSError as e:
+        raise errors.BadInput(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def write_new(dest: Path, text: str, overwrite: bool) -> bool:
+    """Write `text` to `dest` atomically; False (nothing written) when it exists and
+    `overwrite` is off. A partial file is never left under the final name."""
+    directory = dest.parent if str(dest.parent) else Path(".")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=directory)
+    except OSError as e:
+        raise errors.OutputNotWritable(f"cannot write in {directory}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        if overwrite:
+            os.replace(tmp, dest)
+            return True
+        try:
+            os.link(tmp, dest)  # fails if dest exists: never clobbers a user's file
+        except FileExistsError:
+            return False
+        except OSError:
+            if dest.exists():
+                return False
+            os.replace(tmp, dest)
+            return True
+        return True
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def convert_file(
+    path: str,
+    layout: Layout,
+    *,
+    data: bytes | None = None,
+    output: str | None = None,
+    output_dir: str | None = None,
+    overwrite: bool = False,
+    rolling: bool | None = None,
+) -> tuple[Converted, str]:
+    """Convert one caption file; write it next to the input (or to `output`, or into
+    `output_dir`) unless `output` is "-". Returns the result and the Markdown."""
+    if data is None:
+        data = read_source(path)
+    text, caps, paras = convert(data, layout, rolling)
+    if output == "-":
+        return summary(path, None, len(data), text, caps, paras), text
+    if output:
+        dest = Path(output)
+    elif output_dir:
+        dest = Path(output_dir) / markdown_name(path)
+    else:
+        dest = Path(path).parent / markdown_name(path)
+    written = write_new(dest, text, overwrite)
+    return summary(
+        path, str(dest), len(data), text, caps, paras, None if written else "exists"
+    ), text
