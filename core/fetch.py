@@ -387,6 +387,7 @@ class _Job:
         self.progress = progress
         self.started = started
         self.head: http.Head | None = None
+        self.response: Any = None  # the probe's open GET, which the HTTP tier may reuse
         self.pacer = _pacer(options.sleep)
         self.archive = open_archive(options.archive) if options.archive else None
         self.out = Path(options.output_dir).expanduser()
@@ -394,6 +395,17 @@ class _Job:
     # -- the chain ------------------------------------------------------------------
 
     def run(self) -> list[FetchResult]:
+        try:
+            return self._run()
+        finally:
+            self._drop_response()
+
+    def _drop_response(self) -> Any:
+        resp, self.response = self.response, None
+        if resp is not None:
+            resp.close()
+
+    def _run(self) -> list[FetchResult]:
         attempts: list[Attempt] = []
         try:
             if self.stop.is_set():
@@ -453,13 +465,14 @@ class _Job:
         else:
             self.pacer.wait(self.url, self.stop)
             try:
-                self.head = http.probe(self.url, self.o.net)
+                self.head, self.response = http.probe(self.url, self.o.net)
             except errors.XdlError as e:
                 if e.final:
                     raise
                 log.debug("%s: probe failed (%s); trying yt-dlp first", self.url, e.message)
                 self.head = None
             if self.head is None or _YTDLP_TYPES.match(self.head.mime):
+                self._drop_response()
                 chain = everything
             else:
                 chain = [t for t in everything if t in _FILE_TIERS]
@@ -487,7 +500,7 @@ class _Job:
     def _target(self) -> Path:
         """The plain file's path: its real name (Content-Disposition, else the URL)."""
         if self.head is None:
-            self.head = http.probe(self.url, self.o.net)
+            self.head, self.response = http.probe(self.url, self.o.net)
         head = self.head
         name = head.filename or with_extension(filename_from_url(head.url), head.content_type)
         return inside(self.out, name)
@@ -551,14 +564,20 @@ class _Job:
         chunk = self.limiter.chunk_size(http.CHUNK) if self.limiter else http.CHUNK
         for attempt in range(self.o.retries + 1):
             offset, meta = part.saved()
-            validator = meta.get("etag") or meta.get("last_modified")
+            # A strong ETag identifies the content wherever it came from (signed URLs
+            # change); a date alone only counts for the same URL.
+            validator = meta.get("etag") or (
+                meta.get("last_modified") if meta.get("url") == self.url else None
+            )
             headers: dict[str, str] = {}
-            if offset and validator and meta.get("url") == self.url:
+            if offset and validator:
                 headers = {"Range": f"bytes={offset}-", "If-Range": str(validator)}
             else:
                 offset = 0
             try:
-                resp = http.get(self.url, self.o.net, headers)
+                reuse = self._drop_response() if headers else self.response
+                self.response = None
+                resp = reuse if reuse is not None else http.get(self.url, self.o.net, headers)
                 with resp:
                     if resp.status_code == 416:  # our .part is no use: start again
                         part.discard()
@@ -644,6 +663,7 @@ class _Job:
             path, early = inside(self.out, filename_from_url(self.url)), None
             if self.o.dry_run:
                 raise
+        self._drop_response()
         if early is not None:
             return early
         part = self._part(path)
@@ -744,7 +764,9 @@ class _Job:
                 name = str(Path(name).with_suffix("." + self.o.audio_format))
             results.append(
                 FetchResult(
-                    url=entry.get("webpage_url") or self.url,
+                    url=self.url
+                    if entry.get("_xdl_playlist") is None
+                    else _entry_url(entry, self.url),
                     ok=True,
                     path=name,
                     bytes=entry.get("filesize") or entry.get("filesize_approx"),
@@ -781,7 +803,7 @@ class _Job:
                     "playlist_index": entry.get("playlist_index") or index,
                 }
             common = {
-                "url": entry.get("webpage_url") or entry.get("original_url") or self.url,
+                "url": self.url if playlist is None else _entry_url(entry, self.url),
                 "title": entry.get("title"),
                 "id": entry.get("id"),
                 "extractor": entry.get("extractor_key") or entry.get("extractor"),
@@ -961,6 +983,12 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
         return None, None
     full = match.group(3)
     return int(match.group(1)), int(full) if full.isdigit() else None
+
+
+def _entry_url(entry: Mapping[str, Any], default: str) -> str:
+    """A playlist entry's own URL, without yt-dlp's `#__youtubedl_smuggle` data."""
+    url = str(entry.get("webpage_url") or entry.get("original_url") or entry.get("url") or default)
+    return re.sub(r"#__youtubedl_smuggle=.*$", "", url)
 
 
 def _since(t: float) -> float:

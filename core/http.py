@@ -120,18 +120,20 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-def probe(url: str, net: NetworkOptions) -> Head:
-    """HEAD `url` (a ranged GET when HEAD is refused) and report what is there."""
-    s = session()
-    try:
-        resp = s.head(url, allow_redirects=True, **request_kwargs(net))
-        if resp.status_code in (403, 405, 501) or resp.status_code >= 500:
-            resp = s.get(url, stream=True, **request_kwargs(net, {"Range": "bytes=0-0"}))
-            resp.close()
-    except requests.RequestException as e:
-        raise translate(e, url) from e
+def probe(url: str, net: NetworkOptions) -> tuple[Head, requests.Response]:
+    """Start a streaming GET of `url` and report what is there from its headers.
+
+    The open response is returned too: a plain file's download goes on reading it (one
+    request, not a HEAD and then a GET); the caller closes it when it is not wanted.
+    """
+    resp = get(url, net)
     if resp.status_code >= 400:
+        resp.close()
         raise status_error(resp.status_code, resp.reason or "", url)
+    return head_of(resp), resp
+
+
+def head_of(resp: requests.Response) -> Head:
     h = resp.headers
     length: int | None = None
     if resp.status_code == 206 and "/" in h.get("Content-Range", ""):
@@ -140,7 +142,7 @@ def probe(url: str, net: NetworkOptions) -> Head:
     elif (h.get("Content-Length") or "").isdigit():
         length = int(h["Content-Length"])
     return Head(
-        url=resp.url or url,
+        url=resp.url,
         status=resp.status_code,
         content_type=h.get("Content-Type"),
         length=length,
@@ -182,6 +184,9 @@ def chunks(resp: requests.Response, size: int = CHUNK) -> Iterator[bytearray]:
                 buf = bytearray()
                 last = time.monotonic()
     except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as e:
-        raise translate(e, resp.url) from e
+        error = translate(e, resp.url)
+        if buf:
+            yield buf  # keep what did arrive: the resume starts after it
+        raise error from e
     if buf:
         yield buf

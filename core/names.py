@@ -52,6 +52,15 @@ def filename_from_content_disposition(header: str | None) -> str | None:
     sanitised; None when it suggests none."""
     if not header:
         return None
+    extended = re.search(r"filename\*\s*=\s*([\w-]*)'[^']*'([^;\s]+)", header, re.IGNORECASE)
+    if extended:  # RFC 6266: filename* wins over filename
+        try:
+            decoded = unquote(extended.group(2), encoding=extended.group(1) or "utf-8")
+        except LookupError:
+            decoded = unquote(extended.group(2))
+        if decoded.strip():
+            return sanitize_filename(decoded.strip())
+    name: str | None
     msg = email.message.Message()
     try:
         msg["content-disposition"] = header

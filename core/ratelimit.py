@@ -19,7 +19,7 @@ class TokenBucket:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = float(rate)
-        self.burst = float(burst if burst is not None else rate / 4)
+        self.burst = float(burst if burst is not None else rate / 16)
         self._tokens = 0.0
         self._last = time.monotonic()
         self._lock = threading.Lock()

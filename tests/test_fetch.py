@@ -1,0 +1,434 @@
+"""`xdl fetch` end to end on the loopback site: real yt-dlp, real ffmpeg, no internet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import media_site
+from xdl.core import partfile
+
+MEDIA = Path(__file__).parent / "media"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha(path: str | Path) -> str:
+    return sha(Path(path).read_bytes())
+
+
+CLIP_SHA = file_sha(MEDIA / "clip-180p.mp4")
+SLOW_BODY = media_site.BLOB[: 1024 * 1024]
+
+
+@pytest.fixture(scope="module")
+def routes(site: Any) -> Any:
+    """Routes of our own: a slow file with an ETag (resumable) and a flaky page."""
+
+    @site.route("/fetch/slow-etag.bin")
+    def slow_etag(r: Any) -> None:
+        r.send_bytes(
+            SLOW_BODY,
+            etag=media_site.etag_of(SLOW_BODY),
+            rate=float(r.query.get("rate", 200 * 1024)),
+            chunk=16 * 1024,
+        )
+
+    @site.route("/fetch/fast.bin")
+    def fast(r: Any) -> None:
+        r.send_bytes(SLOW_BODY, etag=media_site.etag_of(SLOW_BODY))
+
+    return site
+
+
+# -- choosing the downloader ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["ytdlp", "youtube-dl", "http", "wget", "curl"])
+def test_every_strategy_gives_identical_bytes(xdl: Any, site: Any, strategy: str) -> None:
+    if strategy in ("wget", "curl") and not shutil.which(strategy):
+        pytest.skip(f"{strategy} not installed")
+    if strategy == "youtube-dl":
+        pytest.importorskip("youtube_dl")
+    url = site.url("/media/clip-180p.mp4")
+    ran = xdl("fetch", "--strategy", strategy, "--no-fallback", "-o", "out", url)
+    assert ran.exit_code == 0, ran.stderr
+    (line,) = ran.lines
+    assert line["strategy"] == strategy
+    assert [a["strategy"] for a in line["attempts"]] == [strategy]
+    assert line["sha256"] == CLIP_SHA == file_sha(line["path"])
+    assert Path(line["path"]).parent == Path("out").resolve()
+
+
+def test_a_page_with_a_video_goes_through_ytdlp(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", site.url("/watch.html"))
+    assert ran.exit_code == 0, ran.stderr
+    (line,) = ran.lines
+    assert line["ok"] is True and line["strategy"] == "ytdlp"
+    assert line["path"].endswith(".mp4") and line["title"] and line["id"] and line["extractor"]
+    assert line["sha256"] == CLIP_SHA == file_sha(line["path"])
+    assert line["bytes"] == Path(line["path"]).stat().st_size
+    assert not list(Path.cwd().glob("*.part"))
+
+
+def test_a_pdf_goes_straight_to_http_under_its_real_name(xdl: Any, site: Any) -> None:
+    site.clear_log()
+    ran = xdl("fetch", site.url("/files/report"))
+    assert ran.exit_code == 0, ran.stderr
+    (line,) = ran.lines
+    assert line["strategy"] == "http" and len(line["attempts"]) == 1
+    assert Path(line["path"]).name == "Quarterly Report.pdf"
+    assert Path("Quarterly Report.pdf").read_bytes() == media_site.PDF
+    assert line["sha256"] == sha(media_site.PDF)
+    assert not list(Path.cwd().glob("*unknown_video*"))
+    assert len(site.requests("/files/report")) == 1  # the probe's GET is the download
+
+
+def test_a_page_without_media_falls_back_and_says_why(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", site.url("/nomedia.html"))
+    assert ran.exit_code == 0, ran.stderr
+    (line,) = ran.lines
+    first, second = line["attempts"][:2]
+    assert first["strategy"] == "ytdlp" and first["ok"] is False
+    assert first["error"].startswith("unsupported_url")
+    assert second == {**second, "strategy": "http", "ok": True}
+    assert line["strategy"] == "http"
+    assert Path(line["path"]).read_bytes() == media_site.PAGES["/nomedia.html"].encode()
+
+
+def test_404_fails_fast_without_wget_or_curl(xdl: Any, site: Any) -> None:
+    site.clear_log()
+    ran = xdl("fetch", site.url("/404"))
+    assert ran.exit_code == 1
+    (line,) = ran.lines
+    assert line["ok"] is False and line["error"]["code"] == "not_found"
+    assert not {"wget", "curl"} & {a["strategy"] for a in line["attempts"]}
+    assert len(site.requests("/404")) == 1
+    assert "404" in ran.stderr
+
+
+def test_forced_http_404_stops_the_chain(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "--strategy", "http", site.url("/404"))
+    (line,) = ran.lines
+    assert [a["strategy"] for a in line["attempts"]] == ["http"]
+    assert line["error"]["code"] == "not_found"
+
+
+# -- audio ------------------------------------------------------------------------------
+
+
+def test_audio_gives_a_file_ffprobe_reads_as_audio(xdl: Any, site: Any) -> None:
+    if not shutil.which("ffprobe"):
+        pytest.skip("ffprobe not installed")
+    ran = xdl("fetch", "-x", "--audio-format", "mp3", "-o", "music", site.url("/watch.html"))
+    assert ran.exit_code == 0, ran.stderr
+    (line,) = ran.lines
+    assert line["path"].endswith(".mp3") and Path(line["path"]).exists()
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", line["path"]],
+        capture_output=True,
+        check=True,
+    )
+    kinds = {s["codec_type"] for s in json.loads(probe.stdout)["streams"]}
+    assert kinds == {"audio"}
+    assert not list(Path("music").glob("*.mp4"))  # the video is not kept
+
+
+def test_audio_without_ffmpeg_exits_3_before_downloading(
+    xdl: Any, site: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    site.clear_log()
+    ran = xdl("fetch", "--audio", site.url("/watch.html"))
+    assert ran.exit_code == 3
+    assert "ffmpeg" in ran.stderr and "install" in ran.stderr
+    assert ran.stdout == ""
+    assert site.requests("/watch.html") == []
+
+
+# -- resume -------------------------------------------------------------------------------
+
+
+def test_a_dropped_download_resumes_with_range_and_if_range(xdl: Any, site: Any) -> None:
+    site.clear_log()
+    ran = xdl("fetch", site.url("/files/drop.bin?key=resume-test"))
+    assert ran.exit_code == 0, ran.stderr
+    (line,) = ran.lines
+    assert line["sha256"] == sha(media_site.BLOB) == file_sha("drop.bin")
+    assert line["resumed_from"] and 0 < line["resumed_from"] < len(media_site.BLOB)
+    ranged = [r for r in site.requests("/files/drop.bin") if "Range" in r.headers]
+    assert ranged, "no Range request was made"
+    assert ranged[0].headers["Range"] == f"bytes={line['resumed_from']}-"
+    assert ranged[0].headers["If-Range"] == media_site.etag_of(media_site.BLOB)
+    assert not Path("drop.bin.part").exists() and not Path("drop.bin.part.meta").exists()
+
+
+def test_a_changed_etag_restarts_from_zero(xdl: Any, site: Any) -> None:
+    site.state["version"] = 0
+    url = site.url("/files/changing.bin")
+    first = xdl("fetch", "--strategy", "http", "--no-fallback", "--retries", "0", url)
+    assert first.exit_code == 1
+    assert Path("changing.bin.part").stat().st_size > 0  # kept for resuming
+    assert not Path("changing.bin").exists()
+    site.state["version"] = 1
+    site.clear_log()
+    second = xdl("fetch", "--strategy", "http", url)
+    assert second.exit_code == 0, second.stderr
+    (line,) = second.lines
+    new = media_site.make_bytes(len(media_site.BLOB), 101)
+    assert file_sha("changing.bin") == sha(new) == line["sha256"]
+    assert line["resumed_from"] is None
+    (ranged,) = [r for r in site.requests("/files/changing.bin") if "Range" in r.headers]
+    assert ranged.headers["If-Range"] != media_site.etag_of(new)
+    assert ranged.status == 200  # the server said: changed, here is all of it
+
+
+def test_a_server_without_ranges_restarts_cleanly(xdl: Any, site: Any) -> None:
+    Path("norange.bin.part").write_bytes(b"stale bytes that must not survive")
+    Path("norange.bin.part.meta").write_text(
+        json.dumps({"url": site.url("/files/norange.bin"), "etag": '"old"'})
+    )
+    ran = xdl("fetch", site.url("/files/norange.bin"))
+    assert ran.exit_code == 0, ran.stderr
+    assert file_sha("norange.bin") == sha(media_site.BLOB)
+    assert ran.lines[0]["resumed_from"] is None
+
+
+# -- batches ------------------------------------------------------------------------------
+
+
+def test_a_batch_of_ten_with_two_bad_urls(xdl: Any, site: Any) -> None:
+    urls = [site.url(f"/slow?delay=0&name=item{i}.txt") for i in range(8)]
+    urls[3:3] = [site.url("/404"), "file:///etc/passwd"]
+    ran = xdl("fetch", "-j", "4", "-o", "batch", input="\n".join(urls) + "\n")
+    assert ran.exit_code == 1
+    ok = [x for x in ran.lines if x["ok"]]
+    failed = [x for x in ran.lines if not x["ok"]]
+    assert len(ok) == 8 and len(failed) == 2
+    assert {x["error"]["code"] for x in failed} == {"not_found", "unsupported_url"}
+    assert sorted(p.name for p in Path("batch").iterdir()) == [f"item{i}.txt" for i in range(8)]
+
+
+def test_jobs_really_overlap(xdl: Any, site: Any) -> None:
+    site.clear_log()
+    urls = [site.url(f"/slow?delay=1&name=overlap{i}.txt") for i in range(4)]
+    ran = xdl("fetch", "-j", "4", *urls)
+    assert ran.exit_code == 0, ran.stderr
+    log = site.requests("/slow")
+    assert len(log) == 4
+    latest_start = max(r.start for r in log)
+    earliest_end = min(r.end for r in log)
+    assert latest_start < earliest_end  # all four were in flight at once
+
+
+def test_rate_limit_is_one_budget_for_all_jobs(xdl: Any, routes: Any) -> None:
+    urls = [routes.url(f"/fetch/fast.bin?n={i}") for i in range(2)]
+    began = time.monotonic()
+    ran = xdl("fetch", "-j", "2", "-r", "1M", "-o", "a", urls[0], "-o", "a", urls[1])
+    elapsed = time.monotonic() - began
+    assert ran.exit_code in (0, 1), ran.stderr
+    # two downloads of 1 MiB under one 1 MiB/s budget take 2 s at least (-15%)
+    total = sum(x["bytes"] or 0 for x in ran.lines if x["ok"] and not x["skipped"])
+    assert total == 1024 * 1024 or total == 2 * 1024 * 1024
+    assert elapsed >= 0.85 * total / (1024 * 1024)
+
+
+def test_rate_limit_holds_a_single_download(xdl: Any, routes: Any) -> None:
+    began = time.monotonic()
+    ran = xdl("fetch", "-r", "512K", routes.url("/fetch/fast.bin?n=single"))
+    elapsed = time.monotonic() - began
+    assert ran.exit_code == 0, ran.stderr
+    assert elapsed >= 0.85 * (1024 * 1024) / (512 * 1024)
+
+
+def test_sleep_spaces_requests_to_one_host(xdl: Any, site: Any) -> None:
+    site.clear_log()
+    urls = [site.url(f"/slow?delay=0&name=paced{i}.txt") for i in range(2)]
+    ran = xdl("fetch", "-j", "2", "--sleep", "1", *urls)
+    assert ran.exit_code == 0, ran.stderr
+    starts = sorted(r.start for r in site.requests("/slow"))
+    assert starts[1] - starts[0] >= 0.9
+
+
+# -- safety -------------------------------------------------------------------------------
+
+
+def test_traversal_names_stay_inside(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "-o", "inside", site.url("/files/evil"))
+    assert ran.exit_code == 0, ran.stderr
+    assert Path(ran.lines[0]["path"]) == (Path("inside") / "evil.sh").resolve()
+    assert not (Path.cwd().parent / "evil.sh").exists()
+    assert not Path("evil.sh").exists()
+
+
+def test_a_template_that_escapes_is_refused(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "-t", "../%(title)s.%(ext)s", "-o", "out", site.url("/watch.html"))
+    assert ran.exit_code == 1
+    assert ran.lines[0]["error"]["code"] == "bad_input"
+    assert not list(Path.cwd().parent.glob("*.mp4"))
+
+
+def test_existing_files_are_skipped_unless_overwrite(xdl: Any, site: Any) -> None:
+    url = site.url("/files/blob.bin")
+    assert xdl("fetch", url).exit_code == 0
+    Path("blob.bin").write_bytes(b"mine")
+    again = xdl("fetch", url)
+    assert again.exit_code == 0 and again.lines[0]["skipped"] == "exists"
+    assert Path("blob.bin").read_bytes() == b"mine"
+    forced = xdl("fetch", "--overwrite", url)
+    assert forced.lines[0]["skipped"] is None
+    assert file_sha("blob.bin") == sha(media_site.BLOB)
+
+
+def test_existing_media_is_skipped(xdl: Any, site: Any) -> None:
+    first = xdl("fetch", site.url("/watch.html"))
+    assert first.lines[0]["skipped"] is None
+    again = xdl("fetch", site.url("/watch.html"))
+    assert again.exit_code == 0
+    assert again.lines[0]["skipped"] == "exists"
+    assert again.lines[0]["path"] == first.lines[0]["path"]
+
+
+def test_sha256_mismatch_removes_the_file(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "--sha256", "0" * 64, site.url("/files/report"))
+    assert ran.exit_code == 1
+    assert ran.lines[0]["error"]["code"] == "checksum_mismatch"
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_sha256_from_a_json_input_line(xdl: Any, site: Any) -> None:
+    good = json.dumps({"url": site.url("/files/report"), "sha256": sha(media_site.PDF)})
+    bad = json.dumps({"url": site.url("/files/blob.bin"), "sha256": "f" * 64})
+    ran = xdl("fetch", input=f"{good}\n{bad}\n")
+    assert ran.exit_code == 1
+    by_url = {x["url"]: x for x in ran.lines}
+    assert by_url[site.url("/files/report")]["ok"] is True
+    assert by_url[site.url("/files/blob.bin")]["error"]["code"] == "checksum_mismatch"
+    assert not Path("blob.bin").exists()
+
+
+def test_max_size_refuses_before_downloading(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "--max-size", "1M", site.url("/files/blob.bin"))
+    assert ran.exit_code == 1
+    assert ran.lines[0]["error"]["code"] == "too_large"
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_no_space_is_checked_before_starting(
+    xdl: Any, site: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        partfile.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000)
+    )
+    ran = xdl("fetch", site.url("/files/blob.bin"))
+    assert ran.exit_code == 1
+    assert ran.lines[0]["error"]["code"] == "no_space"
+    assert not Path("blob.bin").exists()
+
+
+def test_unwritable_output_dir_exits_3(xdl: Any, site: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    ran = xdl("fetch", "-o", str(blocker / "sub"), site.url("/files/report"))
+    assert ran.exit_code == 3
+    assert "output directory" in ran.stderr
+
+
+# -- archive, dry run, playlists ----------------------------------------------------------
+
+
+def test_the_archive_skips_on_a_second_run(xdl: Any, site: Any) -> None:
+    urls = [site.url("/files/report"), site.url("/watch.html")]
+    first = xdl("fetch", "--archive", "done.txt", "-o", "one", *urls)
+    assert first.exit_code == 0, first.stderr
+    assert all(x["skipped"] is None for x in first.lines)
+    lines = Path("done.txt").read_text().splitlines()
+    assert f"url {urls[0]}" in lines
+    assert any(line.startswith("html5mediaembed ") for line in lines)
+    second = xdl("fetch", "--archive", "done.txt", "-o", "two", *urls)
+    assert second.exit_code == 0
+    assert [x["skipped"] for x in second.lines] == ["archive", "archive"]
+    assert not Path("two").exists() or list(Path("two").iterdir()) == []
+
+
+def test_dry_run_downloads_nothing(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "--dry-run", site.url("/files/report"), site.url("/watch.html"))
+    assert ran.exit_code == 0, ran.stderr
+    assert all(x["dry_run"] is True for x in ran.lines)
+    assert Path(ran.lines[0]["path"]).name == "Quarterly Report.pdf"
+    assert ran.lines[1]["path"].endswith(".mp4")
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_a_playlist_gives_one_line_per_entry(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "-o", "pod", site.url("/feed.xml"))
+    assert ran.exit_code == 0, ran.stderr
+    assert [x["playlist_index"] for x in ran.lines] == [1, 2, 3]
+    assert {x["playlist"] for x in ran.lines} == {"Loopback Podcast"}
+    assert all(Path(x["path"]).exists() for x in ran.lines)
+    assert ran.lines[0]["url"] == site.url("/watch.html")
+
+
+def test_non_network_schemes_are_refused(xdl: Any) -> None:
+    ran = xdl("fetch", "file:///etc/passwd", "javascript:alert(1)")
+    assert ran.exit_code == 1
+    assert [x["ok"] for x in ran.lines] == [False, False]
+    assert list(Path.cwd().iterdir()) == []
+
+
+# -- signals (real processes) -------------------------------------------------------------
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).parent / "xdl"
+    return subprocess.Popen(
+        [str(exe), "fetch", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for_part(path: Path, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and path.stat().st_size >= 64 * 1024:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the download never started")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_keeps_a_resumable_part(routes: Any, sig: int, code: int) -> None:
+    work = Path.cwd()
+    url = routes.url(f"/fetch/slow-etag.bin?sig={int(sig)}")
+    proc = _start(["--strategy", "http", url], work)
+    _wait_for_part(work / "slow-etag.bin.part", proc)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err.decode()
+    (line,) = [json.loads(x) for x in out.decode().splitlines()]
+    assert line["ok"] is False and line["error"]["code"] == "interrupted"
+    kept = (work / "slow-etag.bin.part").stat().st_size
+    assert 0 < kept < len(SLOW_BODY)
+    assert not (work / "slow-etag.bin").exists()
+    again = _start(["--strategy", "http", url.replace("?", "?rate=100000000&")], work)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err.decode()
+    (done,) = [json.loads(x) for x in out.decode().splitlines()]
+    assert done["resumed_from"] and done["resumed_from"] >= kept
+    assert done["sha256"] == sha(SLOW_BODY) == file_sha(work / "slow-etag.bin")
