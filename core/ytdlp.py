@@ -217,3 +217,36 @@ def download_with_youtube_dl(
             if entry and "requested_downloads" not in entry:
                 entry["requested_downloads"] = [{"filepath": ydl.prepare_filename(entry)}]
         return dict(info)
+
+
+# --- subtitles (xdl transcript) ---------------------------------------------------------
+
+
+def fetch_text(
+    url: str,
+    *,
+    net: NetworkOptions | None = None,
+    headers: Mapping[str, str] | None = None,
+    limit: int = 64 * 1024 * 1024,
+) -> bytes:
+    """The body of `url` (a subtitle track) through yt-dlp's networking, so the proxy,
+    cookies and headers of `net` apply as they do to extraction."""
+    from yt_dlp.networking import Request
+    from yt_dlp.networking.exceptions import RequestError
+
+    with make((net or NetworkOptions()).ytdlp_params()) as ydl:
+        try:
+            with ydl.urlopen(Request(url, headers=dict(headers or {}))) as response:
+                data: bytes = response.read(limit + 1)
+        except RequestError as e:
+            raise to_xdl_error(e) from e
+    if len(data) > limit:
+        raise errors.TooLarge(f"subtitle track larger than {limit // 2**20} MiB: {url}")
+    return data
+
+
+def render_template(template: str, info: Mapping[str, Any]) -> str:
+    """A file name from yt-dlp's output template syntax (`%(title)s.%(ext)s`), each field
+    sanitised the way yt-dlp does it."""
+    with make({}) as ydl:
+        return str(ydl.evaluate_outtmpl(template, dict(info), True))
