@@ -24,6 +24,8 @@ COMMANDS = {
     "doctor": "doctor",
     "fetch": "fetch",
     "queue": "queue",
+    "transcript": "transcript",
+    "to-markdown": "to_markdown",
 }
 
 CONTEXT_SETTINGS = {

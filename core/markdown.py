@@ -311,8 +311,8 @@ def read_source(path: str) -> bytes:
         raise errors.BadInput(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def write_new(dest: Path, text: str, overwrite: bool) -> bool:
-    """Write `text` to `dest` atomically; False (nothing written) when it exists and
+def write_new(dest: Path, content: str | bytes, overwrite: bool) -> bool:
+    """Write `content` to `dest` atomically; False (nothing written) when it exists and
     `overwrite` is off. A partial file is never left under the final name."""
     directory = dest.parent if str(dest.parent) else Path(".")
     try:
@@ -321,8 +321,8 @@ def write_new(dest: Path, text: str, overwrite: bool) -> bool:
     except OSError as e:
         raise errors.OutputNotWritable(f"cannot write in {directory}: {e.strerror or e}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content.encode("utf-8") if isinstance(content, str) else content)
         if overwrite:
             os.replace(tmp, dest)
             return True

@@ -1,0 +1,236 @@
+"""`xdl to-markdown`: WebVTT, SRT or TTML captions into clean, faithful Markdown."""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from xdl.cli.options import input_options, read_inputs, verbosity_options
+from xdl.cli.output import Output
+
+if TYPE_CHECKING:
+    from xdl.core.inputs import Input
+    from xdl.core.markdown import Layout
+
+
+def layout_options(f: Any) -> Any:
+    """The paragraph options shared by `to-markdown` and `transcript -F md|txt`."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--min-words",
+                type=click.IntRange(min=1),
+                default=50,
+                show_default=True,
+                metavar="N",
+                help="A paragraph ends at a sentence end once it has N words.",
+            ),
+            click.option(
+                "--max-words",
+                type=click.IntRange(min=1),
+                default=250,
+                show_default=True,
+                metavar="N",
+                help="A paragraph never runs past N words (unpunctuated automatic captions).",
+            ),
+            click.option(
+                "--gap",
+                type=click.FloatRange(min=0),
+                default=1.5,
+                show_default=True,
+                metavar="SECONDS",
+                help="A pause this long after a sentence starts a new paragraph.",
+            ),
+            click.option(
+                "--speakers/--no-speakers",
+                default=True,
+                show_default=True,
+                help="**Name:** at each change of speaker (<v Name>, NAME: lines, >>).",
+            ),
+            click.option("--timestamps", is_flag=True, help="Start each paragraph with its time."),
+            click.option(
+                "--sound-labels",
+                type=click.Choice(["keep", "drop"]),
+                default="keep",
+                show_default=True,
+                help="Keep or drop [Music], (laughs) and the like.",
+            ),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+def make_layout(
+    min_words: int,
+    max_words: int,
+    gap: float,
+    speakers: bool,
+    timestamps: bool,
+    sound_labels: str,
+    title: str | None = None,
+) -> Layout:
+    from xdl.core.markdown import Layout
+
+    return Layout(
+        min_words=min_words,
+        max_words=max(max_words, min_words),
+        gap=gap,
+        speakers=speakers,
+        timestamps=timestamps,
+        title=title,
+        sound_labels="drop" if sound_labels == "drop" else "keep",
+    )
+
+
+@click.command("to-markdown")
+@input_options("path")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Write the Markdown to FILE (one input only; '-' is stdout).",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Write NAME.md into DIR instead of next to each input.",
+)
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the Markdown, not JSON lines.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing .md file.")
+@click.option("--title", metavar="TEXT", help="A `# TEXT` heading at the top.")
+@layout_options
+@click.option(
+    "--dedupe/--no-dedupe",
+    default=None,
+    help="Remove the repeated lines of rolling automatic captions "
+    "[default: when the file looks like them].",
+)
+@verbosity_options
+def command(
+    inputs: tuple[str, ...],
+    batch_file: IO[bytes] | None,
+    output: str | None,
+    output_dir: str | None,
+    to_stdout: bool,
+    overwrite: bool,
+    title: str | None,
+    min_words: int,
+    max_words: int,
+    gap: float,
+    speakers: bool,
+    timestamps: bool,
+    sound_labels: str,
+    dedupe: bool | None,
+) -> int:
+    """Turn WebVTT, SRT or TTML/DFXP captions into clean Markdown paragraphs.
+
+    The format is read from the content, not the name. Tags, entities and YouTube's
+    rolling repeats go; every word stays: sentences run across cues, paragraphs break
+    at speakers, pauses and sentence ends. FILE.vtt becomes FILE.md next to it (an
+    existing .md is left alone, `skipped: "exists"`, unless --overwrite). `-` reads a
+    caption document from stdin and prints Markdown; JSON lines with `path` (from
+    `xdl transcript`) are read too.
+
+    Fields: path, output, format (vtt, srt, ttml), words, paragraphs,
+    avg_words_per_paragraph, compression_ratio (input bytes / Markdown bytes), speakers,
+    duplicates_removed (rolling-caption lines dropped), skipped_blocks (blocks that
+    could not be read: never silently zero), skipped.
+
+    \b
+    Examples:
+      xdl to-markdown talk.en.vtt
+      xdl transcript URL | xdl to-markdown --timestamps
+      curl -s URL/captions.vtt | xdl to-markdown - > talk.md
+      xdl to-markdown --stdout --no-speakers --sound-labels drop *.srt
+    """
+    from xdl.core import errors
+    from xdl.core.inputs import iter_inputs
+    from xdl.core.markdown import convert_file
+
+    if output and output_dir:
+        raise click.UsageError("-o/--output and --output-dir cannot be used together")
+    if output == "-":
+        output, to_stdout = None, True
+    if output and to_stdout:
+        raise click.UsageError("-o FILE and --stdout cannot be used together")
+    layout = make_layout(min_words, max_words, gap, speakers, timestamps, sound_labels, title)
+
+    stdin_document: bytes | None = None
+    if not inputs and batch_file is None and sys.stdin is not None and not sys.stdin.isatty():
+        piped = sys.stdin.buffer.read()
+        if _looks_like_captions(piped):
+            stdin_document, items = piped, iter([_stdin_item()])
+        else:
+            items = iter_inputs((), None, "-", io.BytesIO(piped), "path")
+    else:
+        items = read_inputs(inputs, batch_file, "path")
+    if "-" in inputs:
+        stdin_document = sys.stdin.buffer.read()
+    if output:
+        items = iter(_only_one(items))
+
+    out = Output(key="path")
+    printed = 0
+
+    def work(item: Input) -> list[Any]:
+        nonlocal printed
+        if item.fields.get("ok") is False:
+            raise errors.BadInput("the command before this one failed on it")
+        data = None
+        if item.value == "-":
+            data = stdin_document or b""
+        target = output or ("-" if to_stdout or (item.value == "-" and not output) else None)
+        result, text = convert_file(
+            item.value,
+            layout,
+            data=data,
+            output=target,
+            output_dir=output_dir,
+            overwrite=overwrite,
+            rolling=dedupe,
+        )
+        if target == "-":
+            _print_markdown(text, printed)
+            printed += 1
+            return []
+        return [result]
+
+    out.each(items, work)
+    return out.close()
+
+
+def _stdin_item() -> Input:
+    from xdl.core.inputs import Input
+
+    return Input("-", origin="stdin")
+
+
+def _looks_like_captions(data: bytes) -> bool:
+    """Is piped stdin a caption document rather than a list of files?"""
+    head = data[:4096].lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n")
+    return head.startswith((b"WEBVTT", b"<", b"W\x00")) or b"-->" in head
+
+
+def _only_one(items: Any) -> list[Input]:
+    listed = list(items)
+    if len(listed) > 1:
+        raise click.UsageError("-o FILE takes one input; use --output-dir for several")
+    return listed
+
+
+def _print_markdown(text: str, printed: int) -> None:
+    from xdl.cli.output import ReaderGone, silence_stdout
+
+    try:
+        if printed:
+            sys.stdout.write("\n")
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        raise ReaderGone() from None

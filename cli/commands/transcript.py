@@ -1,0 +1,144 @@
+"""`xdl transcript`: download an item's subtitles, as published or converted."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from xdl.cli.commands.to_markdown import layout_options, make_layout
+from xdl.cli.options import input_options, network_options, read_inputs, verbosity_options
+from xdl.cli.output import Output
+
+if TYPE_CHECKING:
+    from xdl.core.inputs import Input
+    from xdl.core.network import NetworkOptions
+
+
+@click.command()
+@input_options("url")
+@click.option(
+    "-l",
+    "--lang",
+    "langs",
+    metavar="LANGS",
+    help="Languages in order of preference, e.g. en,en-US,es; 'all' for every one "
+    "[default: the item's language, else en, else the first track].",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["manual", "auto"]),
+    help="Only creator-made (manual) or automatic captions [default: creator-made first].",
+)
+@click.option(
+    "-F",
+    "--format",
+    "fmt",
+    type=click.Choice(["vtt", "srt", "txt", "md", "json"]),
+    default="vtt",
+    show_default=True,
+    help="vtt as published; srt, txt, md (Markdown) and json (cleaned cues) converted.",
+)
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Write the files into DIR [default: the current directory].",
+)
+@click.option(
+    "--template",
+    default="%(title)s [%(id)s].%(lang)s.%(ext)s",
+    show_default=True,
+    metavar="TEMPLATE",
+    help="File name template, yt-dlp syntax; also %(lang)s and %(subtitle_source)s.",
+)
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the transcript (one input).")
+@click.option("--overwrite", is_flag=True, help="Replace existing files.")
+@layout_options
+@network_options
+@verbosity_options
+def command(
+    inputs: tuple[str, ...],
+    batch_file: IO[bytes] | None,
+    langs: str | None,
+    source: str | None,
+    fmt: str,
+    output_dir: str | None,
+    template: str,
+    to_stdout: bool,
+    overwrite: bool,
+    min_words: int,
+    max_words: int,
+    gap: float,
+    speakers: bool,
+    timestamps: bool,
+    sound_labels: str,
+    net: NetworkOptions,
+) -> int:
+    """Download subtitles of each URL, as published or as clean text.
+
+    Picks one language by -l preference (creator-made before automatic captions) and
+    saves it under --template: `vtt` as the site publishes it, or converted by xdl's
+    own parser: `srt`, `txt`, `md` (the title as heading, chapters as sections,
+    --timestamps linking each paragraph to its moment) or `json` (cleaned cues: start,
+    end, speaker, text). YouTube's rolling automatic captions come out without their
+    repeated lines. Pipe the lines into `xdl to-markdown` to convert the files later.
+
+    Fields: url, path, lang, source (manual or auto), format, title, id, words,
+    duplicates_removed, skipped_blocks, skipped ("exists" when the file was already
+    there). No track in the asked languages: error code no_subtitles, naming the
+    languages there are.
+
+    \b
+    Examples:
+      xdl transcript https://example.com/watch.html
+      xdl transcript -l en,es -F md --timestamps URL
+      xdl transcript -l all -o subs/ URL
+      xdl transcript URL | xdl to-markdown
+      xdl transcript -F txt --stdout URL | wc -w
+    """
+    from xdl.core.transcript import get_transcripts
+
+    wanted = [x.strip() for x in langs.split(",") if x.strip()] if langs else None
+    layout = make_layout(min_words, max_words, gap, speakers, timestamps, sound_labels)
+    items: Any = read_inputs(inputs, batch_file)
+    if to_stdout:
+        items = list(items)
+        if len(items) > 1:
+            raise click.UsageError("--stdout takes one URL")
+    out = Output()
+
+    def work(item: Input) -> Iterator[Any]:
+        for t in get_transcripts(
+            item.value,
+            langs=wanted,
+            source=source,  # type: ignore[arg-type]
+            fmt=fmt,
+            layout=layout,
+            net=net,
+            output_dir=output_dir,
+            template=template,
+            overwrite=overwrite,
+            write=not to_stdout,
+        ):
+            if to_stdout:
+                _print(t.text)
+            else:
+                yield t
+
+    out.each(items, work)
+    return out.close()
+
+
+def _print(text: str) -> None:
+    from xdl.cli.output import ReaderGone, silence_stdout
+
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        raise ReaderGone() from None
