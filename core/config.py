@@ -46,8 +46,8 @@ def builtin_profiles() -> dict[str, dict[str, Any]]:
             "normalize": True,
             "embed-metadata": True,
             "embed-thumbnail": True,
-            "template": "%(playlist_title,uploader,channel|podcast)s/"
-            "%(upload_date>%Y-%m-%d,release_date>%Y-%m-%d|undated)s %(title)s [%(id)s].%(ext)s",
+            "template": "%(playlist_title,playlist,uploader,channel,webpage_url_domain|podcast)s/"
+            "%(upload_date>%Y-%m-%d |)s%(title)s [%(id)s].%(ext)s",
             "archive": str(archive_dir / "podcast-archive.txt"),
         },
         "music": {
@@ -68,7 +68,7 @@ def builtin_profiles() -> dict[str, dict[str, Any]]:
             "embed-chapters": True,
             "embed-metadata": True,
             "template": "%(uploader,channel|unknown)s/"
-            "%(upload_date>%Y-%m-%d|undated)s %(title)s [%(id)s].%(ext)s",
+            "%(upload_date>%Y-%m-%d |)s%(title)s [%(id)s].%(ext)s",
         },
         "social": {
             "quality": "720p",
