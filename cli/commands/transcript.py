@@ -9,6 +9,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from xdl.cli.commands.to_markdown import layout_options, make_layout
+from xdl.cli.config import profile_option
 from xdl.cli.options import input_options, network_options, read_inputs, verbosity_options
 from xdl.cli.output import Output
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 @click.command()
 @input_options("url")
+@profile_option
 @click.option(
     "-l",
     "--lang",
