@@ -252,7 +252,10 @@ def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> 
     for start, end, lines in raw:
         cues.append((start, end, _clean_cue(lines)))
     if rolling is None:
-        rolling = (inline and _looks_rolling(cues, 0.2)) or _looks_rolling(cues, 0.5)
+        # Word timings (<00:00:01.000><c>) and some repeats: YouTube's automatic captions.
+        # Without them (converted to SRT on the way), only a file that repeats nearly
+        # every cue's top line: creator-made captions never look like that.
+        rolling = _looks_rolling(cues, 0.2, 4) if inline else _looks_rolling(cues, 0.6, 20)
     removed = 0
     if rolling:
         cues, removed = _remove_rolling_repeats(cues)
@@ -321,8 +324,19 @@ def _blocks(text: str, vtt: bool) -> tuple[list[tuple[float, float, list[str]]],
             current = None
             continue
         current = lines[k + 1 :]
+        if number == last and not current and _cut_short(lines[k], times):
+            raise Truncated(f"the file ends inside a cue timing ({lines[k].strip()!r})")
         cues.append((times[0], times[1], current))
     return cues, skipped
+
+
+def _cut_short(line: str, times: tuple[float, float]) -> bool:
+    """A last timing line with no text whose end time is shorter than its start time
+    (`00:00:03.000 --> 00:0`): the download stopped there."""
+    if times[1] < times[0]:
+        return True
+    start, _, end = line.partition("-->")
+    return len(end.split()[0] if end.split() else "") < len(start.strip())
 
 
 def _partial_timing(line: str) -> bool:
@@ -466,8 +480,8 @@ def _overlap(prev: Sequence[str], lines: Sequence[str]) -> int:
     return 0
 
 
-def _looks_rolling(cues: Iterable[tuple[float, float, _Segs]], share: float) -> bool:
-    """Do most multi-line cues open with their predecessor's last line?"""
+def _looks_rolling(cues: Iterable[tuple[float, float, _Segs]], share: float, minimum: int) -> bool:
+    """Does a `share` of at least `minimum` cues open with its predecessor's last line?"""
     prev: list[str] = []
     candidates = repeats = 0
     for _, _, segs in cues:
@@ -476,7 +490,7 @@ def _looks_rolling(cues: Iterable[tuple[float, float, _Segs]], share: float) -> 
             candidates += 1
             repeats += lines[0] == prev[-1]
         prev = lines
-    return candidates >= 4 and repeats >= share * candidates
+    return candidates >= minimum and repeats >= share * candidates
 
 
 def _remove_rolling_repeats(

@@ -72,6 +72,7 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
     speaker: str | None = None
     prev_end: float | None = None
     min_words, max_words = max(1, layout.min_words), max(1, layout.max_words)
+    limit = min(min_words, max_words)
     drop_sounds = layout.sound_labels == "drop"
     for cue in cues:
         chapter = None
@@ -113,7 +114,7 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
             if (
                 para is not None
                 and ">>" not in line
-                and len(para.words) + len(words) < (max_words if _no_stop(line) else min_words)
+                and len(para.words) + len(words) < (max_words if _no_stop(line) else limit)
             ):
                 para.words.extend(words)  # no paragraph can end inside this line
                 index += len(words)

@@ -1,0 +1,507 @@
+"""The caption parser and the Markdown it makes: real files from other projects, and our
+own fixtures for every case the lenient reader has to get right."""
+
+from __future__ import annotations
+
+import codecs
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from xdl.core import captions, markdown
+from xdl.core.captions import Cue, parse
+
+HERE = Path(__file__).parent / "captions"
+CORPUS = HERE / "corpus"
+FIXTURES = HERE / "fixtures"
+
+WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(text)
+
+
+def md(data: bytes | str, **layout: object) -> str:
+    raw = data.encode() if isinstance(data, str) else data
+    text, _, _ = markdown.convert(raw, markdown.Layout(**layout))  # type: ignore[arg-type]
+    return text
+
+
+def cues(data: str | bytes, **kw: object) -> list[Cue]:
+    return parse(data.encode() if isinstance(data, str) else data, **kw).cues  # type: ignore[arg-type]
+
+
+# --- every corpus file, no word lost --------------------------------------------------
+
+#: What a reader of each file sees, typed from the files themselves.
+CORPUS_TEXT = {
+    "asticode__go-astisub__example-in-breaklines.ttml": "First line Second line Third line "
+    "Fourth line Fifth line Sixth middle line Seventh line Eighth middle line",
+    "asticode__go-astisub__example-in-carriage-return.srt": "Did one of the last stories "
+    "strike you as more interesting than the other? That's true. You don’t often find 632 "
+    "pieces of gum stuck on a sidewalk at a busy bus stop or anywhere else for that matter.",
+    "asticode__go-astisub__example-in-html-entities.srt": "The man in black fled across the "
+    "desert, & the gunslinger followed. Go, then, there are other < worlds than these.",
+    "asticode__go-astisub__example-in-non-utf8.vtt": "(deep rumbling) MAN: How did we end up "
+    "here? This place is horrible. Smells like balls. We don't belong in this shithole. "
+    "(computer playing electronic melody)",
+    "asticode__go-astisub__example-in-styled.srt": "[instrumental music] [ticks] "
+    "[instrumental music] [dog barking] [beeping] [automated] 'The time is 7:35.' Test with "
+    "multi line italics Terminated on the next line Unterminated styles Do no fall to the "
+    "next item x^3 * x = 100",
+    "asticode__go-astisub__example-in.ttml": "(deep rumbling) MAN: How did we end up here? "
+    "This place is horrible. Smells like balls. We don't belong in this shithole. (computer "
+    "playing electronic melody)",
+    "asticode__go-astisub__example-in.vtt": "(deep rumbling) MAN: How did we end up here? "
+    "This place is horrible. Smells like balls. We don't belong in this shithole. (computer "
+    "playing electronic melody)",
+    "asticode__go-astisub__missing-sequence-in.srt": "(deep rumbling) MAN: How did we end up "
+    "here? This place is horrible. Smells like balls. We don't belong in this shithole. "
+    "(computer playing electronic melody)",
+    "glut23__webvtt-py__comments.vtt": "- Ta en kopp varmt te. - Det är inte varmt. - Har en "
+    "kopp te. - Det smakar som te. - Ta en kopp",
+    "glut23__webvtt-py__cue_tags.vtt": "When the moon hits your eye Like a big-a pizza pie "
+    "That's amore",
+    "glut23__webvtt-py__teams_timeframe.vtt": "Yuri Bakulin: There you go. Adrian Petrescu: "
+    "Why hello there, Yuri.",
+    "sandflow__ttconv__comment-in-cue-text.vtt": "NOTE text NOTE text NOTE text2",
+    "sandflow__ttconv__decode_escaped_entities.vtt": "Here are the escaped entities: & < >",
+    "sandflow__ttconv__lwsp_default.ttml": "hello my name is Mathilda bonjour mon nom est",
+    "sandflow__ttconv__newlines.vtt": "text0 text1 text2 text3",
+    "tkarabela__pysubs2__ttml_example.ttml": "It seems a paradox, does it not, that the image "
+    "formed on the Retina should be inverted? It is puzzling, why is it we do not see things "
+    "upside-down? You have never heard the Theory, then, that the Brain also is inverted? No "
+    "indeed! What a beautiful fact! But how is it proved? Thus: what we call the vertex of "
+    "the Brain is really its base and what we call its base is really its vertex, it is "
+    "simply a question of nomenclature. How truly delightful!",
+}
+
+
+def test_the_corpus_is_all_here_with_its_attribution() -> None:
+    files = sorted(p.name for p in CORPUS.iterdir() if p.name != "ATTRIBUTION.md")
+    assert files == sorted(CORPUS_TEXT)
+    attribution = (CORPUS / "ATTRIBUTION.md").read_text()
+    for name in files:
+        assert name in attribution
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS_TEXT))
+def test_corpus_file_loses_no_word(name: str) -> None:
+    data = (CORPUS / name).read_bytes()
+    parsed = parse(data)
+    assert parsed.skipped_blocks == 0
+    assert parsed.duplicates_removed == 0  # creator-made captions: nothing removed
+    out = md(data)
+    assert words(out) == words(CORPUS_TEXT[name])
+    # and the cues themselves carry every word, in order (speakers are markup, not text)
+    cue_words = [w for c in parsed.cues for w in words(f"{c.speaker or ''} {c.text}")]
+    assert cue_words == words(CORPUS_TEXT[name])
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("asticode__go-astisub__example-in-non-utf8.vtt", "vtt"),
+        ("asticode__go-astisub__missing-sequence-in.srt", "srt"),
+        ("asticode__go-astisub__example-in.ttml", "ttml"),
+        ("asticode__go-astisub__example-in-breaklines.ttml", "ttml"),
+        ("sandflow__ttconv__newlines.vtt", "vtt"),
+    ],
+)
+def test_format_comes_from_the_content(name: str, kind: str) -> None:
+    assert parse((CORPUS / name).read_bytes()).format == kind
+
+
+def test_corpus_timings_read_as_players_read_them() -> None:
+    vtt = parse((CORPUS / "asticode__go-astisub__example-in.vtt").read_bytes()).cues
+    assert (vtt[0].start, vtt[0].end) == (99.0, 101.04)  # no milliseconds; `.04` is 40 ms
+    assert vtt[1].start == pytest.approx(124.08)  # `.08` is 80 ms, not 8
+    ttml = parse((CORPUS / "asticode__go-astisub__example-in.ttml").read_bytes()).cues
+    assert ttml[-1].end == pytest.approx(153.44)  # 00:02:33:11 at 25 frames/s
+    pysubs = parse((CORPUS / "tkarabela__pysubs2__ttml_example.ttml").read_bytes()).cues
+    assert pysubs[0].start == pytest.approx(0.76)
+    same = [c.text for c in pysubs if c.start == 28.0]
+    assert same == ["But how is it proved?", "Thus: what we call"]  # document order
+    teams = parse((CORPUS / "glut23__webvtt-py__teams_timeframe.vtt").read_bytes()).cues
+    assert [(c.speaker, c.start, c.end) for c in teams] == [
+        ("Yuri Bakulin", 0.0, 0.57),
+        ("Adrian Petrescu", 0.21, 1.13),
+    ]
+    tags = parse((CORPUS / "glut23__webvtt-py__cue_tags.vtt").read_bytes()).cues
+    assert (tags[0].start, tags[0].end) == (16.5, 18.5)
+
+
+def test_utf16_and_utf8_copies_give_the_same_cues() -> None:
+    a = parse((CORPUS / "asticode__go-astisub__example-in.vtt").read_bytes()).cues
+    b = parse((CORPUS / "asticode__go-astisub__example-in-non-utf8.vtt").read_bytes()).cues
+    assert a == b
+
+
+# --- bytes and line endings -----------------------------------------------------------
+
+SAMPLE = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nCafé, “quoted” — ok\n"
+
+
+@pytest.mark.parametrize(
+    "encoding, bom",
+    [
+        ("utf-8", b""),
+        ("utf-8", codecs.BOM_UTF8),
+        ("utf-16-le", codecs.BOM_UTF16_LE),
+        ("utf-16-be", codecs.BOM_UTF16_BE),
+        ("utf-32-le", codecs.BOM_UTF32_LE),
+        ("utf-32-be", codecs.BOM_UTF32_BE),
+        ("cp1252", b""),
+    ],
+)
+def test_encodings(encoding: str, bom: bytes) -> None:
+    got = cues(bom + SAMPLE.encode(encoding))
+    assert [c.text for c in got] == ["Café, “quoted” — ok"]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_line_endings(newline: str) -> None:
+    text = "1\n00:00:01,000 --> 00:00:02,000\nOne\ntwo\n\n2\n00:00:03,000 --> 00:00:04,000\nThree\n"
+    got = cues(text.replace("\n", newline))
+    assert [c.text for c in got] == ["One\ntwo", "Three"]
+
+
+# --- lenient reading, counted ---------------------------------------------------------
+
+
+def test_missing_blank_line_between_cues() -> None:
+    got = cues("1\n00:00:01,000 --> 00:00:02,000\nHello\n2\n00:00:03,000 --> 00:00:04,000\nWorld\n")
+    assert [(c.start, c.text) for c in got] == [(1.0, "Hello"), (3.0, "World")]
+
+
+def test_blank_line_inside_a_cue_keeps_the_text() -> None:
+    got = cues(
+        "1\n00:00:01,000 --> 00:00:02,000\nline one\n\nline two\n\n"
+        "2\n00:00:03,000 --> 00:00:04,000\nline three\n"
+    )
+    assert [c.text for c in got] == ["line one\nline two", "line three"]
+
+
+def test_unreadable_timing_is_counted_not_silently_dropped() -> None:
+    parsed = parse(
+        b"1\n00:00:01,000 --> 00:00:02,000\nkept\n\n"
+        b"2\n00:00:xx,000 --> 00:00:04,000\nlost\n\n"
+        b"3\n00:00:05,000 --> 00:00:06,000\nalso kept\n"
+    )
+    assert [c.text for c in parsed.cues] == ["kept", "also kept"]
+    assert parsed.skipped_blocks == 1
+
+
+def test_stray_text_before_the_first_cue_is_counted() -> None:
+    parsed = parse(b"some stray words\n\n1\n00:00:01,000 --> 00:00:02,000\nHello\n")
+    assert [c.text for c in parsed.cues] == ["Hello"]
+    assert parsed.skipped_blocks == 1
+
+
+def test_vtt_header_blocks_are_not_text_and_not_skipped() -> None:
+    parsed = parse(
+        b"WEBVTT - title\nKind: captions\n\nSTYLE\n::cue { color: red;\n\n}\n\n"
+        b"REGION\nid:fred\n\nNOTE a comment\n\n00:01.000 --> 00:02.000\nText\n"
+    )
+    assert [c.text for c in parsed.cues] == ["Text"]
+    assert parsed.skipped_blocks == 0
+
+
+@pytest.mark.parametrize(
+    "stamp, seconds",
+    [
+        ("00:00:01,08", 1.08),
+        ("00:00:01.5", 1.5),
+        ("00:00:01", 1.0),
+        ("01:02.250", 62.25),
+        ("0:0:3.0", 3.0),
+        ("123:00:00.000", 442800.0),
+    ],
+)
+def test_timestamps(stamp: str, seconds: float) -> None:
+    got = cues(f"WEBVTT\n\n{stamp} --> 999:00:00.000\nx\n")
+    assert got[0].start == pytest.approx(seconds)
+
+
+# --- markup ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("<i>italic</i> <b>bold</b> <u>under</u>", "italic bold under"),
+        ("<c.yellow.bg_blue>class</c> <c>plain</c>", "class plain"),
+        ('<font color="#ff0000">red</font>', "red"),
+        ("<lang en-GB>colour</lang>", "colour"),
+        ("<ruby>漢<rt>kan</rt></ruby>", "漢kan"),
+        ("one <00:00:01.500>two <00:02.000>three", "one two three"),
+        ("{\\an8}top {\\i1}line{\\i0}", "top line"),
+        ("2<3,5>1,4<6", "2<3,5>1,4<6"),
+        ("a &lt; b &amp;&amp; c &gt; d", "a < b && c > d"),
+        ("&amp;lt;i&amp;gt; stays literal", "&lt;i&gt; stays literal"),
+        ("&lt;i&gt;shown&lt;/i&gt;", "<i>shown</i>"),
+        ("no\u00a0break\u202fthin &nbsp;x", "no break thin x"),
+        ("\u200eleft\u200f right\u202a\u202c", "left right"),
+        ("spaced    out\twords", "spaced out words"),
+        ("<unknown>kept</unknown>", "<unknown>kept</unknown>"),
+    ],
+)
+def test_markup(raw: str, clean: str) -> None:
+    got = cues(f"WEBVTT\n\n00:01.000 --> 00:02.000\n{raw}\n")
+    assert [c.text for c in got] == [clean]
+
+
+# --- speakers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("<v Alice>Hi there", [("Alice", "Hi there")]),
+        ("<v.loud Bob Smith>Hey</v>", [("Bob Smith", "Hey")]),
+        ("<v Alice>Hi</v> <v Bob>Hello</v>", [("Alice", "Hi"), ("Bob", "Hello")]),
+        ("<v Alice>Hi\n<v Bob>Hello", [("Alice", "Hi"), ("Bob", "Hello")]),
+        ("Intro <v Alice>speaks", [(None, "Intro"), ("Alice", "speaks")]),
+        ("<v Ann &amp; Co>Joint", [("Ann & Co", "Joint")]),
+    ],
+)
+def test_voices(raw: str, expected: list[tuple[str | None, str]]) -> None:
+    got = cues(f"WEBVTT\n\n00:01.000 --> 00:02.000\n{raw}\n")
+    assert [(c.speaker, c.text) for c in got] == expected
+
+
+def test_speakers_in_markdown() -> None:
+    doc = (
+        "WEBVTT\n\n00:01.000 --> 00:02.000\n<v Alice>Hi Bob.\n\n"
+        "00:02.000 --> 00:03.000\n<v Alice>How are you?\n\n"
+        "00:03.000 --> 00:04.000\n<v Bob>Fine.</v> <v Alice>Good.\n"
+    )
+    assert md(doc) == "**Alice:** Hi Bob. How are you?\n\n**Bob:** Fine.\n\n**Alice:** Good.\n"
+    assert md(doc, speakers=False) == "Hi Bob. How are you?\n\nFine.\n\nGood.\n"
+
+
+def test_uppercase_label_lines_and_double_chevrons_change_speaker() -> None:
+    doc = (
+        "1\n00:00:01,000 --> 00:00:02,000\nJOHN SMITH:\nWhere were you\n\n"
+        "2\n00:00:02,000 --> 00:00:03,000\nlast night\n\n"
+        "3\n00:00:03,000 --> 00:00:04,000\n&gt;&gt; at home\n"
+    )
+    assert md(doc) == "**JOHN SMITH:** Where were you last night\n\nat home\n"
+    # without speaker handling the label stays as the words it is
+    assert words(md(doc, speakers=False)) == words("JOHN SMITH: Where were you last night at home")
+
+
+# --- YouTube's rolling automatic captions ---------------------------------------------
+
+
+def test_youtube_rolling_captions_lose_their_repeats_but_not_real_ones() -> None:
+    parsed = parse((FIXTURES / "youtube_auto.vtt").read_bytes())
+    assert parsed.rolling
+    text = md((FIXTURES / "youtube_auto.vtt").read_bytes())
+    assert text == (
+        "so today we're going to talk about captions and why they repeat yeah yeah "
+        "[Music] [Music]\n\nand then the other person speaks about the weather & more\n"
+    )
+    # each line typed once, shown again in a 10 ms snapshot and as the next cue's top
+    # line: 8 snapshots + 7 top lines removed
+    assert parsed.duplicates_removed == 15
+
+
+def test_creator_captions_with_repeated_lines_keep_them_all() -> None:
+    doc = (
+        "1\n00:00:01,000 --> 00:00:02,000\nLa la la\n\n"
+        "2\n00:00:02,000 --> 00:00:03,000\nLa la la\n\n"
+        "3\n00:00:03,000 --> 00:00:04,000\nyeah\n\n"
+        "4\n00:00:04,000 --> 00:00:05,000\nyeah\n\n"
+        "5\n00:00:05,000 --> 00:00:06,000\nwe sing\nthe chorus\n\n"
+        "6\n00:00:06,000 --> 00:00:07,000\nthe chorus\nagain\n"
+    )
+    parsed = parse(doc.encode())
+    assert not parsed.rolling
+    assert parsed.duplicates_removed == 0
+    assert words(md(doc)) == words(
+        "La la la La la la yeah yeah we sing the chorus the chorus again"
+    )
+
+
+def test_dedupe_can_be_forced_either_way() -> None:
+    data = (FIXTURES / "youtube_auto.vtt").read_bytes()
+    kept = parse(data, rolling=False)
+    assert kept.duplicates_removed == 0
+    assert len(words(" ".join(c.text for c in kept.cues))) > 40
+
+
+TEXT = """It was the best of times, it was the worst of times. The committee met on Tuesday
+and agreed on nothing at all! Why would anyone read the minutes? Because the minutes, dear
+reader, are where the real decisions hide. Yeah. Yeah. [Music] [Music] We said it twice and
+we meant it twice. The chorus goes like this: la la la, la la la. The chorus goes like
+this: la la la, la la la. Numbers too: 3.5 percent of 1,200 people said no."""
+
+
+def rolling_vtt(text: str, seed: int = 5) -> str:
+    """A YouTube-style rolling caption file that says `text`, line by line."""
+    rnd = random.Random(seed)
+    tokens = text.split()
+    lines: list[str] = []
+    while tokens:
+        n = rnd.randint(1, 7)
+        lines.append(" ".join(tokens[:n]))
+        tokens = tokens[n:]
+
+    def st(ms: int) -> str:
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+    out = ["WEBVTT\nKind: captions\nLanguage: en\n"]
+    t, prev = 0, " "
+    for line in lines:
+        ws = line.split()
+        typed, tt = ws[0], t
+        for w in ws[1:]:
+            tt += rnd.randint(100, 400)
+            typed += f"<{st(tt)}><c> {w}</c>"
+        end = tt + 300
+        out.append(f"{st(t)} --> {st(end)} align:start position:0%\n{prev}\n{typed}\n")
+        out.append(f"{st(end)} --> {st(end + 10)} align:start position:0%\n{line}\n \n")
+        prev, t = line, end + 10
+    return "\n".join(out)
+
+
+def test_generated_rolling_captions_round_trip_word_for_word() -> None:
+    long_text = " ".join([TEXT] * 40)  # ~4,000 words, the same sentences again and again
+    doc = rolling_vtt(long_text)
+    parsed = parse(doc.encode())
+    assert parsed.rolling and parsed.duplicates_removed > 0
+    out = md(doc)
+    assert out.split() == long_text.split()  # every word, in order, nothing added
+    for line in out.split("\n\n"):
+        assert len(line.split()) <= 250
+
+
+# --- TTML -----------------------------------------------------------------------------
+
+
+def ttml(body: str, attrs: str = "", ns: str = "http://www.w3.org/ns/ttml") -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<tt xmlns="{ns}" '
+        f'xmlns:ttp="{ns}#parameter" {attrs}><body><div>{body}</div></body></tt>'
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "attrs, begin, end, expected",
+    [
+        ("", "00:00:01.500", "00:00:02.250", (1.5, 2.25)),
+        ("", "1.5s", "2500ms", (1.5, 2.5)),
+        ("", "0.5m", "0.01h", (30.0, 36.0)),
+        ('ttp:frameRate="25"', "00:00:01:05", "00:00:02:00", (1.2, 2.0)),
+        ('ttp:frameRate="30" ttp:frameRateMultiplier="1000 1001"', "30f", "60f", (1.001, 2.002)),
+        ('ttp:tickRate="10000000"', "15000000t", "25000000t", (1.5, 2.5)),
+    ],
+)
+def test_ttml_times(attrs: str, begin: str, end: str, expected: tuple[float, float]) -> None:
+    got = cues(ttml(f'<p begin="{begin}" end="{end}">x</p>', attrs))
+    assert (got[0].start, got[0].end) == pytest.approx(expected)
+
+
+def test_ttml_dur_nested_times_and_old_namespace() -> None:
+    body = '<div begin="10s"><p begin="1s" dur="2s">one<br/>two</p><p begin="4s">three</p></div>'
+    got = cues(ttml(body, ns="http://www.w3.org/2006/10/ttaf1"))
+    assert [(c.start, c.end, c.text) for c in got] == [
+        (11.0, 13.0, "one\ntwo"),
+        (14.0, 14.0, "three"),
+    ]
+
+
+def test_ttml_whitespace_and_br_variants() -> None:
+    body = (
+        '<p begin="1s" end="2s">\n   a\n  <span> b </span>c<br></br>d <tt:br xmlns:tt="x"/> e</p>'
+    )
+    got = cues(ttml(body))
+    assert got[0].text == "a b c\nd\ne"
+
+
+def test_ttml_xml_bomb_is_refused() -> None:
+    bomb = (
+        b'<?xml version="1.0"?>\n<!DOCTYPE tt [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+        b'<tt xmlns="http://www.w3.org/ns/ttml"><body><div><p begin="0s" end="1s">&c;</p>'
+        b"</div></body></tt>"
+    )
+    with pytest.raises(captions.UnsafeXml):
+        parse(bomb)
+
+
+# --- what is not captions -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b"", captions.EmptyFile),
+        (b"\xef\xbb\xbf \n\n", captions.EmptyFile),
+        (bytes(range(256)) * 8, captions.NotCaptions),
+        (b"<!DOCTYPE html><html><body>-->nope</body></html>", captions.NotCaptions),
+        (b"just some prose\nwith no timings\n", captions.NotCaptions),
+        (b"<?xml version='1.0'?><rss><channel/></rss>", captions.NotCaptions),
+        (b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello\n\n00:00:0", captions.Truncated),
+        (
+            b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello\n\n00:00:03.000 --> 00:0",
+            captions.Truncated,
+        ),
+        (ttml('<p begin="1s" end="2s">cut')[:-20], captions.Truncated),
+    ],
+)
+def test_not_captions(data: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse(data)
+
+
+# --- paragraphs -----------------------------------------------------------------------
+
+
+def test_sentences_cross_cue_boundaries_and_paragraphs_follow_options() -> None:
+    doc = "WEBVTT\n\n" + "".join(
+        f"00:00:{i:02d}.000 --> 00:00:{i:02d}.900\nSentence number {i} runs\nacross a line.\n\n"
+        for i in range(20)
+    )
+    few = md(doc, min_words=12).strip().split("\n\n")
+    assert all(p.endswith(".") for p in few)
+    assert len(few) == 10  # 7 words a sentence: a paragraph at every 2nd sentence end
+    one = md(doc, min_words=1000, max_words=1000)
+    assert one.count("\n\n") == 0
+    capped = md(doc, min_words=1000, max_words=10).strip().split("\n\n")
+    assert all(len(p.split()) <= 10 for p in capped)
+
+
+def test_a_pause_after_a_sentence_starts_a_paragraph() -> None:
+    doc = (
+        "WEBVTT\n\n00:01.000 --> 00:02.000\nFirst thought.\n\n"
+        "00:02.100 --> 00:03.000\nStill going\n\n00:06.000 --> 00:07.000\non and on.\n\n"
+        "00:09.000 --> 00:10.000\nNew thought.\n"
+    )
+    assert md(doc) == "First thought. Still going on and on.\n\nNew thought.\n"
+    assert md(doc, gap=10.0) == "First thought. Still going on and on. New thought.\n"
+
+
+def test_timestamps_title_and_sound_labels() -> None:
+    doc = "WEBVTT\n\n01:02:03.000 --> 01:02:04.000\n[Music] Hello (laughs) there.\n"
+    assert md(doc, timestamps=True, title="A Talk") == (
+        "# A Talk\n\n[01:02:03] [Music] Hello (laughs) there.\n"
+    )
+    assert md(doc, sound_labels="drop") == "Hello there.\n"
+
+
+def test_markdown_escapes_what_would_become_markup() -> None:
+    doc = "WEBVTT\n\n00:01.000 --> 00:02.000\n# not a heading *not bold* 1_000 <tag> `x`\n"
+    assert md(doc) == "\\# not a heading \\*not bold\\* 1\\_000 \\<tag> \\`x\\`\n"
+
+
+def test_chapters_become_sections() -> None:
+    doc = "WEBVTT\n\n" + "".join(
+        f"00:00:{i:02d}.000 --> 00:00:{i:02d}.500\nPart {i}.\n\n" for i in range(0, 40, 10)
+    )
+    out = md(doc, chapters=[(0.0, "Intro"), (20.0, "Middle")], title="T", gap=60.0)
+    assert out == "# T\n\n## Intro\n\nPart 0. Part 10.\n\n## Middle\n\nPart 20. Part 30.\n"
