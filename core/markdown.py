@@ -22,7 +22,7 @@ SoundLabels = Literal["keep", "drop"]
 
 _SENTENCE_END = frozenset(".!?…")
 _CLOSERS = frozenset("\"')]}”’»")
-_SOUND = re.compile(r"\[[^\[\]\n]*\]|\([^()\n]*\)")
+_SOUND = re.compile(r"\s*(?:\[[^\[\]\n]*\]|\([^()\n]*\))")
 _LABEL = re.compile(r"^([A-Z][A-Z0-9'. -]{0,40}[A-Z0-9.]):$")
 
 
@@ -101,7 +101,7 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
         prev_end = cue.end
         text = cue.text
         if drop_sounds and ("[" in text or "(" in text):
-            text = _SOUND.sub(" ", text.replace("\n", " "))
+            text = _drop_sound_labels(text.replace("\n", " "))
         lines = text.split("\n")
         count = sum(len(line.split()) for line in lines) or 1
         index = 0
@@ -136,6 +136,15 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
                 if n >= max_words or (n >= min_words and ends_sentence(word)):
                     para = None
     return [p for p in out if p.words or p.chapter]
+
+
+def _drop_sound_labels(text: str) -> str:
+    """`Hi (laughs).` -> `Hi.`, `[Music] Hi` -> ` Hi`, `a[x]b` -> `a b`."""
+
+    def gap(m: re.Match[str]) -> str:
+        return " " if text[m.end() : m.end() + 1].isalnum() else ""
+
+    return _SOUND.sub(gap, text)
 
 
 def _no_stop(line: str) -> bool:

@@ -1,0 +1,205 @@
+"""`xdl to-markdown` as a user runs it: files in, .md files and JSON lines out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CORPUS = Path(__file__).parent / "captions" / "corpus"
+FIXTURES = Path(__file__).parent / "captions" / "fixtures"
+
+VTT = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<v Ann>Hello <i>there</i>.\n\n" + (
+    "00:00:02.000 --> 00:00:03.000\n<v Ann>How are you?\n"
+)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_converts_next_to_the_input(xdl: Any) -> None:
+    Path("talk.en.vtt").write_text(VTT)
+    ran = xdl("to-markdown", "talk.en.vtt")
+    assert ran.exit_code == 0, ran.stderr
+    assert Path("talk.en.md").read_text() == "**Ann:** Hello there. How are you?\n"
+    (row,) = ran.lines
+    assert row == {
+        "path": "talk.en.vtt",
+        "output": "talk.en.md",
+        "ok": True,
+        "format": "vtt",
+        "words": 5,
+        "paragraphs": 1,
+        "avg_words_per_paragraph": 5.0,
+        "compression_ratio": round(len(VTT) / len("**Ann:** Hello there. How are you?\n"), 2),
+        "speakers": ["Ann"],
+        "duplicates_removed": 0,
+        "skipped_blocks": 0,
+    }
+    assert ran.stderr == ""
+
+
+def test_an_existing_markdown_file_is_never_overwritten_unless_asked(xdl: Any) -> None:
+    Path("talk.vtt").write_text(VTT)
+    Path("talk.md").write_text("my own notes\n")
+    ran = xdl("to-markdown", "talk.vtt")
+    assert ran.exit_code == 0
+    assert ran.lines[0]["skipped"] == "exists"
+    assert Path("talk.md").read_text() == "my own notes\n"
+    assert sorted(p.name for p in Path().iterdir()) == ["talk.md", "talk.vtt"]  # no temp left
+    ran = xdl("to-markdown", "--overwrite", "talk.vtt")
+    assert "skipped" not in ran.lines[0]
+    assert Path("talk.md").read_text().startswith("**Ann:**")
+
+
+def test_output_file_output_dir_and_stdout(xdl: Any) -> None:
+    Path("a.vtt").write_text(VTT)
+    Path("b.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nBee.\n")
+    ran = xdl("to-markdown", "-o", "out/one.md", "a.vtt")
+    assert ran.lines[0]["output"] == "out/one.md"
+    assert Path("out/one.md").read_text().startswith("**Ann:**")
+    ran = xdl("to-markdown", "--output-dir", "md", "a.vtt", "b.srt")
+    assert [r["output"] for r in ran.lines] == ["md/a.md", "md/b.md"]
+    assert Path("md/b.md").read_text() == "Bee.\n"
+    ran = xdl("to-markdown", "--stdout", "a.vtt", "b.srt")
+    assert ran.stdout == "**Ann:** Hello there. How are you?\n\nBee.\n"
+    assert not Path("a.md").exists() and not Path("b.md").exists()
+    assert xdl("to-markdown", "-o", "x.md", "a.vtt", "b.srt").exit_code == 2
+    assert not Path("x.md").exists()
+
+
+def test_stdin_document_and_json_lines(xdl: Any) -> None:
+    ran = xdl("to-markdown", "-", input=VTT)
+    assert ran.exit_code == 0
+    assert ran.stdout == "**Ann:** Hello there. How are you?\n"
+    ran = xdl("to-markdown", input=VTT)  # a caption document piped in, no `-`
+    assert ran.stdout == "**Ann:** Hello there. How are you?\n"
+    Path("t.vtt").write_text(VTT)
+    lines = json.dumps({"url": "https://example.com/v", "path": "t.vtt", "ok": True})
+    ran = xdl("to-markdown", input=lines + "\n")
+    assert ran.lines[0]["output"] == "t.md"
+    assert Path("t.md").exists()
+
+
+def test_options_change_the_markdown(xdl: Any) -> None:
+    Path("t.vtt").write_text(
+        "WEBVTT\n\n00:01:05.000 --> 00:01:06.000\n<v Ann>[Music] Hi (laughs).\n"
+    )
+    ran = xdl(
+        "to-markdown",
+        "--stdout",
+        "--title",
+        "My Talk",
+        "--timestamps",
+        "--no-speakers",
+        "--sound-labels",
+        "drop",
+        "t.vtt",
+    )
+    assert ran.stdout == "# My Talk\n\n[00:01:05] Hi.\n"
+
+
+def test_youtube_auto_captions_through_the_command(xdl: Any) -> None:
+    Path("auto.vtt").write_bytes((FIXTURES / "youtube_auto.vtt").read_bytes())
+    (row,) = xdl("to-markdown", "auto.vtt").lines
+    assert row["duplicates_removed"] == 15
+    assert Path("auto.md").read_text().count("yeah") == 2
+    (row,) = xdl("to-markdown", "--no-dedupe", "--overwrite", "auto.vtt").lines
+    assert row["duplicates_removed"] == 0
+
+
+BOMB = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+    b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+    b'<tt xmlns="http://www.w3.org/ns/ttml"><body><div><p begin="0s" end="1s">&lol3;</p>'
+    b"</div></body></tt>"
+)
+BAD = {
+    "empty.vtt": (b"", "empty_file"),
+    "binary.vtt": (bytes(range(256)) * 16, "not_captions"),
+    "page.vtt": (
+        b"<!DOCTYPE html>\n<html><head><title>Watch</title></head><body>"
+        b"<!-- player --></body></html>\n",
+        "not_captions",
+    ),
+    "cut.vtt": (b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello\n\n00:00:03.0", "truncated"),
+    "cut.ttml": (
+        b'<tt xmlns="http://www.w3.org/ns/ttml"><body><div><p begin="1s" end="2s">Hi</p><p be',
+        "truncated",
+    ),
+    "bomb.ttml": (BOMB, "unsafe_xml"),
+    "missing.vtt": (None, "not_found"),
+}
+
+
+def test_bad_inputs_fail_alone_with_a_clear_code(xdl: Any) -> None:
+    for name, (data, _) in BAD.items():
+        if data is not None:
+            Path(name).write_bytes(data)
+    Path("good.vtt").write_text(VTT)
+    ran = xdl("to-markdown", *BAD, "good.vtt")
+    assert ran.exit_code == 1
+    rows = {r["path"]: r for r in ran.lines}
+    for name, (_, code) in BAD.items():
+        assert rows[name]["ok"] is False
+        assert rows[name]["error"]["code"] == code, name
+        assert not Path(name).with_suffix(".md").exists()
+    assert rows["good.vtt"]["ok"] is True
+    assert Path("good.md").exists()
+    assert len(ran.stderr.strip().splitlines()) == len(BAD)  # one line each, no traceback
+    assert "Traceback" not in ran.stderr
+
+
+def test_an_unwritable_output_dir_stops_with_exit_3(xdl: Any) -> None:
+    Path("t.vtt").write_text(VTT)
+    Path("file").write_text("not a directory")
+    ran = xdl("to-markdown", "--output-dir", "file/sub", "t.vtt")
+    assert ran.exit_code == 3
+    assert "cannot write" in ran.stderr
+
+
+def test_no_input_at_a_terminal_is_a_usage_error(xdl: Any) -> None:
+    ran = xdl("to-markdown", "-o", "a.md", "--output-dir", "d", "x.vtt")
+    assert ran.exit_code == 2
+
+
+def test_corpus_through_the_real_command_without_yt_dlp(tmp_path: Path) -> None:
+    """The console script on every corpus file; yt-dlp and requests are never imported."""
+    work = tmp_path / "corpus"
+    work.mkdir()
+    names = sorted(p.name for p in CORPUS.iterdir() if p.name != "ATTRIBUTION.md")
+    for name in names:
+        (work / name).write_bytes((CORPUS / name).read_bytes())
+    before = {name: sha(work / name) for name in names}
+    script = (
+        "import sys\nfrom xdl.cli.main import cli\n"
+        "code = cli.main(sys.argv[1:], prog_name='xdl', standalone_mode=False)\n"
+        "heavy = sorted(m for m in ('yt_dlp', 'requests') if m in sys.modules)\n"
+        "print(code, heavy, file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "to-markdown", "--output-dir", "md", *names],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stderr.strip().splitlines()[-1] == "0 []"
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["path"] for r in rows] == names
+    assert all(r["ok"] and r["skipped_blocks"] == 0 and r["words"] > 0 for r in rows)
+    assert {name: sha(work / name) for name in names} == before  # inputs untouched
+
+
+@pytest.mark.parametrize("flag", ["--help"])
+def test_help_has_fields_and_examples(xdl: Any, flag: str) -> None:
+    ran = xdl("to-markdown", flag)
+    assert "Fields:" in ran.stdout and "Examples:" in ran.stdout
+    assert "skipped_blocks" in ran.stdout
