@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -328,3 +329,44 @@ def test_every_command_in_the_cookbook_exists() -> None:
     readme = (ROOT / "README.md").read_text().split("## Cookbook", 1)[1]
     used = set(re.findall(r"\bxdl ([a-z][a-z-]+)", readme))
     assert used <= set(COMMANDS), used - set(COMMANDS)
+
+
+# --- examples/Makefile: URLs -> Markdown notes ---------------------------------------------
+
+
+@pytest.mark.skipif(
+    shutil.which("make") is None or shutil.which("bash") is None, reason="needs make and bash"
+)
+def test_makefile_turns_urls_into_notes_and_a_second_make_does_nothing(shell, site) -> None:
+    urls = Path("urls.txt")
+    urls.write_text(f"# talks\n{site.url('/watch.html')}\n\n{site.url('/multi.html')}\r\n")
+    make = f"make -f {EXAMPLES / 'Makefile'}"
+    r = shell(make)
+    assert r.returncode == 0, r.stderr
+    notes = sorted(Path("notes").glob("*.md"))
+    port = urlsplit(site.url("/")).port
+    assert [n.name for n in notes] == [
+        f"127.0.0.1_{port}_multi.html.md",
+        f"127.0.0.1_{port}_watch.html.md",
+    ]
+    for note in notes:
+        assert "Hello from the loopback site." in note.read_text()
+    fetched = len(site.requests("/subs/en.vtt"))
+
+    again = shell(make)
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout
+    assert shell(f"{make} -q").returncode == 0  # everything up to date
+    assert len(site.requests("/subs/en.vtt")) == fetched  # nothing downloaded again
+
+    # a new URL makes only its note; one without captions leaves none and fails the run
+    with urls.open("a") as f:
+        f.write(f"{site.url('/nosubs.html')}\n")
+    before = {n: n.stat().st_mtime_ns for n in notes}
+    r = shell(f"{make} -k")
+    assert r.returncode != 0
+    assert "no subtitles" in r.stderr
+    assert {n: n.stat().st_mtime_ns for n in notes} == before
+    assert sorted(Path("notes").glob("*.md")) == notes
+    assert not list(Path("notes").glob("*.tmp"))
+    assert shell(f"{make} -q").returncode != 0  # the failed one is still to do
