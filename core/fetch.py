@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import errors, http
+from . import errors
 from .archive import media_key, open_archive, url_key
 from .inputs import Input, check_url
 from .names import filename_from_url, inside, with_extension
@@ -31,7 +31,18 @@ from .network import NetworkOptions
 from .partfile import PartFile, sha256_file
 from .ratelimit import HostPacer, TokenBucket
 
+if TYPE_CHECKING:
+    from . import http
+
 log = logging.getLogger("xdl.fetch")
+
+
+def _http() -> Any:
+    """core.http, imported on first use (requests is slow to import; `--help` is not)."""
+    from . import http as module
+
+    return module
+
 
 DEFAULT_TEMPLATE = "%(title)s [%(id)s].%(ext)s"
 STRATEGIES = ("auto", "ytdlp", "youtube-dl", "http", "wget", "curl")
@@ -465,7 +476,7 @@ class _Job:
         else:
             self.pacer.wait(self.url, self.stop)
             try:
-                self.head, self.response = http.probe(self.url, self.o.net)
+                self.head, self.response = _http().probe(self.url, self.o.net)
             except errors.XdlError as e:
                 if e.final:
                     raise
@@ -500,7 +511,7 @@ class _Job:
     def _target(self) -> Path:
         """The plain file's path: its real name (Content-Disposition, else the URL)."""
         if self.head is None:
-            self.head, self.response = http.probe(self.url, self.o.net)
+            self.head, self.response = _http().probe(self.url, self.o.net)
         head = self.head
         name = head.filename or with_extension(filename_from_url(head.url), head.content_type)
         return inside(self.out, name)
@@ -561,7 +572,7 @@ class _Job:
         if early is not None:
             return early
         part = self._part(path)
-        chunk = self.limiter.chunk_size(http.CHUNK) if self.limiter else http.CHUNK
+        chunk = self.limiter.chunk_size(_http().CHUNK) if self.limiter else _http().CHUNK
         for attempt in range(self.o.retries + 1):
             offset, meta = part.saved()
             # A strong ETag identifies the content wherever it came from (signed URLs
@@ -577,7 +588,7 @@ class _Job:
             try:
                 reuse = self._drop_response() if headers else self.response
                 self.response = None
-                resp = reuse if reuse is not None else http.get(self.url, self.o.net, headers)
+                resp = reuse if reuse is not None else _http().get(self.url, self.o.net, headers)
                 with resp:
                     if resp.status_code == 416:  # our .part is no use: start again
                         part.discard()
@@ -607,7 +618,7 @@ class _Job:
                             "total": total,
                         },
                     )
-                    for data in http.chunks(resp, chunk):
+                    for data in _http().chunks(resp, chunk):
                         part.write(data)
                     size, digest = part.commit(self.o.sha256, self.o.min_size)
                     return [self._done_plain(path, size, digest, resumed)]
@@ -626,8 +637,8 @@ class _Job:
     def _wget(self) -> list[FetchResult]:
         cmd = ["wget", "-nv", "-O", "-", f"--tries={self.o.retries + 1}"]
         net = self.o.net
-        cmd += [f"--timeout={net.timeout or http.DEFAULT_TIMEOUT:g}"]
-        cmd += [f"--user-agent={net.user_agent or http.USER_AGENT}"]
+        cmd += [f"--timeout={net.timeout or _http().DEFAULT_TIMEOUT:g}"]
+        cmd += [f"--user-agent={net.user_agent or _http().USER_AGENT}"]
         cmd += [f"--header={k}: {v}" for k, v in net.headers.items()]
         if net.cookies:
             cmd += [f"--load-cookies={net.cookies}"]
@@ -642,7 +653,7 @@ class _Job:
         cmd += ["--retry", str(self.o.retries), "--connect-timeout", "15"]
         if net.timeout:
             cmd += ["--speed-time", f"{net.timeout:g}", "--speed-limit", "1"]
-        cmd += ["--user-agent", net.user_agent or http.USER_AGENT]
+        cmd += ["--user-agent", net.user_agent or _http().USER_AGENT]
         for k, v in net.headers.items():
             cmd += ["--header", f"{k}: {v}"]
         if net.cookies:
@@ -668,7 +679,7 @@ class _Job:
             return early
         part = self._part(path)
         total = self.head.length if self.head else None
-        chunk = self.limiter.chunk_size(http.CHUNK) if self.limiter else http.CHUNK
+        chunk = self.limiter.chunk_size(_http().CHUNK) if self.limiter else _http().CHUNK
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL
@@ -699,7 +710,7 @@ class _Job:
     def _ytdlp(self) -> list[FetchResult]:
         from . import ytdlp
 
-        return self._media(ytdlp.download, ytdlp.plan)
+        return self._media(ytdlp.download_recorded, ytdlp.plan)
 
     def _youtube_dl(self) -> list[FetchResult]:
         from . import ytdlp
@@ -963,7 +974,7 @@ def _tool_error(tool: str, code: int, stderr: str) -> errors.XdlError:
     match = re.search(r"(?:error:? |ERROR )(\d{3})", text)
     if match:
         status = int(match.group(1))
-        return http.status_error(status, "", "") if status >= 400 else errors.HttpError(text)
+        return _http().status_error(status, "", "") if status >= 400 else errors.HttpError(text)
     if (tool == "curl" and code == 28) or (tool == "wget" and "timed out" in text):
         return errors.Timeout(f"{tool}: {text}")
     return errors.NetworkError(f"{tool}: {text}")

@@ -54,6 +54,10 @@ def _cookies(path: str | None) -> Any:
                 jar.load(ignore_discard=True, ignore_expires=True)
             except (OSError, LoadError) as e:
                 raise errors.BadInput(f"cannot read cookies file {path}: {e}") from e
+            for cookie in jar:
+                if cookie.expires == 0:  # 0 means a session cookie, as for curl and yt-dlp
+                    cookie.expires = None
+                    cookie.discard = True
             _cookie_jars[path] = jar
         return _cookie_jars[path]
 
@@ -167,26 +171,26 @@ def get(
     return resp
 
 
-def chunks(resp: requests.Response, size: int = CHUNK) -> Iterator[bytearray]:
-    """The body in pieces of up to `size` bytes, at least every 0.2 s while data flows
-    (so a slow transfer still notices a stop); a broken transfer raised as ours."""
+def chunks(resp: requests.Response, size: int = CHUNK) -> Iterator[bytes]:
+    """The body in pieces of up to `size` bytes; a broken transfer raised as ours.
+
+    The read size adapts: it doubles while reads come back fast (large chunks, little
+    per-chunk overhead on a fast link) and halves when they are slow, so a slow
+    transfer still yields (and notices a stop) several times a second.
+    """
     raw = resp.raw
-    buf = bytearray()
-    last = time.monotonic()
+    amount = min(size, 64 * 1024)
     try:
         while True:
-            data = raw.read1(size - len(buf))
+            began = time.monotonic()
+            data = raw.read(amount)
             if not data:
-                break
-            buf += data
-            if len(buf) >= size or time.monotonic() - last > 0.2:
-                yield buf
-                buf = bytearray()
-                last = time.monotonic()
+                return
+            yield data
+            took = time.monotonic() - began
+            if took < 0.05 and amount < size:
+                amount = min(size, amount * 2)
+            elif took > 0.25 and amount > 16 * 1024:
+                amount //= 2
     except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as e:
-        error = translate(e, resp.url)
-        if buf:
-            yield buf  # keep what did arrive: the resume starts after it
-        raise error from e
-    if buf:
-        yield buf
+        raise translate(e, resp.url) from e

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
 import threading
 from collections.abc import Callable
@@ -19,6 +20,9 @@ from .ratelimit import TokenBucket
 ProgressFn = Callable[[str, int, "int | None"], None]
 
 FREE_SPACE_MARGIN = 16 * 1024 * 1024
+#: Downloads at least this big (or of unknown size) are written and hashed on a second
+#: thread while the next chunk is read (hashlib and file writes release the GIL).
+PIPELINE_FROM = 4 * 1024 * 1024
 
 
 class PartFile:
@@ -46,6 +50,9 @@ class PartFile:
         self.total: int | None = None
         self._hash = hashlib.sha256()
         self._file: Any = None
+        self._queue: queue.Queue[bytes | bytearray | None] | None = None
+        self._writer: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     def saved(self) -> tuple[int, dict[str, Any]]:
         """(bytes already in the .part, its saved validators) — (0, {}) when none."""
@@ -82,13 +89,34 @@ class PartFile:
                 raise errors.DownloadFailed("the .part changed while resuming")
         self.meta.write_text(json.dumps(meta))
         self._file = open(self.part, "ab" if offset else "wb")  # noqa: SIM115
+        self._failure = None
+        if total is None or total - offset >= PIPELINE_FROM:
+            self._queue = queue.Queue(maxsize=4)
+            self._writer = threading.Thread(target=self._drain, name="xdl-write", daemon=True)
+            self._writer.start()
         if self.progress:
             self.progress(self.key, self.written, total)
 
+    def _drain(self) -> None:
+        """The writer thread: write and hash what the reader hands over, in order."""
+        assert self._queue is not None
+        while (data := self._queue.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._file.write(data)
+                    self._hash.update(data)
+                except BaseException as e:
+                    self._failure = e
+
     def write(self, data: bytes | bytearray) -> None:
         self.check_stop()
-        self._file.write(data)
-        self._hash.update(data)
+        if self._queue is not None:
+            if self._failure is not None:
+                self.close()
+            self._queue.put(data)
+        else:
+            self._file.write(data)
+            self._hash.update(data)
         self.written += len(data)
         if self.max_size is not None and self.written > self.max_size:
             self.close()
@@ -104,9 +132,19 @@ class PartFile:
             raise errors.Interrupted("interrupted; the .part file is kept for resuming")
 
     def close(self) -> None:
+        """Finish writing (waiting for the writer thread) and close; raise its error."""
+        if self._queue is not None and self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._queue = self._writer = None
         if self._file is not None:
             self._file.close()
             self._file = None
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            if isinstance(failure, OSError):
+                raise errors.DownloadFailed(f"cannot write {self.part}: {failure}") from failure
+            raise failure
 
     def commit(self, sha256: str | None = None, min_size: int | None = None) -> tuple[int, str]:
         """Check the length, size bounds and checksum, then rename into place."""

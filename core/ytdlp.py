@@ -250,3 +250,41 @@ def render_template(template: str, info: Mapping[str, Any]) -> str:
     sanitised the way yt-dlp does it."""
     with make({}) as ydl:
         return str(ydl.evaluate_outtmpl(template, dict(info), True))
+
+
+def download_recorded(
+    url: str,
+    params: Mapping[str, Any],
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Like `download`, but --max-downloads ends the playlist with what was downloaded
+    (yt-dlp raises MaxDownloadsReached and returns nothing), each item as it finished."""
+    from yt_dlp.postprocessor.common import PostProcessor
+    from yt_dlp.utils import MaxDownloadsReached
+
+    finished: list[dict[str, Any]] = []
+
+    class _Record(PostProcessor):  # type: ignore[misc]
+        def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+            finished.append(info)
+            return [], info
+
+    opts = dict(params)
+    if progress:
+        opts["progress_hooks"] = [progress]
+    with make(opts) as ydl:
+        ydl.add_post_processor(_Record(ydl), when="after_move")
+        try:
+            with translate_errors(url):
+                info = ydl.extract_info(url, download=True)
+        except MaxDownloadsReached:
+            entries = [dict(ydl.sanitize_info(e)) for e in finished]
+            first = entries[0] if entries else {}
+            return {
+                "_type": "playlist",
+                "title": first.get("playlist_title") or first.get("playlist"),
+                "entries": entries,
+            }
+        if info is None:
+            raise errors.DownloadFailed(f"yt-dlp downloaded nothing from {url}")
+        return dict(ydl.sanitize_info(info))

@@ -1,0 +1,245 @@
+"""Every `xdl fetch` option is wired through to the engine: checked on what lands on disk
+(ffprobe for media) and on what the loopback site was sent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xdl.core.fetch import FetchOptions, ytdlp_params
+from xdl.core.http import request_kwargs
+from xdl.core.network import NetworkOptions
+
+needs_ffprobe = pytest.mark.skipif(not shutil.which("ffprobe"), reason="ffprobe not installed")
+
+
+def ffprobe(path: str | Path) -> dict[str, Any]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        capture_output=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (FetchOptions(quality="720p"), {"format": "bv*[height<=720]+ba/b[height<=720]/wv*+ba/w"}),
+        (FetchOptions(quality="worst"), {"format": "wv*+wa/w"}),
+        (FetchOptions(format="18/best"), {"format": "18/best"}),
+        (FetchOptions(container="mkv"), {"merge_output_format": "mkv"}),
+        (FetchOptions(subs=True, sub_langs=("en",)), {"writesubtitles": True}),
+        (FetchOptions(subs=True), {"subtitleslangs": ["all"]}),
+        (FetchOptions(write_info_json=True), {"writeinfojson": True}),
+        (FetchOptions(write_description=True), {"writedescription": True}),
+        (FetchOptions(playlist_items="1-2"), {"playlist_items": "1-2"}),
+        (FetchOptions(max_downloads=2), {"max_downloads": 2}),
+        (FetchOptions(retries=7), {"retries": 7, "fragment_retries": 7}),
+        (FetchOptions(overwrite=True), {"overwrites": True}),
+        (FetchOptions(audio=True, keep_video=True), {"keepvideo": True, "format": "ba/b"}),
+        (FetchOptions(embed_thumbnail=True), {"writethumbnail": True}),
+    ],
+)
+def test_ytdlp_params(options: FetchOptions, expected: dict[str, Any]) -> None:
+    params = ytdlp_params(options)
+    assert {k: params.get(k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "key", "fields"),
+    [
+        (
+            FetchOptions(audio=True, audio_format="opus", audio_quality="3"),
+            "FFmpegExtractAudio",
+            {"preferredcodec": "opus", "preferredquality": "3"},
+        ),
+        (FetchOptions(container="webm"), "FFmpegVideoRemuxer", {"preferedformat": "webm"}),
+        (FetchOptions(embed_subs=True), "FFmpegEmbedSubtitle", {}),
+        (FetchOptions(embed_metadata=True), "FFmpegMetadata", {"add_metadata": True}),
+        (FetchOptions(embed_chapters=True), "FFmpegMetadata", {"add_chapters": True}),
+        (FetchOptions(embed_thumbnail=True), "EmbedThumbnail", {}),
+    ],
+)
+def test_postprocessors(options: FetchOptions, key: str, fields: dict[str, Any]) -> None:
+    (pp,) = [p for p in ytdlp_params(options)["postprocessors"] if p["key"] == key]
+    assert {k: pp[k] for k in fields} == fields
+
+
+def test_network_options_reach_both_http_and_ytdlp() -> None:
+    net = NetworkOptions(
+        timeout=4, proxy="http://proxy:3128", user_agent="UA/1", headers={"X-A": "b"}
+    )
+    kwargs = request_kwargs(net)
+    assert kwargs["proxies"] == {"http": "http://proxy:3128", "https": "http://proxy:3128"}
+    assert kwargs["headers"] == {"X-A": "b", "User-Agent": "UA/1"}
+    assert kwargs["timeout"][1] == 4
+    params = net.ytdlp_params()
+    assert params["proxy"] == "http://proxy:3128" and params["socket_timeout"] == 4
+
+
+def test_header_user_agent_and_cookies_are_sent(xdl: Any, site: Any, tmp_path: Path) -> None:
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tabc123\n"
+    )
+    site.clear_log()
+    ran = xdl(
+        "fetch",
+        "--header",
+        "X-Test: yes",
+        "--user-agent",
+        "xdl-test/1",
+        "--cookies",
+        str(cookies),
+        site.url("/files/report"),
+        site.url("/watch.html"),
+    )
+    assert ran.exit_code == 0, ran.stderr
+    for path in ("/files/report", "/watch.html", "/media/clip-180p.mp4"):
+        sent = site.requests(path)
+        assert sent, path
+        for r in sent:
+            assert r.headers.get("X-Test") == "yes", path
+            assert r.headers.get("User-Agent") == "xdl-test/1", path
+        assert any("session=abc123" in r.headers.get("Cookie", "") for r in sent), path
+
+
+def test_timeout_gives_up_on_a_hanging_server(xdl: Any, site: Any) -> None:
+    ran = xdl(
+        "fetch", "--timeout", "1", "--retries", "0", "--strategy", "http", "--no-fallback",
+        site.url("/hang?delay=5"),
+    )  # fmt: skip
+    assert ran.exit_code == 1
+    assert ran.lines[0]["error"]["code"] == "timeout"
+
+
+def test_min_size(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "--min-size", "1M", site.url("/files/report"))
+    assert ran.lines[0]["error"]["code"] == "too_small"
+    assert list(Path.cwd().iterdir()) == []
+
+
+@needs_ffprobe
+def test_quality_worst_takes_the_smallest(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "-Q", "worst", site.url("/multi.html"))
+    assert ran.exit_code == 0, ran.stderr
+    heights = {s.get("height") for s in ffprobe(ran.lines[0]["path"])["streams"]} - {None}
+    assert heights == {180}
+
+
+@needs_ffprobe
+def test_quality_caps_the_height(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "-Q", "360p", site.url("/multi.html"))
+    assert ran.exit_code == 0, ran.stderr
+    heights = {s.get("height") for s in ffprobe(ran.lines[0]["path"])["streams"]} - {None}
+    assert heights == {360}
+
+
+@needs_ffprobe
+def test_raw_format_selector(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "-f", "best[ext=webm]", site.url("/multi.html"))
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.lines[0]["path"].endswith(".webm")
+
+
+@needs_ffprobe
+def test_container_remuxes(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "--container", "mkv", site.url("/watch.html"))
+    assert ran.exit_code == 0, ran.stderr
+    path = ran.lines[0]["path"]
+    assert path.endswith(".mkv")
+    assert "matroska" in ffprobe(path)["format"]["format_name"]
+
+
+def test_subs_and_info_json_are_written(xdl: Any, site: Any) -> None:
+    ran = xdl(
+        "fetch", "--subs", "--sub-langs", "en", "--write-info-json", "-o", "out",
+        site.url("/watch.html"),
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.stderr
+    stem = Path(ran.lines[0]["path"]).stem
+    names = {p.name for p in Path("out").iterdir()}
+    assert f"{stem}.en.vtt" in names and f"{stem}.es.vtt" not in names
+    assert f"{stem}.info.json" in names
+    assert "Hello from the loopback site" in (Path("out") / f"{stem}.en.vtt").read_text()
+
+
+def test_description_is_written(xdl: Any, site: Any) -> None:
+    @site.route("/fetch/described.html")
+    def described(r: Any) -> None:
+        ld = {
+            "@context": "https://schema.org",
+            "@type": "VideoObject",
+            "name": "Described Clip",
+            "description": "A clip that describes itself.",
+            "contentUrl": site.url("/media/clip-180p.mp4"),
+            "uploadDate": "2026-01-01",
+        }
+        page = (
+            "<!DOCTYPE html><html><head><title>Described Clip</title>"
+            f'<script type="application/ld+json">{json.dumps(ld)}</script></head>'
+            "<body><p>See the clip.</p></body></html>"
+        )
+        r.send_bytes(page.encode(), "text/html; charset=utf-8")
+
+    ran = xdl("fetch", "--write-description", "-o", "d", site.url("/fetch/described.html"))
+    assert ran.exit_code == 0, ran.stderr
+    described_file = Path(ran.lines[0]["path"]).with_suffix(".description")
+    assert described_file.read_text().strip() == "A clip that describes itself."
+
+
+@needs_ffprobe
+def test_embed_subs_and_metadata(xdl: Any, site: Any) -> None:
+    ran = xdl(
+        "fetch", "--embed-subs", "--sub-langs", "en", "--embed-metadata", "--embed-chapters",
+        "--embed-thumbnail", site.url("/watch.html"),
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.stderr
+    probe = ffprobe(ran.lines[0]["path"])
+    assert "subtitle" in {s["codec_type"] for s in probe["streams"]}
+    assert probe["format"].get("tags", {}).get("title") == ran.lines[0]["title"]
+
+
+@needs_ffprobe
+def test_audio_keep_video_and_normalize(xdl: Any, site: Any) -> None:
+    ran = xdl(
+        "fetch", "-x", "--audio-format", "m4a", "--keep-video", "--normalize", "-o", "a",
+        site.url("/watch.html"),
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.stderr
+    line = ran.lines[0]
+    assert line["path"].endswith(".m4a")
+    assert {s["codec_type"] for s in ffprobe(line["path"])["streams"]} == {"audio"}
+    assert list(Path("a").glob("*.mp4")), "--keep-video kept no video"
+    plain = xdl("fetch", "-x", "--audio-format", "m4a", "-o", "b", site.url("/watch.html"))
+    assert plain.lines[0]["sha256"] != line["sha256"]  # loudnorm changed the audio
+    assert not list(Path("a").glob("*normalizing*"))
+
+
+def test_playlist_items_and_max_downloads(xdl: Any, site: Any) -> None:
+    items = xdl("fetch", "--playlist-items", "2", "-o", "p", site.url("/feed.xml"))
+    assert items.exit_code == 0, items.stderr
+    assert [x["playlist_index"] for x in items.lines] == [2]
+    capped = xdl("fetch", "--max-downloads", "1", "-o", "q", site.url("/feed.xml"))
+    assert capped.exit_code == 0, capped.stderr
+    assert len([x for x in capped.lines if x["ok"] and not x["skipped"]]) == 1
+    assert len(list(Path("q").iterdir())) == 1
+
+
+def test_progress_goes_to_stderr_only(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "--progress", site.url("/files/blob.bin"))
+    assert ran.exit_code == 0, ran.stderr
+    assert "blob.bin" in ran.stderr  # the bar's label
+    assert [json.loads(x)["ok"] for x in ran.stdout.splitlines()] == [True]
+
+
+def test_quiet_means_no_bars(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "-q", site.url("/files/blob.bin"))
+    assert ran.exit_code == 0
+    assert ran.stderr == ""
