@@ -362,3 +362,56 @@ def test_help_does_not_read_any_config(tmp_path) -> None:
         check=True,
     ).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(
+    "layers, lands_in",
+    [
+        ((), "."),
+        (("defaults",), "from-defaults"),
+        (("defaults", "profile"), "from-profile"),
+        (("defaults", "profile", "env"), "from-env"),
+        (("defaults", "profile", "env", "cli"), "from-cli"),
+    ],
+)
+def test_precedence_on_a_real_fetch(xdl, site, config_file, monkeypatch, layers, lands_in) -> None:
+    """command line > environment > profile > config defaults > built-in, where the
+    downloaded file lands."""
+    config_file(
+        '[defaults.fetch]\noutput-dir = "from-defaults"\n'
+        '[profiles.mine]\noutput-dir = "from-profile"\n'
+        if "defaults" in layers
+        else ""
+    )
+    args = ["fetch", site.url("/files/report")]
+    if "profile" in layers:
+        args += ["--profile", "mine"]
+    if "env" in layers:
+        monkeypatch.setenv("XDL_FETCH_OUTPUT_DIR", "from-env")
+    if "cli" in layers:
+        args += ["-o", "from-cli"]
+    r = xdl(*args)
+    assert r.exit_code == 0, r.stderr
+    (line,) = r.lines
+    assert Path(line["path"]).resolve().parent == (Path.cwd() / lands_in).resolve()
+
+
+def test_queue_add_stores_the_profile_options(xdl, site) -> None:
+    r = xdl("queue", "add", "--profile", "podcast", site.url("/audio.html"))
+    assert r.exit_code == 0, r.stderr
+    (task,) = xdl("queue", "status", "--json").lines
+    assert task["options"]["audio"] is True
+    assert task["options"]["audio_format"] == "mp3"
+    assert task["options"]["normalize"] is True
+
+
+def test_transcript_profile_subtable(xdl, site, config_file) -> None:
+    config_file(
+        '[profiles.notes]\noutput-dir = "notes"\n[profiles.notes.transcript]\nformat = "md"\n'
+    )
+    r = xdl("transcript", "--profile", "notes", site.url("/watch.html"))
+    assert r.exit_code == 0, r.stderr
+    (line,) = r.lines
+    assert line["format"] == "md"
+    assert Path(line["path"]).parent.name == "notes"
+    assert Path(line["path"]).read_text().strip()
