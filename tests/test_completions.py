@@ -116,3 +116,15 @@ def test_scripts_call_back_into_xdl() -> None:
     assert "_XDL_COMPLETE=bash_complete" in (ROOT / "completions" / "xdl.bash").read_text()
     assert "_XDL_COMPLETE=zsh_complete" in (ROOT / "completions" / "_xdl").read_text()
     assert "_XDL_COMPLETE=fish_complete" in (ROOT / "completions" / "xdl.fish").read_text()
+
+
+@needs_bash
+@pytest.mark.skipif("queue" not in COMMANDS, reason="xdl queue not there yet")
+def test_bash_completes_task_ids(xdl, site) -> None:
+    """`xdl queue cancel <TAB>` offers the IDs of tasks it can cancel."""
+    r = xdl("queue", "add", site.url("/watch.html"), site.url("/audio.html"))
+    assert r.exit_code == 0, r.stderr
+    ids = [str(line["id"]) for line in r.lines]
+    assert sorted(bash_complete("xdl", "queue", "cancel", "")) == sorted(ids)
+    assert bash_complete("xdl", "queue", "remove", ids[1]) == [ids[1]]
+    assert bash_complete("xdl", "queue", "retry", "") == []  # nothing failed or cancelled
