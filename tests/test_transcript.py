@@ -1,0 +1,212 @@
+"""`xdl transcript` end to end on the loopback site (real yt-dlp, no internet), and the
+choice of track as a pure function."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import media_site
+from xdl.core import errors
+from xdl.core.markdown import Layout
+from xdl.core.transcript import Track, _item_transcripts, pick, tracks
+
+TTML = b"""<?xml version="1.0" encoding="UTF-8"?>
+<tt xmlns="http://www.w3.org/ns/ttml"><body><div>
+<p begin="0.5s" end="1.5s">A talk<br/>in TTML.</p>
+<p begin="2s" end="3s">Second &amp; last.</p>
+</div></body></tt>
+"""
+
+CHAPTERED = (
+    "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nWelcome everyone.\n\n"
+    "00:01:00.000 --> 00:01:02.000\nNow the details.\n\n"
+    "00:02:00.000 --> 00:02:02.000\nThanks for listening.\n"
+)
+
+
+@pytest.fixture
+def caption_site(site: Any) -> Any:
+    """The loopback site plus a TTML-only page, a page whose track is missing, and a
+    chaptered track."""
+    page = media_site.video_page("TTML Talk", [media_site.MP4_180], [("en", "/subs/talk.ttml")])
+    site.route("/ttml.html")(lambda r: r.send_bytes(page.encode(), "text/html; charset=utf-8"))
+    site.route("/subs/talk.ttml")(lambda r: r.send_bytes(TTML, "application/ttml+xml"))
+    gone = media_site.video_page("Gone", [media_site.MP4_180], [("en", "/404.vtt")])
+    site.route("/gone.html")(lambda r: r.send_bytes(gone.encode(), "text/html; charset=utf-8"))
+    site.route("/subs/chaptered.vtt")(lambda r: r.send_bytes(CHAPTERED.encode(), "text/vtt"))
+    return site
+
+
+def test_default_is_the_published_vtt(xdl: Any, caption_site: Any) -> None:
+    url = caption_site.url("/watch.html")
+    ran = xdl("transcript", url)
+    assert ran.exit_code == 0, ran.stderr
+    (row,) = ran.lines
+    assert row["ok"] and row["lang"] == "en" and row["source"] == "manual"
+    assert row["format"] == "vtt" and row["id"] and row["title"].startswith("Loopback Clip")
+    assert row["words"] == 11
+    path = Path(row["path"])
+    assert path.name.endswith(".en.vtt")
+    assert path.read_bytes() == media_site.VTT_EN.encode()  # as published, byte for byte
+
+
+def test_language_choice_and_markdown(xdl: Any, caption_site: Any) -> None:
+    url = caption_site.url("/watch.html")
+    ran = xdl("transcript", "-l", "fr,es,en", "-F", "md", "--timestamps", url)
+    (row,) = ran.lines
+    assert row["lang"] == "es" and row["format"] == "md" and row["words"] == 10
+    text = Path(row["path"]).read_text()
+    assert text == (
+        f"# {row['title']}\n\n[00:00:00]({url}?t=0) Hola desde el sitio local. "
+        "Este clip dura dos segundos.\n"
+    )
+
+
+def test_all_languages_as_json_cues(xdl: Any, caption_site: Any) -> None:
+    ran = xdl(
+        "transcript", "-l", "all", "-F", "json", "-o", "subs", caption_site.url("/watch.html")
+    )
+    assert ran.exit_code == 0
+    assert [r["lang"] for r in ran.lines] == ["en", "es"]
+    cues = json.loads(Path(ran.lines[1]["path"]).read_text())
+    assert cues[0] == {
+        "start": 0.0,
+        "end": 1.0,
+        "speaker": None,
+        "text": "Hola desde el sitio local.",
+    }
+    assert all(Path(r["path"]).parent.name == "subs" for r in ran.lines)
+
+
+def test_no_subtitles_names_what_exists(xdl: Any, caption_site: Any) -> None:
+    ran = xdl(
+        "transcript", "-l", "fr", caption_site.url("/watch.html"), caption_site.url("/nosubs.html")
+    )
+    assert ran.exit_code == 1
+    wrong_lang, none = ran.lines
+    assert wrong_lang["error"]["code"] == "no_subtitles"
+    assert "en, es" in wrong_lang["error"]["message"]
+    assert none["error"]["code"] == "no_subtitles"
+    assert none["url"].endswith("/nosubs.html")
+    assert len(ran.stderr.strip().splitlines()) == 2
+    assert list(Path().iterdir()) == []
+
+
+def test_srt_txt_and_stdout(xdl: Any, caption_site: Any) -> None:
+    url = caption_site.url("/watch.html")
+    (row,) = xdl("transcript", "-F", "srt", url).lines
+    assert Path(row["path"]).read_text() == (
+        "1\n00:00:00,000 --> 00:00:01,000\nHello from the loopback site.\n\n"
+        "2\n00:00:01,000 --> 00:00:02,000\nThis clip is two seconds long.\n"
+    )
+    ran = xdl("transcript", "-F", "txt", "--stdout", url)
+    assert ran.stdout == "Hello from the loopback site. This clip is two seconds long.\n"
+    assert xdl("transcript", "--stdout", url, url).exit_code == 2
+
+
+def test_an_existing_file_is_kept(xdl: Any, caption_site: Any) -> None:
+    url = caption_site.url("/watch.html")
+    (first,) = xdl("transcript", "--template", "talk.%(lang)s.%(ext)s", url).lines
+    Path(first["path"]).write_text("edited by hand\n")
+    (again,) = xdl("transcript", "--template", "talk.%(lang)s.%(ext)s", url).lines
+    assert again["skipped"] == "exists" and again["path"] == "talk.en.vtt"
+    assert Path("talk.en.vtt").read_text() == "edited by hand\n"
+
+
+def test_ttml_track_converted_and_a_missing_track(xdl: Any, caption_site: Any) -> None:
+    (md,) = xdl("transcript", "-F", "md", caption_site.url("/ttml.html")).lines
+    assert Path(md["path"]).read_text().endswith("A talk in TTML. Second & last.\n")
+    (vtt,) = xdl("transcript", caption_site.url("/ttml.html")).lines  # no vtt published
+    assert Path(vtt["path"]).read_text() == (
+        "WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nA talk\nin TTML.\n\n"
+        "00:00:02.000 --> 00:00:03.000\nSecond &amp; last.\n"
+    )
+    ran = xdl("transcript", caption_site.url("/gone.html"))
+    assert ran.exit_code == 1
+    assert ran.lines[0]["error"]["code"] == "not_found"
+
+
+def test_transcript_pipes_into_to_markdown(xdl_cmd: Any, caption_site: Any) -> None:
+    got = xdl_cmd("transcript", "-l", "all", caption_site.url("/watch.html"))
+    assert got.exit_code == 0, got.stderr
+    md = xdl_cmd("to-markdown", input=got.stdout.encode())
+    assert md.exit_code == 0, md.stderr
+    outputs = [Path(r["output"]) for r in md.lines]
+    assert [p.read_text() for p in outputs] == [
+        "Hello from the loopback site. This clip is two seconds long.\n",
+        "Hola desde el sitio local. Este clip dura dos segundos.\n",
+    ]
+
+
+def test_chapters_and_timestamp_links(caption_site: Any) -> None:
+    info = {
+        "id": "abc",
+        "title": "A Chaptered Talk",
+        "webpage_url": "https://video.example/watch?v=abc",
+        "chapters": [
+            {"start_time": 0, "end_time": 60, "title": "Opening"},
+            {"start_time": 60, "end_time": 120, "title": "Details"},
+            {"start_time": 120, "end_time": 180, "title": "End"},
+        ],
+        "subtitles": {"en": [{"url": caption_site.url("/subs/chaptered.vtt"), "ext": "vtt"}]},
+    }
+    (t,) = _item_transcripts(
+        "u", info, None, None, "md", Layout(timestamps=True), None, None, "", False, False
+    )
+    link = "https://video.example/watch?v=abc&t="
+    assert t.text == (
+        "# A Chaptered Talk\n\n## Opening\n\n"
+        f"[00:00:01]({link}1) Welcome everyone.\n\n## Details\n\n"
+        f"[00:01:00]({link}60) Now the details.\n\n## End\n\n"
+        f"[00:02:00]({link}120) Thanks for listening.\n"
+    )
+    assert t.words == 8 and t.path is None
+
+
+# --- choosing the track ---------------------------------------------------------------
+
+INFO = {
+    "subtitles": {"en-GB": [{"ext": "vtt", "url": "m-en-GB"}], "es": [{"ext": "vtt", "url": "m"}]},
+    "automatic_captions": {
+        "en": [{"ext": "vtt", "url": "a-en"}],
+        "de-orig": [{"ext": "vtt", "url": "a-de"}],
+        "fr": [{"ext": "vtt", "url": "a-fr"}],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "langs, source, expected",
+    [
+        (["en"], None, [("en-GB", "manual")]),  # creator-made regional before automatic
+        (["en"], "auto", [("en", "auto")]),
+        (["fr", "es"], None, [("fr", "auto")]),  # the language order comes first
+        (["de"], None, [("de-orig", "auto")]),
+        (["all"], None, [("en-GB", "manual"), ("es", "manual")]),
+        (["all"], "auto", [("de-orig", "auto")]),  # the original, not machine translations
+        (None, None, [("en-GB", "manual")]),
+    ],
+)
+def test_pick(langs: list[str] | None, source: Any, expected: list[tuple[str, str]]) -> None:
+    assert [(t.lang, t.source) for t in pick(tracks(INFO), langs, source)] == expected
+
+
+def test_pick_says_what_exists() -> None:
+    with pytest.raises(errors.NoSubtitles) as e:
+        pick(tracks(INFO), ["ja"])
+    assert e.value.message == (
+        "no subtitles in ja; available creator-made: en-GB, es; automatic: de-orig, en, fr"
+    )
+    with pytest.raises(errors.NoSubtitles, match="the item has none"):
+        pick([], ["en"])
+    with pytest.raises(errors.NoSubtitles, match="creator-made"):
+        pick([Track("en", "auto", [])], None, "manual")
+
+
+def test_help_has_fields_and_examples(xdl: Any) -> None:
+    ran = xdl("transcript", "--help")
+    assert "Fields:" in ran.stdout and "Examples:" in ran.stdout and "no_subtitles" in ran.stdout
