@@ -21,6 +21,7 @@ class Run:
     cpu: float = 0.0
     rss_kib: int = 0
     code: int = 0
+    warm: float | None = None  # an in-process probe's second, warm operation
 
 
 @dataclass
@@ -56,6 +57,11 @@ class Measure:
     @property
     def cpu_median(self) -> float | None:
         return statistics.median(r.cpu for r in self.runs) if self.ok else None
+
+    @property
+    def warm_median(self) -> float | None:
+        warm = [r.warm for r in self.runs if r.warm is not None]
+        return statistics.median(warm) if self.ok and warm else None
 
     @property
     def peak_rss_mb(self) -> float | None:
@@ -200,7 +206,8 @@ def svg_plot(
     One line per series; a missing value (None) breaks that series' line. A dashed grey
     line through each series' first point shows what linear growth would look like.
     """
-    left, right, top, bottom = 70, 150, 30, 45
+    longest = max((len(name) for name in series), default=0)
+    left, right, top, bottom = 70, max(150, int(longest * 6.2) + 45), 30, 45
     pw, ph = width - left - right, height - top - bottom
     ys = [y for ys_ in series.values() for y in ys_ if y is not None and y > 0]
     if not xs or not ys:
