@@ -290,6 +290,9 @@ def _batch(
             except KeyboardInterrupt as e:
                 stop.set()
                 interrupt = interrupt or e
+    except GeneratorExit:  # the caller stopped reading (broken pipe, its own interrupt)
+        stop.set()
+        raise
     finally:
         if interrupt is not None:
             stop.set()
@@ -744,7 +747,7 @@ class _Job:
             name = str(d.get("filename") or "")
             if d.get("status") != "downloading":
                 return
-            downloading.add(name)
+            downloading.add(str((d.get("info_dict") or {}).get("id")))
             done = int(d.get("downloaded_bytes") or 0)
             delta = done - seen.get(name, 0)
             seen[name] = done
@@ -832,11 +835,7 @@ class _Job:
             path = Path(filepath).resolve()
             if self.out.resolve() not in path.parents:
                 raise errors.BadInput(f"the template put the file outside --output-dir: {path}")
-            fresh = any(
-                Path(d).resolve().parent == path.parent
-                and Path(d).name.startswith(path.stem.split(".")[0][:40])
-                for d in downloading
-            ) or bool(downloading and len(entries) == 1)
+            fresh = str(entry.get("id")) in downloading
             if self.o.normalize and fresh:
                 _normalize_audio(path)
             size = path.stat().st_size
@@ -918,8 +917,11 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         )
         if o.keep_video:
             params["keepvideo"] = True
+        if o.audio_format != "best":
+            params["final_ext"] = o.audio_format  # so an existing .mp3 counts as done
     elif o.container:
         pps.append({"key": "FFmpegVideoRemuxer", "preferedformat": o.container})
+        params["final_ext"] = o.container
     if o.embed_subs and not o.audio:
         pps.append({"key": "FFmpegEmbedSubtitle", "already_have_subtitle": o.subs})
     if o.embed_metadata or o.embed_chapters:

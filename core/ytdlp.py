@@ -266,7 +266,7 @@ def download_recorded(
 
     class _Record(PostProcessor):  # type: ignore[misc]
         def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-            finished.append(info)
+            finished.append(dict(info))  # a copy: yt-dlp empties the original later
             return [], info
 
     opts = dict(params)

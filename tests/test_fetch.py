@@ -302,6 +302,15 @@ def test_existing_media_is_skipped(xdl: Any, site: Any) -> None:
     assert again.lines[0]["path"] == first.lines[0]["path"]
 
 
+def test_existing_audio_is_skipped(xdl: Any, site: Any) -> None:
+    first = xdl("fetch", "-x", "--audio-format", "mp3", site.url("/watch.html"))
+    assert first.lines[0]["skipped"] is None, first.stderr
+    site.clear_log()
+    again = xdl("fetch", "-x", "--audio-format", "mp3", site.url("/watch.html"))
+    assert again.lines[0]["skipped"] == "exists"
+    assert site.requests("/media/clip-180p.mp4") == []  # nothing downloaded again
+
+
 def test_sha256_mismatch_removes_the_file(xdl: Any, site: Any) -> None:
     ran = xdl("fetch", "--sha256", "0" * 64, site.url("/files/report"))
     assert ran.exit_code == 1

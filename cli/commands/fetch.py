@@ -97,17 +97,16 @@ def command(
         while True:
             try:
                 result = next(results)
+                if bars:
+                    bars.finished()
+                if not result.ok and result.error:
+                    log.error("%s: %s", result.url, result.error.get("message"))
+                out.emit(result)
             except StopIteration:
                 break
-            except KeyboardInterrupt as e:
+            except KeyboardInterrupt as e:  # the engine stops the workers, we keep reading
                 stop.set()
                 interrupt = interrupt or e
-                continue
-            if bars:
-                bars.finished(result.to_dict())
-            if not result.ok and result.error:
-                log.error("%s: %s", result.url, result.error.get("message"))
-            out.emit(result)
     finally:
         if bars:
             bars.close()
@@ -150,7 +149,7 @@ class Bars:
                 bar.close()
                 del self.bars[key]
 
-    def finished(self, row: dict[str, Any]) -> None:
+    def finished(self) -> None:
         from tqdm import tqdm
 
         with self.lock:
