@@ -23,5 +23,12 @@ xdl formats --json "$base/multi.html" --recommend --platform mac
 step "xdl info --flat $base/feed.xml   (a podcast feed: one line per episode)"
 xdl info --flat --json "$base/feed.xml"
 
+step "xdl fetch $base/watch.html $base/files/report -o downloads   (yt-dlp for the page, HTTP for the PDF)"
+xdl fetch -o downloads "$base/watch.html" "$base/files/report"
+
+step "xdl info --flat $base/feed.xml | xdl fetch --audio -j 2 -o podcast   (then again: nothing new)"
+xdl info --flat --json "$base/feed.xml" | xdl fetch --audio -j 2 -o podcast --archive archive.txt
+xdl info --flat --json "$base/feed.xml" | xdl fetch --audio -j 2 -o podcast --archive archive.txt
+
 step "xdl doctor"
 xdl doctor --json || true
