@@ -14,9 +14,9 @@ import codecs
 import gc
 import html
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 from xml.etree.ElementTree import Element
 
@@ -77,7 +77,6 @@ class Captions:
     duplicates_removed: int = 0
     rolling: bool = False
     title: str | None = None
-    warnings: list[str] = field(default_factory=list)
 
 
 # --- bytes to text ----------------------------------------------------------------------
@@ -185,6 +184,8 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+_Segs = list[tuple[str | None, list[str]]]
+
 # --- WebVTT and SRT ---------------------------------------------------------------------
 
 
@@ -205,29 +206,35 @@ def _seconds(stamp: str) -> float | None:
     return value + (int(frac) / 10 ** len(frac) if frac else 0.0)
 
 
-class _SecondsTable(dict[str, float]):
-    """`ss.mmm` -> seconds, filled on first use (timestamps repeat a lot)."""
+class _Stamps(dict[str, float]):
+    """`HH:MM:SS.mmm` -> seconds, parsed once per distinct stamp: a cue's end is
+    usually the next cue's start, and a dict lookup beats parsing."""
 
     def __missing__(self, key: str) -> float:
-        if len(key) != 6 or key[2] not in ".," or not key[:2].isdigit() or not key[3:].isdigit():
+        if not (
+            len(key) == 12
+            and key.isascii()
+            and key[2] == key[5] == ":"
+            and key[8] in ".,"
+            and (key[:2] + key[3:5] + key[6:8] + key[9:]).isdigit()
+        ):
             raise KeyError(key)
-        value = self[key] = int(key[:2]) + int(key[3:]) / 1000
+        if len(self) > 500_000:
+            self.clear()
+        value = self[key] = (
+            int(key[:2]) * 3600 + int(key[3:5]) * 60 + int(key[6:8]) + int(key[9:]) / 1000
+        )
         return value
 
 
-_SECONDS = _SecondsTable()
+_STAMPS = _Stamps()
 _ENDS = frozenset(("", " ", "\t"))
-_HOURS = {f"{i:02d}": i * 3600 for i in range(100)}
-_MINUTES = {f"{i:02d}": i * 60 for i in range(60)}
 
 
 def _timing(line: str) -> tuple[float, float] | None:
-    if line[12:17] == " --> " and line[2:3] == line[22:23] == ":" and line[29:30] in _ENDS:
+    if line[12:17] == " --> " and line[29:30] in _ENDS:
         try:  # the usual shape, 00:00:01.000 --> 00:00:02.000 (settings), without a regex
-            return (
-                _HOURS[line[0:2]] + _MINUTES[line[3:5]] + _SECONDS[line[6:12]],
-                _HOURS[line[17:19]] + _MINUTES[line[20:22]] + _SECONDS[line[23:29]],
-            )
+            return _STAMPS[line[:12]], _STAMPS[line[17:29]]
         except KeyError:
             pass
     m = _TIMING.match(line)
@@ -248,27 +255,51 @@ def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> 
     if inline:  # YouTube's word timings, the bulk of the file: off in one pass, not per cue
         text = _INLINE.sub("", text.replace("<c>", "").replace("</c>", ""))
     raw, skipped = _blocks(text, kind == "vtt")
-    cues: list[tuple[float, float, list[tuple[str | None, list[str]]]]] = []
+    cleaned: list[tuple[float, float, _Segs | None, list[str]]] = []
+    candidates = repeats = 0
+    last: str | None = None
     for start, end, lines in raw:
-        cues.append((start, end, _clean_cue(lines)))
+        joined = "\n".join(lines)
+        segs: _Segs | None = None
+        if "<v" in joined or "<V" in joined:
+            segs = _voices(joined)
+            flat = [line for _, seg in segs for line in seg]
+        else:
+            flat = clean_text(joined)
+        if flat:
+            if last is not None:
+                candidates += 1
+                repeats += flat[0] == last
+            last = flat[-1]
+            cleaned.append((start, end, segs, flat))
     if rolling is None:
         # Word timings (<00:00:01.000><c>) and some repeats: YouTube's automatic captions.
         # Without them (converted to SRT on the way), only a file that repeats nearly
         # every cue's top line: creator-made captions never look like that.
-        rolling = _looks_rolling(cues, 0.2, 4) if inline else _looks_rolling(cues, 0.6, 20)
-    removed = 0
-    if rolling:
-        cues, removed = _remove_rolling_repeats(cues)
+        share, minimum = (0.2, 4) if inline else (0.6, 20)
+        rolling = candidates >= minimum and repeats >= share * candidates
     out: list[Cue] = []
-    for start, end, segments in cues:
-        for speaker, lines in segments:
-            if lines:
-                out.append(Cue(start, end, "\n".join(lines), speaker))
+    removed = 0
+    prev: list[str] = []
+    for start, end, segs, flat in cleaned:
+        k = 0
+        if rolling:
+            if flat[0] in prev:
+                k = _overlap(prev, flat)
+                removed += k
+            prev = flat
+        if segs is None:
+            if k < len(flat):
+                out.append(Cue(start, end, "\n".join(flat[k:] if k else flat), None))
+            continue
+        for speaker, seg in _drop_lines(segs, k) if k else segs:
+            out.append(Cue(start, end, "\n".join(seg), speaker))
     return Captions(kind, out, skipped, removed, rolling)
 
 
 def _blocks(text: str, vtt: bool) -> tuple[list[tuple[float, float, list[str]]], int]:
-    """The cues' raw text lines with their times, and how many blocks were unusable.
+    """The cues' raw text (as chunks of lines) with their times, and how many blocks
+    were unusable.
 
     Lenient where players are: a blank line inside a cue keeps the text in the cue, a
     sequence number right before a timing line belongs to the next cue even without a
@@ -302,30 +333,38 @@ def _blocks(text: str, vtt: bool) -> tuple[list[tuple[float, float, list[str]]],
             if number == last and _partial_timing(lines[-1]):
                 raise Truncated(f"the file ends inside a cue timing ({lines[-1].strip()!r})")
             if current is not None:
-                current.extend(lines)  # a blank line inside a cue
+                current.append(block)  # a blank line inside a cue
             elif not all(line.startswith(("Region:", "X-TIMESTAMP-MAP")) for line in lines):
                 skipped += 1
             continue
         if block[0] == "\n":
             block = block.lstrip("\n")
-        lines = block.split("\n")
-        k = -1
+        # The usual shape, without splitting lines: [identifier] timing, then the text.
+        timing = rest = None
         if block.count("-->") == 1:
-            k = 0 if "-->" in lines[0] else 1 if "-->" in lines[1] else -1
-        if k < 0:
-            current, n = _scan(lines, current, cues, number == last)
+            nl = block.find("\n")
+            first = block if nl < 0 else block[:nl]
+            if "-->" in first:
+                timing, rest = first, "" if nl < 0 else block[nl + 1 :]
+            elif nl >= 0:
+                nl2 = block.find("\n", nl + 1)
+                second = block[nl + 1 :] if nl2 < 0 else block[nl + 1 : nl2]
+                if "-->" in second:
+                    timing, rest = second, "" if nl2 < 0 else block[nl2 + 1 :]
+        if timing is None or rest is None:
+            current, n = _scan(block.split("\n"), current, cues, number == last)
             skipped += n
             continue
-        times = _timing(lines[k])
+        times = _timing(timing)
         if times is None:
-            if number == last and len(lines) == k + 1 and _partial_timing(lines[k]):
-                raise Truncated(f"the file ends inside a cue timing ({lines[k].strip()!r})")
+            if number == last and not rest.strip() and _partial_timing(timing):
+                raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
             skipped += 1
             current = None
             continue
-        current = lines[k + 1 :]
-        if number == last and not current and _cut_short(lines[k], times):
-            raise Truncated(f"the file ends inside a cue timing ({lines[k].strip()!r})")
+        if number == last and not rest.strip() and _cut_short(timing, times):
+            raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
+        current = [rest]
         cues.append((times[0], times[1], current))
     return cues, skipped
 
@@ -432,11 +471,8 @@ def clean_text(text: str) -> list[str]:
     return [" ".join(line.split()) for line in text.split("\n") if line and not line.isspace()]
 
 
-def _clean_cue(lines: list[str]) -> list[tuple[str | None, list[str]]]:
-    """A cue's lines as (voice, cleaned lines) segments, several voices kept apart."""
-    text = "\n".join(lines)
-    if "<v" not in text and "<V" not in text:
-        return [(None, clean_text(text))]
+def _voices(text: str) -> _Segs:
+    """A cue's text as (voice, cleaned lines) segments, several voices kept apart."""
     segments: list[tuple[str | None, list[str]]] = []
     speaker: str | None = None
     pos = 0
@@ -463,14 +499,6 @@ def _clean_cue(lines: list[str]) -> list[tuple[str | None, list[str]]]:
 
 # --- YouTube rolling captions -----------------------------------------------------------
 
-_Segs = list[tuple[str | None, list[str]]]
-
-
-def _flat(segments: _Segs) -> list[str]:
-    if len(segments) == 1:
-        return segments[0][1]
-    return [line for _, lines in segments for line in lines]
-
 
 def _overlap(prev: Sequence[str], lines: Sequence[str]) -> int:
     """The longest k with lines[:k] == prev[-k:]."""
@@ -478,42 +506,6 @@ def _overlap(prev: Sequence[str], lines: Sequence[str]) -> int:
         if lines[0] == prev[-k] and list(lines[:k]) == list(prev[-k:]):
             return k
     return 0
-
-
-def _looks_rolling(cues: Iterable[tuple[float, float, _Segs]], share: float, minimum: int) -> bool:
-    """Does a `share` of at least `minimum` cues open with its predecessor's last line?"""
-    prev: list[str] = []
-    candidates = repeats = 0
-    for _, _, segs in cues:
-        lines = segs[0][1] if len(segs) == 1 else _flat(segs)
-        if prev and lines:
-            candidates += 1
-            repeats += lines[0] == prev[-1]
-        prev = lines
-    return candidates >= minimum and repeats >= share * candidates
-
-
-def _remove_rolling_repeats(
-    cues: list[tuple[float, float, _Segs]],
-) -> tuple[list[tuple[float, float, _Segs]], int]:
-    """Drop the opening lines of each cue that repeat the end of the previous cue.
-
-    Only cue to previous cue, never against everything seen: a word said twice stays."""
-    out: list[tuple[float, float, _Segs]] = []
-    prev: list[str] = []
-    removed = 0
-    for start, end, segs in cues:
-        lines = segs[0][1] if len(segs) == 1 else _flat(segs)
-        if not lines:
-            out.append((start, end, segs))
-            continue
-        k = _overlap(prev, lines) if lines[0] in prev else 0
-        prev = lines
-        if k:
-            removed += k
-            segs = _drop_lines(segs, k)
-        out.append((start, end, segs))
-    return out, removed
 
 
 def _drop_lines(segs: _Segs, k: int) -> _Segs:
