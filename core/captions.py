@@ -14,7 +14,7 @@ import codecs
 import gc
 import html
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -211,19 +211,15 @@ class _Stamps(dict[str, float]):
     usually the next cue's start, and a dict lookup beats parsing."""
 
     def __missing__(self, key: str) -> float:
-        if not (
-            len(key) == 12
-            and key.isascii()
-            and key[2] == key[5] == ":"
-            and key[8] in ".,"
-            and (key[:2] + key[3:5] + key[6:8] + key[9:]).isdigit()
-        ):
+        if len(key) != 12 or key[2] != ":" or key[5] != ":" or key[8] not in ".,":
             raise KeyError(key)
+        try:
+            value = int(key[:2]) * 3600 + int(key[3:5]) * 60 + int(key[6:8]) + int(key[9:]) / 1000
+        except ValueError:
+            raise KeyError(key) from None
         if len(self) > 500_000:
             self.clear()
-        value = self[key] = (
-            int(key[:2]) * 3600 + int(key[3:5]) * 60 + int(key[6:8]) + int(key[9:]) / 1000
-        )
+        self[key] = value
         return value
 
 
@@ -500,10 +496,11 @@ def _voices(text: str) -> _Segs:
 # --- YouTube rolling captions -----------------------------------------------------------
 
 
-def _overlap(prev: Sequence[str], lines: Sequence[str]) -> int:
+def _overlap(prev: list[str], lines: list[str]) -> int:
     """The longest k with lines[:k] == prev[-k:]."""
+    last = prev[-1]
     for k in range(min(len(prev), len(lines)), 0, -1):
-        if lines[0] == prev[-k] and list(lines[:k]) == list(prev[-k:]):
+        if lines[k - 1] == last and lines[:k] == prev[-k:]:
             return k
     return 0
 
