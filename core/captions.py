@@ -167,12 +167,12 @@ def parse(data: bytes, *, rolling: bool | None = None) -> Captions:
     kind = detect(text)
     if kind == "ttml":
         return parse_ttml(text)
-    with _gc_paused():
+    with gc_paused():
         return parse_text(text, kind, rolling=rolling)
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Parsing makes 100,000s of small lists and no cycles: the cyclic collector would
     only rescan them again and again (a third of the time on big files)."""
     enabled = gc.isenabled()

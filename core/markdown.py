@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import errors
-from .captions import Captions, Cue, parse
+from .captions import Captions, Cue, gc_paused, parse
 
 SoundLabels = Literal["keep", "drop"]
 
@@ -268,8 +268,9 @@ def convert(
     data: bytes, layout: Layout, rolling: bool | None = None
 ) -> tuple[str, Captions, list[Paragraph]]:
     """Caption bytes to Markdown: the text, what was parsed, the paragraphs."""
-    caps = parse(data, rolling=rolling)
-    text, paras = render_markdown(caps, layout)
+    with gc_paused():
+        caps = parse(data, rolling=rolling)
+        text, paras = render_markdown(caps, layout)
     return text, caps, paras
 
 
