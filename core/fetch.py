@@ -402,6 +402,7 @@ class _Job:
         self.started = started
         self.head: http.Head | None = None
         self.response: Any = None  # the probe's open GET, which the HTTP tier may reuse
+        self.probed = False
         self.pacer = _pacer(options.sleep)
         self.archive = open_archive(options.archive) if options.archive else None
         self.out = Path(options.output_dir).expanduser()
@@ -428,10 +429,14 @@ class _Job:
             _check_template(self.o.template)
             if self.archive is not None and url_key(self.url) in self.archive:
                 return [self._skipped("archive")]
+            probing = time.monotonic()
             chain = self.chain()
         except errors.Fatal:
             raise
         except errors.XdlError as e:
+            if self.probed:  # the probe is the HTTP tier's first request: say so
+                tried = (Attempt("http", False, f"{e.code}: {e.message}", _since(probing)),)
+                return [_failed(self.url, e, tried, self.started)]
             return [_failed(self.url, e, (), self.started)]
         last: errors.XdlError = errors.DownloadFailed("no downloader could be tried")
         for n, name in enumerate(chain):
@@ -479,6 +484,7 @@ class _Job:
         else:
             self.pacer.wait(self.url, self.stop)
             try:
+                self.probed = True
                 self.head, self.response = _http().probe(self.url, self.o.net)
             except errors.XdlError as e:
                 if e.final:
@@ -863,8 +869,24 @@ class _Job:
                     **common,
                 )
             )
-        if not results:
-            raise errors.DownloadFailed("yt-dlp downloaded nothing")
+        for message in info.get("_xdl_errors") or []:
+            from .ytdlp import error_from_message
+
+            results.append(
+                FetchResult(
+                    url=self.url,
+                    ok=False,
+                    error=error_from_message(message).to_dict(),
+                    playlist=playlist,
+                )
+            )
+        if not any(r.ok for r in results):
+            failed = errors.DownloadFailed(
+                results[0].error["message"] if results and results[0].error else "nothing"
+            )
+            # yt-dlp understood the URL (a playlist): saving the page instead is no answer
+            failed.final = playlist is not None
+            raise failed
         return results
 
 

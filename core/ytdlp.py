@@ -257,34 +257,61 @@ def download_recorded(
     params: Mapping[str, Any],
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Like `download`, but --max-downloads ends the playlist with what was downloaded
-    (yt-dlp raises MaxDownloadsReached and returns nothing), each item as it finished."""
+    """Like `download`, for `xdl fetch`: errors about the URL itself raise (with their
+    codes); in a playlist, an entry that fails does not stop the others (its message is
+    in `_xdl_errors`); --max-downloads ends the playlist with what was downloaded."""
     from yt_dlp.postprocessor.common import PostProcessor
     from yt_dlp.utils import MaxDownloadsReached
 
     finished: list[dict[str, Any]] = []
+    failures: list[str] = []
 
     class _Record(PostProcessor):  # type: ignore[misc]
         def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
             finished.append(dict(info))  # a copy: yt-dlp empties the original later
             return [], info
 
-    opts = dict(params)
+    class _Errors(_Logger):
+        def error(self, msg: str) -> None:
+            super().error(msg)
+            failures.append(_clean(msg))
+
+    opts = {**params, "logger": _Errors()}
     if progress:
         opts["progress_hooks"] = [progress]
     with make(opts) as ydl:
         ydl.add_post_processor(_Record(ydl), when="after_move")
         try:
             with translate_errors(url):
-                info = ydl.extract_info(url, download=True)
+                first = ydl.extract_info(url, download=False, process=False)
+                if first is None:
+                    raise errors.UnsupportedUrl(f"nothing to extract from {url}")
+                if first.get("_type") in ("playlist", "multi_video"):
+                    ydl.params["ignoreerrors"] = "only_download"  # entries fail one by one
+                info = ydl.process_ie_result(first, download=True)
         except MaxDownloadsReached:
             entries = [dict(ydl.sanitize_info(e)) for e in finished]
-            first = entries[0] if entries else {}
+            head = entries[0] if entries else {}
             return {
                 "_type": "playlist",
-                "title": first.get("playlist_title") or first.get("playlist"),
+                "title": head.get("playlist_title") or head.get("playlist"),
                 "entries": entries,
+                "_xdl_errors": failures,
             }
         if info is None:
-            raise errors.DownloadFailed(f"yt-dlp downloaded nothing from {url}")
-        return dict(ydl.sanitize_info(info))
+            raise errors.DownloadFailed(failures[-1] if failures else f"nothing from {url}")
+        result = dict(ydl.sanitize_info(info))
+        result["_xdl_errors"] = failures if result.get("_type") == "playlist" else []
+        return result
+
+
+def error_from_message(message: str) -> errors.XdlError:
+    """One of our errors for a message yt-dlp reported (when there is no exception)."""
+    match = re.search(r"HTTP Error (\d{3})", message)
+    if match and match.group(1) in ("404", "410"):
+        return errors.NotFound(message, status=int(match.group(1)))
+    if match:
+        return errors.HttpError(message, status=int(match.group(1)))
+    if "Unsupported URL" in message:
+        return errors.UnsupportedUrl(message)
+    return errors.DownloadFailed(message)

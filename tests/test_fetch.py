@@ -113,7 +113,7 @@ def test_404_fails_fast_without_wget_or_curl(xdl: Any, site: Any) -> None:
     assert ran.exit_code == 1
     (line,) = ran.lines
     assert line["ok"] is False and line["error"]["code"] == "not_found"
-    assert not {"wget", "curl"} & {a["strategy"] for a in line["attempts"]}
+    assert [a["strategy"] for a in line["attempts"]] == ["http"]
     assert len(site.requests("/404")) == 1
     assert "404" in ran.stderr
 
@@ -389,6 +389,23 @@ def test_a_playlist_gives_one_line_per_entry(xdl: Any, site: Any) -> None:
     assert {x["playlist"] for x in ran.lines} == {"Loopback Podcast"}
     assert all(Path(x["path"]).exists() for x in ran.lines)
     assert ran.lines[0]["url"] == site.url("/watch.html")
+
+
+def test_a_broken_playlist_entry_does_not_stop_the_others(xdl: Any, site: Any) -> None:
+    feed = media_site.FEED.replace("{base}/audio.html", "{base}/gone.html")
+
+    @site.route("/fetch/broken-feed.xml")
+    def broken_feed(r: Any) -> None:
+        r.send_bytes(feed.replace("{base}", site.base).encode(), "application/rss+xml")
+
+    ran = xdl("fetch", "-o", "pod", site.url("/fetch/broken-feed.xml"))
+    assert ran.exit_code == 1
+    ok = [x for x in ran.lines if x["ok"]]
+    failed = [x for x in ran.lines if not x["ok"]]
+    assert [x["playlist_index"] for x in ok] == [1, 3]
+    (bad,) = failed
+    assert bad["error"]["code"] == "not_found" and bad["playlist"] == "Loopback Podcast"
+    assert sorted(p.suffix for p in Path("pod").iterdir()) == [".mp4", ".mp4"]
 
 
 def test_non_network_schemes_are_refused(xdl: Any) -> None:
