@@ -30,5 +30,12 @@ step "xdl info --flat $base/feed.xml | xdl fetch --audio -j 2 -o podcast   (then
 xdl info --flat --json "$base/feed.xml" | xdl fetch --audio -j 2 -o podcast --archive archive.txt
 xdl info --flat --json "$base/feed.xml" | xdl fetch --audio -j 2 -o podcast --archive archive.txt
 
+step "xdl transcript -l all $base/watch.html | xdl to-markdown   (captions into Markdown notes)"
+xdl transcript -l all "$base/watch.html" | xdl to-markdown
+cat ./*.en.md >&2
+
+step "xdl transcript -F md --timestamps --stdout $base/watch.html"
+xdl transcript -F md --timestamps --stdout "$base/watch.html" >&2
+
 step "xdl doctor"
 xdl doctor --json || true
