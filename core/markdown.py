@@ -49,6 +49,8 @@ class Paragraph:
     speaker: str | None
     words: list[str] = field(default_factory=list)
     chapter: str | None = None
+    #: A new speaker without a name (`>>`) starts here.
+    turn: bool = False
 
 
 def ends_sentence(word: str) -> bool:
@@ -71,6 +73,7 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
     para: Paragraph | None = None
     speaker: str | None = None
     prev_end: float | None = None
+    turn = False
     min_words, max_words = max(1, layout.min_words), max(1, layout.max_words)
     limit = min(min_words, max_words)
     drop_sounds = layout.sound_labels == "drop"
@@ -120,15 +123,15 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
                 index += len(words)
                 continue
             for word in words:
-                if word == ">>" or word == "&gt;&gt;":
-                    speaker = None
-                    para = None
-                    continue
-                if word.startswith(">>"):
-                    speaker, para, word = None, None, word[2:]
+                if word.startswith(">>"):  # a new, unnamed speaker
+                    speaker, para, turn = None, None, True
+                    word = word[2:]
+                    if not word:
+                        continue
                 if para is None:
                     at = cue.start + (cue.end - cue.start) * index / count
-                    para = Paragraph(at, speaker)
+                    para = Paragraph(at, speaker, turn=turn)
+                    turn = False
                     out.append(para)
                 para.words.append(word)
                 index += 1
@@ -191,6 +194,8 @@ def render_markdown(caps: Captions, layout: Layout) -> tuple[str, list[Paragraph
             if not p.words:
                 continue
         text = _escape(" ".join(p.words))
+        if p.turn:
+            shown = None
         if layout.speakers and p.speaker and p.speaker != shown:
             text = f"**{_escape(p.speaker)}:** {text}"
         if p.speaker:

@@ -505,3 +505,12 @@ def test_chapters_become_sections() -> None:
     )
     out = md(doc, chapters=[(0.0, "Intro"), (20.0, "Middle")], title="T", gap=60.0)
     assert out == "# T\n\n## Intro\n\nPart 0. Part 10.\n\n## Middle\n\nPart 20. Part 30.\n"
+
+
+def test_a_named_speaker_is_named_again_after_an_unnamed_turn() -> None:
+    doc = (
+        "WEBVTT\n\n00:01.000 --> 00:02.000\n<v Alice>Hi.\n\n"
+        "00:02.000 --> 00:03.000\n&gt;&gt; who are you\n\n"
+        "00:03.000 --> 00:04.000\n<v Alice>Me.\n"
+    )
+    assert md(doc) == "**Alice:** Hi.\n\nwho are you\n\n**Alice:** Me.\n"
