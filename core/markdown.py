@@ -45,12 +45,19 @@ class Layout:
 
 @dataclass
 class Paragraph:
+    """A paragraph's text as pieces (cue lines or words) joined by spaces."""
+
     start: float
     speaker: str | None
-    words: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    count: int = 0  # words
     chapter: str | None = None
     #: A new speaker without a name (`>>`) starts here.
     turn: bool = False
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.parts)
 
 
 def ends_sentence(word: str) -> bool:
@@ -77,6 +84,8 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
     min_words, max_words = max(1, layout.min_words), max(1, layout.max_words)
     limit = min(min_words, max_words)
     drop_sounds = layout.sound_labels == "drop"
+    speakers = layout.speakers
+    gap = layout.gap
     for cue in cues:
         chapter = None
         while next_chapter < len(chapters) and cue.start >= chapters[next_chapter][0] - 0.001:
@@ -84,61 +93,66 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
             next_chapter += 1
         if chapter is not None:
             para = None
-            out.append(Paragraph(cue.start, None, [], chapter))
+            out.append(Paragraph(cue.start, None, [], 0, chapter))
         if cue.speaker is not None and cue.speaker != speaker:
             speaker = cue.speaker
             para = None
         if (
             para is not None
-            and para.words
             and prev_end is not None
-            and cue.start - prev_end >= layout.gap
+            and cue.start - prev_end >= gap
+            and para.parts
             and (
                 not punctuated
-                or ends_sentence(para.words[-1])
-                or para.words[-1][-1] in ")]"
-                or cue.start - prev_end >= 4 * layout.gap
+                or ends_sentence(para.parts[-1])
+                or para.parts[-1][-1] in ")]"
+                or cue.start - prev_end >= 4 * gap
             )
         ):
             para = None
         prev_end = cue.end
         text = cue.text
         if drop_sounds and ("[" in text or "(" in text):
-            text = _drop_sound_labels(text.replace("\n", " "))
-        lines = text.split("\n")
-        count = sum(len(line.split()) for line in lines) or 1
+            text = " ".join(_drop_sound_labels(text.replace("\n", " ")).split())
+            if not text:
+                continue
+        # Cue lines are non-empty and single-spaced: words are spaces + 1.
         index = 0
-        for line in lines:
-            if layout.speakers and line[-1:] == ":" and (m := _LABEL.match(line)):
+        for line in text.split("\n") if "\n" in text else (text,):
+            if speakers and line[-1] == ":" and (m := _LABEL.match(line)):
                 speaker = m.group(1)
                 para = None
                 continue
-            words = line.split()
+            n = line.count(" ") + 1
             if (
                 para is not None
+                and para.count + n < (max_words if _no_stop(line) else limit)
                 and ">>" not in line
-                and len(para.words) + len(words) < (max_words if _no_stop(line) else limit)
             ):
-                para.words.extend(words)  # no paragraph can end inside this line
-                index += len(words)
+                para.parts.append(line)  # no paragraph can end inside this line
+                para.count += n
+                index += n
                 continue
-            for word in words:
+            for word in line.split(" "):
                 if word.startswith(">>"):  # a new, unnamed speaker
                     speaker, para, turn = None, None, True
                     word = word[2:]
                     if not word:
                         continue
                 if para is None:
-                    at = cue.start + (cue.end - cue.start) * index / count
+                    at = cue.start
+                    if index:
+                        total = text.count(" ") + text.count("\n") + 1
+                        at += (cue.end - cue.start) * index / total
                     para = Paragraph(at, speaker, turn=turn)
                     turn = False
                     out.append(para)
-                para.words.append(word)
+                para.parts.append(word)
+                para.count += 1
                 index += 1
-                n = len(para.words)
-                if n >= max_words or (n >= min_words and ends_sentence(word)):
+                if para.count >= max_words or (para.count >= min_words and ends_sentence(word)):
                     para = None
-    return [p for p in out if p.words or p.chapter]
+    return [p for p in out if p.count or p.chapter]
 
 
 def _drop_sound_labels(text: str) -> str:
@@ -191,9 +205,9 @@ def render_markdown(caps: Captions, layout: Layout) -> tuple[str, list[Paragraph
     for p in paras:
         if p.chapter is not None:
             out.append(f"## {' '.join(p.chapter.split())}")
-            if not p.words:
+            if not p.count:
                 continue
-        text = _escape(" ".join(p.words))
+        text = _escape(p.text)
         if p.turn:
             shown = None
         if layout.speakers and p.speaker and p.speaker != shown:
@@ -208,7 +222,7 @@ def render_markdown(caps: Captions, layout: Layout) -> tuple[str, list[Paragraph
                 stamp = f"[{stamp}]"
             text = f"{stamp} {text}"
         out.append(text)
-    return ("\n\n".join(out) + "\n") if out else "", [p for p in paras if p.words]
+    return ("\n\n".join(out) + "\n") if out else "", [p for p in paras if p.count]
 
 
 def render_text(caps: Captions, layout: Layout) -> str:
@@ -218,8 +232,8 @@ def render_text(caps: Captions, layout: Layout) -> str:
     for p in paras:
         if p.chapter is not None:
             out.append(p.chapter)
-        if p.words:
-            out.append(" ".join(p.words))
+        if p.count:
+            out.append(p.text)
     return "\n\n".join(out) + "\n" if out else ""
 
 
@@ -288,7 +302,7 @@ def summary(
     paras: list[Paragraph],
     skipped: str | None = None,
 ) -> Converted:
-    words = sum(len(p.words) for p in paras)
+    words = sum(p.count for p in paras)
     speakers: list[str] = []
     for p in paras:
         if p.speaker and p.speaker not in speakers:

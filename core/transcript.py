@@ -144,7 +144,7 @@ def convert(
     caps = parse(data, rolling=rolling)
     if fmt == "md":
         text, paras = render_markdown(caps, layout)
-        return text, caps, sum(len(p.words) for p in paras)
+        return text, caps, sum(p.count for p in paras)
     words = sum(len(c.text.split()) for c in caps.cues)
     if fmt == "txt":
         return render_text(caps, layout), caps, words
