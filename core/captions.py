@@ -206,31 +206,46 @@ def _seconds(stamp: str) -> float | None:
     return value + (int(frac) / 10 ** len(frac) if frac else 0.0)
 
 
-class _Stamps(dict[str, float]):
-    """`HH:MM:SS.mmm` -> seconds, parsed once per distinct stamp: a cue's end is
-    usually the next cue's start, and a dict lookup beats parsing."""
+class _HoursMinutes(dict[str, int]):
+    """`HH:MM:` -> seconds, parsed once (a 2-hour file has 120 of them)."""
 
-    def __missing__(self, key: str) -> float:
-        if len(key) != 12 or key[2] != ":" or key[5] != ":" or key[8] not in ".,":
+    def __missing__(self, key: str) -> int:
+        if len(key) != 6 or key[2] != ":" or key[5] != ":" or not key.isascii():
+            raise KeyError(key)
+        if not (key[:2] + key[3:5]).isdigit():
             raise KeyError(key)
         try:
-            value = int(key[:2]) * 3600 + int(key[3:5]) * 60 + int(key[6:8]) + int(key[9:]) / 1000
+            value = self[key] = int(key[:2]) * 3600 + int(key[3:5]) * 60
         except ValueError:
             raise KeyError(key) from None
-        if len(self) > 500_000:
-            self.clear()
-        self[key] = value
         return value
 
 
-_STAMPS = _Stamps()
+class _Seconds(dict[str, float]):
+    """`SS.mmm` -> seconds, parsed once: there are only 60,000 of them, so a long file
+    looks most of its timestamps up instead of parsing them."""
+
+    def __missing__(self, key: str) -> float:
+        if len(key) != 6 or key[2] not in ".," or not key.isascii():
+            raise KeyError(key)
+        if not (key[:2] + key[3:]).isdigit():
+            raise KeyError(key)
+        try:
+            value = self[key] = int(key[:2]) + int(key[3:]) / 1000
+        except ValueError:
+            raise KeyError(key) from None
+        return value
+
+
+_HM = _HoursMinutes()
+_SS = _Seconds()
 _ENDS = frozenset(("", " ", "\t"))
 
 
 def _timing(line: str) -> tuple[float, float] | None:
     if line[12:17] == " --> " and line[29:30] in _ENDS:
         try:  # the usual shape, 00:00:01.000 --> 00:00:02.000 (settings), without a regex
-            return _STAMPS[line[:12]], _STAMPS[line[17:29]]
+            return _HM[line[:6]] + _SS[line[6:12]], _HM[line[17:23]] + _SS[line[23:29]]
         except KeyError:
             pass
     m = _TIMING.match(line)
@@ -337,16 +352,14 @@ def _blocks(text: str, vtt: bool) -> tuple[list[tuple[float, float, list[str]]],
             block = block.lstrip("\n")
         # The usual shape, without splitting lines: [identifier] timing, then the text.
         timing = rest = None
-        if block.count("-->") == 1:
-            nl = block.find("\n")
-            first = block if nl < 0 else block[:nl]
-            if "-->" in first:
-                timing, rest = first, "" if nl < 0 else block[nl + 1 :]
-            elif nl >= 0:
-                nl2 = block.find("\n", nl + 1)
-                second = block[nl + 1 :] if nl2 < 0 else block[nl + 1 : nl2]
-                if "-->" in second:
-                    timing, rest = second, "" if nl2 < 0 else block[nl2 + 1 :]
+        first, _, after = block.partition("\n")
+        if "-->" in first:
+            if "-->" not in after:
+                timing, rest = first, after
+        else:
+            second, _, after = after.partition("\n")
+            if "-->" in second and "-->" not in after:
+                timing, rest = second, after
         if timing is None or rest is None:
             current, n = _scan(block.split("\n"), current, cues, number == last)
             skipped += n
