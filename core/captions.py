@@ -266,13 +266,16 @@ def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> 
     if inline:  # YouTube's word timings, the bulk of the file: off in one pass, not per cue
         text = _INLINE.sub("", text.replace("<c>", "").replace("</c>", ""))
     raw, skipped = _blocks(text, kind == "vtt")
+    del text  # big files: memory back as soon as possible (fewer page faults)
     cleaned: list[tuple[float, float, _Segs | None, list[str]]] = []
     candidates = repeats = 0
     last: str | None = None
     for start, end, lines in raw:
-        joined = "\n".join(lines)
+        joined = lines[0] if len(lines) == 1 else "\n".join(lines)
         segs: _Segs | None = None
-        if "<v" in joined or "<V" in joined:
+        if "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
+            flat = [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()]
+        elif "<v" in joined or "<V" in joined:
             segs = _voices(joined)
             flat = [line for _, seg in segs for line in seg]
         else:
@@ -283,6 +286,7 @@ def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> 
                 repeats += flat[0] == last
             last = flat[-1]
             cleaned.append((start, end, segs, flat))
+    del raw
     if rolling is None:
         # Word timings (<00:00:01.000><c>) and some repeats: YouTube's automatic captions.
         # Without them (converted to SRT on the way), only a file that repeats nearly
