@@ -555,6 +555,22 @@ def case_latency(bench: Bench, site: media_site.Site, count: int = 40) -> Area:
             skip=missing("curl", "curl"),
         ),
     ]
+    # What each tool asks of the far server: requests per input, by method (last run).
+    asked: dict[str, dict[str, int]] = {}
+    for c in cmds:
+
+        def setup(before: Callable[[], None] | None = c.setup) -> None:
+            if before:
+                before()
+            site.clear_log()
+
+        def check(out: Path, c: Cmd = c, after: Callable[[Path], str | None] | None = c.check):
+            with site.lock:
+                methods = [r.method for r in site.log if r.path.startswith("/lat/")]
+            asked[c.label] = {m: methods.count(m) for m in sorted(set(methods))}
+            return after(out) if after else None
+
+        c.setup, c.check = setup, check
     # yt-dlp alone takes ~30 s a run here: its warm-up is the start-up case's.
     area.measures = bench.measure(cmds, bench.runs(5, 3), warmup=0 if bench.quick else 1)
     shutil.rmtree(out, ignore_errors=True)
@@ -575,6 +591,19 @@ def case_latency(bench: Bench, site: media_site.Site, count: int = 40) -> Area:
             [
                 ["xdl / yt-dlp", fmt_ratio(ratio(m["xdl"], m["yt-dlp"]))],
                 ["xdl / xargs -P 8 curl", fmt_ratio(ratio(m["xdl"], m["xargs curl"]))],
+            ],
+        )
+        + "\n\nRequests each tool made to the far server, per input (from the server's log):\n\n"
+        + markdown_table(
+            ["tool", "requests per input"],
+            [
+                [
+                    label,
+                    ", ".join(f"{n / count:g} {method}" for method, n in asked[label].items())
+                    or "–",
+                ]
+                for label in (c.label for c in cmds)
+                if label in asked
             ],
         )
         + f"\n\nThe floor: {count} inputs × ≥ 1 request × {LATENCY:g} s / 8 at once = "
@@ -773,21 +802,28 @@ def case_queue_scale(bench: Bench, base: str, scales: Sequence[int]) -> Area:
     area.measures.extend(ops)
     m = by_label(ops)
     top = max(scales)
-    for op, probe_op, what, limit in (
-        ("add", "add", "one `queue add`", 0.05),
-        ("claim", "claim", "one claim + complete", 0.05),
-        ("status", "summary", "`queue status --summary`", 1.0),
+    # ≤ 50 ms cannot include a Python process start (`xdl --version` alone is ~60 ms), so
+    # add and claim are judged on the queue's own work in one call; the summary's 1 s is
+    # judged on the whole process, as a user sees it.
+    for op, probe_op, what, limit, whole_process in (
+        ("add", "add", "one `queue add`", 0.05, False),
+        ("claim", "claim", "one claim + complete", 0.05, False),
+        ("status", "summary", "`queue status --summary`", 1.0, True),
     ):
         inner = m[f"probe-{probe_op}@{top}"].median
         whole = m[f"{op}@{top}"].median
+        if whole_process:
+            measured = f"{fmt_seconds(whole)} (the queue's own work: {fmt_seconds(inner)})"
+        else:
+            measured = f"{fmt_seconds(inner)} (whole `xdl` process: {fmt_seconds(whole)})"
         area.goals.append(
             Goal(
                 area.key,
                 f"{what} at {top:,} tasks",
-                f"{fmt_seconds(inner)} (whole `xdl` process: {fmt_seconds(whole)})",
+                measured,
                 f"≤ {fmt_seconds(limit)}",
-                at_most(inner, limit),
-                note="the queue's own work in one call",
+                at_most(whole if whole_process else inner, limit),
+                note="whole process" if whole_process else "the queue's own work in one call",
             )
         )
     rows = []
