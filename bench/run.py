@@ -461,6 +461,14 @@ def case_http(bench: Bench, server_base: str, data: Path, size: int) -> Area:
             skip=missing("wget", "wget"),
         ),
         Cmd(
+            "curl + sha256sum",
+            ["sh", "-c", f"curl -sS -f -o '{target}' '{url}' && sha256sum '{target}'"],
+            shown="curl -sS -f -o OUT/big.bin URL && sha256sum OUT/big.bin",
+            setup=setup,
+            check=sized,
+            skip=missing("curl", "curl") or missing("sha256sum", "sha256sum"),
+        ),
+        Cmd(
             "aria2c",
             ["aria2c", "-q", "--allow-overwrite=true", "-d", str(out), "-o", "big.bin", url],
             shown="aria2c -q -d OUT -o big.bin URL",
@@ -494,7 +502,8 @@ def case_http(bench: Bench, server_base: str, data: Path, size: int) -> Area:
         rate = size / 1e6 / x.median if x.median else None
         rows.append([x.label, fmt_rate(rate), fmt_ratio(ratio(m["xdl"], x)), fmt_mb(x.peak_rss_mb)])
     area.extra.append(
-        "Throughput and ratio of xdl to each tool:\n\n"
+        "Throughput and ratio of xdl to each tool. xdl also computes the sha256 of every byte "
+        "(its result line carries it); `curl + sha256sum` is curl doing that same work:\n\n"
         + markdown_table(["tool", "throughput (median)", "xdl / tool", "peak RSS"], rows)
     )
     return area
