@@ -141,10 +141,14 @@ def md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub Markdown table; the first column left-aligned, the others right-aligned."""
+def markdown_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None
+) -> str:
+    """A GitHub Markdown table; `align` is one letter a column ("l" or "r"), by default
+    the first column left-aligned and the others right-aligned."""
+    align = align or "l" + "r" * (len(headers) - 1)
     out = ["| " + " | ".join(md_escape(h) for h in headers) + " |"]
-    out.append("|" + "|".join([":---"] + ["---:"] * (len(headers) - 1)) + "|")
+    out.append("|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|")
     for row in rows:
         cells = [md_escape(c) for c in row]
         cells += [""] * (len(headers) - len(cells))
@@ -181,7 +185,7 @@ def goals_table(goals: Sequence[Goal], *, with_area: bool = False) -> str:
         what = g.what + (f" ({g.note})" if g.note else "")
         row = [g.what if with_area else what, g.measured, g.target, verdict(g.met)]
         rows.append(([g.area] if with_area else []) + row)
-    return markdown_table(headers, rows)
+    return markdown_table(headers, rows, align=("l" if with_area else "") + "lrrr")
 
 
 def growth(values: Sequence[float | None]) -> str:

@@ -1078,6 +1078,64 @@ def case_markdown(bench: Bench, sizes: Sequence[int]) -> Area:
     return area
 
 
+def case_diagnose(bench: Bench, base: str) -> Area:
+    area = Area(
+        "diagnose",
+        "Where the time goes",
+        "Costs measured inside a fresh process (`bench/diagnose.py`, 3 runs, medians), to "
+        "explain the figures above.",
+    )
+    runs: list[dict[str, float | None]] = []
+    for _ in range(3):
+        proc = subprocess.run(
+            [PYTHON, str(BENCH / "diagnose.py"), base],
+            capture_output=True,
+            text=True,
+            env=bench.env,
+            timeout=120,
+        )
+        if proc.returncode == 0:
+            runs.append(json.loads(proc.stdout))
+    if not runs:
+        area.skipped = "bench/diagnose.py failed"
+        return area
+
+    def med(key: str) -> float | None:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        return statistics.median(v for v in values if v is not None) if values else None
+
+    sha = med("sha256_mb_per_s")
+    imp = med("import_yt_dlp_s")
+    first = med("extractor_for_first_s")
+    per = med("extractor_for_per_url_ms")
+    rows = [
+        [
+            "`import yt_dlp`",
+            fmt_seconds(imp),
+            "paid by every process that may need yt-dlp (`fetch`, `info`, `queue run`)",
+        ],
+        [
+            "`xdl.core.ytdlp.extractor_for(url)`, first call",
+            fmt_seconds(first),
+            "tries every yt-dlp extractor's URL pattern; the first call compiles them all",
+        ],
+        [
+            "`extractor_for(url)`, each later URL",
+            fmt_seconds(per / 1000 if per is not None else None),
+            "per input, under the GIL" + (f": {per:.1f} s of CPU for 1,000 inputs" if per else ""),
+        ],
+        [
+            "sha256 (hashlib, one core)",
+            fmt_rate(sha),
+            f"{1024**3 / 1e6 / sha:.2f} s of CPU per GiB, which curl -o does not spend"
+            if sha
+            else "",
+        ],
+    ]
+    area.extra.append(markdown_table(["cost", "measured", "what it means"], rows, align="lrl"))
+    return area
+
+
 # --- the report ---------------------------------------------------------------------
 
 
@@ -1154,7 +1212,8 @@ def render(areas: Sequence[Area], *, quick: bool, server: str, took: float, plot
         if a.skipped:
             parts += [f"Skipped: {a.skipped}.", ""]
             continue
-        parts += [measures_table(a.measures), ""]
+        if a.measures:
+            parts += [measures_table(a.measures), ""]
         for extra in a.extra:
             parts += [extra, ""]
         for name in a.plots:
@@ -1288,6 +1347,7 @@ AREAS: dict[str, Callable[[Bench, str, media_site.Site, Path], Area]] = {
     ),
     "queue-run": lambda b, base, site, data: case_queue_run(b, base, 300 if b.quick else 1000),
     "captions": lambda b, base, site, data: case_markdown(b, (1_500_000, 15_000_000)),
+    "diagnose": lambda b, base, site, data: case_diagnose(b, base),
 }
 
 

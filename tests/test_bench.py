@@ -106,6 +106,11 @@ def test_markdown_table_aligns_and_escapes():
     ]
 
 
+def test_markdown_table_alignment_per_column():
+    text = report.markdown_table(["a", "b", "c"], [["1", "2", "3"]], align="lrl")
+    assert text.splitlines()[1] == "|:---|---:|:---|"
+
+
 def test_measures_table_reports_skips_not_numbers():
     text = report.measures_table(
         [measure("curl", 1.0, 2.0, 3.0), Measure("xdl", "xdl fetch URL", skipped="not yet")]
