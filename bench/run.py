@@ -211,12 +211,12 @@ class Bench:
                 m = measures[c.label]
                 if m.skipped or m.error:
                     continue
-                if c.setup:
-                    c.setup()
                 try:
+                    if c.setup:
+                        c.setup()
                     run = self.run_once(c, r)
-                except Failure as e:
-                    m.error, m.runs = str(e), []
+                except (Failure, OSError, subprocess.SubprocessError) as e:
+                    m.error, m.runs = str(e) or type(e).__name__, []
                     log(f"  {c.label}: {e}")
                     continue
                 if r >= warmup:
