@@ -3,6 +3,7 @@ published (vtt) or converted by our own code (srt, txt, md, json)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -13,6 +14,8 @@ from .captions import Captions, parse
 from .markdown import Layout, render_json, render_markdown, render_srt, render_text, write_new
 from .names import sanitize_filename
 from .network import NetworkOptions
+
+log = logging.getLogger("xdl")
 
 Format = Literal["vtt", "srt", "txt", "md", "json"]
 FORMATS: tuple[str, ...] = ("vtt", "srt", "txt", "md", "json")
@@ -183,9 +186,10 @@ def get_transcripts(
     template: str = DEFAULT_TEMPLATE,
     overwrite: bool = False,
     write: bool = True,
-) -> Iterator[Transcript]:
+) -> Iterator[Transcript | dict[str, Any]]:
     """Fetch the chosen tracks of `url` (each item of a playlist) and convert them;
-    write each under `output_dir` unless `write` is off (then `text` carries it)."""
+    write each under `output_dir` unless `write` is off (then `text` carries it). In a
+    playlist, an entry that fails is a failed row of its own (a dict)."""
     from . import ytdlp
 
     info = ytdlp.extract(url, net=net)
@@ -193,7 +197,7 @@ def get_transcripts(
         [e for e in info.get("entries") or [] if e] if info.get("_type") == "playlist" else [info]
     )
     for item in items:
-        yield from _item_transcripts(
+        rows = _item_transcripts(
             url,
             item,
             langs,
@@ -206,6 +210,24 @@ def get_transcripts(
             overwrite,
             write,
         )
+        if len(items) == 1:
+            yield from rows
+            continue
+        try:  # one entry of a playlist without captions must not hide the others
+            yield from rows
+        except errors.XdlError as e:
+            if e.exit_code != 1:
+                raise
+            where = str(item.get("webpage_url") or item.get("url") or url)
+            where = where.split("#__youtubedl_smuggle", 1)[0]
+            log.error("%s: %s", where, e.message)
+            yield {
+                "ok": False,
+                "url": url,
+                "entry": where,
+                "title": item.get("title"),
+                "error": e.to_dict(),
+            }
 
 
 def _item_transcripts(

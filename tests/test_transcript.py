@@ -130,6 +130,16 @@ def test_ttml_track_converted_and_a_missing_track(xdl: Any, caption_site: Any) -
     assert ran.lines[0]["error"]["code"] == "not_found"
 
 
+def test_a_feed_entry_without_captions_fails_alone(xdl: Any, caption_site: Any) -> None:
+    ran = xdl("transcript", "--template", "%(id)s.%(lang)s.%(ext)s", caption_site.url("/feed.xml"))
+    assert ran.exit_code == 1
+    ok, audio, silent = ran.lines
+    assert ok["ok"] and Path(ok["path"]).read_bytes() == media_site.VTT_EN.encode()
+    assert audio["error"]["code"] == silent["error"]["code"] == "no_subtitles"
+    assert silent["entry"] == caption_site.url("/nosubs.html")
+    assert sorted(p.name for p in Path().iterdir()) == [ok["path"]]
+
+
 def test_transcript_pipes_into_to_markdown(xdl_cmd: Any, caption_site: Any) -> None:
     got = xdl_cmd("transcript", "-l", "all", caption_site.url("/watch.html"))
     assert got.exit_code == 0, got.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
@@ -111,7 +112,9 @@ def command(
         items = list(items)
         if len(items) > 1:
             raise click.UsageError("--stdout takes one URL")
-    out = Output()
+    # With --stdout the transcript is the output: result rows are only counted (for the
+    # exit status), failures still go to stderr.
+    out = Output(stream=io.StringIO()) if to_stdout else Output()
 
     def work(item: Input) -> Iterator[Any]:
         for t in get_transcripts(
@@ -126,10 +129,9 @@ def command(
             overwrite=overwrite,
             write=not to_stdout,
         ):
-            if to_stdout:
+            if to_stdout and not isinstance(t, dict):
                 _print(t.text)
-            else:
-                yield t
+            yield t
 
     out.each(items, work)
     return out.close()
