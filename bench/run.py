@@ -349,7 +349,7 @@ def case_startup(bench: Bench) -> Area:
         ),
         Cmd("python -c pass", [PYTHON, "-c", "pass"]),
     ]
-    area.measures = bench.measure(cmds, bench.runs(20, 8), warmup=2)
+    area.measures = bench.measure(cmds, bench.runs(20, 6), warmup=2)
     m = by_label(area.measures)
     r_help = ratio(m["xdl --help"], m["import click"])
     r_version = ratio(m["xdl --version"], m["yt-dlp --version"])
@@ -1009,12 +1009,14 @@ def case_markdown(bench: Bench, sizes: Sequence[int]) -> Area:
         real = files[size].stat().st_size
         x, w = m[f"xdl@{size}"], m[f"webvtt@{size}"]
         rate = real / 1e6 / x.median if x.median else None
+        cpu_rate = real / 1e6 / x.cpu_median if x.cpu_median else None
         net = x.median - start if x.median and start else None
         rows.append(
             [
                 f"{real / 1e6:.1f} MB",
                 fmt_rate(rate),
                 fmt_rate(real / 1e6 / net if net and net > 0 else None),
+                fmt_rate(cpu_rate),
                 fmt_rate(real / 1e6 / w.median if w.median else None),
                 fmt_ratio(ratio(x, w)),
                 fmt_seconds(net),
@@ -1026,6 +1028,7 @@ def case_markdown(bench: Bench, sizes: Sequence[int]) -> Area:
                 "file",
                 "xdl to-markdown",
                 "xdl, start-up excluded",
+                "xdl per CPU second",
                 "webvtt-py parse",
                 "xdl / webvtt-py",
                 "xdl above interpreter start-up",
@@ -1082,11 +1085,12 @@ def case_diagnose(bench: Bench, base: str) -> Area:
     area = Area(
         "diagnose",
         "Where the time goes",
-        "Costs measured inside a fresh process (`bench/diagnose.py`, 3 runs, medians), to "
+        "Costs measured inside a fresh process (`bench/diagnose.py`; medians of 3 runs, 1 "
+        "with `QUICK=1`), to "
         "explain the figures above.",
     )
     runs: list[dict[str, float | None]] = []
-    for _ in range(3):
+    for _ in range(1 if bench.quick else 3):
         proc = subprocess.run(
             [PYTHON, str(BENCH / "diagnose.py"), base],
             capture_output=True,
@@ -1345,7 +1349,7 @@ AREAS: dict[str, Callable[[Bench, str, media_site.Site, Path], Area]] = {
     "queue": lambda b, base, site, data: case_queue_scale(
         b, base, (1_000, 10_000) if b.quick else (1_000, 10_000, 100_000)
     ),
-    "queue-run": lambda b, base, site, data: case_queue_run(b, base, 300 if b.quick else 1000),
+    "queue-run": lambda b, base, site, data: case_queue_run(b, base, 200 if b.quick else 1000),
     "captions": lambda b, base, site, data: case_markdown(b, (1_500_000, 15_000_000)),
     "diagnose": lambda b, base, site, data: case_diagnose(b, base),
 }
