@@ -1172,12 +1172,31 @@ def machine(server: str) -> list[list[str]]:
         text=True,
     ).stdout.strip()
     xdl_version = subprocess.run([XDL, "--version"], capture_output=True, text=True).stdout
+    import site as site_mod
+
+    editable = any(
+        any(Path(d).glob("__editable__*xdl*"))
+        for d in site_mod.getsitepackages()
+        if Path(d).is_dir()
+    )
+    dirty = commit.endswith("-dirty")
     return [
         ["cores", f"{os.cpu_count()} ({cpu})"],
         ["memory", mem],
         ["system", f"{platform.system()} {platform.release()}"],
         ["Python", platform.python_version()],
-        ["xdl", f"{xdl_version.strip()} (git {commit or 'unknown'})"],
+        [
+            "xdl",
+            f"{xdl_version.strip()} (git {commit or 'unknown'}"
+            + ("; the tree had uncommitted changes" if dirty else "")
+            + ")",
+        ],
+        [
+            "xdl install",
+            "editable (`pip install -e`; its import hook adds a little to every start-up)"
+            if editable
+            else "regular",
+        ],
         ["yt-dlp", version_of([YTDLP or "yt-dlp", "--version"], r"(\S+)")],
         ["curl", version_of(["curl", "--version"])],
         ["wget", version_of(["wget", "--version"])],
@@ -1204,7 +1223,7 @@ def render(areas: Sequence[Area], *, quick: bool, server: str, took: float, plot
         "its children (`os.wait4`); " + RSS_METHOD + " The machine is shared and noisy: "
         "trust ratios over absolute times.",
         "",
-        markdown_table(["machine", ""], machine(server)),
+        markdown_table(["machine", ""], machine(server), align="ll"),
         "",
         "## Goals",
         "",
