@@ -939,7 +939,7 @@ def case_queue_run(bench: Bench, base: str, count: int = 1000) -> Area:
             check=both(all_ok(count), in_out),
         ),
     ]
-    area.measures = bench.measure(cmds, bench.runs(5, 3))
+    area.measures = bench.measure(cmds, bench.runs(7, 3))
     m = by_label(area.measures)
     r = ratio(m["queue run"], m["fetch"])
     area.goals.append(
@@ -962,6 +962,13 @@ def case_queue_run(bench: Bench, base: str, count: int = 1000) -> Area:
         )
         + "."
     )
+    qc, fc = m["queue run"].cpu_median, m["fetch"].cpu_median
+    if qc and fc:
+        area.extra.append(
+            f"By CPU time (user + system, less sensitive to other load on the machine): "
+            f"`queue run` {fmt_seconds(qc)}, `fetch` {fmt_seconds(fc)}, overhead "
+            f"{(qc / fc - 1) * 100:+.1f} %, {(qc - fc) / count * 1000:.2f} ms of CPU per task."
+        )
     return area
 
 
