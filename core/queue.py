@@ -539,8 +539,6 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-#: Runners alive in this process (so a crashed in-process runner's tasks are recoverable).
-LIVE_RUNNERS: set[str] = set()
 HOST = socket.gethostname()
 
 
@@ -551,9 +549,7 @@ def worker_gone(worker: Mapping[str, Any] | None) -> bool:
     pid = worker.get("pid")
     if not isinstance(pid, int):
         return False
-    if pid == os.getpid():
-        return worker.get("runner") not in LIVE_RUNNERS
-    return not _pid_alive(pid)
+    return pid != os.getpid() and not _pid_alive(pid)
 
 
 class JsonStore:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
-from .queue import LIVE_RUNNERS, JsonStore, Task, Worker
+from .queue import JsonStore, Task, Worker
 
 log = logging.getLogger("xdl.queue")
 
@@ -229,7 +229,6 @@ def run_queue(
     opts = options or RunOptions()
     stop = stop or threading.Event()
     runner = _Runner(store, download, opts, stop, on_result or (lambda row: None))
-    LIVE_RUNNERS.add(runner.worker.runner)
     beat = threading.Thread(target=runner.heartbeat, name="xdl-queue-heartbeat", daemon=True)
     workers = [
         threading.Thread(target=runner.work, name=f"xdl-queue-worker-{i}", daemon=True)
@@ -245,7 +244,6 @@ def run_queue(
         interrupted = stop.is_set()
         stop.set()
         beat.join()
-        LIVE_RUNNERS.discard(runner.worker.runner)
     if runner.errors:
         raise runner.errors[0]
     return RunReport(runner.done, runner.failed, runner.retried, runner.released, interrupted)

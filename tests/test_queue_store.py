@@ -1,0 +1,470 @@
+"""The queue store: claim order, leases, backoff, dedupe, tolerant loading, compaction,
+crash leftovers, backups and restore. In-process; the process-level guarantees are in
+test_queue_procs.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import filelock
+import pytest
+
+from xdl.core import queue as q
+from xdl.core.errors import QueueCorrupt, QueueLocked
+from xdl.core.queue import JsonStore, NewTask, Worker
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "queue.json"
+
+
+@pytest.fixture
+def store(path: Path) -> JsonStore:
+    return JsonStore(path, lock_timeout=5)
+
+
+@pytest.fixture
+def worker() -> Worker:
+    return Worker.here()
+
+
+def urls(n: int, prefix: str = "https://example.com/v") -> list[NewTask]:
+    return [NewTask(f"{prefix}{i}") for i in range(n)]
+
+
+def fresh(path: Path) -> JsonStore:
+    """Another process's view: no cached state."""
+    return JsonStore(path, lock_timeout=5)
+
+
+def test_add_assigns_ids_and_persists(store: JsonStore, path: Path) -> None:
+    added = store.add(urls(3))
+    assert [a.id for a in added] == [1, 2, 3]
+    assert all(a.added for a in added)
+    tasks = fresh(path).tasks()
+    assert [(t.id, t.url, t.status) for t in tasks] == [
+        (1, "https://example.com/v0", "queued"),
+        (2, "https://example.com/v1", "queued"),
+        (3, "https://example.com/v2", "queued"),
+    ]
+    doc = json.loads(path.read_text())
+    assert doc["version"] == q.SCHEMA_VERSION
+
+
+def test_dedupe_queued_running_done_but_not_failed(store: JsonStore, worker: Worker) -> None:
+    store.add(urls(3))
+    again = store.add(urls(3))
+    assert [(a.added, a.existing) for a in again] == [(False, 1), (False, 2), (False, 3)]
+    t = store.claim(worker, 60)
+    assert t is not None and t.id == 1
+    assert store.add([NewTask("https://example.com/v0")])[0].existing == 1  # running
+    store.complete(worker, 1, {"path": "/x", "bytes": 3})
+    assert store.add([NewTask("https://example.com/v0")])[0].status == "done"
+    t2 = store.claim(worker, 60)
+    assert t2 is not None
+    store.fail(worker, t2.id, {"code": "network", "message": "boom"}, None)
+    requeued = store.add([NewTask(t2.url)])[0]
+    assert (requeued.id, requeued.added, requeued.requeued, requeued.status) == (
+        t2.id,
+        True,
+        True,
+        "queued",
+    )
+    forced = store.add([NewTask("https://example.com/v0")], force=True)[0]
+    assert forced.added and forced.id == 4
+    assert len(store.tasks()) == 4
+
+
+def test_dedupe_within_one_batch(store: JsonStore) -> None:
+    added = store.add([NewTask("https://a.example/1"), NewTask("https://a.example/1")])
+    assert [(a.id, a.added) for a in added] == [(1, True), (1, False)]
+    assert len(store.tasks()) == 1
+
+
+def test_claim_order_priority_then_oldest(store: JsonStore, worker: Worker) -> None:
+    store.add([NewTask("https://a.example/low", priority=-1)])
+    store.add([NewTask("https://a.example/1"), NewTask("https://a.example/2")])
+    store.add([NewTask("https://a.example/high", priority=5)])
+    order = []
+    while (t := store.claim(worker, 60)) is not None:
+        order.append(t.url.rsplit("/", 1)[1])
+        assert t.status == "running" and t.attempts == 1
+        assert t.worker is not None and t.worker["pid"] == os.getpid()
+    assert order == ["high", "1", "2", "low"]
+
+
+def test_two_stores_never_claim_the_same_task(path: Path) -> None:
+    JsonStore(path).add(urls(200))
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        s = fresh(path)
+        w = Worker.here()
+        while (t := s.claim(w, 60)) is not None:
+            with lock:
+                claimed.append(t.id)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == list(range(1, 201))
+
+
+def test_backoff_defers_claim_and_final_failure(store: JsonStore, worker: Worker) -> None:
+    import time
+
+    store.add(urls(1))
+    t = store.claim(worker, 60)
+    assert t is not None
+    store.fail(worker, t.id, {"code": "network", "message": "x"}, time.time() + 3600)
+    assert store.claim(worker, 60) is None  # not before next_attempt_at
+    (task,) = store.tasks()
+    assert task.status == "queued" and task.next_attempt_at is not None
+    assert task.error == {"code": "network", "message": "x"}
+    assert 3500 < store.next_wakeup() <= 3600  # type: ignore[operator]
+    assert store.retry([t.id])[0].skipped  # type: ignore[union-attr]  # queued, not failed
+    t = store.claim(worker, 60)
+    assert t is None
+
+
+def test_expired_lease_is_taken_back(store: JsonStore, worker: Worker, path: Path) -> None:
+    import time
+
+    store.add(urls(1))
+    other = Worker("some-other-host", 12345, "abc")
+    t = store.claim(other, 0.01)
+    assert t is not None
+    time.sleep(0.05)
+    again = fresh(path).claim(worker, 60)
+    assert again is not None and again.id == t.id and again.attempts == 2
+    assert not store.complete(other, t.id, {"path": "/x"})  # no longer theirs
+    assert store.tasks()[0].status == "running"
+
+
+def dead_worker() -> Worker:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return Worker(q.HOST, proc.pid, "dead")
+
+
+def test_dead_worker_on_this_host_is_taken_back_at_once(store: JsonStore, worker: Worker) -> None:
+    dead = dead_worker()
+    store.add(urls(1))
+    assert store.claim(dead, 3600) is not None
+    t = store.claim(worker, 60)  # lease is an hour away, but the pid is gone
+    assert t is not None and t.id == 1
+    assert t.worker is not None and t.worker["runner"] == worker.runner
+
+
+def test_recovered_task_fails_after_max_attempts(store: JsonStore) -> None:
+    store.add(urls(1))
+    for _ in range(2):
+        assert store.claim(dead_worker(), 3600, max_attempts=2) is not None
+    assert store.claim(Worker.here(), 60, max_attempts=2) is None
+    (task,) = store.tasks()
+    assert task.status == "failed" and task.error and task.error["code"] == "worker_lost"
+
+
+def test_renew_reports_cancelled_tasks(store: JsonStore, worker: Worker) -> None:
+    store.add(urls(2))
+    a = store.claim(worker, 60)
+    b = store.claim(worker, 60)
+    assert a and b
+    store.cancel([b.id])
+    assert store.renew(worker, [a.id, b.id], 60) == {b.id}
+    assert not store.complete(worker, b.id, {"path": "/x"})
+    assert {t.id: t.status for t in store.tasks()} == {a.id: "running", b.id: "cancelled"}
+
+
+def test_release_requeues_without_counting_the_attempt(store: JsonStore, worker: Worker) -> None:
+    store.add(urls(1))
+    t = store.claim(worker, 60)
+    assert t is not None
+    store.release(worker, [t.id])
+    (task,) = store.tasks()
+    assert (task.status, task.attempts, task.worker) == ("queued", 0, None)
+
+
+def test_pause_stops_claims(store: JsonStore, worker: Worker) -> None:
+    store.add(urls(1))
+    assert store.set_paused(True) is True
+    assert fresh(store.path).claim(worker, 60) is None
+    store.set_paused(False)
+    assert fresh(store.path).claim(worker, 60) is not None
+
+
+def test_cancel_retry_remove_clear(store: JsonStore, worker: Worker) -> None:
+    store.add(urls(4))
+    t = store.claim(worker, 60)
+    assert t is not None
+    removed = store.remove([t.id, 2, 99])
+    assert removed[0].skipped == "running: cancel it first"  # type: ignore[union-attr]
+    assert removed[1].status == "removed"  # type: ignore[union-attr]
+    assert removed[2] == 99
+    store.cancel([3])
+    store.complete(worker, t.id, {"bytes": 1})
+    assert [c.id for c in store.retry(None)] == []  # type: ignore[union-attr]
+    assert store.retry([3])[0].status == "queued"  # type: ignore[union-attr]
+    assert store.clear(["done"]) == 1
+    assert sorted(t.id for t in store.tasks()) == [3, 4]
+
+
+def test_ids_are_never_reused(store: JsonStore, path: Path) -> None:
+    store.add(urls(3))
+    store.remove([3])
+    store.clear(["queued"])  # queued tasks are cleared only when asked by status
+    assert fresh(path).add([NewTask("https://new.example/")])[0].id == 4
+
+
+def test_summary(store: JsonStore, worker: Worker) -> None:
+    store.add([*urls(3), NewTask("https://www.other.example/x")])
+    t = store.claim(worker, 60)
+    assert t is not None
+    store.complete(worker, t.id, {"path": "/x", "bytes": 1000})
+    running = store.claim(worker, 60)
+    assert running is not None
+    s = fresh(store.path).summary().to_dict()
+    assert (s["total"], s["queued"], s["running"], s["done"]) == (4, 2, 1, 1)
+    assert s["bytes_done"] == 1000
+    assert s["domains"] == {"example.com": 3, "other.example": 1}
+    assert s["active_workers"] == 1 and s["workers"][0]["pid"] == os.getpid()
+    assert s["oldest_queued"].endswith("Z")
+
+
+# --- files: journal, compaction, crashes -------------------------------------------------
+
+
+def test_changes_go_to_the_journal_and_compaction_folds_them(path: Path) -> None:
+    store = JsonStore(path)
+    store.add(urls(10))
+    journal = path.with_name("queue.json.journal")
+    before = path.read_bytes()
+    store.add([NewTask("https://j.example/1")])
+    assert path.read_bytes() == before  # one add = one journal line, not a rewrite
+    assert journal.read_text().count("\n") == 2  # header + the add
+    assert [t.id for t in fresh(path).tasks()][-1] == 11
+    # enough changes to pass the threshold: compacted into a new snapshot
+    for _ in range(1100):
+        store.set_paused(True)
+        store.set_paused(False)
+    doc = json.loads(path.read_text())
+    assert doc["generation"] > 1 and len(doc["tasks"]) == 11
+    assert journal.read_text().count("\n") < 1100
+    assert len(fresh(path).tasks()) == 11
+
+
+def test_torn_journal_tail_is_ignored_then_cut(path: Path) -> None:
+    store = JsonStore(path)
+    store.add(urls(2))
+    store.add([NewTask("https://j.example/3")])
+    journal = path.with_name("queue.json.journal")
+    with open(journal, "ab") as f:
+        f.write(b'{"op":"put","task":{"id":9,"url":"https://torn')  # kill -9 mid-append
+    assert [t.id for t in fresh(path).tasks()] == [1, 2, 3]
+    fresh(path).add([NewTask("https://j.example/4")])
+    assert b"torn" not in journal.read_bytes()
+    assert [t.id for t in fresh(path).tasks()] == [1, 2, 3, 4]
+
+
+def test_stale_journal_after_crash_between_renames_is_ignored(path: Path) -> None:
+    store = JsonStore(path)
+    store.add(urls(2))
+    store.add([NewTask("https://j.example/3")])
+    journal = path.with_name("queue.json.journal")
+    old_journal = journal.read_bytes()
+    store._compact(store._refresh())  # snapshot now has task 3 and a new generation
+    journal.write_bytes(old_journal)  # as if the crash came before the journal rename
+    tasks = fresh(path).tasks()
+    assert [t.id for t in tasks] == [1, 2, 3]  # task 3 once, not twice
+    fresh(path).add([NewTask("https://j.example/4")])
+    assert [t.id for t in fresh(path).tasks()] == [1, 2, 3, 4]
+
+
+def test_a_cached_store_sees_other_processes_changes(path: Path) -> None:
+    a, b = JsonStore(path), JsonStore(path)
+    a.add(urls(1))
+    b.add([NewTask("https://b.example/")])
+    a.add([NewTask("https://a.example/")])
+    assert [t.id for t in b.tasks()] == [1, 2, 3]
+    b._compact(b._refresh())
+    a.add([NewTask("https://a.example/2")])
+    assert [t.id for t in b.tasks()] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b"",
+        b'{"version": 1, "tasks": [{"id": 1}]}',
+        b'{"version": 1, "tasks": "nope"}',
+        b'"a string"',
+        b'{"version": 99, "tasks": []}',
+        b'{"version": "one", "tasks": []}',
+    ],
+)
+def test_unreadable_file_is_never_overwritten(path: Path, content: bytes) -> None:
+    path.write_bytes(content)
+    store = JsonStore(path)
+    w = Worker.here()
+    for op in (
+        lambda: store.add(urls(1)),
+        lambda: store.tasks(),
+        lambda: store.summary(),
+        lambda: store.claim(w, 60),
+        lambda: store.clear(["done"]),
+        lambda: store.set_paused(True),
+        lambda: store.cancel([1]),
+    ):
+        with pytest.raises(QueueCorrupt) as e:
+            op()
+        assert str(path) in e.value.message
+        assert "xdl queue restore" in e.value.message
+    assert path.read_bytes() == content
+    assert not store.health().ok
+
+
+def test_newer_version_names_the_way_out(path: Path) -> None:
+    path.write_text('{"version": 2, "tasks": []}')
+    with pytest.raises(QueueCorrupt, match="newer xdl"):
+        JsonStore(path).tasks()
+
+
+def test_corrupt_journal_line_is_not_overwritten(path: Path) -> None:
+    store = JsonStore(path)
+    store.add(urls(1))
+    store.add(urls(1, "https://b.example/"))
+    journal = path.with_name("queue.json.journal")
+    lines = journal.read_bytes().split(b"\n")
+    lines.insert(1, b"garbage")
+    journal.write_bytes(b"\n".join(lines))
+    damaged = journal.read_bytes()
+    with pytest.raises(QueueCorrupt, match="journal line 2"):
+        fresh(path).add(urls(1, "https://c.example/"))
+    assert journal.read_bytes() == damaged
+
+
+def test_tolerant_load_of_older_and_foreign_files(path: Path) -> None:
+    # version 0: a bare list, other tools' status names, string ids, inline options,
+    # unknown fields (kept).
+    path.write_text(
+        json.dumps(
+            [
+                {"id": "7", "url": "https://a.example/1", "status": "completed", "mine": 1},
+                {"url": "https://a.example/2", "status": "pending", "options": {"audio": True}},
+                {"id": 3, "url": "https://a.example/3", "status": "error", "priority": "2"},
+            ]
+        )
+    )
+    original = path.read_bytes()
+    store = JsonStore(path)
+    tasks = {t.url: t for t in store.tasks()}
+    assert tasks["https://a.example/1"].status == "done"
+    assert tasks["https://a.example/1"].id == 7
+    assert tasks["https://a.example/2"].status == "queued"
+    assert tasks["https://a.example/2"].options == {"audio": True}
+    assert tasks["https://a.example/3"].status == "failed"
+    assert tasks["https://a.example/3"].priority == 2
+    assert path.read_bytes() == original  # reading never rewrites
+    store.add([NewTask("https://a.example/new")])
+    doc = json.loads(path.read_text())  # migrated on the first change...
+    assert doc["version"] == q.SCHEMA_VERSION
+    assert next(t for t in doc["tasks"] if t["id"] == 7)["mine"] == 1
+    (backup,) = [b for b in store.backups() if b.path.endswith("-v0.json")]
+    assert Path(backup.path).read_bytes() == original  # ...the original kept as a backup
+
+
+def test_unknown_top_level_keys_survive(path: Path) -> None:
+    path.write_text(json.dumps({"version": 1, "tasks": [], "note": "keep me"}))
+    JsonStore(path).add(urls(1))
+    assert json.loads(path.read_text())["note"] == "keep me"
+
+
+def test_lock_timeout_raises_queue_locked(path: Path) -> None:
+    store = JsonStore(path, lock_timeout=0.2)
+    store.add(urls(1))
+    before = path.read_bytes()
+    held = filelock.FileLock(str(path) + ".lock")
+    with held:
+        result: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                JsonStore(path, lock_timeout=0.2).add(urls(1, "https://z.example/"))
+            except BaseException as e:
+                result.append(e)
+
+        th = threading.Thread(target=other)
+        th.start()
+        th.join()
+    assert isinstance(result[0], QueueLocked)
+    assert "locked by another xdl process" in result[0].message
+    assert path.read_bytes() == before
+
+
+# --- backups and restore ----------------------------------------------------------------
+
+
+def test_backups_every_10_minutes_and_last_10_kept(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(q.time, "time", lambda: clock[0])
+    store = JsonStore(path)
+    store.add(urls(1))  # empty before: nothing to back up
+    assert store.backups() == []
+    store.add(urls(1, "https://b.example/"))
+    assert len(store.backups()) == 1
+    for i in range(30):  # activity every minute for 30 minutes: 3 more backups
+        clock[0] += 60
+        store.add([NewTask(f"https://c.example/{i}")])
+    assert len(store.backups()) == 4
+    for i in range(20):
+        clock[0] += 601
+        store.add([NewTask(f"https://d.example/{i}")])
+    assert len(store.backups()) == q.BACKUPS_KEPT
+
+
+def test_restore_moves_a_corrupt_file_aside(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = JsonStore(path)
+    store.add(urls(2))
+    store.add(urls(3, "https://b.example/"))  # backup of the 2-task state
+    path.write_bytes(b"\x00\x00 garbage")
+    with pytest.raises(QueueCorrupt):
+        fresh(path).tasks()
+    restored = fresh(path).restore()
+    assert restored.tasks == 2
+    assert restored.kept and Path(restored.kept).read_bytes() == b"\x00\x00 garbage"
+    assert len(fresh(path).tasks()) == 2
+    fresh(path).add(urls(1, "https://after.example/"))
+    assert len(fresh(path).tasks()) == 3
+
+
+def test_restore_of_a_healthy_queue_backs_it_up_first(path: Path) -> None:
+    store = JsonStore(path)
+    store.add(urls(2))
+    store.add(urls(1, "https://b.example/"))
+    (first,) = store.backups()
+    restored = store.restore(Path(first.path).name)
+    assert restored.tasks == 2
+    assert restored.kept is not None and "before-restore" in restored.kept
+    assert len(json.loads(Path(restored.kept).read_text())["tasks"]) == 3
+    assert len(store.tasks()) == 2
+
+
+def test_restore_without_backups_is_fatal(path: Path) -> None:
+    path.write_text("{")
+    from xdl.core.errors import Fatal
+
+    with pytest.raises(Fatal, match="no backups"):
+        JsonStore(path).restore()
+    assert path.read_text() == "{"
