@@ -1,0 +1,194 @@
+"""The queue runner with a fake download: drains, retries with backoff, gives up on final
+errors, stops cancelled downloads, and puts tasks back when stopped."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xdl.core import errors
+from xdl.core.queue import JsonStore, NewTask, Task
+from xdl.core.queue_run import RunOptions, backoff_delay, run_queue
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> JsonStore:
+    return JsonStore(tmp_path / "queue.json")
+
+
+def add(store: JsonStore, *urls: str) -> None:
+    store.add([NewTask(u) for u in urls])
+
+
+def statuses(store: JsonStore) -> dict[str, str]:
+    return {t.url: t.status for t in JsonStore(store.path).tasks()}
+
+
+def test_drains_and_records_results(store: JsonStore) -> None:
+    add(store, *(f"https://a.example/{i}" for i in range(6)))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def download(task: Task, stop: threading.Event) -> Mapping[str, Any]:
+        with lock:
+            seen.append(task.id)
+        return {"ok": True, "url": task.url, "path": f"/d/{task.id}", "bytes": task.id}
+
+    rows: list[dict[str, Any]] = []
+    report = run_queue(store, download, options=RunOptions(jobs=3), on_result=rows.append)
+    assert sorted(seen) == [1, 2, 3, 4, 5, 6]
+    assert (report.done, report.failed) == (6, 0)
+    assert sorted(r["id"] for r in rows) == [1, 2, 3, 4, 5, 6]
+    assert all(r["ok"] and r["attempts"] == 1 for r in rows)
+    tasks = JsonStore(store.path).tasks()
+    assert all(t.status == "done" for t in tasks)
+    assert {t.id: t.result["bytes"] for t in tasks if t.result} == {i: i for i in range(1, 7)}
+
+
+def test_retries_with_backoff_then_fails(store: JsonStore) -> None:
+    add(store, "https://a.example/flaky", "https://a.example/broken", "https://a.example/404")
+    calls: dict[str, int] = {}
+
+    def download(task: Task, stop: threading.Event) -> Mapping[str, Any]:
+        name = task.url.rsplit("/", 1)[1]
+        calls[name] = calls.get(name, 0) + 1
+        if name == "404":
+            return {"ok": False, "url": task.url, "error": {"code": "not_found", "message": "404"}}
+        if name == "flaky" and calls[name] < 3:
+            raise errors.NetworkError("connection reset")
+        if name == "broken":
+            raise RuntimeError("boom")
+        return {"ok": True, "url": task.url, "path": "/x", "bytes": 1}
+
+    rows: list[dict[str, Any]] = []
+    report = run_queue(
+        store,
+        download,
+        options=RunOptions(retries=2, backoff=0.01, poll=0.01),
+        on_result=rows.append,
+    )
+    assert calls == {"flaky": 3, "broken": 3, "404": 1}  # not_found is never retried
+    assert (report.done, report.failed, report.retried) == (1, 2, 4)
+    assert statuses(store) == {
+        "https://a.example/flaky": "done",
+        "https://a.example/broken": "failed",
+        "https://a.example/404": "failed",
+    }
+    failed = {r["url"]: r for r in rows if not r["ok"]}
+    assert failed["https://a.example/broken"]["error"]["code"] == "internal"
+    assert failed["https://a.example/broken"]["attempts"] == 3
+    broken = next(t for t in JsonStore(store.path).tasks() if t.url.endswith("broken"))
+    assert broken.error and "boom" in broken.error["message"]
+
+
+@pytest.mark.parametrize(("attempts", "delay"), [(1, 10.0), (2, 20.0), (3, 40.0), (10, 3600.0)])
+def test_backoff_doubles_up_to_a_cap(attempts: int, delay: float) -> None:
+    assert backoff_delay(attempts, 10.0, 3600.0) == delay
+
+
+def test_max_tasks(store: JsonStore) -> None:
+    add(store, *(f"https://a.example/{i}" for i in range(5)))
+    report = run_queue(
+        store,
+        lambda t, s: {"ok": True, "url": t.url},
+        options=RunOptions(jobs=2, max_tasks=3),
+    )
+    assert report.done == 3
+    assert sorted(statuses(store).values()) == ["done"] * 3 + ["queued"] * 2
+
+
+def test_paused_queue_is_not_run(store: JsonStore) -> None:
+    add(store, "https://a.example/1")
+    store.set_paused(True)
+    report = run_queue(store, lambda t, s: {"ok": True, "url": t.url})
+    assert report.done == 0
+    assert statuses(store) == {"https://a.example/1": "queued"}
+
+
+def test_stop_puts_in_flight_tasks_back(store: JsonStore) -> None:
+    add(store, *(f"https://a.example/{i}" for i in range(4)))
+    stop = threading.Event()
+    started = threading.Barrier(3)
+
+    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
+        started.wait(timeout=30)
+        event.wait(timeout=30)  # a download that runs until told to stop
+        return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": "x"}}
+
+    result: dict[str, Any] = {}
+    th = threading.Thread(
+        target=lambda: result.update(
+            r=run_queue(store, download, options=RunOptions(jobs=2), stop=stop)
+        )
+    )
+    th.start()
+    started.wait(timeout=30)
+    stop.set()
+    th.join(timeout=60)
+    assert result["r"].released == 2 and result["r"].interrupted
+    tasks = JsonStore(store.path).tasks()
+    assert [t.status for t in tasks] == ["queued"] * 4
+    assert [t.attempts for t in tasks] == [0] * 4  # a stop does not count as an attempt
+
+
+def test_cancel_stops_a_running_download(store: JsonStore) -> None:
+    add(store, "https://a.example/long", "https://a.example/next")
+    started = threading.Event()
+    stopped: list[int] = []
+
+    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
+        if task.url.endswith("long"):
+            started.set()
+            if event.wait(timeout=30):
+                stopped.append(task.id)
+            return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": ""}}
+        return {"ok": True, "url": task.url}
+
+    th = threading.Thread(
+        target=run_queue, args=(store, download), kwargs={"options": RunOptions(lease=0.3)}
+    )
+    th.start()
+    assert started.wait(timeout=30)
+    JsonStore(store.path).cancel([1])
+    th.join(timeout=60)
+    assert stopped == [1]
+    assert statuses(store) == {
+        "https://a.example/long": "cancelled",
+        "https://a.example/next": "done",
+    }
+
+
+def test_fatal_error_stops_the_run_and_keeps_the_task(store: JsonStore) -> None:
+    add(store, "https://a.example/1", "https://a.example/2")
+
+    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
+        raise errors.OutputNotWritable("cannot write to /nope")
+
+    with pytest.raises(errors.OutputNotWritable):
+        run_queue(store, download)
+    assert statuses(store) == {"https://a.example/1": "queued", "https://a.example/2": "queued"}
+
+
+def test_leases_are_renewed_while_working(store: JsonStore) -> None:
+    add(store, "https://a.example/slow")
+    leases: list[float] = []
+    done = threading.Event()
+
+    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
+        for _ in range(50):
+            (t,) = JsonStore(store.path).tasks()
+            assert t.lease_until is not None
+            leases.append(t.lease_until)
+            if len(set(leases)) >= 3:
+                break
+            event.wait(0.1)
+        done.set()
+        return {"ok": True, "url": task.url}
+
+    run_queue(store, download, options=RunOptions(lease=0.3))
+    assert len(set(leases)) >= 3  # renewed (a stale lease would have been taken back)
+    assert statuses(store) == {"https://a.example/slow": "done"}
