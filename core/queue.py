@@ -415,7 +415,10 @@ class _State:
 
     def apply(self, op: Mapping[str, Any]) -> None:
         kind = op.get("op")
-        if kind == "put":
+        if kind == "batch":
+            for each in op["ops"]:
+                self.apply(each)
+        elif kind == "put":
             self.put(_task_record(op["task"], self))
         elif kind == "del":
             for tid in op["ids"]:
@@ -736,7 +739,7 @@ class JsonStore:
                 if not self._journal_ok:
                     break
                 state.apply(op)
-                self._jops += 1
+                self._jops += len(op["ops"]) if op.get("op") == "batch" else 1
             except QueueCorrupt:
                 raise
             except (ValueError, TypeError, KeyError, AttributeError) as e:
@@ -764,9 +767,9 @@ class JsonStore:
             return
         if not self._journal_ok:
             self._new_journal(state)
-        data = b"".join(
-            json.dumps(op, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for op in ops
-        )
+        # Several changes go in one line, so a crash keeps all of them or none.
+        line = ops[0] if len(ops) == 1 else {"op": "batch", "ops": ops}
+        data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
         try:
             fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND)
         except OSError as e:
@@ -774,7 +777,7 @@ class JsonStore:
         try:
             if os.fstat(fd).st_size != self._joff:
                 os.ftruncate(fd, self._joff)  # cut a torn line left by a crash
-            os.write(fd, data) if len(data) < 65536 else _write_all(fd, data)
+            _write_all(fd, data)
             os.fsync(fd)
         except OSError as e:
             with contextlib.suppress(OSError):

@@ -1,0 +1,195 @@
+"""`xdl queue ...` in-process with CliRunner: lines, exit codes, tables, and the messages
+for a corrupt or locked queue file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import filelock
+import pytest
+
+from xdl.cli.commands.queue import command as queue_group
+from xdl.cli.commands.queue import complete_ids
+
+
+@pytest.fixture
+def qfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "q" / "queue.json"
+    monkeypatch.setenv("XDL_QUEUE", str(path))
+    return path
+
+
+def test_default_queue_lives_in_the_data_dir(xdl: Any, xdl_env: Path) -> None:
+    ran = xdl("queue", "add", "https://example.com/a")
+    assert ran.exit_code == 0, ran.stderr
+    assert (xdl_env / "data" / "queue.json").exists()
+
+
+def test_add_lines_dedupe_and_bad_input(xdl: Any, qfile: Path) -> None:
+    ran = xdl("queue", "add", "https://example.com/a", "not a url", "https://example.com/b")
+    assert ran.exit_code == 1
+    assert [(r["ok"], r.get("id"), r.get("added")) for r in ran.lines] == [
+        (True, 1, True),
+        (False, None, None),
+        (True, 2, True),
+    ]
+    assert ran.lines[1]["error"]["code"] == "bad_input"
+    assert "not a url" in ran.stderr
+    again = xdl("queue", "add", input="https://example.com/a\n# comment\n\nhttps://example.com/c\n")
+    assert again.exit_code == 0
+    assert again.lines == [
+        {
+            "ok": True,
+            "id": 1,
+            "url": "https://example.com/a",
+            "status": "queued",
+            "added": False,
+            "existing": 1,
+        },
+        {"ok": True, "id": 3, "url": "https://example.com/c", "status": "queued", "added": True},
+    ]
+    forced = xdl("queue", "add", "--force", "https://example.com/a")
+    assert forced.lines[0]["id"] == 4 and forced.lines[0]["added"] is True
+
+
+def test_add_stores_download_options_with_absolute_paths(xdl: Any, qfile: Path) -> None:
+    ran = xdl("queue", "add", "-o", "media", "--audio", "--priority", "7", "https://example.com/a")
+    assert ran.exit_code == 0, ran.stderr
+    (task,) = xdl("queue", "status", "--json").lines
+    assert task["priority"] == 7
+    assert task["options"]["audio"] is True
+    assert task["options"]["output_dir"] == os.path.abspath("media")
+
+
+def test_json_input_lines_carry_title_and_sha256(xdl: Any, qfile: Path) -> None:
+    line = json.dumps({"url": "https://example.com/a", "title": "A", "sha256": "0" * 64})
+    assert xdl("queue", "add", input=line + "\n").exit_code == 0
+    (task,) = xdl("queue", "status", "--json").lines
+    assert task["title"] == "A" and task["options"]["sha256"] == "0" * 64
+
+
+def test_empty_piped_input_is_nothing_to_do(xdl: Any, qfile: Path) -> None:
+    ran = xdl("queue", "add", input="")
+    assert (ran.exit_code, ran.stdout) == (0, "")
+
+
+def test_status_filters_ids_table_and_summary(xdl: Any, qfile: Path) -> None:
+    xdl("queue", "add", "https://example.com/a", "https://www.example.org/b")
+    xdl("queue", "cancel", "2")
+    assert [r["id"] for r in xdl("queue", "status", "--status", "cancelled").lines] == [2]
+    ran = xdl("queue", "status", "2", "9", "x")
+    assert ran.exit_code == 1
+    assert [(r["ok"], r["id"]) for r in ran.lines] == [(False, "x"), (True, 2), (False, 9)]
+    assert ran.lines[2]["error"]["code"] == "not_found"
+    table = xdl("queue", "status", "--table")
+    assert table.stdout.splitlines()[0].split() == ["ID", "STATUS", "PRI", "TRIES", "URL", "PATH"]
+    assert "cancelled" in table.stdout
+    (summary,) = xdl("queue", "status", "--summary").lines
+    assert (summary["total"], summary["queued"], summary["cancelled"]) == (2, 1, 1)
+    assert summary["domains"] == {"example.com": 1, "example.org": 1}
+    assert summary["paused"] is False
+    assert "QUEUED" in xdl("queue", "status", "--summary", "--table").stdout
+
+
+def test_retry_cancel_remove_clear_pause(xdl: Any, qfile: Path) -> None:
+    xdl("queue", "add", "https://example.com/a", "https://example.com/b", "https://example.com/c")
+    assert xdl("queue", "retry").exit_code == 2  # neither IDs nor --failed
+    ran = xdl("queue", "cancel", "1", "2")
+    assert [r["status"] for r in ran.lines] == ["cancelled", "cancelled"]
+    ran = xdl("queue", "retry", "1", "3")
+    assert ran.exit_code == 0
+    assert ran.lines[0]["status"] == "queued"
+    assert ran.lines[1]["skipped"].startswith("queued")
+    ran = xdl("queue", "remove", "3", "42")
+    assert ran.exit_code == 1
+    assert ran.lines[0]["status"] == "removed" and ran.lines[1]["error"]["code"] == "not_found"
+    assert xdl("queue", "clear", "--cancelled").lines[0]["cleared"] == 1
+    assert [r["id"] for r in xdl("queue", "status").lines] == [1]
+    assert xdl("queue", "pause").lines[0]["paused"] is True
+    assert xdl("queue", "status", "--summary").lines[0]["paused"] is True
+    assert xdl("queue", "resume").lines[0]["paused"] is False
+    assert xdl("queue", "remove").exit_code == 2  # IDs are required
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["add", "https://example.com/new"],
+        ["status"],
+        ["status", "--summary"],
+        ["run"],
+        ["retry", "--failed"],
+        ["cancel", "1"],
+        ["remove", "1"],
+        ["clear"],
+        ["pause"],
+    ],
+)
+def test_corrupt_queue_exits_3_and_is_left_alone(xdl: Any, qfile: Path, args: list[str]) -> None:
+    qfile.parent.mkdir(parents=True)
+    qfile.write_bytes(b'{"version": 1, "tasks": [{"id": 1, "url": "https://x.example/"}')
+    before = qfile.read_bytes()
+    ran = xdl("queue", *args)
+    assert ran.exit_code == 3
+    assert ran.stdout == ""
+    assert str(qfile) in ran.stderr and "xdl queue restore" in ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert qfile.read_bytes() == before
+
+
+def test_unknown_schema_version_exits_3(xdl: Any, qfile: Path) -> None:
+    qfile.parent.mkdir(parents=True)
+    qfile.write_text('{"version": 7, "tasks": []}')
+    ran = xdl("queue", "add", "https://example.com/a")
+    assert ran.exit_code == 3
+    assert "newer xdl" in ran.stderr
+    assert qfile.read_text() == '{"version": 7, "tasks": []}'
+
+
+def test_restore_brings_back_a_backup(xdl: Any, qfile: Path) -> None:
+    xdl("queue", "add", "https://example.com/a")
+    xdl("queue", "add", "https://example.com/b")  # the first change after this: a backup
+    (backup,) = xdl("queue", "backups").lines
+    assert backup["backup"].endswith(".json") and backup["bytes"] > 0
+    qfile.write_text("garbage")
+    assert xdl("queue", "status").exit_code == 3
+    ran = xdl("queue", "restore")
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.lines[0]["tasks"] == 1
+    assert Path(ran.lines[0]["kept"]).read_text() == "garbage"
+    assert [r["url"] for r in xdl("queue", "status").lines] == ["https://example.com/a"]
+    assert xdl("queue", "restore", "no-such-backup.json").exit_code == 3
+
+
+def test_locked_queue_exits_3_after_the_timeout(xdl: Any, qfile: Path) -> None:
+    xdl("queue", "add", "https://example.com/a")
+    with filelock.FileLock(str(qfile) + ".lock"):
+        ran = xdl("queue", "add", "--lock-timeout", "0.2", "https://example.com/b")
+    assert ran.exit_code == 3
+    assert "locked by another xdl process" in ran.stderr
+    assert [r["id"] for r in xdl("queue", "status").lines] == [1]
+
+
+def test_completion_lists_task_ids(xdl: Any, qfile: Path) -> None:
+    xdl("queue", "add", *(f"https://example.com/{i}" for i in range(12)))
+    xdl("queue", "cancel", "11")
+    ctx = click.Context(queue_group)
+    param = click.Argument(["ids"])
+    every = [c.value for c in complete_ids()(ctx, param, "1")]
+    assert every == ["1", "10", "11", "12"]
+    cancelled = [c.value for c in complete_ids("failed", "cancelled")(ctx, param, "")]
+    assert cancelled == ["11"]
+    qfile.write_text("{")
+    assert complete_ids()(ctx, param, "") == []  # a broken queue completes nothing
+
+
+def test_help_has_fields_and_examples(xdl: Any) -> None:
+    for sub in ("add", "run", "status", "retry", "cancel", "remove", "clear", "backups"):
+        ran = xdl("queue", sub, "--help")
+        assert ran.exit_code == 0
+        assert "Fields:" in ran.stdout and "Examples:" in ran.stdout, sub
+        assert "--queue FILE" in ran.stdout
