@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 import subprocess
@@ -175,15 +174,11 @@ def check_config(explicit: Path | None = None, disabled: bool = False) -> Check:
 
 
 def check_queue(path: Path) -> Check:
-    if not path.exists():
-        return Check("queue", "ok", f"no queue yet at {path}", path=str(path))
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        return Check(
-            "queue", "warn", f"{path} does not parse ({e}): see `xdl queue restore`", path=str(path)
-        )
-    return Check("queue", "ok", f"{path} is healthy", path=str(path))
+    """The queue store's own health check: healthy, or unreadable and how to restore it."""
+    from .queue import JsonStore
+
+    health = JsonStore(path, lock_timeout=5).health()
+    return Check("queue", "ok" if health.ok else "warn", health.message, path=str(path))
 
 
 def _version(cmd: list[str]) -> str | None:

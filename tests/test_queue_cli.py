@@ -193,3 +193,19 @@ def test_help_has_fields_and_examples(xdl: Any) -> None:
         assert ran.exit_code == 0
         assert "Fields:" in ran.stdout and "Examples:" in ran.stdout, sub
         assert "--queue FILE" in ran.stdout
+
+
+def test_doctor_reports_queue_health(xdl: Any, qfile: Path) -> None:
+    def queue_check() -> dict[str, Any]:
+        ran = xdl("doctor", "--json")
+        return next(r for r in ran.lines if r["check"] == "queue")
+
+    assert queue_check()["status"] == "ok"
+    xdl("queue", "add", "https://example.com/a")
+    healthy = queue_check()
+    assert healthy["status"] == "ok" and "1 tasks" in healthy["message"]
+    qfile.write_text('{"version": 1, "tasks": [')
+    broken = queue_check()
+    assert broken["status"] == "warn"
+    assert str(qfile) in broken["message"] and "xdl queue restore" in broken["message"]
+    assert qfile.read_text() == '{"version": 1, "tasks": ['
