@@ -42,8 +42,9 @@ from .errors import Fatal, QueueCorrupt, QueueLocked
 
 SCHEMA_VERSION = 1
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
-#: Statuses a URL is deduplicated against: re-adding a failed or cancelled URL requeues it.
-ACTIVE = frozenset({"queued", "running", "done"})
+#: Statuses a re-added URL is not queued again from (a cron job re-adding a feed must not
+#: bring back what a person cancelled); re-adding a failed URL requeues it.
+ACTIVE = frozenset({"queued", "running", "done", "cancelled"})
 #: Status names other tools (and older queue files) use, read as ours.
 STATUS_ALIASES = {
     "pending": "queued",
@@ -1020,7 +1021,7 @@ class JsonStore:
 
     def add(self, items: Sequence[NewTask], *, force: bool = False) -> list[Added]:
         """Add tasks; a URL already queued, running or done is not added again unless
-        `force`; a failed or cancelled one is requeued."""
+        `force` (nor a cancelled one); a failed one is requeued."""
         results: list[Added] = []
         with self._locked() as state:
             ops: list[dict[str, Any]] = []
@@ -1042,7 +1043,7 @@ class JsonStore:
                 if key not in known_options:
                     ops.append({"op": "options", "key": key, "value": dict(item.options)})
                     known_options.add(key)
-                if rec is not None:  # failed or cancelled: requeue it, with the new options
+                if rec is not None:  # failed: requeue it, with the new options
                     new = {
                         **_clear_run(rec),
                         "status": "queued",

@@ -148,7 +148,7 @@ class _Runner:
         if event.is_set() and not result.get("ok"):
             log.warning("task %s (%s) was cancelled or taken back: stopped", task.id, task.url)
             return
-        row = {**result, "id": task.id, "url": task.url, "attempts": task.attempts}
+        row = {**result, "id": task.id, "url": task.url, "attempt": task.attempts}
         kept = {k: result.get(k) for k in RESULT_FIELDS if result.get(k) is not None}
         if result.get("ok"):
             if self.store.complete(self.worker, task.id, kept):

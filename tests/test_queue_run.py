@@ -43,7 +43,7 @@ def test_drains_and_records_results(store: JsonStore) -> None:
     assert sorted(seen) == [1, 2, 3, 4, 5, 6]
     assert (report.done, report.failed) == (6, 0)
     assert sorted(r["id"] for r in rows) == [1, 2, 3, 4, 5, 6]
-    assert all(r["ok"] and r["attempts"] == 1 for r in rows)
+    assert all(r["ok"] and r["attempt"] == 1 for r in rows)
     tasks = JsonStore(store.path).tasks()
     assert all(t.status == "done" for t in tasks)
     assert {t.id: t.result["bytes"] for t in tasks if t.result} == {i: i for i in range(1, 7)}
@@ -80,7 +80,7 @@ def test_retries_with_backoff_then_fails(store: JsonStore) -> None:
     }
     failed = {r["url"]: r for r in rows if not r["ok"]}
     assert failed["https://a.example/broken"]["error"]["code"] == "internal"
-    assert failed["https://a.example/broken"]["attempts"] == 3
+    assert failed["https://a.example/broken"]["attempt"] == 3
     broken = next(t for t in JsonStore(store.path).tasks() if t.url.endswith("broken"))
     assert broken.error and "boom" in broken.error["message"]
 

@@ -57,7 +57,7 @@ def test_add_assigns_ids_and_persists(store: JsonStore, path: Path) -> None:
     assert doc["version"] == q.SCHEMA_VERSION
 
 
-def test_dedupe_queued_running_done_but_not_failed(store: JsonStore, worker: Worker) -> None:
+def test_dedupe_queued_running_done_cancelled_not_failed(store: JsonStore, worker: Worker) -> None:
     store.add(urls(3))
     again = store.add(urls(3))
     assert [(a.added, a.existing) for a in again] == [(False, 1), (False, 2), (False, 3)]
@@ -76,6 +76,9 @@ def test_dedupe_queued_running_done_but_not_failed(store: JsonStore, worker: Wor
         True,
         "queued",
     )
+    store.cancel([3])
+    kept = store.add([NewTask("https://example.com/v2")])[0]
+    assert (kept.added, kept.existing, kept.status) == (False, 3, "cancelled")
     forced = store.add([NewTask("https://example.com/v0")], force=True)[0]
     assert forced.added and forced.id == 4
     assert len(store.tasks()) == 4

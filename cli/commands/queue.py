@@ -162,9 +162,9 @@ def add(
 
     Takes the same options as `xdl fetch`; they are stored with each task (the output
     directory as an absolute path), so `queue run` can run later from anywhere. A URL
-    already queued, running or done is not added twice (`"added": false` and the
-    `existing` task's ID) unless --force, so a cron job can re-add a feed safely; a failed
-    or cancelled one is queued again.
+    already queued, running, done or cancelled is not added twice (`"added": false` and
+    the `existing` task's ID) unless --force, so a cron job can re-add a feed safely; a
+    failed one is queued again (`"requeued": true`).
 
     Fields: id, url, status, added, existing (the task already there), requeued.
 
@@ -291,7 +291,7 @@ def run(
     tasks back to queued, keeping their .part files, then exit 130/143.
 
     Fields: the `xdl fetch` result (ok, url, path, bytes, sha256, strategy, title,
-    error...) plus id and attempts.
+    error...) plus id and attempt (1 for the first try of this task).
 
     \b
     Examples:
