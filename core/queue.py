@@ -761,7 +761,10 @@ class JsonStore:
         if not ops:
             return
         self._maybe_backup(state)
-        if self._migrate_from is not None or not self.path.exists():
+        count = sum(len(op["ops"]) if op.get("op") == "batch" else 1 for op in ops)
+        big = self._jops + count > 1000 + (len(state.tasks) + count) // 20
+        if big or self._migrate_from is not None or not self.path.exists():
+            # A new snapshot is due anyway: write it, with these changes, instead.
             for op in ops:
                 state.apply(op)
             self._compact(state)
@@ -789,9 +792,7 @@ class JsonStore:
         self._joff += len(data)
         for op in ops:
             state.apply(op)
-            self._jops += 1
-        if self._jops > 1000 + len(state.tasks) // 20:
-            self._compact(state)
+        self._jops += count
 
     def _compact(self, state: _State) -> None:
         """A new snapshot with everything in it, then a fresh journal for it."""
@@ -803,7 +804,7 @@ class JsonStore:
             st = os.stat(self.path)
             self._new_journal(state)
         except OSError as e:
-            state.generation -= 1
+            self._snap_key = None  # what is cached was not written: read the files again
             raise QueueWriteError(f"cannot write {self.path}: {e.strerror}") from None
         self._snap_key = (st.st_ino, st.st_size, st.st_mtime_ns)
         self._migrate_from = None
@@ -1029,6 +1030,7 @@ class JsonStore:
             next_id = state.next_id
             seen: dict[str, int] = {}
             known_options: set[str] = set(state.options)
+            keys: dict[int, str] = {}  # options objects shared by many items: hashed once
             for item in items:
                 if not force and item.url in seen:  # twice in this batch
                     first = seen[item.url]
@@ -1039,7 +1041,8 @@ class JsonStore:
                 if rec is not None and rec.get("status") in ACTIVE:
                     results.append(Added(rec["id"], item.url, rec["status"], False, rec["id"]))
                     continue
-                key = _options_key(item.options)
+                key = keys.get(id(item.options)) or _options_key(item.options)
+                keys[id(item.options)] = key
                 if key not in known_options:
                     ops.append({"op": "options", "key": key, "value": dict(item.options)})
                     known_options.add(key)

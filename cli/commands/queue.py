@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
-ADD_CHUNK = 5000
+ADD_CHUNK = 10000
 COLUMNS = [
     ("id", "ID"),
     ("status", "STATUS"),
@@ -201,7 +201,7 @@ def add(
         pending.append(
             NewTask(
                 item.value,
-                {**base, **overrides},
+                {**base, **overrides} if overrides else base,
                 priority,
                 title if isinstance(title, str) else None,
             )
