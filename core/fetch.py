@@ -191,8 +191,8 @@ def fetch_one(
     (`ok: False`, `error: {code, message}`), `interrupted` when `stop` was set. It raises
     only `errors.Fatal` (a required tool missing, the output dir not writable), which
     stops every input. `fields` are the input's JSON fields: `sha256`, `template` and
-    `audio` there override `options`. `limiter` is a shared `ratelimit.TokenBucket`
-    (made from `options.rate_limit` when not given).
+    `audio` there override `options`. `limiter` is a `ratelimit.TokenBucket`; when not
+    given, `options.rate_limit` draws on the process-wide bucket for that rate.
     """
     started = time.monotonic()
     try:
@@ -203,7 +203,7 @@ def fetch_one(
     except errors.XdlError as e:
         return [_failed(url, e, (), started)]
     if limiter is None and opts.rate_limit:
-        limiter = TokenBucket(opts.rate_limit)
+        limiter = shared_limiter(opts.rate_limit)
     job = _Job(url, opts, stop or threading.Event(), limiter, progress, started)
     return job.run()
 
@@ -228,7 +228,7 @@ def fetch_many(
     preflight(options)
     stop = stop or threading.Event()
     if limiter is None and options.rate_limit:
-        limiter = TokenBucket(options.rate_limit)
+        limiter = shared_limiter(options.rate_limit)
     return _batch(inputs, options, max(1, jobs), stop, progress, limiter)
 
 
@@ -357,6 +357,16 @@ def _youtube_dl_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("youtube_dl") is not None
+
+
+_limiters: dict[int, TokenBucket] = {}
+
+
+def shared_limiter(rate: int) -> TokenBucket:
+    """The process's one bucket for `rate`: every job and tier drawing on the same
+    --rate-limit shares it (`xdl fetch -j N`, and `xdl queue run -j N` calling fetch_one)."""
+    with _pacers_lock:
+        return _limiters.setdefault(rate, TokenBucket(rate))
 
 
 _pacers: dict[float, HostPacer] = {}

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,19 @@ def test_rate_limit_holds_a_single_download(xdl: Any, routes: Any) -> None:
     assert elapsed >= 0.85 * (1024 * 1024) / (512 * 1024)
 
 
+def test_rate_limit_holds_the_ytdlp_tier_too(xdl: Any, routes: Any) -> None:
+    @routes.route("/fetch/big.mp4")
+    def big_mp4(r: Any) -> None:
+        r.send_bytes(SLOW_BODY, "video/mp4", etag=media_site.etag_of(SLOW_BODY))
+
+    began = time.monotonic()
+    ran = xdl("fetch", "--strategy", "ytdlp", "-r", "512K", routes.url("/fetch/big.mp4"))
+    elapsed = time.monotonic() - began
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.lines[0]["strategy"] == "ytdlp" and ran.lines[0]["bytes"] == len(SLOW_BODY)
+    assert elapsed >= 0.85 * len(SLOW_BODY) / (512 * 1024)
+
+
 def test_sleep_spaces_requests_to_one_host(xdl: Any, site: Any) -> None:
     site.clear_log()
     urls = [site.url(f"/slow?delay=0&name=paced{i}.txt") for i in range(2)]
@@ -458,3 +472,38 @@ def test_a_signal_keeps_a_resumable_part(routes: Any, sig: int, code: int) -> No
     (done,) = [json.loads(x) for x in out.decode().splitlines()]
     assert done["resumed_from"] and done["resumed_from"] >= kept
     assert done["sha256"] == sha(SLOW_BODY) == file_sha(work / "slow-etag.bin")
+
+
+def test_progress_bars_appear_at_a_terminal(routes: Any) -> None:
+    """stderr at a tty gets tqdm bars (even a pty that says it is 0x0); stdout (a pipe)
+    still gets only the JSON line."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    seen = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    exe = Path(sys.executable).parent / "xdl"
+    url = routes.url("/fetch/slow-etag.bin?rate=1000000&bars=1")
+    proc = subprocess.Popen(
+        [str(exe), "fetch", url], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL
+    )
+    os.close(slave)
+    out, _ = proc.communicate(timeout=60)
+    reader.join(timeout=5)
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"slow-etag.bin" in seen and b"B/s" in seen
+    assert [json.loads(x)["ok"] for x in out.decode().splitlines()] == [True]

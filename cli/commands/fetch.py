@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from typing import IO, TYPE_CHECKING, Any
@@ -124,6 +125,13 @@ class Bars:
         self.bars: dict[str, Any] = {}
         self.overall: Any = None
         self.done = 0
+        # A terminal that reports a 0x0 size (some ptys) would get no bars at all.
+        try:
+            size = os.get_terminal_size(sys.stderr.fileno())
+            self.columns, self.rows = size.columns or 100, size.lines or 24
+        except (OSError, ValueError, AttributeError):
+            self.columns, self.rows = 100, 24
+        self.columns = min(self.columns, 120)
 
     def update(self, key: str, done: int, total: int | None) -> None:
         from tqdm import tqdm
@@ -139,7 +147,8 @@ class Bars:
                     desc=key[:40],
                     leave=False,
                     file=sys.stderr,
-                    dynamic_ncols=True,
+                    ncols=self.columns,
+                    nrows=self.rows,
                 )
                 self.bars[key] = bar
             if total and bar.total != total:
@@ -155,7 +164,14 @@ class Bars:
         with self.lock:
             self.done += 1
             if self.overall is None and self.done > 1:
-                self.overall = tqdm(desc="done", unit=" items", file=sys.stderr, initial=1)
+                self.overall = tqdm(
+                    desc="done",
+                    unit=" items",
+                    file=sys.stderr,
+                    initial=1,
+                    ncols=self.columns,
+                    nrows=self.rows,
+                )
             if self.overall is not None:
                 self.overall.update(1)
 
