@@ -37,5 +37,12 @@ cat ./*.en.md >&2
 step "xdl transcript -F md --timestamps --stdout $base/watch.html"
 xdl transcript -F md --timestamps --stdout "$base/watch.html" >&2
 
+step "a config file: [defaults.fetch] and a [profiles.talks] table, then xdl fetch --profile talks"
+mkdir -p "$XDL_HOME/config"
+printf '[defaults.fetch]\noutput-dir = "videos"\n\n[profiles.talks]\nquality = "360p"\ncontainer = "mp4"\n' \
+  > "$XDL_HOME/config/config.toml"
+cat "$XDL_HOME/config/config.toml" >&2
+xdl fetch --profile talks "$base/multi.html"
+
 step "xdl doctor"
 xdl doctor --json || true
