@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +167,7 @@ def load(explicit: Path | None, disabled: bool, root: click.Group) -> core_confi
         warnings += check_keys(cfg, table, ("profiles", name), root)
     for warning in warnings:
         log.warning("warning: %s", warning)
-    return cfg
+    return replace(cfg, warnings=tuple(warnings))
 
 
 def default_map(cfg: core_config.Config, root: click.Group, name: str) -> dict[str, Any] | None:

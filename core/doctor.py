@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +41,7 @@ def run_checks(
     today: dt.date | None = None,
     config_file: Path | None = None,
     no_config: bool = False,
+    config_warnings: Sequence[str] = (),
 ) -> Iterator[Check]:
     """Every check, in the order a person reads them; a `fail` means fetch cannot work."""
     yield Check(
@@ -73,7 +74,7 @@ def run_checks(
         )
     yield check_youtube_dl()
     yield check_output_dir(output_dir or Path.cwd())
-    yield check_config(config_file, no_config)
+    yield check_config(config_file, no_config, config_warnings)
     yield check_queue(paths.queue_file())
 
 
@@ -144,8 +145,11 @@ def check_output_dir(directory: Path) -> Check:
     return Check("output-dir", "ok", f"{directory} is writable", path=str(directory))
 
 
-def check_config(explicit: Path | None = None, disabled: bool = False) -> Check:
-    """The config file in use (--config, XDL_CONFIG or the default place) and its profiles."""
+def check_config(
+    explicit: Path | None = None, disabled: bool = False, warnings: Sequence[str] = ()
+) -> Check:
+    """The config file in use (--config, XDL_CONFIG or the default place) and its profiles;
+    `warnings` are what the CLI found while checking its keys against the commands."""
     from . import config
 
     if disabled:
@@ -165,10 +169,12 @@ def check_config(explicit: Path | None = None, disabled: bool = False) -> Check:
             path=str(where),
         )
     mine = ", ".join(sorted(cfg.profiles)) or "none"
+    problems = [*cfg.warnings, *(w for w in warnings if w not in cfg.warnings)]
+    unknown = f"; {len(problems)} key(s) ignored: {problems[0]}" if problems else ""
     return Check(
         "config",
-        "warn" if cfg.warnings else "ok",
-        f"{path} parses; profiles: {builtin} (built-in), {mine} (this file)",
+        "warn" if problems else "ok",
+        f"{path} parses; profiles: {builtin} (built-in), {mine} (this file){unknown}",
         path=str(path),
     )
 

@@ -415,3 +415,12 @@ def test_transcript_profile_subtable(xdl, site, config_file) -> None:
     assert line["format"] == "md"
     assert Path(line["path"]).parent.name == "notes"
     assert Path(line["path"]).read_text().strip()
+
+
+def test_doctor_warns_about_ignored_keys(xdl, config_file) -> None:
+    path = config_file("[defaults]\nsleep = 1\ntimout = 3\n")
+    r = xdl("doctor", "--json")
+    (line,) = [x for x in r.lines if x["check"] == "config"]
+    assert line["status"] == "warn"
+    assert f"{path}:3: defaults.timout ignored" in line["message"]
+    assert r.exit_code == 0  # a warning, not a failure

@@ -40,9 +40,13 @@ def command(output_dir: Path | None, as_json: bool | None) -> int:
     root = click.get_current_context().find_root()
     from_cli = root.get_parameter_source("config") is click.core.ParameterSource.COMMANDLINE
     config_file = root.params.get("config") if from_cli else None
+    cfg = root.meta.get("xdl.config")
     out = Output(table_mode(as_json), COLUMNS, key="check")
     for check in run_checks(
-        output_dir, config_file=config_file, no_config=root.params["no_config"]
+        output_dir,
+        config_file=config_file,
+        no_config=root.params["no_config"],
+        config_warnings=cfg.warnings if cfg is not None else (),
     ):
         out.emit(check)
     out.close()
