@@ -456,7 +456,8 @@ class _Job:
             try:
                 if self.stop.is_set():
                     raise errors.Interrupted("interrupted")
-                self.pacer.wait(self.url, self.stop)
+                if not (name == "http" and self.response is not None):  # a new request
+                    self.pacer.wait(self.url, self.stop)
                 results = getattr(self, "_" + name.replace("-", "_"))()
             except errors.Fatal:
                 raise
