@@ -486,6 +486,8 @@ class _Job:
             everything = media_tiers  # only they extract audio
         if self.o.strategy != "auto":
             first = self.o.strategy
+            if self.o.audio and first not in media_tiers:
+                raise errors.BadInput(f"--audio needs yt-dlp or youtube-dl, not --strategy {first}")
             rest = [t for t in everything if t != first]
             return [first, *rest] if self.o.fallback else [first]
         if self.o.audio:
@@ -564,7 +566,7 @@ class _Job:
                 )
         return path, None
 
-    def _part(self, path: Path) -> PartFile:
+    def _part(self, path: Path, tag: str = "") -> PartFile:
         return PartFile(
             path,
             stop=self.stop,
@@ -572,6 +574,7 @@ class _Job:
             progress=self.progress,
             key=path.name,
             max_size=self.o.max_size,
+            tag=tag,
         )
 
     def _done_plain(self, path: Path, size: int, digest: str, resumed: int | None) -> FetchResult:
@@ -697,7 +700,7 @@ class _Job:
         self._drop_response()
         if early is not None:
             return early
-        part = self._part(path)
+        part = self._part(path, tag=tool)
         total = self.head.length if self.head else None
         chunk = self.limiter.chunk_size(_http().CHUNK) if self.limiter else _http().CHUNK
         with tempfile.TemporaryFile() as err:
@@ -723,6 +726,7 @@ class _Job:
                 err.seek(0)
                 raise _tool_error(tool, code, err.read().decode("utf-8", "replace"))
         size, digest = part.commit(self.o.sha256, self.o.min_size)
+        self._part(path).discard()  # the HTTP tier's partial copy, if any, is no longer needed
         return [self._done_plain(path, size, digest, None)]
 
     # -- yt-dlp and youtube-dl --------------------------------------------------------

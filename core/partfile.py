@@ -37,10 +37,12 @@ class PartFile:
         progress: ProgressFn | None = None,
         key: str = "",
         max_size: int | None = None,
+        tag: str = "",
     ) -> None:
         self.final = final
-        self.part = final.with_name(final.name + ".part")
-        self.meta = final.with_name(final.name + ".part.meta")
+        suffix = f".{tag}.part" if tag else ".part"  # wget/curl keep off HTTP's resumable .part
+        self.part = final.with_name(final.name + suffix)
+        self.meta = final.with_name(final.name + suffix + ".meta")
         self.stop = stop
         self.limiter = limiter
         self.progress = progress

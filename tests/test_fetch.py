@@ -127,6 +127,25 @@ def test_forced_http_404_stops_the_chain(xdl: Any, site: Any) -> None:
     assert line["error"]["code"] == "not_found"
 
 
+def test_a_fallback_keeps_the_http_part_for_resuming(xdl: Any, site: Any) -> None:
+    if not shutil.which("curl"):
+        pytest.skip("curl not installed")
+    url = site.url("/files/blob.bin")
+    Path("blob.bin.part").write_bytes(media_site.BLOB[:1000])
+    Path("blob.bin.part.meta").write_text(json.dumps({"etag": '"elsewhere"'}))
+    ran = xdl("fetch", "--strategy", "curl", url)
+    assert ran.exit_code == 0, ran.stderr
+    assert file_sha("blob.bin") == sha(media_site.BLOB)
+    assert sorted(p.name for p in Path.cwd().iterdir()) == ["blob.bin"]  # no leftovers
+
+
+def test_audio_with_a_file_downloader_is_refused(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "--audio", "--strategy", "http", site.url("/watch.html"))
+    assert ran.exit_code == 1
+    assert ran.lines[0]["error"]["code"] == "bad_input"
+    assert list(Path.cwd().iterdir()) == []
+
+
 # -- audio ------------------------------------------------------------------------------
 
 
