@@ -852,7 +852,7 @@ class _Job:
             if not filepath or not Path(filepath).exists():
                 if self.o.max_downloads is not None and playlist is not None:
                     continue  # not reached because of --max-downloads
-                raise errors.DownloadFailed("yt-dlp reported no file")
+                raise errors.DownloadFailed("the downloader reported no file")
             path = Path(filepath).resolve()
             if self.out.resolve() not in path.parents:
                 raise errors.BadInput(f"the template put the file outside --output-dir: {path}")
@@ -918,6 +918,8 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         "overwrites": True if o.overwrite else None,
         "windowsfilenames": False,
         "noplaylist": False,
+        # yt-dlp counts characters: 80 of them stay under 255 bytes even in 3-byte scripts
+        "trim_file_name": 80,
     }
     fmt = o.format
     if fmt is None and o.audio:

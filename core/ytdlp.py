@@ -193,16 +193,27 @@ def download_with_youtube_dl(
         ydl_module: Any = importlib.import_module("youtube_dl")
     except ImportError as e:
         raise errors.ToolMissing("youtube_dl is not installed") from e
-    opts: dict[str, Any] = {
-        k: v for k, v in params.items() if k not in ("outtmpl", "paths", "match_filter")
-    }
+    dropped = ("outtmpl", "paths", "match_filter", "final_ext", "trim_file_name")
+    opts: dict[str, Any] = {k: v for k, v in params.items() if k not in dropped}
+    known = ("FFmpegExtractAudio", "FFmpegVideoRemuxer", "FFmpegEmbedSubtitle")
+    opts["postprocessors"] = [
+        {k: v for k, v in pp.items() if k != "nopostoverwrites"}
+        for pp in opts.get("postprocessors") or []
+        if pp.get("key") in known
+    ]
+    if opts.get("format"):
+        opts["format"] = youtube_dl_format(str(opts["format"]))
     home = (params.get("paths") or {}).get("home", ".")
     template = (params.get("outtmpl") or {}).get("default", "%(title)s [%(id)s].%(ext)s")
     opts.update(quiet=True, no_warnings=True, noprogress=True, logger=_Logger())
     opts["outtmpl"] = f"{home}/{template}"
     if progress:
         opts["progress_hooks"] = [progress]
-    with ydl_module.YoutubeDL(opts) as ydl:
+    try:
+        ydl = ydl_module.YoutubeDL(opts)
+    except Exception as e:  # an option this old youtube-dl does not know
+        raise errors.DownloadFailed(f"youtube-dl: {e}") from e
+    with ydl:
         try:
             info = ydl.extract_info(url, download=True)
         except Exception as e:  # youtube-dl's own error classes
@@ -215,8 +226,20 @@ def download_with_youtube_dl(
         entries = info.get("entries") if info.get("_type") == "playlist" else [info]
         for entry in entries or []:
             if entry and "requested_downloads" not in entry:
-                entry["requested_downloads"] = [{"filepath": ydl.prepare_filename(entry)}]
+                entry["requested_downloads"] = [{"filepath": _youtube_dl_file(ydl, entry)}]
         return dict(info)
+
+
+def _youtube_dl_file(ydl: Any, entry: Mapping[str, Any]) -> str:
+    """The file youtube-dl left: its planned name, or that name after audio extraction."""
+    from pathlib import Path
+
+    planned = Path(ydl.prepare_filename(entry))
+    for ext in ("", ".mp3", ".m4a", ".opus", ".flac", ".wav", ".ogg", ".aac"):
+        candidate = planned.with_suffix(ext) if ext else planned
+        if candidate.exists():
+            return str(candidate)
+    return str(planned)
 
 
 # --- subtitles (xdl transcript) ---------------------------------------------------------
@@ -315,3 +338,18 @@ def error_from_message(message: str) -> errors.XdlError:
     if "Unsupported URL" in message:
         return errors.UnsupportedUrl(message)
     return errors.DownloadFailed(message)
+
+
+_YDL_FORMAT_NAMES = {
+    "bv*": "bestvideo", "bv": "bestvideo", "ba": "bestaudio", "b": "best",
+    "wv*": "worstvideo", "wv": "worstvideo", "wa": "worstaudio", "w": "worst",
+}  # fmt: skip
+
+
+def youtube_dl_format(selector: str) -> str:
+    """yt-dlp's short format names (`ba/b`, `bv*+ba`) spelled out for youtube-dl."""
+    return re.sub(
+        r"(?<![\w\[*])(bv\*|bv|ba|b|wv\*|wv|wa|w)(?![\w*])",
+        lambda m: _YDL_FORMAT_NAMES[m.group(1)],
+        selector,
+    )

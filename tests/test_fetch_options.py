@@ -243,3 +243,32 @@ def test_quiet_means_no_bars(xdl: Any, site: Any) -> None:
     ran = xdl("fetch", "-q", site.url("/files/blob.bin"))
     assert ran.exit_code == 0
     assert ran.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("ba/b", "bestaudio/best"),
+        ("wv*+wa/w", "worstvideo+worstaudio/worst"),
+        (
+            "bv*[height<=720]+ba/b[height<=720]",
+            "bestvideo[height<=720]+bestaudio/best[height<=720]",
+        ),
+        ("18/best", "18/best"),
+        ("best[ext=webm]", "best[ext=webm]"),
+    ],
+)
+def test_youtube_dl_format_names(selector: str, expected: str) -> None:
+    from xdl.core.ytdlp import youtube_dl_format
+
+    assert youtube_dl_format(selector) == expected
+
+
+def test_youtube_dl_extracts_audio(xdl: Any, site: Any) -> None:
+    pytest.importorskip("youtube_dl")
+    ran = xdl(
+        "fetch", "--strategy", "youtube-dl", "--no-fallback", "-x", "--audio-format", "mp3",
+        site.url("/watch.html"),
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.lines[0]["path"].endswith(".mp3") and Path(ran.lines[0]["path"]).exists()
