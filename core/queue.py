@@ -179,6 +179,17 @@ class NewTask:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """How one attempt at a task went: done (no `error`), or failed, to be retried at
+    `retry_at` (None: failed for good)."""
+
+    task_id: int
+    result: Mapping[str, Any] | None = None
+    error: Mapping[str, Any] | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True)
 class Added:
     """What `add` did with one URL: added a task, requeued one, or found it already there."""
 
@@ -315,6 +326,14 @@ class QueueStore(Protocol):
         retry_at: float | None,
         result: Mapping[str, Any] | None = None,
     ) -> bool: ...
+    def finish(
+        self,
+        worker: Worker,
+        outcome: Outcome | None,
+        *,
+        lease: float | None = None,
+        max_attempts: int | None = None,
+    ) -> tuple[bool, Task | None]: ...
     def release(self, worker: Worker, ids: Iterable[int]) -> None: ...
     def next_wakeup(self) -> float | None: ...
     def retry(self, ids: Sequence[int] | None) -> list[Changed | int]: ...
@@ -636,6 +655,7 @@ class JsonStore:
         self._jops = 0
         self._migrate_from: int | None = None
         self._next_backup_check = 0.0
+        self._unsynced: list[int] | None = None
 
     # -- locking and loading --
 
@@ -655,10 +675,32 @@ class JsonStore:
                     f"{self.path} is locked by another xdl process (waited "
                     f"{self.lock_timeout:g}s); try again later, or raise --lock-timeout"
                 ) from None
+            outer = self._unsynced is not None
+            unsynced: list[int] = self._unsynced if self._unsynced is not None else []
+            self._unsynced = unsynced
             try:
                 yield self._refresh()
             finally:
                 self._flock.release()
+                if not outer:
+                    self._unsynced = None
+        if not outer:
+            # Group commit: the fsync happens after the lock is let go, so the next writer
+            # (another worker of this runner) appends meanwhile and one flush serves both.
+            # The journal is append-only: a later line on disk implies the earlier ones.
+            self._sync(unsynced)
+
+    def _sync(self, fds: list[int]) -> None:
+        error: OSError | None = None
+        for fd in fds:
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                error = error or e
+            finally:
+                os.close(fd)
+        if error is not None:
+            raise QueueWriteError(f"cannot write {self.journal}: {error.strerror}")
 
     def _refresh(self) -> _State:
         """Bring the cached state up to date: read only what changed since last time."""
@@ -782,13 +824,15 @@ class JsonStore:
             if os.fstat(fd).st_size != self._joff:
                 os.ftruncate(fd, self._joff)  # cut a torn line left by a crash
             _write_all(fd, data)
-            os.fsync(fd)
         except OSError as e:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, self._joff)
-            raise QueueWriteError(f"cannot write {self.journal}: {e.strerror}") from None
-        finally:
             os.close(fd)
+            raise QueueWriteError(f"cannot write {self.journal}: {e.strerror}") from None
+        if self._unsynced is not None:
+            self._unsynced.append(fd)  # fsync'd (then closed) when the lock is let go
+        else:
+            self._sync([fd])
         self._joff += len(data)
         for op in ops:
             state.apply(op)
@@ -1078,50 +1122,78 @@ class JsonStore:
     def claim(self, worker: Worker, lease: float, max_attempts: int | None = None) -> Task | None:
         """Take the next task (highest priority, then oldest) whose time has come, or None.
         Tasks of dead workers, or with an expired lease, go back to `queued` first."""
+        return self.finish(worker, None, lease=lease, max_attempts=max_attempts)[1]
+
+    def finish(
+        self,
+        worker: Worker,
+        outcome: Outcome | None,
+        *,
+        lease: float | None = None,
+        max_attempts: int | None = None,
+    ) -> tuple[bool, Task | None]:
+        """Record how our task went and, when `lease` is given, claim the next one, in one
+        locked write (a runner's hot path). Returns (recorded, the claimed task or None);
+        not recorded when the task is no longer ours (cancelled, removed, taken back)."""
         with self._locked() as state:
             now = time.time()
-            ops = self._recover(state, now, max_attempts)
-            if ops:
-                self._write(state, ops)
-            if state.paused:
-                return None
-            deferred: list[tuple[int, int]] = []
+            ops: list[dict[str, Any]] = []
+            recorded = False
+            if outcome is not None:
+                settled = self._settle(state, worker, outcome, now)
+                if settled is not None:
+                    ops.append(settled)
+                    recorded = True
             chosen: Record | None = None
-            heap = state.heap
-            while heap:
-                entry = heapq.heappop(heap)
-                rec = state.tasks.get(entry[1])
-                if (
-                    rec is None
-                    or rec.get("status") != "queued"
-                    or -int(rec.get("priority", 0)) != entry[0]
-                ):
-                    continue
-                if (rec.get("next_attempt_at") or 0) > now:
-                    deferred.append(entry)
-                    continue
-                chosen = rec
-                break
-            for entry in deferred:
-                heapq.heappush(heap, entry)
-            if chosen is None:
-                return None
-            new = {
-                **chosen,
-                "status": "running",
-                "attempts": int(chosen.get("attempts", 0)) + 1,
-                "worker": worker.to_dict(),
-                "lease_until": now + lease,
-                "started_at": now,
-                "updated_at": now,
-            }
-            new.pop("next_attempt_at", None)
+            new: Record = {}
+            if lease is not None:
+                recovered = self._recover(state, now, max_attempts)
+                if recovered:  # (rare) written first, so that they can be claimed now
+                    self._write(state, recovered)
+                if not state.paused:
+                    chosen = self._pick(state, now, skip=outcome.task_id if outcome else None)
+            if chosen is not None:
+                new = {
+                    **chosen,
+                    "status": "running",
+                    "attempts": int(chosen.get("attempts", 0)) + 1,
+                    "worker": worker.to_dict(),
+                    "lease_until": now + (lease or 0),
+                    "started_at": now,
+                    "updated_at": now,
+                }
+                new.pop("next_attempt_at", None)
+                ops.append({"op": "put", "task": new})
             try:
-                self._write(state, [{"op": "put", "task": new}])
+                self._write(state, ops)
             except BaseException:
-                heapq.heappush(heap, (-int(chosen.get("priority", 0)), chosen["id"]))
+                if chosen is not None:
+                    heapq.heappush(state.heap, (-int(chosen.get("priority", 0)), chosen["id"]))
                 raise
-            return Task.from_record(new, state.options)
+            return recorded, Task.from_record(new, state.options) if chosen else None
+
+    def _pick(self, state: _State, now: float, skip: int | None) -> Record | None:
+        """Pop the best claimable task off the heap (stale entries are dropped)."""
+        deferred: list[tuple[int, int]] = []
+        chosen: Record | None = None
+        heap = state.heap
+        while heap:
+            entry = heapq.heappop(heap)
+            rec = state.tasks.get(entry[1])
+            if (
+                rec is None
+                or rec.get("status") != "queued"
+                or -int(rec.get("priority", 0)) != entry[0]
+            ):
+                continue
+            if (rec.get("next_attempt_at") or 0) > now or rec["id"] == skip:
+                deferred.append(entry)
+                continue
+            chosen = rec
+            break
+        for entry in deferred:
+            heapq.heappush(heap, entry)
+        return chosen
 
     def _recover(self, state: _State, now: float, max_attempts: int | None) -> list[Record]:
         ops = []
@@ -1146,6 +1218,24 @@ class JsonStore:
         w = rec.get("worker") or {}
         return rec if w.get("runner") == worker.runner else None
 
+    def _settle(
+        self, state: _State, worker: Worker, outcome: Outcome, now: float
+    ) -> dict[str, Any] | None:
+        rec = self._owned(state, worker, outcome.task_id)
+        if rec is None:
+            return None
+        new = {**_clear_run(rec), "updated_at": now}
+        if outcome.result:
+            new["result"] = dict(outcome.result)
+        if outcome.error is None:
+            new.pop("error", None)
+            new.update(status="done", finished_at=now)
+        elif outcome.retry_at is None:
+            new.update(status="failed", error=dict(outcome.error), finished_at=now)
+        else:
+            new.update(status="queued", error=dict(outcome.error), next_attempt_at=outcome.retry_at)
+        return {"op": "put", "task": new}
+
     def renew(self, worker: Worker, ids: Iterable[int], lease: float) -> set[int]:
         """Extend the leases of our running tasks; returns the ids that are no longer ours
         (cancelled, removed or taken back), whose downloads should stop."""
@@ -1164,21 +1254,7 @@ class JsonStore:
 
     def complete(self, worker: Worker, task_id: int, result: Mapping[str, Any]) -> bool:
         """Mark our task done with its result; False when it is no longer ours."""
-        with self._locked() as state:
-            rec = self._owned(state, worker, task_id)
-            if rec is None:
-                return False
-            now = time.time()
-            new = {
-                **_clear_run(rec),
-                "status": "done",
-                "result": dict(result),
-                "finished_at": now,
-                "updated_at": now,
-            }
-            new.pop("error", None)
-            self._write(state, [{"op": "put", "task": new}])
-            return True
+        return self.finish(worker, Outcome(task_id, result))[0]
 
     def fail(
         self,
@@ -1189,20 +1265,7 @@ class JsonStore:
         result: Mapping[str, Any] | None = None,
     ) -> bool:
         """Record a failed attempt: queued again at `retry_at`, or `failed` when None."""
-        with self._locked() as state:
-            rec = self._owned(state, worker, task_id)
-            if rec is None:
-                return False
-            now = time.time()
-            new = {**_clear_run(rec), "error": dict(error), "updated_at": now}
-            if result:
-                new["result"] = dict(result)
-            if retry_at is None:
-                new.update(status="failed", finished_at=now)
-            else:
-                new.update(status="queued", next_attempt_at=retry_at)
-            self._write(state, [{"op": "put", "task": new}])
-            return True
+        return self.finish(worker, Outcome(task_id, result, error, retry_at))[0]
 
     def release(self, worker: Worker, ids: Iterable[int]) -> None:
         """Put our running tasks back to `queued`, the attempt not counted (graceful stop)."""
@@ -1349,6 +1412,7 @@ __all__ = [
     "Health",
     "JsonStore",
     "NewTask",
+    "Outcome",
     "QueueStore",
     "Summary",
     "Task",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
-from .queue import JsonStore, Task, Worker
+from .queue import JsonStore, Outcome, Task, Worker
 
 log = logging.getLogger("xdl.queue")
 
@@ -92,20 +92,36 @@ class _Runner:
 
     # -- the workers --
 
-    def take(self) -> Task | None:
+    def reserve(self) -> bool:
+        """Count one more task against --max-tasks; False when the run may take no more."""
         with self.lock:
-            if self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks:
-                return None
-            task = self.store.claim(self.worker, self.opts.lease, self.opts.retries + 1)
-            if task is not None:
-                self.claimed += 1
+            if self.stop.is_set() or (
+                self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks
+            ):
+                return False
+            self.claimed += 1
+            return True
+
+    def claimed_task(self, task: Task | None) -> Task | None:
+        with self.lock:
+            if task is None:
+                self.claimed -= 1
+            else:
                 self.in_flight[task.id] = threading.Event()
-            return task
+        return task
+
+    def take(self) -> Task | None:
+        if not self.reserve():
+            return None
+        task = self.store.claim(self.worker, self.opts.lease, self.opts.retries + 1)
+        return self.claimed_task(task)
 
     def work(self) -> None:
+        task: Task | None = None
         try:
             while not self.stop.is_set():
-                task = self.take()
+                if task is None:
+                    task = self.take()
                 if task is None:
                     if self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks:
                         return
@@ -116,17 +132,21 @@ class _Runner:
                         min(self.opts.poll, wait if wait is not None else self.opts.poll)
                     )
                     continue
-                self.run(task)
+                task = self.run(task)
+            if task is not None:  # claimed just as the run was stopped: give it back
+                self.done_with(task.id)
+                self.store.release(self.worker, [task.id])
         except BaseException as e:  # a Fatal error (or worse) stops every worker
             self.errors.append(e)
             self.stop.set()
 
-    def run(self, task: Task) -> None:
+    def run(self, task: Task) -> Task | None:
+        """Download one task, record how it went and claim the next one (one write)."""
         event = self.in_flight[task.id]
         try:
             result = dict(self.download(task, event))
         except errors.Fatal:
-            self.finish(task.id)
+            self.done_with(task.id)
             self.store.release(self.worker, [task.id])
             raise
         except errors.XdlError as e:
@@ -139,54 +159,58 @@ class _Runner:
                 "url": task.url,
                 "error": {"code": "internal", "message": message},
             }
-        self.finish(task.id)
+        self.done_with(task.id)
         if self.stop.is_set() and not result.get("ok"):
             self.store.release(self.worker, [task.id])
             with self.lock:
                 self.released += 1
-            return
+            return None
         if event.is_set() and not result.get("ok"):
             log.warning("task %s (%s) was cancelled or taken back: stopped", task.id, task.url)
-            return
+            return None
         row = {**result, "id": task.id, "url": task.url, "attempt": task.attempts}
         kept = {k: result.get(k) for k in RESULT_FIELDS if result.get(k) is not None}
-        if result.get("ok"):
-            if self.store.complete(self.worker, task.id, kept):
-                with self.lock:
-                    self.done += 1
-                self.on_result(row)
-            else:
-                log.warning(
-                    "task %s was taken back while it ran; its result is not recorded", task.id
-                )
-            return
-        error = result.get("error") or {"code": "error", "message": "download failed"}
-        code = error.get("code")
+        error: dict[str, Any] | None = None
         retry_at = None
-        if code not in FINAL_CODES and task.attempts <= self.opts.retries:
-            delay = backoff_delay(task.attempts, self.opts.backoff, self.opts.max_backoff)
-            retry_at = time.time() + delay
-        if not self.store.fail(self.worker, task.id, error, retry_at, kept or None):
-            return
-        if retry_at is not None:
+        if not result.get("ok"):
+            error = dict(result.get("error") or {"code": "error", "message": "download failed"})
+            if error.get("code") not in FINAL_CODES and task.attempts <= self.opts.retries:
+                delay = backoff_delay(task.attempts, self.opts.backoff, self.opts.max_backoff)
+                retry_at = time.time() + delay
+        more = self.reserve()
+        recorded, following = self.store.finish(
+            self.worker,
+            Outcome(task.id, kept or None, error, retry_at),
+            lease=self.opts.lease if more else None,
+            max_attempts=self.opts.retries + 1,
+        )
+        following = self.claimed_task(following) if more else None
+        if not recorded:
+            log.warning("task %s was taken back while it ran; its result is not recorded", task.id)
+        elif error is None:
+            with self.lock:
+                self.done += 1
+            self.on_result(row)
+        elif retry_at is not None:
             with self.lock:
                 self.retried += 1
             log.warning(
                 "%s: %s: %s (attempt %d of %d; retrying in %gs)",
                 task.url,
-                code,
+                error.get("code"),
                 error.get("message"),
                 task.attempts,
                 self.opts.retries + 1,
                 round(retry_at - time.time(), 1),
             )
-            return
-        with self.lock:
-            self.failed += 1
-        log.error("%s: %s", task.url, error.get("message"))
-        self.on_result({**row, "ok": False})
+        else:
+            with self.lock:
+                self.failed += 1
+            log.error("%s: %s", task.url, error.get("message"))
+            self.on_result({**row, "ok": False})
+        return following
 
-    def finish(self, task_id: int) -> None:
+    def done_with(self, task_id: int) -> None:
         with self.lock:
             self.in_flight.pop(task_id, None)
 
