@@ -363,6 +363,19 @@ def test_sha256_from_a_json_input_line(xdl: Any, site: Any) -> None:
     assert not Path("blob.bin").exists()
 
 
+def test_template_and_audio_from_json_input_lines(xdl: Any, site: Any) -> None:
+    lines = [
+        {"url": site.url("/watch.html"), "template": "custom-%(id)s.%(ext)s"},
+        {"url": site.url("/nosubs.html"), "audio": True},
+    ]
+    ran = xdl("fetch", "-o", "j", input="".join(json.dumps(x) + "\n" for x in lines))
+    assert ran.exit_code == 0, ran.stderr
+    by_url = {x["url"]: x for x in ran.lines}
+    assert Path(by_url[site.url("/watch.html")]["path"]).name.startswith("custom-")
+    audio = Path(by_url[site.url("/nosubs.html")]["path"])
+    assert audio.suffix in (".m4a", ".mp3", ".opus", ".aac") and audio.exists()
+
+
 def test_max_size_refuses_before_downloading(xdl: Any, site: Any) -> None:
     ran = xdl("fetch", "--max-size", "1M", site.url("/files/blob.bin"))
     assert ran.exit_code == 1
