@@ -33,7 +33,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -358,6 +358,7 @@ class _State:
         self.options: dict[str, Any] = {}
         self.tasks: dict[int, Record] = {}
         self.extra: dict[str, Any] = {}
+        self.deleted: set[int] = set()
         self._by_url: dict[str, int] | None = None
         self._running: set[int] | None = None
         self._heap: list[tuple[int, int]] | None = None
@@ -425,6 +426,7 @@ class _State:
             heapq.heappush(self._heap, (-int(rec.get("priority", 0)), tid))
 
     def delete(self, tid: int) -> None:
+        self.deleted.add(tid)
         rec = self.tasks.pop(tid, None)
         if rec is None:
             return
@@ -660,7 +662,9 @@ class JsonStore:
     # -- locking and loading --
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[_State]:
+    def _locked(self, load: bool = True) -> Iterator[_State]:
+        """The file lock (and this store's mutex), with the state brought up to date; with
+        `load=False` the state is not read (the caller reads what it needs)."""
         import filelock
 
         with self._mutex:
@@ -679,7 +683,7 @@ class JsonStore:
             unsynced: list[int] = self._unsynced if self._unsynced is not None else []
             self._unsynced = unsynced
             try:
-                yield self._refresh()
+                yield self._refresh() if load else _State()
             finally:
                 self._flock.release()
                 if not outer:
@@ -811,6 +815,13 @@ class JsonStore:
                 state.apply(op)
             self._compact(state)
             return
+        self._append(state, ops)
+        for op in ops:
+            state.apply(op)
+        self._jops += count
+
+    def _append(self, state: _State, ops: list[dict[str, Any]]) -> None:
+        """One journal line for `ops`, fsync'd (after the lock is let go)."""
         if not self._journal_ok:
             self._new_journal(state)
         # Several changes go in one line, so a crash keeps all of them or none.
@@ -834,9 +845,6 @@ class JsonStore:
         else:
             self._sync([fd])
         self._joff += len(data)
-        for op in ops:
-            state.apply(op)
-        self._jops += count
 
     def _compact(self, state: _State) -> None:
         """A new snapshot with everything in it, then a fresh journal for it."""
@@ -1067,57 +1075,158 @@ class JsonStore:
     def add(self, items: Sequence[NewTask], *, force: bool = False) -> list[Added]:
         """Add tasks; a URL already queued, running or done is not added again unless
         `force` (nor a cancelled one); a failed one is requeued."""
-        results: list[Added] = []
-        with self._locked() as state:
-            ops: list[dict[str, Any]] = []
-            now = round(time.time(), 3)
-            next_id = state.next_id
-            seen: dict[str, int] = {}
-            known_options: set[str] = set(state.options)
-            keys: dict[int, str] = {}  # options objects shared by many items: hashed once
-            for item in items:
-                if not force and item.url in seen:  # twice in this batch
-                    first = seen[item.url]
-                    results.append(Added(first, item.url, "queued", False, first))
-                    continue
-                existing = None if force else state.by_url.get(item.url)
-                rec = state.tasks.get(existing) if existing is not None else None
-                if rec is not None and rec.get("status") in ACTIVE:
-                    results.append(Added(rec["id"], item.url, rec["status"], False, rec["id"]))
-                    continue
-                key = keys.get(id(item.options)) or _options_key(item.options)
-                keys[id(item.options)] = key
-                if key not in known_options:
-                    ops.append({"op": "options", "key": key, "value": dict(item.options)})
-                    known_options.add(key)
-                if rec is not None:  # failed: requeue it, with the new options
-                    new = {
-                        **_clear_run(rec),
-                        "status": "queued",
-                        "attempts": 0,
-                        "priority": item.priority,
-                        "options": key,
-                        "updated_at": now,
-                    }
-                    new.pop("next_attempt_at", None)
-                    ops.append({"op": "put", "task": new})
-                    seen[item.url] = rec["id"]
-                    results.append(Added(rec["id"], item.url, "queued", True, requeued=True))
-                    continue
-                # Defaults (priority 0, attempts 0, updated_at = added_at) are left out:
-                # at 100,000 tasks every key costs load time.
-                new = {"id": next_id, "url": item.url, "status": "queued", "options": key}
-                if item.priority:
-                    new["priority"] = item.priority
-                new["added_at"] = now
-                if item.title:
-                    new["title"] = item.title
-                ops.append({"op": "put", "task": new})
-                seen[item.url] = next_id
-                results.append(Added(next_id, item.url, "queued", True))
-                next_id += 1
+        with self._locked(load=False):
+            view = self._light_view(len(items)) if self._state is None else None
+            if view is not None:
+                # A cold process adding a few URLs: no need to parse the whole queue.
+                state, lookup = view
+                try:
+                    ops, results = self._add_ops(state, lookup, items, force)
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    pass  # an odd line: the full load below judges the file
+                else:
+                    if ops:
+                        self._append(state, ops)
+                    return results
+                finally:
+                    self._state = self._snap_key = None  # read it all when needed
+            state = self._refresh()
+
+            def lookup(url: str) -> Record | None:
+                tid = state.by_url.get(url)
+                return state.tasks.get(tid) if tid is not None else None
+
+            ops, results = self._add_ops(state, lookup, items, force)
             self._write(state, ops)
         return results
+
+    def _add_ops(
+        self,
+        state: _State,
+        lookup: Callable[[str], Record | None],
+        items: Sequence[NewTask],
+        force: bool,
+    ) -> tuple[list[dict[str, Any]], list[Added]]:
+        results: list[Added] = []
+        ops: list[dict[str, Any]] = []
+        now = round(time.time(), 3)
+        next_id = state.next_id
+        seen: dict[str, int] = {}
+        known_options: set[str] = set(state.options)
+        keys: dict[int, str] = {}  # options objects shared by many items: hashed once
+        for item in items:
+            if not force and item.url in seen:  # twice in this batch
+                first = seen[item.url]
+                results.append(Added(first, item.url, "queued", False, first))
+                continue
+            rec = None if force else lookup(item.url)
+            if rec is not None and rec.get("status") in ACTIVE:
+                results.append(Added(rec["id"], item.url, rec["status"], False, rec["id"]))
+                continue
+            key = keys.get(id(item.options)) or _options_key(item.options)
+            keys[id(item.options)] = key
+            if key not in known_options:
+                ops.append({"op": "options", "key": key, "value": dict(item.options)})
+                known_options.add(key)
+            if rec is not None:  # failed: requeue it, with the new options
+                new = {
+                    **_clear_run(rec),
+                    "status": "queued",
+                    "attempts": 0,
+                    "priority": item.priority,
+                    "options": key,
+                    "updated_at": now,
+                }
+                new.pop("next_attempt_at", None)
+                ops.append({"op": "put", "task": new})
+                seen[item.url] = rec["id"]
+                results.append(Added(rec["id"], item.url, "queued", True, requeued=True))
+                continue
+            # Defaults (priority 0, attempts 0, updated_at = added_at) are left out:
+            # at 100,000 tasks every key costs load time.
+            new = {"id": next_id, "url": item.url, "status": "queued", "options": key}
+            if item.priority:
+                new["priority"] = item.priority
+            new["added_at"] = now
+            if item.title:
+                new["title"] = item.title
+            ops.append({"op": "put", "task": new})
+            seen[item.url] = next_id
+            results.append(Added(next_id, item.url, "queued", True))
+            next_id += 1
+        return ops, results
+
+    def _light_view(self, count: int) -> tuple[_State, Callable[[str], Record | None]] | None:
+        """For a few adds in a cold process: the snapshot's first line (the queue's header)
+        and the journal, with URLs looked up by searching the snapshot's bytes (one task a
+        line, as `_dump` writes it) instead of parsing them all. None when the full load is
+        needed anyway (an older or foreign file, a compaction or a backup due...)."""
+        if count > 16:
+            return None
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return None
+        head_end = data.find(b"\n")
+        head = data[:head_end]
+        if head_end < 0 or not head.endswith(b',"tasks":['):
+            return None
+        try:
+            meta = json.loads(head[: -len(',"tasks":[')] + b"}")
+        except ValueError:
+            return None
+        if (
+            not isinstance(meta, dict)
+            or meta.get("version") != SCHEMA_VERSION
+            or meta.get("kind") != "xdl-queue"
+            or not isinstance(meta.get("next_id"), int)
+            or not isinstance(meta.get("options"), dict)
+        ):
+            return None
+        state = _State()
+        state.generation = int(meta.get("generation", 0))
+        state.paused = bool(meta.get("paused"))
+        state.next_id = meta["next_id"]
+        state.options = dict(meta["options"])
+        self._snap_key = None
+        try:
+            self._replay(state, from_offset=0)
+        except QueueCorrupt:
+            return None  # the full load says so, properly
+        tasks = data.count(b"\n") - 2
+        if self._jops + count > 1000 + tasks // 20 or self._backup_due(tasks > 0):
+            return None
+        journal_urls: dict[str, list[Record]] = {}
+        for rec in state.tasks.values():
+            journal_urls.setdefault(rec["url"], []).append(rec)
+        masked = state.tasks.keys() | state.deleted
+
+        def lookup(url: str) -> Record | None:
+            found = list(journal_urls.get(url, ()))
+            needle = b'"url":' + json.dumps(url, ensure_ascii=False).encode()
+            pos = data.find(needle, head_end)
+            while pos >= 0:
+                after = data[pos + len(needle) : pos + len(needle) + 1]
+                if after in (b",", b"}"):
+                    start = data.rfind(b"\n", 0, pos) + 1
+                    line = data[start : data.find(b"\n", pos)].rstrip(b",")
+                    rec = json.loads(line)
+                    if rec.get("url") == url and rec.get("id") not in masked:
+                        found.append(rec)
+                pos = data.find(needle, pos + 1)
+            if not found:
+                return None
+            active = [r for r in found if r.get("status") in ACTIVE]
+            return max(active or found, key=lambda r: int(r["id"]))
+
+        return state, lookup
+
+    def _backup_due(self, has_tasks: bool) -> bool:
+        now = time.time()
+        if now < self._next_backup_check or not has_tasks:
+            return False
+        newest = max((b.created_at for b in self.backups()), default=0.0)
+        return now - newest >= BACKUP_EVERY
 
     def claim(self, worker: Worker, lease: float, max_attempts: int | None = None) -> Task | None:
         """Take the next task (highest priority, then oldest) whose time has come, or None.

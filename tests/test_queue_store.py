@@ -471,3 +471,85 @@ def test_restore_without_backups_is_fatal(path: Path) -> None:
     with pytest.raises(Fatal, match="no backups"):
         JsonStore(path).restore()
     assert path.read_text() == "{"
+
+
+# --- a cold process's add: the snapshot is searched, not parsed -------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cold_add_agrees_with_a_full_load(tmp_path: Path, seed: int) -> None:
+    """A fresh process adding a few URLs looks them up in the snapshot's bytes and the
+    journal; whatever the history (forced duplicates, failures, cancels, removals, odd
+    characters), it must decide exactly as a store that parsed everything."""
+    import random
+    import shutil
+
+    rng = random.Random(seed)
+    base = tmp_path / "base" / "queue.json"
+    store = JsonStore(base)
+    pool = [f"https://r.example/{i}" for i in range(40)] + [
+        'https://r.example/quote"d',
+        "https://r.example/ünï",
+        "https://r.example/back\\slash",
+        "https://r.example/a,b}c",
+    ]
+    w = Worker.here()
+    for step in range(rng.randint(5, 40)):
+        action = rng.random()
+        if action < 0.5:
+            sample = rng.sample(pool, rng.randint(1, 5))
+            store.add([NewTask(u) for u in sample], force=rng.random() < 0.2)
+        elif action < 0.7:
+            t = store.claim(w, 60)
+            if t is not None:
+                if rng.random() < 0.5:
+                    store.complete(w, t.id, {"bytes": 1})
+                else:
+                    store.fail(w, t.id, {"code": "network", "message": "x"}, None)
+        elif action < 0.8:
+            ids = [t.id for t in store.tasks()]  # type: ignore[union-attr]
+            if ids:
+                store.cancel([rng.choice(ids)])
+        elif action < 0.9:
+            ids = [t.id for t in store.tasks()]  # type: ignore[union-attr]
+            if ids:
+                store.remove([rng.choice(ids)])
+        elif step % 3 == 0:
+            store._compact(store._refresh())
+    for trial in range(5):
+        wanted = [NewTask(u) for u in rng.sample(pool, rng.randint(1, 4))]
+        dirs = []
+        for name in ("light", "full"):
+            d = tmp_path / f"{name}-{trial}"
+            shutil.copytree(base.parent, d)
+            dirs.append(d / "queue.json")
+        light = JsonStore(dirs[0])
+        with light._locked(load=False):
+            assert light._light_view(len(wanted)) is not None  # the path under test
+        light = JsonStore(dirs[0])
+        full = JsonStore(dirs[1])
+        full.tasks()  # loaded: the full path
+        got, expected = light.add(wanted), full.add(wanted)
+        assert [a.to_dict() for a in got] == [a.to_dict() for a in expected]
+        as_seen = [t.to_dict() for t in JsonStore(dirs[0]).tasks()]  # type: ignore[union-attr]
+        should = [t.to_dict() for t in JsonStore(dirs[1]).tasks()]  # type: ignore[union-attr]
+        strip = ("added_at", "updated_at")
+        assert [{k: v for k, v in t.items() if k not in strip} for t in as_seen] == [
+            {k: v for k, v in t.items() if k not in strip} for t in should
+        ]
+
+
+def test_cold_add_does_not_parse_the_snapshot(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    JsonStore(path).add(urls(500))
+    JsonStore(path).add([NewTask("https://example.com/other")])  # a backup, a journal line
+    calls = []
+    real = q._state_from_document
+    monkeypatch.setattr(
+        q,
+        "_state_from_document",
+        lambda *a: calls.append(1) or real(*a),  # type: ignore[func-returns-value]
+    )
+    added = JsonStore(path).add([NewTask("https://example.com/v3"), NewTask("https://new/")])
+    assert [(a.added, a.id) for a in added] == [(False, 4), (True, 502)]
+    assert calls == []
+    assert len(JsonStore(path).tasks()) == 502
