@@ -89,6 +89,7 @@ class _Runner:
         self.claimed = 0
         self.done = self.failed = self.retried = self.released = 0
         self.errors: list[BaseException] = []
+        self.told_paused = False
 
     # -- the workers --
 
@@ -125,8 +126,11 @@ class _Runner:
                 if task is None:
                     if self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks:
                         return
-                    wait = None if self.store.is_paused() else self.store.next_wakeup()
+                    paused = self.store.is_paused()
+                    wait = None if paused else self.store.next_wakeup()
                     if wait is None and not self.opts.watch:
+                        if paused:
+                            self.say_paused()
                         return  # drained (or paused): the cron shape ends here
                     self.stop.wait(
                         min(self.opts.poll, wait if wait is not None else self.opts.poll)
@@ -209,6 +213,12 @@ class _Runner:
             log.error("%s: %s", task.url, error.get("message"))
             self.on_result({**row, "ok": False})
         return following
+
+    def say_paused(self) -> None:
+        with self.lock:
+            if not self.told_paused:
+                log.warning("the queue is paused: no new task taken (xdl queue resume)")
+            self.told_paused = True
 
     def done_with(self, task_id: int) -> None:
         with self.lock:

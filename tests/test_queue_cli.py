@@ -209,3 +209,12 @@ def test_doctor_reports_queue_health(xdl: Any, qfile: Path) -> None:
     assert broken["status"] == "warn"
     assert str(qfile) in broken["message"] and "xdl queue restore" in broken["message"]
     assert qfile.read_text() == '{"version": 1, "tasks": ['
+
+
+def test_run_on_a_paused_queue_takes_nothing_and_says_so(xdl: Any, qfile: Path) -> None:
+    xdl("queue", "add", "https://example.com/a")
+    xdl("queue", "pause")
+    ran = xdl("queue", "run")
+    assert (ran.exit_code, ran.stdout) == (0, "")
+    assert "paused" in ran.stderr
+    assert xdl("queue", "status").lines[0]["status"] == "queued"
