@@ -1258,8 +1258,9 @@ def render(areas: Sequence[Area], *, quick: bool, server: str, took: float, plot
         "Each case runs xdl and its peers alternately on this machine (a warm-up round, then "
         "every round in reversed order, so neither side always goes first) against loopback "
         "servers started for the run; the median is the figure, and every judged figure is a "
-        "ratio from the same run — except the queue's, which has no peer and is judged in "
-        "seconds (with CPU time beside it, which other load on the machine disturbs less). "
+        "ratio from the same run — except the goals that have no peer (the queue's times, "
+        "to-markdown's MB/s, peak RSS), judged in absolute units, with CPU time beside "
+        "the times (other load on the machine disturbs it less). "
         "Wall time is from fork to exit; CPU is user + system of the process and "
         "its children (`os.wait4`); " + RSS_METHOD + " The machine is shared and noisy: "
         "trust ratios over absolute times.",
