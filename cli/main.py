@@ -103,6 +103,10 @@ def cli(ctx: click.Context, config: Path | None, no_config: bool) -> None:
     JSON object a line on stdout, so commands pipe into each other and into jq. Progress,
     warnings and errors go to stderr.
 
+    Any option can also come from XDL_<COMMAND>_<OPTION> (XDL_FETCH_OUTPUT_DIR=...) or the
+    config file, $XDG_CONFIG_HOME/xdl/config.toml, with [defaults] and [profiles.NAME]
+    tables (`man xdl`).
+
     \b
     Exit status: 0 all inputs ok or skipped, 1 some input failed, 2 usage error,
     3 could not work at all, 130/143 interrupted.
