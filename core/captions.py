@@ -264,7 +264,7 @@ def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> 
     """WebVTT or SRT text (LF line endings) into cues."""
     inline = "<c>" in text
     if inline:  # YouTube's word timings, the bulk of the file: off in one pass, not per cue
-        text = _INLINE.sub("", text.replace("<c>", "").replace("</c>", ""))
+        text = _WORD_TIMINGS.sub("", text)
     raw, skipped = _blocks(text, kind == "vtt")
     del text  # big files: memory back as soon as possible (fewer page faults)
     cleaned: list[tuple[float, float, _Segs | None, list[str]]] = []
@@ -453,6 +453,7 @@ _TAGS = re.compile(
     r"|<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>",
     re.I,
 )
+_WORD_TIMINGS = re.compile(r"</?c>|<\d\d:\d\d:\d\d\.\d\d\d>")
 _INLINE = re.compile(r"<\d\d:\d\d:\d\d\.\d\d\d>")
 _BR_TAG = re.compile(r"<br\s*/?>", re.I)
 _ASS = re.compile(r"\{\\[^{}]*\}")
