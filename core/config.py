@@ -42,7 +42,7 @@ def builtin_profiles() -> dict[str, dict[str, Any]]:
         "podcast": {
             "audio": True,
             "audio-format": "mp3",
-            "audio-quality": "128K",
+            "audio-quality": "128",  # kbit/s (yt-dlp: above 10 is a bitrate)
             "normalize": True,
             "embed-metadata": True,
             "embed-thumbnail": True,
@@ -53,7 +53,7 @@ def builtin_profiles() -> dict[str, dict[str, Any]]:
         "music": {
             "audio": True,
             "audio-format": "mp3",
-            "audio-quality": "320K",
+            "audio-quality": "320",
             "embed-metadata": True,
             "embed-thumbnail": True,
         },

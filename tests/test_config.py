@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -424,3 +425,38 @@ def test_doctor_warns_about_ignored_keys(xdl, config_file) -> None:
     assert line["status"] == "warn"
     assert f"{path}:3: defaults.timout ignored" in line["message"]
     assert r.exit_code == 0  # a warning, not a failure
+
+
+def _streams(path: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    data = json.loads(out)
+    return [*data["streams"], {"format": data["format"]}]
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffmpeg not installed")
+@pytest.mark.parametrize("profile", ["archive", "social", "music", "stream"])
+def test_built_in_profiles_do_what_they_say(xdl, site, profile) -> None:
+    r = xdl("fetch", "--profile", profile, "-o", profile, site.url("/watch.html"))
+    assert r.exit_code == 0, r.stderr
+    (line,) = r.lines
+    path = Path(line["path"])
+    streams = _streams(str(path))
+    kinds = [s.get("codec_type") for s in streams]
+    if profile == "archive":  # MKV, every subtitle embedded, info JSON, a folder per uploader
+        assert path.suffix == ".mkv"
+        assert kinds.count("subtitle") == 2
+        assert path.with_suffix(".info.json").is_file()
+        assert path.parent.parent == Path.cwd() / "archive"
+    elif profile == "social":  # MP4, at most 720p
+        assert path.suffix == ".mp4"
+        assert all(s.get("height", 0) <= 720 for s in streams)
+    elif profile == "music":  # MP3 at 320k
+        assert path.suffix == ".mp3" and kinds == ["audio", None]
+        assert int(streams[0]["bit_rate"]) >= 300_000
+    else:
+        assert "video" in kinds
