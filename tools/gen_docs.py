@@ -21,6 +21,7 @@ import inspect
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,12 +122,20 @@ def section(name: str) -> str:
     return f".SH {name}"
 
 
+def wrap(text: str) -> str:
+    """Prose as roff source lines of at most 80 bytes (mandoc's style)."""
+    lines = textwrap.wrap(
+        " ".join(text.split()), 78, break_long_words=False, break_on_hyphens=False
+    )
+    return "\n".join(esc(line) for line in lines)
+
+
 def para(text: str) -> str:
-    return ".PP\n" + esc(" ".join(text.split()))
+    return ".PP\n" + wrap(text)
 
 
 def tagged(tag: str, body: str) -> str:
-    return f".TP\n{tag}\n{esc(' '.join(body.split()))}"
+    return f".TP\n{tag}\n{wrap(body)}"
 
 
 def literal(lines: list[str]) -> str:
@@ -242,6 +251,8 @@ def tidy(page: str) -> str:
 def header(name: str, summary: str) -> list[str]:
     return [
         f'.TH {name.upper()} 1 {page_date()} "xdl {__version__}" "xdl manual"',
+        ".nh",  # no hyphenation: option names and XDL_* variables stay whole
+        ".ad l",  # ragged right: long names do not stretch the spaces of a line
         section("NAME"),
         f"{esc(name)} \\- {esc(summary)}",
     ]
