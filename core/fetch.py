@@ -28,7 +28,7 @@ from .archive import media_key, open_archive, url_key
 from .inputs import Input, check_url
 from .names import filename_from_url, inside, with_extension
 from .network import NetworkOptions
-from .partfile import PartFile, sha256_file
+from .partfile import PartFile, check_free_space, sha256_file
 from .ratelimit import HostPacer, TokenBucket
 
 if TYPE_CHECKING:
@@ -754,6 +754,8 @@ class _Job:
         archive = self.archive
 
         def match_filter(info: Mapping[str, Any], *, incomplete: bool = False) -> str | None:
+            if not incomplete and not o.dry_run:
+                self._check_announced_size(info)
             if archive is None or not info.get("id"):
                 return None
             key = info.get("extractor_key") or info.get("ie_key") or info.get("extractor")
@@ -790,6 +792,22 @@ class _Job:
         except _Stopped:
             raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
         return self._media_results(info, skipped_archive, downloading)
+
+    def _check_announced_size(self, info: Mapping[str, Any]) -> None:
+        """--max-size, --min-size and free space, before yt-dlp downloads, when the chosen
+        format(s) say their size (raised through yt-dlp: not one of its exceptions)."""
+        formats = info.get("requested_formats") or [info]
+        sizes = [f.get("filesize") or f.get("filesize_approx") for f in formats]
+        if not sizes or not all(isinstance(x, (int, float)) and x > 0 for x in sizes):
+            return
+        size = int(sum(sizes))
+        if self.o.max_size is not None and size > self.o.max_size:
+            raise errors.TooLarge(
+                f"{size} bytes is more than --max-size {self.o.max_size}", bytes=size
+            )
+        if self.o.min_size is not None and size < self.o.min_size:
+            raise errors.TooSmall(f"{size} bytes is less than --min-size {self.o.min_size}")
+        check_free_space(self.out, size)
 
     def _planned(self, entries: list[dict[str, Any]]) -> list[FetchResult]:
         results = []

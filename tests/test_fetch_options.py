@@ -272,3 +272,43 @@ def test_youtube_dl_extracts_audio(xdl: Any, site: Any) -> None:
     )  # fmt: skip
     assert ran.exit_code == 0, ran.stderr
     assert ran.lines[0]["path"].endswith(".mp3") and Path(ran.lines[0]["path"]).exists()
+
+
+def test_an_announced_size_is_checked_before_ytdlp_downloads(xdl: Any, site: Any) -> None:
+    @site.route("/fetch/sized.html")
+    def sized(r: Any) -> None:
+        ld = {
+            "@context": "https://schema.org",
+            "@type": "VideoObject",
+            "name": "Big Clip",
+            "contentUrl": site.url("/media/clip-180p.mp4?sized=1"),
+            "contentSize": "5000000",
+            "uploadDate": "2026-01-01",
+        }
+        page = (
+            "<!DOCTYPE html><html><head><title>Big Clip</title>"
+            f'<script type="application/ld+json">{json.dumps(ld)}</script></head>'
+            "<body></body></html>"
+        )
+        r.send_bytes(page.encode(), "text/html; charset=utf-8")
+
+    site.clear_log()
+    ran = xdl("fetch", "--max-size", "1M", site.url("/fetch/sized.html"))
+    assert ran.exit_code == 1
+    assert ran.lines[0]["error"]["code"] == "too_large"
+    assert [a["strategy"] for a in ran.lines[0]["attempts"]] == ["ytdlp"]  # final: no fallback
+    assert "5000000 bytes" in ran.lines[0]["error"]["message"]  # announced, not measured
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_a_too_large_download_is_removed(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", "--max-size", "10K", site.url("/watch.html"))
+    assert ran.lines[0]["error"]["code"] == "too_large"
+    assert list(Path.cwd().iterdir()) == []
+
+
+def test_an_hls_stream_is_downloaded(xdl: Any, site: Any) -> None:
+    ran = xdl("fetch", site.url("/hls.html"))
+    assert ran.exit_code == 0, ran.stderr
+    assert Path(ran.lines[0]["path"]).stat().st_size > 0
+    assert ran.lines[0]["strategy"] == "ytdlp"
