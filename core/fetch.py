@@ -243,6 +243,7 @@ def _batch(
     interrupt: BaseException | None = None
     source = iter(inputs)
     exhausted = False
+    last_origin = ""
     pending: dict[Future[list[FetchResult]], Input] = {}
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="xdl-fetch")
     try:
@@ -253,6 +254,7 @@ def _batch(
                     if item is None:
                         exhausted = True
                         break
+                    last_origin = item.origin
                     if item.error is not None:
                         yield _failed(item.value, item.error, (), time.monotonic())
                         continue
@@ -298,7 +300,19 @@ def _batch(
             stop.set()
         pool.shutdown(wait=True, cancel_futures=False)
     if interrupt is not None:
+        # The inputs not started get their `interrupted` line too, when reading them
+        # cannot block: arguments and batch files, not a pipe on stdin.
+        if not exhausted and not _from_stdin(last_origin):
+            for item in source:
+                if _from_stdin(item.origin):
+                    break
+                error = item.error or errors.Interrupted("interrupted before it started")
+                yield _failed(item.value, error, (), time.monotonic())
         raise interrupt
+
+
+def _from_stdin(origin: str) -> bool:
+    return origin.startswith(("stdin", "<stdin>", "-:"))
 
 
 def preflight(options: FetchOptions) -> None:

@@ -586,3 +586,19 @@ def test_processes_sharing_an_archive_never_corrupt_it(site: Any) -> None:
         assert proc.returncode == 0
     lines = (work / "shared.txt").read_text().splitlines()
     assert sorted(lines) == sorted(f"url {u}" for urls in lists for u in urls)
+
+
+def test_an_interrupt_reports_every_unfinished_input(routes: Any) -> None:
+    work = Path.cwd()
+    urls = [routes.url(f"/fetch/slow-etag.bin?n={i}") for i in range(3)]
+    (work / "list.txt").write_text(routes.url("/fetch/slow-etag.bin?n=file") + "\n")
+    proc = _start(["-j", "1", "-o", "many", "-a", "list.txt", *urls], work)
+    _wait_for_part(work / "many" / "slow-etag.bin.part", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()
+    lines = [json.loads(x) for x in out.decode().splitlines()]
+    assert [x["error"]["code"] for x in lines] == ["interrupted"] * 4
+    assert sorted(x["url"] for x in lines) == sorted(
+        [*urls, routes.url("/fetch/slow-etag.bin?n=file")]
+    )
