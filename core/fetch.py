@@ -972,6 +972,8 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         params["writeinfojson"] = True
     if o.write_description:
         params["writedescription"] = True
+    if o.sleep:
+        params["sleep_interval_requests"] = o.sleep  # between yt-dlp's own page requests
     if o.playlist_items:
         params["playlist_items"] = o.playlist_items
     if o.max_downloads:

@@ -44,6 +44,7 @@ def ffprobe(path: str | Path) -> dict[str, Any]:
         (FetchOptions(overwrite=True), {"overwrites": True}),
         (FetchOptions(audio=True, keep_video=True), {"keepvideo": True, "format": "ba/b"}),
         (FetchOptions(embed_thumbnail=True), {"writethumbnail": True}),
+        (FetchOptions(sleep=2.0), {"sleep_interval_requests": 2.0}),
     ],
 )
 def test_ytdlp_params(options: FetchOptions, expected: dict[str, Any]) -> None:
