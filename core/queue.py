@@ -62,6 +62,7 @@ STATUS_ALIASES = {
     "canceled": "cancelled",
 }
 BACKUP_EVERY = 600.0
+HINT_SIZE = 64
 BACKUPS_KEPT = 10
 DEFAULT_LOCK_TIMEOUT = 30.0
 
@@ -464,7 +465,23 @@ class _State:
             "paused": self.paused,
             "next_id": self.next_id,
             "options": {k: v for k, v in self.options.items() if k in used},
+            "claim_hint": self.claim_hint(),
             "tasks": list(self.tasks.values()),
+        }
+
+    def claim_hint(self) -> dict[str, Any]:
+        """For a cold runner's claim: the first queued tasks in claim order and every
+        running one, as of this snapshot (so a claim need not parse every task)."""
+        queued = [
+            (-int(r.get("priority", 0)), t)
+            for t, r in self.tasks.items()
+            if r.get("status") == "queued"
+        ]
+        first = heapq.nsmallest(HINT_SIZE, queued)
+        return {
+            "queued": [t for _, t in first],
+            "more": len(queued) > len(first),
+            "running": sorted(self.running),
         }
 
 
@@ -534,7 +551,7 @@ def _state_from_document(doc: Any, name: str) -> tuple[_State, int]:
         state.next_id = max(1, int(doc.get("next_id", 1)))
         opts = doc.get("options", {})
         state.options = dict(opts) if isinstance(opts, dict) else {}
-        known = {"version", "kind", "generation", "saved_at", "paused", "next_id"}
+        known = {"version", "kind", "generation", "saved_at", "paused", "next_id", "claim_hint"}
         state.extra = {k: v for k, v in doc.items() if k not in known | {"options", "tasks"}}
     else:
         raise ValueError("not a JSON object")
@@ -658,6 +675,13 @@ class JsonStore:
         self._migrate_from: int | None = None
         self._next_backup_check = 0.0
         self._unsynced: list[int] | None = None
+        self._loaded = False
+
+    def _light_allowed(self) -> bool:
+        """A store that has not loaded the whole queue (a one-shot command: `queue add`,
+        `queue run --max-tasks 1`) may take the light paths, which read a few tasks out of
+        the snapshot's bytes. Once loaded (a runner), it only reads what changed."""
+        return self._state is None and not self._loaded
 
     # -- locking and loading --
 
@@ -750,6 +774,7 @@ class JsonStore:
             ) from None
         self._state = state
         self._snap_key = key
+        self._loaded = True
         self._migrate_from = version if version != SCHEMA_VERSION else None
         self._joff = self._jops = 0
         self._journal_ino = None
@@ -1076,7 +1101,7 @@ class JsonStore:
         """Add tasks; a URL already queued, running or done is not added again unless
         `force` (nor a cancelled one); a failed one is requeued."""
         with self._locked(load=False):
-            view = self._light_view(len(items)) if self._state is None else None
+            view = self._light_view(len(items)) if self._light_allowed() else None
             if view is not None:
                 # A cold process adding a few URLs: no need to parse the whole queue.
                 state, lookup = view
@@ -1163,6 +1188,38 @@ class JsonStore:
         needed anyway (an older or foreign file, a compaction or a backup due...)."""
         if count > 16:
             return None
+        base = self._light_base(count)
+        if base is None:
+            return None
+        data, head_end, _, state = base
+        journal_urls: dict[str, list[Record]] = {}
+        for rec in state.tasks.values():
+            journal_urls.setdefault(rec["url"], []).append(rec)
+        masked = state.tasks.keys() | state.deleted
+
+        def lookup(url: str) -> Record | None:
+            found = list(journal_urls.get(url, ()))
+            needle = b'"url":' + json.dumps(url, ensure_ascii=False).encode()
+            pos = data.find(needle, head_end)
+            while pos >= 0:
+                after = data[pos + len(needle) : pos + len(needle) + 1]
+                if after in (b",", b"}"):
+                    start = data.rfind(b"\n", 0, pos) + 1
+                    line = data[start : data.find(b"\n", pos)].rstrip(b",")
+                    rec = json.loads(line)
+                    if rec.get("url") == url and rec.get("id") not in masked:
+                        found.append(rec)
+                pos = data.find(needle, pos + 1)
+            if not found:
+                return None
+            active = [r for r in found if r.get("status") in ACTIVE]
+            return max(active or found, key=lambda r: int(r["id"]))
+
+        return state, lookup
+
+    def _light_base(self, count: int) -> tuple[bytes, int, dict[str, Any], _State] | None:
+        """The snapshot's bytes, its header, and the journal replayed onto an empty state;
+        None when a full load is needed anyway."""
         try:
             data = self.path.read_bytes()
         except OSError:
@@ -1196,30 +1253,72 @@ class JsonStore:
         tasks = data.count(b"\n") - 2
         if self._jops + count > 1000 + tasks // 20 or self._backup_due(tasks > 0):
             return None
-        journal_urls: dict[str, list[Record]] = {}
-        for rec in state.tasks.values():
-            journal_urls.setdefault(rec["url"], []).append(rec)
+        return data, head_end, meta, state
+
+    def _light_finish(
+        self, worker: Worker, outcome: Outcome | None, lease: float | None
+    ) -> tuple[bool, Task | None] | None:
+        """`finish` in a cold process: our task and the claim candidates (the snapshot's
+        claim hint, and what the journal changed) are read by id from the snapshot's bytes.
+        None when the full load must decide (a task to take back, the hint used up...)."""
+        base = self._light_base(2)
+        if base is None:
+            return None
+        data, head_end, meta, state = base
+        hint = meta.get("claim_hint")
+        if not isinstance(hint, dict):
+            return None
         masked = state.tasks.keys() | state.deleted
 
-        def lookup(url: str) -> Record | None:
-            found = list(journal_urls.get(url, ()))
-            needle = b'"url":' + json.dumps(url, ensure_ascii=False).encode()
-            pos = data.find(needle, head_end)
-            while pos >= 0:
-                after = data[pos + len(needle) : pos + len(needle) + 1]
-                if after in (b",", b"}"):
-                    start = data.rfind(b"\n", 0, pos) + 1
-                    line = data[start : data.find(b"\n", pos)].rstrip(b",")
-                    rec = json.loads(line)
-                    if rec.get("url") == url and rec.get("id") not in masked:
-                        found.append(rec)
-                pos = data.find(needle, pos + 1)
-            if not found:
-                return None
-            active = [r for r in found if r.get("status") in ACTIVE]
-            return max(active or found, key=lambda r: int(r["id"]))
+        def record(tid: Any) -> Record:
+            if tid in state.tasks:
+                return state.tasks[tid]
+            pos = data.find(b'\n{"id":%d,' % tid, head_end - 1)
+            if not isinstance(tid, int) or tid in state.deleted or pos < 0:
+                raise LookupError(tid)
+            rec: Record = json.loads(data[pos + 1 : data.find(b"\n", pos + 1)].rstrip(b","))
+            if rec.get("id") != tid:
+                raise LookupError(tid)
+            return rec
 
-        return state, lookup
+        now = time.time()
+        ops: list[dict[str, Any]] = []
+        recorded = False
+        new: Record = {}
+        try:
+            if outcome is not None:
+                rec = record(outcome.task_id) if outcome.task_id not in state.deleted else None
+                settled = self._settle_record(rec, worker, outcome, now)
+                if settled is not None:
+                    ops.append(settled)
+                    recorded = True
+            if lease is not None:
+                running = [record(t) for t in hint["running"] if t not in masked]
+                running += [r for r in state.tasks.values() if r.get("status") == "running"]
+                if any(_needs_recovery(r, now) for r in running):
+                    return None
+                if not state.paused:
+                    ready = [
+                        r
+                        for r in (record(t) for t in hint["queued"] if t not in masked)
+                        if (r.get("next_attempt_at") or 0) <= now
+                    ]
+                    if not ready and hint.get("more"):
+                        return None  # the hint is used up: only a full load knows what is next
+                    ready += [
+                        r
+                        for r in state.tasks.values()
+                        if r.get("status") == "queued" and (r.get("next_attempt_at") or 0) <= now
+                    ]
+                    if ready:
+                        chosen = min(ready, key=lambda r: (-int(r.get("priority", 0)), r["id"]))
+                        new = _claimed(chosen, worker, lease, now)
+                        ops.append({"op": "put", "task": new})
+        except (LookupError, ValueError, TypeError, KeyError):
+            return None
+        if ops:
+            self._append(state, ops)
+        return recorded, Task.from_record(new, state.options) if new else None
 
     def _backup_due(self, has_tasks: bool) -> bool:
         now = time.time()
@@ -1244,7 +1343,15 @@ class JsonStore:
         """Record how our task went and, when `lease` is given, claim the next one, in one
         locked write (a runner's hot path). Returns (recorded, the claimed task or None);
         not recorded when the task is no longer ours (cancelled, removed, taken back)."""
-        with self._locked() as state:
+        with self._locked(load=False):
+            if self._light_allowed():
+                try:
+                    light = self._light_finish(worker, outcome, lease)
+                finally:
+                    self._state = self._snap_key = None
+                if light is not None:
+                    return light
+            state = self._refresh()
             now = time.time()
             ops: list[dict[str, Any]] = []
             recorded = False
@@ -1262,16 +1369,7 @@ class JsonStore:
                 if not state.paused:
                     chosen = self._pick(state, now, skip=outcome.task_id if outcome else None)
             if chosen is not None:
-                new = {
-                    **chosen,
-                    "status": "running",
-                    "attempts": int(chosen.get("attempts", 0)) + 1,
-                    "worker": worker.to_dict(),
-                    "lease_until": now + (lease or 0),
-                    "started_at": now,
-                    "updated_at": now,
-                }
-                new.pop("next_attempt_at", None)
+                new = _claimed(chosen, worker, lease or 0, now)
                 ops.append({"op": "put", "task": new})
             try:
                 self._write(state, ops)
@@ -1308,9 +1406,9 @@ class JsonStore:
         ops = []
         for tid in list(state.running):
             rec = state.tasks[tid]
-            gone = worker_gone(rec.get("worker"))
-            if not gone and (rec.get("lease_until") or 0) >= now:
+            if not _needs_recovery(rec, now):
                 continue
+            gone = worker_gone(rec.get("worker"))
             why = "its worker died" if gone else "its lease expired"
             error = {"code": "worker_lost", "message": f"task was taken back: {why}"}
             new = {**_clear_run(rec), "status": "queued", "updated_at": now, "error": error}
@@ -1330,8 +1428,14 @@ class JsonStore:
     def _settle(
         self, state: _State, worker: Worker, outcome: Outcome, now: float
     ) -> dict[str, Any] | None:
-        rec = self._owned(state, worker, outcome.task_id)
-        if rec is None:
+        return self._settle_record(state.tasks.get(outcome.task_id), worker, outcome, now)
+
+    def _settle_record(
+        self, rec: Record | None, worker: Worker, outcome: Outcome, now: float
+    ) -> dict[str, Any] | None:
+        if rec is None or rec.get("status") != "running":
+            return None
+        if (rec.get("worker") or {}).get("runner") != worker.runner:
             return None
         new = {**_clear_run(rec), "updated_at": now}
         if outcome.result:
@@ -1470,6 +1574,25 @@ class JsonStore:
             if state.paused != paused:
                 self._write(state, [{"op": "meta", "paused": paused}])
             return state.paused
+
+
+def _needs_recovery(rec: Mapping[str, Any], now: float) -> bool:
+    """A running task whose worker is gone, or whose lease ran out."""
+    return (rec.get("lease_until") or 0) < now or worker_gone(rec.get("worker"))
+
+
+def _claimed(rec: Mapping[str, Any], worker: Worker, lease: float, now: float) -> Record:
+    new = {
+        **rec,
+        "status": "running",
+        "attempts": int(rec.get("attempts", 0)) + 1,
+        "worker": worker.to_dict(),
+        "lease_until": now + lease,
+        "started_at": now,
+        "updated_at": now,
+    }
+    new.pop("next_attempt_at", None)
+    return new
 
 
 def _clear_run(rec: Mapping[str, Any]) -> Record:

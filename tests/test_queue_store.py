@@ -553,3 +553,86 @@ def test_cold_add_does_not_parse_the_snapshot(path: Path, monkeypatch: pytest.Mo
     assert [(a.added, a.id) for a in added] == [(False, 4), (True, 502)]
     assert calls == []
     assert len(JsonStore(path).tasks()) == 502
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_cold_claim_and_finish_agree_with_a_full_load(tmp_path: Path, seed: int) -> None:
+    """A fresh runner records a result and claims the next task from the snapshot's claim
+    hint and the journal; it must pick exactly what a store that parsed everything picks
+    (priorities, backoff, pauses, cancels, removals, compactions in between)."""
+    import random
+    import shutil
+    import time as clock
+
+    rng = random.Random(seed)
+    base = tmp_path / "base" / "queue.json"
+    store = JsonStore(base)
+    me = Worker.here()
+    mine: list[int] = []
+    for step in range(rng.randint(10, 60)):
+        action = rng.random()
+        if action < 0.35:
+            store.add(
+                [
+                    NewTask(f"https://c.example/{step}/{i}", priority=rng.choice([0, 0, 1, 5]))
+                    for i in range(rng.randint(1, 30))
+                ]
+            )
+        elif action < 0.6:
+            t = store.claim(me, 60)
+            if t is not None:
+                roll = rng.random()
+                if roll < 0.4:
+                    store.complete(me, t.id, {"bytes": 1})
+                elif roll < 0.6:
+                    later = clock.time() + rng.choice([-5, 3600])
+                    store.fail(me, t.id, {"code": "network", "message": "x"}, later)
+                else:
+                    mine.append(t.id)  # still running, ours
+        elif action < 0.7:
+            ids = [t.id for t in store.tasks(statuses=["queued"])]  # type: ignore[union-attr]
+            if ids:
+                store.cancel([rng.choice(ids)])
+        elif action < 0.8:
+            ids = [t.id for t in store.tasks(statuses=["queued", "done"])]  # type: ignore[union-attr]
+            if ids:
+                store.remove([rng.choice(ids)])
+        elif action < 0.85:
+            store.set_paused(rng.random() < 0.3)
+        elif base.exists():
+            store._compact(store._refresh())
+    running = [t for t in mine if JsonStore(base).tasks(ids=[t])[0].status == "running"]  # type: ignore[union-attr]
+    light_used = 0
+    for trial in range(6):
+        dirs = []
+        for name in ("light", "full"):
+            d = tmp_path / f"{name}-{trial}"
+            shutil.copytree(base.parent, d)
+            dirs.append(d / "queue.json")
+        outcome = None
+        if running and rng.random() < 0.7:
+            tid = running.pop()
+            error = None if rng.random() < 0.6 else {"code": "network", "message": "y"}
+            outcome = q.Outcome(tid, {"bytes": 2}, error, None)
+        lease = 60.0 if rng.random() < 0.8 else None
+        probe = JsonStore(dirs[0])
+        with probe._locked(load=False):
+            light_used += probe._light_finish(me, outcome, lease) is not None
+        shutil.rmtree(dirs[0].parent)
+        shutil.copytree(base.parent, dirs[0].parent)
+        light, full = JsonStore(dirs[0]), JsonStore(dirs[1])
+        full.tasks()  # loaded: the full path
+        got = light.finish(me, outcome, lease=lease, max_attempts=4)
+        expected = full.finish(me, outcome, lease=lease, max_attempts=4)
+        assert (got[0], got[1] and got[1].id) == (expected[0], expected[1] and expected[1].id)
+        strip = ("updated_at", "started_at", "finished_at", "lease_until")
+        seen = [
+            {k: v for k, v in t.to_dict().items() if k not in strip}  # type: ignore[union-attr]
+            for t in JsonStore(dirs[0]).tasks()
+        ]
+        should = [
+            {k: v for k, v in t.to_dict().items() if k not in strip}  # type: ignore[union-attr]
+            for t in JsonStore(dirs[1]).tasks()
+        ]
+        assert seen == should
+    assert light_used >= 3  # the light path is what these trials test
