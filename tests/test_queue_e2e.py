@@ -162,3 +162,37 @@ def test_two_runner_processes_download_each_task_once(
     assert set(gets) == set(names)
     assert max(gets.values()) == min(gets.values())  # nobody fetched a task twice
     assert all((tmp_path / "out" / n).exists() for n in names)
+
+
+def test_watch_takes_tasks_added_later_until_sigterm(
+    site: Any, tmp_path: Path, env: dict[str, str]
+) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [XDL, "queue", "run", "--watch", "--poll", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        time.sleep(0.5)  # the runner is up and finds nothing: it keeps polling
+        assert proc.poll() is None
+        added = run("queue", "add", "-o", str(out), site.url("/files/report"), env=env)
+        assert added.returncode == 0, added.stderr
+        deadline = time.monotonic() + 60
+        while not (out / "Quarterly Report.pdf").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the watching runner never took the task"
+            time.sleep(0.05)
+        (task,) = lines(run("queue", "status", env=env).stdout)
+        deadline = time.monotonic() + 30
+        while task["status"] != "done" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            (task,) = lines(run("queue", "status", env=env).stdout)
+        assert task["status"] == "done"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    (result,) = lines(stdout.decode())
+    assert result["ok"] and result["id"] == 1
