@@ -318,6 +318,7 @@ def test_readme_recipe_runs(shell, site, home: Path, comment: str, lines: list[s
     assert r.stdout.strip() or any(p.is_file() and p.stat().st_size for p in made), comment
 
 
+@pytest.mark.slow
 def test_demo_script_still_runs(shell, site) -> None:
     """examples/demo.sh (`make demo`) starts its own site and must keep working."""
     r = shell(f"sh {EXAMPLES / 'demo.sh'}", timeout=600)
