@@ -4,7 +4,6 @@ errors become exit codes (SPEC §4)."""
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import signal
 import sys
@@ -17,15 +16,20 @@ import click
 
 from xdl.core import __version__
 
-#: command name -> module under xdl.cli.commands; each module defines `command`.
+#: command name -> (module under xdl.cli.commands defining `command`, its one-line help).
+#: The help is repeated here so that `xdl --help` imports no command module (a test
+#: checks it matches the command's own docstring).
 COMMANDS = {
-    "info": "info",
-    "formats": "formats",
-    "doctor": "doctor",
-    "fetch": "fetch",
-    "queue": "queue",
-    "transcript": "transcript",
-    "to-markdown": "to_markdown",
+    "info": ("info", "Print metadata for each URL: one JSON object a line."),
+    "formats": ("formats", "List the formats each URL offers: one JSON object a format."),
+    "doctor": ("doctor", "Check that xdl can work here: one line per check."),
+    "fetch": ("fetch", "Download media or files: one JSON line per item on stdout."),
+    "queue": ("queue", "A persistent download queue: add URLs now, download them later, safely."),
+    "transcript": ("transcript", "Download subtitles of each URL, as published or as clean text."),
+    "to-markdown": (
+        "to_markdown",
+        "Turn WebVTT, SRT or TTML/DFXP captions into clean Markdown paragraphs.",
+    ),
 }
 
 CONTEXT_SETTINGS = {
@@ -37,9 +41,11 @@ CONTEXT_SETTINGS = {
 
 
 class LazyGroup(click.Group):
-    """Imports a subcommand's module only when that subcommand is used (or listed)."""
+    """Imports a subcommand's module only when that subcommand is used."""
 
-    def __init__(self, *args: Any, lazy: dict[str, str], package: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lazy: dict[str, tuple[str, str]], package: str, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = lazy
         self.package = package
@@ -50,11 +56,18 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
-        module = self.lazy.get(cmd_name)
-        if module is None:
+        if cmd_name not in self.lazy:
             return None
+        module = self.lazy[cmd_name][0]
         command: click.Command = importlib.import_module(f"{self.package}.{module}").command
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of `--help`, from the registry: no command module imported."""
+        rows = [(name, self.lazy[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 class XdlGroup(LazyGroup):
@@ -69,7 +82,6 @@ class XdlGroup(LazyGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> int:
-        _setup_logging()
         code = _exit_status(
             lambda: super(XdlGroup, self).main(
                 args, prog_name, complete_var, standalone_mode=False, **extra
@@ -119,6 +131,7 @@ def cli(ctx: click.Context, config: Path | None, no_config: bool) -> None:
     """
     from xdl.cli.config import setup
 
+    _setup_logging()  # here, not in main(): `xdl --help` and `--version` never import logging
     setup(ctx, config, no_config)
 
 
@@ -130,18 +143,19 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Terminated()
 
 
-class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is now (CliRunner swaps it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
-
-
 def _setup_logging() -> None:
+    """Warnings and errors as `xdl: ...` lines on whatever sys.stderr is now (CliRunner
+    swaps it); -v / -q change the level."""
+    import logging
+
+    class Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+        def emit(self, record: logging.LogRecord) -> None:
+            self.stream = sys.stderr
+            super().emit(record)
+
     root = logging.getLogger("xdl")
     if not root.handlers:
-        handler = _Stderr()
+        handler = Stderr()
         handler.setFormatter(logging.Formatter("xdl: %(message)s"))
         root.addHandler(handler)
         root.propagate = False
