@@ -76,6 +76,7 @@ RSS_METHOD = (
     "the runner inherits the runner's own peak (`apt-get install time` for exact figures)."
 )
 LOAD_AT_START = "unknown"
+COMMIT_AT_START = ""
 LATENCY = 0.3  # seconds before the latency endpoint answers each request
 
 
@@ -1189,6 +1190,17 @@ def version_of(argv: Sequence[str], pattern: str = r"(\d+(?:\.\d+)+)") -> str:
     return m.group(1) if m else "unknown"
 
 
+def git_commit() -> str:
+    """The commit measured (taken at the start: others may commit during the run)."""
+    with contextlib.suppress(OSError):
+        return subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    return ""
+
+
 def load() -> str:
     with contextlib.suppress(OSError):
         return " / ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -1206,11 +1218,7 @@ def machine(server: str) -> list[list[str]]:
     with contextlib.suppress(OSError, ValueError, IndexError):
         kib = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f"{kib / 1024 / 1024:.0f} GiB"
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    commit = COMMIT_AT_START
     xdl_version = subprocess.run([XDL, "--version"], capture_output=True, text=True).stdout
     import site as site_mod
 
@@ -1227,7 +1235,7 @@ def machine(server: str) -> list[list[str]]:
         ["Python", platform.python_version()],
         [
             "xdl",
-            f"{xdl_version.strip()} (git {commit or 'unknown'}"
+            f"{xdl_version.strip()} (git {commit or 'unknown'} at the start of the run"
             + ("; the tree had uncommitted changes" if dirty else "")
             + ")",
         ],
@@ -1308,8 +1316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = output.resolve()
     plots = BENCH / "plots" if output == ROOT / "BENCHMARKS.md" else output.parent / "plots"
 
-    global LOAD_AT_START
+    global LOAD_AT_START, COMMIT_AT_START
     LOAD_AT_START = load()
+    COMMIT_AT_START = git_commit()
     tmp = Path(tempfile.mkdtemp(prefix="xdl-bench-"))
     tmp.chmod(0o755)
     bench = Bench(tmp, quick=args.quick, runs=args.runs)
