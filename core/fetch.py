@@ -404,6 +404,8 @@ _YTDLP_TYPES = re.compile(
     r"application/xml|text/xml|application/ogg)"
 )
 _FILE_TIERS = ("http", "wget", "curl")
+#: A single media file (not a playlist or manifest such as audio/mpegurl or video/vnd.*).
+_DIRECT_MEDIA = re.compile(r"^(video|audio)/(?!.*(mpegurl|dash|vnd\.))[\w.+-]+$")
 
 
 class _Job:
@@ -518,12 +520,28 @@ class _Job:
                     raise
                 log.debug("%s: probe failed (%s); trying yt-dlp first", self.url, e.message)
                 self.head = None
-            if self.head is None or _YTDLP_TYPES.match(self.head.mime):
+            files = [t for t in everything if t in _FILE_TIERS]
+            if self.head is not None and self._plain_media_file(self.head.mime):
+                # A bare video/audio file that needs none of yt-dlp's processing: save it
+                # like a file (one request, resumable, its real name); yt-dlp is the fallback.
+                chain = files + media_tiers
+            elif self.head is None or _YTDLP_TYPES.match(self.head.mime):
                 self._drop_response()
                 chain = everything
             else:
-                chain = [t for t in everything if t in _FILE_TIERS]
+                chain = files
         return chain if self.o.fallback else chain[:1]
+
+    def _plain_media_file(self, mime: str) -> bool:
+        """A direct media file that yt-dlp would only save as is, under a stranger name."""
+        o = self.o
+        needs_ytdlp = (
+            o.audio or o.format or o.quality or o.container or o.subs or o.write_info_json
+            or o.write_description or o.embed_metadata or o.embed_thumbnail or o.embed_subs
+            or o.embed_chapters or o.normalize or o.playlist_items
+            or o.template != DEFAULT_TEMPLATE
+        )  # fmt: skip
+        return bool(_DIRECT_MEDIA.match(mime)) and not needs_ytdlp
 
     def _claimed_by_extractor(self) -> bool:
         from . import ytdlp

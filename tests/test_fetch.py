@@ -96,6 +96,29 @@ def test_a_pdf_goes_straight_to_http_under_its_real_name(xdl: Any, site: Any) ->
     assert len(site.requests("/files/report")) == 1  # the probe's GET is the download
 
 
+def test_a_direct_media_file_is_saved_like_a_file(xdl: Any, site: Any) -> None:
+    """A bare .mp4 needs nothing from yt-dlp: one request, its real name, yt-dlp as fallback."""
+    site.clear_log()
+    ran = xdl("fetch", "-o", "out", site.url("/media/clip-180p.mp4"))
+    assert ran.exit_code == 0, ran.stderr
+    (line,) = ran.lines
+    assert line["strategy"] == "http" and len(line["attempts"]) == 1
+    assert Path(line["path"]) == Path("out/clip-180p.mp4").resolve()
+    assert file_sha(line["path"]) == CLIP_SHA
+    assert len(site.requests("/media/clip-180p.mp4")) == 1
+
+
+@pytest.mark.parametrize("option", [["--template", "%(id)s.%(ext)s"], ["--embed-metadata"]])
+def test_a_direct_media_file_with_ytdlp_options_goes_through_ytdlp(
+    xdl: Any, site: Any, option: list[str]
+) -> None:
+    ran = xdl("fetch", "-o", "out", *option, site.url("/media/clip-180p.mp4"))
+    assert ran.exit_code == 0, ran.stderr
+    (line,) = ran.lines
+    assert line["strategy"] == "ytdlp"
+    assert line["attempts"][0]["strategy"] == "ytdlp"
+
+
 def test_a_page_without_media_falls_back_and_says_why(xdl: Any, site: Any) -> None:
     ran = xdl("fetch", site.url("/nomedia.html"))
     assert ran.exit_code == 0, ran.stderr
