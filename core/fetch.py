@@ -1002,7 +1002,8 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
             {
                 "key": "FFmpegExtractAudio",
                 "preferredcodec": o.audio_format,
-                "preferredquality": o.audio_quality or "5",
+                # "192K" as on yt-dlp's command line, which strips the K before its API.
+                "preferredquality": (o.audio_quality or "5").rstrip("kK"),
                 "nopostoverwrites": False,
             }
         )

@@ -223,6 +223,18 @@ def test_audio_keep_video_and_normalize(xdl: Any, site: Any) -> None:
     assert not list(Path("a").glob("*normalizing*"))
 
 
+@needs_ffprobe
+def test_audio_quality_as_a_bitrate_with_k(xdl: Any, site: Any) -> None:
+    """`--audio-quality 48K` as yt-dlp's own CLI takes it: a 48 kbit/s MP3, not a VBR one."""
+    ran = xdl(
+        "fetch", "-x", "--audio-format", "mp3", "--audio-quality", "48K", "-o", "q",
+        site.url("/audio.html"),
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.stderr
+    (stream,) = ffprobe(ran.lines[0]["path"])["streams"]
+    assert stream["codec_name"] == "mp3" and int(stream["bit_rate"]) == 48000
+
+
 def test_playlist_items_and_max_downloads(xdl: Any, site: Any) -> None:
     items = xdl("fetch", "--playlist-items", "2", "-o", "p", site.url("/feed.xml"))
     assert items.exit_code == 0, items.stderr
