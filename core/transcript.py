@@ -12,7 +12,7 @@ from typing import Any, Literal
 from . import errors
 from .captions import Captions, parse
 from .markdown import Layout, render_json, render_markdown, render_srt, render_text, write_new
-from .names import sanitize_filename
+from .names import inside, sanitize_filename
 from .network import NetworkOptions
 
 log = logging.getLogger("xdl")
@@ -286,10 +286,18 @@ def _item_transcripts(
             yield row
             continue
         fields = {**info, "lang": track.lang, "ext": fmt, "subtitle_source": track.source}
-        name = sanitize_filename(
-            ytdlp.render_template(template, fields), default=f"transcript.{fmt}"
-        )
-        dest = Path(output_dir or ".") / name
+        dest = template_path(output_dir or ".", ytdlp.render_template(template, fields), fmt)
         body = data if fmt == "vtt" and published == "vtt" else text
         written = write_new(dest, body, overwrite)
         yield replace(row, path=str(dest), skipped=None if written else "exists")
+
+
+def template_path(output_dir: str, rendered: str, fmt: str) -> Path:
+    """Where a rendered template lands: its folders kept (as `xdl fetch` keeps them), each
+    part sanitised, `..` dropped, and never outside `output_dir`."""
+    parts = [
+        sanitize_filename(p, default="") for p in rendered.split("/") if p not in ("", ".", "..")
+    ]
+    relative = "/".join(p for p in parts if p) or f"transcript.{fmt}"
+    inside(output_dir, relative)  # raises when a link or name would lead out
+    return Path(output_dir) / relative

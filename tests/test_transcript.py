@@ -117,6 +117,21 @@ def test_an_existing_file_is_kept(xdl: Any, caption_site: Any) -> None:
     assert Path("talk.en.vtt").read_text() == "edited by hand\n"
 
 
+def test_template_folders_are_kept_and_stay_inside(xdl: Any, caption_site: Any) -> None:
+    url = caption_site.url("/watch.html")
+    ran = xdl(
+        "transcript", "-o", "subs", "--template", "%(extractor)s/by-lang/%(lang)s.%(ext)s", url
+    )
+    assert ran.exit_code == 0, ran.stderr
+    (line,) = ran.lines
+    assert Path(line["path"]).resolve() == Path("subs/html5/by-lang/en.vtt").resolve()
+    assert Path(line["path"]).is_file()
+    sneaky = xdl("transcript", "-o", "subs", "--template", "../../%(lang)s.%(ext)s", url)
+    assert sneaky.exit_code == 0, sneaky.stderr
+    assert Path(sneaky.lines[0]["path"]).resolve() == Path("subs/en.vtt").resolve()
+    assert not Path("../en.vtt").exists()
+
+
 def test_ttml_track_converted_and_a_missing_track(xdl: Any, caption_site: Any) -> None:
     (md,) = xdl("transcript", "-F", "md", caption_site.url("/ttml.html")).lines
     assert Path(md["path"]).read_text().endswith("A talk in TTML. Second & last.\n")
