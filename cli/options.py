@@ -223,6 +223,7 @@ _DOWNLOAD_PARAMS = [
     "normalize",
     "playlist_items",
     "max_downloads",
+    "live_from_start",
     "strategy",
     "fallback",
     "rate_limit",
@@ -339,6 +340,11 @@ def download_options(f: F) -> F:
             type=click.IntRange(min=1),
             metavar="N",
             help="Stop a playlist after N downloads.",
+        ),
+        click.option(
+            "--live-from-start",
+            is_flag=True,
+            help="A live stream from its beginning, not from now (yt-dlp).",
         ),
         click.option(
             "--strategy",

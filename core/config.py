@@ -77,6 +77,7 @@ def builtin_profiles() -> dict[str, dict[str, Any]]:
             "sleep": 2.0,
         },
         "stream": {
+            "live-from-start": True,
             "timeout": 120.0,
             "retries": 20,
         },

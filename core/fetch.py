@@ -83,6 +83,7 @@ class FetchOptions:
     normalize: bool = False
     playlist_items: str | None = None
     max_downloads: int | None = None
+    live_from_start: bool = False
     strategy: str = "auto"
     fallback: bool = True
     rate_limit: int | None = None
@@ -996,6 +997,8 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         params["playlist_items"] = o.playlist_items
     if o.max_downloads:
         params["max_downloads"] = o.max_downloads
+    if o.live_from_start:
+        params["live_from_start"] = True
     pps: list[dict[str, Any]] = []
     if o.audio:
         pps.append(

@@ -40,6 +40,7 @@ def ffprobe(path: str | Path) -> dict[str, Any]:
         (FetchOptions(write_description=True), {"writedescription": True}),
         (FetchOptions(playlist_items="1-2"), {"playlist_items": "1-2"}),
         (FetchOptions(max_downloads=2), {"max_downloads": 2}),
+        (FetchOptions(live_from_start=True), {"live_from_start": True}),
         (FetchOptions(retries=7), {"retries": 7, "fragment_retries": 7}),
         (FetchOptions(overwrite=True), {"overwrites": True}),
         (FetchOptions(audio=True, keep_video=True), {"keepvideo": True, "format": "ba/b"}),
