@@ -126,11 +126,10 @@ def list_entries(url: str, *, net: NetworkOptions | None = None) -> Iterator[Pla
 
 
 def describe(url: str, info: Mapping[str, Any]) -> MediaInfo:
-    if info.get("_type") == "playlist":
-        entries = [e for e in info.get("entries") or [] if e]
-        if not entries:
-            raise errors.UnsupportedUrl(f"playlist has no entries: {url}")
-        info = entries[0]
+    item = first_item(info)
+    if item is None:
+        raise errors.UnsupportedUrl(f"playlist has no entries: {url}")
+    info = item
     subs = {
         "manual": sorted(info.get("subtitles") or {}),
         "automatic": sorted(
@@ -159,12 +158,16 @@ def describe(url: str, info: Mapping[str, Any]) -> MediaInfo:
     )
 
 
+def first_item(info: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The item itself, or a playlist's first entry (None for an empty playlist)."""
+    if info.get("_type") != "playlist":
+        return info
+    return next((e for e in info.get("entries") or [] if e), None)
+
+
 def get_formats(url: str, *, net: NetworkOptions | None = None) -> list[Format]:
     """The formats one item offers, worst to best as yt-dlp sorts them."""
-    info = extract(url, net=net)
-    if info.get("_type") == "playlist":
-        entries = [e for e in info.get("entries") or [] if e]
-        info = entries[0] if entries else {}
+    info = first_item(extract(url, net=net)) or {}
     raw = info.get("formats") or ([info] if info.get("url") else [])
     formats = [to_format(url, f) for f in raw if f.get("format_id") or f.get("url")]
     if not formats:
