@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,10 @@ from xdl.core.archive import Archive, media_key, url_key
 from xdl.core.errors import BadInput
 from xdl.core.fetch import FetchOptions, FetchResult
 from xdl.core.names import (
+    APPENDED_SUFFIXES,
+    MAX_NAME_BYTES,
+    NAME_BUDGET,
+    WORKING_SUFFIXES,
     filename_from_content_disposition,
     filename_from_url,
     inside,
@@ -42,10 +47,77 @@ from xdl.core.ratelimit import TokenBucket
         ("", "download"),
         ("CON", "_CON"),
         ("Überraschung.mp4", "Überraschung.mp4"),
+        ("Überraschung.mp4", "Überraschung.mp4"),  # NFD in, NFC out
+        ("a\x85b\x9fc.txt", "a_b_c.txt"),  # C1 controls, like C0
+        ("a\x7fb.txt", "a_b.txt"),
+        ("invoice\u202efdp.exe", "invoicefdp.exe"),  # right-to-left override
+        ("pay\u200bpal\u200d.pdf", "paypal.pdf"),  # zero-width space and joiner
+        ("\ufeffbom.txt", "bom.txt"),
+        ("\u2066iso\u2069late\u00ad.txt", "isolate.txt"),  # isolates, soft hyphen
+        ("\u202e\u200b\ufeff", "download"),  # nothing but format characters
+        ("\u200b.bashrc", "bashrc"),  # a hidden dot behind an invisible character
+        ("..part", "part"),
+        ("nul.txt", "_nul.txt"),
+        ("COM1", "_COM1"),
+        ("lpt9.log", "_lpt9.log"),
+        ("conin$", "_conin$"),
+        ("console.txt", "console.txt"),
+        ("a\udcffb.txt", "a_b.txt"),  # a lone surrogate cannot be written as UTF-8
     ],
 )
 def test_sanitize_filename(raw: str, expected: str) -> None:
     assert sanitize_filename(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("legit.bin.part", "legit.bin_part"),
+        ("legit.bin.part.meta", "legit.bin.part_meta"),
+        ("legit.bin.wget.part", "legit.bin.wget_part"),
+        ("legit.bin.curl.part.meta", "legit.bin.curl.part_meta"),
+        ("a.part.part", "a.part_part"),
+        ("a.PART", "a_PART"),
+        ("a.Part.MeTa", "a.Part_MeTa"),
+        ("a.part.", "a_part"),
+        ("a.part ", "a_part"),
+        ("a.part. . .", "a_part"),
+        ("a.part\u200b", "a_part"),  # an invisible tail does not hide the suffix
+        ("a.part\u00a0", "a_part"),  # nor a no-break space
+        ("video.mp4.ytdl", "video.mp4_ytdl"),
+        ("video.mp4.temp", "video.mp4_temp"),
+        ("video.mp4.part-Frag12", "video.mp4_part-Frag12"),
+        ("video.mp4.part-Frag12.part", "video.mp4.part-Frag12_part"),
+        ("x.lock", "x_lock"),
+        ("x.part.lock", "x.part_lock"),
+        ("x.origin", "x_origin"),
+        (".part", "part"),
+        ("part", "part"),
+        ("a.partial", "a.partial"),
+        ("a.parts", "a.parts"),
+        ("a.part-Frag", "a.part-Frag"),
+        ("metadata.json", "metadata.json"),
+        ("a.meta.json", "a.meta.json"),
+    ],
+)
+def test_sanitized_names_never_end_in_a_working_suffix(raw: str, expected: str) -> None:
+    name = sanitize_filename(raw)
+    assert name == expected
+    assert sanitize_filename(name) == name  # stable
+    lower = name.lower()
+    for suffix in WORKING_SUFFIXES:
+        if suffix.endswith("-Frag"):
+            assert not re.search(re.escape(suffix.lower()) + r"\d+$", lower)
+        else:
+            assert not lower.endswith(suffix.lower())
+
+
+def test_a_name_cut_to_the_budget_does_not_end_in_a_working_suffix() -> None:
+    # a 20-byte "extension" is not kept, so the cut falls anywhere in the whole name
+    raw = "a" * (NAME_BUDGET - 5) + ".part" + "b" * 20
+    name = sanitize_filename(raw)
+    assert len(name.encode()) <= NAME_BUDGET
+    assert not name.lower().endswith(".part")
 
 
 def test_long_names_keep_their_extension_within_255_bytes() -> None:
@@ -54,6 +126,49 @@ def test_long_names_keep_their_extension_within_255_bytes() -> None:
     assert len(name.encode()) <= 255
     name.encode().decode()  # still valid UTF-8
     assert truncate_name("x" * 10 + "." + "y" * 30, 20).startswith("x")
+
+
+def test_the_budget_leaves_room_for_every_working_suffix() -> None:
+    assert NAME_BUDGET == MAX_NAME_BYTES - 32
+    assert max(len(s.encode()) for s in APPENDED_SUFFIXES) == len(".curl.part.meta")
+    assert NAME_BUDGET + len(".curl.part.meta") <= MAX_NAME_BYTES
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "x" * 246 + ".bin",  # 250 bytes: fit in 255, but not with `.part.meta` after it
+        "x" * 255,
+        "日" * 83 + ".x",  # 251 bytes of 3-byte characters
+        "日" * 84,  # 252
+        "😀" * 70 + ".mp4",  # 4-byte characters
+        "a" * 300 + ".verylongextension1234",  # an extension over 16 bytes is not kept
+        "e\u0301" * 200 + ".txt",  # NFC makes é of these
+        "\u0915\u094d" * 100 + ".txt",  # Devanagari: a base and its combining mark
+    ],
+)
+def test_long_names_fit_with_any_working_suffix(tmp_path: Path, raw: str) -> None:
+    name = sanitize_filename(raw)
+    assert len(name.encode()) <= NAME_BUDGET
+    assert name == name.encode().decode()
+    for suffix in APPENDED_SUFFIXES:  # what the downloader really creates beside it
+        (tmp_path / (name + suffix)).write_bytes(b"")
+    (tmp_path / name).write_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    ("raw", "limit", "expected"),
+    [
+        ("short.txt", 20, "short.txt"),
+        ("abcdefghij.txt", 10, "abcdef.txt"),
+        ("日日日日.txt", 10, "日日.txt"),  # 3-byte chars are not split
+        ("archive-name.tar.gz", 12, "archi.tar.gz"),
+        ("a" * 20 + "." + "b" * 20, 10, "a" * 10),  # no extension over 16 bytes
+        ("ka\u0301ka\u0301ka\u0301.txt", 9, "ka\u0301k.txt"),  # no mark torn from its base
+    ],
+)
+def test_truncate_name(raw: str, limit: int, expected: str) -> None:
+    assert truncate_name(raw, limit) == expected
 
 
 @pytest.mark.parametrize(
@@ -69,6 +184,32 @@ def test_long_names_keep_their_extension_within_255_bytes() -> None:
         ('attachment; filename="../../evil.sh"', "evil.sh"),
         ('attachment; filename="/abs/path/x.bin"', "x.bin"),
         ('attachment; filename=".bashrc"', "bashrc"),
+        # httpie's tests/test_downloads.py
+        ("attachment; filename=hello-WORLD_123.txt", "hello-WORLD_123.txt"),
+        ('attachment; filename=".hello-WORLD_123.txt"', "hello-WORLD_123.txt"),
+        ('attachment; filename="white space.txt"', "white space.txt"),
+        ("attachment; filename=/etc/hosts", "hosts"),
+        ("attachment; filename=", None),
+        # RFC 6266 section 5
+        ("Attachment; filename=example.html", "example.html"),
+        ('INLINE; FILENAME= "an example.html"', "an example.html"),
+        ("attachment; filename*= UTF-8''%e2%82%ac%20rates", "€ rates"),
+        ("attachment; filename=\"EURO rates\"; filename*=utf-8''%e2%82%ac%20rates", "€ rates"),
+        # RFC 5987 / 2231
+        ("attachment; filename*=iso-8859-1'en'%A3%20rates", "£ rates"),
+        ('attachment; filename*0="foo."; filename*1="html"', "foo.html"),
+        # raw UTF-8 that the HTTP stack read as Latin-1
+        ('attachment; filename="f\u00c3\u00bcr.txt"', "für.txt"),
+        # spoofing and working suffixes
+        ('attachment; filename="invoice\u202efdp.exe"', "invoicefdp.exe"),
+        ("attachment; filename*=UTF-8''invoice%E2%80%AEfdp.exe", "invoicefdp.exe"),
+        ("attachment; filename*=UTF-8''%E2%80%8B%E2%80%8B", None),
+        ("attachment; filename*=UTF-8''a%E2%80%8B.txt", "a.txt"),
+        ("attachment; filename=\"ok.txt\"; filename*=UTF-8''%E2%80%AE", "ok.txt"),
+        ('attachment; filename="legit.bin.part"', "legit.bin_part"),
+        ("attachment; filename*=UTF-8''legit.bin.part.meta", "legit.bin.part_meta"),
+        ('attachment; filename="-rf"', "rf"),
+        ("attachment; filename*=UTF-8''..%2F..%2F.ssh%2Fauthorized_keys", "authorized_keys"),
         ("inline", None),
         ("", None),
         (None, None),
