@@ -149,6 +149,21 @@ def sanitize_filename(name: str, default: str = "download") -> str:
     return neutralise_working_suffix(truncate_name(name))
 
 
+def distinct_name(name: str, n: int) -> str:
+    """The n-th other name for `name` when it is taken by a different source, as file
+    managers and browsers number them: `report.pdf` -> `report (1).pdf`, `report (2).pdf`;
+    `archive.tar.gz` -> `archive (1).tar.gz`. Pass the original name each time and count
+    `n` up from 1 (0 gives `name` itself). Stays within NAME_BUDGET, shortening the stem."""
+    if n < 0:
+        raise ValueError(f"distinct_name: n must be >= 0, not {n}")
+    if n == 0:
+        return name
+    stem, ext = split_extension(name)
+    mark = f" ({n})"
+    room = NAME_BUDGET - len(mark.encode()) - len(ext.encode())
+    return neutralise_working_suffix(_cut(stem, room).rstrip() + mark + ext)
+
+
 def _repair_utf8(name: str) -> str:
     """A raw UTF-8 `filename=` that the HTTP stack decoded as Latin-1 (`fÃ¼r` -> `für`),
     as browsers read it; anything else unchanged."""

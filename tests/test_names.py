@@ -19,6 +19,7 @@ from xdl.core.names import (
     MAX_NAME_BYTES,
     NAME_BUDGET,
     WORKING_SUFFIXES,
+    distinct_name,
     filename_from_content_disposition,
     filename_from_url,
     inside,
@@ -169,6 +170,40 @@ def test_long_names_fit_with_any_working_suffix(tmp_path: Path, raw: str) -> Non
 )
 def test_truncate_name(raw: str, limit: int, expected: str) -> None:
     assert truncate_name(raw, limit) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "n", "expected"),
+    [
+        ("report.pdf", 0, "report.pdf"),
+        ("report.pdf", 1, "report (1).pdf"),
+        ("report.pdf", 2, "report (2).pdf"),
+        ("report.pdf", 10, "report (10).pdf"),
+        ("README", 1, "README (1)"),
+        ("archive.tar.gz", 1, "archive (1).tar.gz"),
+        ("archive.TAR.XZ", 3, "archive (3).TAR.XZ"),
+        ("backup.tar.zst", 1, "backup (1).tar.zst"),
+        ("notes.tar", 1, "notes (1).tar"),
+        ("my.photo.jpeg", 1, "my.photo (1).jpeg"),
+        ("a.verylongextension1234", 1, "a.verylongextension1234 (1)"),
+        ("legit.bin_part", 1, "legit (1).bin_part"),
+        ("x" * 219 + ".mp4", 1, "x" * 215 + " (1).mp4"),
+        ("日" * 72 + ".mp4", 12, "日" * 71 + " (12).mp4"),  # 220 bytes, 3-byte characters
+    ],
+)
+def test_distinct_name(name: str, n: int, expected: str) -> None:
+    got = distinct_name(name, n)
+    assert got == expected
+    assert len(got.encode()) <= NAME_BUDGET
+    assert sanitize_filename(got) == got
+
+
+def test_distinct_names_differ_from_each_other() -> None:
+    long = "x" * 300 + ".mp4"
+    names = {distinct_name(sanitize_filename(long), n) for n in range(1, 200)}
+    assert len(names) == 199
+    with pytest.raises(ValueError):
+        distinct_name("a.txt", -1)
 
 
 @pytest.mark.parametrize(
