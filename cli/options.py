@@ -233,6 +233,7 @@ _DOWNLOAD_PARAMS = [
     "overwrite",
     "min_size",
     "max_size",
+    "min_free",
     "sha256",
 ]
 
@@ -389,7 +390,16 @@ def download_options(f: F) -> F:
         click.option("--overwrite", is_flag=True, help="Download again even if the file exists."),
         click.option("--min-size", type=SIZE, metavar="SIZE", help="Skip files smaller than this."),
         click.option(
-            "--max-size", type=SIZE, metavar="SIZE", help="Refuse files larger than this."
+            "--max-size",
+            type=SIZE,
+            metavar="SIZE",
+            help="Refuse files larger than this; a download is stopped once it passes it.",
+        ),
+        click.option(
+            "--min-free",
+            type=SIZE,
+            metavar="SIZE",
+            help="Keep this much disk free beyond what downloads need (default 16M).",
         ),
         click.option(
             "--sha256", metavar="HEX", help="Expected SHA-256; a mismatch removes the file."

@@ -139,6 +139,8 @@ def to_xdl_error(exc: BaseException) -> errors.XdlError:
             return errors.NotFound(f"HTTP {status} {reason}".strip(), status=status)
         return errors.HttpError(f"HTTP {status} {reason}".strip(), status=status)
     text = f"{message} {cause!r}".lower()
+    if "no space left on device" in text or "errno 28" in text:
+        return errors.NoSpace(message)
     if "timed out" in text or "timeout" in text:
         return errors.Timeout(message)
     if isinstance(cause, TransportError) or "connection" in text or "resolve" in text:
@@ -279,10 +281,14 @@ def download_recorded(
     url: str,
     params: Mapping[str, Any],
     progress: Callable[[dict[str, Any]], None] | None = None,
+    claim: Callable[[dict[str, Any], str], str | None] | None = None,
 ) -> dict[str, Any]:
     """Like `download`, for `xdl fetch`: errors about the URL itself raise (with their
     codes); in a playlist, an entry that fails does not stop the others (its message is
-    in `_xdl_errors`); --max-downloads ends the playlist with what was downloaded."""
+    in `_xdl_errors`); --max-downloads ends the playlist with what was downloaded.
+
+    `claim(info, planned_path)` is called for each item before yt-dlp opens any file for
+    it; it may return another name (relative to the output folder) to write it under."""
     from yt_dlp.postprocessor.common import PostProcessor
     from yt_dlp.utils import MaxDownloadsReached
 
@@ -299,11 +305,30 @@ def download_recorded(
             super().error(msg)
             failures.append(_clean(msg))
 
+    class _Claim(PostProcessor):  # type: ignore[misc]
+        """Runs before yt-dlp names the item's files: the template back to the user's,
+        then the name `claim` chooses written in as a literal."""
+
+        def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+            assert claim is not None
+            ydl = self._downloader
+            ydl.params["outtmpl"]["default"] = template
+            ydl.params["trim_file_name"] = trim
+            chosen = claim(info, ydl.prepare_filename(info))
+            if chosen is not None:
+                ydl.params["outtmpl"]["default"] = chosen.replace("%", "%%")
+                ydl.params["trim_file_name"] = 0
+            return [], info
+
     opts = {**params, "logger": _Errors()}
     if progress:
         opts["progress_hooks"] = [progress]
     with make(opts) as ydl:
         ydl.add_post_processor(_Record(ydl), when="after_move")
+        template = ydl.params["outtmpl"]["default"]
+        trim = ydl.params.get("trim_file_name")
+        if claim is not None:
+            ydl.add_post_processor(_Claim(ydl), when="video")
         try:
             with translate_errors(url):
                 first = ydl.extract_info(url, download=False, process=False)
@@ -337,6 +362,8 @@ def error_from_message(message: str) -> errors.XdlError:
         return errors.HttpError(message, status=int(match.group(1)))
     if "Unsupported URL" in message:
         return errors.UnsupportedUrl(message)
+    if "No space left on device" in message or "Errno 28" in message:
+        return errors.NoSpace(message)
     return errors.DownloadFailed(message)
 
 

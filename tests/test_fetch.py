@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import media_site
-from xdl.core import partfile
+from xdl.core.fetch import target as partfile
 
 MEDIA = Path(__file__).parent / "media"
 

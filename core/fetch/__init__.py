@@ -1,0 +1,37 @@
+"""`xdl fetch`: the download engine (click-free; `xdl queue run` uses it too).
+
+- `options`: what a download is asked to do; `result`: what it came to.
+- `engine`: fetch_one / fetch_many, the chain of downloaders, batches on threads.
+- `strategies`: one module per downloader (yt-dlp, youtube-dl, HTTP, wget, curl).
+- `target`: the owned output file — lock, no-follow, names, origin, limits, checksum.
+"""
+
+from .engine import fetch_many, fetch_one, preflight, shared_limiter
+from .options import (
+    AUDIO_FORMATS,
+    CONTAINERS,
+    DEFAULT_TEMPLATE,
+    QUALITIES,
+    STRATEGIES,
+    FetchOptions,
+    with_fields,
+)
+from .result import Attempt, FetchResult
+from .strategies.ytdlp import ytdlp_params
+
+__all__ = [
+    "AUDIO_FORMATS",
+    "CONTAINERS",
+    "DEFAULT_TEMPLATE",
+    "QUALITIES",
+    "STRATEGIES",
+    "Attempt",
+    "FetchOptions",
+    "FetchResult",
+    "fetch_many",
+    "fetch_one",
+    "preflight",
+    "shared_limiter",
+    "with_fields",
+    "ytdlp_params",
+]

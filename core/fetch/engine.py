@@ -1,0 +1,387 @@
+"""`fetch_one` / `fetch_many`: one input through the chain of downloaders, batches on a
+thread pool sharing one rate limit. Every downloader is a `Strategy` from the registry;
+each writes through a `target.Target`, which owns the file on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from ..archive import open_archive, url_key
+from ..inputs import Input, check_url
+from ..ratelimit import HostPacer, TokenBucket
+from .options import DEFAULT_TEMPLATE, FetchOptions, Progress, check_template, with_fields
+from .result import Attempt, FetchResult, failed, since
+from .strategies import REGISTRY, youtube_dl_available
+
+if TYPE_CHECKING:
+    from .. import http
+
+log = logging.getLogger("xdl.fetch")
+
+
+def http_module() -> Any:
+    """core.http, imported on first use (requests is slow to import; `--help` is not)."""
+    from .. import http as module
+
+    return module
+
+
+def fetch_one(
+    url: str,
+    options: FetchOptions,
+    *,
+    fields: Mapping[str, Any] | None = None,
+    stop: threading.Event | None = None,
+    limiter: TokenBucket | None = None,
+    progress: Progress | None = None,
+) -> list[FetchResult]:
+    """Download one input; a playlist gives one result per entry.
+
+    Never raises for a problem with this input: it returns failed results
+    (`ok: False`, `error: {code, message}`), `interrupted` when `stop` was set. It raises
+    only `errors.Fatal` (a required tool missing, the output dir not writable), which
+    stops every input. `fields` are the input's JSON fields: `sha256`, `template` and
+    `audio` there override `options` (a wrong type is `bad_input`). `limiter` is a
+    `ratelimit.TokenBucket`; when not given, `options.rate_limit` draws on the
+    process-wide bucket for that rate.
+    """
+    started = time.monotonic()
+    try:
+        opts = with_fields(options, fields or {})
+        preflight(opts)
+    except errors.Fatal:
+        raise
+    except errors.XdlError as e:
+        return [failed(url, e, (), started)]
+    if limiter is None and opts.rate_limit:
+        limiter = shared_limiter(opts.rate_limit)
+    return Job(url, opts, stop or threading.Event(), limiter, progress, started).run()
+
+
+def fetch_many(
+    inputs: Iterable[Input],
+    options: FetchOptions,
+    *,
+    jobs: int = 1,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+    limiter: TokenBucket | None = None,
+) -> Iterator[FetchResult]:
+    """Download a batch on `jobs` threads, yielding results as each finishes.
+
+    Inputs that failed to parse give failed results; one failure never stops the others.
+    On KeyboardInterrupt (SIGINT, or SIGTERM as cli.main's Terminated) the workers are
+    stopped, unfinished inputs come back as `interrupted` results (their .part files
+    kept), and the KeyboardInterrupt is raised again once they are all out.
+    `errors.Fatal` (e.g. ffmpeg missing for --audio) is raised before any download.
+    """
+    preflight(options)
+    stop = stop or threading.Event()
+    if limiter is None and options.rate_limit:
+        limiter = shared_limiter(options.rate_limit)
+    return _batch(inputs, options, max(1, jobs), stop, progress, limiter)
+
+
+def _batch(
+    inputs: Iterable[Input],
+    options: FetchOptions,
+    jobs: int,
+    stop: threading.Event,
+    progress: Progress | None,
+    limiter: TokenBucket | None,
+) -> Iterator[FetchResult]:
+    interrupt: BaseException | None = None
+    source = iter(inputs)
+    exhausted = False
+    last_origin = ""
+    pending: dict[Future[list[FetchResult]], Input] = {}
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="xdl-fetch")
+    try:
+        while True:
+            try:
+                while not exhausted and not stop.is_set() and len(pending) < jobs:
+                    item = next(source, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    last_origin = item.origin
+                    if item.error is not None:
+                        yield failed(item.value, item.error, (), time.monotonic())
+                        continue
+                    future = pool.submit(
+                        fetch_one,
+                        item.value,
+                        options,
+                        fields=item.fields,
+                        stop=stop,
+                        limiter=limiter,
+                        progress=progress,
+                    )
+                    pending[future] = item
+                if not pending:
+                    break
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = pending.pop(future)
+                    try:
+                        results = future.result()
+                    except errors.Fatal:
+                        stop.set()
+                        raise
+                    except Exception as e:  # a bug must not take the batch down
+                        log.debug("internal error on %s", item.value, exc_info=True)
+                        results = [
+                            failed(
+                                item.value,
+                                errors.DownloadFailed(f"internal error: {type(e).__name__}: {e}"),
+                                (),
+                                time.monotonic(),
+                            )
+                        ]
+                    yield from results
+            except KeyboardInterrupt as e:
+                stop.set()
+                interrupt = interrupt or e
+    except GeneratorExit:  # the caller stopped reading (broken pipe, its own interrupt)
+        stop.set()
+        raise
+    finally:
+        if interrupt is not None:
+            stop.set()
+        pool.shutdown(wait=True, cancel_futures=False)
+    if interrupt is not None:
+        # The inputs not started get their `interrupted` line too, when reading them
+        # cannot block: arguments and batch files, not a pipe on stdin.
+        if not exhausted and not _from_stdin(last_origin):
+            for item in source:
+                if _from_stdin(item.origin):
+                    break
+                error = item.error or errors.Interrupted("interrupted before it started")
+                yield failed(item.value, error, (), time.monotonic())
+        raise interrupt
+
+
+def _from_stdin(origin: str) -> bool:
+    return origin.startswith(("stdin", "<stdin>", "-:"))
+
+
+def preflight(options: FetchOptions) -> None:
+    """What must hold before any download starts (errors.Fatal otherwise)."""
+    if (options.audio or options.normalize) and not shutil.which("ffmpeg"):
+        raise errors.ToolMissing(
+            "ffmpeg is needed for --audio but was not found on PATH; install it "
+            "(Debian/Ubuntu: sudo apt install ffmpeg; macOS: brew install ffmpeg; "
+            "Windows: winget install ffmpeg) and try again"
+        )
+    if options.strategy != "auto" and not REGISTRY[options.strategy].available():
+        raise errors.ToolMissing(REGISTRY[options.strategy].missing)
+    if options.dry_run:
+        return
+    out = Path(options.output_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise errors.OutputNotWritable(f"cannot create the output directory {out}: {e}") from e
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise errors.OutputNotWritable(f"the output directory {out} is not writable")
+
+
+_limiters: dict[int, TokenBucket] = {}
+_pacers: dict[float, HostPacer] = {}
+_pacers_lock = threading.Lock()
+
+
+def shared_limiter(rate: int) -> TokenBucket:
+    """The process's one bucket for `rate`: every job and tier drawing on the same
+    --rate-limit shares it (`xdl fetch -j N`, and `xdl queue run -j N` calling fetch_one)."""
+    with _pacers_lock:
+        return _limiters.setdefault(rate, TokenBucket(rate))
+
+
+def _pacer(interval: float) -> HostPacer:
+    """One per-host pacer per interval per process, shared by all jobs."""
+    with _pacers_lock:
+        return _pacers.setdefault(interval, HostPacer(interval))
+
+
+#: Content types yt-dlp should look at first (pages, feeds, media, playlists).
+_YTDLP_TYPES = re.compile(
+    r"^(text/html|application/xhtml\+xml|video/|audio/|application/(x-)?mpegurl|"
+    r"application/vnd\.apple\.mpegurl|application/dash\+xml|application/(rss|atom)\+xml|"
+    r"application/xml|text/xml|application/ogg)"
+)
+#: A single media file (not a playlist or manifest such as audio/mpegurl or video/vnd.*).
+_DIRECT_MEDIA = re.compile(r"^(video|audio)/(?!.*(mpegurl|dash|vnd\.))[\w.+-]+$")
+
+
+class Job:
+    """One input through the strategy chain: what every strategy is handed."""
+
+    def __init__(
+        self,
+        url: str,
+        options: FetchOptions,
+        stop: threading.Event,
+        limiter: TokenBucket | None,
+        progress: Progress | None,
+        started: float,
+    ) -> None:
+        self.url = url
+        self.o = options
+        self.stop = stop
+        self.limiter = limiter
+        self.progress = progress
+        self.started = started
+        self.head: http.Head | None = None
+        self.response: Any = None  # the probe's open GET, which the HTTP tier may reuse
+        self.probed = False
+        self.pacer = _pacer(options.sleep)
+        self.archive = open_archive(options.archive) if options.archive else None
+        self.out = Path(options.output_dir).expanduser()
+        self.folders: tuple[str, ...] = ()
+
+    def run(self) -> list[FetchResult]:
+        try:
+            return self._run()
+        finally:
+            self.drop_response()
+
+    def drop_response(self) -> None:
+        resp, self.response = self.response, None
+        if resp is not None:
+            resp.close()
+
+    def probe(self) -> http.Head:
+        """What the URL's server says about it (one streaming GET, kept for reuse)."""
+        if self.head is None:
+            self.head, self.response = http_module().probe(self.url, self.o.net)
+        return self.head
+
+    def _run(self) -> list[FetchResult]:
+        attempts: list[Attempt] = []
+        try:
+            if self.stop.is_set():
+                raise errors.Interrupted("interrupted before it started")
+            check_url(self.url)
+            self.folders = check_template(self.o.template)
+            if self.archive is not None and url_key(self.url) in self.archive:
+                return [self.skipped("archive")]
+            probing = time.monotonic()
+            chain = self.chain()
+        except errors.Fatal:
+            raise
+        except errors.XdlError as e:
+            if self.probed:  # the probe is the HTTP tier's first request: say so
+                tried = (Attempt("http", False, f"{e.code}: {e.message}", since(probing)),)
+                return [failed(self.url, e, tried, self.started)]
+            return [failed(self.url, e, (), self.started)]
+        last: errors.XdlError = errors.DownloadFailed("no downloader could be tried")
+        for n, name in enumerate(chain):
+            if n:
+                self.stop.wait(min(2.0, 0.25 * 2 ** (n - 1)))  # backoff between tiers
+            begun = time.monotonic()
+            try:
+                if self.stop.is_set():
+                    raise errors.Interrupted("interrupted")
+                if not (name == "http" and self.response is not None):  # a new request
+                    self.pacer.wait(self.url, self.stop)
+                results = REGISTRY[name].run(self)
+            except errors.Fatal:
+                raise
+            except errors.XdlError as e:
+                last = e
+                attempts.append(Attempt(name, False, f"{e.code}: {e.message}", since(begun)))
+                log.debug("%s: %s failed: %s", self.url, name, e.message)
+                if e.final or self.stop.is_set():
+                    break
+                continue
+            attempts.append(Attempt(name, True, None, since(begun)))
+            done = tuple(attempts)
+            return [
+                dataclasses.replace(r, strategy=name, attempts=done, elapsed_s=since(self.started))
+                for r in results
+            ]
+        if self.stop.is_set() and not isinstance(last, errors.Interrupted):
+            last = errors.Interrupted("interrupted; the .part file is kept for resuming")
+        return [failed(self.url, last, tuple(attempts), self.started)]
+
+    def chain(self) -> list[str]:
+        """Which downloaders to try, in order (the smart first choice when `auto`)."""
+        usable = [name for name, s in REGISTRY.items() if s.available()]
+        media = [name for name in usable if REGISTRY[name].media]
+        files = [name for name in usable if not REGISTRY[name].media]
+        everything = media + files
+        if self.o.audio:
+            everything = media  # only they extract audio
+        if self.o.strategy != "auto":
+            first = self.o.strategy
+            if self.o.audio and not REGISTRY[first].media:
+                raise errors.BadInput(f"--audio needs yt-dlp or youtube-dl, not --strategy {first}")
+            rest = [t for t in everything if t != first]
+            return [first, *rest] if self.o.fallback else [first]
+        if self.o.audio:
+            chain = media
+        elif self._claimed_by_extractor():
+            chain = everything
+        else:
+            self.pacer.wait(self.url, self.stop)
+            try:
+                self.probed = True
+                self.probe()
+            except errors.XdlError as e:
+                if e.final:
+                    raise
+                log.debug("%s: probe failed (%s); trying yt-dlp first", self.url, e.message)
+                self.head = None
+            if self.head is not None and self._plain_media_file(self.head.mime):
+                # A bare video/audio file that needs none of yt-dlp's processing: save it
+                # like a file (one request, resumable, its real name); yt-dlp is the fallback.
+                chain = files + media
+            elif self.head is None or _YTDLP_TYPES.match(self.head.mime):
+                self.drop_response()
+                chain = everything
+            else:
+                chain = files
+        return chain if self.o.fallback else chain[:1]
+
+    def _plain_media_file(self, mime: str) -> bool:
+        """A direct media file that yt-dlp would only save as is, under a stranger name."""
+        o = self.o
+        needs_ytdlp = (
+            o.audio or o.format or o.quality or o.container or o.subs or o.write_info_json
+            or o.write_description or o.embed_metadata or o.embed_thumbnail or o.embed_subs
+            or o.embed_chapters or o.normalize or o.playlist_items
+            or o.template != DEFAULT_TEMPLATE
+        )  # fmt: skip
+        return bool(_DIRECT_MEDIA.match(mime)) and not needs_ytdlp
+
+    def _claimed_by_extractor(self) -> bool:
+        from .. import ytdlp
+
+        return ytdlp.extractor_for(self.url) is not None
+
+    def skipped(self, why: str, path: Path | None = None, **kw: Any) -> FetchResult:
+        size = path.stat().st_size if path is not None and path.exists() else None
+        return FetchResult(
+            url=self.url,
+            ok=True,
+            path=str(path) if path else None,
+            bytes=size,
+            skipped=why,
+            elapsed_s=since(self.started),
+            **kw,
+        )
+
+
+__all__ = ["Job", "fetch_many", "fetch_one", "preflight", "shared_limiter", "youtube_dl_available"]

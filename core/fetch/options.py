@@ -1,0 +1,146 @@
+"""What one download is asked to do: `FetchOptions`, and the per-input overrides a JSON
+input line may carry (checked once, here: a wrong type is `bad_input`, never ignored)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import errors
+from ..network import NetworkOptions
+
+DEFAULT_TEMPLATE = "%(title)s [%(id)s].%(ext)s"
+STRATEGIES = ("auto", "ytdlp", "youtube-dl", "http", "wget", "curl")
+AUDIO_FORMATS = ("best", "mp3", "m4a", "opus", "flac", "wav")
+QUALITIES = ("best", "worst", "2160p", "1440p", "1080p", "720p", "480p", "360p")
+CONTAINERS = ("mp4", "mkv", "webm")
+
+
+#: progress(key, done_bytes, total_bytes_or_None); called from worker threads.
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """Every option of one download task (what `queue add` stores with a task).
+
+    JSON-serialisable with `to_dict()`; `from_dict()` ignores unknown keys and fills
+    missing ones with defaults, so a queue written by another xdl version still loads.
+    Sizes and rates are in bytes (per second).
+    """
+
+    output_dir: str = "."
+    template: str = DEFAULT_TEMPLATE
+    audio: bool = False
+    audio_format: str = "best"
+    audio_quality: str | None = None
+    keep_video: bool = False
+    quality: str | None = None
+    format: str | None = None
+    container: str | None = None
+    subs: bool = False
+    sub_langs: tuple[str, ...] = ()
+    write_info_json: bool = False
+    write_description: bool = False
+    embed_metadata: bool = False
+    embed_thumbnail: bool = False
+    embed_subs: bool = False
+    embed_chapters: bool = False
+    normalize: bool = False
+    playlist_items: str | None = None
+    max_downloads: int | None = None
+    live_from_start: bool = False
+    strategy: str = "auto"
+    fallback: bool = True
+    rate_limit: int | None = None
+    sleep: float = 0.0
+    retries: int = 3
+    archive: str | None = None
+    overwrite: bool = False
+    min_size: int | None = None
+    max_size: int | None = None
+    sha256: str | None = None
+    min_free: int | None = None
+    net: NetworkOptions = field(default_factory=NetworkOptions)
+    dry_run: bool = False
+
+    @property
+    def timeout(self) -> float | None:
+        return self.net.timeout
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["sub_langs"] = list(self.sub_langs)
+        d["net"] = {**dataclasses.asdict(self.net), "headers": dict(self.net.headers)}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> FetchOptions:
+        d = dict(d or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {k: v for k, v in d.items() if k in names and k != "net"}
+        if "sub_langs" in kwargs:
+            langs = kwargs["sub_langs"]
+            kwargs["sub_langs"] = (
+                tuple(x.strip() for x in langs.split(",") if x.strip())
+                if isinstance(langs, str)
+                else tuple(langs or ())
+            )
+        raw_net = dict(d.get("net") or {})
+        for key in ("timeout", "proxy", "user_agent", "headers", "cookies"):
+            if key in d and key not in raw_net:  # flat keys, as a hand-written file may have
+                raw_net[key] = d[key]
+        net_names = {f.name for f in dataclasses.fields(NetworkOptions)}
+        net = {k: v for k, v in raw_net.items() if k in net_names}
+        net["headers"] = dict(net.get("headers") or {})
+        return cls(**kwargs, net=NetworkOptions(**net))
+
+    def replace(self, **changes: Any) -> FetchOptions:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def free_space_margin(self) -> int:
+        from .target import FREE_SPACE_MARGIN
+
+        return FREE_SPACE_MARGIN if self.min_free is None else self.min_free
+
+
+#: The fields of a JSON input line that change how that one input is fetched.
+_FIELD_TYPES: dict[str, type] = {"sha256": str, "template": str, "audio": bool}
+
+
+def with_fields(options: FetchOptions, fields: Mapping[str, Any]) -> FetchOptions:
+    """`options` with the overrides of one input line (`sha256`, `template`, `audio`).
+
+    A field of the wrong type is `bad_input`: `"sha256": 5` must never download without
+    verification, nor `"audio": "yes"` quietly keep the video.
+    """
+    changes: dict[str, Any] = {}
+    for name, kind in _FIELD_TYPES.items():
+        value = fields.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, kind):
+            raise errors.BadInput(
+                f"the input's {name!r} must be a {'boolean' if kind is bool else 'string'},"
+                f" not {type(value).__name__}"
+            )
+        changes[name] = value
+    if "sha256" in changes:
+        sha = changes["sha256"].strip().lower()
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise errors.BadInput(f"the input's sha256 is not a SHA-256 hex digest: {sha[:80]!r}")
+        changes["sha256"] = sha
+    if "template" in changes and not changes["template"].strip():
+        raise errors.BadInput("the input's template is empty")
+    return options.replace(**changes) if changes else options
+
+
+def check_template(template: str) -> tuple[str, ...]:
+    """The folders of an output template, which must stay inside --output-dir."""
+    parts = template.replace("\\", "/").split("/")
+    if template.startswith(("/", "~")) or ".." in parts:
+        raise errors.BadInput(f"the template must stay inside --output-dir: {template!r}")
+    return tuple(p for p in parts[:-1] if p not in ("", "."))

@@ -1,0 +1,72 @@
+"""What one download attempt and one input came to: the JSON line of `xdl fetch`."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .. import errors
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One strategy's try at one input."""
+
+    strategy: str
+    ok: bool
+    error: str | None
+    elapsed_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The result line of one downloaded (or skipped, or failed) item."""
+
+    url: str
+    ok: bool
+    path: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    strategy: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    title: str | None = None
+    id: str | None = None
+    extractor: str | None = None
+    elapsed_s: float = 0.0
+    resumed_from: int | None = None
+    skipped: str | None = None
+    error: dict[str, Any] | None = None
+    playlist: str | None = None
+    playlist_index: int | None = None
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["attempts"] = [a.to_dict() for a in self.attempts]
+        if self.playlist is None and self.playlist_index is None:
+            del d["playlist"], d["playlist_index"]
+        if not self.dry_run:
+            del d["dry_run"]
+        return d
+
+
+def failed(
+    url: str, error: errors.XdlError, attempts: tuple[Attempt, ...], started: float, **kw: Any
+) -> FetchResult:
+    return FetchResult(
+        url=url,
+        ok=False,
+        attempts=attempts,
+        elapsed_s=since(started),
+        error=error.to_dict(),
+        **kw,
+    )
+
+
+def since(t: float) -> float:
+    return round(time.monotonic() - t, 3)

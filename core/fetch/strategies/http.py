@@ -1,0 +1,110 @@
+"""Direct HTTP: one ranged, resumable GET into the owned `.part` (Range + If-Range)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING
+
+from ... import errors
+from . import files
+
+if TYPE_CHECKING:
+    from ..engine import Job
+    from ..result import FetchResult
+
+log = logging.getLogger("xdl.fetch")
+
+
+class Http:
+    name = "http"
+    media = False
+    missing = ""
+
+    def available(self) -> bool:
+        return True
+
+    def run(self, job: Job) -> list[FetchResult]:
+        from ... import http
+
+        name = files.file_name(job)
+        target = files.open_target(job, name, job.head.length if job.head else None)
+        if isinstance(target, list):
+            return target
+        o = job.o
+        with target:
+            for attempt in range(o.retries + 1):
+                offset, meta = target.saved()
+                # A strong ETag identifies the content wherever it came from (signed URLs
+                # change); a date alone only counts for the same URL.
+                validator = meta.get("etag") or (
+                    meta.get("last_modified") if meta.get("url") == job.url else None
+                )
+                headers: dict[str, str] = {}
+                if offset and isinstance(validator, str):
+                    headers = {"Range": f"bytes={offset}-", "If-Range": validator}
+                else:
+                    offset = 0
+                try:
+                    reuse = job.response if not headers else None
+                    job.response = None
+                    resp = reuse if reuse is not None else http.get(job.url, o.net, headers)
+                    with resp:
+                        if resp.status_code == 416:  # our .part is no use: start again
+                            target.restart()
+                            raise errors.NetworkError("HTTP 416: the saved .part did not fit")
+                        total = _length(resp.headers.get("Content-Length"))
+                        resumed: int | None = None
+                        if offset and resp.status_code == 206:
+                            start, full = _content_range(resp.headers.get("Content-Range"))
+                            if start != offset:
+                                target.restart()
+                                raise errors.NetworkError("the server resumed at the wrong offset")
+                            total = full if full is not None else _plus(total, offset)
+                            resumed = offset
+                        elif resp.status_code != 200:
+                            raise errors.HttpError(f"HTTP {resp.status_code} {resp.reason}")
+                        else:
+                            offset = 0  # 200 to a ranged request: changed, or no ranges
+                        etag = resp.headers.get("ETag")
+                        target.begin(
+                            offset,
+                            total,
+                            {
+                                "etag": etag if etag and not etag.startswith("W/") else None,
+                                "last_modified": resp.headers.get("Last-Modified"),
+                                "total": total,
+                            },
+                        )
+                        for data in http.chunks(resp, files.chunk_size(job)):
+                            target.write(data)
+                        size, digest = target.commit(o.sha256, o.min_size, overwrite=o.overwrite)
+                        return [files.saved(job, target, size, digest, resumed)]
+                except (errors.NetworkError, errors.Timeout, errors.HttpError) as e:
+                    target.finish_writing()
+                    status = e.details.get("status")
+                    retryable = status is None or status >= 500 or status in (408, 429)
+                    if attempt >= o.retries or not retryable or job.stop.is_set():
+                        raise
+                    log.debug("%s: %s; retrying (%d)", job.url, e.message, attempt + 1)
+                    job.stop.wait(min(4.0, 0.5 * 2**attempt))
+        raise errors.DownloadFailed("out of retries")  # not reached
+
+
+def _length(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _plus(total: int | None, offset: int) -> int | None:
+    return None if total is None else total + offset
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", value or "")
+    if not match:
+        return None, None
+    full = match.group(3)
+    return int(match.group(1)), int(full) if full.isdigit() else None
+
+
+HTTP = Http()

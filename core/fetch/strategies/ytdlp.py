@@ -1,0 +1,451 @@
+"""yt-dlp and youtube-dl: pages, playlists and formats.
+
+yt-dlp opens its own files, so the rules of SPEC §5 are applied around it: before it
+names an item's files (a "video" stage post-processor) the item's target is claimed —
+its folders opened without following links, no link planted where it will write, a
+distinct name when the name is another source's — and while it downloads, the progress
+hook stops it past --max-size (inflated content included).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ... import errors
+from ...archive import media_key
+from ...names import sanitize_filename
+from ..options import FetchOptions
+from ..result import FetchResult, since
+from ..target import SPACE, Target, check_no_links, check_size, record_origin, sha256_file
+
+if TYPE_CHECKING:
+    from ..engine import Job
+
+
+def youtube_dl_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("youtube_dl") is not None
+
+
+class _Stopped(BaseException):
+    """Raised inside yt-dlp's progress hook to stop it (a BaseException: never swallowed)."""
+
+
+class _Media:
+    """What an item's download through yt-dlp holds: claimed targets, reserved space,
+    errors our own hooks raised, bytes seen per file."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.o = job.o
+        self.out = job.out.resolve()
+        self.targets: list[Target] = []
+        self.releases: list[Callable[[], None]] = []
+        self.raised: dict[str, errors.XdlError] = {}
+        self.parts: set[str] = set()
+        self.skipped_archive: set[str] = set()
+        self.downloading: set[str] = set()
+        self.seen: dict[str, int] = {}
+
+    def close(self) -> None:
+        for target in self.targets:
+            target.release_folder()
+        for release in self.releases:
+            release()
+
+    def fail(self, error: errors.XdlError) -> errors.XdlError:
+        self.raised[error.message] = error
+        return error
+
+    # -- before yt-dlp downloads --
+
+    def match_filter(self, info: Mapping[str, Any], *, incomplete: bool = False) -> str | None:
+        if not incomplete and not self.o.dry_run:
+            self.check_announced_size(info)
+        archive = self.job.archive
+        if archive is None or not info.get("id"):
+            return None
+        key = info.get("extractor_key") or info.get("ie_key") or info.get("extractor")
+        if key and media_key(str(key), str(info["id"])) in archive:
+            self.skipped_archive.add(str(info["id"]))
+            return "already in the archive"
+        return None
+
+    def check_announced_size(self, info: Mapping[str, Any]) -> None:
+        """--max-size, --min-size and free space, before yt-dlp downloads, when the chosen
+        format(s) say their size (raised through yt-dlp: not one of its exceptions)."""
+        formats = info.get("requested_formats") or [info]
+        sizes = [f.get("filesize") or f.get("filesize_approx") for f in formats]
+        if not sizes or not all(isinstance(x, (int, float)) and x > 0 for x in sizes):
+            return
+        size = int(sum(sizes))
+        try:
+            check_size(size, self.o.min_size, self.o.max_size)
+            self.releases.append(SPACE.reserve(self.out, size, self.o.free_space_margin))
+        except errors.XdlError as e:
+            raise self.fail(e) from None
+
+    def claim(self, info: dict[str, Any], planned: str) -> str | None:
+        """Own the item's file before yt-dlp opens it; the name to use instead, if any."""
+        try:
+            return self._claim(info, Path(planned))
+        except errors.XdlError as e:
+            raise self.fail(e) from None
+
+    def _claim(self, info: dict[str, Any], planned: Path) -> str | None:
+        try:
+            relative = planned.relative_to(self.out)
+        except ValueError:
+            raise errors.BadInput(
+                f"the template puts the file outside --output-dir: {planned}"
+            ) from None
+        *folders, name = relative.parts
+        safe_folders = tuple(sanitize_filename(f) for f in folders)
+        safe = sanitize_filename(name)
+        ext = "." + str(info.get("ext") or "")
+        if not safe.endswith(ext):  # sanitising cut the extension: put it back
+            safe = sanitize_filename(Path(safe).stem[: max(1, len(safe) - len(ext))] + ext)
+        origin = str(info.get("webpage_url") or info.get("original_url") or self.job.url)
+        final_ext = self.o.audio_format if self.o.audio and self.o.audio_format != "best" else None
+        target = Target.claim(
+            self.out, safe, origin, overwrite=self.o.overwrite, stop=self.job.stop,
+            parts=safe_folders, also_ext=final_ext,
+        )  # fmt: skip
+        self.targets.append(target)
+        check_no_links(target.folder, Path(target.name).stem)
+        if target.done is not None:
+            return None  # yt-dlp finds it there and says so; we answer `exists`
+        if (*safe_folders, target.name) == relative.parts:
+            return None
+        return str(Path(*safe_folders, target.name))
+
+    # -- while it downloads --
+
+    def hook(self, d: Mapping[str, Any]) -> None:
+        job = self.job
+        if job.stop.is_set():
+            raise _Stopped()
+        name = str(d.get("filename") or "")
+        if d.get("status") != "downloading":
+            return
+        info = d.get("info_dict") or {}
+        self.downloading.add(str(info.get("id")))
+        if d.get("tmpfilename"):
+            self.parts.add(str(d["tmpfilename"]))
+        done = int(d.get("downloaded_bytes") or 0)
+        delta = done - self.seen.get(name, 0)
+        self.seen[name] = done
+        if self.o.max_size is not None and sum(self.seen.values()) > self.o.max_size:
+            raise self.fail(
+                errors.TooLarge(f"more than --max-size {self.o.max_size} bytes; stopped")
+            )
+        if job.limiter is not None and delta > 0:
+            job.limiter.consume(delta, job.stop)
+            if job.stop.is_set():
+                raise _Stopped()
+        if job.progress:
+            total = d.get("total_bytes") or d.get("total_bytes_estimate")
+            job.progress(Path(name).name, done, int(total) if total else None)
+
+    def drop_parts(self) -> None:
+        """The `.part` files of a download stopped past --max-size."""
+        for part in self.parts:
+            Path(part).unlink(missing_ok=True)
+
+    # -- what it did --
+
+    def results(self, info: Mapping[str, Any]) -> list[FetchResult]:
+        job = self.job
+        playlist: str | None = None
+        if info.get("_type") == "playlist":
+            entries = list(info.get("entries") or [])
+            playlist = info.get("title") or info.get("id")
+        else:
+            entries = [info]
+        results: list[FetchResult] = []
+        for index, entry in enumerate(entries, 1):
+            if not entry:
+                continue
+            where: dict[str, Any] = {}
+            if playlist is not None:
+                where = {
+                    "playlist": playlist,
+                    "playlist_index": entry.get("playlist_index") or index,
+                }
+            common = {
+                "url": job.url if playlist is None else entry_url(entry, job.url),
+                "title": entry.get("title"),
+                "id": entry.get("id"),
+                "extractor": entry.get("extractor_key") or entry.get("extractor"),
+                **where,
+            }
+            if str(entry.get("id")) in self.skipped_archive:
+                results.append(FetchResult(ok=True, skipped="archive", **common))
+                continue
+            downloads = entry.get("requested_downloads") or []
+            filepath = downloads[-1].get("filepath") if downloads else entry.get("filepath")
+            if not filepath or not os.path.lexists(filepath):
+                if self.o.max_downloads is not None and playlist is not None:
+                    continue  # not reached because of --max-downloads
+                raise errors.DownloadFailed("the downloader reported no file")
+            results.append(self.saved(entry, Path(filepath), common))
+        for message in info.get("_xdl_errors") or []:
+            from ...ytdlp import error_from_message
+
+            error = self.raised.get(message) or error_from_message(message)
+            results.append(
+                FetchResult(url=job.url, ok=False, error=error.to_dict(), playlist=playlist)
+            )
+        if not any(r.ok for r in results):
+            failed = errors.DownloadFailed(
+                results[0].error["message"] if results and results[0].error else "nothing"
+            )
+            # yt-dlp understood the URL (a playlist): saving the page instead is no answer
+            failed.final = playlist is not None
+            raise failed
+        return results
+
+    def saved(self, entry: Mapping[str, Any], path: Path, common: dict[str, Any]) -> FetchResult:
+        """The line of one item's file, after checking it is a plain file inside -o."""
+        if path.is_symlink() or self.out not in path.resolve().parents:
+            raise errors.BadInput(f"refusing a file outside --output-dir or a link: {path}")
+        o = self.o
+        fresh = str(entry.get("id")) in self.downloading
+        if o.normalize and fresh:
+            normalize_audio(path)
+        size = path.stat().st_size
+        if fresh:
+            try:
+                check_size(size, o.min_size, o.max_size)
+            except errors.XdlError:
+                path.unlink()
+                raise
+        digest = sha256_file(path)
+        if o.sha256 and digest != o.sha256 and fresh:
+            path.unlink()
+            raise errors.ChecksumMismatch(
+                f"sha256 is {digest}, expected {o.sha256}; file removed", sha256=digest
+            )
+        if fresh:
+            origin = str(entry.get("webpage_url") or entry.get("original_url") or self.job.url)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                record_origin(fd, dirfd, path.name, origin)
+            finally:
+                os.close(fd)
+                os.close(dirfd)
+        archive = self.job.archive
+        if archive is not None and common["extractor"] and common["id"]:
+            archive.add(media_key(str(common["extractor"]), str(common["id"])))
+        return FetchResult(
+            ok=True,
+            path=str(path),
+            bytes=size,
+            sha256=digest,
+            skipped=None if fresh else "exists",
+            **common,
+        )
+
+    def planned(self, entries: list[dict[str, Any]]) -> list[FetchResult]:
+        results = []
+        for entry in entries:
+            name = entry.get("_xdl_filename")
+            if name and self.o.audio and self.o.audio_format not in ("best",):
+                name = str(Path(name).with_suffix("." + self.o.audio_format))
+            results.append(
+                FetchResult(
+                    url=self.job.url
+                    if entry.get("_xdl_playlist") is None
+                    else entry_url(entry, self.job.url),
+                    ok=True,
+                    path=name,
+                    bytes=entry.get("filesize") or entry.get("filesize_approx"),
+                    title=entry.get("title"),
+                    id=entry.get("id"),
+                    extractor=entry.get("extractor_key"),
+                    playlist=entry.get("_xdl_playlist"),
+                    playlist_index=entry.get("_xdl_playlist_index"),
+                    elapsed_s=since(self.job.started),
+                    dry_run=True,
+                )
+            )
+        if not results:
+            raise errors.NoFormats(f"nothing to download at {self.job.url}")
+        return results
+
+
+def _download(job: Job, youtube_dl: bool) -> list[FetchResult]:
+    from ... import ytdlp
+
+    media = _Media(job)
+    params = ytdlp_params(job.o)
+    params["match_filter"] = media.match_filter
+    try:
+        if job.o.dry_run:
+            if youtube_dl:
+                raise errors.DownloadFailed("--dry-run is not supported with youtube-dl")
+            return media.planned(ytdlp.plan(job.url, net=job.o.net, params=params))
+        full = {**job.o.net.ytdlp_params(), **params}
+        try:
+            if youtube_dl:
+                if not youtube_dl_available():
+                    raise errors.ToolMissing("youtube_dl is not installed")
+                info = ytdlp.download_with_youtube_dl(job.url, full, media.hook)
+            else:
+                info = ytdlp.download_recorded(job.url, full, media.hook, media.claim)
+        except _Stopped:
+            raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
+        except errors.TooLarge:
+            media.drop_parts()
+            raise
+        if any(isinstance(e, errors.TooLarge) for e in media.raised.values()):
+            media.drop_parts()
+        return media.results(info)
+    finally:
+        media.close()
+
+
+class YtDlp:
+    name = "ytdlp"
+    media = True
+    missing = ""
+
+    def available(self) -> bool:
+        return True
+
+    def run(self, job: Job) -> list[FetchResult]:
+        return _download(job, youtube_dl=False)
+
+
+class YoutubeDl:
+    name = "youtube-dl"
+    media = True
+    missing = "--strategy youtube-dl: the youtube_dl module is not installed"
+
+    def available(self) -> bool:
+        return youtube_dl_available()
+
+    def run(self, job: Job) -> list[FetchResult]:
+        return _download(job, youtube_dl=True)
+
+
+YTDLP = YtDlp()
+YOUTUBE_DL = YoutubeDl()
+
+
+def entry_url(entry: Mapping[str, Any], default: str) -> str:
+    """A playlist entry's own URL, without yt-dlp's `#__youtubedl_smuggle` data."""
+    import re
+
+    url = str(entry.get("webpage_url") or entry.get("original_url") or entry.get("url") or default)
+    return re.sub(r"#__youtubedl_smuggle=.*$", "", url)
+
+
+def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
+    """yt-dlp's parameters for these options (network ones come from `o.net`)."""
+    out = str(Path(o.output_dir).expanduser().resolve())
+    params: dict[str, Any] = {
+        "outtmpl": {"default": o.template},
+        "paths": {"home": out, "temp": out},
+        "retries": o.retries,
+        "fragment_retries": o.retries,
+        "extractor_retries": o.retries,
+        "continuedl": True,
+        "overwrites": True if o.overwrite else None,
+        "windowsfilenames": False,
+        "noplaylist": False,
+        # yt-dlp counts characters: 80 of them stay under 255 bytes even in 3-byte scripts
+        "trim_file_name": 80,
+    }
+    fmt = o.format
+    if fmt is None and o.audio:
+        fmt = "ba/b"
+    elif fmt is None and o.quality and o.quality not in ("best", "worst"):
+        h = int(o.quality.rstrip("p"))
+        fmt = f"bv*[height<={h}]+ba/b[height<={h}]/wv*+ba/w"
+    elif fmt is None and o.quality == "worst":
+        fmt = "wv*+wa/w"
+    if fmt:
+        params["format"] = fmt
+    if o.container and not o.audio:
+        params["merge_output_format"] = o.container
+    if o.subs or o.embed_subs:
+        params["writesubtitles"] = True
+        params["subtitleslangs"] = list(o.sub_langs) or ["all"]
+    if o.write_info_json:
+        params["writeinfojson"] = True
+    if o.write_description:
+        params["writedescription"] = True
+    if o.sleep:
+        params["sleep_interval_requests"] = o.sleep  # between yt-dlp's own page requests
+    if o.playlist_items:
+        params["playlist_items"] = o.playlist_items
+    if o.max_downloads:
+        params["max_downloads"] = o.max_downloads
+    if o.live_from_start:
+        params["live_from_start"] = True
+    pps: list[dict[str, Any]] = []
+    if o.audio:
+        pps.append(
+            {
+                "key": "FFmpegExtractAudio",
+                "preferredcodec": o.audio_format,
+                # "192K" as on yt-dlp's command line, which strips the K before its API.
+                "preferredquality": (o.audio_quality or "5").rstrip("kK"),
+                "nopostoverwrites": False,
+            }
+        )
+        if o.keep_video:
+            params["keepvideo"] = True
+        if o.audio_format != "best":
+            params["final_ext"] = o.audio_format  # so an existing .mp3 counts as done
+    elif o.container:
+        pps.append({"key": "FFmpegVideoRemuxer", "preferedformat": o.container})
+        params["final_ext"] = o.container
+    if o.embed_subs and not o.audio:
+        pps.append({"key": "FFmpegEmbedSubtitle", "already_have_subtitle": o.subs})
+    if o.embed_metadata or o.embed_chapters:
+        pps.append(
+            {
+                "key": "FFmpegMetadata",
+                "add_metadata": o.embed_metadata,
+                "add_chapters": o.embed_chapters,
+            }
+        )
+    if o.embed_thumbnail:
+        params["writethumbnail"] = True
+        pps.append({"key": "EmbedThumbnail", "already_have_thumbnail": False})
+    if pps:
+        params["postprocessors"] = pps
+    return params
+
+
+_AUDIO_CODECS = {
+    ".mp3": ["-c:a", "libmp3lame", "-q:a", "2"],
+    ".m4a": ["-c:a", "aac", "-b:a", "192k"],
+    ".aac": ["-c:a", "aac", "-b:a", "192k"],
+    ".opus": ["-c:a", "libopus", "-b:a", "128k"],
+    ".ogg": ["-c:a", "libvorbis", "-q:a", "5"],
+    ".flac": ["-c:a", "flac"],
+    ".wav": ["-c:a", "pcm_s16le"],
+    ".webm": ["-c:a", "libopus", "-b:a", "128k"],
+}
+
+
+def normalize_audio(path: Path) -> None:
+    """Loudness-normalise `path` in place with ffmpeg's loudnorm (EBU R128, -16 LUFS)."""
+    codec = _AUDIO_CODECS.get(path.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"])
+    tmp = path.with_name(path.stem + ".normalizing" + path.suffix)
+    cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(path), "-map", "0:a"]
+    cmd += ["-af", "loudnorm=I=-16:TP=-1.5:LRA=11", *codec, str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise errors.DownloadFailed(f"ffmpeg loudnorm failed: {proc.stderr.strip()[:200]}")
+    os.replace(tmp, path)

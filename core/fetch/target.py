@@ -1,0 +1,635 @@
+"""The owned output file (SPEC §5): the one place where a download meets the disk.
+
+Every downloader writes through a `Target`. It holds, for the download's whole life:
+
+- an exclusive `flock` on `NAME.part`, so no other thread or process writes into it; a
+  second writer of the same source waits for the first, a different source moves on to
+  a distinct name (`NAME (1).ext`);
+- files opened relative to the folder's descriptor with `O_NOFOLLOW` (a planted link is
+  `bad_input`, its target untouched), hard-linked `.part` files refused;
+- the origin of the file (`user.xdg.origin.url`, as `curl --xattr` and `wget --xattr`
+  write it; a `.xdl-origins` file in the folder where the filesystem has no xattrs), so
+  `skipped: "exists"` answers only for the same source;
+- the size rule, the free space reserved across the jobs of this process, `no_space` on
+  a full disk (the `.part` kept), and the checksum of the bytes written to the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import queue
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import errors
+from ..names import distinct_name
+from ..ratelimit import TokenBucket
+
+#: progress(key, done_bytes, total_bytes_or_None)
+ProgressFn = Callable[[str, int, "int | None"], None]
+
+ORIGIN_XATTR = "user.xdg.origin.url"
+ORIGINS_FILE = ".xdl-origins"
+#: Free space kept beyond a download's announced size (`--min-free`), in bytes.
+FREE_SPACE_MARGIN = 16 * 1024 * 1024
+#: Downloads at least this big (or of unknown size) are written and hashed on a second
+#: thread while the next chunk is read (hashlib and file writes release the GIL).
+PIPELINE_FROM = 4 * 1024 * 1024
+#: How many distinct names (`NAME (1).ext` ...) are tried before giving up.
+MAX_DISTINCT = 1000
+
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def check_size(size: int | None, min_size: int | None, max_size: int | None) -> None:
+    """The one --min-size / --max-size rule, for an announced or a written size."""
+    if size is None:
+        return
+    if max_size is not None and size > max_size:
+        raise errors.TooLarge(f"{size} bytes is more than --max-size {max_size}", bytes=size)
+    if min_size is not None and size < min_size:
+        raise errors.TooSmall(f"{size} bytes is less than --min-size {min_size}", bytes=size)
+
+
+def is_no_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(where: object, exc: BaseException | None = None) -> errors.NoSpace:
+    why = f": {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else ""
+    return errors.NoSpace(f"the disk is full while writing {where}{why}; the .part is kept")
+
+
+# -- free space ---------------------------------------------------------------------------
+
+
+class SpaceBook:
+    """Free space promised to the downloads of this process, per filesystem: `-j N`
+    downloads check the disk together, not each alone."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, int] = {}
+
+    def reserve(self, directory: Path, needed: int, margin: int) -> Callable[[], None]:
+        """Promise `needed` bytes in `directory` (NoSpace when they are not there);
+        returns the function that gives them back."""
+        try:
+            device = os.stat(directory).st_dev
+            free = shutil.disk_usage(directory).free
+        except OSError:
+            return lambda: None
+        with self._lock:
+            held = self._held.get(device, 0)
+            if needed + held + margin > free:
+                raise errors.NoSpace(
+                    f"needs {needed} bytes but only {free - held} are free in {directory}"
+                    f" (keeping --min-free {margin})",
+                    needed=needed,
+                    free=max(0, free - held),
+                )
+            self._held[device] = held + needed
+        released = threading.Event()
+
+        def release() -> None:
+            if not released.is_set():
+                released.set()
+                with self._lock:
+                    self._held[device] = max(0, self._held.get(device, 0) - needed)
+
+        return release
+
+
+SPACE = SpaceBook()
+
+
+def check_free_space(directory: Path, needed: int, margin: int = FREE_SPACE_MARGIN) -> None:
+    """NoSpace unless `needed` bytes (plus the margin and what other jobs hold) are free."""
+    SPACE.reserve(directory, needed, margin)()
+
+
+# -- folders and links --------------------------------------------------------------------
+
+
+def refuse_link(where: object) -> errors.BadInput:
+    return errors.BadInput(f"refusing to write through a symbolic link: {where}")
+
+
+def open_folder(root: Path, parts: tuple[str, ...] = (), create: bool = True) -> int:
+    """A descriptor of `root/parts...`, each folder below `root` opened without following
+    links (and created when missing). `root` itself is the user's `-o`: it may be a link."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    where = root
+    try:
+        for part in parts:
+            if part in ("", ".", ".."):
+                raise errors.BadInput(f"not a folder name inside --output-dir: {part!r}")
+            where = where / part
+            if create:
+                try:
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            try:
+                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=fd)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise refuse_link(where) from None
+                if e.errno == errno.ENOTDIR:
+                    if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                        raise refuse_link(where) from None
+                    raise errors.BadInput(f"not a folder: {where}") from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_no_links(folder: Path, stem: str) -> None:
+    """BadInput when a symbolic link in `folder` starts with `stem`: where a downloader
+    that opens its own files (yt-dlp) would write NAME, NAME.part, NAME.en.vtt..."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.name.startswith(stem) and entry.is_symlink():
+            raise refuse_link(folder / entry.name)
+
+
+def _lstat(name: str, dirfd: int) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _open_file(name: str, dirfd: int, flags: int, where: Path) -> int:
+    """Open `name` in the folder without following a link; only regular files, never one
+    with other hard links (its other name may be anywhere)."""
+    try:
+        fd = os.open(name, flags | _NOFOLLOW, 0o644, dir_fd=dirfd)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise refuse_link(where / name) from None
+        if is_no_space(e):
+            raise no_space(where / name, e) from None
+        raise errors.OutputNotWritable(f"cannot open {where / name}: {e.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(fd)
+        raise errors.BadInput(f"refusing to write into {where / name}: not a plain file")
+    return fd
+
+
+# -- origins ------------------------------------------------------------------------------
+
+
+def read_origin(dirfd: int, name: str) -> str | None:
+    """Where the file `name` came from: its xattr, else the folder's `.xdl-origins`."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=dirfd)
+    except OSError:
+        return None
+    try:
+        return os.getxattr(fd, ORIGIN_XATTR).decode("utf-8", "replace")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return _origins_file(dirfd).get(name)
+
+
+def record_origin(fd: int, dirfd: int, name: str, origin: str) -> None:
+    """Record `origin` with the open file `fd` (to be called `name`)."""
+    try:
+        os.setxattr(fd, ORIGIN_XATTR, origin.encode("utf-8"))
+        return
+    except OSError:
+        pass
+    line = json.dumps({"name": name, "url": origin}, ensure_ascii=False) + "\n"
+    try:
+        out = os.open(ORIGINS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644,
+                      dir_fd=dirfd)  # fmt: skip
+    except OSError:
+        return
+    try:
+        fcntl.flock(out, fcntl.LOCK_EX)
+        os.write(out, line.encode("utf-8"))
+    finally:
+        os.close(out)
+
+
+def _origins_file(dirfd: int) -> dict[str, str]:
+    try:
+        fd = os.open(ORIGINS_FILE, os.O_RDONLY | _NOFOLLOW, dir_fd=dirfd)
+    except OSError:
+        return {}
+    found: dict[str, str] = {}
+    with os.fdopen(fd, "rb") as f:
+        for raw in f:
+            try:
+                rec = json.loads(raw)
+                if isinstance(rec.get("name"), str) and isinstance(rec.get("url"), str):
+                    found[rec["name"]] = rec["url"]
+            except (ValueError, AttributeError, RecursionError):
+                continue
+    return found
+
+
+# -- the owned target ---------------------------------------------------------------------
+
+
+class Target:
+    """One download's output file: `NAME.part` locked and written, then renamed to NAME.
+
+    `claim()` either returns an owned Target (`.done` is None) or one whose `.done` is the
+    existing file of the same source (then nothing is held). Use as a context manager:
+    leaving it releases the lock and closes the files.
+    """
+
+    def __init__(self, folder: Path, dirfd: int, name: str, origin: str) -> None:
+        self.folder = folder
+        self.dirfd = dirfd
+        self.name = name
+        self.origin = origin
+        self.done: Path | None = None
+        self.fd: int | None = None
+        self.written = 0
+        self.total: int | None = None
+        self._created = False
+        self._hash = hashlib.sha256()
+        self._release_space: Callable[[], None] = lambda: None
+        self._queue: queue.Queue[bytes | bytearray | None] | None = None
+        self._writer: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        # set by claim(): how the download is written
+        self.stop: threading.Event | None = None
+        self.limiter: TokenBucket | None = None
+        self.progress: ProgressFn | None = None
+        self.max_size: int | None = None
+        self.margin = FREE_SPACE_MARGIN
+
+    @property
+    def final(self) -> Path:
+        return self.folder / self.name
+
+    @property
+    def part_name(self) -> str:
+        return self.name + ".part"
+
+    @property
+    def meta_name(self) -> str:
+        return self.name + ".part.meta"
+
+    # -- claiming --
+
+    @classmethod
+    def claim(
+        cls,
+        folder: Path,
+        name: str,
+        origin: str,
+        *,
+        overwrite: bool = False,
+        stop: threading.Event | None = None,
+        limiter: TokenBucket | None = None,
+        progress: ProgressFn | None = None,
+        max_size: int | None = None,
+        margin: int = FREE_SPACE_MARGIN,
+        parts: tuple[str, ...] = (),
+        also_ext: str | None = None,
+        same_part: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> Target:
+        """Own `folder/parts.../name` (or a distinct name) for `origin`. `also_ext` is the
+        extension the file will end with after processing (`--audio-format mp3`): a
+        file of that name counts as this one. `same_part(meta)` says whether a `.part`
+        left by another URL holds the same content (the HTTP tier compares strong ETags:
+        a signed URL changes, its file does not)."""
+        dirfd = open_folder(folder, parts)
+        where = folder.joinpath(*parts)
+        try:
+            for n in range(MAX_DISTINCT):
+                candidate = name if n == 0 else distinct_name(name, n)
+                target = cls(where, dirfd, candidate, origin)
+                target.stop, target.limiter, target.progress = stop, limiter, progress
+                target.max_size, target.margin = max_size, margin
+                if target._take(overwrite, also_ext, same_part):
+                    return target
+        except BaseException:
+            os.close(dirfd)
+            raise
+        os.close(dirfd)
+        raise errors.BadInput(f"{MAX_DISTINCT} files named like {name!r} are there already")
+
+    def _take(
+        self,
+        overwrite: bool,
+        also_ext: str | None = None,
+        same_part: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> bool:
+        """Lock this candidate's `.part` for our origin; False when it is another's."""
+        while True:
+            existed = _lstat(self.part_name, self.dirfd) is not None
+            fd = _open_file(self.part_name, self.dirfd, os.O_RDWR | os.O_CREAT, self.folder)
+            if not self._lock(fd):
+                os.close(fd)
+                return False
+            held = _lstat(self.part_name, self.dirfd)
+            if held is None or held.st_ino != os.fstat(fd).st_ino:
+                os.close(fd)  # the holder before us renamed or removed it: look again
+                continue
+            self.fd, self._created = fd, not existed
+            break
+        names = [self.name]
+        if also_ext and not self.name.endswith("." + also_ext):
+            names.append(os.path.splitext(self.name)[0] + "." + also_ext)
+        for name in names:
+            found = _lstat(name, self.dirfd)
+            if found is None:
+                continue
+            if stat.S_ISLNK(found.st_mode):
+                self.close()
+                raise refuse_link(self.folder / name)
+            mine = stat.S_ISREG(found.st_mode) and read_origin(self.dirfd, name) == self.origin
+            if not mine:
+                self.close()
+                return False
+            if not overwrite:
+                self.close()
+                self.done = self.folder / name
+                return True
+        holder = self._meta_origin()
+        others = holder is not None and holder != self.origin
+        if others and (same_part is None or not same_part(self._read_meta())):
+            self.close()
+            return False
+        return True
+
+    def _lock(self, fd: int) -> bool:
+        """Wait for the lock on `fd` while its holder is downloading the same source (or
+        has not said yet which); False at once when it holds it for another source."""
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                pass
+            holder = self._meta_origin()
+            if holder is not None and holder != self.origin:
+                return False
+            if self.stop is not None and self.stop.wait(0.1):
+                raise errors.Interrupted("interrupted while another download held the file")
+            if self.stop is None:
+                time.sleep(0.1)
+
+    def _meta_origin(self) -> str | None:
+        meta = self._read_meta()
+        url = meta.get("url")
+        return url if isinstance(url, str) else None
+
+    def _read_meta(self) -> dict[str, Any]:
+        try:
+            fd = os.open(self.meta_name, os.O_RDONLY | _NOFOLLOW, dir_fd=self.dirfd)
+        except OSError:
+            return {}
+        try:
+            with os.fdopen(fd, "rb") as f:
+                meta = json.loads(f.read(1 << 16))
+        except (OSError, ValueError, RecursionError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+    # -- writing --
+
+    def saved(self) -> tuple[int, dict[str, Any]]:
+        """(bytes already in our `.part`, its saved validators) — (0, {}) when none."""
+        assert self.fd is not None
+        size = os.fstat(self.fd).st_size
+        return size, (self._read_meta() if size else {})
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        data = json.dumps({**meta, "url": self.origin}).encode("utf-8")
+        fd = _open_file(self.meta_name, self.dirfd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                        self.folder)  # fmt: skip
+        try:
+            os.write(fd, data)
+        except OSError as e:
+            raise (no_space(self.folder / self.meta_name, e) if is_no_space(e) else e) from None
+        finally:
+            os.close(fd)
+
+    def begin(self, offset: int, total: int | None, meta: dict[str, Any]) -> None:
+        """Start writing at `offset` (0 truncates); size and free space checked first."""
+        assert self.fd is not None
+        self.check_stop()
+        check_size(total, None, self.max_size)
+        self._release_space()
+        if total is not None:
+            self._release_space = SPACE.reserve(self.folder, total - offset, self.margin)
+        self.total = total
+        self._hash = hashlib.sha256()
+        self.written = 0
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        if offset:
+            while self.written < offset and (block := os.read(self.fd, 1 << 20)):
+                self._hash.update(block)
+                self.written += len(block)
+            if self.written != offset:
+                raise errors.DownloadFailed("the .part changed while resuming")
+        os.ftruncate(self.fd, offset)
+        os.lseek(self.fd, offset, os.SEEK_SET)
+        self.write_meta(meta)
+        self._failure = None
+        if total is None or total - offset >= PIPELINE_FROM:
+            self._queue = queue.Queue(maxsize=4)
+            self._writer = threading.Thread(target=self._drain, name="xdl-write", daemon=True)
+            self._writer.start()
+        if self.progress:
+            self.progress(self.name, self.written, total)
+
+    def restart(self) -> None:
+        """Throw away what `.part` holds (the server's file is not the one it began)."""
+        assert self.fd is not None
+        self.finish_writing()
+        os.ftruncate(self.fd, 0)
+        self._unlink(self.meta_name)
+
+    def _put(self, data: bytes | bytearray) -> None:
+        assert self.fd is not None
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self._hash.update(data)
+
+    def _drain(self) -> None:
+        """The writer thread: write and hash what the reader hands over, in order."""
+        assert self._queue is not None
+        while (data := self._queue.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._put(data)
+                except BaseException as e:
+                    self._failure = e
+
+    def write(self, data: bytes | bytearray) -> None:
+        self.check_stop()
+        if self._queue is not None:
+            if self._failure is not None:
+                self.finish_writing()
+            self._queue.put(data)
+        else:
+            try:
+                self._put(data)
+            except OSError as e:
+                raise self._write_error(e) from None
+        self.written += len(data)
+        if self.max_size is not None and self.written > self.max_size:
+            self.discard()
+            raise errors.TooLarge(f"more than --max-size {self.max_size} bytes")
+        if self.limiter is not None:
+            self.limiter.consume(len(data), self.stop)
+        if self.progress:
+            self.progress(self.name, self.written, self.total)
+
+    def _write_error(self, e: OSError) -> errors.XdlError:
+        if is_no_space(e):
+            return no_space(self.folder / self.part_name, e)
+        return errors.DownloadFailed(f"cannot write {self.folder / self.part_name}: {e}")
+
+    def check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise errors.Interrupted("interrupted; the .part file is kept for resuming")
+
+    def finish_writing(self) -> None:
+        """Wait for the writer thread; raise what it met."""
+        if self._queue is not None and self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._queue = self._writer = None
+        failure, self._failure = self._failure, None
+        if isinstance(failure, OSError):
+            raise self._write_error(failure) from failure
+        if failure is not None:
+            raise failure
+
+    def commit(
+        self, sha256: str | None = None, min_size: int | None = None, *, overwrite: bool = False
+    ) -> tuple[int, str]:
+        """Check length, size and checksum of what is in `.part`, then rename it to NAME
+        (never over a file that appeared meanwhile unless `overwrite`)."""
+        assert self.fd is not None
+        self.finish_writing()
+        if self.total is not None and self.written != self.total:
+            raise errors.NetworkError(
+                f"got {self.written} of {self.total} bytes", bytes=self.written
+            )
+        on_disk = os.fstat(self.fd).st_size
+        if on_disk != self.written:
+            raise errors.DownloadFailed(
+                f"{self.part_name} holds {on_disk} bytes, {self.written} were written"
+            )
+        digest = self._hash.hexdigest()
+        try:
+            check_size(self.written, min_size, None)
+        except errors.TooSmall:
+            self.discard()
+            raise
+        if sha256 and digest != sha256.lower():
+            self.discard()
+            raise errors.ChecksumMismatch(
+                f"sha256 is {digest}, expected {sha256.lower()}; file removed", sha256=digest
+            )
+        try:
+            os.fdatasync(self.fd)
+        except OSError as e:
+            raise self._write_error(e) from None
+        record_origin(self.fd, self.dirfd, self.name, self.origin)
+        self._rename(overwrite)
+        self._unlink(self.meta_name)
+        self._release_space()
+        return self.written, digest
+
+    def _rename(self, overwrite: bool) -> None:
+        kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
+        if overwrite:
+            os.replace(self.part_name, self.name, **kw)
+            return
+        try:
+            os.link(self.part_name, self.name, follow_symlinks=False, **kw)
+        except FileExistsError:
+            raise errors.BadInput(f"{self.final} appeared while downloading; kept it") from None
+        except OSError:  # no hard links here (FAT, some network filesystems)
+            if _lstat(self.name, self.dirfd) is not None:
+                raise errors.BadInput(f"{self.final} appeared while downloading") from None
+            os.rename(self.part_name, self.name, **kw)
+            return
+        self._unlink(self.part_name)
+
+    def _unlink(self, name: str) -> None:
+        try:
+            os.unlink(name, dir_fd=self.dirfd)
+        except FileNotFoundError:
+            pass
+
+    def discard(self) -> None:
+        """Remove our `.part` and its meta (it is ours: we hold its lock)."""
+        try:
+            self.finish_writing()
+        except errors.XdlError:
+            pass
+        if self.fd is not None:
+            self._unlink(self.part_name)
+            self._unlink(self.meta_name)
+        self._release_space()
+
+    def close(self) -> None:
+        """Release the lock and the files; an empty `.part` we created is removed."""
+        try:
+            self.finish_writing()
+        except errors.XdlError:
+            pass
+        self._release_space()
+        if self.fd is not None:
+            held = _lstat(self.part_name, self.dirfd)
+            if (
+                self._created
+                and held is not None
+                and held.st_ino == os.fstat(self.fd).st_ino
+                and held.st_size == 0
+            ):
+                self._unlink(self.part_name)
+            os.close(self.fd)
+            self.fd = None
+
+    def release_folder(self) -> None:
+        self.close()
+        if self.dirfd >= 0:
+            os.close(self.dirfd)
+            self.dirfd = -1
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release_folder()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
