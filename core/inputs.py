@@ -7,6 +7,7 @@ files), and its other fields ride along, so one xdl command's output pipes into 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
@@ -80,6 +81,23 @@ def check_url(url: str) -> str:
     if not parts.hostname:
         raise BadInput(f"not a URL (no host): {quote(url)}")
     return url
+
+
+class RefusedUrl(UnsupportedUrl):
+    """A redirect (or a link on a page) to a URL xdl never opens, such as
+    file:///etc/passwd. Final: every downloader refuses it, so none other is tried."""
+
+    final = True
+
+
+def refused(message: str) -> RefusedUrl:
+    """The error for a refused redirect target, quoting the target when `message` (the
+    library's) names it."""
+    found = re.search(r"""\b([a-zA-Z][\w+.-]*:/{0,3}[^\s'"]+)""", message.split(" for ", 1)[-1])
+    scheme = re.search(r"""url scheme: ["']?(\w+)""", message, re.IGNORECASE)
+    target = found.group(1) if found else f"{scheme.group(1)}:" if scheme else None
+    shown = f" to {quote(target)}" if target else ""
+    return RefusedUrl(f"refused a redirect or link{shown}: only http and https URLs are fetched")
 
 
 def _too_deep(obj: Any, limit: int) -> bool:

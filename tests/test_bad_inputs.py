@@ -174,3 +174,70 @@ def test_deep_json_line_from_the_console_script(xdl_cmd: Any, site: Any) -> None
     data = f"{good[0]}\n{nested(DEEP)}\n{good[1]}\n".encode()
     ran = xdl_cmd("fetch", "--dry-run", input=data)
     assert_judged_alone(ran, good)
+
+
+# --- a redirect to a URL xdl never opens ------------------------------------------------
+
+
+@pytest.fixture
+def to_file(site: Any) -> str:
+    """A loopback route that answers 302 Location: file:///etc/passwd."""
+
+    @site.route("/redirect-to-file")
+    def redirect(req: Any) -> None:
+        req.send_response(302)
+        req.send_header("Location", "file:///etc/passwd")
+        req.send_header("Content-Length", "0")
+        req.end_headers()
+
+    return str(site.url("/redirect-to-file"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("fetch",),
+        ("fetch", "--strategy", "http"),
+        ("fetch", "--strategy", "wget"),
+        ("info", "--json"),
+        ("formats", "--json"),
+        ("transcript",),
+    ],
+    ids=["fetch", "fetch-http", "fetch-wget", "info", "formats", "transcript"],
+)
+def test_a_redirect_to_a_file_url_is_unsupported_url(
+    xdl: Any, site: Any, to_file: str, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    ran = xdl(*args, to_file, site.url("/watch.html"))
+    assert "internal error" not in ran.stderr and "Traceback" not in ran.stderr
+    assert ran.exit_code == 1, ran.stderr
+    bad = ran.lines[0]
+    assert bad["ok"] is False and bad["url"] == to_file
+    assert bad["error"]["code"] == "unsupported_url"
+    assert "file:///etc/passwd" in bad["error"]["message"]
+    assert ran.lines[-1]["ok"] is True  # the next input still ran
+    passwd = Path("/etc/passwd").read_bytes()[:64]
+    assert passwd not in ran.stdout.encode()
+    for written in tmp_path.rglob("*"):
+        if written.is_file() and written.stat().st_size < 50_000_000:
+            assert passwd not in written.read_bytes(), written
+
+
+@pytest.mark.parametrize(
+    ("message", "text"),
+    [
+        (
+            "No connection adapters were found for 'file:///etc/passwd'",
+            "refused a redirect or link to 'file:///etc/passwd'",
+        ),
+        (
+            'Unable to handle request: Unsupported url scheme: "file" (Urllib)',
+            "refused a redirect or link to 'file:'",
+        ),
+        ("something else", "refused a redirect or link: "),
+    ],
+)
+def test_refused_names_the_target(message: str, text: str) -> None:
+    error = inputs.refused(message)
+    assert error.code == "unsupported_url" and error.final
+    assert error.message.startswith(text)
