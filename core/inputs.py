@@ -56,6 +56,12 @@ def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+def shown(text: str) -> str:
+    """An input as a message shows it: shortened, control characters escaped."""
+    short = shorten(text)
+    return short if short.isprintable() else shorten(repr(text[: QUOTE_CHARS * 4])[1:-1])
+
+
 def quote(text: str) -> str:
     """`text` in quotes with escapes (repr), shortened, for messages."""
     shown = repr(text[: QUOTE_CHARS * 4])

@@ -7,6 +7,8 @@ import io
 import json
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,16 @@ def test_hostile_lines_are_one_bad_input(line: str, code: str | None) -> None:
 )
 def test_shorten(text: str, shown: str) -> None:
     assert shorten(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [("http://e.com/a", "http://e.com/a"), ("\x00\x01ab", "\\x00\\x01ab"), ("\x00" * 500, None)],
+)
+def test_shown_escapes_control_characters(text: str, want: str | None) -> None:
+    got = inputs.shown(text)
+    assert got.isprintable() and len(got) <= 200
+    assert want is None or got == want
 
 
 @pytest.mark.parametrize(
@@ -241,3 +253,82 @@ def test_refused_names_the_target(message: str, text: str) -> None:
     error = inputs.refused(message)
     assert error.code == "unsupported_url" and error.final
     assert error.message.startswith(text)
+
+
+# --- to-markdown: one bad caption file, the next one still converted ----------------------
+
+VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nStill converted.\n"
+
+
+def deep_ttml(depth: int, tag: str = "div") -> str:
+    inner = '<p begin="0s" end="1s">deep</p>'
+    if tag == "span":
+        inner = '<p begin="0s" end="1s">' + "<span>" * depth + "x" + "</span>" * depth + "</p>"
+        depth = 1
+    body = "<div>" * depth + inner + "</div>" * depth
+    return f'<tt xmlns="http://www.w3.org/ns/ttml"><body>{body}</body></tt>'
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda p: p.write_text(deep_ttml(5000)), "parse_error"),
+        (lambda p: p.write_text(deep_ttml(5000, "span")), "parse_error"),
+        (lambda p: p.write_text(deep_ttml(201)), "parse_error"),
+        (lambda p: p.mkdir(), "bad_input"),
+        (lambda p: p.write_bytes(b"WEBVTT\n\n" + b" " * (64 * 1024 * 1024)), "too_large"),
+    ],
+    ids=["deep-divs", "deep-spans", "over-cap", "directory", "over-64MiB"],
+)
+def test_one_bad_caption_file_between_good_ones(
+    xdl: Any, tmp_path: Path, make: Any, code: str
+) -> None:
+    (tmp_path / "a.vtt").write_text(VTT)
+    make(tmp_path / "bad.ttml")
+    (tmp_path / "b.vtt").write_text(VTT)
+    files = [str(tmp_path / n) for n in ("a.vtt", "bad.ttml", "b.vtt")]
+    ran = xdl("to-markdown", *files)
+    assert ran.exit_code == 1, ran.stderr
+    assert [(r["ok"], r["path"]) for r in ran.lines] == [(ok, f) for ok, f in zip((1, 0, 1), files)]
+    assert ran.lines[1]["error"]["code"] == code
+    assert "internal error" not in ran.stderr
+    assert (tmp_path / "b.md").read_text().strip() == "Still converted."
+
+
+def test_a_ttml_file_nested_under_the_cap_still_converts(xdl: Any, tmp_path: Path) -> None:
+    (tmp_path / "ok.ttml").write_text(deep_ttml(150))
+    ran = xdl("to-markdown", str(tmp_path / "ok.ttml"))
+    assert ran.exit_code == 0, ran.stderr
+    assert (tmp_path / "ok.md").read_text().strip() == "deep"
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "fifo"])
+def test_an_endless_source_is_too_large(xdl_cmd: Any, tmp_path: Path, device: str) -> None:
+    """`xdl to-markdown /dev/zero` read until MemoryError; a FIFO fed forever too."""
+    (tmp_path / "b.vtt").write_text(VTT)
+    path = device
+    if device == "fifo":
+        path = str(tmp_path / "endless")
+        os.mkfifo(path)
+        feeder = f"with open({path!r}, 'wb') as f:\n    while True: f.write(bytes(1 << 20))"
+        proc = subprocess.Popen([sys.executable, "-c", feeder], stderr=subprocess.DEVNULL)
+    try:
+        out = str(tmp_path / "out")
+        ran = xdl_cmd("to-markdown", "--output-dir", out, path, str(tmp_path / "b.vtt"), timeout=60)
+    finally:
+        if device == "fifo":
+            proc.kill()
+            proc.wait()
+    assert ran.exit_code == 1, ran.stderr
+    good = str(tmp_path / "b.vtt")
+    assert [(r["ok"], r["path"]) for r in ran.lines] == [(False, path), (True, good)]
+    assert ran.lines[0]["error"]["code"] == "too_large"
+    assert "64 MiB" in ran.lines[0]["error"]["message"]
+    assert (tmp_path / "out" / "b.md").read_text().strip() == "Still converted."
+
+
+def test_an_endless_stdin_document_is_too_large(xdl_cmd: Any) -> None:
+    data = b"WEBVTT\n\n" + b"\n" * (64 * 1024 * 1024 + 10)
+    ran = xdl_cmd("to-markdown", input=data, timeout=60)
+    assert ran.exit_code == 1, ran.stderr
+    assert ran.lines[0]["error"]["code"] == "too_large"
