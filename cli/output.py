@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, Protocol
 
 from xdl.core.errors import XdlError
-from xdl.core.inputs import Input
+from xdl.core.inputs import Input, shown
 
 log = logging.getLogger("xdl")
 
@@ -68,7 +68,7 @@ class Output:
     def fail(self, item: Input | str, error: XdlError, **extra: Any) -> None:
         """A failed line for one input, and a one-line message on stderr."""
         value = item.value if isinstance(item, Input) else item
-        log.error("%s: %s", value, error.message)
+        log.error("%s: %s", shown(value), error.message)
         self.emit({"ok": False, self.key: value, **extra, "error": error.to_dict()})
 
     def each(self, items: Iterable[Input], work: Callable[[Input], Iterable[Result | Row]]) -> None:

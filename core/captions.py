@@ -550,6 +550,10 @@ def _drop_lines(segs: _Segs, k: int) -> _Segs:
 
 # --- TTML / DFXP ------------------------------------------------------------------------
 
+#: How deeply a TTML document may nest elements. Real ones nest tt/body/div/p/span/span:
+#: a handful. The walk below recurses, so a deeper file is refused before it starts.
+MAX_XML_DEPTH = 200
+
 
 def parse_ttml(text: str) -> Captions:
     """TTML1/IMSC or the old DFXP namespace; clock, offset, SMPTE frame and tick times."""
@@ -572,6 +576,8 @@ def parse_ttml(text: str) -> Captions:
         raise errors.ParseError(f"not well-formed XML: {message}") from None
     if _local(root.tag) != "tt":
         raise NotCaptions(f"XML, but its root is <{_local(root.tag)}>, not TTML's <tt>")
+    if _deeper_than(root, MAX_XML_DEPTH):
+        raise errors.ParseError(f"the XML nests elements more than {MAX_XML_DEPTH} levels deep")
     params = {_local(k): v for k, v in root.attrib.items()}
     clock = _Clock(params)
     title = None
@@ -584,6 +590,17 @@ def parse_ttml(text: str) -> Captions:
     if body_el is not None:
         skipped = _walk(body_el, 0.0, None, clock, cues)
     return Captions("ttml", cues, skipped, 0, False, title)
+
+
+def _deeper_than(root: Element, limit: int) -> bool:
+    """Does the tree nest more than `limit` elements? (No recursion: that is what it guards.)"""
+    stack = [(root, 1)]
+    while stack:
+        el, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in el)
+    return False
 
 
 def _local(tag: Any) -> str:

@@ -16,6 +16,7 @@ import requests.adapters
 import urllib3.exceptions
 
 from . import __version__, errors
+from .inputs import quote, refused
 from .names import filename_from_content_disposition
 from .network import NetworkOptions
 
@@ -109,9 +110,11 @@ def translate(exc: BaseException, url: str) -> errors.XdlError:
     if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower():
         return errors.Timeout(f"timed out: {_short(exc)}")
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
-        return errors.BadInput(f"not a usable URL: {url}")
+        return errors.BadInput(f"not a usable URL: {quote(url)}")
     if isinstance(exc, requests.exceptions.InvalidSchema):
-        return errors.UnsupportedUrl(f"unsupported URL: {url}")
+        # `url` was checked before the request: what requests refused is where it led
+        # (a redirect to file:///etc/passwd), named in the message.
+        return refused(str(exc))
     return errors.NetworkError(_short(exc))
 
 

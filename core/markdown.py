@@ -9,14 +9,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from . import errors
 from .captions import Captions, Cue, gc_paused, parse
+from .inputs import shown
+
+#: The largest caption document read, in bytes. Real ones are a few MB (a 10-hour
+#: stream's automatic captions); reading more would only fill memory (/dev/zero).
+MAX_CAPTION_BYTES = 64 * 1024 * 1024
 
 SoundLabels = Literal["keep", "drop"]
 
@@ -330,15 +336,50 @@ def markdown_name(path: str) -> str:
 
 
 def read_source(path: str) -> bytes:
+    """The bytes of a caption file: at most MAX_CAPTION_BYTES, so /dev/zero, a FIFO that
+    never ends or a huge file is `too_large`, never a MemoryError."""
+    where = shown(path)
     try:
         with open(path, "rb") as f:
-            return f.read()
+            info = os.fstat(f.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise errors.BadInput(f"a directory, not a caption file: {where}")
+            if stat.S_ISREG(info.st_mode) and info.st_size > MAX_CAPTION_BYTES:
+                raise too_large()
+            return check_size(read_capped(f))
     except FileNotFoundError:
-        raise errors.NotFound(f"no such file: {path}") from None
+        raise errors.NotFound(f"no such file: {where}") from None
     except IsADirectoryError:
-        raise errors.BadInput(f"a directory, not a caption file: {path}") from None
+        raise errors.BadInput(f"a directory, not a caption file: {where}") from None
     except OSError as e:
-        raise errors.BadInput(f"cannot read {path}: {e.strerror or e}") from None
+        raise errors.BadInput(f"cannot read {where}: {e.strerror or e}") from None
+
+
+def read_capped(stream: IO[bytes], limit: int | None = None) -> bytes:
+    """Up to `limit` (default MAX_CAPTION_BYTES) + 1 bytes of `stream`: one more than
+    allowed tells a document that is too large from one that just fits."""
+    limit = MAX_CAPTION_BYTES if limit is None else limit
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(limit + 1 - size, 1 << 20))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+def check_size(data: bytes) -> bytes:
+    """`data` when it is not over the limit on caption documents, else `too_large`."""
+    if len(data) > MAX_CAPTION_BYTES:
+        raise too_large()
+    return data
+
+
+def too_large() -> errors.TooLarge:
+    mib = MAX_CAPTION_BYTES // 2**20
+    return errors.TooLarge(f"larger than {mib} MiB, the most a caption file may be")
 
 
 def write_new(dest: Path, content: str | bytes, overwrite: bool) -> bool:
@@ -383,8 +424,7 @@ def convert_file(
 ) -> tuple[Converted, str]:
     """Convert one caption file; write it next to the input (or to `output`, or into
     `output_dir`) unless `output` is "-". Returns the result and the Markdown."""
-    if data is None:
-        data = read_source(path)
+    data = read_source(path) if data is None else check_size(data)
     text, caps, paras = convert(data, layout, rolling)
     if output == "-":
         return summary(path, None, len(data), text, caps, paras), text

@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import yt_dlp
-from yt_dlp.networking.exceptions import HTTPError, TransportError
+from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
 from . import errors
+from .inputs import refused
 from .network import NetworkOptions
 
 log = logging.getLogger("xdl.yt-dlp")
@@ -118,7 +119,7 @@ def translate_errors(url: str) -> Iterator[None]:
     """Re-raise yt-dlp's exceptions as xdl's own, with a stable code."""
     try:
         yield
-    except (DownloadError, ExtractorError, TransportError) as e:
+    except (DownloadError, ExtractorError, RequestError) as e:
         raise to_xdl_error(e) from e
 
 
@@ -131,6 +132,9 @@ def to_xdl_error(exc: BaseException) -> errors.XdlError:
             break
         cause = cause.exc_info[1]
     message = _clean(str(exc))
+    refused = refused_url(f"{message} {cause}")
+    if refused is not None:
+        return refused
     if isinstance(cause, UnsupportedError) or "Unsupported URL" in message:
         return errors.UnsupportedUrl("no media found on the page")
     if isinstance(cause, HTTPError):
@@ -150,6 +154,15 @@ def to_xdl_error(exc: BaseException) -> errors.XdlError:
     if "ffmpeg" in text and ("not found" in text or "not installed" in text):
         return errors.ToolMissing(message)
     return errors.DownloadFailed(message)
+
+
+def refused_url(message: str) -> errors.UnsupportedUrl | None:
+    """A redirect (or a link on the page) to a URL that no handler may open, such as
+    `file:///etc/passwd`: yt-dlp's networking refuses it; we say so as unsupported_url."""
+    text = message.lower()
+    if "unsupported url scheme" not in text and "no connection adapters were found" not in text:
+        return None
+    return refused(message)
 
 
 def _clean(message: str) -> str:

@@ -13,6 +13,7 @@ import click
 from xdl.cli.config import profile_option
 from xdl.cli.options import download_options, input_options, read_inputs, verbosity_options
 from xdl.cli.output import Output
+from xdl.core.inputs import shown
 
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
@@ -101,7 +102,7 @@ def command(
                 if bars:
                     bars.finished()
                 if not result.ok and result.error:
-                    log.error("%s: %s", result.url, result.error.get("message"))
+                    log.error("%s: %s", shown(result.url), result.error.get("message"))
                 out.emit(result)
             except StopIteration:
                 break

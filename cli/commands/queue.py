@@ -24,6 +24,7 @@ from xdl.cli.output import Output
 
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
+    from xdl.core.inputs import Input
     from xdl.core.queue import JsonStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,6 +100,7 @@ def complete_ids(*statuses: str) -> Callable[[click.Context, click.Parameter, st
 
 def _parse_ids(values: Iterable[str], out: Output) -> list[int]:
     from xdl.core.errors import BadInput
+    from xdl.core.inputs import quote
 
     ids = []
     for value in values:
@@ -106,7 +108,7 @@ def _parse_ids(values: Iterable[str], out: Output) -> list[int]:
         if text.isdigit() and int(text) > 0:
             ids.append(int(text))
         else:
-            out.fail(value, BadInput(f"not a task ID: {value!r} (IDs are numbers)"))
+            out.fail(value, BadInput(f"not a task ID: {quote(value)} (IDs are numbers)"))
     return ids
 
 
@@ -196,7 +198,7 @@ def add(
         if item.error is not None:
             pending.append((item, item.error))
             continue
-        overrides = {k: item.get(k) for k in ("sha256", "template", "audio") if item.get(k)}
+        overrides = _overrides(item)
         title = item.get("title")
         pending.append(
             NewTask(
@@ -211,6 +213,19 @@ def add(
             flush()
     flush()
     return out.close()
+
+
+def _overrides(item: Input) -> dict[str, Any]:
+    """The per-input options a JSON line may carry, as `xdl fetch` reads them: only
+    values of the right type are stored (never a nested structure from the line)."""
+    found: dict[str, Any] = {}
+    for name in ("sha256", "template"):
+        value = item.get(name)
+        if isinstance(value, str) and value.strip():
+            found[name] = value
+    if isinstance(item.get("audio"), bool):
+        found["audio"] = item.get("audio")
+    return found
 
 
 def _absolute(options: FetchOptions) -> FetchOptions:

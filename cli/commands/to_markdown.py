@@ -129,7 +129,8 @@ def command(
 ) -> int:
     """Turn WebVTT, SRT or TTML/DFXP captions into clean Markdown paragraphs.
 
-    The format is read from the content, not the name. Tags, entities and YouTube's
+    The format is read from the content, not the name. A caption file may be at most
+    64 MiB (larger, or endless like /dev/zero, is `too_large`). Tags, entities and YouTube's
     rolling repeats go; every word stays: sentences run across cues, paragraphs break
     at speakers, pauses and sentence ends. FILE.vtt becomes FILE.md next to it (an
     existing .md is left alone, `skipped: "exists"`, unless --overwrite). `-` reads a
@@ -150,7 +151,7 @@ def command(
     """
     from xdl.core import errors
     from xdl.core.inputs import iter_inputs
-    from xdl.core.markdown import convert_file
+    from xdl.core.markdown import convert_file, read_capped
 
     if output and output_dir:
         raise click.UsageError("-o/--output and --output-dir cannot be used together")
@@ -162,15 +163,16 @@ def command(
 
     stdin_document: bytes | None = None
     if not inputs and batch_file is None and sys.stdin is not None and not sys.stdin.isatty():
-        piped = sys.stdin.buffer.read()
+        piped = read_capped(sys.stdin.buffer)  # more than the cap: convert_file says too_large
         if _looks_like_captions(piped):
             stdin_document, items = piped, iter([_stdin_item()])
-        else:
-            items = iter_inputs((), None, "-", io.BytesIO(piped), "path")
+        else:  # a list of files: read on, past what was looked at
+            rest = io.BufferedReader(_Prefixed(piped, sys.stdin.buffer))
+            items = iter_inputs((), None, "-", rest, "path")
     else:
         items = read_inputs(inputs, batch_file, "path")
     if "-" in inputs:
-        stdin_document = sys.stdin.buffer.read()
+        stdin_document = read_capped(sys.stdin.buffer)
     if output:
         items = iter(_only_one(items))
 
@@ -202,6 +204,28 @@ def command(
 
     out.each(items, work)
     return out.close()
+
+
+class _Prefixed(io.RawIOBase):
+    """`head`, then the rest of `stream`: stdin after its first bytes were looked at."""
+
+    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+        self.head = memoryview(head)
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        read1 = getattr(self.stream, "read1", self.stream.read)
+        data = read1(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _stdin_item() -> Input:

@@ -1,0 +1,334 @@
+"""Every input is judged alone: a hostile or broken line is one failed result line with a
+stable code and a short message, and the batch goes on (SPEC §2-§4)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xdl.core import inputs
+from xdl.core.inputs import MAX_JSON_DEPTH, check_url, iter_inputs, parse_line, shorten
+
+DEEP = 5000
+LONG_URL = "http://127.0.0.1:1/" + "a" * (1 << 20)
+
+#: (command line, the good inputs' path on the loopback site): each gets two good
+#: inputs around the bad one.
+COMMANDS = [
+    (("info", "--json"), "/watch.html"),
+    (("fetch", "--dry-run"), "/files/report"),
+    (("queue", "add"), "/files/report"),
+]
+
+
+def nested(depth: int, url: str = "http://127.0.0.1:1/x") -> str:
+    return json.dumps({"url": url})[:-1] + ', "a": ' + "[" * depth + "]" * depth + "}"
+
+
+def assert_judged_alone(ran: Any, good: list[str], bad_code: str = "bad_input") -> None:
+    """Three lines, good / bad / good, exit 1, and no crash or flood on stderr."""
+    assert ran.exit_code == 1, ran.stderr
+    lines = ran.lines
+    assert [line["ok"] for line in lines] == [True, False, True], ran.stdout[:2000]
+    assert lines[0]["url"] == good[0] and lines[2]["url"] == good[1]
+    assert lines[1]["error"]["code"] == bad_code
+    assert len(lines[1]["error"]["message"]) <= 300
+    assert "internal error" not in ran.stderr and "Traceback" not in ran.stderr
+    # the input once as the line's prefix, at most once more in the message: ~200 chars each
+    assert all(len(line) <= 500 for line in ran.stderr.splitlines()), "stderr echoes the input"
+
+
+# --- the reader, table-driven -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (nested(DEEP), "bad_input"),  # deeper than json's C parser goes: RecursionError
+        (nested(MAX_JSON_DEPTH + 1), "bad_input"),  # parses, but deeper than any real line
+        (nested(MAX_JSON_DEPTH - 2), None),
+        ('{"url": "http://e.com/x", "o": ' + '{"a": ' * DEEP + "1" + "}" * DEEP + "}", "bad_input"),
+        ("http://e.com/" + "a" * 70000, "bad_input"),
+        ("http://e.com/" + "a" * 60000, None),
+        (json.dumps({"url": LONG_URL}), "bad_input"),
+    ],
+    ids=[
+        "deep-5000",
+        "deep-over-cap",
+        "deep-under-cap",
+        "deep-objects",
+        "url-70k",
+        "url-60k",
+        "json-url-1M",
+    ],
+)
+def test_hostile_lines_are_one_bad_input(line: str, code: str | None) -> None:
+    item = parse_line(line)
+    assert item is not None
+    assert (item.error.code if item.error else None) == code
+    if item.error:
+        assert len(item.error.message) <= 300
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("short", "short"),
+        ("x" * 200, "x" * 200),
+        ("x" * 201, "x" * 199 + "\u2026"),
+        ("é" * 5000, "é" * 199 + "\u2026"),
+    ],
+)
+def test_shorten(text: str, shown: str) -> None:
+    assert shorten(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [("http://e.com/a", "http://e.com/a"), ("\x00\x01ab", "\\x00\\x01ab"), ("\x00" * 500, None)],
+)
+def test_shown_escapes_control_characters(text: str, want: str | None) -> None:
+    got = inputs.shown(text)
+    assert got.isprintable() and len(got) <= 200
+    assert want is None or got == want
+
+
+@pytest.mark.parametrize(
+    "url",
+    [LONG_URL, "not a url " + "x" * 100000, "ftp://" + "x" * 100000, "http://" + "\x00" * 9000],
+)
+def test_url_messages_never_echo_more_than_a_short_quote(url: str) -> None:
+    with pytest.raises(Exception) as caught:
+        check_url(url)
+    assert len(str(caught.value)) <= 300
+
+
+def test_binary_and_nul_lines_are_each_one_bad_input() -> None:
+    rng = random.Random(7)
+    noise = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))) for _ in range(20)]
+    noise = [n.replace(b"\n", b"") or b"\xff" for n in noise]
+    data = b"http://e.com/1\n\x00\x00\x00\nhttp://e.com/\x00x\n" + b"\n".join(noise)
+    data += b"\nhttp://e.com/2\n"
+    items = list(iter_inputs([], None, "-", io.BytesIO(data)))
+    assert items[0].error is None and items[-1].error is None
+    assert items[0].value == "http://e.com/1" and items[-1].value == "http://e.com/2"
+    for item in items[1:-1]:
+        assert item.error is not None and item.error.code in ("bad_input", "unsupported_url")
+
+
+def test_a_line_longer_than_the_cap_is_one_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inputs, "MAX_LINE_BYTES", 1000)
+    data = b"http://e.com/1\n" + b"y" * 5000 + b"\nhttp://e.com/2\n"
+    items = list(iter_inputs([], io.BytesIO(data), "list.txt"))
+    assert [i.error.code if i.error else i.value for i in items] == [
+        "http://e.com/1",
+        "bad_input",
+        "http://e.com/2",
+    ]
+    assert items[1].origin == "list.txt:2" and len(items[1].value) <= 200
+
+
+# --- the commands ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def qfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "q" / "queue.json"
+    monkeypatch.setenv("XDL_QUEUE", str(path))
+    return path
+
+
+@pytest.mark.parametrize(("args", "path"), COMMANDS, ids=[c[0][0] for c in COMMANDS])
+@pytest.mark.parametrize(
+    "bad",
+    [nested(DEEP), nested(MAX_JSON_DEPTH * 5), LONG_URL],
+    ids=["deep-json", "deep-json-parsable", "url-1M"],
+)
+def test_one_hostile_line_between_good_ones(
+    xdl: Any, site: Any, qfile: Path, args: tuple[str, ...], path: str, bad: str
+) -> None:
+    good = [site.url(path), site.url(path) + "?2"]
+    ran = xdl(*args, input=f"{good[0]}\n{bad}\n{good[1]}\n")
+    assert_judged_alone(ran, good)
+    if args[0] == "queue":
+        stored = qfile.read_text()
+        assert "[[[[" not in stored and "aaaaaaaa" not in stored
+
+
+@pytest.mark.parametrize(("args", "path"), COMMANDS, ids=[c[0][0] for c in COMMANDS])
+def test_binary_lines_between_good_ones(
+    xdl: Any, site: Any, qfile: Path, args: tuple[str, ...], path: str
+) -> None:
+    good = [site.url(path), site.url(path) + "?2"]
+    noise = b"\x00\x01\x02\xff\xfe" + os.urandom(64).replace(b"\n", b"") + b"\x00"
+    ran = xdl(*args, input=good[0].encode() + b"\n" + noise + b"\n" + good[1].encode() + b"\n")
+    assert_judged_alone(ran, good)
+
+
+def test_a_long_url_never_reaches_wget(xdl: Any, site: Any) -> None:
+    """A 1 MB URL used to fail as `OSError: Argument list too long: 'wget'`."""
+    good = [site.url("/files/report"), site.url("/files/report") + "?2"]
+    ran = xdl("fetch", "--strategy", "wget", input=f"{good[0]}\n{LONG_URL}\n{good[1]}\n")
+    assert_judged_alone(ran, good)
+    assert "too long" in ran.lines[1]["error"]["message"]
+
+
+def test_deep_json_line_from_the_console_script(xdl_cmd: Any, site: Any) -> None:
+    good = [site.url("/files/report"), site.url("/files/report") + "?2"]
+    data = f"{good[0]}\n{nested(DEEP)}\n{good[1]}\n".encode()
+    ran = xdl_cmd("fetch", "--dry-run", input=data)
+    assert_judged_alone(ran, good)
+
+
+# --- a redirect to a URL xdl never opens ------------------------------------------------
+
+
+@pytest.fixture
+def to_file(site: Any) -> str:
+    """A loopback route that answers 302 Location: file:///etc/passwd."""
+
+    @site.route("/redirect-to-file")
+    def redirect(req: Any) -> None:
+        req.send_response(302)
+        req.send_header("Location", "file:///etc/passwd")
+        req.send_header("Content-Length", "0")
+        req.end_headers()
+
+    return str(site.url("/redirect-to-file"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("fetch",),
+        ("fetch", "--strategy", "http"),
+        ("fetch", "--strategy", "wget"),
+        ("info", "--json"),
+        ("formats", "--json"),
+        ("transcript",),
+    ],
+    ids=["fetch", "fetch-http", "fetch-wget", "info", "formats", "transcript"],
+)
+def test_a_redirect_to_a_file_url_is_unsupported_url(
+    xdl: Any, site: Any, to_file: str, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    ran = xdl(*args, to_file, site.url("/watch.html"))
+    assert "internal error" not in ran.stderr and "Traceback" not in ran.stderr
+    assert ran.exit_code == 1, ran.stderr
+    bad = ran.lines[0]
+    assert bad["ok"] is False and bad["url"] == to_file
+    assert bad["error"]["code"] == "unsupported_url"
+    assert "file:///etc/passwd" in bad["error"]["message"]
+    assert ran.lines[-1]["ok"] is True  # the next input still ran
+    passwd = Path("/etc/passwd").read_bytes()[:64]
+    assert passwd not in ran.stdout.encode()
+    for written in tmp_path.rglob("*"):
+        if written.is_file() and written.stat().st_size < 50_000_000:
+            assert passwd not in written.read_bytes(), written
+
+
+@pytest.mark.parametrize(
+    ("message", "text"),
+    [
+        (
+            "No connection adapters were found for 'file:///etc/passwd'",
+            "refused a redirect or link to 'file:///etc/passwd'",
+        ),
+        (
+            'Unable to handle request: Unsupported url scheme: "file" (Urllib)',
+            "refused a redirect or link to 'file:'",
+        ),
+        ("something else", "refused a redirect or link: "),
+    ],
+)
+def test_refused_names_the_target(message: str, text: str) -> None:
+    error = inputs.refused(message)
+    assert error.code == "unsupported_url" and error.final
+    assert error.message.startswith(text)
+
+
+# --- to-markdown: one bad caption file, the next one still converted ----------------------
+
+VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nStill converted.\n"
+
+
+def deep_ttml(depth: int, tag: str = "div") -> str:
+    inner = '<p begin="0s" end="1s">deep</p>'
+    if tag == "span":
+        inner = '<p begin="0s" end="1s">' + "<span>" * depth + "x" + "</span>" * depth + "</p>"
+        depth = 1
+    body = "<div>" * depth + inner + "</div>" * depth
+    return f'<tt xmlns="http://www.w3.org/ns/ttml"><body>{body}</body></tt>'
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda p: p.write_text(deep_ttml(5000)), "parse_error"),
+        (lambda p: p.write_text(deep_ttml(5000, "span")), "parse_error"),
+        (lambda p: p.write_text(deep_ttml(201)), "parse_error"),
+        (lambda p: p.mkdir(), "bad_input"),
+        (lambda p: p.write_bytes(b"WEBVTT\n\n" + b" " * (64 * 1024 * 1024)), "too_large"),
+    ],
+    ids=["deep-divs", "deep-spans", "over-cap", "directory", "over-64MiB"],
+)
+def test_one_bad_caption_file_between_good_ones(
+    xdl: Any, tmp_path: Path, make: Any, code: str
+) -> None:
+    (tmp_path / "a.vtt").write_text(VTT)
+    make(tmp_path / "bad.ttml")
+    (tmp_path / "b.vtt").write_text(VTT)
+    files = [str(tmp_path / n) for n in ("a.vtt", "bad.ttml", "b.vtt")]
+    ran = xdl("to-markdown", *files)
+    assert ran.exit_code == 1, ran.stderr
+    assert [(r["ok"], r["path"]) for r in ran.lines] == [(ok, f) for ok, f in zip((1, 0, 1), files)]
+    assert ran.lines[1]["error"]["code"] == code
+    assert "internal error" not in ran.stderr
+    assert (tmp_path / "b.md").read_text().strip() == "Still converted."
+
+
+def test_a_ttml_file_nested_under_the_cap_still_converts(xdl: Any, tmp_path: Path) -> None:
+    (tmp_path / "ok.ttml").write_text(deep_ttml(150))
+    ran = xdl("to-markdown", str(tmp_path / "ok.ttml"))
+    assert ran.exit_code == 0, ran.stderr
+    assert (tmp_path / "ok.md").read_text().strip() == "deep"
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "fifo"])
+def test_an_endless_source_is_too_large(xdl_cmd: Any, tmp_path: Path, device: str) -> None:
+    """`xdl to-markdown /dev/zero` read until MemoryError; a FIFO fed forever too."""
+    (tmp_path / "b.vtt").write_text(VTT)
+    path = device
+    if device == "fifo":
+        path = str(tmp_path / "endless")
+        os.mkfifo(path)
+        feeder = f"with open({path!r}, 'wb') as f:\n    while True: f.write(bytes(1 << 20))"
+        proc = subprocess.Popen([sys.executable, "-c", feeder], stderr=subprocess.DEVNULL)
+    try:
+        out = str(tmp_path / "out")
+        ran = xdl_cmd("to-markdown", "--output-dir", out, path, str(tmp_path / "b.vtt"), timeout=60)
+    finally:
+        if device == "fifo":
+            proc.kill()
+            proc.wait()
+    assert ran.exit_code == 1, ran.stderr
+    good = str(tmp_path / "b.vtt")
+    assert [(r["ok"], r["path"]) for r in ran.lines] == [(False, path), (True, good)]
+    assert ran.lines[0]["error"]["code"] == "too_large"
+    assert "64 MiB" in ran.lines[0]["error"]["message"]
+    assert (tmp_path / "out" / "b.md").read_text().strip() == "Still converted."
+
+
+def test_an_endless_stdin_document_is_too_large(xdl_cmd: Any) -> None:
+    data = b"WEBVTT\n\n" + b"\n" * (64 * 1024 * 1024 + 10)
+    ran = xdl_cmd("to-markdown", input=data, timeout=60)
+    assert ran.exit_code == 1, ran.stderr
+    assert ran.lines[0]["error"]["code"] == "too_large"
