@@ -10,7 +10,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -382,34 +381,11 @@ def too_large() -> errors.TooLarge:
     return errors.TooLarge(f"larger than {mib} MiB, the most a caption file may be")
 
 
-def write_new(dest: Path, content: str | bytes, overwrite: bool) -> bool:
-    """Write `content` to `dest` atomically; False (nothing written) when it exists and
-    `overwrite` is off. A partial file is never left under the final name."""
-    directory = dest.parent if str(dest.parent) else Path(".")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=directory)
-    except OSError as e:
-        raise errors.OutputNotWritable(f"cannot write in {directory}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content.encode("utf-8") if isinstance(content, str) else content)
-        if overwrite:
-            os.replace(tmp, dest)
-            return True
-        try:
-            os.link(tmp, dest)  # fails if dest exists: never clobbers a user's file
-        except FileExistsError:
-            return False
-        except OSError:
-            if dest.exists():
-                return False
-            os.replace(tmp, dest)
-            return True
-        return True
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def write_new(dest: Path, content: str | bytes, overwrite: bool, root: Path | None = None) -> bool:
+    """Write `dest` whole, never through a link (see `fetch.target.write_new`)."""
+    from .fetch.target import write_new as write
+
+    return write(dest, content, overwrite, root)
 
 
 def convert_file(

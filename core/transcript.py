@@ -288,7 +288,7 @@ def _item_transcripts(
         fields = {**info, "lang": track.lang, "ext": fmt, "subtitle_source": track.source}
         dest = template_path(output_dir or ".", ytdlp.render_template(template, fields), fmt)
         body = data if fmt == "vtt" and published == "vtt" else text
-        written = write_new(dest, body, overwrite)
+        written = write_new(dest, body, overwrite, Path(output_dir or "."))
         yield replace(row, path=str(dest), skipped=None if written else "exists")
 
 

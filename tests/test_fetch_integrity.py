@@ -394,3 +394,30 @@ def test_a_field_of_the_wrong_type_is_bad_input(
     assert bad["ok"] is False and bad["error"]["code"] == "bad_input"
     assert good["ok"] is True and file_sha(good["path"]) == sha(SMALL)
     assert not (work / "plain.bin").exists()
+
+
+# -- subtitles and Markdown are written without following links too ------------------------
+
+
+def test_to_markdown_refuses_a_link_at_its_output(work: Path) -> None:
+    victim = work / "victim.txt"
+    victim.write_bytes(PRECIOUS)
+    (work / "talk.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nHello there.\n")
+    (work / "talk.md").symlink_to(victim)
+    for extra in ([], ["--overwrite"]):
+        code, out, err = run("to-markdown", *extra, "talk.vtt", cwd=work)
+        assert code == 1, err
+        assert out[0]["error"]["code"] == "bad_input" and "talk.md" in out[0]["error"]["message"]
+        assert victim.read_bytes() == PRECIOUS and (work / "talk.md").is_symlink()
+
+
+def test_transcript_refuses_a_template_folder_that_is_a_link(site: Any, work: Path) -> None:
+    out_dir, elsewhere = work / "out", work / "elsewhere"
+    out_dir.mkdir()
+    elsewhere.mkdir()
+    (out_dir / "subs").symlink_to(elsewhere)
+    code, out, err = run("transcript", "-o", str(out_dir), "--template",
+                         "subs/%(title)s.%(ext)s", site.url("/watch.html"), cwd=work)  # fmt: skip
+    assert code == 1, err
+    assert out[0]["error"]["code"] == "bad_input"
+    assert list(elsewhere.iterdir()) == []

@@ -627,6 +627,56 @@ class Target:
         self.release_folder()
 
 
+def write_new(dest: Path, content: str | bytes, overwrite: bool, root: Path | None = None) -> bool:
+    """Write a small file (subtitles, Markdown) whole: to a new temporary file beside it,
+    then linked into place. False (nothing written) when `dest` exists and `overwrite`
+    is off; a link at `dest`, or in its folders below `root`, is refused."""
+    folder = root if root is not None else dest.parent
+    parts = dest.parent.relative_to(root).parts if root is not None else ()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        dirfd = open_folder(folder, parts)
+    except OSError as e:
+        raise errors.OutputNotWritable(f"cannot write in {folder}: {e.strerror or e}") from None
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    name = dest.name
+    tmp = f".{name[:200]}.{os.getpid()}.{threading.get_ident()}.tmp"
+    kw = {"src_dir_fd": dirfd, "dst_dir_fd": dirfd}
+    try:
+        found = _lstat(name, dirfd)
+        if found is not None and stat.S_ISLNK(found.st_mode):
+            raise refuse_link(dest)
+        if found is not None and not overwrite:
+            return False
+        fd = _open_file(tmp, dirfd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dest.parent)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as e:
+            raise (no_space(dest, e) if is_no_space(e) else e) from None
+        finally:
+            os.close(fd)
+        if overwrite:
+            os.replace(tmp, name, **kw)
+            return True
+        try:
+            os.link(tmp, name, follow_symlinks=False, **kw)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this filesystem
+            if _lstat(name, dirfd) is not None:
+                return False
+            os.rename(tmp, name, **kw)
+        return True
+    finally:
+        try:
+            os.unlink(tmp, dir_fd=dirfd)
+        except FileNotFoundError:
+            pass
+        os.close(dirfd)
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
