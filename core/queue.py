@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from .errors import Fatal, QueueCorrupt, QueueLocked
 
@@ -61,6 +61,11 @@ STATUS_ALIASES = {
     "errored": "failed",
     "canceled": "cancelled",
 }
+#: A task taken back from a runner that died (`kill -9`, the OOM killer) or let its lease
+#: run out is queued again without using up `--retries` (that attempt is not counted; its
+#: `lost` counter is). After this many losses it fails for good (`worker_lost`), so a task
+#: that crashes its runner every time still ends.
+MAX_LOST = 10
 BACKUP_EVERY = 600.0
 HINT_SIZE = 64
 BACKUPS_KEPT = 10
@@ -110,6 +115,7 @@ class Task:
     priority: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
     attempts: int = 0
+    lost: int = 0
     error: Mapping[str, Any] | None = None
     result: Mapping[str, Any] | None = None
     title: str | None = None
@@ -133,6 +139,7 @@ class Task:
             priority=rec.get("priority", 0),
             options=opts if isinstance(opts, Mapping) else {},
             attempts=rec.get("attempts", 0),
+            lost=rec.get("lost", 0),
             error=rec.get("error"),
             result=rec.get("result"),
             title=rec.get("title"),
@@ -154,6 +161,7 @@ class Task:
             "status": self.status,
             "priority": self.priority,
             "attempts": self.attempts,
+            "lost": self.lost,
             "title": self.title,
             "path": result.get("path"),
             "bytes": result.get("bytes"),
@@ -188,6 +196,16 @@ class Outcome:
     result: Mapping[str, Any] | None = None
     error: Mapping[str, Any] | None = None
     retry_at: float | None = None
+
+
+class Finished(NamedTuple):
+    """What `finish` did: whether our outcome was recorded (not when the task is no longer
+    ours), the task claimed next, and the tasks it took back from dead runners that failed
+    for good (`worker_lost`): the caller reports those."""
+
+    recorded: bool
+    claimed: Task | None
+    given_up: tuple[Task, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -314,9 +332,7 @@ class QueueStore(Protocol):
         self, ids: Sequence[int] | None = None, statuses: Iterable[str] | None = None
     ) -> list[Task | int]: ...
     def summary(self) -> Summary: ...
-    def claim(
-        self, worker: Worker, lease: float, max_attempts: int | None = None
-    ) -> Task | None: ...
+    def claim(self, worker: Worker, lease: float) -> Task | None: ...
     def renew(self, worker: Worker, ids: Iterable[int], lease: float) -> set[int]: ...
     def complete(self, worker: Worker, task_id: int, result: Mapping[str, Any]) -> bool: ...
     def fail(
@@ -328,13 +344,8 @@ class QueueStore(Protocol):
         result: Mapping[str, Any] | None = None,
     ) -> bool: ...
     def finish(
-        self,
-        worker: Worker,
-        outcome: Outcome | None,
-        *,
-        lease: float | None = None,
-        max_attempts: int | None = None,
-    ) -> tuple[bool, Task | None]: ...
+        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+    ) -> Finished: ...
     def release(self, worker: Worker, ids: Iterable[int]) -> None: ...
     def next_wakeup(self) -> float | None: ...
     def retry(self, ids: Sequence[int] | None) -> list[Changed | int]: ...
@@ -1163,6 +1174,7 @@ class JsonStore:
                     "updated_at": now,
                 }
                 new.pop("next_attempt_at", None)
+                new.pop("lost", None)
                 ops.append({"op": "put", "task": new})
                 seen[item.url] = rec["id"]
                 results.append(Added(rec["id"], item.url, "queued", True, requeued=True))
@@ -1257,7 +1269,7 @@ class JsonStore:
 
     def _light_finish(
         self, worker: Worker, outcome: Outcome | None, lease: float | None
-    ) -> tuple[bool, Task | None] | None:
+    ) -> Finished | None:
         """`finish` in a cold process: our task and the claim candidates (the snapshot's
         claim hint, and what the journal changed) are read by id from the snapshot's bytes.
         None when the full load must decide (a task to take back, the hint used up...)."""
@@ -1318,7 +1330,7 @@ class JsonStore:
             return None
         if ops:
             self._append(state, ops)
-        return recorded, Task.from_record(new, state.options) if new else None
+        return Finished(recorded, Task.from_record(new, state.options) if new else None)
 
     def _backup_due(self, has_tasks: bool) -> bool:
         now = time.time()
@@ -1327,22 +1339,17 @@ class JsonStore:
         newest = max((b.created_at for b in self.backups()), default=0.0)
         return now - newest >= BACKUP_EVERY
 
-    def claim(self, worker: Worker, lease: float, max_attempts: int | None = None) -> Task | None:
+    def claim(self, worker: Worker, lease: float) -> Task | None:
         """Take the next task (highest priority, then oldest) whose time has come, or None.
         Tasks of dead workers, or with an expired lease, go back to `queued` first."""
-        return self.finish(worker, None, lease=lease, max_attempts=max_attempts)[1]
+        return self.finish(worker, None, lease=lease).claimed
 
     def finish(
-        self,
-        worker: Worker,
-        outcome: Outcome | None,
-        *,
-        lease: float | None = None,
-        max_attempts: int | None = None,
-    ) -> tuple[bool, Task | None]:
+        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+    ) -> Finished:
         """Record how our task went and, when `lease` is given, claim the next one, in one
-        locked write (a runner's hot path). Returns (recorded, the claimed task or None);
-        not recorded when the task is no longer ours (cancelled, removed, taken back)."""
+        locked write (a runner's hot path). Not recorded when the task is no longer ours
+        (cancelled, removed, taken back)."""
         with self._locked(load=False):
             if self._light_allowed():
                 try:
@@ -1362,10 +1369,16 @@ class JsonStore:
                     recorded = True
             chosen: Record | None = None
             new: Record = {}
+            given_up: tuple[Task, ...] = ()
             if lease is not None:
-                recovered = self._recover(state, now, max_attempts)
+                recovered = self._recover(state, now)
                 if recovered:  # (rare) written first, so that they can be claimed now
                     self._write(state, recovered)
+                    given_up = tuple(
+                        Task.from_record(op["task"], state.options)
+                        for op in recovered
+                        if op["task"]["status"] == "failed"
+                    )
                 if not state.paused:
                     chosen = self._pick(state, now, skip=outcome.task_id if outcome else None)
             if chosen is not None:
@@ -1377,7 +1390,8 @@ class JsonStore:
                 if chosen is not None:
                     heapq.heappush(state.heap, (-int(chosen.get("priority", 0)), chosen["id"]))
                 raise
-            return recorded, Task.from_record(new, state.options) if chosen else None
+            claimed = Task.from_record(new, state.options) if chosen else None
+            return Finished(recorded, claimed, given_up)
 
     def _pick(self, state: _State, now: float, skip: int | None) -> Record | None:
         """Pop the best claimable task off the heap (stale entries are dropped)."""
@@ -1402,7 +1416,9 @@ class JsonStore:
             heapq.heappush(heap, entry)
         return chosen
 
-    def _recover(self, state: _State, now: float, max_attempts: int | None) -> list[Record]:
+    def _recover(self, state: _State, now: float) -> list[Record]:
+        """Take back the running tasks of dead runners: queued again, the attempt not
+        counted against --retries but as `lost`; failed after MAX_LOST losses."""
         ops = []
         for tid in list(state.running):
             rec = state.tasks[tid]
@@ -1410,11 +1426,19 @@ class JsonStore:
                 continue
             gone = worker_gone(rec.get("worker"))
             why = "its worker died" if gone else "its lease expired"
+            lost = rec.get("lost", 0) + 1
             error = {"code": "worker_lost", "message": f"task was taken back: {why}"}
-            new = {**_clear_run(rec), "status": "queued", "updated_at": now, "error": error}
-            if max_attempts is not None and int(rec.get("attempts", 0)) >= max_attempts:
-                new["status"] = "failed"
-                new["finished_at"] = now
+            new = {
+                **_clear_run(rec),
+                "status": "queued",
+                "attempts": max(0, rec.get("attempts", 1) - 1),
+                "lost": lost,
+                "updated_at": now,
+                "error": error,
+            }
+            if lost >= MAX_LOST:
+                error["message"] += f" (taken back {lost} times: given up)"
+                new.update(status="failed", finished_at=now)
             ops.append({"op": "put", "task": new})
         return ops
 
@@ -1529,6 +1553,7 @@ class JsonStore:
                 return f"{status}: only failed or cancelled tasks are retried"
             new = {**_clear_run(rec), "status": "queued", "attempts": 0, "updated_at": now}
             new.pop("next_attempt_at", None)
+            new.pop("lost", None)
             return {"op": "put", "task": new}
 
         if ids is None:
@@ -1641,6 +1666,7 @@ __all__ = [
     "Added",
     "Backup",
     "Changed",
+    "Finished",
     "Health",
     "JsonStore",
     "NewTask",
