@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from .errors import Fatal, QueueCorrupt, QueueLocked
 
@@ -61,6 +61,11 @@ STATUS_ALIASES = {
     "errored": "failed",
     "canceled": "cancelled",
 }
+#: A task taken back from a runner that died (`kill -9`, the OOM killer) or let its lease
+#: run out is queued again without using up `--retries` (that attempt is not counted; its
+#: `lost` counter is). After this many losses it fails for good (`worker_lost`), so a task
+#: that crashes its runner every time still ends.
+MAX_LOST = 10
 BACKUP_EVERY = 600.0
 HINT_SIZE = 64
 BACKUPS_KEPT = 10
@@ -110,6 +115,7 @@ class Task:
     priority: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
     attempts: int = 0
+    lost: int = 0
     error: Mapping[str, Any] | None = None
     result: Mapping[str, Any] | None = None
     title: str | None = None
@@ -133,6 +139,7 @@ class Task:
             priority=rec.get("priority", 0),
             options=opts if isinstance(opts, Mapping) else {},
             attempts=rec.get("attempts", 0),
+            lost=rec.get("lost", 0),
             error=rec.get("error"),
             result=rec.get("result"),
             title=rec.get("title"),
@@ -154,6 +161,7 @@ class Task:
             "status": self.status,
             "priority": self.priority,
             "attempts": self.attempts,
+            "lost": self.lost,
             "title": self.title,
             "path": result.get("path"),
             "bytes": result.get("bytes"),
@@ -188,6 +196,16 @@ class Outcome:
     result: Mapping[str, Any] | None = None
     error: Mapping[str, Any] | None = None
     retry_at: float | None = None
+
+
+class Finished(NamedTuple):
+    """What `finish` did: whether our outcome was recorded (not when the task is no longer
+    ours), the task claimed next, and the tasks it took back from dead runners that failed
+    for good (`worker_lost`): the caller reports those."""
+
+    recorded: bool
+    claimed: Task | None
+    given_up: tuple[Task, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -314,9 +332,7 @@ class QueueStore(Protocol):
         self, ids: Sequence[int] | None = None, statuses: Iterable[str] | None = None
     ) -> list[Task | int]: ...
     def summary(self) -> Summary: ...
-    def claim(
-        self, worker: Worker, lease: float, max_attempts: int | None = None
-    ) -> Task | None: ...
+    def claim(self, worker: Worker, lease: float) -> Task | None: ...
     def renew(self, worker: Worker, ids: Iterable[int], lease: float) -> set[int]: ...
     def complete(self, worker: Worker, task_id: int, result: Mapping[str, Any]) -> bool: ...
     def fail(
@@ -328,13 +344,8 @@ class QueueStore(Protocol):
         result: Mapping[str, Any] | None = None,
     ) -> bool: ...
     def finish(
-        self,
-        worker: Worker,
-        outcome: Outcome | None,
-        *,
-        lease: float | None = None,
-        max_attempts: int | None = None,
-    ) -> tuple[bool, Task | None]: ...
+        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+    ) -> Finished: ...
     def release(self, worker: Worker, ids: Iterable[int]) -> None: ...
     def next_wakeup(self) -> float | None: ...
     def retry(self, ids: Sequence[int] | None) -> list[Changed | int]: ...
@@ -436,23 +447,24 @@ class _State:
         if self._by_url is not None and self._by_url.get(rec["url"]) == tid:
             del self._by_url[rec["url"]]
 
-    def apply(self, op: Mapping[str, Any]) -> None:
-        kind = op.get("op")
-        if kind == "batch":
+    def apply(self, op: Any) -> None:
+        """One journal change; ValueError (nothing misread) when it is not a valid one."""
+        kind = op.get("op") if type(op) is dict else None
+        if kind == "batch" and type(op.get("ops")) is list:
             for each in op["ops"]:
                 self.apply(each)
         elif kind == "put":
-            self.put(_task_record(op["task"], self))
-        elif kind == "del":
+            self.put(_check_task(op.get("task"), self.options))
+        elif kind == "del" and _positive_ints(op.get("ids")):
             for tid in op["ids"]:
-                self.delete(int(tid))
-        elif kind == "options":
-            self.options[str(op["key"])] = op["value"]
-        elif kind == "meta":
+                self.delete(tid)
+        elif kind == "options" and type(op.get("key")) is str and type(op.get("value")) is dict:
+            self.options[op["key"]] = op["value"]
+        elif kind == "meta" and type(op.get("paused", False)) is bool:
             if "paused" in op:
-                self.paused = bool(op["paused"])
+                self.paused = op["paused"]
         else:
-            raise ValueError(f"unknown journal operation {kind!r}")
+            raise ValueError(f"not a journal change: {_show(op)}")
 
     def document(self) -> dict[str, Any]:
         used = {r["options"] for r in self.tasks.values() if isinstance(r.get("options"), str)}
@@ -485,30 +497,116 @@ class _State:
         }
 
 
+def _positive_ints(ids: Any) -> bool:
+    return type(ids) is list and all(type(t) is int and t > 0 for t in ids)
+
+
+# The types of a task's fields (when present and not null); `bool` is never a number.
+_NUMBER = (int, float)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "priority": (int,),
+    "attempts": (int,),
+    "lost": (int,),
+    "options": (str, dict),
+    "error": (dict,),
+    "result": (dict,),
+    "worker": (dict,),
+    "title": (str,),
+    "added_at": _NUMBER,
+    "updated_at": _NUMBER,
+    "started_at": _NUMBER,
+    "finished_at": _NUMBER,
+    "next_attempt_at": _NUMBER,
+    "lease_until": _NUMBER,
+}
+_WORKER_TYPES: dict[str, tuple[type, ...]] = {"host": (str,), "pid": (int,), "runner": (str,)}
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_task(rec: Any, options: Mapping[str, Any]) -> Record:
+    """`rec` if it is a task as xdl reads it, else ValueError naming the field. Every
+    reader (snapshot, journal, the light paths) goes through here, so none misreads one."""
+    if type(rec) is not dict:
+        raise ValueError(f"a task is {_show(rec)}, not an object")
+    tid = rec.get("id")
+    if type(tid) is not int or tid < 1:
+        raise ValueError(f"a task's id is {_show(tid)}, not a positive integer")
+    url = rec.get("url")
+    if type(url) is not str or not url:
+        raise ValueError(f"task {tid}: 'url' is {_show(url)}, not a URL")
+    if rec.get("status") not in STATUSES:
+        raise ValueError(f"task {tid}: 'status' is {_show(rec.get('status'))}, not a status")
+    for key, value in rec.items():
+        types = _FIELD_TYPES.get(key)
+        if types is not None and value is not None and type(value) not in types:
+            raise ValueError(f"task {tid}: {key!r} is {_show(value)}")
+    if rec.get("attempts", 0) < 0 or rec.get("lost", 0) < 0:
+        raise ValueError(f"task {tid}: a negative count")
+    opts = rec.get("options")
+    if type(opts) is str and opts not in options:
+        raise ValueError(f"task {tid}: 'options' {_show(opts)} is not in the options table")
+    for key, value in (rec.get("worker") or {}).items():
+        if key in _WORKER_TYPES and type(value) not in _WORKER_TYPES[key]:
+            raise ValueError(f"task {tid}: the worker's {key!r} is {_show(value)}")
+    return rec
+
+
+def _check_header(doc: Mapping[str, Any]) -> tuple[int, bool, int, dict[str, Any]]:
+    """(generation, paused, next_id, options) from a snapshot's header, or ValueError."""
+    generation, paused = doc.get("generation", 0), doc.get("paused", False)
+    next_id, options = doc.get("next_id", 1), doc.get("options", {})
+    if type(generation) is not int or type(paused) is not bool or type(next_id) is not int:
+        raise ValueError("'generation', 'paused' or 'next_id' has the wrong type")
+    if type(options) is not dict or any(type(v) is not dict for v in options.values()):
+        raise ValueError("'options' is not a table of option objects")
+    hint = doc.get("claim_hint")
+    if hint is not None and not (
+        type(hint) is dict
+        and type(hint.get("more", False)) is bool
+        and all(
+            type(ids) is list and all(type(t) is int for t in ids)
+            for ids in (hint.get("queued", []), hint.get("running", []))
+        )
+    ):
+        raise ValueError(f"'claim_hint' is {_show(hint)}")
+    return generation, paused, max(1, next_id), dict(options)
+
+
+def _check_journal_header(line: Any) -> tuple[int, int]:
+    """(version, generation) from a journal's first line, or ValueError."""
+    if type(line) is not dict:
+        raise ValueError(f"not a journal header: {_show(line)}")
+    version, generation = line.get("journal", 0), line.get("generation")
+    if type(version) is not int or type(generation) is not int:
+        raise ValueError(f"not a journal header: {_show(line)}")
+    return version, generation
+
+
 def _task_record(raw: Any, state: _State) -> Record:
-    """A task from a file, tolerantly: aliases for status, inline options interned."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("url"), str) or not raw["url"]:
-        raise ValueError(f"a task without a url: {str(raw)[:80]}")
+    """A task from an older or foreign snapshot, tolerantly (status aliases, numbers as
+    strings, a missing id, inline options interned), then checked like any other."""
+    if type(raw) is not dict:
+        return _check_task(raw, state.options)
     rec = dict(raw)
     tid = rec.get("id")
     if isinstance(tid, str) and tid.isdigit():
-        tid = int(tid)
-    if not isinstance(tid, int) or isinstance(tid, bool) or tid < 1:
-        tid = state.next_id
-    rec["id"] = tid
-    status = str(rec.get("status") or "queued").lower()
-    rec["status"] = STATUS_ALIASES.get(status, status)
-    if not isinstance(rec.get("priority", 0), int):
-        try:
-            rec["priority"] = int(rec["priority"])
-        except (TypeError, ValueError):
-            rec["priority"] = 0
+        rec["id"] = int(tid)
+    elif tid is None:
+        rec["id"] = state.next_id
+    status = rec.get("status") or "queued"
+    if isinstance(status, str):
+        rec["status"] = STATUS_ALIASES.get(status.lower(), status.lower())
+    priority = rec.get("priority")
+    if isinstance(priority, str) and priority.strip().lstrip("-").isdigit():
+        rec["priority"] = int(priority)
     opts = rec.get("options")
-    if isinstance(opts, dict):
+    if type(opts) is dict:
         rec["options"] = _intern(state, opts)
-    elif opts is not None and not isinstance(opts, str):
-        rec.pop("options")
-    return rec
+    return _check_task(rec, state.options)
 
 
 def _options_key(options: Mapping[str, Any]) -> str:
@@ -546,11 +644,7 @@ def _state_from_document(doc: Any, name: str) -> tuple[_State, int]:
             raw_tasks = [{"id": k, **v} if isinstance(v, dict) else v for k, v in raw_tasks.items()]
         if not isinstance(raw_tasks, list):
             raise ValueError("'tasks' is not a list")
-        state.generation = int(doc.get("generation", 0))
-        state.paused = bool(doc.get("paused", False))
-        state.next_id = max(1, int(doc.get("next_id", 1)))
-        opts = doc.get("options", {})
-        state.options = dict(opts) if isinstance(opts, dict) else {}
+        state.generation, state.paused, state.next_id, state.options = _check_header(doc)
         known = {"version", "kind", "generation", "saved_at", "paused", "next_id", "claim_hint"}
         state.extra = {k: v for k, v in doc.items() if k not in known | {"options", "tasks"}}
     else:
@@ -559,10 +653,10 @@ def _state_from_document(doc: Any, name: str) -> tuple[_State, int]:
         # Our own format: the records are used as they are, in one pass (100,000 tasks
         # load in the time json.loads takes); anything odd takes the tolerant path below.
         try:
-            tasks = {r["id"]: r for r in raw_tasks}
-        except (TypeError, KeyError):
+            tasks = {_check_task(r, state.options)["id"]: r for r in raw_tasks}
+        except ValueError:
             tasks = {}
-        if tasks and len(tasks) == len(raw_tasks) and _well_formed(tasks):
+        if tasks and len(tasks) == len(raw_tasks):
             state.tasks = tasks
             state.next_id = max(state.next_id, max(tasks) + 1)
             return state, version
@@ -572,15 +666,6 @@ def _state_from_document(doc: Any, name: str) -> tuple[_State, int]:
             rec["id"] = state.next_id
         state.put(rec)
     return state, version
-
-
-def _well_formed(tasks: dict[Any, Any]) -> bool:
-    """Tasks as this version writes them: dicts with a positive int id and a string url."""
-    return (
-        all(type(k) is int for k in tasks)
-        and min(tasks) > 0
-        and all(type(r) is dict and type(r.get("url")) is str for r in tasks.values())
-    )
 
 
 # --- files ------------------------------------------------------------------------------
@@ -791,7 +876,9 @@ class JsonStore:
         except FileNotFoundError:
             self._journal_ok = False
             return
-        end = data.rfind(b"\n") + 1  # a torn last line (crash mid-append) is not read
+        # Only a torn last line (a crash mid-append: no newline yet) is not read; every
+        # complete line must be a valid change, or the journal is corrupt.
+        end = data.rfind(b"\n") + 1
         offset = from_offset
         lines = data[:end].split(b"\n")[:-1] if end else []
         for number, line in enumerate(lines):
@@ -799,27 +886,28 @@ class JsonStore:
             try:
                 op = json.loads(line)
                 if from_offset == 0 and number == 0:
-                    if op.get("journal", 0) > SCHEMA_VERSION:
+                    version, generation = _check_journal_header(op)
+                    if version > SCHEMA_VERSION:
                         raise QueueCorrupt(
                             f"{self.journal} was written by a newer xdl; upgrade xdl, or "
-                            "restore a backup: xdl queue restore"
+                            "restore a backup: xdl queue restore",
+                            file=str(self.journal),
                         )
-                    self._journal_ok = op.get("generation") == state.generation
+                    self._journal_ok = generation == state.generation
                     if not self._journal_ok:
                         break  # left over from before the last compaction: already in it
                     continue
                 if not self._journal_ok:
                     break
                 state.apply(op)
-                self._jops += len(op["ops"]) if op.get("op") == "batch" else 1
-            except QueueCorrupt:
-                raise
-            except (ValueError, TypeError, KeyError, AttributeError) as e:
-                if number == len(lines) - 1 and not data.endswith(b"\n"):
-                    break
+                self._jops += len(op["ops"]) if op["op"] == "batch" else 1
+            except (ValueError, TypeError, KeyError, RecursionError, QueueCorrupt) as e:
+                self._state = self._snap_key = None  # what was applied is not to be kept
+                if isinstance(e, QueueCorrupt):
+                    raise
                 raise QueueCorrupt(
-                    f"{self.journal} line {number + 1} does not parse ({_short(e)}); it was "
-                    "left as it is. Restore the latest backup with `xdl queue restore`",
+                    f"{self.journal} line {number + 1} is not a valid change ({_short(e)}); "
+                    "it was left as it is. Restore the latest backup with `xdl queue restore`",
                     file=str(self.journal),
                 ) from None
         if self._journal_ok:
@@ -1163,6 +1251,7 @@ class JsonStore:
                     "updated_at": now,
                 }
                 new.pop("next_attempt_at", None)
+                new.pop("lost", None)
                 ops.append({"op": "put", "task": new})
                 seen[item.url] = rec["id"]
                 results.append(Added(rec["id"], item.url, "queued", True, requeued=True))
@@ -1206,8 +1295,8 @@ class JsonStore:
                 if after in (b",", b"}"):
                     start = data.rfind(b"\n", 0, pos) + 1
                     line = data[start : data.find(b"\n", pos)].rstrip(b",")
-                    rec = json.loads(line)
-                    if rec.get("url") == url and rec.get("id") not in masked:
+                    rec = _check_task(json.loads(line), state.options)
+                    if rec["url"] == url and rec["id"] not in masked:
                         found.append(rec)
                 pos = data.find(needle, pos + 1)
             if not found:
@@ -1236,15 +1325,13 @@ class JsonStore:
             not isinstance(meta, dict)
             or meta.get("version") != SCHEMA_VERSION
             or meta.get("kind") != "xdl-queue"
-            or not isinstance(meta.get("next_id"), int)
-            or not isinstance(meta.get("options"), dict)
         ):
             return None
         state = _State()
-        state.generation = int(meta.get("generation", 0))
-        state.paused = bool(meta.get("paused"))
-        state.next_id = meta["next_id"]
-        state.options = dict(meta["options"])
+        try:
+            state.generation, state.paused, state.next_id, state.options = _check_header(meta)
+        except ValueError:
+            return None  # the full load says so, properly
         self._snap_key = None
         try:
             self._replay(state, from_offset=0)
@@ -1257,7 +1344,7 @@ class JsonStore:
 
     def _light_finish(
         self, worker: Worker, outcome: Outcome | None, lease: float | None
-    ) -> tuple[bool, Task | None] | None:
+    ) -> Finished | None:
         """`finish` in a cold process: our task and the claim candidates (the snapshot's
         claim hint, and what the journal changed) are read by id from the snapshot's bytes.
         None when the full load must decide (a task to take back, the hint used up...)."""
@@ -1276,8 +1363,9 @@ class JsonStore:
             pos = data.find(b'\n{"id":%d,' % tid, head_end - 1)
             if not isinstance(tid, int) or tid in state.deleted or pos < 0:
                 raise LookupError(tid)
-            rec: Record = json.loads(data[pos + 1 : data.find(b"\n", pos + 1)].rstrip(b","))
-            if rec.get("id") != tid:
+            line = data[pos + 1 : data.find(b"\n", pos + 1)].rstrip(b",")
+            rec = _check_task(json.loads(line), state.options)
+            if rec["id"] != tid:
                 raise LookupError(tid)
             return rec
 
@@ -1318,7 +1406,7 @@ class JsonStore:
             return None
         if ops:
             self._append(state, ops)
-        return recorded, Task.from_record(new, state.options) if new else None
+        return Finished(recorded, Task.from_record(new, state.options) if new else None)
 
     def _backup_due(self, has_tasks: bool) -> bool:
         now = time.time()
@@ -1327,22 +1415,17 @@ class JsonStore:
         newest = max((b.created_at for b in self.backups()), default=0.0)
         return now - newest >= BACKUP_EVERY
 
-    def claim(self, worker: Worker, lease: float, max_attempts: int | None = None) -> Task | None:
+    def claim(self, worker: Worker, lease: float) -> Task | None:
         """Take the next task (highest priority, then oldest) whose time has come, or None.
         Tasks of dead workers, or with an expired lease, go back to `queued` first."""
-        return self.finish(worker, None, lease=lease, max_attempts=max_attempts)[1]
+        return self.finish(worker, None, lease=lease).claimed
 
     def finish(
-        self,
-        worker: Worker,
-        outcome: Outcome | None,
-        *,
-        lease: float | None = None,
-        max_attempts: int | None = None,
-    ) -> tuple[bool, Task | None]:
+        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+    ) -> Finished:
         """Record how our task went and, when `lease` is given, claim the next one, in one
-        locked write (a runner's hot path). Returns (recorded, the claimed task or None);
-        not recorded when the task is no longer ours (cancelled, removed, taken back)."""
+        locked write (a runner's hot path). Not recorded when the task is no longer ours
+        (cancelled, removed, taken back)."""
         with self._locked(load=False):
             if self._light_allowed():
                 try:
@@ -1362,10 +1445,16 @@ class JsonStore:
                     recorded = True
             chosen: Record | None = None
             new: Record = {}
+            given_up: tuple[Task, ...] = ()
             if lease is not None:
-                recovered = self._recover(state, now, max_attempts)
+                recovered = self._recover(state, now)
                 if recovered:  # (rare) written first, so that they can be claimed now
                     self._write(state, recovered)
+                    given_up = tuple(
+                        Task.from_record(op["task"], state.options)
+                        for op in recovered
+                        if op["task"]["status"] == "failed"
+                    )
                 if not state.paused:
                     chosen = self._pick(state, now, skip=outcome.task_id if outcome else None)
             if chosen is not None:
@@ -1377,7 +1466,8 @@ class JsonStore:
                 if chosen is not None:
                     heapq.heappush(state.heap, (-int(chosen.get("priority", 0)), chosen["id"]))
                 raise
-            return recorded, Task.from_record(new, state.options) if chosen else None
+            claimed = Task.from_record(new, state.options) if chosen else None
+            return Finished(recorded, claimed, given_up)
 
     def _pick(self, state: _State, now: float, skip: int | None) -> Record | None:
         """Pop the best claimable task off the heap (stale entries are dropped)."""
@@ -1402,7 +1492,9 @@ class JsonStore:
             heapq.heappush(heap, entry)
         return chosen
 
-    def _recover(self, state: _State, now: float, max_attempts: int | None) -> list[Record]:
+    def _recover(self, state: _State, now: float) -> list[Record]:
+        """Take back the running tasks of dead runners: queued again, the attempt not
+        counted against --retries but as `lost`; failed after MAX_LOST losses."""
         ops = []
         for tid in list(state.running):
             rec = state.tasks[tid]
@@ -1410,11 +1502,19 @@ class JsonStore:
                 continue
             gone = worker_gone(rec.get("worker"))
             why = "its worker died" if gone else "its lease expired"
+            lost = rec.get("lost", 0) + 1
             error = {"code": "worker_lost", "message": f"task was taken back: {why}"}
-            new = {**_clear_run(rec), "status": "queued", "updated_at": now, "error": error}
-            if max_attempts is not None and int(rec.get("attempts", 0)) >= max_attempts:
-                new["status"] = "failed"
-                new["finished_at"] = now
+            new = {
+                **_clear_run(rec),
+                "status": "queued",
+                "attempts": max(0, rec.get("attempts", 1) - 1),
+                "lost": lost,
+                "updated_at": now,
+                "error": error,
+            }
+            if lost >= MAX_LOST:
+                error["message"] += f" (taken back {lost} times: given up)"
+                new.update(status="failed", finished_at=now)
             ops.append({"op": "put", "task": new})
         return ops
 
@@ -1529,6 +1629,7 @@ class JsonStore:
                 return f"{status}: only failed or cancelled tasks are retried"
             new = {**_clear_run(rec), "status": "queued", "attempts": 0, "updated_at": now}
             new.pop("next_attempt_at", None)
+            new.pop("lost", None)
             return {"op": "put", "task": new}
 
         if ids is None:
@@ -1641,6 +1742,7 @@ __all__ = [
     "Added",
     "Backup",
     "Changed",
+    "Finished",
     "Health",
     "JsonStore",
     "NewTask",

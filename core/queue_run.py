@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,8 +114,9 @@ class _Runner:
     def take(self) -> Task | None:
         if not self.reserve():
             return None
-        task = self.store.claim(self.worker, self.opts.lease, self.opts.retries + 1)
-        return self.claimed_task(task)
+        finished = self.store.finish(self.worker, None, lease=self.opts.lease)
+        self.given_up(finished.given_up)
+        return self.claimed_task(finished.claimed)
 
     def work(self) -> None:
         task: Task | None = None
@@ -182,12 +183,12 @@ class _Runner:
                 delay = backoff_delay(task.attempts, self.opts.backoff, self.opts.max_backoff)
                 retry_at = time.time() + delay
         more = self.reserve()
-        recorded, following = self.store.finish(
+        recorded, following, given_up = self.store.finish(
             self.worker,
             Outcome(task.id, kept or None, error, retry_at),
             lease=self.opts.lease if more else None,
-            max_attempts=self.opts.retries + 1,
         )
+        self.given_up(given_up)
         following = self.claimed_task(following) if more else None
         if not recorded:
             log.warning("task %s was taken back while it ran; its result is not recorded", task.id)
@@ -213,6 +214,16 @@ class _Runner:
             log.error("%s: %s", task.url, error.get("message"))
             self.on_result({**row, "ok": False})
         return following
+
+    def given_up(self, tasks: Iterable[Task]) -> None:
+        """Tasks this run took back from dead runners and failed for good: failed lines."""
+        for task in tasks:
+            error = dict(task.error or {})
+            with self.lock:
+                self.failed += 1
+            log.error("%s: %s", task.url, error.get("message"))
+            row = {"ok": False, "url": task.url, "error": error}
+            self.on_result({**row, "id": task.id, "attempt": task.attempts})
 
     def say_paused(self) -> None:
         with self.lock:

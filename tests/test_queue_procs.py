@@ -148,7 +148,8 @@ def test_kill_9_of_a_runner_loses_nothing(tmp_path: Path) -> None:
     assert victim.pid not in done_by.values()
     tasks = {t.id: t for t in JsonStore(queue).tasks()}  # type: ignore[union-attr]
     assert all(t.status == "done" for t in tasks.values())
-    assert all(tasks[tid].attempts == 2 for tid in in_flight)
+    # The lost attempt is not counted against --retries, but as `lost`.
+    assert all((tasks[tid].attempts, tasks[tid].lost) == (1, 1) for tid in in_flight)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

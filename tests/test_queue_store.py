@@ -148,7 +148,8 @@ def test_expired_lease_is_taken_back(store: JsonStore, worker: Worker, path: Pat
     assert t is not None
     time.sleep(0.05)
     again = fresh(path).claim(worker, 60)
-    assert again is not None and again.id == t.id and again.attempts == 2
+    assert again is not None and again.id == t.id
+    assert (again.attempts, again.lost) == (1, 1)  # the lost attempt: not a retry
     assert not store.complete(other, t.id, {"path": "/x"})  # no longer theirs
     assert store.tasks()[0].status == "running"
 
@@ -168,13 +169,21 @@ def test_dead_worker_on_this_host_is_taken_back_at_once(store: JsonStore, worker
     assert t.worker is not None and t.worker["runner"] == worker.runner
 
 
-def test_recovered_task_fails_after_max_attempts(store: JsonStore) -> None:
+def test_taken_back_task_keeps_its_retries_and_fails_after_max_lost(store: JsonStore) -> None:
     store.add(urls(1))
-    for _ in range(2):
-        assert store.claim(dead_worker(), 3600, max_attempts=2) is not None
-    assert store.claim(Worker.here(), 60, max_attempts=2) is None
-    (task,) = store.tasks()
-    assert task.status == "failed" and task.error and task.error["code"] == "worker_lost"
+    for lost in range(q.MAX_LOST):
+        t = store.claim(dead_worker(), 3600)
+        assert t is not None and (t.attempts, t.lost) == (1, lost)  # no retry used up
+    finished = store.finish(Worker.here(), None, lease=60)
+    assert finished.claimed is None
+    (task,) = finished.given_up
+    assert (task.status, task.attempts, task.lost) == ("failed", 0, q.MAX_LOST)
+    assert task.error and task.error["code"] == "worker_lost"
+    assert store.tasks() == [task]
+    (retried,) = store.retry(None)  # a retry starts both counts afresh
+    assert retried.status == "queued"  # type: ignore[union-attr]
+    t = store.claim(Worker.here(), 60)
+    assert t is not None and (t.attempts, t.lost) == (1, 0)
 
 
 def test_renew_reports_cancelled_tasks(store: JsonStore, worker: Worker) -> None:
@@ -622,8 +631,8 @@ def test_cold_claim_and_finish_agree_with_a_full_load(tmp_path: Path, seed: int)
         shutil.copytree(base.parent, dirs[0].parent)
         light, full = JsonStore(dirs[0]), JsonStore(dirs[1])
         full.tasks()  # loaded: the full path
-        got = light.finish(me, outcome, lease=lease, max_attempts=4)
-        expected = full.finish(me, outcome, lease=lease, max_attempts=4)
+        got = light.finish(me, outcome, lease=lease)
+        expected = full.finish(me, outcome, lease=lease)
         assert (got[0], got[1] and got[1].id) == (expected[0], expected[1] and expected[1].id)
         strip = ("updated_at", "started_at", "finished_at", "lease_until")
         seen = [

@@ -358,7 +358,8 @@ def run(
         raise interrupt
     if "error" in outcome:
         raise outcome["error"]
-    return out.close()
+    code = out.close()
+    return max(code, 1) if outcome["report"].failed else code
 
 
 def _drain(rows: queue_mod.Queue[dict[str, Any]], thread: threading.Thread) -> Iterator[Any]:
