@@ -299,7 +299,11 @@ def fetch_download(task: Task, stop: threading.Event) -> dict[str, Any]:
     (a playlist's entries are folded into one: ok when all are)."""
     from .fetch import FetchOptions, fetch_one
 
-    results = fetch_one(task.url, FetchOptions.from_dict(task.options), stop=stop)
+    try:
+        options = FetchOptions.from_dict(task.options)
+    except errors.XdlError as e:  # a hand-edited task: this task fails, the others run
+        return {"ok": False, "url": task.url, "error": e.to_dict()}
+    results = fetch_one(task.url, options, stop=stop)
     if not results:
         return {"ok": False, "url": task.url, "error": {"code": "no_formats", "message": "nothing"}}
     if len(results) == 1:

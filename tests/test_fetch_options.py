@@ -326,3 +326,27 @@ def test_an_hls_stream_is_downloaded(xdl: Any, site: Any) -> None:
     assert ran.exit_code == 0, ran.stderr
     assert Path(ran.lines[0]["path"]).stat().st_size > 0
     assert ran.lines[0]["strategy"] == "ytdlp"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"retries": "3"},
+        {"audio": "yes"},
+        {"sub_langs": [1]},
+        {"min_size": "1"},
+        {"sleep": True},
+        {"net": {"timeout": "x"}},
+        {"net": {"headers": "x"}},
+    ],
+)
+def test_stored_options_of_the_wrong_type_are_bad_input(stored: dict[str, Any]) -> None:
+    from xdl.core import errors
+
+    with pytest.raises(errors.BadInput):
+        FetchOptions.from_dict(stored)
+
+
+def test_stored_options_round_trip() -> None:
+    opts = FetchOptions(retries=5, sub_langs=("en", "de"), max_size=10, sleep=1)
+    assert FetchOptions.from_dict(opts.to_dict()) == opts

@@ -300,9 +300,11 @@ def run(
 
     Claims tasks atomically (two runners never take the same one) and downloads them with
     the same engine as `xdl fetch`. Without --watch it drains the queue and exits: 0 when
-    every task it took is done, 1 when some failed (the cron shape). Failures are retried
-    with exponential backoff; tasks of a runner that died are taken back (at once when its
-    pid is gone on this host, else when its lease expires). SIGINT/SIGTERM put in-flight
+    every task it took is done, 1 when a task ended failed during the run, whatever the
+    reason (the cron shape). Failures are retried with exponential backoff; tasks of a
+    runner that died are taken back (at once when its pid is gone on this host, else when
+    its lease expires) without using up --retries: such losses count in `lost`, and a
+    task fails (worker_lost) only after 10 of them. SIGINT/SIGTERM put in-flight
     tasks back to queued, keeping their .part files, then exit 130/143.
 
     Fields: the `xdl fetch` result (ok, url, path, bytes, sha256, strategy, title,
@@ -393,7 +395,8 @@ def status(
 ) -> int:
     """Show tasks, one line each (a table on a terminal), or a --summary line.
 
-    Fields: id, url, status, priority, attempts, title, path, bytes, sha256, strategy,
+    Fields: id, url, status, priority, attempts, lost (runs that died holding it), title,
+    path, bytes, sha256, strategy,
     last_error, added_at, updated_at, started_at, finished_at, next_attempt_at, worker
     (host, pid, runner), lease_until, options. With --summary: queue, total, a count per
     status (queued, running, done, failed, cancelled), bytes_done, domains (tasks per

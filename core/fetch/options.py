@@ -4,6 +4,8 @@ input line may carry (checked once, here: a wrong type is `bad_input`, never ign
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +96,14 @@ class FetchOptions:
                 raw_net[key] = d[key]
         net_names = {f.name for f in dataclasses.fields(NetworkOptions)}
         net = {k: v for k, v in raw_net.items() if k in net_names}
-        net["headers"] = dict(net.get("headers") or {})
+        headers = net.get("headers") or {}
+        if not isinstance(headers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise errors.BadInput("the option 'headers' must map names to strings")
+        net["headers"] = dict(headers)
+        _check_types(cls, kwargs)
+        _check_types(NetworkOptions, {k: v for k, v in net.items() if k != "headers"})
         return cls(**kwargs, net=NetworkOptions(**net))
 
     def replace(self, **changes: Any) -> FetchOptions:
@@ -105,6 +114,39 @@ class FetchOptions:
         from .target import FREE_SPACE_MARGIN
 
         return FREE_SPACE_MARGIN if self.min_free is None else self.min_free
+
+
+def _check_types(cls: type, values: Mapping[str, Any]) -> None:
+    """BadInput unless each value has its field's type (a stored task, a hand-written
+    queue file): a wrong type is never quietly used or ignored."""
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        hint = hints[name]
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        kinds = typing.get_args(hint) if union else (hint,)
+        ok = any(_is(value, kind) for kind in kinds)
+        if not ok:
+            wanted = " or ".join(
+                "a list of strings" if typing.get_origin(k) is tuple else k.__name__ for k in kinds
+            ).replace("NoneType", "null")
+            raise errors.BadInput(
+                f"the option {name!r} must be {wanted}, not {type(value).__name__}"
+            )
+
+
+def _is(value: Any, kind: Any) -> bool:
+    if kind is type(None):
+        return value is None
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(isinstance(x, str) for x in value)
+    if origin is not None or not isinstance(kind, type):
+        return True  # nested types are checked where they are built
+    return isinstance(value, kind)
 
 
 #: The fields of a JSON input line that change how that one input is fetched.

@@ -496,9 +496,11 @@ class Target:
             except OSError as e:
                 raise self._write_error(e) from None
         self.written += len(data)
-        if self.max_size is not None and self.written > self.max_size:
+        try:
+            check_size(self.written, None, self.max_size)
+        except errors.TooLarge:
             self.discard()
-            raise errors.TooLarge(f"more than --max-size {self.max_size} bytes")
+            raise
         if self.limiter is not None:
             self.limiter.consume(len(data), self.stop)
         if self.progress:

@@ -140,10 +140,10 @@ class _Media:
         done = int(d.get("downloaded_bytes") or 0)
         delta = done - self.seen.get(name, 0)
         self.seen[name] = done
-        if self.o.max_size is not None and sum(self.seen.values()) > self.o.max_size:
-            raise self.fail(
-                errors.TooLarge(f"more than --max-size {self.o.max_size} bytes; stopped")
-            )
+        try:
+            check_size(sum(self.seen.values()), None, self.o.max_size)
+        except errors.TooLarge as e:
+            raise self.fail(e) from None
         if job.limiter is not None and delta > 0:
             job.limiter.consume(delta, job.stop)
             if job.stop.is_set():
