@@ -568,7 +568,7 @@ def test_progress_bars_appear_at_a_terminal(routes: Any) -> None:
 def test_a_signal_mid_ytdlp_keeps_its_part_and_the_next_run_resumes(routes: Any) -> None:
     @routes.route("/fetch/slow.mp4")
     def slow_mp4(r: Any) -> None:
-        rate = float(r.query.get("rate", 200 * 1024))
+        rate = float(routes.state.get("slow-mp4-rate", 200 * 1024))
         r.send_bytes(
             SLOW_BODY, "video/mp4", etag=media_site.etag_of(SLOW_BODY), rate=rate, chunk=16384
         )
@@ -588,7 +588,8 @@ def test_a_signal_mid_ytdlp_keeps_its_part_and_the_next_run_resumes(routes: Any)
     (part,) = work.glob("*.mp4.part")
     assert 0 < part.stat().st_size < len(SLOW_BODY)
     routes.clear_log()
-    again = _start(["--strategy", "ytdlp", routes.url("/fetch/slow.mp4?rate=50000000")], work)
+    routes.state["slow-mp4-rate"] = 50_000_000  # the same URL: a .part is only its source's
+    again = _start(["--strategy", "ytdlp", routes.url("/fetch/slow.mp4")], work)
     out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err.decode()
     (done,) = [json.loads(x) for x in out.decode().splitlines()]

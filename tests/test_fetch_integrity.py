@@ -200,6 +200,28 @@ def test_the_queue_gives_each_source_its_own_file(own: Any, work: Path) -> None:
     assert file_sha(b["path"]) == b["sha256"] == sha(OTHER)
 
 
+def test_two_pages_that_ytdlp_names_alike_keep_both_files(own: Any, work: Path) -> None:
+    """yt-dlp's generic extractor gives both the same name: the second page's
+    video is saved under a distinct name, before yt-dlp opens a file."""
+    for n, clip in ((1, "/media/clip-180p.mp4"), (2, "/media/clip-360p.mp4")):
+        page = media_site.video_page("Same Title", [(clip, "video/mp4", "180p")], []).encode()
+        own.route(f"/own/p{n}/watch.html")(lambda r, body=page: r.send_bytes(body, "text/html"))
+    urls = [own.url("/own/p1/watch.html"), own.url("/own/p2/watch.html")]
+    code, out, err = run("fetch", "-j", "2", *urls, cwd=work)
+    assert code == 0, err
+    by_url = {x["url"]: x for x in out}
+    paths = {by_url[u]["path"] for u in urls}
+    first, second = sorted((Path(p) for p in paths), key=lambda p: len(p.name))
+    assert second.name == f"{first.stem} (1){first.suffix}", paths
+    media = media_site.MEDIA
+    assert file_sha(by_url[urls[0]]["path"]) == file_sha(media / "clip-180p.mp4")
+    assert file_sha(by_url[urls[1]]["path"]) == file_sha(media / "clip-360p.mp4")
+    assert all(file_sha(x["path"]) == x["sha256"] for x in out)
+    code, again, _ = run("fetch", *urls, cwd=work)
+    assert code == 0 and [x["skipped"] for x in again] == ["exists", "exists"]
+    assert {x["path"] for x in again} == paths
+
+
 # -- links ---------------------------------------------------------------------------------
 
 

@@ -270,6 +270,7 @@ class Target:
         self.written = 0
         self.total: int | None = None
         self._created = False
+        self._wrote_meta = False
         self._hash = hashlib.sha256()
         self._release_space: Callable[[], None] = lambda: None
         self._queue: queue.Queue[bytes | bytearray | None] | None = None
@@ -376,6 +377,13 @@ class Target:
         if others and (same_part is None or not same_part(self._read_meta())):
             self.close()
             return False
+        # Say whose it is at once: a download of another source that finds it locked
+        # moves on to a distinct name instead of waiting for this one to end.
+        try:
+            self.write_meta(self._read_meta())
+        except BaseException:
+            self.close()
+            raise
         return True
 
     def _lock(self, fd: int) -> bool:
@@ -424,6 +432,7 @@ class Target:
         data = json.dumps({**meta, "url": self.origin}).encode("utf-8")
         fd = _open_file(self.meta_name, self.dirfd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                         self.folder)  # fmt: skip
+        self._wrote_meta = True
         try:
             os.write(fd, data)
         except OSError as e:
@@ -606,13 +615,12 @@ class Target:
         self._release_space()
         if self.fd is not None:
             held = _lstat(self.part_name, self.dirfd)
-            if (
-                self._created
-                and held is not None
-                and held.st_ino == os.fstat(self.fd).st_ino
-                and held.st_size == 0
-            ):
+            ours = held is not None and held.st_ino == os.fstat(self.fd).st_ino
+            if ours and self._created and held is not None and held.st_size == 0:
                 self._unlink(self.part_name)
+                held = None
+            if held is None and self._wrote_meta:  # renamed into place, or nothing to resume
+                self._unlink(self.meta_name)
             os.close(self.fd)
             self.fd = None
 

@@ -118,8 +118,8 @@ class _Media:
         )  # fmt: skip
         self.targets.append(target)
         check_no_links(target.folder, Path(target.name).stem)
-        if target.done is not None:
-            return None  # yt-dlp finds it there and says so; we answer `exists`
+        # When the file is there already (target.done), yt-dlp finds it under the name
+        # chosen here and says so; we answer `exists`.
         if (*safe_folders, target.name) == relative.parts:
             return None
         return str(Path(*safe_folders, target.name))
