@@ -563,10 +563,6 @@ class Target:
             raise errors.ChecksumMismatch(
                 f"sha256 is {digest}, expected {sha256.lower()}; file removed", sha256=digest
             )
-        try:
-            os.fdatasync(self.fd)
-        except OSError as e:
-            raise self._write_error(e) from None
         record_origin(self.fd, self.dirfd, self.name, self.origin)
         self._rename(overwrite)
         self._unlink(self.meta_name)

@@ -91,7 +91,11 @@ class _Media:
             raise self.fail(e) from None
 
     def claim(self, info: dict[str, Any], planned: str) -> str | None:
-        """Own the item's file before yt-dlp opens it; the name to use instead, if any."""
+        """Own the item's file before yt-dlp opens it; the name to use instead, if any.
+        yt-dlp takes a playlist's items one after another: the one before is finished."""
+        for target in self.targets:
+            target.release_folder()
+        self.targets.clear()
         try:
             return self._claim(info, Path(planned))
         except errors.XdlError as e:
