@@ -82,7 +82,7 @@ CORPUS_TEXT = {
 
 def test_the_corpus_is_all_here_with_its_attribution() -> None:
     files = sorted(p.name for p in CORPUS.iterdir() if p.name != "ATTRIBUTION.md")
-    assert files == sorted(CORPUS_TEXT)
+    assert set(CORPUS_TEXT) <= set(files)  # the others: tests/test_fidelity.py
     attribution = (CORPUS / "ATTRIBUTION.md").read_text()
     for name in files:
         assert name in attribution
