@@ -271,6 +271,7 @@ class Converted:
     path: str
     output: str | None
     format: str
+    encoding: str
     words: int
     paragraphs: int
     avg_words_per_paragraph: float
@@ -278,6 +279,7 @@ class Converted:
     speakers: list[str]
     duplicates_removed: int
     skipped_blocks: int
+    segment_headers: int = 0
     skipped: str | None = None
     ok: bool = True
 
@@ -289,11 +291,11 @@ class Converted:
 
 
 def convert(
-    data: bytes, layout: Layout, rolling: bool | None = None
+    data: bytes, layout: Layout, rolling: bool | None = None, encoding: str | None = None
 ) -> tuple[str, Captions, list[Paragraph]]:
     """Caption bytes to Markdown: the text, what was parsed, the paragraphs."""
     with gc_paused():
-        caps = parse(data, rolling=rolling)
+        caps = parse(data, rolling=rolling, encoding=encoding)
         text, paras = render_markdown(caps, layout)
     return text, caps, paras
 
@@ -317,6 +319,7 @@ def summary(
         path=path,
         output=output,
         format=caps.format,
+        encoding=caps.encoding,
         words=words,
         paragraphs=len(paras),
         avg_words_per_paragraph=round(words / len(paras), 1) if paras else 0.0,
@@ -324,6 +327,7 @@ def summary(
         speakers=speakers,
         duplicates_removed=caps.duplicates_removed,
         skipped_blocks=caps.skipped_blocks,
+        segment_headers=caps.segment_headers,
         skipped=skipped,
     )
 
@@ -397,11 +401,12 @@ def convert_file(
     output_dir: str | None = None,
     overwrite: bool = False,
     rolling: bool | None = None,
+    encoding: str | None = None,
 ) -> tuple[Converted, str]:
     """Convert one caption file; write it next to the input (or to `output`, or into
     `output_dir`) unless `output` is "-". Returns the result and the Markdown."""
     data = read_source(path) if data is None else check_size(data)
-    text, caps, paras = convert(data, layout, rolling)
+    text, caps, paras = convert(data, layout, rolling, encoding)
     if output == "-":
         return summary(path, None, len(data), text, caps, paras), text
     if output:

@@ -5,7 +5,8 @@ The reference words are read by a deliberately simple extractor written here, se
 from xdl's parser (no shared code, no shared rules): a cue is a timing line and the lines
 under it; tags, entities, headers and speaker labels go. For rolling automatic captions
 (listed by name below) the reference is what is new at the bottom of each cue that is
-shown for more than a snapshot. Two numbers per file, both kept at zero:
+shown for more than a snapshot (and is not
+the previous cue shown again). Two numbers per file, both kept at zero:
 
 - words lost: reference words missing from the Markdown (as a multiset);
 - phrases duplicated: 5-word phrases the Markdown has more often than the reference.
@@ -94,12 +95,14 @@ def reference_words(name: str, data: bytes) -> list[str]:
         # outside a cue: headers, NOTE blocks, identifiers - never text
     out: list[str] = []
     if name in ROLLING:
-        previous = ""
+        previous, shown = "", [""]
         for duration, cue in cues:
             cue = [c for c in (_clean(x) for x in cue) if c]
-            if duration <= 0.05 or not cue:
+            if not cue:  # a blank cue: the screen was cleared
+                previous, shown = "", [""]
+            if duration <= 0.05 or not cue or cue == shown:  # a snapshot, a redisplay
                 continue
-            bottom = cue[-1]
+            shown, bottom = cue, cue[-1]
             growing = previous and bottom.startswith(previous + " ")
             new = bottom[len(previous) :] if growing else bottom
             previous = bottom
@@ -137,19 +140,7 @@ def fidelity(name: str, data: bytes) -> tuple[int, int]:
 
 
 #: Files xdl still gets wrong (strict: a fixed one must leave this list).
-KNOWN_BAD = {
-    "SamsungDForum__JuvoPlayer__media_player_subs_windows-1250.srt",
-    "SamsungDForum__JuvoPlayer__media_player_subs_windows-1251.srt",
-    "papnkukn__subsrt__sample.sbv",
-    "apple_music_lyrics.ttml",
-    "hls_segments.vtt",
-    "music_pauses.vtt",
-    "youtube_auto.json3",
-    "youtube_auto.srv3",
-    "youtube_live.vtt",
-    "youtube_short_asr.vtt",
-    "zoom_transcript.vtt",
-}
+KNOWN_BAD: set[str] = set()
 
 
 @pytest.mark.parametrize(
