@@ -25,7 +25,12 @@ MAX_CAPTION_BYTES = 64 * 1024 * 1024
 
 SoundLabels = Literal["keep", "drop"]
 
-_SENTENCE_END = frozenset(".!?…")
+_SENTENCE_END = frozenset(".!?…。！？")
+#: Scripts written without spaces between words (Han, kana), and their punctuation.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK_TEXT = re.compile(
+    r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
+)
 _CLOSERS = frozenset("\"')]}”’»")
 _SOUND = re.compile(r"\s*(?:\[[^\[\]\n]*\]|\([^()\n]*\))")
 _LABEL = re.compile(r"^([A-Z][A-Z0-9'. -]{0,40}[A-Z0-9.]):$")
@@ -62,7 +67,30 @@ class Paragraph:
 
     @property
     def text(self) -> str:
-        return " ".join(self.parts)
+        return join_words(self.parts)
+
+
+def join_words(parts: Sequence[str]) -> str:
+    """Pieces of text joined by spaces, except between two pieces of a script written
+    without spaces (Chinese, Japanese): there, as the source wrote them."""
+    joined = " ".join(parts)
+    if joined.isascii() or not _CJK_TEXT.search(joined):
+        return joined
+    out = [parts[0]] if parts else []
+    for part in parts[1:]:
+        if not (_CJK_TEXT.match(part[:1]) and _CJK_TEXT.match(out[-1][-1:])):
+            out.append(" ")
+        out.append(part)
+    return "".join(out)
+
+
+def count_words(text: str) -> int:
+    """Words separated by spaces; in scripts without spaces (Han, kana) each character
+    counts as a word, so that word limits mean something there too."""
+    if text.isascii():
+        return len(text.split())
+    han = len(_CJK.findall(text))
+    return han + len(_CJK_TEXT.sub(" ", text).split()) if han else len(text.split())
 
 
 def ends_sentence(word: str) -> bool:
@@ -128,7 +156,7 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
                 speaker = m.group(1)
                 para = None
                 continue
-            n = line.count(" ") + 1
+            n = line.count(" ") + 1 if line.isascii() else count_words(line)
             if (
                 para is not None
                 and para.count + n < (max_words if _no_stop(line) else limit)
@@ -153,7 +181,7 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
                     turn = False
                     out.append(para)
                 para.parts.append(word)
-                para.count += 1
+                para.count += 1 if word.isascii() else max(1, count_words(word))
                 index += 1
                 if para.count >= max_words or (para.count >= min_words and ends_sentence(word)):
                     para = None

@@ -11,7 +11,15 @@ from typing import Any, Literal
 
 from . import errors
 from .captions import Captions, parse
-from .markdown import Layout, render_json, render_markdown, render_srt, render_text, write_new
+from .markdown import (
+    Layout,
+    count_words,
+    render_json,
+    render_markdown,
+    render_srt,
+    render_text,
+    write_new,
+)
 from .names import inside, sanitize_filename
 from .network import NetworkOptions
 
@@ -151,7 +159,7 @@ def convert(
     if fmt == "md":
         text, paras = render_markdown(caps, layout)
         return text, caps, sum(p.count for p in paras)
-    words = sum(len(c.text.split()) for c in caps.cues)
+    words = sum(count_words(c.text) for c in caps.cues)
     if fmt == "txt":
         return render_text(caps, layout), caps, words
     if fmt == "srt":
@@ -273,7 +281,7 @@ def _item_transcripts(
         if fmt == "vtt" and published == "vtt":
             caps = parse(data, rolling=rolling)  # checks it is captions, counts its words
             text = data.decode("utf-8", "replace")
-            words = sum(len(c.text.split()) for c in caps.cues)
+            words = sum(count_words(c.text) for c in caps.cues)
         else:
             text, caps, words = convert(data, fmt, layout, rolling)
         row = Transcript(

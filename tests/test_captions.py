@@ -633,3 +633,26 @@ def test_windows_1251_reads_as_cyrillic() -> None:
         (CORPUS / "SamsungDForum__JuvoPlayer__media_player_subs_windows-1251.srt").read_bytes()
     )
     assert parsed.cues[0].text == "[Cyrylic] 0.5: Жж Зз Кк Лл Ыы Чч Щщ Ъъ Ыы Юю Яя"
+
+
+@pytest.mark.parametrize(
+    "parts, joined, count",
+    [
+        (["大家好，", "欢迎参加。"], "大家好，欢迎参加。", 7),
+        (["我们用", "Python", "写代码"], "我们用 Python 写代码", 7),
+        (["こんにちは", "世界"], "こんにちは世界", 7),
+        (["Hello", "world."], "Hello world.", 2),
+        (["Привет", "мир"], "Привет мир", 2),
+    ],
+)
+def test_scripts_without_spaces(parts: list[str], joined: str, count: int) -> None:
+    assert markdown.join_words(parts) == joined
+    assert markdown.count_words(joined) == count
+
+
+def test_chinese_cues_are_joined_without_spaces_and_counted_by_character() -> None:
+    data = (FIXTURES / "chinese_meeting.srt").read_bytes()
+    text, _, paras = markdown.convert(data, markdown.Layout(min_words=10))
+    assert text.split("\n\n")[0] == "大家好，欢迎参加今天的会议。"  # 12 characters: a paragraph
+    assert " " not in text.strip()
+    assert sum(p.count for p in paras) == 34
