@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -221,3 +223,15 @@ def test_legacy_code_pages_are_detected_and_can_be_forced(xdl: Any) -> None:
     assert "Добро" not in Path("sr.md").read_text()
     ran = xdl("to-markdown", "--encoding", "klingon", "sr.srt")
     assert ran.exit_code == 2 and "unknown encoding" in ran.stderr
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o644), (0o077, 0o600)])
+def test_markdown_files_honour_the_umask(xdl: Any, umask: int, mode: int) -> None:
+    Path("talk.vtt").write_text(VTT)
+    old = os.umask(umask)
+    try:
+        ran = xdl("to-markdown", "talk.vtt")
+    finally:
+        os.umask(old)
+    assert ran.exit_code == 0, ran.stderr
+    assert stat.S_IMODE(Path("talk.md").stat().st_mode) == mode

@@ -4,6 +4,8 @@ choice of track as a pure function."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +285,17 @@ def test_json3_converted_each_word_once() -> None:
     assert caps.format == "json3" and caps.duplicates_removed == 0
     said = "so today we're going to talk about captions yeah yeah [Music] [Music] and that's it"
     assert text.split() == said.split(" ")
+
+
+@pytest.mark.parametrize("fmt", ["vtt", "md"])
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_transcript_files_honour_the_umask(
+    xdl: Any, caption_site: Any, fmt: str, umask: int, mode: int
+) -> None:
+    old = os.umask(umask)
+    try:
+        ran = xdl("transcript", "-F", fmt, caption_site.url("/watch.html"))
+    finally:
+        os.umask(old)
+    assert ran.exit_code == 0, ran.stderr
+    assert stat.S_IMODE(Path(ran.lines[0]["path"]).stat().st_mode) == mode
