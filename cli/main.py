@@ -28,7 +28,7 @@ COMMANDS = {
     "transcript": ("transcript", "Download subtitles of each URL, as published or as clean text."),
     "to-markdown": (
         "to_markdown",
-        "Turn WebVTT, SRT or TTML/DFXP captions into clean Markdown paragraphs.",
+        "Turn WebVTT, SRT, SBV, TTML/DFXP or YouTube json3/srv3 captions into Markdown.",
     ),
 }
 

@@ -16,7 +16,7 @@ import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 from xml.etree.ElementTree import Element
 
@@ -77,6 +77,9 @@ class Captions:
     duplicates_removed: int = 0
     rolling: bool = False
     title: str | None = None
+    encoding: str = "utf-8"
+    #: `WEBVTT` headers inside the file (HLS caption segments joined into one).
+    segment_headers: int = 0
 
 
 # --- bytes to text ----------------------------------------------------------------------
@@ -90,17 +93,26 @@ _BOMS = (
 )
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """Text and the encoding used: a BOM wins, then UTF-8, then UTF-16 without BOM, then
-    CP1252. Line endings (CR, LF, CRLF, mixed) become LF."""
-    encoding = ""
+def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
+    """Text and the encoding used: `encoding` when given, else a BOM, then UTF-8, then
+    UTF-16 without BOM, then what charset-normalizer finds (cp1251, cp1250, ...), CP1252
+    when it finds nothing. Line endings (CR, LF, CRLF, mixed) become LF."""
+    forced = bool(encoding)
+    if encoding:
+        try:
+            encoding = codecs.lookup(encoding).name
+        except LookupError:
+            raise errors.BadInput(f"unknown encoding: {encoding}") from None
+    else:
+        encoding = ""
     for bom, name in _BOMS:
         if data.startswith(bom):
-            data, encoding = data[len(bom) :], name
+            data = data[len(bom) :]
+            encoding = encoding or name
             break
     if not data.strip(b" \t\r\n\x00"):
         raise EmptyFile("empty file: no captions in it")
-    if encoding:
+    if forced or encoding:
         text = data.decode(encoding, "replace")
     else:
         try:
@@ -112,11 +124,35 @@ def decode(data: bytes) -> tuple[str, str]:
             elif head.count(0) > len(head) // 4 and (head[0::2].count(0) > len(head) // 3):
                 text, encoding = data.decode("utf-16-be", "replace"), "utf-16-be"
             else:
-                text, encoding = data.decode("cp1252", "replace"), "cp1252"
+                encoding = detect_encoding(data)
+                text = data.decode(encoding, "replace")
     _refuse_binary(text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.lstrip("\ufeff"), encoding
+
+
+#: How much of a file the encoding detector reads: enough text for any language.
+_DETECT_BYTES = 256 * 1024
+
+
+def detect_encoding(data: bytes) -> str:
+    """The legacy code page of bytes that are not UTF-8 (charset-normalizer, which comes
+    with requests), CP1252 when nothing fits better."""
+    from charset_normalizer import from_bytes
+
+    sample = data[:_DETECT_BYTES]
+    cut = sample.rfind(b"\n")
+    found = from_bytes(sample[: cut if cut > 0 else None])
+    best = found.best()
+    if best is None or best.encoding in ("ascii", "utf_8"):
+        return "cp1252"
+    # Subtitle files come from Windows far more often than from old Macs or DOS: of the
+    # candidates that read as cleanly, a Windows code page wins (cp1251, not mac_cyrillic).
+    for match in found:
+        if match.encoding.startswith("cp125") and match.chaos <= best.chaos + 0.02:
+            return codecs.lookup(match.encoding).name
+    return codecs.lookup(best.encoding).name
 
 
 _CONTROL = frozenset(chr(c) for c in range(32) if chr(c) not in "\t\n\r\f") | {"\x7f"}
@@ -137,19 +173,31 @@ _TIMING = re.compile(
 )
 
 
+_SBV_TIMING = re.compile(
+    r"^[ \t]*(\d+:\d{1,2}:\d{1,2}\.\d+),(\d+:\d{1,2}:\d{1,2}\.\d+)[ \t]*$", re.M
+)
+
+
 def detect(text: str) -> str:
-    """ "vtt", "srt" or "ttml", from the content (never from a file name)."""
+    """ "vtt", "srt", "sbv", "ttml", "json3" or "srv3" (YouTube's timedtext XML, srv1-3),
+    from the content (never from a file name)."""
     head = text[:4096].lstrip()
     if head.startswith("WEBVTT"):
         return "vtt"
+    if head.startswith("{") and re.search(r'"(?:events|wireMagic)"', head):
+        return "json3"
     if head.startswith("<"):
         low = head.lower()
+        if re.search(r"<(?:timedtext|transcript)[\s>]", low):
+            return "srv3"
         if "<html" in low or "<!doctype html" in low or ("<body" in low and "<tt" not in low):
             raise NotCaptions("an HTML page, not a caption file")
         if re.search(r"<(?:\w+:)?tt[\s>]", head):
             return "ttml"
         raise NotCaptions("XML, but not TTML/DFXP captions (no <tt> element)")
     m = _TIMING.search(text)
+    if m is None and _SBV_TIMING.search(text):
+        return "sbv"
     if m is None:
         raise NotCaptions("no cue timings (00:00:01.000 --> 00:00:02.000) found: not captions")
     if re.search(r"^[ \t]*WEBVTT", text[: m.start()], re.M):
@@ -157,18 +205,28 @@ def detect(text: str) -> str:
     return "srt"
 
 
-def parse(data: bytes, *, rolling: bool | None = None) -> Captions:
+def parse(data: bytes, *, rolling: bool | None = None, encoding: str | None = None) -> Captions:
     """Parse a caption document of any supported format.
 
     `rolling`: True to remove YouTube-style rolling repeats, False to keep every line,
     None to decide from the file (inline word timings, or most cues repeating their
-    predecessor's last line). Creator-made captions never match and keep everything."""
-    text, _ = decode(data)
+    predecessor's last line). Creator-made captions never match and keep everything.
+    `encoding` overrides the detected one."""
+    text, used = decode(data, encoding)
     kind = detect(text)
     if kind == "ttml":
-        return parse_ttml(text)
-    with gc_paused():
-        return parse_text(text, kind, rolling=rolling)
+        caps = parse_ttml(text)
+    elif kind == "json3":
+        caps = parse_json3(text)
+    elif kind == "srv3":
+        caps = parse_srv3(text)
+    elif kind == "sbv":  # YouTube Studio's SubViewer: `h:mm:ss.fff,h:mm:ss.fff`, [br]
+        text = _SBV_TIMING.sub(r"\1 --> \2", text).replace("[br]", "\n")
+        caps = replace(parse_text(text, "srt", rolling=rolling), format="sbv")
+    else:
+        with gc_paused():
+            caps = parse_text(text, kind, rolling=rolling)
+    return replace(caps, encoding=used)
 
 
 @contextmanager
@@ -265,12 +323,13 @@ def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> 
     inline = "<c>" in text
     if inline:  # YouTube's word timings, the bulk of the file: off in one pass, not per cue
         text = _WORD_TIMINGS.sub("", text)
-    raw, skipped = _blocks(text, kind == "vtt")
+    ids: dict[int, str] = {}
+    raw, skipped, headers = _blocks(text, kind == "vtt", ids)
     del text  # big files: memory back as soon as possible (fewer page faults)
-    cleaned: list[tuple[float, float, _Segs | None, list[str]]] = []
     candidates = repeats = 0
     last: str | None = None
-    for start, end, lines in raw:
+    cleaned: list[tuple[float, float, _Segs | None, list[str], str | None]] = []
+    for number, (start, end, lines) in enumerate(raw):
         joined = lines[0] if len(lines) == 1 else "\n".join(lines)
         segs: _Segs | None = None
         if "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
@@ -283,42 +342,60 @@ def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> 
         if flat:
             if last is not None:
                 candidates += 1
-                repeats += flat[0] == last
+                repeats += flat[0] == last or _repeats(last, flat)
             last = flat[-1]
-            cleaned.append((start, end, segs, flat))
+            cleaned.append((start, end, segs, flat, ids.get(number)))
+        elif cleaned and cleaned[-1][3]:
+            cleaned.append((start, end, None, [], None))  # a blank cue: a pause
     del raw
     if rolling is None:
-        # Word timings (<00:00:01.000><c>) and some repeats: YouTube's automatic captions.
-        # Without them (converted to SRT on the way), only a file that repeats nearly
-        # every cue's top line: creator-made captions never look like that.
-        share, minimum = (0.2, 4) if inline else (0.6, 20)
+        # Word timings (<00:00:01.000><c>) and a repeat: YouTube's automatic captions,
+        # however short. Without them (converted to SRT on the way), only a file that
+        # repeats nearly every cue's top line: creator-made captions never look like that.
+        share, minimum = (0.2, 1) if inline else (0.6, 20)
         rolling = candidates >= minimum and repeats >= share * candidates
+    named = _name_identifiers([c[4] for c in cleaned if c[3]])
     out: list[Cue] = []
     removed = 0
     prev: list[str] = []
-    for start, end, segs, flat in cleaned:
+    prev_end = 0.0
+    for start, end, segs, flat, ident in cleaned:
+        if not flat:
+            prev = []  # after a pause, a line said again is said again
+            continue
         k = 0
+        grown: str | None = None
         if rolling:
-            if flat[0] in prev:
+            if prev and start > prev_end + 1.0:
+                prev = []
+            if prev and (flat[0] in prev or prev[-1] in flat[0]):
                 # The usual cases (one new line under the last one; a snapshot of it)
                 # without a call; anything longer goes through _overlap.
                 k = 1 if prev[-1] == flat[0] and (len(flat) == 1 or len(prev) == 1) else 0
                 if not k:
-                    k = _overlap(prev, flat)
+                    k, grown = _overlap(prev, flat)
                 removed += k
-            prev = flat
+            prev, prev_end = flat, end
         if segs is None:
+            if grown is not None:  # a line still being typed: only its new words
+                k -= 1
+                flat = [*flat[:k], grown, *flat[k + 1 :]] if grown else flat[:k] + flat[k + 1 :]
             if k < len(flat):
-                out.append(Cue(start, end, "\n".join(flat[k:] if k else flat), None))
+                speaker = ident if named else None
+                out.append(Cue(start, end, "\n".join(flat[k:] if k else flat), speaker))
             continue
         for speaker, seg in _drop_lines(segs, k) if k else segs:
             out.append(Cue(start, end, "\n".join(seg), speaker))
-    return Captions(kind, out, skipped, removed, rolling)
+    return Captions(kind, _label_speakers(out), skipped, removed, rolling, segment_headers=headers)
 
 
-def _blocks(text: str, vtt: bool) -> tuple[list[tuple[float, float, list[str]]], int]:
+def _blocks(
+    text: str, vtt: bool, ids: dict[int, str] | None = None
+) -> tuple[list[tuple[float, float, list[str]]], int, int]:
     """The cues' raw text (as chunks of lines) with their times, and how many blocks
-    were unusable.
+    were unusable, and how many segment headers (`WEBVTT` and the lines under it, where
+    HLS caption segments were joined into one file) were set aside. `ids` collects the
+    cue identifiers that are not sequence numbers, by cue index.
 
     Lenient where players are: a blank line inside a cue keeps the text in the cue, a
     sequence number right before a timing line belongs to the next cue even without a
@@ -332,7 +409,7 @@ def _blocks(text: str, vtt: bool) -> tuple[list[tuple[float, float, list[str]]],
     while last >= 0 and not blocks[last].strip():
         last -= 1
     cues: list[tuple[float, float, list[str]]] = []
-    skipped = 0
+    skipped = headers = 0
     current: list[str] | None = None
     depth = 0  # open braces of a STYLE block (its CSS may hold blank lines)
     for number, block in enumerate(blocks):
@@ -344,6 +421,10 @@ def _blocks(text: str, vtt: bool) -> tuple[list[tuple[float, float, list[str]]],
                 continue
             block = block.lstrip("\n")
             lines = block.split("\n")
+            if lines[0].startswith("WEBVTT") and number:  # a joined segment's header
+                headers += 1
+                current = None
+                continue
             word = lines[0].split(None, 1)[0] if vtt else ""
             if word in ("NOTE", "STYLE", "REGION"):
                 if word == "STYLE":
@@ -368,6 +449,8 @@ def _blocks(text: str, vtt: bool) -> tuple[list[tuple[float, float, list[str]]],
             second, _, after = after.partition("\n")
             if "-->" in second and "-->" not in after:
                 timing, rest = second, after
+                if ids is not None and not first.strip().isdigit():
+                    ids[len(cues)] = first.strip()
         if timing is None or rest is None:
             current, n = _scan(block.split("\n"), current, cues, number == last)
             skipped += n
@@ -393,7 +476,7 @@ def _blocks(text: str, vtt: bool) -> tuple[list[tuple[float, float, list[str]]],
             raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
         current = [rest]
         cues.append((times[0], times[1], current))
-    return cues, skipped
+    return cues, skipped, headers
 
 
 def _cut_short(line: str, times: tuple[float, float]) -> bool:
@@ -528,13 +611,85 @@ def _voices(text: str) -> _Segs:
 # --- YouTube rolling captions -----------------------------------------------------------
 
 
-def _overlap(prev: list[str], lines: list[str]) -> int:
-    """The longest k with lines[:k] == prev[-k:]."""
+def _overlap(prev: list[str], lines: list[str]) -> tuple[int, str | None]:
+    """The longest k with lines[:k] == prev[-k:], where the last of those lines may
+    also have grown (live captions type a line over several cues): then also the words
+    it gained (None when it did not grow)."""
     last = prev[-1]
     for k in range(min(len(prev), len(lines)), 0, -1):
-        if lines[k - 1] == last and lines[:k] == prev[-k:]:
-            return k
-    return 0
+        line = lines[k - 1]
+        if lines[: k - 1] != prev[-k:-1]:
+            continue
+        if line == last:
+            return k, None
+        if line.startswith(last) and line[len(last) : len(last) + 1] == " ":
+            return k, line[len(last) + 1 :]
+    return 0, None
+
+
+def _repeats(last: str, lines: list[str]) -> bool:
+    """Does a cue repeat (or continue typing) the last line of the one before?"""
+    return any(
+        x == last or (x.startswith(last) and x[len(last) : len(last) + 1] == " ") for x in lines[:3]
+    )
+
+
+#: Words that end in a colon at the start of a line without naming anyone.
+_NOT_NAMES_TEXT = (
+    "note warning tip example thus so now well yes no ok okay update edit ps q a question "
+    "answer step caution important remember"
+)
+_NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
+_NAME = r"[^\W\d_][\w.'’-]*(?: [^\W\d_][\w.'’-]*){0,3}(?: \([^()\n]{1,40}\))?"
+_SPEAKER_LABEL = re.compile(rf"(?:>>[ \t]*)?({_NAME}):[ \t]+(?=\S)")
+
+
+def _name_identifiers(ids: list[str | None]) -> bool:
+    """Are the cue identifiers speakers' names? Names come back (the same few people
+    speak again and again), identifiers of other kinds do not."""
+    names = [i for i in ids if i and re.fullmatch(_NAME, i) and i.split()[0][0].isupper()]
+    return len(names) >= 2 and len(names) >= len(ids) / 2 and len(set(names)) < len(names)
+
+
+def _label_speakers(cues: list[Cue]) -> list[Cue]:
+    """`Name: text` at the start of a cue (Zoom, Meet, `>> NAME:`) is a speaker when the
+    file uses labels that way: on half the cues or more, or an upper-case NAME that comes
+    back.
+    `Note: ...` and times (`10:30`) are never names."""
+    found: dict[str, int] = {}
+    labelled = 0
+    for cue in cues:
+        if cue.speaker is None and ":" in cue.text:
+            m = _SPEAKER_LABEL.match(cue.text)
+            if m and _is_name(m.group(1)):
+                labelled += 1
+                found[m.group(1)] = found.get(m.group(1), 0) + 1
+    if not found:
+        return cues
+    everyone = labelled >= 2 and labelled >= len(cues) / 2
+    names = {n for n, count in found.items() if everyone or (count >= 2 and n.isupper())}
+    if not names:
+        return cues
+    out: list[Cue] = []
+    speaker: str | None = None
+    for cue in cues:
+        if cue.speaker is not None:
+            out.append(cue)
+            continue
+        m = _SPEAKER_LABEL.match(cue.text) if ":" in cue.text else None
+        if m and m.group(1) in names:
+            speaker = m.group(1)
+            out.append(cue._replace(text=cue.text[m.end() :], speaker=speaker))
+        elif cue.text.startswith(">>"):
+            speaker = None
+            out.append(cue)
+        else:
+            out.append(cue._replace(speaker=speaker))
+    return out
+
+
+def _is_name(name: str) -> bool:
+    return name[0].isupper() and name.split()[0].lower() not in _NOT_NAMES
 
 
 def _drop_lines(segs: _Segs, k: int) -> _Segs:
@@ -548,6 +703,81 @@ def _drop_lines(segs: _Segs, k: int) -> _Segs:
     return out
 
 
+# --- YouTube's own formats: json3 and srv1-3 -------------------------------------------
+
+
+def parse_json3(text: str) -> Captions:
+    """YouTube's json3: one event per line of text (automatic captions: its words as
+    segments with `tOffsetMs`), `aAppend` events only add a line break. Each word is in
+    one event only, so nothing is removed."""
+    import json
+
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        if "Expecting" in str(e) and e.args and "char" in str(e) and text.rstrip()[-1:] != "}":
+            raise Truncated(f"the JSON ends early ({e}): truncated?") from None
+        raise errors.ParseError(f"not valid JSON: {e}") from None
+    events = doc.get("events") if isinstance(doc, dict) else None
+    if not isinstance(events, list):
+        raise NotCaptions("JSON, but not YouTube json3 captions (no events)")
+    cues: list[Cue] = []
+    skipped = 0
+    for event in events:
+        if not isinstance(event, dict) or event.get("aAppend"):
+            continue
+        segs = event.get("segs")
+        if not isinstance(segs, list):
+            continue
+        try:
+            start = float(event.get("tStartMs") or 0) / 1000
+            end = start + float(event.get("dDurationMs") or 0) / 1000
+            said = "".join(str(seg.get("utf8") or "") for seg in segs)
+        except (TypeError, ValueError, AttributeError):
+            skipped += 1
+            continue
+        lines = _plain_lines(said)
+        if lines:
+            cues.append(Cue(start, end, "\n".join(lines)))
+    return Captions("json3", cues, skipped)
+
+
+def parse_srv3(text: str) -> Captions:
+    """YouTube's timedtext XML: srv3 (`<p t= d=>` in ms, words in `<s>`), srv2
+    (`<text t= d=>`) and srv1 (`<text start= dur=>` in seconds, entities escaped twice)."""
+    root = _xml_root(text)
+    cues: list[Cue] = []
+    skipped = 0
+    for el in root.iter():
+        name = _local(el.tag)
+        if name not in ("p", "text") or el.get("a") == "1":
+            continue
+        try:
+            if el.get("start") is not None:
+                start = float(el.get("start") or 0)
+                end = start + float(el.get("dur") or 0)
+            else:
+                start = float(el.get("t") or 0) / 1000
+                end = start + float(el.get("d") or 0) / 1000
+        except ValueError:
+            skipped += 1
+            continue
+        said = "".join(el.itertext())
+        if name == "text":
+            said = html.unescape(said)
+        lines = _plain_lines(said)
+        if lines:
+            cues.append(Cue(start, end, "\n".join(lines)))
+    return Captions("srv3", cues, skipped)
+
+
+def _plain_lines(text: str) -> list[str]:
+    """Text that is not markup: odd spaces folded, the non-empty lines, single-spaced."""
+    if not text.isascii():
+        text = text.translate(_FOLD)
+    return [" ".join(line.split()) for line in text.split("\n") if line and not line.isspace()]
+
+
 # --- TTML / DFXP ------------------------------------------------------------------------
 
 #: How deeply a TTML document may nest elements. Real ones nest tt/body/div/p/span/span:
@@ -557,6 +787,26 @@ MAX_XML_DEPTH = 200
 
 def parse_ttml(text: str) -> Captions:
     """TTML1/IMSC or the old DFXP namespace; clock, offset, SMPTE frame and tick times."""
+    root = _xml_root(text)
+    if _local(root.tag) != "tt":
+        raise NotCaptions(f"XML, but its root is <{_local(root.tag)}>, not TTML's <tt>")
+    params = {_local(k): v for k, v in root.attrib.items()}
+    clock = _Clock(params)
+    title = None
+    cues: list[Cue] = []
+    for el in root.iter():
+        if _local(el.tag) == "title" and el.text and el.text.strip() and title is None:
+            title = " ".join(el.text.split())
+    skipped = 0
+    body_el = next((el for el in root if _local(el.tag) == "body"), None)
+    if body_el is not None:
+        skipped = _walk(body_el, 0.0, None, clock, cues)
+    return Captions("ttml", cues, skipped, 0, False, title)
+
+
+def _xml_root(text: str) -> Element:
+    """The document element, parsed safely (no entities, no external references, not
+    too deep)."""
     from xml.etree.ElementTree import ParseError as XmlParseError
 
     import defusedxml.ElementTree as SafeET
@@ -574,22 +824,9 @@ def parse_ttml(text: str) -> Captions:
         if message.startswith(("no element found", "unclosed token")):
             raise Truncated(f"the XML ends early ({message}): truncated?") from None
         raise errors.ParseError(f"not well-formed XML: {message}") from None
-    if _local(root.tag) != "tt":
-        raise NotCaptions(f"XML, but its root is <{_local(root.tag)}>, not TTML's <tt>")
     if _deeper_than(root, MAX_XML_DEPTH):
         raise errors.ParseError(f"the XML nests elements more than {MAX_XML_DEPTH} levels deep")
-    params = {_local(k): v for k, v in root.attrib.items()}
-    clock = _Clock(params)
-    title = None
-    cues: list[Cue] = []
-    for el in root.iter():
-        if _local(el.tag) == "title" and el.text and el.text.strip() and title is None:
-            title = " ".join(el.text.split())
-    skipped = 0
-    body_el = next((el for el in root if _local(el.tag) == "body"), None)
-    if body_el is not None:
-        skipped = _walk(body_el, 0.0, None, clock, cues)
-    return Captions("ttml", cues, skipped, 0, False, title)
+    return root  # type: ignore[no-any-return]
 
 
 def _deeper_than(root: Element, limit: int) -> bool:
@@ -640,6 +877,9 @@ class _Clock:
                 return number * factor
             rate = self.frame_rate if unit == "f" else self.tick_rate
             return number / rate if rate else None
+        m = re.fullmatch(r"(?:(\d+):)?(\d+(?:\.\d+)?)", value)
+        if m:  # as Apple Music's lyrics write them: `19.764`, `3:58.640` (no unit)
+            return int(m.group(1) or 0) * 60 + float(m.group(2))
         m = re.fullmatch(r"(\d+):(\d{1,2}):(\d{1,2})(?:\.(\d+)|:(\d+)(?:\.(\d+))?)?", value)
         if not m:
             return None

@@ -25,7 +25,12 @@ MAX_CAPTION_BYTES = 64 * 1024 * 1024
 
 SoundLabels = Literal["keep", "drop"]
 
-_SENTENCE_END = frozenset(".!?…")
+_SENTENCE_END = frozenset(".!?…。！？")
+#: Scripts written without spaces between words (Han, kana), and their punctuation.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK_TEXT = re.compile(
+    r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
+)
 _CLOSERS = frozenset("\"')]}”’»")
 _SOUND = re.compile(r"\s*(?:\[[^\[\]\n]*\]|\([^()\n]*\))")
 _LABEL = re.compile(r"^([A-Z][A-Z0-9'. -]{0,40}[A-Z0-9.]):$")
@@ -62,7 +67,30 @@ class Paragraph:
 
     @property
     def text(self) -> str:
-        return " ".join(self.parts)
+        return join_words(self.parts)
+
+
+def join_words(parts: Sequence[str]) -> str:
+    """Pieces of text joined by spaces, except between two pieces of a script written
+    without spaces (Chinese, Japanese): there, as the source wrote them."""
+    joined = " ".join(parts)
+    if joined.isascii() or not _CJK_TEXT.search(joined):
+        return joined
+    out = [parts[0]] if parts else []
+    for part in parts[1:]:
+        if not (_CJK_TEXT.match(part[:1]) and _CJK_TEXT.match(out[-1][-1:])):
+            out.append(" ")
+        out.append(part)
+    return "".join(out)
+
+
+def count_words(text: str) -> int:
+    """Words separated by spaces; in scripts without spaces (Han, kana) each character
+    counts as a word, so that word limits mean something there too."""
+    if text.isascii():
+        return len(text.split())
+    han = len(_CJK.findall(text))
+    return han + len(_CJK_TEXT.sub(" ", text).split()) if han else len(text.split())
 
 
 def ends_sentence(word: str) -> bool:
@@ -128,7 +156,7 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
                 speaker = m.group(1)
                 para = None
                 continue
-            n = line.count(" ") + 1
+            n = line.count(" ") + 1 if line.isascii() else count_words(line)
             if (
                 para is not None
                 and para.count + n < (max_words if _no_stop(line) else limit)
@@ -153,7 +181,7 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
                     turn = False
                     out.append(para)
                 para.parts.append(word)
-                para.count += 1
+                para.count += 1 if word.isascii() else max(1, count_words(word))
                 index += 1
                 if para.count >= max_words or (para.count >= min_words and ends_sentence(word)):
                     para = None
@@ -271,6 +299,7 @@ class Converted:
     path: str
     output: str | None
     format: str
+    encoding: str
     words: int
     paragraphs: int
     avg_words_per_paragraph: float
@@ -278,6 +307,7 @@ class Converted:
     speakers: list[str]
     duplicates_removed: int
     skipped_blocks: int
+    segment_headers: int = 0
     skipped: str | None = None
     ok: bool = True
 
@@ -289,11 +319,11 @@ class Converted:
 
 
 def convert(
-    data: bytes, layout: Layout, rolling: bool | None = None
+    data: bytes, layout: Layout, rolling: bool | None = None, encoding: str | None = None
 ) -> tuple[str, Captions, list[Paragraph]]:
     """Caption bytes to Markdown: the text, what was parsed, the paragraphs."""
     with gc_paused():
-        caps = parse(data, rolling=rolling)
+        caps = parse(data, rolling=rolling, encoding=encoding)
         text, paras = render_markdown(caps, layout)
     return text, caps, paras
 
@@ -317,6 +347,7 @@ def summary(
         path=path,
         output=output,
         format=caps.format,
+        encoding=caps.encoding,
         words=words,
         paragraphs=len(paras),
         avg_words_per_paragraph=round(words / len(paras), 1) if paras else 0.0,
@@ -324,6 +355,7 @@ def summary(
         speakers=speakers,
         duplicates_removed=caps.duplicates_removed,
         skipped_blocks=caps.skipped_blocks,
+        segment_headers=caps.segment_headers,
         skipped=skipped,
     )
 
@@ -397,11 +429,12 @@ def convert_file(
     output_dir: str | None = None,
     overwrite: bool = False,
     rolling: bool | None = None,
+    encoding: str | None = None,
 ) -> tuple[Converted, str]:
     """Convert one caption file; write it next to the input (or to `output`, or into
     `output_dir`) unless `output` is "-". Returns the result and the Markdown."""
     data = read_source(path) if data is None else check_size(data)
-    text, caps, paras = convert(data, layout, rolling)
+    text, caps, paras = convert(data, layout, rolling, encoding)
     if output == "-":
         return summary(path, None, len(data), text, caps, paras), text
     if output:

@@ -11,7 +11,15 @@ from typing import Any, Literal
 
 from . import errors
 from .captions import Captions, parse
-from .markdown import Layout, render_json, render_markdown, render_srt, render_text, write_new
+from .markdown import (
+    Layout,
+    count_words,
+    render_json,
+    render_markdown,
+    render_srt,
+    render_text,
+    write_new,
+)
 from .names import inside, sanitize_filename
 from .network import NetworkOptions
 
@@ -22,8 +30,11 @@ FORMATS: tuple[str, ...] = ("vtt", "srt", "txt", "md", "json")
 Source = Literal["manual", "auto"]
 DEFAULT_TEMPLATE = "%(title)s [%(id)s].%(lang)s.%(ext)s"
 
-#: Track formats we can read, best first (YouTube's srv1-3/json3 are not captions files).
-READABLE = ("vtt", "srt", "ttml", "dfxp", "xml", "ttml2")
+#: Track formats we can read, best first.
+READABLE = ("vtt", "srt", "ttml", "dfxp", "xml", "ttml2", "json3", "srv3", "srv2", "srv1", "sbv")
+#: For automatic captions, YouTube's own formats first: each word once, with its time, so
+#: nothing has to be guessed about rolling repeats.
+NATIVE = ("json3", "srv3")
 
 
 @dataclass(frozen=True)
@@ -126,12 +137,12 @@ def _none_message(
 
 
 def choose_format(track: Track, want: str) -> Mapping[str, Any]:
-    """The published format to download: the one asked for when offered, else the best
-    one our parser reads."""
+    """The published format to download: the one asked for when offered, else (for
+    automatic captions) YouTube's json3 or srv3, else the best one our parser reads."""
     by_ext = {str(f.get("ext") or "").lower(): f for f in track.formats if f.get("url")}
     if want in by_ext:
         return by_ext[want]
-    for ext in READABLE:
+    for ext in (*NATIVE, *READABLE) if track.source == "auto" else READABLE:
         if ext in by_ext:
             return by_ext[ext]
     offered = ", ".join(sorted(by_ext)) or "none"
@@ -141,14 +152,14 @@ def choose_format(track: Track, want: str) -> Mapping[str, Any]:
 
 
 def convert(
-    data: bytes, fmt: str, layout: Layout, rolling: bool | None
+    data: bytes, fmt: str, layout: Layout, rolling: bool | None = None
 ) -> tuple[str, Captions, int]:
     """The transcript in `fmt` from published caption bytes, and its word count."""
     caps = parse(data, rolling=rolling)
     if fmt == "md":
         text, paras = render_markdown(caps, layout)
         return text, caps, sum(p.count for p in paras)
-    words = sum(len(c.text.split()) for c in caps.cues)
+    words = sum(count_words(c.text) for c in caps.cues)
     if fmt == "txt":
         return render_text(caps, layout), caps, words
     if fmt == "srt":
@@ -186,10 +197,13 @@ def get_transcripts(
     template: str = DEFAULT_TEMPLATE,
     overwrite: bool = False,
     write: bool = True,
+    rolling: bool | None = None,
 ) -> Iterator[Transcript | dict[str, Any]]:
     """Fetch the chosen tracks of `url` (each item of a playlist) and convert them;
     write each under `output_dir` unless `write` is off (then `text` carries it). In a
-    playlist, an entry that fails is a failed row of its own (a dict)."""
+    playlist, an entry that fails is a failed row of its own (a dict). Rolling repeats
+    are removed when the content has them (not by the site's label), or as `rolling`
+    says."""
     from . import ytdlp
 
     info = ytdlp.extract(url, net=net)
@@ -209,6 +223,7 @@ def get_transcripts(
             template,
             overwrite,
             write,
+            rolling,
         )
         if len(items) == 1:
             yield from rows
@@ -242,6 +257,7 @@ def _item_transcripts(
     template: str,
     overwrite: bool,
     write: bool,
+    rolling: bool | None = None,
 ) -> Iterator[Transcript]:
     from . import ytdlp
 
@@ -261,12 +277,11 @@ def _item_transcripts(
     for track in pick(tracks(info), langs, source):
         entry = choose_format(track, fmt)
         data = ytdlp.fetch_text(str(entry["url"]), net=net, headers=entry.get("http_headers"))
-        rolling = False if track.source == "manual" else None
         published = str(entry.get("ext") or "vtt").lower()
         if fmt == "vtt" and published == "vtt":
             caps = parse(data, rolling=rolling)  # checks it is captions, counts its words
             text = data.decode("utf-8", "replace")
-            words = sum(len(c.text.split()) for c in caps.cues)
+            words = sum(count_words(c.text) for c in caps.cues)
         else:
             text, caps, words = convert(data, fmt, layout, rolling)
         row = Transcript(

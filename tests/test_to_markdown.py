@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +36,7 @@ def test_converts_next_to_the_input(xdl: Any) -> None:
         "output": "talk.en.md",
         "ok": True,
         "format": "vtt",
+        "encoding": "utf-8",
         "words": 5,
         "paragraphs": 1,
         "avg_words_per_paragraph": 5.0,
@@ -41,6 +44,7 @@ def test_converts_next_to_the_input(xdl: Any) -> None:
         "speakers": ["Ann"],
         "duplicates_removed": 0,
         "skipped_blocks": 0,
+        "segment_headers": 0,
     }
     assert ran.stderr == ""
 
@@ -203,3 +207,31 @@ def test_help_has_fields_and_examples(xdl: Any, flag: str) -> None:
     ran = xdl("to-markdown", flag)
     assert "Fields:" in ran.stdout and "Examples:" in ran.stdout
     assert "skipped_blocks" in ran.stdout
+
+
+def test_legacy_code_pages_are_detected_and_can_be_forced(xdl: Any) -> None:
+    text = "1\n00:00:01,000 --> 00:00:03,000\nДобро вече, како сте данас?\n\n"
+    text += "2\n00:00:03,000 --> 00:00:05,000\nХвала, добро сам. Видимо се сутра.\n"
+    Path("sr.srt").write_bytes(text.encode("cp1251"))
+    ran = xdl("to-markdown", "--stdout", "sr.srt")
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.stdout == "Добро вече, како сте данас? Хвала, добро сам. Видимо се сутра.\n"
+    ran = xdl("to-markdown", "sr.srt")
+    assert ran.lines[0]["encoding"] == "cp1251"
+    ran = xdl("to-markdown", "--overwrite", "--encoding", "latin-1", "sr.srt")
+    assert ran.lines[0]["encoding"] == "iso8859-1"  # the codec's own name
+    assert "Добро" not in Path("sr.md").read_text()
+    ran = xdl("to-markdown", "--encoding", "klingon", "sr.srt")
+    assert ran.exit_code == 2 and "unknown encoding" in ran.stderr
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o644), (0o077, 0o600)])
+def test_markdown_files_honour_the_umask(xdl: Any, umask: int, mode: int) -> None:
+    Path("talk.vtt").write_text(VTT)
+    old = os.umask(umask)
+    try:
+        ran = xdl("to-markdown", "talk.vtt")
+    finally:
+        os.umask(old)
+    assert ran.exit_code == 0, ran.stderr
+    assert stat.S_IMODE(Path("talk.md").stat().st_mode) == mode

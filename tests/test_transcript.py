@@ -4,6 +4,8 @@ choice of track as a pure function."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ TTML = b"""<?xml version="1.0" encoding="UTF-8"?>
 <p begin="2s" end="3s">Second &amp; last.</p>
 </div></body></tt>
 """
+
+ROLLING = (Path(__file__).parent / "captions" / "fixtures" / "youtube_auto.vtt").read_bytes()
 
 CHAPTERED = (
     "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nWelcome everyone.\n\n"
@@ -38,6 +42,9 @@ def caption_site(site: Any) -> Any:
     gone = media_site.video_page("Gone", [media_site.MP4_180], [("en", "/404.vtt")])
     site.route("/gone.html")(lambda r: r.send_bytes(gone.encode(), "text/html; charset=utf-8"))
     site.route("/subs/chaptered.vtt")(lambda r: r.send_bytes(CHAPTERED.encode(), "text/vtt"))
+    rolling = media_site.video_page("Rolling", [media_site.MP4_180], [("en", "/subs/roll.vtt")])
+    site.route("/rolling.html")(lambda r: r.send_bytes(rolling.encode(), "text/html"))
+    site.route("/subs/roll.vtt")(lambda r: r.send_bytes(ROLLING, "text/vtt"))
     return site
 
 
@@ -235,3 +242,60 @@ def test_pick_says_what_exists() -> None:
 def test_help_has_fields_and_examples(xdl: Any) -> None:
     ran = xdl("transcript", "--help")
     assert "Fields:" in ran.stdout and "Examples:" in ran.stdout and "no_subtitles" in ran.stdout
+
+
+def test_rolling_captions_on_a_track_are_cleaned_whatever_the_label(
+    xdl: Any, caption_site: Any
+) -> None:
+    """yt-dlp calls a <track> "subtitles" (creator-made): the content says otherwise."""
+    url = caption_site.url("/rolling.html")
+    ran = xdl("transcript", "-F", "txt", "--stdout", url)
+    assert ran.exit_code == 0, ran.stderr
+    said = (
+        "so today we're going to talk about captions and why they repeat yeah yeah "
+        "[Music] [Music] and then the other person speaks about the weather & more"
+    )
+    assert ran.stdout.split() == said.split(" ")
+    ran = xdl("transcript", "-F", "txt", "--stdout", "--no-dedupe", url)
+    assert ran.stdout.count("so today we're going to talk about") == 3
+
+
+@pytest.mark.parametrize(
+    "source, want, offered, expected",
+    [
+        ("auto", "md", ["vtt", "ttml", "srv3", "json3"], "json3"),
+        ("auto", "txt", ["vtt", "srv3"], "srv3"),
+        ("auto", "vtt", ["vtt", "json3"], "vtt"),  # -F vtt: the site's own file
+        ("manual", "md", ["json3", "vtt"], "vtt"),
+        ("manual", "md", ["json3"], "json3"),
+    ],
+)
+def test_choose_format(source: Any, want: str, offered: list[str], expected: str) -> None:
+    from xdl.core.transcript import choose_format
+
+    track = Track("en", source, [{"ext": ext, "url": ext} for ext in offered])
+    assert choose_format(track, want)["ext"] == expected
+
+
+def test_json3_converted_each_word_once() -> None:
+    from xdl.core.transcript import convert
+
+    data = (Path(__file__).parent / "captions" / "fixtures" / "youtube_auto.json3").read_bytes()
+    text, caps, _ = convert(data, "txt", Layout())
+    assert caps.format == "json3" and caps.duplicates_removed == 0
+    said = "so today we're going to talk about captions yeah yeah [Music] [Music] and that's it"
+    assert text.split() == said.split(" ")
+
+
+@pytest.mark.parametrize("fmt", ["vtt", "md"])
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_transcript_files_honour_the_umask(
+    xdl: Any, caption_site: Any, fmt: str, umask: int, mode: int
+) -> None:
+    old = os.umask(umask)
+    try:
+        ran = xdl("transcript", "-F", fmt, caption_site.url("/watch.html"))
+    finally:
+        os.umask(old)
+    assert ran.exit_code == 0, ran.stderr
+    assert stat.S_IMODE(Path(ran.lines[0]["path"]).stat().st_mode) == mode

@@ -110,6 +110,13 @@ def make_layout(
     help="Remove the repeated lines of rolling automatic captions "
     "[default: when the file looks like them].",
 )
+@click.option(
+    "--encoding",
+    metavar="NAME",
+    callback=lambda ctx, param, value: _known_encoding(value),
+    help="Read the files in this encoding (cp1251, latin-1, ...) "
+    "[default: a BOM, else UTF-8, else detected].",
+)
 @verbosity_options
 def command(
     inputs: tuple[str, ...],
@@ -126,8 +133,9 @@ def command(
     timestamps: bool,
     sound_labels: str,
     dedupe: bool | None,
+    encoding: str | None,
 ) -> int:
-    """Turn WebVTT, SRT or TTML/DFXP captions into clean Markdown paragraphs.
+    """Turn WebVTT, SRT, SBV, TTML/DFXP or YouTube json3/srv3 captions into Markdown.
 
     The format is read from the content, not the name. A caption file may be at most
     64 MiB (larger, or endless like /dev/zero, is `too_large`). Tags, entities and YouTube's
@@ -137,10 +145,13 @@ def command(
     caption document from stdin and prints Markdown; JSON lines with `path` (from
     `xdl transcript`) are read too.
 
-    Fields: path, output, format (vtt, srt, ttml), words, paragraphs,
-    avg_words_per_paragraph, compression_ratio (input bytes / Markdown bytes), speakers,
+    Fields: path, output, format (vtt, srt, sbv, ttml, json3, srv3), encoding (the one
+    the file was read in), words (in Chinese or Japanese, characters: also for
+    --min-words and --max-words), paragraphs, avg_words_per_paragraph,
+    compression_ratio (input bytes / Markdown bytes), speakers,
     duplicates_removed (rolling-caption lines dropped), skipped_blocks (blocks that
-    could not be read: never silently zero), skipped.
+    could not be read: never silently zero), segment_headers (WEBVTT headers of
+    HLS segments joined into one file: set aside, not text), skipped.
 
     \b
     Examples:
@@ -195,6 +206,7 @@ def command(
             output_dir=output_dir,
             overwrite=overwrite,
             rolling=dedupe,
+            encoding=encoding,
         )
         if target == "-":
             _print_markdown(text, printed)
@@ -238,6 +250,17 @@ def _looks_like_captions(data: bytes) -> bool:
     """Is piped stdin a caption document rather than a list of files?"""
     head = data[:4096].lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n")
     return head.startswith((b"WEBVTT", b"<", b"W\x00")) or b"-->" in head
+
+
+def _known_encoding(value: str | None) -> str | None:
+    import codecs
+
+    if value:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise click.BadParameter(f"unknown encoding: {value}") from None
+    return value
 
 
 def _only_one(items: Any) -> list[Input]:

@@ -61,6 +61,12 @@ if TYPE_CHECKING:
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the transcript (one input).")
 @click.option("--overwrite", is_flag=True, help="Replace existing files.")
 @layout_options
+@click.option(
+    "--dedupe/--no-dedupe",
+    default=None,
+    help="Remove the repeated lines of rolling automatic captions "
+    "[default: when the captions look like them, whatever the site calls them].",
+)
 @network_options
 @verbosity_options
 def command(
@@ -79,6 +85,7 @@ def command(
     speakers: bool,
     timestamps: bool,
     sound_labels: str,
+    dedupe: bool | None,
     net: NetworkOptions,
 ) -> int:
     """Download subtitles of each URL, as published or as clean text.
@@ -88,7 +95,9 @@ def command(
     own parser: `srt`, `txt`, `md` (the title as heading, chapters as sections,
     --timestamps linking each paragraph to its moment) or `json` (cleaned cues: start,
     end, speaker, text). YouTube's rolling automatic captions come out without their
-    repeated lines. Pipe the lines into `xdl to-markdown` to convert the files later.
+    repeated lines (decided by the content, wherever the track comes from); YouTube's
+    automatic captions are read from its json3 format when converting. Pipe the lines
+    into `xdl to-markdown` to convert the files later.
 
     Fields: url, path, lang, source (manual or auto), format, title, id, words,
     duplicates_removed, skipped_blocks, skipped ("exists" when the file was already
@@ -128,6 +137,7 @@ def command(
             template=template,
             overwrite=overwrite,
             write=not to_stdout,
+            rolling=dedupe,
         ):
             if to_stdout and not isinstance(t, dict):
                 _print(t.text)
