@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import filelock
@@ -17,6 +18,9 @@ import pytest
 from xdl.core import queue as q
 from xdl.core.errors import QueueCorrupt, QueueLocked
 from xdl.core.queue import JsonStore, NewTask, Worker
+from xdl.core.queue.filestore import fastpath
+from xdl.core.queue.filestore import store as filestore
+from xdl.core.queue.filestore.backups import BACKUPS_KEPT
 
 
 @pytest.fixture
@@ -430,7 +434,7 @@ def test_backups_every_10_minutes_and_last_10_kept(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [1_800_000_000.0]
-    monkeypatch.setattr(q.time, "time", lambda: clock[0])
+    monkeypatch.setattr(time, "time", lambda: clock[0])
     store = JsonStore(path)
     store.add(urls(1))  # empty before: nothing to back up
     assert store.backups() == []
@@ -443,7 +447,7 @@ def test_backups_every_10_minutes_and_last_10_kept(
     for i in range(20):
         clock[0] += 601
         store.add([NewTask(f"https://d.example/{i}")])
-    assert len(store.backups()) == q.BACKUPS_KEPT
+    assert len(store.backups()) == BACKUPS_KEPT
 
 
 def test_restore_moves_a_corrupt_file_aside(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -534,7 +538,7 @@ def test_cold_add_agrees_with_a_full_load(tmp_path: Path, seed: int) -> None:
             dirs.append(d / "queue.json")
         light = JsonStore(dirs[0])
         with light._locked(load=False):
-            assert light._light_view(len(wanted)) is not None  # the path under test
+            assert fastpath.light_view(light, len(wanted)) is not None  # the path under test
         light = JsonStore(dirs[0])
         full = JsonStore(dirs[1])
         full.tasks()  # loaded: the full path
@@ -552,10 +556,10 @@ def test_cold_add_does_not_parse_the_snapshot(path: Path, monkeypatch: pytest.Mo
     JsonStore(path).add(urls(500))
     JsonStore(path).add([NewTask("https://example.com/other")])  # a backup, a journal line
     calls = []
-    real = q._state_from_document
+    real = filestore.state_from_document
     monkeypatch.setattr(
-        q,
-        "_state_from_document",
+        filestore,
+        "state_from_document",
         lambda *a: calls.append(1) or real(*a),  # type: ignore[func-returns-value]
     )
     added = JsonStore(path).add([NewTask("https://example.com/v3"), NewTask("https://new/")])
@@ -626,7 +630,7 @@ def test_cold_claim_and_finish_agree_with_a_full_load(tmp_path: Path, seed: int)
         lease = 60.0 if rng.random() < 0.8 else None
         probe = JsonStore(dirs[0])
         with probe._locked(load=False):
-            light_used += probe._light_finish(me, outcome, lease) is not None
+            light_used += fastpath.light_finish(probe, me, outcome, lease) is not None
         shutil.rmtree(dirs[0].parent)
         shutil.copytree(base.parent, dirs[0].parent)
         light, full = JsonStore(dirs[0]), JsonStore(dirs[1])

@@ -25,7 +25,7 @@ from xdl.cli.output import Output
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
     from xdl.core.inputs import Input
-    from xdl.core.queue import JsonStore
+    from xdl.core.queue import QueueStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,7 +73,7 @@ def queue_options(f: F) -> F:
     )(f)
 
 
-def _store(queue_path: str | None, lock_timeout: float) -> JsonStore:
+def _store(queue_path: str | None, lock_timeout: float) -> QueueStore:
     from xdl.core.queue import open_store
 
     return open_store(queue_path, lock_timeout)
@@ -316,7 +316,7 @@ def run(
       xdl queue run --watch --lease 120
       */15 * * * * xdl queue run -q >> ~/fetched.jsonl
     """
-    from xdl.core.queue_run import RunOptions, fetch_download, run_queue
+    from xdl.core.queue.run import RunOptions, fetch_download, run_queue
 
     store = _store(queue_path, lock_timeout)
     out = Output(None, None)
@@ -522,7 +522,7 @@ def clear(
     store = _store(queue_path, lock_timeout)
     n = store.clear(chosen)
     out = Output(None, None, key="queue")
-    out.emit({"ok": True, "queue": str(store.path), "cleared": n, "statuses": chosen})
+    out.emit({"ok": True, "queue": store.name, "cleared": n, "statuses": chosen})
     return out.close()
 
 
@@ -533,7 +533,7 @@ def _pause_command(name: str, paused: bool, doc: str) -> None:
     def change(queue_path: str | None, lock_timeout: float) -> int:
         store = _store(queue_path, lock_timeout)
         out = Output(None, None, key="queue")
-        out.emit({"ok": True, "queue": str(store.path), "paused": store.set_paused(paused)})
+        out.emit({"ok": True, "queue": store.name, "paused": store.set_paused(paused)})
         return out.close()
 
 
