@@ -54,22 +54,24 @@ SUMMARY_COLUMNS = [
 
 
 def queue_options(f: F) -> F:
-    """--queue FILE (XDL_QUEUE) and --lock-timeout, on every queue command."""
+    """--queue FILE|URL (XDL_QUEUE) and --lock-timeout, on every queue command."""
     f = click.option(
         "--lock-timeout",
         type=click.FloatRange(min=0),
         default=30.0,
         show_default=True,
         metavar="SECONDS",
-        help="Give up (exit 3) when another xdl holds the queue's lock this long.",
+        help="Give up (exit 3) when another xdl holds the queue's lock this long (a "
+        "database: when a lost connection cannot be made again this long).",
     )(f)
     return click.option(
         "--queue",
         "queue_path",
         type=click.Path(dir_okay=False),
         envvar="XDL_QUEUE",
-        metavar="FILE",
-        help="The queue file [env XDL_QUEUE; default: queue.json in the XDG data dir].",
+        metavar="FILE|URL",
+        help="The queue: a JSON file, or postgresql://USER@HOST:PORT/DB for one queue shared "
+        "by several hosts [env XDL_QUEUE; default: queue.json in the XDG data dir].",
     )(f)
 
 
@@ -131,6 +133,12 @@ def command() -> None:
     processes can add and run at once, and a crash never loses or tears it. A queue file
     that cannot be read is never overwritten: commands exit 3 and `xdl queue restore`
     brings back a backup.
+
+    With --queue postgresql://USER@HOST:PORT/DB (or XDL_QUEUE) the same queue lives in a
+    PostgreSQL database that runners on several hosts share (pip install 'xdl[postgres]';
+    the password from libpq's PGPASSWORD or ~/.pgpass, never shown): claims take row
+    locks, a runner that lost its lease can no longer write, and cancels reach runners
+    on other hosts within seconds. Back it up with pg_dump.
 
     \b
     Examples:

@@ -82,6 +82,10 @@ def open_store(location: Path | str | None = None, lock_timeout: float | None = 
     timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
     if location is None:
         location = paths.queue_location()
+    if is_url(location):
+        from .postgres import PostgresStore  # the only import of psycopg
+
+        return PostgresStore(str(location), timeout)
     from .filestore import JsonStore
 
     return JsonStore(Path(location), timeout)
