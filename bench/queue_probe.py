@@ -17,12 +17,12 @@ import time
 def main(argv: list[str]) -> int:
     path, op = argv[0], argv[1]
     url = argv[2] if len(argv) > 2 else "http://127.0.0.1/t/probe.txt"
-    from xdl.core.queue import JsonStore, NewTask, Worker
+    from xdl.core.queue import JsonStore, NewTask, QueueStore, Worker
 
     worker = Worker.here()
     result = {"path": "/dev/null", "bytes": 14, "sha256": "0" * 64, "strategy": "http"}
 
-    def once(store: JsonStore, n: int) -> None:
+    def once(store: QueueStore, n: int) -> None:
         if op == "add":
             added = store.add([NewTask(f"{url}?{n}" if n else url)])
             assert added and added[0].added, added

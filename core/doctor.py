@@ -75,7 +75,7 @@ def run_checks(
     yield check_youtube_dl()
     yield check_output_dir(output_dir or Path.cwd())
     yield check_config(config_file, no_config, config_warnings)
-    yield check_queue(paths.queue_file())
+    yield check_queue(paths.queue_location())
 
 
 def check_ytdlp(today: dt.date) -> Check:
@@ -179,12 +179,22 @@ def check_config(
     )
 
 
-def check_queue(path: Path) -> Check:
-    """The queue store's own health check: healthy, or unreadable and how to restore it."""
-    from .queue import JsonStore
+def check_queue(location: Path | str) -> Check:
+    """The queue store's own health check: healthy, or unreadable and how to fix it (for a
+    database: the connection, the schema version and the queue)."""
+    from .errors import XdlError
+    from .queue import open_store
 
-    health = JsonStore(path, lock_timeout=5).health()
-    return Check("queue", "ok" if health.ok else "warn", health.message, path=str(path))
+    try:
+        store = open_store(location, lock_timeout=5)
+        try:
+            health = store.health()
+        finally:
+            store.close()
+        name = store.name
+    except XdlError as e:  # the server is down, the driver missing...
+        return Check("queue", "warn", e.message)
+    return Check("queue", "ok" if health.ok else "warn", health.message, path=name)
 
 
 def _version(cmd: list[str]) -> str | None:

@@ -121,3 +121,17 @@ class QueueCorrupt(Fatal):
 
 class QueueLocked(Fatal):
     code = "queue_locked"
+
+
+class QueueUnavailable(Fatal):
+    """The queue's server cannot be reached or used (down, refused, no such database)."""
+
+    code = "queue_unavailable"
+
+
+class NotSupported(XdlError):
+    """A command this store cannot do, and what to use instead: a usage error (exit 2)."""
+
+    code = "not_supported"
+    exit_code = 2
+    final = True

@@ -47,3 +47,11 @@ def queue_file() -> Path:
     if explicit := os.environ.get("XDL_QUEUE"):
         return Path(explicit).expanduser()
     return data_dir() / "queue.json"
+
+
+def queue_location() -> Path | str:
+    """The queue: `XDL_QUEUE` (a file, or a `postgresql://` URL), else queue.json."""
+    explicit = os.environ.get("XDL_QUEUE", "")
+    if explicit.startswith(("postgresql://", "postgres://")):
+        return explicit
+    return queue_file()

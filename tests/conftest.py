@@ -80,3 +80,33 @@ def xdl_cmd() -> Any:
         return Ran(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A real PostgreSQL server (tests/pg_server.py), one per test run; skipped only when
+    the server's binaries or the driver are not installed, and never in CI."""
+    import pg_server as pg
+
+    missing = (
+        None if pg.bindir() else "PostgreSQL server binaries not found (apt-get install postgresql)"
+    )
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing = missing or "psycopg is not installed (pip install 'xdl[postgres]')"
+    if missing:
+        if os.environ.get("CI"):  # in CI they must run: .ci/run installs the server
+            pytest.fail(missing)
+        pytest.skip(missing)
+    where = pg.bindir()
+    assert where is not None
+    server = pg.Server(where)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """A fresh, empty database on the test server, as a queue URL (with its password)."""
+    return str(pg_server.url(pg_server.new_database()))

@@ -19,7 +19,8 @@ import pytest
 import media_site
 from xdl.core import queue as q
 from xdl.core.queue import JsonStore, NewTask, Task, Worker
-from xdl.core.queue_run import RunOptions, run_queue
+from xdl.core.queue.filestore.files import dump
+from xdl.core.queue.run import RunOptions, run_queue
 
 XDL = str(Path(sys.executable).parent / "xdl")
 DATA = media_site.BLOB[: 1024 * 1024]
@@ -249,7 +250,7 @@ def damage(path: Path, case: str) -> Path:
     else:
         tid, change = SNAPSHOT_TASKS[case]
         next(t for t in doc["tasks"] if t["id"] == tid).update(change)
-    path.write_bytes(q._dump(doc))  # as xdl writes it: the light paths read it too
+    path.write_bytes(dump(doc))  # as xdl writes it: the light paths read it too
     return path
 
 

@@ -21,7 +21,7 @@ from xdl.core.queue import JsonStore, NewTask
 RUNNER = r"""
 import os, sys, threading, time
 from xdl.core.queue import JsonStore
-from xdl.core.queue_run import RunOptions, run_queue
+from xdl.core.queue.run import RunOptions, run_queue
 
 queue, log, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 

@@ -12,7 +12,7 @@ import pytest
 
 from xdl.core import errors
 from xdl.core.queue import JsonStore, NewTask, Task
-from xdl.core.queue_run import RunOptions, backoff_delay, run_queue
+from xdl.core.queue.run import RunOptions, backoff_delay, run_queue
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ test_queue_procs.py."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
+import time
 from pathlib import Path
 
 import filelock
@@ -17,6 +15,9 @@ import pytest
 from xdl.core import queue as q
 from xdl.core.errors import QueueCorrupt, QueueLocked
 from xdl.core.queue import JsonStore, NewTask, Worker
+from xdl.core.queue.filestore import fastpath
+from xdl.core.queue.filestore import store as filestore
+from xdl.core.queue.filestore.backups import BACKUPS_KEPT
 
 
 @pytest.fixture
@@ -41,215 +42,6 @@ def urls(n: int, prefix: str = "https://example.com/v") -> list[NewTask]:
 def fresh(path: Path) -> JsonStore:
     """Another process's view: no cached state."""
     return JsonStore(path, lock_timeout=5)
-
-
-def test_add_assigns_ids_and_persists(store: JsonStore, path: Path) -> None:
-    added = store.add(urls(3))
-    assert [a.id for a in added] == [1, 2, 3]
-    assert all(a.added for a in added)
-    tasks = fresh(path).tasks()
-    assert [(t.id, t.url, t.status) for t in tasks] == [
-        (1, "https://example.com/v0", "queued"),
-        (2, "https://example.com/v1", "queued"),
-        (3, "https://example.com/v2", "queued"),
-    ]
-    doc = json.loads(path.read_text())
-    assert doc["version"] == q.SCHEMA_VERSION
-
-
-def test_dedupe_queued_running_done_cancelled_not_failed(store: JsonStore, worker: Worker) -> None:
-    store.add(urls(3))
-    again = store.add(urls(3))
-    assert [(a.added, a.existing) for a in again] == [(False, 1), (False, 2), (False, 3)]
-    t = store.claim(worker, 60)
-    assert t is not None and t.id == 1
-    assert store.add([NewTask("https://example.com/v0")])[0].existing == 1  # running
-    store.complete(worker, 1, {"path": "/x", "bytes": 3})
-    assert store.add([NewTask("https://example.com/v0")])[0].status == "done"
-    t2 = store.claim(worker, 60)
-    assert t2 is not None
-    store.fail(worker, t2.id, {"code": "network", "message": "boom"}, None)
-    requeued = store.add([NewTask(t2.url)])[0]
-    assert (requeued.id, requeued.added, requeued.requeued, requeued.status) == (
-        t2.id,
-        True,
-        True,
-        "queued",
-    )
-    store.cancel([3])
-    kept = store.add([NewTask("https://example.com/v2")])[0]
-    assert (kept.added, kept.existing, kept.status) == (False, 3, "cancelled")
-    forced = store.add([NewTask("https://example.com/v0")], force=True)[0]
-    assert forced.added and forced.id == 4
-    assert len(store.tasks()) == 4
-
-
-def test_dedupe_within_one_batch(store: JsonStore) -> None:
-    added = store.add([NewTask("https://a.example/1"), NewTask("https://a.example/1")])
-    assert [(a.id, a.added) for a in added] == [(1, True), (1, False)]
-    assert len(store.tasks()) == 1
-
-
-def test_claim_order_priority_then_oldest(store: JsonStore, worker: Worker) -> None:
-    store.add([NewTask("https://a.example/low", priority=-1)])
-    store.add([NewTask("https://a.example/1"), NewTask("https://a.example/2")])
-    store.add([NewTask("https://a.example/high", priority=5)])
-    order = []
-    while (t := store.claim(worker, 60)) is not None:
-        order.append(t.url.rsplit("/", 1)[1])
-        assert t.status == "running" and t.attempts == 1
-        assert t.worker is not None and t.worker["pid"] == os.getpid()
-    assert order == ["high", "1", "2", "low"]
-
-
-def test_two_stores_never_claim_the_same_task(path: Path) -> None:
-    JsonStore(path).add(urls(200))
-    claimed: list[int] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        s = fresh(path)
-        w = Worker.here()
-        while (t := s.claim(w, 60)) is not None:
-            with lock:
-                claimed.append(t.id)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(claimed) == list(range(1, 201))
-
-
-def test_backoff_defers_claim_and_final_failure(store: JsonStore, worker: Worker) -> None:
-    import time
-
-    store.add(urls(1))
-    t = store.claim(worker, 60)
-    assert t is not None
-    store.fail(worker, t.id, {"code": "network", "message": "x"}, time.time() + 3600)
-    assert store.claim(worker, 60) is None  # not before next_attempt_at
-    (task,) = store.tasks()
-    assert task.status == "queued" and task.next_attempt_at is not None
-    assert task.error == {"code": "network", "message": "x"}
-    assert 3500 < store.next_wakeup() <= 3600  # type: ignore[operator]
-    assert store.retry([t.id])[0].skipped  # type: ignore[union-attr]  # queued, not failed
-    t = store.claim(worker, 60)
-    assert t is None
-
-
-def test_expired_lease_is_taken_back(store: JsonStore, worker: Worker, path: Path) -> None:
-    import time
-
-    store.add(urls(1))
-    other = Worker("some-other-host", 12345, "abc")
-    t = store.claim(other, 0.01)
-    assert t is not None
-    time.sleep(0.05)
-    again = fresh(path).claim(worker, 60)
-    assert again is not None and again.id == t.id
-    assert (again.attempts, again.lost) == (1, 1)  # the lost attempt: not a retry
-    assert not store.complete(other, t.id, {"path": "/x"})  # no longer theirs
-    assert store.tasks()[0].status == "running"
-
-
-def dead_worker() -> Worker:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return Worker(q.HOST, proc.pid, "dead")
-
-
-def test_dead_worker_on_this_host_is_taken_back_at_once(store: JsonStore, worker: Worker) -> None:
-    dead = dead_worker()
-    store.add(urls(1))
-    assert store.claim(dead, 3600) is not None
-    t = store.claim(worker, 60)  # lease is an hour away, but the pid is gone
-    assert t is not None and t.id == 1
-    assert t.worker is not None and t.worker["runner"] == worker.runner
-
-
-def test_taken_back_task_keeps_its_retries_and_fails_after_max_lost(store: JsonStore) -> None:
-    store.add(urls(1))
-    for lost in range(q.MAX_LOST):
-        t = store.claim(dead_worker(), 3600)
-        assert t is not None and (t.attempts, t.lost) == (1, lost)  # no retry used up
-    finished = store.finish(Worker.here(), None, lease=60)
-    assert finished.claimed is None
-    (task,) = finished.given_up
-    assert (task.status, task.attempts, task.lost) == ("failed", 0, q.MAX_LOST)
-    assert task.error and task.error["code"] == "worker_lost"
-    assert store.tasks() == [task]
-    (retried,) = store.retry(None)  # a retry starts both counts afresh
-    assert retried.status == "queued"  # type: ignore[union-attr]
-    t = store.claim(Worker.here(), 60)
-    assert t is not None and (t.attempts, t.lost) == (1, 0)
-
-
-def test_renew_reports_cancelled_tasks(store: JsonStore, worker: Worker) -> None:
-    store.add(urls(2))
-    a = store.claim(worker, 60)
-    b = store.claim(worker, 60)
-    assert a and b
-    store.cancel([b.id])
-    assert store.renew(worker, [a.id, b.id], 60) == {b.id}
-    assert not store.complete(worker, b.id, {"path": "/x"})
-    assert {t.id: t.status for t in store.tasks()} == {a.id: "running", b.id: "cancelled"}
-
-
-def test_release_requeues_without_counting_the_attempt(store: JsonStore, worker: Worker) -> None:
-    store.add(urls(1))
-    t = store.claim(worker, 60)
-    assert t is not None
-    store.release(worker, [t.id])
-    (task,) = store.tasks()
-    assert (task.status, task.attempts, task.worker) == ("queued", 0, None)
-
-
-def test_pause_stops_claims(store: JsonStore, worker: Worker) -> None:
-    store.add(urls(1))
-    assert store.set_paused(True) is True
-    assert fresh(store.path).claim(worker, 60) is None
-    store.set_paused(False)
-    assert fresh(store.path).claim(worker, 60) is not None
-
-
-def test_cancel_retry_remove_clear(store: JsonStore, worker: Worker) -> None:
-    store.add(urls(4))
-    t = store.claim(worker, 60)
-    assert t is not None
-    removed = store.remove([t.id, 2, 99])
-    assert removed[0].skipped == "running: cancel it first"  # type: ignore[union-attr]
-    assert removed[1].status == "removed"  # type: ignore[union-attr]
-    assert removed[2] == 99
-    store.cancel([3])
-    store.complete(worker, t.id, {"bytes": 1})
-    assert [c.id for c in store.retry(None)] == []  # type: ignore[union-attr]
-    assert store.retry([3])[0].status == "queued"  # type: ignore[union-attr]
-    assert store.clear(["done"]) == 1
-    assert sorted(t.id for t in store.tasks()) == [3, 4]
-
-
-def test_ids_are_never_reused(store: JsonStore, path: Path) -> None:
-    store.add(urls(3))
-    store.remove([3])
-    store.clear(["queued"])  # queued tasks are cleared only when asked by status
-    assert fresh(path).add([NewTask("https://new.example/")])[0].id == 4
-
-
-def test_summary(store: JsonStore, worker: Worker) -> None:
-    store.add([*urls(3), NewTask("https://www.other.example/x")])
-    t = store.claim(worker, 60)
-    assert t is not None
-    store.complete(worker, t.id, {"path": "/x", "bytes": 1000})
-    running = store.claim(worker, 60)
-    assert running is not None
-    s = fresh(store.path).summary().to_dict()
-    assert (s["total"], s["queued"], s["running"], s["done"]) == (4, 2, 1, 1)
-    assert s["bytes_done"] == 1000
-    assert s["domains"] == {"example.com": 3, "other.example": 1}
-    assert s["active_workers"] == 1 and s["workers"][0]["pid"] == os.getpid()
-    assert s["oldest_queued"].endswith("Z")
 
 
 # --- files: journal, compaction, crashes -------------------------------------------------
@@ -430,7 +222,7 @@ def test_backups_every_10_minutes_and_last_10_kept(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [1_800_000_000.0]
-    monkeypatch.setattr(q.time, "time", lambda: clock[0])
+    monkeypatch.setattr(time, "time", lambda: clock[0])
     store = JsonStore(path)
     store.add(urls(1))  # empty before: nothing to back up
     assert store.backups() == []
@@ -443,7 +235,7 @@ def test_backups_every_10_minutes_and_last_10_kept(
     for i in range(20):
         clock[0] += 601
         store.add([NewTask(f"https://d.example/{i}")])
-    assert len(store.backups()) == q.BACKUPS_KEPT
+    assert len(store.backups()) == BACKUPS_KEPT
 
 
 def test_restore_moves_a_corrupt_file_aside(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -534,7 +326,7 @@ def test_cold_add_agrees_with_a_full_load(tmp_path: Path, seed: int) -> None:
             dirs.append(d / "queue.json")
         light = JsonStore(dirs[0])
         with light._locked(load=False):
-            assert light._light_view(len(wanted)) is not None  # the path under test
+            assert fastpath.light_view(light, len(wanted)) is not None  # the path under test
         light = JsonStore(dirs[0])
         full = JsonStore(dirs[1])
         full.tasks()  # loaded: the full path
@@ -552,10 +344,10 @@ def test_cold_add_does_not_parse_the_snapshot(path: Path, monkeypatch: pytest.Mo
     JsonStore(path).add(urls(500))
     JsonStore(path).add([NewTask("https://example.com/other")])  # a backup, a journal line
     calls = []
-    real = q._state_from_document
+    real = filestore.state_from_document
     monkeypatch.setattr(
-        q,
-        "_state_from_document",
+        filestore,
+        "state_from_document",
         lambda *a: calls.append(1) or real(*a),  # type: ignore[func-returns-value]
     )
     added = JsonStore(path).add([NewTask("https://example.com/v3"), NewTask("https://new/")])
@@ -626,7 +418,7 @@ def test_cold_claim_and_finish_agree_with_a_full_load(tmp_path: Path, seed: int)
         lease = 60.0 if rng.random() < 0.8 else None
         probe = JsonStore(dirs[0])
         with probe._locked(load=False):
-            light_used += probe._light_finish(me, outcome, lease) is not None
+            light_used += fastpath.light_finish(probe, me, outcome, lease) is not None
         shutil.rmtree(dirs[0].parent)
         shutil.copytree(base.parent, dirs[0].parent)
         light, full = JsonStore(dirs[0]), JsonStore(dirs[1])

@@ -25,7 +25,7 @@ from xdl.cli.output import Output
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
     from xdl.core.inputs import Input
-    from xdl.core.queue import JsonStore
+    from xdl.core.queue import QueueStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,26 +54,28 @@ SUMMARY_COLUMNS = [
 
 
 def queue_options(f: F) -> F:
-    """--queue FILE (XDL_QUEUE) and --lock-timeout, on every queue command."""
+    """--queue FILE|URL (XDL_QUEUE) and --lock-timeout, on every queue command."""
     f = click.option(
         "--lock-timeout",
         type=click.FloatRange(min=0),
         default=30.0,
         show_default=True,
         metavar="SECONDS",
-        help="Give up (exit 3) when another xdl holds the queue's lock this long.",
+        help="Give up (exit 3) when another xdl holds the queue's lock this long (a "
+        "database: when a lost connection cannot be made again this long).",
     )(f)
     return click.option(
         "--queue",
         "queue_path",
         type=click.Path(dir_okay=False),
         envvar="XDL_QUEUE",
-        metavar="FILE",
-        help="The queue file [env XDL_QUEUE; default: queue.json in the XDG data dir].",
+        metavar="FILE|URL",
+        help="The queue: a JSON file, or postgresql://USER@HOST:PORT/DB for one queue shared "
+        "by several hosts [env XDL_QUEUE; default: queue.json in the XDG data dir].",
     )(f)
 
 
-def _store(queue_path: str | None, lock_timeout: float) -> JsonStore:
+def _store(queue_path: str | None, lock_timeout: float) -> QueueStore:
     from xdl.core.queue import open_store
 
     return open_store(queue_path, lock_timeout)
@@ -131,6 +133,12 @@ def command() -> None:
     processes can add and run at once, and a crash never loses or tears it. A queue file
     that cannot be read is never overwritten: commands exit 3 and `xdl queue restore`
     brings back a backup.
+
+    With --queue postgresql://USER@HOST:PORT/DB (or XDL_QUEUE) the same queue lives in a
+    PostgreSQL database that runners on several hosts share (pip install 'xdl[postgres]';
+    the password from libpq's PGPASSWORD or ~/.pgpass, never shown): claims take row
+    locks, a runner that lost its lease can no longer write, and cancels reach runners
+    on other hosts within seconds. Back it up with pg_dump.
 
     \b
     Examples:
@@ -316,7 +324,7 @@ def run(
       xdl queue run --watch --lease 120
       */15 * * * * xdl queue run -q >> ~/fetched.jsonl
     """
-    from xdl.core.queue_run import RunOptions, fetch_download, run_queue
+    from xdl.core.queue.run import RunOptions, fetch_download, run_queue
 
     store = _store(queue_path, lock_timeout)
     out = Output(None, None)
@@ -522,7 +530,7 @@ def clear(
     store = _store(queue_path, lock_timeout)
     n = store.clear(chosen)
     out = Output(None, None, key="queue")
-    out.emit({"ok": True, "queue": str(store.path), "cleared": n, "statuses": chosen})
+    out.emit({"ok": True, "queue": store.name, "cleared": n, "statuses": chosen})
     return out.close()
 
 
@@ -533,7 +541,7 @@ def _pause_command(name: str, paused: bool, doc: str) -> None:
     def change(queue_path: str | None, lock_timeout: float) -> int:
         store = _store(queue_path, lock_timeout)
         out = Output(None, None, key="queue")
-        out.emit({"ok": True, "queue": str(store.path), "paused": store.set_paused(paused)})
+        out.emit({"ok": True, "queue": store.name, "paused": store.set_paused(paused)})
         return out.close()
 
 

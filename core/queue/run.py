@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import errors
-from .queue import JsonStore, Outcome, Task, Worker
+from .. import errors
+from .model import Outcome, Task, Worker
+from .store import QueueStore
 
 log = logging.getLogger("xdl.queue")
 
@@ -72,7 +73,7 @@ def backoff_delay(attempts: int, base: float, cap: float) -> float:
 class _Runner:
     def __init__(
         self,
-        store: JsonStore,
+        store: QueueStore,
         download: Download,
         options: RunOptions,
         stop: threading.Event,
@@ -259,7 +260,7 @@ class _Runner:
 
 
 def run_queue(
-    store: JsonStore,
+    store: QueueStore,
     download: Download,
     *,
     options: RunOptions | None = None,
@@ -297,7 +298,7 @@ def run_queue(
 def fetch_download(task: Task, stop: threading.Event) -> dict[str, Any]:
     """Download one task with the same engine as `xdl fetch`: one result for the task
     (a playlist's entries are folded into one: ok when all are)."""
-    from .fetch import FetchOptions, fetch_one
+    from ..fetch import FetchOptions, fetch_one
 
     try:
         options = FetchOptions.from_dict(task.options)

@@ -1,0 +1,752 @@
+"""The PostgreSQL store: one queue shared by many hosts (SPEC §7). The only module that
+imports psycopg (3), so `xdl --help` and the JSON store never load it.
+
+Invariants:
+- Durable: every change is one transaction, committed with `synchronous_commit = on`
+  (set for the session whatever the server's default) in logged tables; an `add` that
+  said `added: true` survives a crash of the server.
+- A claim is one statement (`UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)`), so two
+  runners never take the same task and never wait for each other. It does what
+  `rules.claimed` does, and gives the task a new fencing `token` from a sequence.
+- Fencing: a runner renews, completes, fails or releases a task only where its row still
+  carries the token of that runner's claim; after a task was taken back (lease expired,
+  cancelled, claimed by another host) the old runner's late writes change nothing.
+- Time is the database's clock (one clock for every host): leases, backoff, timestamps.
+- Every other change reads the rows `FOR UPDATE`, applies the function of `rules` that
+  both stores use, and writes the new record back.
+- Adds are serialized by an advisory lock, so dedupe (by URL, as in the JSON store) holds
+  across hosts while `--force` may still add a URL twice.
+- The schema is created on first use and versioned in `xdl_queue_schema`; a newer version
+  than this xdl knows is `QueueCorrupt` (exit 3).
+- A connection lost after it worked (a server restart) is retried for up to `timeout`
+  seconds; a server that cannot be reached at all is `QueueUnavailable` (exit 3) at once,
+  in one line naming the server without its password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from ..errors import NotSupported, QueueCorrupt, QueueUnavailable
+from . import rules
+from .model import (
+    STATUSES,
+    Added,
+    Backup,
+    Changed,
+    Finished,
+    Health,
+    NewTask,
+    Outcome,
+    Record,
+    Restored,
+    Summary,
+    Task,
+    Worker,
+    domain,
+)
+
+SCHEMA_VERSION = 1
+#: pg_advisory_xact_lock keys: schema migrations, and adds (dedupe across hosts).
+MIGRATE_LOCK = 0x78646C_01
+ADD_LOCK = 0x78646C_02
+HINT = (
+    "check that the server is up, the database exists and the credentials "
+    "(the URL, PG* variables, ~/.pgpass)"
+)
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE xdl_queue_schema (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE xdl_queue_meta (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    paused boolean NOT NULL DEFAULT false
+);
+INSERT INTO xdl_queue_meta DEFAULT VALUES;
+CREATE SEQUENCE xdl_queue_token;
+CREATE TABLE xdl_tasks (
+    id bigserial PRIMARY KEY,
+    url text NOT NULL,
+    domain text NOT NULL,
+    status text NOT NULL
+        CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    priority integer NOT NULL DEFAULT 0,
+    options json NOT NULL DEFAULT '{}',
+    attempts integer NOT NULL DEFAULT 0,
+    lost integer NOT NULL DEFAULT 0,
+    error json,
+    result json,
+    title text,
+    added_at double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    started_at double precision,
+    finished_at double precision,
+    next_attempt_at double precision,
+    worker json,
+    lease_until double precision,
+    token bigint
+);
+CREATE INDEX xdl_tasks_claim ON xdl_tasks (priority DESC, id) WHERE status = 'queued';
+CREATE INDEX xdl_tasks_backoff ON xdl_tasks (next_attempt_at) WHERE status = 'queued';
+CREATE INDEX xdl_tasks_running ON xdl_tasks (lease_until) WHERE status = 'running';
+CREATE INDEX xdl_tasks_url ON xdl_tasks (url);
+CREATE INDEX xdl_tasks_status ON xdl_tasks (status);
+""",
+}
+
+#: The columns a record is written back to (id, url, domain and added_at never change).
+WRITTEN = (
+    "status",
+    "priority",
+    "options",
+    "attempts",
+    "lost",
+    "error",
+    "result",
+    "title",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "next_attempt_at",
+    "worker",
+    "lease_until",
+)
+JSON = frozenset({"options", "error", "result", "worker"})
+FIELDS = "id, url, status, priority, options, attempts, lost, error, result, title, " + (
+    "added_at, updated_at, started_at, finished_at, next_attempt_at, worker, lease_until, token"
+)
+CLAIM = f"""
+UPDATE xdl_tasks t SET
+    status = 'running', attempts = t.attempts + 1, worker = %(worker)s,
+    lease_until = %(now)s + %(lease)s, started_at = %(now)s, updated_at = %(now)s,
+    next_attempt_at = NULL, token = nextval('xdl_queue_token')
+FROM (
+    SELECT id FROM xdl_tasks
+    WHERE status = 'queued' AND coalesce(next_attempt_at, 0) <= %(now)s AND id <> %(skip)s
+    ORDER BY priority DESC, id LIMIT 1
+    FOR UPDATE SKIP LOCKED
+) c
+WHERE t.id = c.id
+RETURNING {", ".join("t." + f.strip() for f in FIELDS.split(","))}
+"""
+
+T = TypeVar("T")
+
+
+def redact(url: str) -> str:
+    """The URL as users may see it: never a password (in the user part or the query)."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}@{host}"
+    query = urllib.parse.urlencode(
+        [
+            (k, v)
+            for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+            if k.lower() != "password"
+        ]
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+class PostgresStore:
+    """The queue in a PostgreSQL database; one connection, shared by this process's threads."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url
+        self._name = redact(url)
+        self.timeout = timeout
+        self._mutex = threading.RLock()
+        self._conn: Any = None
+        self._connected_once = False
+        self._tokens: dict[int, int] = {}  # task id -> the fencing token of our claim
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise QueueUnavailable(
+                f"the queue {self._name} is a PostgreSQL database, and the driver is not "
+                "installed: pip install 'xdl[postgres]'"
+            ) from None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+                self._conn = None
+
+    # -- connecting --
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        conn = psycopg.connect(
+            self.url,
+            autocommit=True,
+            connect_timeout=max(2, min(30, int(self.timeout) or 2)),
+            application_name="xdl",
+        )
+        conn.execute("SET synchronous_commit TO on")
+        self._migrate(conn)
+        return conn
+
+    def _migrate(self, conn: Any) -> None:
+        version = self._schema_version(conn)
+        if version == SCHEMA_VERSION:
+            return
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            version = self._schema_version(conn)
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                conn.execute(MIGRATIONS[step])
+                conn.execute("INSERT INTO xdl_queue_schema (version) VALUES (%s)", (step,))
+
+    def _schema_version(self, conn: Any) -> int:
+        # (pg_class read with this statement's snapshot: a concurrent first use that just
+        # committed is seen; to_regclass's catalog cache may not have caught up yet)
+        (found,) = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE c.relname = 'xdl_queue_schema' "
+            "AND n.nspname = current_schema())"
+        ).fetchone()
+        if not found:
+            return 0
+        (version,) = conn.execute("SELECT max(version) FROM xdl_queue_schema").fetchone()
+        version = int(version or 0)
+        if version > SCHEMA_VERSION:
+            raise QueueCorrupt(
+                f"the queue {self._name} has schema version {version}; this xdl knows up to "
+                f"{SCHEMA_VERSION}: upgrade xdl on this host"
+            )
+        return version
+
+    def _do(self, work: Callable[[Any], T]) -> T:
+        """Run `work(cursor)` in one transaction. A connection lost after it worked is made
+        again and the work retried, for up to `timeout` seconds (a server restart)."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        deadline = time.monotonic() + self.timeout
+        delay = 0.1
+        with self._mutex:
+            while True:
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = self._connect()
+                        self._connected_once = True
+                    with self._conn.transaction(), self._conn.cursor(row_factory=dict_row) as cur:
+                        return work(cur)
+                except psycopg.OperationalError as e:
+                    self.close()
+                    if not self._connected_once or time.monotonic() + delay > deadline:
+                        raise QueueUnavailable(
+                            f"cannot use the queue {self._name}: {_reason(e)}; {HINT}"
+                        ) from None
+                    time.sleep(delay)
+                    delay = min(2.0, delay * 2)
+                except psycopg.Error as e:
+                    self.close()
+                    raise QueueUnavailable(
+                        f"the queue {self._name} failed: {_reason(e)}; {HINT}"
+                    ) from None
+
+    @staticmethod
+    def _now(cur: Any) -> tuple[float, bool]:
+        """The database's clock (one for every host), and whether the queue is paused."""
+        cur.execute(
+            "SELECT extract(epoch FROM clock_timestamp())::float8 AS now, paused "
+            "FROM xdl_queue_meta"
+        )
+        row = cur.fetchone()
+        return float(row["now"]), bool(row["paused"])
+
+    # -- records --
+
+    def _write(self, cur: Any, rec: Mapping[str, Any]) -> None:
+        values = _params(rec)
+        sets = ", ".join(f"{c} = %({c})s" for c in WRITTEN)
+        token = "token = %(token)s" if rec.get("status") == "running" else "token = NULL"
+        cur.execute(f"UPDATE xdl_tasks SET {sets}, {token} WHERE id = %(id)s", values)
+
+    def _locked_rows(self, cur: Any, ids: Iterable[int]) -> dict[int, Record]:
+        cur.execute(
+            f"SELECT {FIELDS} FROM xdl_tasks WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+            (list(ids),),
+        )
+        return {row["id"]: _record(row) for row in cur.fetchall()}
+
+    # -- reading --
+
+    def health(self) -> Health:
+        def work(cur: Any) -> Health:
+            cur.execute("SELECT max(version) AS v FROM xdl_queue_schema")
+            version = cur.fetchone()["v"]
+            cur.execute(
+                "SELECT count(*) AS n, count(*) FILTER (WHERE status = 'running') AS r "
+                "FROM xdl_tasks"
+            )
+            row = cur.fetchone()
+            server = cur.connection.info.parameter_status("server_version") or "?"
+            return Health(
+                True,
+                f"{self._name}: PostgreSQL {server}, queue schema {version}, "
+                f"{row['n']} tasks ({row['r']} running), healthy",
+                int(row["n"]),
+            )
+
+        return self._do(work)
+
+    def tasks(
+        self, ids: Sequence[int] | None = None, statuses: Iterable[str] | None = None
+    ) -> list[Task | int]:
+        """Tasks in queue order (or the given ids, in that order; an unknown id stays an int)."""
+
+        def work(cur: Any) -> list[Task | int]:
+            if ids is not None:
+                cur.execute(f"SELECT {FIELDS} FROM xdl_tasks WHERE id = ANY(%s)", (list(ids),))
+                found = {row["id"]: _task(row) for row in cur.fetchall()}
+                return [found.get(tid, tid) for tid in ids]
+            if statuses:
+                cur.execute(
+                    f"SELECT {FIELDS} FROM xdl_tasks WHERE status = ANY(%s) ORDER BY id",
+                    (list(statuses),),
+                )
+            else:
+                cur.execute(f"SELECT {FIELDS} FROM xdl_tasks ORDER BY id")
+            return [_task(row) for row in cur.fetchall()]
+
+        return self._do(work)
+
+    def task_ids(self) -> list[tuple[int, str, str]]:
+        def work(cur: Any) -> list[tuple[int, str, str]]:
+            cur.execute("SELECT id, status, url FROM xdl_tasks ORDER BY id")
+            return [(r["id"], r["status"], r["url"]) for r in cur.fetchall()]
+
+        return self._do(work)
+
+    def summary(self) -> Summary:
+        """By SQL: counts and sums grouped in the database, never every task loaded."""
+
+        def work(cur: Any) -> Summary:
+            now, paused = self._now(cur)
+            cur.execute(
+                """SELECT status, count(*) AS n,
+                       sum(CASE WHEN json_typeof(result->'bytes') = 'number'
+                           THEN (result->>'bytes')::numeric END) AS bytes,
+                       min(added_at) AS oldest
+                   FROM xdl_tasks GROUP BY status"""
+            )
+            counts: dict[str, int] = {}
+            bytes_done, oldest = 0, None
+            for row in cur.fetchall():
+                counts[row["status"]] = int(row["n"])
+                if row["status"] == "done":
+                    bytes_done = int(row["bytes"] or 0)
+                elif row["status"] == "queued":
+                    oldest = row["oldest"]
+            cur.execute(
+                "SELECT domain, count(*) AS n FROM xdl_tasks GROUP BY domain "
+                "ORDER BY n DESC, min(id) LIMIT 20"
+            )
+            domains = {row["domain"]: int(row["n"]) for row in cur.fetchall()}
+            cur.execute(
+                "SELECT worker, lease_until FROM xdl_tasks WHERE status = 'running' ORDER BY id"
+            )
+            workers: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for row in cur.fetchall():
+                w = row["worker"] or {}
+                if (row["lease_until"] or 0) >= now and not rules.worker_gone(w):
+                    key = (w.get("host"), w.get("pid"), w.get("runner"))
+                    entry = workers.setdefault(
+                        key, {"host": w.get("host"), "pid": w.get("pid"), "tasks": 0}
+                    )
+                    entry["tasks"] += 1
+            return Summary(
+                self._name,
+                sum(counts.values()),
+                {s: counts.get(s, 0) for s in STATUSES},
+                bytes_done,
+                domains,
+                oldest,
+                list(workers.values()),
+                paused,
+            )
+
+        return self._do(work)
+
+    def is_paused(self) -> bool:
+        return self._do(lambda cur: self._now(cur)[1])
+
+    def next_wakeup(self) -> float | None:
+        """Seconds until a queued task may be claimed (0: now); None when nothing is queued."""
+
+        def work(cur: Any) -> float | None:
+            now, _ = self._now(cur)
+            cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM xdl_tasks WHERE status = 'queued' "
+                "AND coalesce(next_attempt_at, 0) <= %s) AS ready, "
+                "(SELECT min(next_attempt_at) FROM xdl_tasks WHERE status = 'queued') AS soon",
+                (now,),
+            )
+            row = cur.fetchone()
+            if row["ready"]:
+                return 0.0
+            return None if row["soon"] is None else max(0.0, row["soon"] - now)
+
+        return self._do(work)
+
+    # -- changing --
+
+    def add(self, items: Sequence[NewTask], *, force: bool = False) -> list[Added]:
+        """Add tasks; a URL already queued, running, done or cancelled is not added again
+        unless `force`; a failed one is requeued (`rules.is_duplicate`, `rules.requeued`)."""
+        if not items:
+            return []
+
+        def work(cur: Any) -> list[Added]:
+            now, _ = self._now(cur)
+            now = round(now, 3)
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (ADD_LOCK,))
+            existing: dict[str, Record] = {}
+            if not force:
+                cur.execute(
+                    f"SELECT DISTINCT ON (url) {FIELDS} FROM xdl_tasks WHERE url = ANY(%s) "
+                    "ORDER BY url, (status <> 'failed') DESC, id DESC",
+                    (list({item.url for item in items}),),
+                )
+                existing = {row["url"]: _record(row) for row in cur.fetchall()}
+            # An Added, or (k, url, added) about the k-th new task (its id comes later).
+            rows: list[Added | tuple[int, str, bool]] = []
+            fresh: list[NewTask] = []
+            seen: dict[str, int | tuple[int]] = {}
+            for item in items:
+                if not force and item.url in seen:  # twice in this batch
+                    first = seen[item.url]
+                    if isinstance(first, int):
+                        rows.append(Added(first, item.url, "queued", False, first))
+                    else:
+                        rows.append((first[0], item.url, False))
+                    continue
+                rec = existing.get(item.url)
+                if rec is not None and rules.is_duplicate(rec):
+                    rows.append(Added(rec["id"], item.url, rec["status"], False, rec["id"]))
+                    continue
+                if rec is not None:  # failed: requeue it, with the new options
+                    self._write(cur, rules.requeued(rec, item, dict(item.options), now))
+                    seen[item.url] = rec["id"]
+                    rows.append(Added(rec["id"], item.url, "queued", True, requeued=True))
+                    continue
+                seen[item.url] = (len(fresh),)
+                rows.append((len(fresh), item.url, True))
+                fresh.append(item)
+            ids = self._insert(cur, fresh, now) if fresh else []
+            return [
+                r
+                if isinstance(r, Added)
+                else Added(ids[r[0]], r[1], "queued", r[2], None if r[2] else ids[r[0]])
+                for r in rows
+            ]
+
+        return self._do(work)
+
+    def _insert(self, cur: Any, items: Sequence[NewTask], now: float) -> list[int]:
+        """New tasks, by COPY (100,000 in one call); their ids, in order."""
+        cur.execute(
+            "SELECT nextval('xdl_tasks_id_seq') AS id FROM generate_series(1, %s)", (len(items),)
+        )
+        ids = [int(row["id"]) for row in cur.fetchall()]
+        dumped: dict[int, str] = {}  # an options object shared by many items: dumped once
+        columns = "id, url, domain, status, priority, options, title, added_at, updated_at"
+        with cur.copy(f"COPY xdl_tasks ({columns}) FROM STDIN") as copy:
+            for tid, item in zip(ids, items):
+                rec = rules.new_record(tid, item, None, now)
+                options = dumped.get(id(item.options))
+                if options is None:
+                    options = json.dumps(dict(item.options), ensure_ascii=False)
+                    dumped[id(item.options)] = options
+                copy.write_row(
+                    (
+                        tid,
+                        item.url,
+                        domain(item.url),
+                        rec["status"],
+                        rec.get("priority", 0),
+                        options,
+                        rec.get("title"),
+                        now,
+                        now,
+                    )
+                )
+        return ids
+
+    def claim(self, worker: Worker, lease: float) -> Task | None:
+        """Take the next task (highest priority, then oldest) whose time has come, or None.
+        Tasks of dead workers, or with an expired lease, go back to `queued` first."""
+        return self.finish(worker, None, lease=lease).claimed
+
+    def finish(
+        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+    ) -> Finished:
+        """Record how our task went and, when `lease` is given, take back dead runners'
+        tasks and claim the next one, in one transaction."""
+        token = self._tokens.pop(outcome.task_id, None) if outcome is not None else None
+
+        def work(cur: Any) -> tuple[Finished, int | None]:
+            now, paused = self._now(cur)
+            recorded = False
+            if outcome is not None and token is not None:
+                cur.execute(
+                    f"SELECT {FIELDS} FROM xdl_tasks WHERE id = %s AND token = %s FOR UPDATE",
+                    (outcome.task_id, token),
+                )
+                row = cur.fetchone()
+                retry_at = outcome.retry_at
+                if retry_at is not None:  # the runner's clock, as an offset on ours
+                    retry_at = now + max(0.0, retry_at - time.time())
+                settled = rules.settled(
+                    _record(row) if row else None,
+                    worker,
+                    Outcome(outcome.task_id, outcome.result, outcome.error, retry_at),
+                    now,
+                )
+                if settled is not None:
+                    self._write(cur, settled)
+                    recorded = True
+            if lease is None:
+                return Finished(recorded, None), None
+            given_up = self._recover(cur, now)
+            claimed = None
+            if not paused:
+                cur.execute(
+                    CLAIM,
+                    {
+                        "worker": _json(worker.to_dict()),
+                        "now": now,
+                        "lease": lease,
+                        "skip": outcome.task_id if outcome else 0,
+                    },
+                )
+                claimed = cur.fetchone()
+            if claimed is None:
+                return Finished(recorded, None, given_up), None
+            return Finished(recorded, _task(claimed), given_up), int(claimed["token"])
+
+        finished, new_token = self._do(work)
+        if finished.claimed is not None and new_token is not None:
+            self._tokens[finished.claimed.id] = new_token
+        return finished
+
+    def _recover(self, cur: Any, now: float) -> tuple[Task, ...]:
+        """Take back the running tasks of dead runners (`rules.recovered`): lease expired,
+        or on this host with their pid gone; the tasks that failed for good are returned."""
+        cur.execute(
+            "SELECT id, worker, lease_until FROM xdl_tasks WHERE status = 'running' "
+            "AND (lease_until < %s OR worker->>'host' = %s)",
+            (now, rules.HOST),
+        )
+        due = [row["id"] for row in cur.fetchall() if rules.needs_recovery(row, now)]
+        if not due:
+            return ()
+        cur.execute(
+            f"SELECT {FIELDS} FROM xdl_tasks WHERE id = ANY(%s) AND status = 'running' "
+            "ORDER BY id FOR UPDATE SKIP LOCKED",
+            (due,),
+        )
+        given_up = []
+        for row in cur.fetchall():
+            rec = _record(row)
+            if not rules.needs_recovery(rec, now):
+                continue
+            new = rules.recovered(rec, now)
+            self._write(cur, new)
+            if new["status"] == "failed":
+                given_up.append(Task.from_record(new, {}))
+        return tuple(given_up)
+
+    def renew(self, worker: Worker, ids: Iterable[int], lease: float) -> set[int]:
+        """Extend the leases of our running tasks; returns the ids that are no longer ours
+        (cancelled, removed or taken back: their token changed), whose downloads stop."""
+        ids = list(ids)
+        mine = [(tid, self._tokens[tid]) for tid in ids if tid in self._tokens]
+
+        def work(cur: Any) -> set[int]:
+            now, _ = self._now(cur)
+            cur.execute(
+                "UPDATE xdl_tasks t SET lease_until = %s FROM unnest(%s::bigint[], %s::bigint[]) "
+                "AS m(id, token) WHERE t.id = m.id AND t.token = m.token "
+                "AND t.status = 'running' AND t.worker->>'runner' = %s RETURNING t.id",
+                (now + lease, [m[0] for m in mine], [m[1] for m in mine], worker.runner),
+            )
+            return {row["id"] for row in cur.fetchall()}
+
+        renewed = self._do(work) if mine else set()
+        return set(ids) - renewed
+
+    def complete(self, worker: Worker, task_id: int, result: Mapping[str, Any]) -> bool:
+        """Mark our task done with its result; False when it is no longer ours."""
+        return self.finish(worker, Outcome(task_id, result))[0]
+
+    def fail(
+        self,
+        worker: Worker,
+        task_id: int,
+        error: Mapping[str, Any],
+        retry_at: float | None,
+        result: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record a failed attempt: queued again at `retry_at`, or `failed` when None."""
+        return self.finish(worker, Outcome(task_id, result, error, retry_at))[0]
+
+    def release(self, worker: Worker, ids: Iterable[int]) -> None:
+        """Put our running tasks back to `queued`, the attempt not counted (graceful stop)."""
+        mine = {tid: self._tokens.pop(tid) for tid in list(ids) if tid in self._tokens}
+        if not mine:
+            return
+
+        def work(cur: Any) -> None:
+            now, _ = self._now(cur)
+            for tid, rec in self._locked_rows(cur, mine).items():
+                if rec.get("token") == mine[tid] and rules.owned(rec, worker):
+                    self._write(cur, rules.released(rec, now))
+
+        self._do(work)
+
+    def _change(
+        self,
+        ids: Sequence[int],
+        change: Callable[[Record, float], Record | str | None],
+        action: str,
+    ) -> list[Changed | int]:
+        """Apply a rule to each task: a new record, None (remove it) or why it was skipped."""
+
+        def work(cur: Any) -> list[Changed | int]:
+            now, _ = self._now(cur)
+            recs = self._locked_rows(cur, ids)
+            out: list[Changed | int] = []
+            for tid in ids:
+                rec = recs.get(tid)
+                if rec is None:
+                    out.append(tid)
+                    continue
+                new = change(rec, now)
+                if isinstance(new, str):
+                    out.append(Changed(tid, rec["url"], rec.get("status"), action, new))
+                elif new is None:
+                    cur.execute("DELETE FROM xdl_tasks WHERE id = %s", (tid,))
+                    del recs[tid]
+                    out.append(Changed(tid, rec["url"], "removed", action))
+                else:
+                    self._write(cur, new)
+                    recs[tid] = new
+                    out.append(Changed(tid, rec["url"], new["status"], action))
+            return out
+
+        return self._do(work)
+
+    def retry(self, ids: Sequence[int] | None) -> list[Changed | int]:
+        """Requeue failed or cancelled tasks (all failed ones when `ids` is None)."""
+        if ids is None:
+            ids = self._do(
+                lambda cur: [
+                    r["id"]
+                    for r in cur.execute(
+                        "SELECT id FROM xdl_tasks WHERE status = 'failed' ORDER BY id"
+                    ).fetchall()
+                ]
+            )
+        return self._change(ids, rules.retried, "retry")
+
+    def cancel(self, ids: Sequence[int]) -> list[Changed | int]:
+        """Cancel queued or running tasks (a runner stops a cancelled download)."""
+        return self._change(ids, rules.cancelled, "cancel")
+
+    def remove(self, ids: Sequence[int]) -> list[Changed | int]:
+        """Delete tasks that are not running (cancel a running one first)."""
+
+        def change(rec: Record, now: float) -> str | None:
+            return rules.not_removable(rec)
+
+        return self._change(ids, change, "remove")
+
+    def clear(self, statuses: Iterable[str]) -> int:
+        """Delete every task with one of these statuses (never running ones)."""
+        wanted = sorted(set(statuses) - {"running"})
+
+        def work(cur: Any) -> int:
+            cur.execute("DELETE FROM xdl_tasks WHERE status = ANY(%s)", (wanted,))
+            return int(cur.rowcount)
+
+        return self._do(work)
+
+    def set_paused(self, paused: bool) -> bool:
+        def work(cur: Any) -> bool:
+            cur.execute("UPDATE xdl_queue_meta SET paused = %s RETURNING paused", (paused,))
+            return bool(cur.fetchone()["paused"])
+
+        return self._do(work)
+
+    # -- what a database does better --
+
+    def backups(self) -> list[Backup]:
+        raise NotSupported(self._backup_hint())
+
+    def restore(self, backup: str | None = None) -> Restored:
+        raise NotSupported(self._backup_hint())
+
+    def _backup_hint(self) -> str:
+        return (
+            f"the queue {self._name} is a PostgreSQL database: back it up with the "
+            "database's own tools (pg_dump -t 'xdl_*' DB > queue.sql; restore: psql DB "
+            "< queue.sql), or its continuous archiving"
+        )
+
+
+def _json(value: Any) -> Any:
+    from psycopg.types.json import Json
+
+    return None if value is None else Json(value)
+
+
+def _params(rec: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {"id": rec["id"], "token": rec.get("token")}
+    for column in WRITTEN:
+        value = rec.get(column)
+        if column in JSON:
+            value = _json(value if column != "options" else dict(value or {}))
+        values[column] = value
+    values["priority"] = int(rec.get("priority") or 0)
+    values["attempts"] = int(rec.get("attempts") or 0)
+    values["lost"] = int(rec.get("lost") or 0)
+    values["updated_at"] = rec.get("updated_at") or rec.get("added_at")
+    return values
+
+
+def _record(row: Mapping[str, Any]) -> Record:
+    """A row as a record: the fields `rules` reads (nulls left out, as the JSON store)."""
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _task(row: Mapping[str, Any]) -> Task:
+    return Task.from_record(_record(row), {})
+
+
+def _reason(e: BaseException) -> str:
+    """The server's words, in one line (libpq's messages never carry the password)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = next((line for line in reversed(lines) if "FATAL" in line), lines[-1] if lines else "")
+    text = text.replace("FATAL:", "").strip() or type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

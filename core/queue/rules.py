@@ -1,0 +1,200 @@
+"""The queue's rules, written once: plain functions over task records that every store
+uses (a store only finds and persists records; what a change does is decided here).
+
+A record is a dict with the fields of `Task` (`options` may be an interned key in the
+JSON store); a function returns a new record and never changes the one it was given.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from .model import NewTask, Outcome, Record, Worker
+
+#: Statuses a re-added URL is not queued again from (a cron job re-adding a feed must not
+#: bring back what a person cancelled); re-adding a failed URL requeues it.
+ACTIVE = frozenset({"queued", "running", "done", "cancelled"})
+#: A task taken back from a runner that died (`kill -9`, the OOM killer) or let its lease
+#: run out is queued again without using up `--retries` (that attempt is not counted; its
+#: `lost` counter is). After this many losses it fails for good (`worker_lost`), so a task
+#: that crashes its runner every time still ends.
+MAX_LOST = 10
+
+HOST = socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    try:  # a zombie (killed, not yet reaped) is gone too
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def worker_gone(worker: Mapping[str, Any] | None) -> bool:
+    """True when a running task's worker is known dead: same host, and its pid is gone."""
+    if not isinstance(worker, Mapping) or worker.get("host") != HOST:
+        return False
+    pid = worker.get("pid")
+    if not isinstance(pid, int):
+        return False
+    return pid != os.getpid() and not pid_alive(pid)
+
+
+def needs_recovery(rec: Mapping[str, Any], now: float) -> bool:
+    """A running task whose worker is gone, or whose lease ran out."""
+    return (rec.get("lease_until") or 0) < now or worker_gone(rec.get("worker"))
+
+
+def claim_order(rec: Mapping[str, Any]) -> tuple[int, int]:
+    """Highest priority first, then oldest (the lowest id)."""
+    return (-int(rec.get("priority", 0)), int(rec["id"]))
+
+
+def claimable(rec: Mapping[str, Any], now: float) -> bool:
+    """Queued, and its backoff (if any) is over."""
+    return rec.get("status") == "queued" and (rec.get("next_attempt_at") or 0) <= now
+
+
+def clear_run(rec: Mapping[str, Any]) -> Record:
+    """A copy of a task without its worker and lease."""
+    return {k: v for k, v in rec.items() if k not in ("worker", "lease_until")}
+
+
+def claimed(rec: Mapping[str, Any], worker: Worker, lease: float, now: float) -> Record:
+    """The task, taken by `worker` until `now + lease`: one more attempt."""
+    new = {
+        **rec,
+        "status": "running",
+        "attempts": int(rec.get("attempts", 0)) + 1,
+        "worker": worker.to_dict(),
+        "lease_until": now + lease,
+        "started_at": now,
+        "updated_at": now,
+    }
+    new.pop("next_attempt_at", None)
+    return new
+
+
+def owned(rec: Mapping[str, Any] | None, worker: Worker) -> bool:
+    """The task is running, and by this runner (not cancelled, removed or taken back)."""
+    if rec is None or rec.get("status") != "running":
+        return False
+    return (rec.get("worker") or {}).get("runner") == worker.runner
+
+
+def settled(
+    rec: Mapping[str, Any] | None, worker: Worker, outcome: Outcome, now: float
+) -> Record | None:
+    """Our task with its outcome recorded: done, queued for a retry, or failed; None when
+    it is no longer ours (its outcome is then not recorded)."""
+    if rec is None or not owned(rec, worker):
+        return None
+    new = {**clear_run(rec), "updated_at": now}
+    if outcome.result:
+        new["result"] = dict(outcome.result)
+    if outcome.error is None:
+        new.pop("error", None)
+        new.update(status="done", finished_at=now)
+    elif outcome.retry_at is None:
+        new.update(status="failed", error=dict(outcome.error), finished_at=now)
+    else:
+        new.update(status="queued", error=dict(outcome.error), next_attempt_at=outcome.retry_at)
+    return new
+
+
+def recovered(rec: Mapping[str, Any], now: float) -> Record:
+    """A dead runner's task taken back: queued again, the attempt not counted against
+    --retries but as `lost`; failed (`worker_lost`) after MAX_LOST losses."""
+    why = "its worker died" if worker_gone(rec.get("worker")) else "its lease expired"
+    lost = int(rec.get("lost", 0)) + 1
+    error = {"code": "worker_lost", "message": f"task was taken back: {why}"}
+    new = {
+        **clear_run(rec),
+        "status": "queued",
+        "attempts": max(0, int(rec.get("attempts", 1)) - 1),
+        "lost": lost,
+        "updated_at": now,
+        "error": error,
+    }
+    if lost >= MAX_LOST:
+        error["message"] += f" (taken back {lost} times: given up)"
+        new.update(status="failed", finished_at=now)
+    return new
+
+
+def released(rec: Mapping[str, Any], now: float) -> Record:
+    """Our task put back to `queued` by a graceful stop: the attempt is not counted."""
+    return {
+        **clear_run(rec),
+        "status": "queued",
+        "attempts": max(0, int(rec.get("attempts", 1)) - 1),
+        "updated_at": now,
+    }
+
+
+def is_duplicate(rec: Mapping[str, Any] | None) -> bool:
+    """A re-added URL whose task is this one is not added again (unless --force)."""
+    return rec is not None and rec.get("status") in ACTIVE
+
+
+def requeued(rec: Mapping[str, Any], item: NewTask, options: Any, now: float) -> Record:
+    """A failed task added again: queued afresh, with the new options and priority."""
+    new = {
+        **clear_run(rec),
+        "status": "queued",
+        "attempts": 0,
+        "priority": item.priority,
+        "options": options,
+        "updated_at": now,
+    }
+    new.pop("next_attempt_at", None)
+    new.pop("lost", None)
+    return new
+
+
+def new_record(task_id: int, item: NewTask, options: Any, now: float) -> Record:
+    """A new task. Defaults (priority 0, attempts 0, updated_at = added_at) are left
+    out: at 100,000 tasks every key costs the JSON store load time."""
+    new: Record = {"id": task_id, "url": item.url, "status": "queued", "options": options}
+    if item.priority:
+        new["priority"] = item.priority
+    new["added_at"] = now
+    if item.title:
+        new["title"] = item.title
+    return new
+
+
+def retried(rec: Mapping[str, Any], now: float) -> Record | str:
+    """A failed or cancelled task queued again, its attempts reset; else why not."""
+    status = rec.get("status")
+    if status not in ("failed", "cancelled"):
+        return f"{status}: only failed or cancelled tasks are retried"
+    new = {**clear_run(rec), "status": "queued", "attempts": 0, "updated_at": now}
+    new.pop("next_attempt_at", None)
+    new.pop("lost", None)
+    return new
+
+
+def cancelled(rec: Mapping[str, Any], now: float) -> Record | str:
+    """A queued or running task cancelled (its runner stops the download); else why not."""
+    status = rec.get("status")
+    if status not in ("queued", "running"):
+        return f"{status}: only queued or running tasks are cancelled"
+    new = {**clear_run(rec), "status": "cancelled", "updated_at": now}
+    new.pop("next_attempt_at", None)
+    return new
+
+
+def not_removable(rec: Mapping[str, Any]) -> str | None:
+    """Why a task may not be removed (a running one is cancelled first), or None."""
+    return "running: cancel it first" if rec.get("status") == "running" else None

@@ -1,0 +1,91 @@
+"""The `QueueStore` protocol, the only thing `queue run`, the CLI and `doctor` see, and
+`open_store`, which picks the store from a path or a database URL (one module per store:
+`filestore/` for a JSON file, `postgres` for PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from .model import (
+    Added,
+    Backup,
+    Changed,
+    Finished,
+    Health,
+    NewTask,
+    Outcome,
+    Restored,
+    Summary,
+    Task,
+    Worker,
+)
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+class QueueStore(Protocol):
+    """What the CLI, the runner and `xdl doctor` need from a queue."""
+
+    @property
+    def name(self) -> str:
+        """The queue as users name it: a path, or a database URL without its password."""
+        ...
+
+    def add(self, items: Sequence[NewTask], *, force: bool = False) -> list[Added]: ...
+    def tasks(
+        self, ids: Sequence[int] | None = None, statuses: Iterable[str] | None = None
+    ) -> list[Task | int]: ...
+    def task_ids(self) -> list[tuple[int, str, str]]: ...
+    def summary(self) -> Summary: ...
+    def claim(self, worker: Worker, lease: float) -> Task | None: ...
+    def renew(self, worker: Worker, ids: Iterable[int], lease: float) -> set[int]: ...
+    def complete(self, worker: Worker, task_id: int, result: Mapping[str, Any]) -> bool: ...
+    def fail(
+        self,
+        worker: Worker,
+        task_id: int,
+        error: Mapping[str, Any],
+        retry_at: float | None,
+        result: Mapping[str, Any] | None = None,
+    ) -> bool: ...
+    def finish(
+        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+    ) -> Finished: ...
+    def release(self, worker: Worker, ids: Iterable[int]) -> None: ...
+    def next_wakeup(self) -> float | None: ...
+    def retry(self, ids: Sequence[int] | None) -> list[Changed | int]: ...
+    def cancel(self, ids: Sequence[int]) -> list[Changed | int]: ...
+    def remove(self, ids: Sequence[int]) -> list[Changed | int]: ...
+    def clear(self, statuses: Iterable[str]) -> int: ...
+    def set_paused(self, paused: bool) -> bool: ...
+    def is_paused(self) -> bool: ...
+    def health(self) -> Health: ...
+    def backups(self) -> list[Backup]: ...
+    def restore(self, backup: str | None = None) -> Restored: ...
+    def close(self) -> None: ...
+
+
+def is_url(location: str | Path | None) -> bool:
+    """A database URL (`postgresql://...`), not a queue file's path."""
+    return isinstance(location, str) and location.startswith(URL_SCHEMES)
+
+
+def open_store(location: Path | str | None = None, lock_timeout: float | None = None) -> QueueStore:
+    """The queue at `location`: a PostgreSQL URL, or a JSON file's path (default:
+    `XDL_QUEUE`, else queue.json in the data dir)."""
+    from .. import paths
+
+    timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
+    if location is None:
+        location = paths.queue_location()
+    if is_url(location):
+        from .postgres import PostgresStore  # the only import of psycopg
+
+        return PostgresStore(str(location), timeout)
+    from .filestore import JsonStore
+
+    return JsonStore(Path(location), timeout)

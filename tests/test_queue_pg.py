@@ -1,0 +1,217 @@
+"""What only the PostgreSQL store has to get right: a real server (tests/pg_server.py),
+its errors as one line and exit 3 (never a password, never a traceback), the schema
+version, durability across a crash of the server, runners that outlive a restart, and
+the commands a database does better (backups) saying what to use instead."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pg_server as pg
+from xdl.core.errors import QueueCorrupt, QueueUnavailable
+from xdl.core.queue import NewTask, Worker, open_store
+from xdl.core.queue.run import RunOptions, run_queue
+
+
+def test_the_driver_is_loaded_only_by_the_postgres_store(tmp_path: Path) -> None:
+    code = (
+        "import sys; from xdl.cli.main import main; sys.argv = ['xdl', '--help']\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "from xdl.core.queue import open_store, NewTask\n"
+        f"open_store({str(tmp_path / 'q.json')!r}).add([NewTask('https://a.example/')])\n"
+        "assert 'psycopg' not in sys.modules, 'psycopg was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_server_down_is_exit_3_in_one_line_without_the_password(xdl: Any) -> None:
+    url = f"postgresql://xdl:{pg.PASSWORD}@127.0.0.1:{pg.free_port()}/nothing"
+    started = time.monotonic()
+    ran = xdl("queue", "add", "https://a.example/", "--queue", url)
+    assert ran.exit_code == 3
+    assert time.monotonic() - started < 10
+    (line,) = ran.stderr.strip().splitlines()
+    assert line.startswith("xdl: error: cannot use the queue postgresql://xdl@127.0.0.1:")
+    assert pg.PASSWORD not in ran.stderr + ran.stdout
+    assert "Traceback" not in ran.stderr and ran.stdout == ""
+
+
+def test_wrong_password_and_missing_database_are_exit_3(xdl: Any, pg_server: Any) -> None:
+    wrong = pg_server.url("postgres").replace(pg.PASSWORD, "not-it")
+    ran = xdl("queue", "status", "--queue", wrong)
+    assert ran.exit_code == 3
+    assert "password authentication failed" in ran.stderr and "not-it" not in ran.stderr
+    missing = pg_server.url("no_such_db")
+    ran = xdl("queue", "status", "--summary", "--queue", missing)
+    assert ran.exit_code == 3
+    assert 'database "no_such_db" does not exist' in ran.stderr
+    assert pg.PASSWORD not in ran.stderr
+
+
+def test_credentials_from_libpq_environment(
+    xdl: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", pg.PASSWORD)
+    monkeypatch.setenv("XDL_QUEUE", pg_url.replace(f":{pg.PASSWORD}", ""))
+    ran = xdl("queue", "add", "https://a.example/1")
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.lines[0]["added"] is True
+
+
+def test_backups_and_restore_say_to_use_pg_dump(xdl: Any, pg_url: str) -> None:
+    for command in ("backups", "restore"):
+        ran = xdl("queue", command, "--queue", pg_url)
+        assert ran.exit_code == 2
+        assert "pg_dump" in ran.stderr and pg.PASSWORD not in ran.stderr
+
+
+def test_a_newer_schema_is_exit_3(xdl: Any, pg_url: str) -> None:
+    store = open_store(pg_url)
+    store.add([NewTask("https://a.example/")])
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO xdl_queue_schema (version) VALUES (99)")
+    with pytest.raises(QueueCorrupt, match="schema version 99"):
+        open_store(pg_url).tasks()
+    ran = xdl("queue", "status", "--queue", pg_url)
+    assert ran.exit_code == 3 and "upgrade xdl" in ran.stderr
+    store.close()
+
+
+def test_doctor_checks_the_database(xdl: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDL_QUEUE", pg_url)
+    open_store(pg_url).add([NewTask("https://a.example/")])
+    ran = xdl("doctor", "--json")
+    (queue,) = [r for r in ran.lines if r.get("check") == "queue" or r.get("name") == "queue"]
+    assert queue["status"] == "ok", queue
+    assert "queue schema 1, 1 tasks" in queue["message"]
+    assert pg.PASSWORD not in ran.stdout + ran.stderr
+
+
+def test_concurrent_first_use_creates_the_schema_once(pg_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def add(i: int) -> None:
+        try:
+            store = open_store(pg_url)
+            store.add([NewTask(f"https://a.example/{i}")])
+            store.close()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(open_store(pg_url).tasks()) == 6
+
+
+def test_a_hundred_thousand_adds_in_one_call(pg_url: str) -> None:
+    store = open_store(pg_url)
+    options = {"output_dir": "/srv"}
+    started = time.monotonic()
+    added = store.add([NewTask(f"https://a.example/{i}", options) for i in range(20000)])
+    assert time.monotonic() - started < 10
+    assert [a.id for a in added[:3]] == [1, 2, 3] and all(a.added for a in added)
+    again = store.add([NewTask("https://a.example/5"), NewTask("https://a.example/new")])
+    assert [(a.added, a.id) for a in again] == [(False, 6), (True, 20001)]
+    assert store.summary().total == 20001
+
+
+# --- the server fails ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_adds_that_said_added_survive_a_crash_of_the_server(pg_server: Any) -> None:
+    """`pg_ctl stop -m immediate` (a crash) during a burst of adds from another process:
+    every URL whose line said `added: true` is there after the restart."""
+    url = pg_server.url(pg_server.new_database())
+    script = (
+        "import json, sys\n"
+        "from xdl.core.queue import open_store, NewTask\n"
+        "store = open_store(sys.argv[1], lock_timeout=0.5)\n"
+        "for i in range(100000):\n"
+        "    (a,) = store.add([NewTask(f'https://burst.example/{i}')])\n"
+        "    print(json.dumps({'url': a.url, 'added': a.added}), flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    time.sleep(1.5)
+    pg_server.stop("immediate")
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        pg_server.start()
+    assert proc.returncode != 0 and b"cannot use the queue" in err
+    said = [line for line in out.decode().splitlines() if '"added": true' in line]
+    assert len(said) > 10
+    stored = {t.url for t in open_store(url).tasks()}  # type: ignore[union-attr]
+    import json
+
+    assert {json.loads(line)["url"] for line in said} <= stored
+
+
+@pytest.mark.slow
+def test_a_runner_outlives_a_server_restart(pg_server: Any) -> None:
+    url = pg_server.url(pg_server.new_database())
+    store = open_store(url, lock_timeout=30)
+    store.add([NewTask(f"https://r.example/{i}") for i in range(40)])
+    done: list[int] = []
+
+    def download(task: Any, stop: threading.Event) -> dict[str, Any]:
+        time.sleep(0.05)
+        done.append(task.id)
+        return {"ok": True, "url": task.url, "path": f"/x/{task.id}", "bytes": 1}
+
+    report: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: report.append(
+            run_queue(store, download, options=RunOptions(jobs=4, lease=30, poll=0.05))
+        )
+    )
+    runner.start()
+    time.sleep(0.2)
+    pg_server.stop("fast")
+    try:
+        time.sleep(1.0)
+    finally:
+        pg_server.start()
+    runner.join(timeout=60)
+    assert report and report[0].done + report[0].failed >= 1
+    tasks = open_store(url).tasks()
+    assert all(t.status == "done" for t in tasks), [t.status for t in tasks]  # type: ignore[union-attr]
+    assert len(set(done)) == 40
+    assert QueueUnavailable  # (the error a runner would raise after --lock-timeout)
+
+
+def test_claims_race_across_many_stores(pg_url: str) -> None:
+    open_store(pg_url).add([NewTask(f"https://c.example/{i}") for i in range(300)])
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        s, w = open_store(pg_url), Worker.here()
+        while (t := s.claim(w, 60)) is not None:
+            assert s.complete(w, t.id, {"bytes": 1})
+            with lock:
+                claimed.append(t.id)
+        s.close()
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == list(range(1, 301))
