@@ -186,7 +186,12 @@ UNITS = sorted((EXAMPLES / "systemd").glob("xdl-*"))
 
 
 def test_systemd_units_parse() -> None:
-    assert [u.name for u in UNITS] == ["xdl-feeds.service", "xdl-feeds.timer", "xdl-queue.service"]
+    assert [u.name for u in UNITS] == [
+        "xdl-feeds.service",
+        "xdl-feeds.timer",
+        "xdl-queue.service",
+        "xdl-worker@.service",
+    ]
     for unit in UNITS:
         parser = configparser.ConfigParser(strict=False, interpolation=None)
         parser.optionxform = str  # type: ignore[assignment,method-assign]
