@@ -40,6 +40,7 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import servers  # noqa: E402
 from captions import rolling_vtt  # noqa: E402
 from report import (  # noqa: E402
     Goal,
@@ -509,6 +510,76 @@ def case_http(bench: Bench, server_base: str, data: Path, size: int) -> Area:
         "work (coreutils' sha256sum is several times slower than OpenSSL here):\n\n"
         + markdown_table(["tool", "throughput (median)", "xdl / tool", "peak RSS"], rows)
     )
+    return area
+
+
+ARIA2_SEGMENTS = "aria2c -q -x4 -s4 -k1M --allow-overwrite=true"
+
+
+def case_segments(bench: Bench, server_base: str, size: int) -> Area:
+    mib = size // (1024 * 1024)
+    cap = servers.PER_CONNECTION // (1024 * 1024)
+    area = Area(
+        "segments",
+        f"Several connections: one {mib} MiB file from a server that caps each at {cap} MB/s",
+        f"The server sends each connection at most {cap} MiB/s (nginx's `limit_rate`), as "
+        "many servers and CDNs do: what `aria2c -x4 -s4` is used for. xdl's `--connections "
+        "4` fetches four ranges into one `.part` and hashes the file; curl has one "
+        "connection.",
+    )
+    url = f"{server_base}/limited/seg.bin"
+    out = bench.tmp / "seg-out"
+    setup = fresh(out)
+    sized = files_in(out, 1, size)
+    skip = unavailable(bench, ["fetch"], ["--connections"])
+    cmds = [
+        Cmd(
+            "xdl -N 4",
+            [XDL, "fetch", "-N", "4", "--strategy", "http", "-q", "-o", str(out), url],
+            shown="xdl fetch -N 4 --strategy http -q -o OUT URL",
+            setup=setup,
+            check=both(all_ok(1), sized),
+            skip=skip,
+        ),
+        Cmd(
+            "aria2c -x4 -s4",
+            # -k1M: by default aria2c splits nothing under 20 MiB (three pieces here)
+            [*ARIA2_SEGMENTS.split(), "-d", str(out), "-o", "seg.bin", url],
+            shown="aria2c -q -x4 -s4 -k1M -d OUT -o seg.bin URL",
+            setup=setup,
+            check=sized,
+            skip=missing("aria2c", "aria2c"),
+        ),
+        Cmd(
+            "curl",
+            ["curl", "-sS", "-f", "-o", str(out / "seg.bin"), url],
+            shown="curl -sS -f -o OUT/seg.bin URL",
+            setup=setup,
+            check=sized,
+            skip=missing("curl", "curl"),
+        ),
+    ]
+    area.measures = bench.measure(cmds, bench.runs(3, 1))
+    shutil.rmtree(out, ignore_errors=True)
+    m = by_label(area.measures)
+    r_aria = ratio(m["xdl -N 4"], m["aria2c -x4 -s4"])
+    r_curl = ratio(m["xdl -N 4"], m["curl"])
+    area.goals = [
+        Goal(
+            area.key,
+            "`fetch -N 4` / `aria2c -x4 -s4 -k1M`",
+            fmt_ratio(r_aria),
+            "≤ 1.05×",
+            at_most(r_aria, 1.05),
+        ),
+        Goal(
+            area.key,
+            "`fetch -N 4` / `curl` (one connection)",
+            fmt_ratio(r_curl),
+            "≤ 0.35×",
+            at_most(r_curl, 0.35),
+        ),
+    ]
     return area
 
 
@@ -1416,9 +1487,21 @@ def _area_http(bench: Bench, base: str, site: media_site.Site, data: Path) -> Ar
         big.unlink(missing_ok=True)
 
 
+def _area_segments(bench: Bench, base: str, site: media_site.Site, data: Path) -> Area:
+    size = (16 if bench.quick else 64) * 1024 * 1024
+    limited = data / "limited"
+    limited.mkdir(exist_ok=True)
+    (limited / "seg.bin").write_bytes(os.urandom(size))
+    try:
+        return case_segments(bench, base, size)
+    finally:
+        shutil.rmtree(limited, ignore_errors=True)
+
+
 AREAS: dict[str, Callable[[Bench, str, media_site.Site, Path], Area]] = {
     "startup": lambda b, base, site, data: case_startup(b),
     "http": _area_http,
+    "segments": _area_segments,
     "batch": lambda b, base, site, data: case_latency(b, site, 16 if b.quick else 40),
     "batch-files": lambda b, base, site, data: case_latency(b, site, 40, media=False),
     "page": lambda b, base, site, data: case_page(b, site),

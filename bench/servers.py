@@ -3,6 +3,8 @@ server, run with its own temporary config as a non-daemon child), else a small P
 
 Both serve the same tree: files under a data directory, plus `/t/<anything>` answering
 the one small file `tiny.txt` (so a queue of 100,000 distinct URLs needs one file).
+Files under `/limited/` are sent at most `PER_CONNECTION` bytes a second per connection,
+as many servers and CDNs do (nginx's `limit_rate`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+#: The per-connection cap of `/limited/` (the case aria2c's -x and xdl's -N are for).
+PER_CONNECTION = 4 * 1024 * 1024
 
 TYPES = {".bin": "application/octet-stream", ".mp4": "video/mp4", ".txt": "text/plain"}
 
@@ -61,6 +66,7 @@ http {{
         listen 127.0.0.1:{port};
         root {root};
         location /t/ {{ try_files /tiny.txt =404; }}
+        location /limited/ {{ limit_rate {per_connection}; }}
     }}
 }}
 """
@@ -80,7 +86,11 @@ class Nginx:
     def start(self) -> Nginx:
         self.tmp.mkdir(parents=True, exist_ok=True)
         conf = self.tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=self.tmp, port=self.port, root=self.root))
+        conf.write_text(
+            NGINX_CONF.format(
+                tmp=self.tmp, port=self.port, root=self.root, per_connection=PER_CONNECTION
+            )
+        )
         exe = shutil.which("nginx") or "/usr/sbin/nginx"
         self.proc = subprocess.Popen(
             [exe, "-p", str(self.tmp), "-c", str(conf), "-e", str(self.tmp / "error.log")],
@@ -152,9 +162,24 @@ class _StaticHandler(BaseHTTPRequestHandler):
             return
         self.wfile.flush()
         with file.open("rb") as f, contextlib.suppress(OSError):
-            self.connection.sendfile(f, start, end - start + 1)
+            if path.startswith("/limited/"):
+                _send_limited(self.wfile, f, start, end - start + 1)
+            else:
+                self.connection.sendfile(f, start, end - start + 1)
 
     do_HEAD = do_GET
+
+
+def _send_limited(out: Any, f: Any, start: int, count: int) -> None:
+    """Send `count` bytes from `start` at PER_CONNECTION bytes a second."""
+    f.seek(start)
+    began, sent = time.monotonic(), 0
+    while sent < count and (block := f.read(min(64 * 1024, count - sent))):
+        out.write(block)
+        sent += len(block)
+        ahead = sent / PER_CONNECTION - (time.monotonic() - began)
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 class _Quiet(ThreadingHTTPServer):

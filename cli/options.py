@@ -226,6 +226,7 @@ _DOWNLOAD_PARAMS = [
     "live_from_start",
     "strategy",
     "fallback",
+    "connections",
     "rate_limit",
     "sleep",
     "retries",
@@ -358,6 +359,16 @@ def download_options(f: F) -> F:
             "--fallback/--no-fallback",
             default=True,
             help="When a downloader fails, try the next one (default: yes).",
+        ),
+        click.option(
+            "-N",
+            "--connections",
+            type=click.IntRange(1, 16),
+            default=1,
+            show_default=True,
+            metavar="N",
+            help="Connections per file: a plain file over N ranged requests (as aria2c -x N),"
+            " a stream's fragments N at a time (yt-dlp's -N).",
         ),
         click.option(
             "-r",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,19 +174,26 @@ def get(
     return resp
 
 
-def chunks(resp: requests.Response, size: int = CHUNK) -> Iterator[bytes]:
+def chunks(
+    resp: requests.Response, size: int = CHUNK, wanted: Callable[[], int] | None = None
+) -> Iterator[bytes]:
     """The body in pieces of up to `size` bytes; a broken transfer raised as ours.
 
     The read size adapts: it doubles while reads come back fast (large chunks, little
     per-chunk overhead on a fast link) and halves when they are slow, so a slow
-    transfer still yields (and notices a stop) several times a second.
+    transfer still yields (and notices a stop) several times a second. `wanted()`, when
+    given, says how many more bytes the reader takes: a read never waits for more, and
+    the body ends when it says 0 (a range that another connection took over).
     """
     raw = resp.raw
     amount = min(size, 64 * 1024)
     try:
         while True:
             began = time.monotonic()
-            data = raw.read(amount)
+            room = wanted() if wanted is not None else amount
+            if room <= 0:
+                return
+            data = raw.read(min(amount, room))
             if not data:
                 return
             yield data

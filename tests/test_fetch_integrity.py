@@ -185,6 +185,28 @@ def test_two_processes_on_one_url_never_share_the_part(own: Any, work: Path) -> 
     assert not list(work.glob("*.part*"))
 
 
+def test_a_waiting_process_resumes_when_the_owner_is_killed(own: Any, work: Path) -> None:
+    import signal
+
+    url = own.url("/own/a/y1?rate=300000")
+    first = start("fetch", "--strategy", "http", url, cwd=work)
+    part = work / "y1.part"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < 200_000):
+        time.sleep(0.05)
+    second = start("fetch", "--strategy", "http", url, cwd=work)
+    time.sleep(0.5)  # it is waiting for the lock
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=10)
+    kept = part.stat().st_size
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    (line,) = lines(out)
+    assert line["skipped"] is None and line["resumed_from"] and line["resumed_from"] >= kept
+    assert line["sha256"] == sha(BIG) == file_sha(work / "y1")
+    assert not list(work.glob("*.part*"))
+
+
 def test_the_queue_gives_each_source_its_own_file(own: Any, work: Path) -> None:
     env = {**os.environ, "XDL_QUEUE": str(work / "q.json")}
     urls = [own.url("/own/a/report.pdf"), own.url("/own/b/report.pdf")]

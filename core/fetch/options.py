@@ -56,6 +56,7 @@ class FetchOptions:
     live_from_start: bool = False
     strategy: str = "auto"
     fallback: bool = True
+    connections: int = 1
     rate_limit: int | None = None
     sleep: float = 0.0
     retries: int = 3

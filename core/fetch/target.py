@@ -469,6 +469,44 @@ class Target:
         if self.progress:
             self.progress(self.name, self.written, total)
 
+    # -- writing at offsets (several connections) --
+
+    def preallocate(self, total: int, meta: dict[str, Any]) -> None:
+        """Make `.part` `total` bytes long (sparse) for writes at offsets; size and free
+        space checked first."""
+        assert self.fd is not None
+        self.check_stop()
+        check_size(total, None, self.max_size)
+        self._release_space()
+        allocated = os.fstat(self.fd).st_blocks * 512
+        self._release_space = SPACE.reserve(self.folder, max(0, total - allocated), self.margin)
+        self.total = total
+        os.ftruncate(self.fd, total)
+        self.write_meta(meta)
+
+    def write_at(self, data: bytes | bytearray | memoryview, pos: int) -> None:
+        """Write `data` at `pos` (safe from several threads: no shared file position)."""
+        assert self.fd is not None
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.pwrite(self.fd, view, pos)
+                view, pos = view[n:], pos + n
+        except OSError as e:
+            raise self._write_error(e) from None
+
+    def hash_from_disk(self, h: Any, start: int, end: int) -> None:
+        """Add bytes `start`..`end` of `.part`, as they are on disk, to the hash `h`."""
+        assert self.fd is not None
+        while start < end and (block := os.pread(self.fd, min(4 << 20, end - start), start)):
+            h.update(block)
+            start += len(block)
+
+    def adopt_hash(self, h: Any, length: int) -> None:
+        """The checksum of `.part`'s `length` bytes, taken from disk by the caller (writes
+        at offsets cannot be hashed as they come)."""
+        self._hash, self.written = h, length
+
     def restart(self) -> None:
         """Throw away what `.part` holds (the server's file is not the one it began)."""
         assert self.fd is not None

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ... import errors
-from . import files
+from . import files, segments
 
 if TYPE_CHECKING:
     from ..engine import Job
@@ -33,8 +33,30 @@ class Http:
             return target
         o = job.o
         with target:
+            head = job.head
+            etag = head.etag if head and head.etag and not head.etag.startswith("W/") else None
+            validator = etag or (head.last_modified if head else None)
+            if (
+                o.connections > 1
+                and head is not None
+                and head.accept_ranges
+                and head.length is not None
+                and head.length >= 2 * segments.MIN_RANGE
+                and validator
+            ):
+                try:
+                    meta = {"etag": etag, "last_modified": head.last_modified}
+                    size, digest, from_ = segments.download(
+                        job, target, head.length, validator, o.connections, meta
+                    )
+                    return [files.saved(job, target, size, digest, from_)]
+                except segments.RangesRefused as e:
+                    log.debug("%s: %s; one connection", job.url, e)
+                    target.restart()
             for attempt in range(o.retries + 1):
                 offset, meta = target.saved()
+                if meta.get("ranges"):  # written at offsets: keep what has no gap before it
+                    offset = segments.contiguous(meta["ranges"])
                 # A strong ETag identifies the content wherever it came from (signed URLs
                 # change); a date alone only counts for the same URL.
                 validator = meta.get("etag") or (

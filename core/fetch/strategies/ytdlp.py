@@ -394,6 +394,8 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         params["max_downloads"] = o.max_downloads
     if o.live_from_start:
         params["live_from_start"] = True
+    if o.connections > 1:
+        params["concurrent_fragment_downloads"] = o.connections  # yt-dlp's -N
     pps: list[dict[str, Any]] = []
     if o.audio:
         pps.append(
