@@ -40,8 +40,10 @@ class Output:
         columns: Columns | None = None,
         stream: IO[str] | None = None,
         key: str = "url",
+        prints: Sequence[str] = (),
     ) -> None:
         self.stream = stream or sys.stdout
+        self.prints = tuple(prints)
         self.columns = columns
         self.key = key
         tty = self.stream.isatty() if hasattr(self.stream, "isatty") else False
@@ -58,8 +60,25 @@ class Output:
         if self.table:
             self.rows.append(row)
             return
+        if self.prints:
+            self._print(row)
+            return
         try:
             self.stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            silence_stdout()
+            raise ReaderGone() from None
+
+    def _print(self, row: Row) -> None:
+        """`--print TEMPLATE`: a line per template for each item that did not fail."""
+        if row.get("ok") is False:
+            return
+        from xdl.core.ytdlp import print_template
+
+        try:
+            for template in self.prints:
+                self.stream.write(print_template(template, row) + "\n")
             self.stream.flush()
         except BrokenPipeError:
             silence_stdout()

@@ -290,6 +290,18 @@ def render_template(template: str, info: Mapping[str, Any]) -> str:
         return str(ydl.evaluate_outtmpl(template, dict(info), True))
 
 
+def print_template(template: str, fields: Mapping[str, Any]) -> str:
+    """One `--print` line from a result's fields, in yt-dlp's template syntax
+    (`%(title)s`, `%(bytes)d`, `%(path)q`, `%(title,id)s`, `%(x|default)s`); a bare field
+    name means `%(name)s`, as in yt-dlp. Not sanitised: a path prints as it is."""
+    import re
+
+    if re.fullmatch(r"[\w.]+", template):
+        template = f"%({template})s"
+    with make({}) as ydl:
+        return str(ydl.evaluate_outtmpl(template, dict(fields), False))
+
+
 def download_recorded(
     url: str,
     params: Mapping[str, Any],

@@ -44,6 +44,15 @@ log = logging.getLogger("xdl")
     default=None,
     help="Progress bars on stderr (default: only when stderr is a terminal).",
 )
+@click.option(
+    "-O",
+    "--print",
+    "prints",
+    multiple=True,
+    metavar="TEMPLATE",
+    help="Print this yt-dlp template of each item's fields (or a field name) instead of "
+    "its JSON line; repeatable. E.g. -O path, -O '%(title)s: %(bytes)d'.",
+)
 @verbosity_options
 def command(
     inputs: tuple[str, ...],
@@ -52,6 +61,7 @@ def command(
     jobs: int,
     dry_run: bool,
     progress: bool | None,
+    prints: tuple[str, ...],
 ) -> int:
     """Download media or files: one JSON line per item on stdout.
 
@@ -74,6 +84,7 @@ def command(
       cat urls.txt | xdl fetch -j 4 -r 2M --archive done.txt
       xdl info --flat https://example.com/feed.xml | xdl fetch --audio
       xdl fetch --sha256 HEX -o downloads https://example.com/file.zip
+      xdl fetch -o 'videos/%(uploader)s/%(title)s.%(ext)s' -O path URL
     """
     from xdl.core.fetch import fetch_many
 
@@ -83,7 +94,7 @@ def command(
     if progress is None:
         progress = sys.stderr.isatty() and not ctx.meta.get("xdl.quiet")
     bars = Bars() if progress else None
-    out = Output(None, None)
+    out = Output(None, None, prints=prints)
     stop = threading.Event()
     results = iter(
         fetch_many(

@@ -363,7 +363,7 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         "continuedl": True,
         "overwrites": True if o.overwrite else None,
         "windowsfilenames": False,
-        "noplaylist": False,
+        "noplaylist": o.no_playlist,
         # yt-dlp counts characters: 80 of them stay under 255 bytes even in 3-byte scripts
         "trim_file_name": 80,
     }
@@ -379,8 +379,9 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         params["format"] = fmt
     if o.container and not o.audio:
         params["merge_output_format"] = o.container
-    if o.subs or o.embed_subs:
-        params["writesubtitles"] = True
+    if o.subs or o.embed_subs or o.auto_subs:
+        params["writesubtitles"] = o.subs or o.embed_subs
+        params["writeautomaticsub"] = o.auto_subs
         params["subtitleslangs"] = list(o.sub_langs) or ["all"]
     if o.write_info_json:
         params["writeinfojson"] = True
