@@ -72,7 +72,10 @@ def input_options(kind: Kind = "url") -> Callable[[F], F]:
     metavar = "[URL]..." if kind == "url" else "[FILE]..."
     what = "URLs" if kind == "url" else "files"
     return _compose(
-        click.argument("inputs", nargs=-1, metavar=metavar),
+        # Files complete as file names on TAB (click.Path); URLs complete to nothing.
+        click.argument(
+            "inputs", nargs=-1, metavar=metavar, type=click.Path() if kind != "url" else None
+        ),
         click.option(
             "-a",
             "--batch-file",
