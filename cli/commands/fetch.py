@@ -74,8 +74,11 @@ def command(
 
     Fields: url, ok, path, bytes, sha256, strategy, attempts (strategy, ok, error,
     elapsed_s), title, id, extractor, elapsed_s, resumed_from (bytes, when resumed),
-    skipped ("exists" or "archive"), error (code, message); for a playlist, one line
-    per entry with playlist and playlist_index; with --dry-run, dry_run: true.
+    skipped ("exists" or "archive"; an archive skip has the path while the file is
+    there), error (code, message), files (every file on disk for the item: path, kind =
+    media, audio, subtitles with lang, info_json, description, thumbnail); for a
+    playlist, one line per entry with playlist and playlist_index; with --dry-run,
+    dry_run: true.
 
     \b
     Examples:

@@ -276,7 +276,7 @@ class Job:
             check_url(self.url)
             self.folders = check_template(self.o.template)
             if self.archive is not None and url_key(self.url) in self.archive:
-                return [self.skipped("archive")]
+                return [self.skipped("archive", self.archive.path_of(url_key(self.url)))]
             probing = time.monotonic()
             chain = self.chain()
         except errors.Fatal:

@@ -189,7 +189,10 @@ class _Media:
                 **where,
             }
             if str(entry.get("id")) in self.skipped_archive:
-                results.append(FetchResult(ok=True, skipped="archive", **common))
+                key = media_key(str(common["extractor"]), str(common["id"]))
+                known = self.job.archive.path_of(key) if self.job.archive else None
+                path = str(known) if known else None
+                results.append(FetchResult(ok=True, skipped="archive", path=path, **common))
                 continue
             downloads = entry.get("requested_downloads") or []
             filepath = downloads[-1].get("filepath") if downloads else entry.get("filepath")
@@ -246,13 +249,14 @@ class _Media:
                 os.close(dirfd)
         archive = self.job.archive
         if archive is not None and common["extractor"] and common["id"]:
-            archive.add(media_key(str(common["extractor"]), str(common["id"])))
+            archive.add(media_key(str(common["extractor"]), str(common["id"])), path)
         return FetchResult(
             ok=True,
             path=str(path),
             bytes=size,
             sha256=digest,
             skipped=None if fresh else "exists",
+            files=tuple(entry.get("_xdl_files") or ()),
             **common,
         )
 
