@@ -53,6 +53,19 @@ log = logging.getLogger("xdl")
     help="Print this yt-dlp template of each item's fields (or a field name) instead of "
     "its JSON line; repeatable. E.g. -O path, -O '%(title)s: %(bytes)d'.",
 )
+@click.option(
+    "--exec",
+    "exec_cmd",
+    metavar="CMD",
+    help="After each item is saved, run CMD through the shell: {} is the shell-quoted "
+    "path, the item's JSON line is on its stdin. A failing CMD is noted in the line "
+    "(exec_failed), never fails the download.",
+)
+@click.option(
+    "--exec-failed",
+    metavar="CMD",
+    help="Like --exec, for each item that failed.",
+)
 @verbosity_options
 def command(
     inputs: tuple[str, ...],
@@ -62,6 +75,8 @@ def command(
     dry_run: bool,
     progress: bool | None,
     prints: tuple[str, ...],
+    exec_cmd: str | None,
+    exec_failed: str | None,
 ) -> int:
     """Download media or files: one JSON line per item on stdout.
 
@@ -117,7 +132,7 @@ def command(
                     bars.finished()
                 if not result.ok and result.error:
                     log.error("%s: %s", shown(result.url), result.error.get("message"))
-                out.emit(result)
+                out.emit(with_hook(result.to_dict(), exec_cmd, exec_failed))
             except StopIteration:
                 break
             except KeyboardInterrupt as e:  # the engine stops the workers, we keep reading
@@ -130,6 +145,21 @@ def command(
     if interrupt is not None:
         raise interrupt
     return code
+
+
+def with_hook(row: dict[str, Any], on_ok: str | None, on_fail: str | None) -> dict[str, Any]:
+    """Run --exec / --exec-failed for one line; a failing hook is noted in the line."""
+    from xdl.core.hooks import run_hook
+
+    command = on_fail if row.get("ok") is False else on_ok
+    if not command or row.get("dry_run"):
+        return row
+    trouble = run_hook(command, row)
+    if trouble is not None:
+        where = shown(row.get("url") or "")
+        log.warning("%s: --exec %s exited %s", where, command, trouble["exit"])
+        row = {**row, "exec_failed": trouble}
+    return row
 
 
 class Bars:
