@@ -30,6 +30,7 @@ demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" sh examples/demo.sh
 
 bench: venv
+	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick)
 
 # Man pages and shell completions, generated from the click tree (a test fails on drift).

@@ -175,6 +175,8 @@ def _exit_status(invoke: Callable[[], Any]) -> int:
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:
+        if isinstance(e, click.BadParameter):
+            _blame_the_variable(e)
         e.show()
         return e.exit_code  # 2 for usage errors
     except (KeyboardInterrupt, click.exceptions.Abort) as e:
@@ -199,6 +201,20 @@ def _exit_status(invoke: Callable[[], Any]) -> int:
             raise
         _stderr(f"internal error: {type(e).__name__}: {e} (XDL_DEBUG=1 shows the traceback)")
         return 3
+
+
+def _blame_the_variable(e: click.BadParameter) -> None:
+    """A bad value that came from XDL_FETCH_JOBS names the variable, not `--jobs`."""
+    ctx, param = e.ctx, e.param
+    if ctx is None or param is None or param.name is None:
+        return
+    if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.ENVIRONMENT:
+        return
+    var = param.envvar if isinstance(param.envvar, str) else None
+    if var is None and ctx.auto_envvar_prefix:
+        var = f"{ctx.auto_envvar_prefix}_{param.name.upper()}"
+    flags = " / ".join(f"'{o}'" for o in getattr(param, "opts", ()))
+    e.param_hint = f"the environment variable {var} (for {flags})"
 
 
 def _stderr(message: str) -> None:

@@ -72,7 +72,10 @@ def input_options(kind: Kind = "url") -> Callable[[F], F]:
     metavar = "[URL]..." if kind == "url" else "[FILE]..."
     what = "URLs" if kind == "url" else "files"
     return _compose(
-        click.argument("inputs", nargs=-1, metavar=metavar),
+        # Files complete as file names on TAB (click.Path); URLs complete to nothing.
+        click.argument(
+            "inputs", nargs=-1, metavar=metavar, type=click.Path() if kind != "url" else None
+        ),
         click.option(
             "-a",
             "--batch-file",
@@ -213,6 +216,7 @@ _DOWNLOAD_PARAMS = [
     "format",
     "container",
     "subs",
+    "auto_subs",
     "sub_langs",
     "write_info_json",
     "write_description",
@@ -222,6 +226,7 @@ _DOWNLOAD_PARAMS = [
     "embed_chapters",
     "normalize",
     "playlist_items",
+    "no_playlist",
     "max_downloads",
     "live_from_start",
     "strategy",
@@ -237,6 +242,32 @@ _DOWNLOAD_PARAMS = [
     "min_free",
     "sha256",
 ]
+
+
+def split_output_template(output_dir: str, template: str) -> tuple[str, str]:
+    """`-o 'DIR/%(title)s.%(ext)s'` as yt-dlp users mean it: the folders before the first
+    `%(` stay the output directory, the rest is the template. Never a directory named
+    `%(title)s.%(ext)s`. With -t given on the command line as well, a usage error."""
+    if "%(" not in output_dir:
+        return output_dir, template
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source("template") if ctx else None
+    if source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
+        raise click.BadParameter(
+            f"{output_dir!r} is a file name template and -t/--template is given too: "
+            "put the folder in -o and the template in --template",
+            param_hint="-o/--output-dir",
+        )
+    parts = output_dir.split("/")
+    first = next(i for i, part in enumerate(parts) if "%(" in part)
+    folder = "/".join(parts[:first]) or ("/" if output_dir.startswith("/") else ".")
+    rest = "/".join(parts[first:])
+    if not rest.strip() or rest.endswith("/"):
+        raise click.BadParameter(
+            f"{output_dir!r} has no file name template after its folder; see --template",
+            param_hint="-o/--output-dir",
+        )
+    return folder, rest
 
 
 def download_options(f: F) -> F:
@@ -263,8 +294,9 @@ def download_options(f: F) -> F:
             if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
                 raise click.BadParameter("not a SHA-256 hex digest", param_hint="--sha256")
             values["sha256"] = sha
-        values["output_dir"] = values["output_dir"] or "."
-        values["template"] = values["template"] or DEFAULT_TEMPLATE
+        values["output_dir"], values["template"] = split_output_template(
+            values["output_dir"] or ".", values["template"] or DEFAULT_TEMPLATE
+        )
         net = kwargs.pop("net")
         kwargs["options"] = FetchOptions(**values, net=net)
         return f(*args, **kwargs)
@@ -276,7 +308,8 @@ def download_options(f: F) -> F:
             type=click.Path(file_okay=False),
             default=".",
             show_default=True,
-            help="Save downloads in this directory (created if needed).",
+            help="Save downloads in this directory (created if needed). Given a yt-dlp "
+            "template (DIR/%(title)s.%(ext)s), the part from the first %( on is --template.",
         ),
         click.option(
             "-t",
@@ -318,6 +351,11 @@ def download_options(f: F) -> F:
         ),
         click.option("--subs/--no-subs", default=False, help="Also download subtitles."),
         click.option(
+            "--auto-subs",
+            is_flag=True,
+            help="Also download automatic captions (for languages without real subtitles).",
+        ),
+        click.option(
             "--sub-langs",
             multiple=True,
             metavar="LANGS",
@@ -336,6 +374,11 @@ def download_options(f: F) -> F:
         ),
         click.option(
             "--playlist-items", metavar="SPEC", help="Playlist entries to get, e.g. 1-3,7."
+        ),
+        click.option(
+            "--no-playlist",
+            is_flag=True,
+            help="A URL to an item in a playlist gets that item only, not the playlist.",
         ),
         click.option(
             "--max-downloads",
@@ -373,6 +416,8 @@ def download_options(f: F) -> F:
         click.option(
             "-r",
             "--rate-limit",
+            "--limit-rate",
+            "rate_limit",
             type=SIZE,
             metavar="RATE",
             help="Total bandwidth cap across all jobs, bytes/s (e.g. 500K, 2M).",
@@ -394,6 +439,8 @@ def download_options(f: F) -> F:
         ),
         click.option(
             "--archive",
+            "--download-archive",
+            "archive",
             type=click.Path(dir_okay=False),
             metavar="FILE",
             help="Record downloads in FILE; skip what it already lists.",

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, Protocol
 
@@ -40,11 +42,14 @@ class Output:
         columns: Columns | None = None,
         stream: IO[str] | None = None,
         key: str = "url",
+        prints: Sequence[str] = (),
     ) -> None:
         self.stream = stream or sys.stdout
+        self.prints = tuple(prints)
         self.columns = columns
         self.key = key
         tty = self.stream.isatty() if hasattr(self.stream, "isatty") else False
+        self.tty = tty
         self.table = bool(columns) and (mode == "table" or (mode is None and tty))
         self.rows: list[Row] = []
         self.failures = 0
@@ -58,8 +63,25 @@ class Output:
         if self.table:
             self.rows.append(row)
             return
+        if self.prints:
+            self._print(row)
+            return
         try:
             self.stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            silence_stdout()
+            raise ReaderGone() from None
+
+    def _print(self, row: Row) -> None:
+        """`--print TEMPLATE`: a line per template for each item that did not fail."""
+        if row.get("ok") is False:
+            return
+        from xdl.core.ytdlp import print_template
+
+        try:
+            for template in self.prints:
+                self.stream.write(print_template(template, row) + "\n")
             self.stream.flush()
         except BrokenPipeError:
             silence_stdout()
@@ -88,7 +110,8 @@ class Output:
     def close(self) -> int:
         """Print the table (if any) and return the exit code: 1 when anything failed."""
         if self.table and self.columns:
-            self.stream.write(render_table(self.rows, self.columns, self.key))
+            width = shutil.get_terminal_size().columns if self.tty else None
+            self.stream.write(render_table(self.rows, self.columns, self.key, width))
             self.stream.flush()
         return 1 if self.failures else 0
 
@@ -99,8 +122,11 @@ def silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def render_table(rows: list[Row], columns: Columns, key: str = "url") -> str:
-    """A plain aligned table; failed rows show their error instead of the columns."""
+def render_table(
+    rows: list[Row], columns: Columns, key: str = "url", total_width: int | None = None
+) -> str:
+    """A plain aligned table; failed rows show their error instead of the columns.
+    Columns are cut at 60 characters, except the last, wrapped to `total_width`."""
     if not rows:
         return ""
     header = [title for _, title in columns]
@@ -115,12 +141,18 @@ def render_table(rows: list[Row], columns: Columns, key: str = "url") -> str:
     widths = [
         max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)
     ]
-    widths = [min(w, 60) for w in widths]
+    widths = [min(w, 60) for w in widths[:-1]] + widths[-1:]
     lines = []
     if body:
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+        indent = sum(w + 2 for w in widths[:-1])
+        room = max(total_width - indent, 40) if total_width else None
         for r in body:
-            lines.append("  ".join(_fit(c, w).ljust(w) for c, w in zip(r, widths)).rstrip())
+            # The last column (a message, a hint) is never cut: it wraps under itself.
+            cells = [_fit(c, w).ljust(w) for c, w in zip(r[:-1], widths[:-1])]
+            last = textwrap.wrap(r[-1], room) if room and len(r[-1]) > room else [r[-1]]
+            lines.append("  ".join([*cells, last[0] if last else ""]).rstrip())
+            lines.extend(" " * indent + more for more in last[1:])
     lines.extend(failed)
     return "\n".join(lines) + "\n"
 

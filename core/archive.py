@@ -4,10 +4,15 @@ yt-dlp's format, one entry a line: `extractor id` for media, plus `url <URL>` fo
 HTTP downloads. Appends happen under a file lock, one whole line per write, so several
 `xdl` processes can share one archive. The file is read once, and again only when
 another process has changed it.
+
+Where each entry's file was saved goes to a sidecar, `FILE.paths` (JSON lines, the last
+line for a key wins), so the archive itself stays yt-dlp's and a line skipped because
+of the archive can still say where the file is (when it is still there).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -29,6 +34,23 @@ class Archive:
         self._entries: set[str] = set()
         self._seen: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self.paths_file = self.path.with_name(self.path.name + ".paths")
+
+    def path_of(self, key: str) -> Path | None:
+        """Where `key`'s file was saved, if recorded and the file is still there."""
+        found: str | None = None
+        try:
+            with open(self.paths_file, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(record, dict) and record.get("key") == key:
+                        found = record.get("path")
+        except OSError:
+            return None
+        return Path(found) if isinstance(found, str) and os.path.isfile(found) else None
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -52,8 +74,8 @@ class Archive:
             self._refresh()
             return key in self._entries
 
-    def add(self, key: str) -> None:
-        """Append `key` (once) under the file lock."""
+    def add(self, key: str, path: str | os.PathLike[str] | None = None) -> None:
+        """Append `key` (once) under the file lock, and where its file is (`path`)."""
         from filelock import FileLock, Timeout
 
         with self._lock:
@@ -61,6 +83,9 @@ class Archive:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with FileLock(str(self.path) + ".lock", timeout=30):
                     self._refresh()
+                    if path is not None:
+                        record = json.dumps({"key": key, "path": os.fspath(path)})
+                        _append(self.paths_file, record)
                     if key in self._entries:
                         return
                     fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -72,6 +97,15 @@ class Archive:
                     self._seen = self._stat()
             except (OSError, Timeout) as e:
                 raise OutputNotWritable(f"cannot write the archive {self.path}: {e}") from e
+
+
+def _append(path: Path, line: str) -> None:
+    """One whole line per write (O_APPEND), as for the archive."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 _archives: dict[str, Archive] = {}

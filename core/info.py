@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from . import errors
 from .network import NetworkOptions
-from .ytdlp import extract
+from .ytdlp import extract, unsmuggle
 
 Platform = Literal["mac", "windows", "linux", "web", "any"]
 PLATFORMS: tuple[str, ...] = ("mac", "windows", "linux", "web", "any")
@@ -116,9 +116,10 @@ def list_entries(url: str, *, net: NetworkOptions | None = None) -> Iterator[Pla
         entry_url = entry.get("url") or entry.get("webpage_url")
         if not entry_url:
             continue
+        entry_url, smuggled = unsmuggle(str(entry_url))  # a clean URL; a feed's guid as id
         yield PlaylistEntry(
             entry_url,
-            entry.get("id"),
+            entry.get("id") or smuggled.get("force_videoid"),
             entry.get("title"),
             info.get("title") or info.get("id"),
             entry.get("playlist_index") or index,

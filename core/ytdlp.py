@@ -6,6 +6,7 @@ yt-dlp never writes to stdout here: every message goes to our logger (stderr).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -290,6 +291,27 @@ def render_template(template: str, info: Mapping[str, Any]) -> str:
         return str(ydl.evaluate_outtmpl(template, dict(info), True))
 
 
+def unsmuggle(url: str) -> tuple[str, dict[str, Any]]:
+    """A URL without the `#__youtubedl_smuggle=` data yt-dlp's extractors hide in it
+    (a feed's guid rides there as `force_videoid`), and that data."""
+    from yt_dlp.utils import unsmuggle_url
+
+    clean, data = unsmuggle_url(url, {})
+    return str(clean), dict(data or {})
+
+
+def print_template(template: str, fields: Mapping[str, Any]) -> str:
+    """One `--print` line from a result's fields, in yt-dlp's template syntax
+    (`%(title)s`, `%(bytes)d`, `%(path)q`, `%(title,id)s`, `%(x|default)s`); a bare field
+    name means `%(name)s`, as in yt-dlp. Not sanitised: a path prints as it is."""
+    import re
+
+    if re.fullmatch(r"[\w.]+", template):
+        template = f"%({template})s"
+    with make({}) as ydl:
+        return str(ydl.evaluate_outtmpl(template, dict(fields), False))
+
+
 def download_recorded(
     url: str,
     params: Mapping[str, Any],
@@ -308,9 +330,12 @@ def download_recorded(
     finished: list[dict[str, Any]] = []
     failures: list[str] = []
 
+    files: dict[str, list[dict[str, str]]] = {}
+
     class _Record(PostProcessor):  # type: ignore[misc]
         def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
             finished.append(dict(info))  # a copy: yt-dlp empties the original later
+            files[str(info.get("id"))] = written_files(info)
             return [], info
 
     class _Errors(_Logger):
@@ -351,7 +376,10 @@ def download_recorded(
                     ydl.params["ignoreerrors"] = "only_download"  # entries fail one by one
                 info = ydl.process_ie_result(first, download=True)
         except MaxDownloadsReached:
-            entries = [dict(ydl.sanitize_info(e)) for e in finished]
+            entries = [
+                {**ydl.sanitize_info(e), "_xdl_files": files.get(str(e.get("id")), [])}
+                for e in finished
+            ]
             head = entries[0] if entries else {}
             return {
                 "_type": "playlist",
@@ -363,7 +391,45 @@ def download_recorded(
             raise errors.DownloadFailed(failures[-1] if failures else f"nothing from {url}")
         result = dict(ydl.sanitize_info(info))
         result["_xdl_errors"] = failures if result.get("_type") == "playlist" else []
+        for item in result.get("entries") or [result]:
+            if isinstance(item, dict):
+                item["_xdl_files"] = files.get(str(item.get("id")), [])
         return result
+
+
+AUDIO_EXTS = ("mp3", "m4a", "opus", "ogg", "oga", "flac", "wav", "aac", "mka")
+VIDEO_EXTS = ("mp4", "webm", "mkv", "mov", "m4v", "flv", "avi", "ts")
+
+
+def written_files(info: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every file on disk for one item yt-dlp processed, with what each is: media or
+    audio (and the video --keep-video kept), subtitles, info_json, description,
+    thumbnail. From the info dict where yt-dlp records them; each one checked to exist."""
+    found: list[dict[str, str]] = []
+
+    def add(path: Any, kind: str, **extra: str) -> None:
+        if isinstance(path, str) and path and os.path.isfile(path):
+            path = os.path.abspath(path)
+            if all(f["path"] != path for f in found):
+                found.append({"path": path, "kind": kind, **extra})
+
+    media = info.get("filepath")
+    base = os.path.splitext(media)[0] if isinstance(media, str) else None
+    if isinstance(media, str):
+        add(media, "audio" if media.rsplit(".", 1)[-1].lower() in AUDIO_EXTS else "media")
+    if base is not None:
+        for ext in VIDEO_EXTS:  # the video --keep-video kept beside the extracted audio
+            add(f"{base}.{ext}", "media")
+    for lang, sub in (info.get("requested_subtitles") or {}).items():
+        if isinstance(sub, Mapping):
+            add(sub.get("filepath"), "subtitles", lang=str(lang))
+    add(info.get("infojson_filename") or info.get("__infojson_filename"), "info_json")
+    if base is not None:
+        add(f"{base}.description", "description")
+    for thumb in info.get("thumbnails") or []:
+        if isinstance(thumb, Mapping):
+            add(thumb.get("filepath"), "thumbnail")
+    return found
 
 
 def error_from_message(message: str) -> errors.XdlError:

@@ -128,3 +128,14 @@ def test_bash_completes_task_ids(xdl, site) -> None:
     assert sorted(bash_complete("xdl", "queue", "cancel", "")) == sorted(ids)
     assert bash_complete("xdl", "queue", "remove", ids[1]) == [ids[1]]
     assert bash_complete("xdl", "queue", "retry", "") == []  # nothing failed or cancelled
+
+
+def test_to_markdown_completes_file_names_and_fetch_does_not() -> None:
+    """`xdl to-markdown Auto<TAB>`: bash is told to complete file names (`compopt -o
+    default`); for URLs it is told nothing."""
+    complete = ShellComplete(cli, {}, "xdl", "_XDL_COMPLETE")
+    (item,) = complete.get_completions(["to-markdown"], "Auto")
+    assert (item.type, item.value) == ("file", "Auto")
+    assert [c.type for c in complete.get_completions(["to-markdown", "a.vtt"], "")] == ["file"]
+    assert complete.get_completions(["fetch"], "Auto") == []
+    assert complete.get_completions(["info"], "http") == []

@@ -67,3 +67,15 @@ def test_render_table_aligns_and_lists_failures() -> None:
     assert lines[0].split() == ["TITLE", "URL"]
     assert lines[1].index("https") == lines[2].index("https")
     assert lines[3] == "FAILED https://e.com/c: not_found: gone"
+
+
+def test_render_table_never_cuts_the_last_column() -> None:
+    hint = " ".join(["yt-dlp is 200 days old; pip install -U yt-dlp"] * 5)
+    rows = [{"ok": True, "check": "yt-dlp", "status": "warn", "message": hint}]
+    columns = [("check", "CHECK"), ("status", "STATUS"), ("message", "MESSAGE")]
+    text = render_table(rows, columns, key="check")
+    assert hint in text and "…" not in text
+    header, *wrapped = render_table(rows, columns, key="check", total_width=80).splitlines()
+    assert len(wrapped) > 1 and all(len(line) <= 80 for line in wrapped)
+    indent = header.index("MESSAGE")
+    assert " ".join(line[indent:] for line in wrapped) == hint

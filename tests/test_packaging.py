@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXE = Path(sys.executable).parent / "xdl"
 
 
@@ -72,3 +74,78 @@ def test_every_command_help_ends_with_examples(xdl) -> None:
 def test_unknown_option_is_exit_2(xdl) -> None:
     r = xdl("info", "--no-such-option")
     assert r.exit_code == 2 and "no-such-option" in r.stderr
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARE = {
+    "share/man/man1/xdl.1",
+    "share/man/man1/xdl-fetch.1",
+    "share/man/man1/xdl-queue.1",
+    "share/bash-completion/completions/xdl.bash",
+    "share/zsh/site-functions/_xdl",
+    "share/fish/vendor_completions.d/xdl.fish",
+}
+
+
+def _build(kind: str, source: Path, out: Path) -> Path:
+    """Build an sdist or a wheel with the setuptools in this venv (offline, no isolation)."""
+    code = f"from setuptools import build_meta as b; print(b.build_{kind}({str(out)!r}))"
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", code],
+        cwd=source,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Deprecat" not in proc.stderr and "license" not in proc.stderr.lower(), proc.stderr
+    return out / proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_sdist_has_tests_and_docs_and_its_wheel_installs_man_pages_and_completions(
+    tmp_path: Path,
+) -> None:
+    """pip/pipx install puts man pages and completions under the prefix; the sdist runs tests."""
+    import shutil
+    import tarfile
+
+    src = tmp_path / "src"
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "*.egg-info", "build", "dist", "__pycache__", ".*_cache"
+        ),
+    )
+    sdist = _build("sdist", src, tmp_path / "dist")
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    unpacked = next((tmp_path / "unpacked").iterdir())
+    for needed in (
+        "LICENSE",
+        "man/xdl-fetch.1",
+        "completions/_xdl",
+        "tests/conftest.py",
+        "tests/media_site.py",
+        "tools/gen_docs.py",
+    ):
+        assert (unpacked / needed).is_file(), needed
+    assert any((unpacked / "tests" / "media").iterdir())
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=unpacked,
+        capture_output=True,
+        text=True,
+    )
+    assert collected.returncode == 0, collected.stdout[-2000:]
+
+    wheel = _build("wheel", unpacked, tmp_path / "wheels")
+    prefix = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
+    pip = [sys.executable, "-m", "pip", "--python", str(prefix / "bin" / "python")]
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    installed = {str(p.relative_to(prefix)) for p in (prefix / "share").rglob("*") if p.is_file()}
+    assert installed >= SHARE
+    assert (prefix / "bin" / "xdl").is_file()
+    metadata = next(prefix.glob("lib/python*/site-packages/xdl-*.dist-info/METADATA"))
+    assert "License-Expression: MIT" in metadata.read_text()

@@ -65,7 +65,7 @@ def test_cron_shape_add_run_readd_summary(site: Any, tmp_path: Path, env: dict[s
 
     ran = run("queue", "run", "-j", "2", env=env)
     assert ran.returncode == 0, ran.stderr
-    results = {r["id"]: r for r in lines(ran.stdout)}
+    results = {r["task"]: r for r in lines(ran.stdout)}
     assert sorted(results) == [1, 2, 3]
     assert all(r["ok"] and r["attempt"] == 1 for r in results.values())
     assert sha256(out / "blob.bin") == hashlib.sha256(media_site.BLOB).hexdigest()
@@ -156,7 +156,7 @@ def test_two_runner_processes_download_each_task_once(
     ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
-    ids = [json.loads(line)["id"] for o, _ in outs for line in o.splitlines()]
+    ids = [json.loads(line)["task"] for o, _ in outs for line in o.splitlines()]
     assert sorted(ids) == list(range(1, 11))  # each task reported by one runner, once
     gets = Counter(r.path.split("name=")[1] for r in site.requests("/slow") if r.method == "GET")
     assert set(gets) == set(names)
@@ -195,4 +195,4 @@ def test_watch_takes_tasks_added_later_until_sigterm(
         stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
     (result,) = lines(stdout.decode())
-    assert result["ok"] and result["id"] == 1
+    assert result["ok"] and result["task"] == 1

@@ -85,7 +85,7 @@ def test_four_kill_9_of_the_runner_do_not_use_up_the_retries(
     )
     assert ran.returncode == 0, ran.stderr
     (row,) = lines(ran.stdout)
-    assert row["ok"] and row["id"] == 1
+    assert row["ok"] and row["task"] == 1
     assert hashlib.sha256((out / "slow.bin").read_bytes()).hexdigest() == row["sha256"]
     assert row["sha256"] == hashlib.sha256(DATA).hexdigest()
     (task,) = JsonStore(queue).tasks()
@@ -108,7 +108,7 @@ def test_a_task_given_up_while_the_run_takes_it_back_is_reported_and_exits_1(
     assert added.exit_code == 0
     ran = xdl("queue", "run")
     assert ran.exit_code == 1, ran.stderr
-    rows = {r["id"]: r for r in ran.lines}
+    rows = {r["task"]: r for r in ran.lines}
     assert rows[2]["ok"]  # the other task still ran
     assert rows[1]["ok"] is False and rows[1]["error"]["code"] == "worker_lost"
     assert "crashes-its-runner" in ran.stderr
@@ -131,7 +131,7 @@ def test_run_queue_counts_given_up_tasks_as_failed(tmp_path: Path) -> None:
     report = run_queue(store, download, options=RunOptions(retries=0), on_result=rows.append)
     assert (report.done, report.failed) == (1, 1)
     failed = [r for r in rows if not r["ok"]]
-    assert [(r["id"], r["error"]["code"]) for r in failed] == [(1, "worker_lost")]
+    assert [(r["task"], r["error"]["code"]) for r in failed] == [(1, "worker_lost")]
 
 
 # --- valid JSON, wrong types: queue_corrupt (exit 3), never an internal error ------------

@@ -42,7 +42,7 @@ def test_drains_and_records_results(store: JsonStore) -> None:
     report = run_queue(store, download, options=RunOptions(jobs=3), on_result=rows.append)
     assert sorted(seen) == [1, 2, 3, 4, 5, 6]
     assert (report.done, report.failed) == (6, 0)
-    assert sorted(r["id"] for r in rows) == [1, 2, 3, 4, 5, 6]
+    assert sorted(r["task"] for r in rows) == [1, 2, 3, 4, 5, 6]
     assert all(r["ok"] and r["attempt"] == 1 for r in rows)
     tasks = JsonStore(store.path).tasks()
     assert all(t.status == "done" for t in tasks)

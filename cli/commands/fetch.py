@@ -44,6 +44,28 @@ log = logging.getLogger("xdl")
     default=None,
     help="Progress bars on stderr (default: only when stderr is a terminal).",
 )
+@click.option(
+    "-O",
+    "--print",
+    "prints",
+    multiple=True,
+    metavar="TEMPLATE",
+    help="Print this yt-dlp template of each item's fields (or a field name) instead of "
+    "its JSON line; repeatable. E.g. -O path, -O '%(title)s: %(bytes)d'.",
+)
+@click.option(
+    "--exec",
+    "exec_cmd",
+    metavar="CMD",
+    help="After each item is saved, run CMD through the shell: {} is the shell-quoted "
+    "path, the item's JSON line is on its stdin. A failing CMD is noted in the line "
+    "(exec_failed), never fails the download.",
+)
+@click.option(
+    "--exec-failed",
+    metavar="CMD",
+    help="Like --exec, for each item that failed.",
+)
 @verbosity_options
 def command(
     inputs: tuple[str, ...],
@@ -52,6 +74,9 @@ def command(
     jobs: int,
     dry_run: bool,
     progress: bool | None,
+    prints: tuple[str, ...],
+    exec_cmd: str | None,
+    exec_failed: str | None,
 ) -> int:
     """Download media or files: one JSON line per item on stdout.
 
@@ -64,8 +89,11 @@ def command(
 
     Fields: url, ok, path, bytes, sha256, strategy, attempts (strategy, ok, error,
     elapsed_s), title, id, extractor, elapsed_s, resumed_from (bytes, when resumed),
-    skipped ("exists" or "archive"), error (code, message); for a playlist, one line
-    per entry with playlist and playlist_index; with --dry-run, dry_run: true.
+    skipped ("exists" or "archive"; an archive skip has the path while the file is
+    there), error (code, message), files (every file on disk for the item: path, kind =
+    media, audio, subtitles with lang, info_json, description, thumbnail); for a
+    playlist, one line per entry with playlist and playlist_index; with --dry-run,
+    dry_run: true.
 
     \b
     Examples:
@@ -74,6 +102,7 @@ def command(
       cat urls.txt | xdl fetch -j 4 -r 2M --archive done.txt
       xdl info --flat https://example.com/feed.xml | xdl fetch --audio
       xdl fetch --sha256 HEX -o downloads https://example.com/file.zip
+      xdl fetch -o 'videos/%(uploader)s/%(title)s.%(ext)s' -O path URL
     """
     from xdl.core.fetch import fetch_many
 
@@ -83,7 +112,7 @@ def command(
     if progress is None:
         progress = sys.stderr.isatty() and not ctx.meta.get("xdl.quiet")
     bars = Bars() if progress else None
-    out = Output(None, None)
+    out = Output(None, None, prints=prints)
     stop = threading.Event()
     results = iter(
         fetch_many(
@@ -103,7 +132,7 @@ def command(
                     bars.finished()
                 if not result.ok and result.error:
                     log.error("%s: %s", shown(result.url), result.error.get("message"))
-                out.emit(result)
+                out.emit(with_hook(result.to_dict(), exec_cmd, exec_failed))
             except StopIteration:
                 break
             except KeyboardInterrupt as e:  # the engine stops the workers, we keep reading
@@ -116,6 +145,21 @@ def command(
     if interrupt is not None:
         raise interrupt
     return code
+
+
+def with_hook(row: dict[str, Any], on_ok: str | None, on_fail: str | None) -> dict[str, Any]:
+    """Run --exec / --exec-failed for one line; a failing hook is noted in the line."""
+    from xdl.core.hooks import run_hook
+
+    command = on_fail if row.get("ok") is False else on_ok
+    if not command or row.get("dry_run"):
+        return row
+    trouble = run_hook(command, row)
+    if trouble is not None:
+        where = shown(row.get("url") or "")
+        log.warning("%s: --exec %s exited %s", where, command, trouble["exit"])
+        row = {**row, "exec_failed": trouble}
+    return row
 
 
 class Bars:

@@ -315,8 +315,9 @@ def run(
     task fails (worker_lost) only after 10 of them. SIGINT/SIGTERM put in-flight
     tasks back to queued, keeping their .part files, then exit 130/143.
 
-    Fields: the `xdl fetch` result (ok, url, path, bytes, sha256, strategy, title,
-    error...) plus id and attempt (1 for the first try of this task).
+    Fields: the `xdl fetch` result (ok, url, path, bytes, sha256, strategy, title, id
+    (the media's), files, error...) plus task (the task's number) and attempt (1 for
+    the first try of this task).
 
     \b
     Examples:

@@ -276,7 +276,7 @@ class Job:
             check_url(self.url)
             self.folders = check_template(self.o.template)
             if self.archive is not None and url_key(self.url) in self.archive:
-                return [self.skipped("archive")]
+                return [self.skipped("archive", self.archive.path_of(url_key(self.url)))]
             probing = time.monotonic()
             chain = self.chain()
         except errors.Fatal:
@@ -361,7 +361,7 @@ class Job:
         needs_ytdlp = (
             o.audio or o.format or o.quality or o.container or o.subs or o.write_info_json
             or o.write_description or o.embed_metadata or o.embed_thumbnail or o.embed_subs
-            or o.embed_chapters or o.normalize or o.playlist_items
+            or o.embed_chapters or o.normalize or o.playlist_items or o.auto_subs
             or o.template != DEFAULT_TEMPLATE
         )  # fmt: skip
         return bool(_DIRECT_MEDIA.match(mime)) and not needs_ytdlp

@@ -43,6 +43,7 @@ class FetchOptions:
     format: str | None = None
     container: str | None = None
     subs: bool = False
+    auto_subs: bool = False
     sub_langs: tuple[str, ...] = ()
     write_info_json: bool = False
     write_description: bool = False
@@ -52,6 +53,7 @@ class FetchOptions:
     embed_chapters: bool = False
     normalize: bool = False
     playlist_items: str | None = None
+    no_playlist: bool = False
     max_downloads: int | None = None
     live_from_start: bool = False
     strategy: str = "auto"

@@ -44,10 +44,16 @@ class FetchResult:
     playlist: str | None = None
     playlist_index: int | None = None
     dry_run: bool = False
+    #: every file on disk for the item: {"path", "kind"} (media, audio, subtitles,
+    #: info_json, description, thumbnail); a plain download's is its one file.
+    files: tuple[dict[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["attempts"] = [a.to_dict() for a in self.attempts]
+        d["files"] = [dict(f) for f in self.files] or (
+            [{"path": self.path, "kind": "media"}] if self.path else []
+        )
         if self.playlist is None and self.playlist_index is None:
             del d["playlist"], d["playlist_index"]
         if not self.dry_run:

@@ -174,7 +174,7 @@ class _Runner:
         if event.is_set() and not result.get("ok"):
             log.warning("task %s (%s) was cancelled or taken back: stopped", task.id, task.url)
             return None
-        row = {**result, "id": task.id, "url": task.url, "attempt": task.attempts}
+        row = {**result, "task": task.id, "url": task.url, "attempt": task.attempts}
         kept = {k: result.get(k) for k in RESULT_FIELDS if result.get(k) is not None}
         error: dict[str, Any] | None = None
         retry_at = None
@@ -224,7 +224,7 @@ class _Runner:
                 self.failed += 1
             log.error("%s: %s", task.url, error.get("message"))
             row = {"ok": False, "url": task.url, "error": error}
-            self.on_result({**row, "id": task.id, "attempt": task.attempts})
+            self.on_result({**row, "task": task.id, "attempt": task.attempts})
 
     def say_paused(self) -> None:
         with self.lock:

@@ -26,7 +26,7 @@ class Curl:
         cmd += ["--proto", "=http,https", "--proto-redir", "=http,https"]
         cmd += ["--retry", str(job.o.retries), "--connect-timeout", "15"]
         if net.timeout:
-            cmd += ["--speed-time", f"{net.timeout:g}", "--speed-limit", "1"]
+            cmd += ["--speed-time", str(-int(-net.timeout // 1)), "--speed-limit", "1"]  # whole s
         cmd += ["--user-agent", net.user_agent or files.user_agent()]
         for k, v in net.headers.items():
             cmd += ["--header", f"{k}: {v}"]

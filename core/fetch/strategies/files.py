@@ -89,7 +89,7 @@ def same_content(job: Job) -> Callable[[dict[str, Any]], bool]:
 
 def saved(job: Job, target: Target, size: int, digest: str, resumed: int | None) -> FetchResult:
     if job.archive is not None:
-        job.archive.add(url_key(job.url))
+        job.archive.add(url_key(job.url), target.final)
     return FetchResult(
         url=job.url,
         ok=True,

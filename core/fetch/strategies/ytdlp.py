@@ -189,7 +189,10 @@ class _Media:
                 **where,
             }
             if str(entry.get("id")) in self.skipped_archive:
-                results.append(FetchResult(ok=True, skipped="archive", **common))
+                key = media_key(str(common["extractor"]), str(common["id"]))
+                known = self.job.archive.path_of(key) if self.job.archive else None
+                path = str(known) if known else None
+                results.append(FetchResult(ok=True, skipped="archive", path=path, **common))
                 continue
             downloads = entry.get("requested_downloads") or []
             filepath = downloads[-1].get("filepath") if downloads else entry.get("filepath")
@@ -246,13 +249,14 @@ class _Media:
                 os.close(dirfd)
         archive = self.job.archive
         if archive is not None and common["extractor"] and common["id"]:
-            archive.add(media_key(str(common["extractor"]), str(common["id"])))
+            archive.add(media_key(str(common["extractor"]), str(common["id"])), path)
         return FetchResult(
             ok=True,
             path=str(path),
             bytes=size,
             sha256=digest,
             skipped=None if fresh else "exists",
+            files=tuple(entry.get("_xdl_files") or ()),
             **common,
         )
 
@@ -363,7 +367,7 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         "continuedl": True,
         "overwrites": True if o.overwrite else None,
         "windowsfilenames": False,
-        "noplaylist": False,
+        "noplaylist": o.no_playlist,
         # yt-dlp counts characters: 80 of them stay under 255 bytes even in 3-byte scripts
         "trim_file_name": 80,
     }
@@ -379,8 +383,9 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         params["format"] = fmt
     if o.container and not o.audio:
         params["merge_output_format"] = o.container
-    if o.subs or o.embed_subs:
-        params["writesubtitles"] = True
+    if o.subs or o.embed_subs or o.auto_subs:
+        params["writesubtitles"] = o.subs or o.embed_subs
+        params["writeautomaticsub"] = o.auto_subs
         params["subtitleslangs"] = list(o.sub_langs) or ["all"]
     if o.write_info_json:
         params["writeinfojson"] = True
