@@ -235,6 +235,8 @@ _DOWNLOAD_PARAMS = [
     "max_size",
     "min_free",
     "sha256",
+    "cache",
+    "cache_size",
 ]
 
 
@@ -263,6 +265,7 @@ def download_options(f: F) -> F:
                 raise click.BadParameter("not a SHA-256 hex digest", param_hint="--sha256")
             values["sha256"] = sha
         values["output_dir"] = values["output_dir"] or "."
+        values["cache"] = values["cache"] or None  # XDL_CACHE= turns a configured cache off
         values["template"] = values["template"] or DEFAULT_TEMPLATE
         net = kwargs.pop("net")
         kwargs["options"] = FetchOptions(**values, net=net)
@@ -403,6 +406,20 @@ def download_options(f: F) -> F:
         ),
         click.option(
             "--sha256", metavar="HEX", help="Expected SHA-256; a mismatch removes the file."
+        ),
+        click.option(
+            "--cache",
+            type=click.Path(file_okay=False),
+            envvar="XDL_CACHE",
+            metavar="DIR",
+            help="Keep downloads in DIR; next time, a file the server says is unchanged (304)"
+            " is hard-linked from there, read-only [env XDL_CACHE].",
+        ),
+        click.option(
+            "--cache-size",
+            type=SIZE,
+            metavar="SIZE",
+            help="Bound --cache to SIZE (least recently used out first).",
         ),
         network_options,
     )(wrapper)  # type: ignore[return-value]

@@ -65,7 +65,8 @@ def command(
     Fields: url, ok, path, bytes, sha256, strategy, attempts (strategy, ok, error,
     elapsed_s), title, id, extractor, elapsed_s, resumed_from (bytes, when resumed),
     skipped ("exists" or "archive"), error (code, message); for a playlist, one line
-    per entry with playlist and playlist_index; with --dry-run, dry_run: true.
+    per entry with playlist and playlist_index; with --dry-run, dry_run: true; placed
+    from --cache, cached: true.
 
     \b
     Examples:

@@ -44,6 +44,7 @@ class FetchResult:
     playlist: str | None = None
     playlist_index: int | None = None
     dry_run: bool = False
+    cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -52,6 +53,8 @@ class FetchResult:
             del d["playlist"], d["playlist_index"]
         if not self.dry_run:
             del d["dry_run"]
+        if not self.cached:
+            del d["cached"]
         return d
 
 

@@ -79,7 +79,8 @@ class Http:
                         for data in http.chunks(resp, files.chunk_size(job)):
                             target.write(data)
                         size, digest = target.commit(o.sha256, o.min_size, overwrite=o.overwrite)
-                        return [files.saved(job, target, size, digest, resumed)]
+                        kept = (etag, resp.headers.get("Last-Modified"))  # for --cache
+                        return [files.saved(job, target, size, digest, resumed, kept)]
                 except (errors.NetworkError, errors.Timeout, errors.HttpError) as e:
                     target.finish_writing()
                     status = e.details.get("status")
