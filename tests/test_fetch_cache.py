@@ -240,3 +240,53 @@ def test_two_processes_fill_one_cache_at_once(site, files, tmp_path: Path) -> No
     for r in results:
         assert sha(Path(r["path"]).read_bytes()) == r["sha256"]
     assert {r.status for r in site.log} == {304}
+
+
+# --- the yt-dlp tier: keyed by extractor, id and the requested format ----------------------
+
+
+def test_a_page_fetched_twice_makes_no_second_media_request(xdl, site) -> None:
+    page = site.url("/multi.html")
+    first = one(xdl("fetch", "--cache", "cache", "-o", "out", page))
+    assert first["strategy"] == "ytdlp" and "cached" not in first
+    media = [r for r in site.log if r.path.startswith("/media/")]
+    assert media
+    shutil.rmtree("out")
+    site.clear_log()
+
+    again = one(xdl("fetch", "--cache", "cache", "-o", "out", page))
+    assert again["cached"] is True and again["strategy"] == "ytdlp"
+    assert [r.path for r in site.log if r.path.startswith("/media/")] == []
+    path = Path(again["path"])
+    assert path.name == Path(first["path"]).name and path.parent == Path("out").resolve()
+    assert again["sha256"] == first["sha256"] == sha(path.read_bytes())
+    assert (again["id"], again["extractor"], again["title"]) == (
+        first["id"],
+        first["extractor"],
+        first["title"],
+    )
+    assert origin_of(path) == page
+
+    # another requested format is another entry: downloaded
+    site.clear_log()
+    other = one(xdl("fetch", "--cache", "cache", "-o", "out2", "-Q", "worst", page))
+    assert "cached" not in other and other["skipped"] is None
+    assert other["sha256"] != first["sha256"]
+    assert [r for r in site.log if r.path.startswith("/media/")]
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+def test_extracted_audio_is_cached_with_its_audio_options(xdl, site) -> None:
+    page = site.url("/watch.html")
+    first = one(xdl("fetch", "--cache", "cache", "-o", "out", "-x", "--audio-format", "mp3", page))
+    assert first["path"].endswith(".mp3")
+    shutil.rmtree("out")
+    site.clear_log()
+    again = one(xdl("fetch", "--cache", "cache", "-o", "out", "-x", "--audio-format", "mp3", page))
+    assert again["cached"] is True and again["path"] == first["path"]
+    assert again["sha256"] == first["sha256"] == sha(Path(again["path"]).read_bytes())
+    assert [r for r in site.log if r.path.startswith("/media/")] == []
+    shutil.rmtree("out")
+    site.clear_log()
+    m4a = one(xdl("fetch", "--cache", "cache", "-o", "out", "-x", "--audio-format", "m4a", page))
+    assert "cached" not in m4a and m4a["path"].endswith(".m4a")

@@ -33,7 +33,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -524,3 +524,54 @@ def keep_file(
         url_entry_key(job.url), path, name=path.name, size=size, sha256=sha256,
         origin=job.url, etag=strong, last_modified=last_modified,
     )  # fmt: skip
+
+
+# -- the yt-dlp tier ---------------------------------------------------------------------
+
+
+def _media_key(job: Job, info: Mapping[str, Any]) -> str | None:
+    extractor = info.get("extractor_key") or info.get("extractor")
+    if not extractor or not info.get("id") or info.get("is_live") or not media_cacheable(job.o):
+        return None
+    return media_entry_key(job.o, str(extractor), str(info["id"]))
+
+
+def media_hit(
+    job: Job, info: Mapping[str, Any], claim: Callable[[str], Target]
+) -> FetchResult | None:
+    """A yt-dlp item placed from the cache (its extractor, id and format options known
+    once yt-dlp chose the format, before any media request): the line's path, bytes and
+    sha256, or None. `claim(ext)` owns the item's file as yt-dlp would name it, ending
+    in `ext` (the cached file's: audio extraction may have changed it)."""
+    o = job.o
+    cache = open_cache(o)
+    key = _media_key(job, info) if cache is not None else None
+    entry = cache.get(key) if cache is not None and key is not None else None
+    if cache is None or entry is None or (o.sha256 and o.sha256 != entry.sha256):
+        return None
+    try:
+        check_size(entry.size, o.min_size, o.max_size)
+        target = claim(os.path.splitext(entry.name)[1])
+        if target.done is not None:
+            return None  # there already: yt-dlp finds it, the line says `exists`
+        size, digest = cache.place(entry, target, overwrite=o.overwrite)
+    except errors.Interrupted:
+        raise
+    except errors.XdlError as e:
+        log.debug("%s: not placed from the cache: %s", job.url, e.message)
+        return None
+    log.debug("%s: %s placed from the cache", job.url, target.name)
+    return FetchResult(
+        url=job.url, ok=True, path=str(target.final), bytes=size, sha256=digest, cached=True
+    )
+
+
+def keep_media(
+    *, job: Job, info: Mapping[str, Any], path: Path, size: int, sha256: str, origin: str
+) -> None:
+    """Keep the file of a yt-dlp item just downloaded (not a live recording, not one with
+    side files)."""
+    cache = open_cache(job.o)
+    key = _media_key(job, info) if cache is not None else None
+    if cache is not None and key is not None and not info.get("was_live"):
+        cache.store(key, path, name=path.name, size=size, sha256=sha256, origin=origin)
