@@ -102,8 +102,7 @@ class _Media:
 
         naming = ("outtmpl", "paths", "trim_file_name", "windowsfilenames")
         params = {k: v for k, v in ytdlp_params(self.o).items() if k in naming}
-        with ytdlp.make(params) as ydl:
-            name = str(ydl.prepare_filename(dict(info)))
+        name = ytdlp.file_namer(params)(dict(info))
         old = "." + str(info.get("ext") or "")
         return (name[: -len(old)] if name.endswith(old) else name) + ext
 
