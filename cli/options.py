@@ -241,6 +241,8 @@ _DOWNLOAD_PARAMS = [
     "max_size",
     "min_free",
     "sha256",
+    "cache",
+    "cache_size",
 ]
 
 
@@ -297,6 +299,7 @@ def download_options(f: F) -> F:
         values["output_dir"], values["template"] = split_output_template(
             values["output_dir"] or ".", values["template"] or DEFAULT_TEMPLATE
         )
+        values["cache"] = values["cache"] or None  # XDL_CACHE= turns a configured cache off
         net = kwargs.pop("net")
         kwargs["options"] = FetchOptions(**values, net=net)
         return f(*args, **kwargs)
@@ -461,6 +464,20 @@ def download_options(f: F) -> F:
         ),
         click.option(
             "--sha256", metavar="HEX", help="Expected SHA-256; a mismatch removes the file."
+        ),
+        click.option(
+            "--cache",
+            type=click.Path(file_okay=False),
+            envvar="XDL_CACHE",
+            metavar="DIR",
+            help="Keep downloads in DIR; next time, a file the server says is unchanged (304)"
+            " is hard-linked from there, read-only [env XDL_CACHE].",
+        ),
+        click.option(
+            "--cache-size",
+            type=SIZE,
+            metavar="SIZE",
+            help="Bound --cache to SIZE (least recently used out first).",
         ),
         network_options,
     )(wrapper)  # type: ignore[return-value]

@@ -64,6 +64,13 @@ def make(params: Mapping[str, Any] | None = None) -> yt_dlp.YoutubeDL:
     return yt_dlp.YoutubeDL({**BASE_PARAMS, **(params or {})})
 
 
+def file_namer(params: Mapping[str, Any]) -> Callable[[dict[str, Any]], str]:
+    """yt-dlp's `prepare_filename` under `params` (outtmpl, paths...), from a YoutubeDL
+    that only names files: no extractors loaded, so it costs next to nothing."""
+    ydl = yt_dlp.YoutubeDL({**BASE_PARAMS, **params}, auto_init=False)
+    return lambda info: str(ydl.prepare_filename(info))
+
+
 def extract(
     url: str,
     *,

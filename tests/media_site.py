@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,7 @@ class Logged:
     start: float
     end: float = 0.0
     status: int = 0
+    body: int = 0  # body bytes sent
 
 
 @dataclass
@@ -222,7 +223,16 @@ class Request(BaseHTTPRequestHandler):
         drop_after: int | None = None,
         rate: float | None = None,
     ) -> None:
-        """Answer with `data`, honouring Range and If-Range like a real static server."""
+        """Answer with `data`, honouring Range, If-Range and the conditional requests
+        (If-None-Match, If-Modified-Since: 304) like a real static server."""
+        if status == 200 and self._not_modified(etag, last_modified):
+            self.send_status(304)
+            if etag:
+                self.send_header("ETag", etag)
+            if last_modified is not None:
+                self.send_header("Last-Modified", _http_date(last_modified) or "")
+            self.end_headers()
+            return
         start, end = 0, len(data) - 1
         rng = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
@@ -271,10 +281,26 @@ class Request(BaseHTTPRequestHandler):
                 return
             self.wfile.write(piece)
             sent += len(piece)
+            self.entry.body = sent
             if rate:
                 ahead = sent / rate - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)
+
+    def _not_modified(self, etag: str | None, last_modified: float | None) -> bool:
+        """RFC 9110 13.1: If-None-Match (strong or weak comparison of ETags) wins over
+        If-Modified-Since, which is used only without it."""
+        none_match = self.headers.get("If-None-Match")
+        if none_match is not None:
+            tags = [t.strip().removeprefix("W/") for t in none_match.split(",")]
+            return etag is not None and (etag.removeprefix("W/") in tags or "*" in tags)
+        since = self.headers.get("If-Modified-Since")
+        if since is None or last_modified is None:
+            return False
+        try:
+            return int(last_modified) <= parsedate_to_datetime(since).timestamp()
+        except (TypeError, ValueError):
+            return False
 
 
 def _http_date(ts: float | None) -> str | None:

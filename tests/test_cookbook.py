@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -378,3 +379,31 @@ def test_makefile_turns_urls_into_notes_and_a_second_make_does_nothing(shell, si
     assert sorted(Path("notes").glob("*.md")) == notes
     assert not list(Path("notes").glob("*.tmp"))
     assert shell(f"{make} -q").returncode != 0  # the failed one is still to do
+
+
+@pytest.mark.skipif(
+    shutil.which("make") is None or shutil.which("bash") is None, reason="needs make and bash"
+)
+def test_makefile_clean_and_make_transfers_no_media_bytes(shell, site, home: Path) -> None:
+    """The Makefile fetches each URL's media through the download cache (~/.cache/xdl),
+    which `make clean` keeps: the media of a second `make` comes from it, not the wire."""
+    Path("urls.txt").write_text(f"{site.url('/watch.html')}\n{site.url('/multi.html')}\n")
+    make = f"make -f {EXAMPLES / 'Makefile'}"
+    r = shell(make)
+    assert r.returncode == 0, r.stderr
+    first = {p.name: json.loads(p.read_text()) for p in Path("media/.done").glob("*.json")}
+    assert len(first) == 2 and all(x["ok"] and not x.get("cached") for x in first.values())
+    assert any(r.path.startswith("/media/") for r in site.log)
+    assert (home / ".cache/xdl/downloads/CACHEDIR.TAG").is_file()
+
+    site.clear_log()
+    r = shell(f"{make} clean && {make}")
+    assert r.returncode == 0, r.stderr
+    again = {p.name: json.loads(p.read_text()) for p in Path("media/.done").glob("*.json")}
+    assert again.keys() == first.keys()
+    for name, line in again.items():
+        assert line["cached"] is True and line["sha256"] == first[name]["sha256"]
+        assert hashlib.sha256(Path(line["path"]).read_bytes()).hexdigest() == line["sha256"]
+    media = [r for r in site.log if r.path.startswith("/media/")]
+    assert media == []  # no media request, so no media bytes on the wire
+    assert len(list(Path("notes").glob("*.md"))) == 2  # the notes were made again

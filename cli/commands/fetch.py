@@ -93,7 +93,7 @@ def command(
     there), error (code, message), files (every file on disk for the item: path, kind =
     media, audio, subtitles with lang, info_json, description, thumbnail); for a
     playlist, one line per entry with playlist and playlist_index; with --dry-run,
-    dry_run: true.
+    dry_run: true; placed from --cache, cached: true.
 
     \b
     Examples:

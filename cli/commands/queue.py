@@ -245,6 +245,8 @@ def _absolute(options: FetchOptions) -> FetchOptions:
     }
     if options.archive:
         changes["archive"] = os.path.abspath(os.path.expanduser(options.archive))
+    if options.cache:
+        changes["cache"] = os.path.abspath(os.path.expanduser(options.cache))
     if options.net.cookies:
         changes["net"] = dataclasses.replace(
             options.net, cookies=os.path.abspath(os.path.expanduser(options.net.cookies))

@@ -20,6 +20,7 @@ from .. import errors
 from ..archive import open_archive, url_key
 from ..inputs import Input, check_url
 from ..ratelimit import HostPacer, TokenBucket
+from .cache import revalidate
 from .options import DEFAULT_TEMPLATE, FetchOptions, Progress, check_template, with_fields
 from .result import Attempt, FetchResult, failed, since
 from .strategies import REGISTRY, youtube_dl_available
@@ -277,6 +278,8 @@ class Job:
             self.folders = check_template(self.o.template)
             if self.archive is not None and url_key(self.url) in self.archive:
                 return [self.skipped("archive", self.archive.path_of(url_key(self.url)))]
+            if (hit := revalidate(self)) is not None:  # --cache: a 304 for a kept file
+                return hit
             probing = time.monotonic()
             chain = self.chain()
         except errors.Fatal:

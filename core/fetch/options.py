@@ -70,6 +70,8 @@ class FetchOptions:
     min_free: int | None = None
     net: NetworkOptions = field(default_factory=NetworkOptions)
     dry_run: bool = False
+    cache: str | None = None
+    cache_size: int | None = None
 
     @property
     def timeout(self) -> float | None:

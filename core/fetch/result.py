@@ -47,6 +47,7 @@ class FetchResult:
     #: every file on disk for the item: {"path", "kind"} (media, audio, subtitles,
     #: info_json, description, thumbnail); a plain download's is its one file.
     files: tuple[dict[str, str], ...] = ()
+    cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -58,6 +59,8 @@ class FetchResult:
             del d["playlist"], d["playlist_index"]
         if not self.dry_run:
             del d["dry_run"]
+        if not self.cached:
+            del d["cached"]
         return d
 
 

@@ -87,9 +87,22 @@ def same_content(job: Job) -> Callable[[dict[str, Any]], bool]:
     return same
 
 
-def saved(job: Job, target: Target, size: int, digest: str, resumed: int | None) -> FetchResult:
+def saved(
+    job: Job,
+    target: Target,
+    size: int,
+    digest: str,
+    resumed: int | None,
+    validators: tuple[str | None, str | None] | None = None,
+) -> FetchResult:
+    """The line of a saved file; kept in --cache when it has `validators` (ETag,
+    Last-Modified) to revalidate it with."""
     if job.archive is not None:
         job.archive.add(url_key(job.url), target.final)
+    if validators is not None and job.o.cache:
+        from ..cache import keep_file
+
+        keep_file(job, target.final, size, digest, *validators)
     return FetchResult(
         url=job.url,
         ok=True,

@@ -49,7 +49,8 @@ class Http:
                     size, digest, from_ = segments.download(
                         job, target, head.length, validator, o.connections, meta
                     )
-                    return [files.saved(job, target, size, digest, from_)]
+                    kept = (etag, head.last_modified)  # for --cache
+                    return [files.saved(job, target, size, digest, from_, kept)]
                 except segments.RangesRefused as e:
                     log.debug("%s: %s; one connection", job.url, e)
                     target.restart()
@@ -101,7 +102,8 @@ class Http:
                         for data in http.chunks(resp, files.chunk_size(job)):
                             target.write(data)
                         size, digest = target.commit(o.sha256, o.min_size, overwrite=o.overwrite)
-                        return [files.saved(job, target, size, digest, resumed)]
+                        kept = (etag, resp.headers.get("Last-Modified"))  # for --cache
+                        return [files.saved(job, target, size, digest, resumed, kept)]
                 except (errors.NetworkError, errors.Timeout, errors.HttpError) as e:
                     target.finish_writing()
                     status = e.details.get("status")

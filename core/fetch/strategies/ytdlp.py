@@ -9,6 +9,8 @@ hook stops it past --max-size (inflated content included).
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import subprocess
 from collections.abc import Callable, Mapping
@@ -18,12 +20,15 @@ from typing import TYPE_CHECKING, Any
 from ... import errors
 from ...archive import media_key
 from ...names import sanitize_filename
+from ..cache import keep_media, media_hit
 from ..options import FetchOptions
 from ..result import FetchResult, since
 from ..target import SPACE, Target, check_no_links, check_size, record_origin, sha256_file
 
 if TYPE_CHECKING:
     from ..engine import Job
+
+log = logging.getLogger("xdl.fetch")
 
 
 def youtube_dl_available() -> bool:
@@ -51,6 +56,7 @@ class _Media:
         self.skipped_archive: set[str] = set()
         self.downloading: set[str] = set()
         self.seen: dict[str, int] = {}
+        self.cached: dict[str, FetchResult] = {}  # by id: items placed from --cache
 
     def close(self) -> None:
         for target in self.targets:
@@ -68,13 +74,37 @@ class _Media:
         if not incomplete and not self.o.dry_run:
             self.check_announced_size(info)
         archive = self.job.archive
-        if archive is None or not info.get("id"):
-            return None
         key = info.get("extractor_key") or info.get("ie_key") or info.get("extractor")
-        if key and media_key(str(key), str(info["id"])) in archive:
-            self.skipped_archive.add(str(info["id"]))
+        if archive is not None and key and media_key(str(key), str(info.get("id"))) in archive:
+            self.skipped_archive.add(str(info.get("id")))
             return "already in the archive"
+        if not incomplete and self.from_cache(info):
+            return "placed from the cache"
         return None
+
+    def from_cache(self, info: Mapping[str, Any]) -> bool:
+        """--cache: the item placed from the cache, with no media request; False when
+        it is not there (or not usable: then yt-dlp downloads it)."""
+
+        def claim(ext: str) -> Target:
+            self.claim({**info, "ext": ext.lstrip(".")}, self.cached_name(info, ext))
+            return self.targets[-1]
+
+        hit = media_hit(self.job, info, claim)
+        if hit is None:
+            return False
+        self.cached[str(info.get("id"))] = hit
+        return True
+
+    def cached_name(self, info: Mapping[str, Any], ext: str) -> str:
+        """The path yt-dlp would give the item, ending in `ext` (the cached file's)."""
+        from ... import ytdlp
+
+        naming = ("outtmpl", "paths", "trim_file_name", "windowsfilenames")
+        params = {k: v for k, v in ytdlp_params(self.o).items() if k in naming}
+        name = ytdlp.file_namer(params)(dict(info))
+        old = "." + str(info.get("ext") or "")
+        return (name[: -len(old)] if name.endswith(old) else name) + ext
 
     def check_announced_size(self, info: Mapping[str, Any]) -> None:
         """--max-size, --min-size and free space, before yt-dlp downloads, when the chosen
@@ -188,6 +218,12 @@ class _Media:
                 "extractor": entry.get("extractor_key") or entry.get("extractor"),
                 **where,
             }
+            hit = self.cached.get(str(entry.get("id")))
+            if hit is not None:
+                if job.archive is not None and common["extractor"] and common["id"]:
+                    job.archive.add(media_key(str(common["extractor"]), str(common["id"])))
+                results.append(dataclasses.replace(hit, **common))
+                continue
             if str(entry.get("id")) in self.skipped_archive:
                 key = media_key(str(common["extractor"]), str(common["id"]))
                 known = self.job.archive.path_of(key) if self.job.archive else None
@@ -247,6 +283,7 @@ class _Media:
             finally:
                 os.close(fd)
                 os.close(dirfd)
+            keep_media(job=self.job, info=entry, path=path, size=size, sha256=digest, origin=origin)
         archive = self.job.archive
         if archive is not None and common["extractor"] and common["id"]:
             archive.add(media_key(str(common["extractor"]), str(common["id"])), path)
