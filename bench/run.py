@@ -513,6 +513,50 @@ def case_http(bench: Bench, server_base: str, data: Path, size: int) -> Area:
     return area
 
 
+def case_cache(bench: Bench, server_base: str, size: int) -> Area:
+    mib = size // (1024 * 1024)
+    area = Area(
+        "cache",
+        f"The download cache: one {mib} MiB file again after its output folder was deleted",
+        "`make clean && make` with `--cache DIR`: the second fetch asks the server whether "
+        "the file changed (If-None-Match, answered 304 with no body) and hard-links it from "
+        "the cache; the first fetch downloads it into the cache.",
+    )
+    url = f"{server_base}/cached.bin"
+    out, cache = bench.tmp / "cache-out", bench.tmp / "cache-dir"
+    argv = [XDL, "fetch", "--strategy", "http", "-q", "--cache", str(cache), "-o", str(out), url]
+
+    def filled() -> None:
+        fresh(out)()
+        if not any(cache.rglob("*")):
+            subprocess.run(argv, capture_output=True, check=True, env=bench.env)
+            fresh(out)()
+
+    def cached(result: Path) -> str | None:
+        lines = json_lines(result)
+        if not lines or not all(x.get("cached") for x in lines):
+            return "not answered from the cache"
+        return None
+
+    skip = unavailable(bench, ["fetch"], ["--cache"])
+    cmds = [
+        Cmd("first fetch", argv, shown="xdl fetch --cache DIR -o OUT URL (empty cache)",
+            setup=fresh(out, cache), check=both(all_ok(1), files_in(out, 1, size)), skip=skip),
+        Cmd("cached fetch", argv, shown="xdl fetch --cache DIR -o OUT URL (OUT deleted)",
+            setup=filled, check=both(cached, files_in(out, 1, size)), skip=skip),
+    ]  # fmt: skip
+    area.measures = bench.measure(cmds, bench.runs(5, 3))
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    m = by_label(area.measures)
+    speedup = ratio(m["first fetch"], m["cached fetch"])
+    area.goals = [
+        Goal(area.key, "first fetch / cached fetch (0 body bytes: a 304)", fmt_ratio(speedup),
+             "≥ 5× faster", at_least(speedup, 5.0)),
+    ]  # fmt: skip
+    return area
+
+
 ARIA2_SEGMENTS = "aria2c -q -x4 -s4 -k1M --allow-overwrite=true"
 
 
@@ -1498,10 +1542,20 @@ def _area_segments(bench: Bench, base: str, site: media_site.Site, data: Path) -
         shutil.rmtree(limited, ignore_errors=True)
 
 
+def _area_cache(bench: Bench, base: str, site: media_site.Site, data: Path) -> Area:
+    size = (64 if bench.quick else 256) * 1024 * 1024
+    (data / "cached.bin").write_bytes(os.urandom(size))
+    try:
+        return case_cache(bench, base, size)
+    finally:
+        (data / "cached.bin").unlink(missing_ok=True)
+
+
 AREAS: dict[str, Callable[[Bench, str, media_site.Site, Path], Area]] = {
     "startup": lambda b, base, site, data: case_startup(b),
     "http": _area_http,
     "segments": _area_segments,
+    "cache": _area_cache,
     "batch": lambda b, base, site, data: case_latency(b, site, 16 if b.quick else 40),
     "batch-files": lambda b, base, site, data: case_latency(b, site, 40, media=False),
     "page": lambda b, base, site, data: case_page(b, site),
