@@ -51,6 +51,7 @@ from .model import (
     Worker,
     domain,
 )
+from .store import Settling
 
 SCHEMA_VERSION = 1
 #: pg_advisory_xact_lock keys: schema migrations, and adds (dedupe across hosts).
@@ -159,7 +160,7 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-class PostgresStore:
+class PostgresStore(Settling):
     """The queue in a PostgreSQL database; one connection, shared by this process's threads."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
@@ -595,21 +596,6 @@ class PostgresStore:
 
         renewed = self._do(work) if mine else set()
         return set(ids) - renewed
-
-    def complete(self, worker: Worker, task_id: int, result: Mapping[str, Any]) -> bool:
-        """Mark our task done with its result; False when it is no longer ours."""
-        return self.finish(worker, Outcome(task_id, result))[0]
-
-    def fail(
-        self,
-        worker: Worker,
-        task_id: int,
-        error: Mapping[str, Any],
-        retry_at: float | None,
-        result: Mapping[str, Any] | None = None,
-    ) -> bool:
-        """Record a failed attempt: queued again at `retry_at`, or `failed` when None."""
-        return self.finish(worker, Outcome(task_id, result, error, retry_at))[0]
 
     def release(self, worker: Worker, ids: Iterable[int]) -> None:
         """Put our running tasks back to `queued`, the attempt not counted (graceful stop)."""

@@ -69,6 +69,30 @@ class QueueStore(Protocol):
     def close(self) -> None: ...
 
 
+class Settling:
+    """`complete` and `fail`, written once over a store's `finish` (both stores use it)."""
+
+    def finish(
+        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+    ) -> Finished:
+        raise NotImplementedError
+
+    def complete(self, worker: Worker, task_id: int, result: Mapping[str, Any]) -> bool:
+        """Mark our task done with its result; False when it is no longer ours."""
+        return self.finish(worker, Outcome(task_id, result))[0]
+
+    def fail(
+        self,
+        worker: Worker,
+        task_id: int,
+        error: Mapping[str, Any],
+        retry_at: float | None,
+        result: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record a failed attempt: queued again at `retry_at`, or `failed` when None."""
+        return self.finish(worker, Outcome(task_id, result, error, retry_at))[0]
+
+
 def is_url(location: str | Path | None) -> bool:
     """A database URL (`postgresql://...`), not a queue file's path."""
     return isinstance(location, str) and location.startswith(URL_SCHEMES)

@@ -30,7 +30,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from ..model import (
     Worker,
     domain,
 )
+from ..store import Settling
 from . import fastpath
 from .backups import Backups
 from .files import dump, stat_key, write_all, write_atomic
@@ -67,7 +68,7 @@ from .state import (
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 
-class JsonStore:
+class JsonStore(Settling):
     """The queue in one JSON file (plus its journal), safe across threads and processes."""
 
     def __init__(self, path: Path | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
@@ -661,21 +662,6 @@ class JsonStore:
                 ops.append({"op": "put", "task": {**rec, "lease_until": now + lease}})
             self._write(state, ops)
         return lost
-
-    def complete(self, worker: Worker, task_id: int, result: Mapping[str, Any]) -> bool:
-        """Mark our task done with its result; False when it is no longer ours."""
-        return self.finish(worker, Outcome(task_id, result))[0]
-
-    def fail(
-        self,
-        worker: Worker,
-        task_id: int,
-        error: Mapping[str, Any],
-        retry_at: float | None,
-        result: Mapping[str, Any] | None = None,
-    ) -> bool:
-        """Record a failed attempt: queued again at `retry_at`, or `failed` when None."""
-        return self.finish(worker, Outcome(task_id, result, error, retry_at))[0]
 
     def release(self, worker: Worker, ids: Iterable[int]) -> None:
         """Put our running tasks back to `queued`, the attempt not counted (graceful stop)."""
