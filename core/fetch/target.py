@@ -273,9 +273,7 @@ class Target:
         self._wrote_meta = False
         self._hash = hashlib.sha256()
         self._release_space: Callable[[], None] = lambda: None
-        self._queue: queue.Queue[bytes | bytearray | None] | None = None
-        self._writer: threading.Thread | None = None
-        self._failure: BaseException | None = None
+        self._stages: list[_Stage] = []
         # set by claim(): how the download is written
         self.stop: threading.Event | None = None
         self.limiter: TokenBucket | None = None
@@ -461,11 +459,11 @@ class Target:
         os.ftruncate(self.fd, offset)
         os.lseek(self.fd, offset, os.SEEK_SET)
         self.write_meta(meta)
-        self._failure = None
         if total is None or total - offset >= PIPELINE_FROM:
-            self._queue = queue.Queue(maxsize=4)
-            self._writer = threading.Thread(target=self._drain, name="xdl-write", daemon=True)
-            self._writer.start()
+            self._stages = [
+                _Stage(self._write_all, "xdl-write"),
+                _Stage(self._hash.update, "xdl-hash"),
+            ]
         if self.progress:
             self.progress(self.name, self.written, total)
 
@@ -514,34 +512,25 @@ class Target:
         os.ftruncate(self.fd, 0)
         self._unlink(self.meta_name)
 
-    def _put(self, data: bytes | bytearray) -> None:
+    def _write_all(self, data: bytes | bytearray) -> None:
         assert self.fd is not None
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
-        self._hash.update(data)
-
-    def _drain(self) -> None:
-        """The writer thread: write and hash what the reader hands over, in order."""
-        assert self._queue is not None
-        while (data := self._queue.get()) is not None:
-            if self._failure is None:
-                try:
-                    self._put(data)
-                except BaseException as e:
-                    self._failure = e
 
     def write(self, data: bytes | bytearray) -> None:
         self.check_stop()
-        if self._queue is not None:
-            if self._failure is not None:
+        if self._stages:
+            if any(stage.failure is not None for stage in self._stages):
                 self.finish_writing()
-            self._queue.put(data)
+            for stage in self._stages:
+                stage.put(data)
         else:
             try:
-                self._put(data)
+                self._write_all(data)
             except OSError as e:
                 raise self._write_error(e) from None
+            self._hash.update(data)
         self.written += len(data)
         try:
             check_size(self.written, None, self.max_size)
@@ -563,12 +552,9 @@ class Target:
             raise errors.Interrupted("interrupted; the .part file is kept for resuming")
 
     def finish_writing(self) -> None:
-        """Wait for the writer thread; raise what it met."""
-        if self._queue is not None and self._writer is not None:
-            self._queue.put(None)
-            self._writer.join()
-            self._queue = self._writer = None
-        failure, self._failure = self._failure, None
+        """Wait for the writer and hasher threads; raise what they met."""
+        stages, self._stages = self._stages, []
+        failure = next((f for stage in stages if (f := stage.finish()) is not None), None)
         if isinstance(failure, OSError):
             raise self._write_error(failure) from failure
         if failure is not None:
@@ -719,6 +705,34 @@ def write_new(dest: Path, content: str | bytes, overwrite: bool, root: Path | No
         except FileNotFoundError:
             pass
         os.close(dirfd)
+
+
+class _Stage:
+    """One thread doing one thing to every chunk, in order (writing, or hashing): the two
+    run side by side, as hashlib and file writes let go of the GIL."""
+
+    def __init__(self, work: Callable[[bytes | bytearray], object], name: str) -> None:
+        self.work = work
+        self.failure: BaseException | None = None
+        self.queue: queue.Queue[bytes | bytearray | None] = queue.Queue(maxsize=4)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (data := self.queue.get()) is not None:
+            if self.failure is None:
+                try:
+                    self.work(data)
+                except BaseException as e:
+                    self.failure = e
+
+    def put(self, data: bytes | bytearray) -> None:
+        self.queue.put(data)
+
+    def finish(self) -> BaseException | None:
+        self.queue.put(None)
+        self.thread.join()
+        return self.failure
 
 
 def sha256_file(path: Path) -> str:
