@@ -289,3 +289,10 @@ def test_queue_drain_completes_every_task_once(tmp_path: Path, xdl_cmd):
     assert said["tasks"] == 60 and sum(said["per_process"]) == 60 and said["seconds"] > 0
     done = xdl_cmd("queue", "status", "--summary", "--json", "--queue", str(queue))
     assert json.loads(done.stdout)["done"] == 60
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(None, "–"), (1.0, "1.000 s"), (1.004, "1.004 s"), (0.9996, "1.000 s")]
+)
+def test_exact_seconds_keeps_the_digits_a_verdict_turns_on(seconds: float | None, shown: str):
+    assert run.exact_seconds(seconds) == shown
