@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -1102,6 +1103,313 @@ def case_queue_run(bench: Bench, base: str, count: int = 1000) -> Area:
     return area
 
 
+# --- the PostgreSQL store (issue 11) ------------------------------------------------
+
+#: `status --summary` at scale: the table filled in one statement, not by `xdl queue add`.
+#: A mix a long-lived queue has: half done (each with its bytes), a quarter queued, the
+#: rest failed or cancelled, over 50 hosts.
+PG_FILL = """INSERT INTO xdl_tasks (url, domain, status, added_at, updated_at, result)
+SELECT 'http://h' || (g %% 50) || '.example/t/' || g, 'h' || (g %% 50) || '.example',
+    (ARRAY['done', 'done', 'done', 'queued', 'queued', 'failed', 'cancelled', 'done'])[1 + g %% 8],
+    extract(epoch FROM now()) - %(count)s + g, extract(epoch FROM now()) - %(count)s + g,
+    CASE WHEN g %% 8 IN (0, 1, 2, 7) THEN json_build_object('bytes', 14, 'path', '/d/' || g) END
+FROM generate_series(1, %(count)s) g"""
+
+
+def pg_missing() -> str | None:
+    """Why the PostgreSQL store cannot be measured here (None: it can)."""
+    import pg_server
+
+    if pg_server.bindir() is None:
+        return "PostgreSQL server binaries not found (apt-get install postgresql)"
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed (pip install 'xdl[postgres]')"
+    return None
+
+
+def drained(count: int) -> Callable[[Path], str | None]:
+    """`bench/queue_drain.py` completed exactly `count` tasks."""
+
+    def check(out: Path) -> str | None:
+        lines = json_lines(out)
+        if not lines or "tasks" not in lines[-1]:
+            return "no drain line"
+        done = lines[-1]["tasks"]
+        return None if done == count else f"{done} tasks completed, expected {count}"
+
+    return check
+
+
+def exact_seconds(seconds: float | None) -> str:
+    """A time judged against a round limit: enough digits that 1.004 s is not shown as 1 s."""
+    return "–" if seconds is None else f"{seconds:.3f} s"
+
+
+def per_second(count: int, m: Measure) -> float | None:
+    return count / m.median if m.median else None
+
+
+def case_queue_pg(
+    bench: Bench, base: str, *, add: int, summary: int, drain: int, files: int
+) -> Area:
+    area = Area(
+        "queue-pg",
+        "Queue on PostgreSQL, side by side with the JSON file",
+        "The same operations on both stores in the same run: a PostgreSQL server started "
+        "for the run (`tests/pg_server.py`: Debian's binaries, `initdb` + `pg_ctl` on a free "
+        "loopback port, TCP with a password; fsync and full-page writes **on**, as in "
+        "production, and xdl commits synchronously), and a JSON queue file. The server runs "
+        "on this machine, so its CPU is not in the `xdl` columns. `queue run` against `fetch` "
+        "is measured here on PostgreSQL only: the JSON file's is the queue-run area.",
+    )
+    if reason := pg_missing() or unavailable(bench, ["queue", "run"], ["--jobs"]):
+        area.skipped = reason
+        return area
+    import psycopg
+
+    import pg_server
+
+    tmp = bench.tmp / "queue-pg"
+    tmp.mkdir()
+    bin_dir = pg_server.bindir()
+    assert bin_dir is not None
+    log("  starting PostgreSQL")
+    server = pg_server.Server(bin_dir, durable=True)
+    try:
+        url = server.url(server.new_database())
+        return _queue_pg(bench, area, base, tmp, url, psycopg, add, summary, drain, files)
+    finally:
+        server.destroy()
+
+
+def _queue_pg(
+    bench: Bench,
+    area: Area,
+    base: str,
+    tmp: Path,
+    url: str,
+    psycopg: Any,
+    add: int,
+    summary: int,
+    drain: int,
+    files: int,
+) -> Area:
+    shown_url = "postgresql://…"
+    pg_env = {"XDL_QUEUE": url}
+    jdir = tmp / "json"
+    json_env = {"XDL_QUEUE": str(jdir / "queue.json")}
+    # the schema, created on first use (not timed)
+    subprocess.run(
+        [XDL, "queue", "status", "--summary"],
+        env={**bench.env, **pg_env},
+        check=True,
+        capture_output=True,
+    )
+
+    def sql(*statements: str, **params: object) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for s in statements:
+                conn.execute(s, params or None)
+
+    def empty_pg() -> None:
+        sql("TRUNCATE xdl_tasks RESTART IDENTITY")
+
+    def filled(urls: Path, out: Path, env: dict[str, str]) -> Callable[[], None]:
+        """That store emptied, then filled with one `xdl queue add -a` (not timed)."""
+
+        def setup() -> None:
+            empty_pg() if env is pg_env else fresh(jdir)()
+            fresh(out)()
+            subprocess.run(
+                [XDL, "queue", "add", "-q", "-a", str(urls), "-o", str(out)],
+                env={**bench.env, **env},
+                stdout=subprocess.DEVNULL,
+                check=True,
+            )
+
+        return setup
+
+    # 1. `queue add` of N URLs in one call, into an empty queue.
+    urls = write_urls(tmp / "urls-add.txt", base, add, "pgadd")
+    out = tmp / "add-out"
+    adds = [
+        Cmd(
+            f"add {label}",
+            [XDL, "queue", "add", "-a", str(urls), "-o", str(out)],
+            shown=f"xdl queue add -a urls.txt  ({add:,} URLs, empty {label} queue)",
+            env=env,
+            setup=setup,
+            check=all_ok(add),
+            timeout=600,
+        )
+        for label, env, setup in (
+            ("postgresql", pg_env, empty_pg),
+            ("json", json_env, fresh(jdir)),
+        )
+    ]
+    ms = bench.measure(adds, bench.runs(2, 1))
+    area.measures += ms
+    m = by_label(ms)
+    area.goals.append(
+        Goal(
+            area.key,
+            f"`queue add` of {add:,} URLs in one call, PostgreSQL",
+            f"{fmt_seconds(m['add postgresql'].median)} (JSON file: "
+            f"{fmt_seconds(m['add json'].median)})",
+            "≤ 5 s",
+            at_most(m["add postgresql"].median, 5.0),
+        )
+    )
+
+    # 2. `status --summary` at N tasks, the table filled by SQL.
+    empty_pg()
+    t0 = time.perf_counter()
+    sql(PG_FILL, count=summary)
+    sql("VACUUM ANALYZE xdl_tasks")
+    fill_took = time.perf_counter() - t0
+    log(f"  filled {summary:,} tasks by SQL in {fill_took:.1f} s")
+    fresh(jdir)()
+    json_n = min(summary, add)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [XDL, "queue", "add", "-q", "-a", str(write_urls(tmp / "urls-sum.txt", base, json_n, "s"))],
+        env={**bench.env, **json_env},
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    json_fill = time.perf_counter() - t0
+    summaries = [
+        Cmd(
+            f"summary {label}",
+            [XDL, "queue", "status", "--summary", "--json"],
+            shown=f"xdl queue status --summary  ({n:,} tasks, {label})",
+            env=env,
+            check=lambda out: None if json_lines(out) else "no summary line",
+        )
+        for label, env, n in (("postgresql", pg_env, summary), ("json", json_env, json_n))
+    ]
+    ms = bench.measure(summaries, bench.runs(5, 3))
+    area.measures += ms
+    m = by_label(ms)
+    area.goals.append(
+        Goal(
+            area.key,
+            f"`status --summary` at {summary:,} tasks, PostgreSQL",
+            f"{exact_seconds(m['summary postgresql'].median)} (JSON file at {json_n:,}: "
+            f"{fmt_seconds(m['summary json'].median)})",
+            "≤ 1 s",
+            at_most(m["summary postgresql"].median, 1.0),
+            note="whole process",
+        )
+    )
+    area.extra.append(
+        f"The {summary:,}-task PostgreSQL queue was filled by one `INSERT … SELECT … FROM "
+        f"generate_series` in {fmt_seconds(fill_took)} (then `VACUUM ANALYZE`): half done "
+        "with their bytes, a quarter queued, the rest failed or cancelled, over 50 hosts. "
+        f"The JSON queue beside it holds {json_n:,} queued tasks, added by one `xdl queue "
+        f"add -a` in {fmt_seconds(json_fill)}"
+        + (
+            f" (filling it to {summary:,} that way takes minutes, past this run's budget)."
+            if json_n < summary
+            else "."
+        )
+    )
+
+    # 3. claim + complete throughput, 4 processes × 8 workers, no download.
+    durls = write_urls(tmp / "urls-drain.txt", base, drain, "drain")
+    dout = tmp / "drain-out"
+    drains = [
+        Cmd(
+            f"drain {label}",
+            [PYTHON, str(BENCH / "queue_drain.py"), location, "4", "8"],
+            shown=f"bench/queue_drain.py QUEUE 4 8  ({drain:,} tasks, {label})",
+            setup=filled(durls, dout, env),
+            check=drained(drain),
+            reported=True,
+            timeout=900,
+        )
+        for label, location, env in (
+            ("postgresql", url, pg_env),
+            ("json", str(jdir / "queue.json"), json_env),
+        )
+    ]
+    ms = bench.measure(drains, bench.runs(3, 1))
+    for d in ms:
+        d.shown = d.shown.replace(url, shown_url)
+    area.measures += ms
+    m = by_label(ms)
+    pg_rate, json_rate = (
+        per_second(drain, m["drain postgresql"]),
+        per_second(drain, m["drain json"]),
+    )
+    area.goals.append(
+        Goal(
+            area.key,
+            "claim + complete, 4 processes × 8 workers, no download, PostgreSQL",
+            (f"{pg_rate:,.0f} tasks/s" if pg_rate else "–")
+            + (f" (JSON file: {json_rate:,.0f} tasks/s)" if json_rate else ""),
+            "≥ 500 tasks/s",
+            at_least(pg_rate, 500.0),
+        )
+    )
+    area.extra.append(
+        f"Claim + complete: `bench/queue_drain.py` starts 4 processes that each open the "
+        f"store once and run 8 threads looping on `store.finish(...)` (record the task held "
+        f"as done and claim the next in one write, as `xdl queue run` does) until the "
+        f"{drain:,} tasks are done; timed from a start signal sent once every process is "
+        "connected. Each queue is filled by `xdl queue add -a` before each run (not timed)."
+    )
+
+    # 4. `queue run -j 8` over small files against `fetch -j 8`. The JSON file's own figure
+    # is the queue-run area's (the same case; here it would add minutes to `make bench`).
+    furls = write_urls(tmp / "urls-run.txt", base, files, "pgrun")
+    fout = tmp / "run-out"
+    in_out = files_in(fout, files)
+    runs = [
+        Cmd(
+            "queue run postgresql",
+            [XDL, "queue", "run", "-j", "8", "-q"],
+            shown=f"xdl queue run -j 8 -q  ({files:,} tasks, postgresql)",
+            env=pg_env,
+            cwd=tmp,
+            setup=filled(furls, fout, pg_env),
+            check=both(all_ok(files), in_out),
+        ),
+        Cmd(
+            "fetch",
+            [XDL, "fetch", "-j", "8", "-q", "-o", str(fout), "-a", str(furls)],
+            shown=f"xdl fetch -j 8 -q -o OUT -a urls.txt  ({files:,} URLs)",
+            cwd=tmp,
+            setup=fresh(fout),
+            check=both(all_ok(files), in_out),
+        ),
+    ]
+    ms = bench.measure(runs, bench.runs(3, 2))
+    area.measures += ms
+    m = by_label(ms)
+    r = ratio(m["queue run postgresql"], m["fetch"])
+    area.goals.append(
+        Goal(
+            area.key,
+            f"queue overhead, PostgreSQL: `queue run -j 8` / `fetch -j 8` − 1 ({files:,} files)",
+            f"{(r - 1) * 100:+.1f} %" if r else "–",
+            "≤ +10 %",
+            at_most(r, 1.10),
+            note="the JSON file's: queue-run",
+        )
+    )
+    qc, fc = m["queue run postgresql"].cpu_median, m["fetch"].cpu_median
+    if qc and fc:
+        area.extra.append(
+            f"`queue run` on PostgreSQL by CPU time (user + system of `xdl`, not the server's): "
+            f"{fmt_seconds(qc)} against `fetch`'s {fmt_seconds(fc)}, "
+            f"{(qc / fc - 1) * 100:+.1f} %. The same case on the JSON file is the queue-run area."
+        )
+    return area
+
+
 def case_markdown(bench: Bench, sizes: Sequence[int]) -> Area:
     area = Area(
         "captions",
@@ -1566,6 +1874,14 @@ AREAS: dict[str, Callable[[Bench, str, media_site.Site, Path], Area]] = {
         b, base, (1_000, 10_000) if b.quick else (1_000, 10_000, 100_000)
     ),
     "queue-run": lambda b, base, site, data: case_queue_run(b, base, 100 if b.quick else 1000),
+    "queue-pg": lambda b, base, site, data: case_queue_pg(
+        b,
+        base,
+        add=10_000 if b.quick else 100_000,
+        summary=100_000 if b.quick else 1_000_000,
+        drain=2_000 if b.quick else 5_000,
+        files=100 if b.quick else 1000,
+    ),
     "captions": lambda b, base, site, data: case_markdown(b, (1_500_000, 15_000_000)),
     "diagnose": lambda b, base, site, data: case_diagnose(b, base),
 }

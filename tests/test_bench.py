@@ -217,3 +217,82 @@ def test_render_writes_every_area_and_the_goal_summary(monkeypatch: pytest.Monke
     assert "| http | xdl / curl | 1.00× | ≤ 1.0× | met |" in text
     assert "Skipped: `xdl queue add` not available yet." in text
     assert "![p.svg](plots/p.svg)" in text
+
+
+@pytest.mark.parametrize(
+    ("printed", "problem"),
+    [
+        ('{"seconds": 1.5, "tasks": 100, "per_process": [25, 25, 25, 25]}', None),
+        ('{"seconds": 1.5, "tasks": 99, "per_process": [25, 25, 25, 24]}', "99 tasks completed"),
+        ("", "no drain line"),
+        ('{"seconds": 1.5}', "no drain line"),
+    ],
+)
+def test_drained_wants_every_task_completed(tmp_path: Path, printed: str, problem: str | None):
+    out = tmp_path / "stdout"
+    out.write_text(printed + "\n")
+    found = run.drained(100)(out)
+    assert found == problem if problem is None else found.startswith(problem)
+
+
+def test_queue_pg_is_skipped_without_the_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import pg_server
+
+    monkeypatch.setattr(pg_server, "bindir", lambda: None)
+    bench = run.Bench(tmp_path, quick=True, runs=1)
+    area = run.case_queue_pg(bench, "http://127.0.0.1:1", add=1, summary=1, drain=1, files=1)
+    assert area.skipped and "PostgreSQL server binaries not found" in area.skipped
+    assert not area.measures and not area.goals
+
+
+def test_pg_fill_makes_the_mix_it_describes(pg_url: str):
+    """The bench's 1M-task table is filled by SQL into the store's own schema: the
+    summary counts what the bench says it holds."""
+    import psycopg
+
+    from xdl.core.queue import open_store
+
+    store = open_store(pg_url)
+    try:
+        store.summary()  # the schema, created on first use
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(run.PG_FILL, {"count": 800})
+        summary = store.summary().to_dict()
+    finally:
+        store.close()
+    assert summary["total"] == 800
+    assert (summary["done"], summary["queued"], summary["failed"], summary["cancelled"]) == (
+        400,
+        200,
+        100,
+        100,
+    )
+    assert summary["bytes_done"] == 400 * 14
+    assert len(summary["domains"]) == 20  # the 20 largest of the 50 hosts
+
+
+def test_queue_drain_completes_every_task_once(tmp_path: Path, xdl_cmd):
+    queue = tmp_path / "queue.json"
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"http://127.0.0.1:1/t/{i}.txt\n" for i in range(60)))
+    assert xdl_cmd("queue", "add", "-q", "--queue", str(queue), "-a", str(urls)).exit_code == 0
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "queue_drain.py"), str(queue), "2", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    said = json.loads(proc.stdout.splitlines()[-1])
+    assert said["tasks"] == 60 and sum(said["per_process"]) == 60 and said["seconds"] > 0
+    done = xdl_cmd("queue", "status", "--summary", "--json", "--queue", str(queue))
+    assert json.loads(done.stdout)["done"] == 60
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(None, "–"), (1.0, "1.000 s"), (1.004, "1.004 s"), (0.9996, "1.000 s")]
+)
+def test_exact_seconds_keeps_the_digits_a_verdict_turns_on(seconds: float | None, shown: str):
+    assert run.exact_seconds(seconds) == shown
