@@ -20,6 +20,7 @@ from .. import errors
 from ..archive import open_archive, url_key
 from ..inputs import Input, check_url
 from ..ratelimit import HostPacer, TokenBucket
+from . import manifest
 from .options import DEFAULT_TEMPLATE, FetchOptions, Progress, check_template, with_fields
 from .result import Attempt, FetchResult, failed, since
 from .strategies import REGISTRY, youtube_dl_available
@@ -250,6 +251,9 @@ class Job:
         self.archive = open_archive(options.archive) if options.archive else None
         self.out = Path(options.output_dir).expanduser()
         self.folders: tuple[str, ...] = ()
+        #: Why the last media tier (yt-dlp) failed, for the line of a manifest refused.
+        self.media_error: errors.XdlError | None = None
+        self._manifest: str | None = None
 
     def run(self) -> list[FetchResult]:
         try:
@@ -301,6 +305,8 @@ class Job:
                 raise
             except errors.XdlError as e:
                 last = e
+                if REGISTRY[name].media:
+                    self.media_error = e
                 attempts.append(Attempt(name, False, f"{e.code}: {e.message}", since(begun)))
                 log.debug("%s: %s failed: %s", self.url, name, e.message)
                 if e.final or self.stop.is_set():
@@ -348,7 +354,9 @@ class Job:
                 # A bare video/audio file that needs none of yt-dlp's processing: save it
                 # like a file (one request, resumable, its real name); yt-dlp is the fallback.
                 chain = files + media
-            elif self.head is None or _YTDLP_TYPES.match(self.head.mime):
+            elif (
+                self.head is None or _YTDLP_TYPES.match(self.head.mime) or self.manifest()
+            ):  # a manifest served as text/plain is a stream too: yt-dlp records it
                 self.drop_response()
                 chain = everything
             else:
@@ -365,6 +373,32 @@ class Job:
             or o.template != DEFAULT_TEMPLATE
         )  # fmt: skip
         return bool(_DIRECT_MEDIA.match(mime)) and not needs_ytdlp
+
+    def manifest(self) -> str | None:
+        """The stream manifest this URL serves (`HLS playlist`, `DASH manifest`...), else
+        None: told by its content type, or by its first bytes when the type leaves it open
+        (one small ranged request, only for text-like bodies or a URL named like one)."""
+        if self._manifest is None:
+            try:
+                head = self.probe()
+            except errors.XdlError:
+                return None  # nothing to judge by; the download itself says what is wrong
+            kind = manifest.by_type(head.content_type)
+            if kind is None and manifest.worth_sniffing(head.content_type, head.length, head.url):
+                kind = manifest.by_content(self._first_bytes())
+            self._manifest = kind or ""
+        return self._manifest or None
+
+    def _first_bytes(self) -> bytes:
+        try:
+            resp = http_module().get(
+                self.url, self.o.net, {"Range": f"bytes=0-{manifest.SNIFF_BYTES - 1}"}
+            )
+            with resp:
+                return bytes(resp.raw.read(manifest.SNIFF_BYTES, decode_content=True) or b"")
+        except Exception as e:  # the download itself will say what is wrong
+            log.debug("%s: could not read its first bytes: %s", self.url, e)
+            return b""
 
     def _claimed_by_extractor(self) -> bool:
         from .. import ytdlp

@@ -135,9 +135,13 @@ class _Media:
         if job.stop.is_set():
             raise _Stopped()
         name = str(d.get("filename") or "")
+        info = d.get("info_dict") or {}
+        if d.get("status") == "finished" and "elapsed" in d:
+            # Written now, not found there: ffmpeg (a live stream, a section) reports
+            # only this. A file already there is reported `finished` without `elapsed`.
+            self.downloading.add(str(info.get("id")))
         if d.get("status") != "downloading":
             return
-        info = d.get("info_dict") or {}
         self.downloading.add(str(info.get("id")))
         if d.get("tmpfilename"):
             self.parts.add(str(d["tmpfilename"]))
