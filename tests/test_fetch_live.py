@@ -197,3 +197,19 @@ def test_a_live_stream_is_recorded_to_its_end(xdl: Any, stream: Any, tmp_path: P
     assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == [
         Path(line["path"]).name
     ]
+
+
+def test_live_from_start_records_from_now_where_the_site_cannot(
+    xdl: Any, stream: Any, tmp_path: Path
+) -> None:
+    """The stream profile asks for --live-from-start; a plain HLS stream has no such
+    formats: yt-dlp refused it, and the HTTP tier saved the playlist text. Now: a note,
+    and the recording."""
+    r = xdl("fetch", "--profile", "stream", "-o", str(tmp_path), live_url(stream, "profile"))
+    assert r.exit_code == 0, r.stderr
+    assert "can only be recorded from now, not from its start" in r.stderr
+    (line,) = r.lines
+    assert line["ok"] is True and line["strategy"] == "ytdlp"
+    assert [a["strategy"] for a in line["attempts"]] == ["ytdlp"]
+    assert line["sha256"] == sha(line["path"])
+    assert probe_duration(line["path"]) == pytest.approx(SEGMENTS, abs=0.3)

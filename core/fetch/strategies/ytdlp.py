@@ -9,6 +9,7 @@ hook stops it past --max-size (inflated content included).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import errors
 from ...archive import media_key
+from ...inputs import shown
 from ...names import sanitize_filename
 from ..options import FetchOptions
 from ..result import FetchResult, since
@@ -24,6 +26,8 @@ from ..target import SPACE, Target, check_no_links, check_size, record_origin, s
 
 if TYPE_CHECKING:
     from ..engine import Job
+
+log = logging.getLogger("xdl.fetch")
 
 
 def youtube_dl_available() -> bool:
@@ -289,11 +293,27 @@ class _Media:
 
 
 def _download(job: Job, youtube_dl: bool) -> list[FetchResult]:
+    params = ytdlp_params(job.o)
+    try:
+        return _download_with(job, youtube_dl, params)
+    except errors.DownloadFailed as e:
+        if not params.get("live_from_start") or "downloaded from the start" not in e.message:
+            raise
+    # The site (a plain HLS or DASH stream, most of them) has no "from the start" formats:
+    # yt-dlp refuses --live-from-start rather than record from now. Record from now.
+    log.warning(
+        "%s: this live stream can only be recorded from now, not from its start",
+        shown(job.url),
+    )
+    del params["live_from_start"]
+    return _download_with(job, youtube_dl, params)
+
+
+def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[FetchResult]:
     from ... import ytdlp
 
     media = _Media(job)
-    params = ytdlp_params(job.o)
-    params["match_filter"] = media.match_filter
+    params = {**params, "match_filter": media.match_filter}
     try:
         if job.o.dry_run:
             if youtube_dl:
