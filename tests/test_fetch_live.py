@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -189,7 +192,7 @@ def test_a_live_stream_is_recorded_to_its_end(xdl: Any, stream: Any, tmp_path: P
     r = xdl("fetch", "-o", str(out), live_url(stream, "to-the-end"))
     assert r.exit_code == 0, r.stderr
     (line,) = r.lines
-    assert line["ok"] is True and line["strategy"] == "ytdlp"
+    assert line["ok"] is True and line["strategy"] == "ytdlp" and line["live"] == "ended"
     assert line["skipped"] is None  # written now (ffmpeg reports no progress until the end)
     assert line["sha256"] == sha(line["path"])
     assert line["bytes"] == Path(line["path"]).stat().st_size
@@ -213,3 +216,46 @@ def test_live_from_start_records_from_now_where_the_site_cannot(
     assert [a["strategy"] for a in line["attempts"]] == ["ytdlp"]
     assert line["sha256"] == sha(line["path"])
     assert probe_duration(line["path"]) == pytest.approx(SEGMENTS, abs=0.3)
+
+
+def wait_for(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "to", ["xdl", pytest.param("its process group", marks=pytest.mark.slow)]
+)  # ~6 s each
+def test_ctrl_c_while_recording_keeps_a_playable_recording(
+    stream: Any, tmp_path: Path, to: str
+) -> None:
+    """SIGINT to xdl alone (kill -INT): xdl stops ffmpeg itself. To the process group (a
+    terminal's Ctrl-C): ffmpeg has it too. Either way: the recording so far, finished
+    and playable, its line, and exit 130."""
+    key = "ctrl-c-" + to.replace(" ", "-")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "xdl"), "fetch", "-o", str(out),
+         live_url(stream, key, every=1.0)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=to != "xdl",
+    )  # fmt: skip
+    try:
+        wait_for(lambda: stream.requests(f"/live/{key}/seg3.ts"))
+        if to == "xdl":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr.decode()
+    (line,) = [json.loads(x) for x in stdout.decode().splitlines()]
+    assert line["ok"] is True and line["live"] == "interrupted"
+    assert line["sha256"] == sha(line["path"])
+    assert 1.0 < probe_duration(line["path"]) < SEGMENTS - 1  # stopped in the middle
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == [
+        Path(line["path"]).name
+    ]  # no .part left beside it

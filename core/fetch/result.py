@@ -43,6 +43,8 @@ class FetchResult:
     error: dict[str, Any] | None = None
     playlist: str | None = None
     playlist_index: int | None = None
+    #: A live stream's recording: how it ended ("ended", "interrupted").
+    live: str | None = None
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,6 +52,8 @@ class FetchResult:
         d["attempts"] = [a.to_dict() for a in self.attempts]
         if self.playlist is None and self.playlist_index is None:
             del d["playlist"], d["playlist_index"]
+        if self.live is None:
+            del d["live"]
         if not self.dry_run:
             del d["dry_run"]
         return d

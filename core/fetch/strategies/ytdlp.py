@@ -55,6 +55,7 @@ class _Media:
         self.skipped_archive: set[str] = set()
         self.downloading: set[str] = set()
         self.seen: dict[str, int] = {}
+        self.interrupted_live = False
 
     def close(self) -> None:
         for target in self.targets:
@@ -136,10 +137,12 @@ class _Media:
 
     def hook(self, d: Mapping[str, Any]) -> None:
         job = self.job
-        if job.stop.is_set():
-            raise _Stopped()
         name = str(d.get("filename") or "")
         info = d.get("info_dict") or {}
+        if job.stop.is_set():
+            if not (info.get("is_live") and d.get("status") == "finished"):
+                raise _Stopped()
+            self.interrupted_live = True  # its recording so far, kept and finished
         if d.get("status") == "finished" and "elapsed" in d:
             # Written now, not found there: ffmpeg (a live stream, a section) reports
             # only this. A file already there is reported `finished` without `elapsed`.
@@ -231,6 +234,9 @@ class _Media:
         if o.normalize and fresh:
             normalize_audio(path)
         size = path.stat().st_size
+        if fresh and size == 0 and self.interrupted_live:  # stopped while ffmpeg probed
+            path.unlink()
+            raise errors.Interrupted("interrupted before the recording had any media")
         if fresh:
             try:
                 check_size(size, o.min_size, o.max_size)
@@ -255,12 +261,16 @@ class _Media:
         archive = self.job.archive
         if archive is not None and common["extractor"] and common["id"]:
             archive.add(media_key(str(common["extractor"]), str(common["id"])))
+        live = None
+        if fresh and entry.get("is_live"):
+            live = "interrupted" if self.interrupted_live else "ended"
         return FetchResult(
             ok=True,
             path=str(path),
             bytes=size,
             sha256=digest,
             skipped=None if fresh else "exists",
+            live=live,
             **common,
         )
 
@@ -326,7 +336,9 @@ def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[F
                     raise errors.ToolMissing("youtube_dl is not installed")
                 info = ytdlp.download_with_youtube_dl(job.url, full, media.hook)
             else:
-                info = ytdlp.download_recorded(job.url, full, media.hook, media.claim)
+                info = ytdlp.download_recorded(
+                    job.url, full, media.hook, media.claim, stop=job.stop
+                )
         except _Stopped:
             raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
         except errors.TooLarge:
