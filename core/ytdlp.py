@@ -249,7 +249,7 @@ def download_with_youtube_dl(
         ydl_module: Any = importlib.import_module("youtube_dl")
     except ImportError as e:
         raise errors.ToolMissing("youtube_dl is not installed") from e
-    dropped = ("outtmpl", "paths", "match_filter", "final_ext", "trim_file_name")
+    dropped = ("outtmpl", "paths", "match_filter", "final_ext", "trim_file_name", "download_ranges")
     opts: dict[str, Any] = {k: v for k, v in params.items() if k not in dropped}
     known = ("FFmpegExtractAudio", "FFmpegVideoRemuxer", "FFmpegEmbedSubtitle")
     opts["postprocessors"] = [

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from xdl.core.fetch import manifest
+from xdl.core.fetch import FetchOptions, manifest, ytdlp_params
 
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg")
 
@@ -259,3 +259,21 @@ def test_ctrl_c_while_recording_keeps_a_playable_recording(
     assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == [
         Path(line["path"]).name
     ]  # no .part left beside it
+
+
+def test_live_duration_is_a_section_of_live_streams_only() -> None:
+    section = ytdlp_params(FetchOptions(live_duration=2.5))["download_ranges"]
+    assert section({"is_live": True}, None) == [{"start_time": 0, "end_time": 2.5}]
+    assert section({"is_live": False, "duration": 60}, None) == [{}]  # a video: all of it
+    assert "download_ranges" not in ytdlp_params(FetchOptions())
+
+
+def test_live_duration_stops_the_recording(xdl: Any, stream: Any, tmp_path: Path) -> None:
+    began = time.monotonic()
+    r = xdl("fetch", "--live-duration", "2", "-o", str(tmp_path), live_url(stream, "2s", 1.0))
+    assert r.exit_code == 0, r.stderr
+    assert time.monotonic() - began < SEGMENTS  # not to the stream's end
+    (line,) = r.lines
+    assert line["ok"] is True and line["live"] == "ended"
+    assert line["sha256"] == sha(line["path"])
+    assert probe_duration(line["path"]) == pytest.approx(2, abs=0.5)

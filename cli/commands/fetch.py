@@ -65,7 +65,13 @@ def command(
     Fields: url, ok, path, bytes, sha256, strategy, attempts (strategy, ok, error,
     elapsed_s), title, id, extractor, elapsed_s, resumed_from (bytes, when resumed),
     skipped ("exists" or "archive"), error (code, message); for a playlist, one line
-    per entry with playlist and playlist_index; with --dry-run, dry_run: true.
+    per entry with playlist and playlist_index; for a live stream, live ("ended": the
+    stream or --live-duration ended it; "interrupted": Ctrl-C, SIGTERM); with --dry-run,
+    dry_run: true.
+
+    A live stream is recorded from now (from its start with --live-from-start, where the
+    site offers that) until it ends, --live-duration passes, or Ctrl-C, which keeps the
+    recording so far. A playlist or manifest (.m3u8, .mpd) is never saved as the media.
 
     \b
     Examples:
@@ -74,6 +80,7 @@ def command(
       cat urls.txt | xdl fetch -j 4 -r 2M --archive done.txt
       xdl info --flat https://example.com/feed.xml | xdl fetch --audio
       xdl fetch --sha256 HEX -o downloads https://example.com/file.zip
+      xdl fetch --profile stream --live-duration 3600 https://example.com/live.m3u8
     """
     from xdl.core.fetch import fetch_many
 

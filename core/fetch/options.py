@@ -54,6 +54,7 @@ class FetchOptions:
     playlist_items: str | None = None
     max_downloads: int | None = None
     live_from_start: bool = False
+    live_duration: float | None = None
     strategy: str = "auto"
     fallback: bool = True
     rate_limit: int | None = None

@@ -430,6 +430,8 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         params["max_downloads"] = o.max_downloads
     if o.live_from_start:
         params["live_from_start"] = True
+    if o.live_duration:
+        params["download_ranges"] = LiveSection(o.live_duration)
     pps: list[dict[str, Any]] = []
     if o.audio:
         pps.append(
@@ -464,6 +466,25 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
     if pps:
         params["postprocessors"] = pps
     return params
+
+
+class LiveSection:
+    """yt-dlp's download_ranges for --live-duration: the first SECONDS of a live stream
+    (ffmpeg's -t), the whole of anything else."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, info: Mapping[str, Any], ydl: Any) -> list[dict[str, Any]]:
+        if info.get("is_live"):
+            return [{"start_time": 0, "end_time": self.seconds}]
+        return [{}]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LiveSection) and other.seconds == self.seconds
+
+    def __repr__(self) -> str:
+        return f"LiveSection({self.seconds})"
 
 
 _AUDIO_CODECS = {
