@@ -180,6 +180,21 @@ def test_a_manifest_asked_for_by_name_is_saved_as_text(
     assert Path(line["path"]).read_text() == HLS_VOD.replace("seg0", "gone")
 
 
+@pytest.mark.parametrize("size", [14, 5000])
+def test_a_text_file_is_looked_at_without_a_second_request(
+    xdl: Any, site: Any, tmp_path: Path, size: int
+) -> None:
+    """Its first bytes (is it a playlist?) come from the one GET that downloads it."""
+    body = (b"plain notes, not a playlist\n" * 200)[:size]
+    path = f"/manifest/notes-{size}.txt"
+    site.route(path)(lambda r: r.send_bytes(body, "text/plain; charset=utf-8"))
+    r = xdl("fetch", "-o", str(tmp_path), site.url(path))
+    assert r.exit_code == 0, r.stderr
+    (line,) = r.lines
+    assert Path(line["path"]).read_bytes() == body
+    assert len(site.requests(path)) == 1
+
+
 # -- recording a live stream ---------------------------------------------------------------
 
 

@@ -377,7 +377,7 @@ class Job:
     def manifest(self) -> str | None:
         """The stream manifest this URL serves (`HLS playlist`, `DASH manifest`...), else
         None: told by its content type, or by its first bytes when the type leaves it open
-        (one small ranged request, only for text-like bodies or a URL named like one)."""
+        (text-like bodies, or a URL named like one): those of the probe's own GET."""
         if self._manifest is None:
             try:
                 head = self.probe()
@@ -390,7 +390,14 @@ class Job:
         return self._manifest or None
 
     def _first_bytes(self) -> bytes:
+        """The body's first bytes: read from the probe's open GET when there is one (and
+        handed back to whoever reads it next: no second request), else a ranged GET."""
+        resp = self.response
         try:
+            if resp is not None and not resp.headers.get("Content-Encoding"):
+                first = bytes(resp.raw.read(manifest.SNIFF_BYTES) or b"")
+                resp.raw = _Replayed(first, resp.raw)
+                return first
             resp = http_module().get(
                 self.url, self.o.net, {"Range": f"bytes=0-{manifest.SNIFF_BYTES - 1}"}
             )
@@ -416,6 +423,28 @@ class Job:
             elapsed_s=since(self.started),
             **kw,
         )
+
+
+class _Replayed:
+    """A response body whose first bytes were read already: `read` gives them again
+    first, then goes on with the body; everything else is the body's own."""
+
+    def __init__(self, first: bytes, raw: Any) -> None:
+        self._first = first
+        self._raw = raw
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        if not self._first:
+            return bytes(self._raw.read(amt, *args, **kwargs))
+        if amt is None:
+            rest = bytes(self._raw.read(None, *args, **kwargs))
+            data, self._first = self._first + rest, b""
+            return data
+        data, self._first = self._first[:amt], self._first[amt:]
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 __all__ = ["Job", "fetch_many", "fetch_one", "preflight", "shared_limiter", "youtube_dl_available"]
