@@ -29,8 +29,11 @@ test: lint
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" sh examples/demo.sh
 
+# xdl's bytecode first, as a pip install has it (yt-dlp's wheel has): an editable install
+# under PYTHONDONTWRITEBYTECODE would compile xdl's modules again on every run timed.
 bench: venv
 	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m compileall -q cli core
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick)
 
 # Man pages and shell completions, generated from the click tree (a test fails on drift).

@@ -229,6 +229,7 @@ _DOWNLOAD_PARAMS = [
     "no_playlist",
     "max_downloads",
     "live_from_start",
+    "live_duration",
     "strategy",
     "fallback",
     "connections",
@@ -393,6 +394,12 @@ def download_options(f: F) -> F:
             "--live-from-start",
             is_flag=True,
             help="A live stream from its beginning, not from now (yt-dlp).",
+        ),
+        click.option(
+            "--live-duration",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help="Stop recording a live stream after this much of it.",
         ),
         click.option(
             "--strategy",

@@ -5,16 +5,20 @@ yt-dlp never writes to stdout here: every message goes to our logger (stderr).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
+import subprocess
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import yt_dlp
+from yt_dlp.downloader import external as _external
 from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
-from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
+from yt_dlp.utils import DownloadError, ExtractorError, Popen, UnsupportedError
 
 from . import errors
 from .inputs import refused
@@ -59,6 +63,44 @@ BASE_PARAMS: dict[str, Any] = {
 }
 
 
+#: The stop event of the download running on this thread (see `_StoppablePopen`).
+_running = threading.local()
+
+
+class _StoppablePopen(Popen):  # type: ignore[misc]
+    """The process of yt-dlp's external downloaders (ffmpeg, which records live streams),
+    whose wait also ends when the download on this thread is asked to stop: a Ctrl-C
+    seen by our main thread (or SIGTERM, or a `queue run` stopping) reaches ffmpeg, which
+    otherwise records until the stream ends. It ends the way yt-dlp ends it on Ctrl-C:
+    a KeyboardInterrupt in the wait, on which yt-dlp sends ffmpeg `q`, so the file is
+    finished and playable, and kept as the recording of a live stream."""
+
+    _xdl_stopping = False
+
+    def wait(self, timeout: float | None = None) -> int:
+        stop: threading.Event | None = getattr(_running, "stop", None)
+        if stop is None or timeout is not None or self._xdl_stopping:
+            return int(super().wait(timeout))
+        while True:
+            try:
+                code = int(super().wait(0.2))
+            except subprocess.TimeoutExpired:
+                if stop.is_set():
+                    self._xdl_stopping = True
+                    raise KeyboardInterrupt from None
+                continue
+            # 255: ffmpeg stopped by a signal, as Ctrl-C sends it to the whole terminal
+            # process group; it has finished the file. Our main thread sees it too.
+            if code == 255 and stop.wait(1.0):
+                self._xdl_stopping = True
+                raise KeyboardInterrupt
+            return code
+
+
+# Only ExternalFD's subclasses use this name; each behaves the same with no stop given.
+_external.Popen = _StoppablePopen
+
+
 def make(params: Mapping[str, Any] | None = None) -> yt_dlp.YoutubeDL:
     """A YoutubeDL with xdl's base parameters, plus `params`."""
     return yt_dlp.YoutubeDL({**BASE_PARAMS, **(params or {})})
@@ -83,12 +125,41 @@ def extract(
     opts = {**(net or NetworkOptions()).ytdlp_params(), **(params or {})}
     if flat:
         opts["extract_flat"] = "in_playlist"
-    with make(opts) as ydl:
+    with collector_paused(), make(opts) as ydl:
         with translate_errors(url):
             info = ydl.extract_info(url, download=False, process=process)
         if info is None:
             raise errors.UnsupportedUrl(f"nothing to extract from {url}")
         return dict(ydl.sanitize_info(info))
+
+
+_paused = 0
+_paused_lock = threading.Lock()
+_collecting = True
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while yt-dlp extracts: a page read through the
+    generic extractor imports most of yt-dlp's ~1800 extractor classes, and the collector,
+    triggered by those allocations, scans the growing heap again and again (~8 % of
+    `xdl info` on one page). It runs again once no extraction is under way (threads
+    count). Only around `extract` (info, formats, transcript: one input at a time),
+    which takes a second: never around a download, nor in `fetch -j N`, whose jobs
+    overlap and would keep it off."""
+    global _paused, _collecting
+    with _paused_lock:
+        if _paused == 0:
+            _collecting = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _paused_lock:
+            _paused -= 1
+            if _paused == 0 and _collecting:
+                gc.enable()
 
 
 def download(
@@ -216,7 +287,7 @@ def download_with_youtube_dl(
         ydl_module: Any = importlib.import_module("youtube_dl")
     except ImportError as e:
         raise errors.ToolMissing("youtube_dl is not installed") from e
-    dropped = ("outtmpl", "paths", "match_filter", "final_ext", "trim_file_name")
+    dropped = ("outtmpl", "paths", "match_filter", "final_ext", "trim_file_name", "download_ranges")
     opts: dict[str, Any] = {k: v for k, v in params.items() if k not in dropped}
     known = ("FFmpegExtractAudio", "FFmpegVideoRemuxer", "FFmpegEmbedSubtitle")
     opts["postprocessors"] = [
@@ -324,13 +395,33 @@ def download_recorded(
     params: Mapping[str, Any],
     progress: Callable[[dict[str, Any]], None] | None = None,
     claim: Callable[[dict[str, Any], str], str | None] | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Like `download`, for `xdl fetch`: errors about the URL itself raise (with their
     codes); in a playlist, an entry that fails does not stop the others (its message is
     in `_xdl_errors`); --max-downloads ends the playlist with what was downloaded.
 
     `claim(info, planned_path)` is called for each item before yt-dlp opens any file for
-    it; it may return another name (relative to the output folder) to write it under."""
+    it; it may return another name (relative to the output folder) to write it under.
+    `stop` set ends a recording by ffmpeg (a live stream: its file is kept and finished;
+    otherwise errors.Interrupted)."""
+    _running.stop = stop
+    try:
+        return _download_recorded(url, params, progress, claim)
+    except KeyboardInterrupt:
+        if stop is None or not stop.is_set():
+            raise
+        raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
+    finally:
+        _running.stop = None
+
+
+def _download_recorded(
+    url: str,
+    params: Mapping[str, Any],
+    progress: Callable[[dict[str, Any]], None] | None,
+    claim: Callable[[dict[str, Any], str], str | None] | None,
+) -> dict[str, Any]:
     from yt_dlp.postprocessor.common import PostProcessor
     from yt_dlp.utils import MaxDownloadsReached
 

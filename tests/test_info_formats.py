@@ -3,7 +3,11 @@ yt-dlp against the loopback site."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+
+import media_site
 
 
 def test_info_reads_stdin_and_prints_the_title(xdl, site) -> None:
@@ -187,3 +191,39 @@ def test_e2e_no_input_at_a_terminal_is_a_usage_error(tmp_path) -> None:
     proc = subprocess.run([str(exe), "info"], stdin=slave, capture_output=True, timeout=60)
     assert proc.returncode == 2
     assert b"no input" in proc.stderr and proc.stdout == b""
+
+
+def test_extraction_pauses_the_collector_and_restores_it(xdl: Any, site: Any) -> None:
+    """`xdl info` runs yt-dlp's extraction without cyclic GC (the extra ~5 % against
+    `yt-dlp -J`: collections rescanning the extractor classes it imports); the collector
+    is on again after it, and stays off if it was off before."""
+    import gc
+
+    from xdl.core.ytdlp import collector_paused
+
+    seen: list[bool] = []
+    page = media_site.PAGES["/watch.html"].encode()
+
+    @site.route("/info/gc.html")
+    def gc_page(r: Any) -> None:  # the site runs in this process: it sees the same GC
+        seen.append(gc.isenabled())
+        r.send_bytes(page, "text/html; charset=utf-8")
+
+    assert gc.isenabled()
+    r = xdl("info", "--json", site.url("/info/gc.html"))
+    assert r.exit_code == 0, r.stderr
+    assert r.lines[0]["title"].startswith("Loopback Clip")
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    with collector_paused():
+        with collector_paused():  # nested, as two threads' extractions would be
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -92,8 +92,13 @@ def command(
     skipped ("exists" or "archive"; an archive skip has the path while the file is
     there), error (code, message), files (every file on disk for the item: path, kind =
     media, audio, subtitles with lang, info_json, description, thumbnail); for a
-    playlist, one line per entry with playlist and playlist_index; with --dry-run,
-    dry_run: true; placed from --cache, cached: true.
+    playlist, one line per entry with playlist and playlist_index; for a live stream,
+    live ("ended": the stream or --live-duration ended it; "interrupted": Ctrl-C,
+    SIGTERM); with --dry-run, dry_run: true; placed from --cache, cached: true.
+
+    A live stream is recorded from now (from its start with --live-from-start, where the
+    site offers that) until it ends, --live-duration passes, or Ctrl-C, which keeps the
+    recording so far. A playlist or manifest (.m3u8, .mpd) is never saved as the media.
 
     \b
     Examples:
@@ -103,6 +108,7 @@ def command(
       xdl info --flat https://example.com/feed.xml | xdl fetch --audio
       xdl fetch --sha256 HEX -o downloads https://example.com/file.zip
       xdl fetch -o 'videos/%(uploader)s/%(title)s.%(ext)s' -O path URL
+      xdl fetch --profile stream --live-duration 3600 https://example.com/live.m3u8
     """
     from xdl.core.fetch import fetch_many
 

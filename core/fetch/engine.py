@@ -20,6 +20,7 @@ from .. import errors
 from ..archive import open_archive, url_key
 from ..inputs import Input, check_url
 from ..ratelimit import HostPacer, TokenBucket
+from . import manifest
 from .cache import revalidate
 from .options import DEFAULT_TEMPLATE, FetchOptions, Progress, check_template, with_fields
 from .result import Attempt, FetchResult, failed, since
@@ -251,6 +252,9 @@ class Job:
         self.archive = open_archive(options.archive) if options.archive else None
         self.out = Path(options.output_dir).expanduser()
         self.folders: tuple[str, ...] = ()
+        #: Why the last media tier (yt-dlp) failed, for the line of a manifest refused.
+        self.media_error: errors.XdlError | None = None
+        self._manifest: str | None = None
 
     def run(self) -> list[FetchResult]:
         try:
@@ -304,6 +308,8 @@ class Job:
                 raise
             except errors.XdlError as e:
                 last = e
+                if REGISTRY[name].media:
+                    self.media_error = e
                 attempts.append(Attempt(name, False, f"{e.code}: {e.message}", since(begun)))
                 log.debug("%s: %s failed: %s", self.url, name, e.message)
                 if e.final or self.stop.is_set():
@@ -351,7 +357,9 @@ class Job:
                 # A bare video/audio file that needs none of yt-dlp's processing: save it
                 # like a file (one request, resumable, its real name); yt-dlp is the fallback.
                 chain = files + media
-            elif self.head is None or _YTDLP_TYPES.match(self.head.mime):
+            elif (
+                self.head is None or _YTDLP_TYPES.match(self.head.mime) or self.manifest()
+            ):  # a manifest served as text/plain is a stream too: yt-dlp records it
                 self.drop_response()
                 chain = everything
             else:
@@ -369,6 +377,39 @@ class Job:
         )  # fmt: skip
         return bool(_DIRECT_MEDIA.match(mime)) and not needs_ytdlp
 
+    def manifest(self) -> str | None:
+        """The stream manifest this URL serves (`HLS playlist`, `DASH manifest`...), else
+        None: told by its content type, or by its first bytes when the type leaves it open
+        (text-like bodies, or a URL named like one): those of the probe's own GET."""
+        if self._manifest is None:
+            try:
+                head = self.probe()
+            except errors.XdlError:
+                return None  # nothing to judge by; the download itself says what is wrong
+            kind = manifest.by_type(head.content_type)
+            if kind is None and manifest.worth_sniffing(head.content_type, head.length, head.url):
+                kind = manifest.by_content(self._first_bytes())
+            self._manifest = kind or ""
+        return self._manifest or None
+
+    def _first_bytes(self) -> bytes:
+        """The body's first bytes: read from the probe's open GET when there is one (and
+        handed back to whoever reads it next: no second request), else a ranged GET."""
+        resp = self.response
+        try:
+            if resp is not None and not resp.headers.get("Content-Encoding"):
+                first = bytes(resp.raw.read(manifest.SNIFF_BYTES) or b"")
+                resp.raw = _Replayed(first, resp.raw)
+                return first
+            resp = http_module().get(
+                self.url, self.o.net, {"Range": f"bytes=0-{manifest.SNIFF_BYTES - 1}"}
+            )
+            with resp:
+                return bytes(resp.raw.read(manifest.SNIFF_BYTES, decode_content=True) or b"")
+        except Exception as e:  # the download itself will say what is wrong
+            log.debug("%s: could not read its first bytes: %s", self.url, e)
+            return b""
+
     def _claimed_by_extractor(self) -> bool:
         from .. import ytdlp
 
@@ -385,6 +426,28 @@ class Job:
             elapsed_s=since(self.started),
             **kw,
         )
+
+
+class _Replayed:
+    """A response body whose first bytes were read already: `read` gives them again
+    first, then goes on with the body; everything else is the body's own."""
+
+    def __init__(self, first: bytes, raw: Any) -> None:
+        self._first = first
+        self._raw = raw
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        if not self._first:
+            return bytes(self._raw.read(amt, *args, **kwargs))
+        if amt is None:
+            rest = bytes(self._raw.read(None, *args, **kwargs))
+            data, self._first = self._first + rest, b""
+            return data
+        data, self._first = self._first[:amt], self._first[amt:]
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 __all__ = ["Job", "fetch_many", "fetch_one", "preflight", "shared_limiter", "youtube_dl_available"]

@@ -56,6 +56,7 @@ class FetchOptions:
     no_playlist: bool = False
     max_downloads: int | None = None
     live_from_start: bool = False
+    live_duration: float | None = None
     strategy: str = "auto"
     fallback: bool = True
     connections: int = 1

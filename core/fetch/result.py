@@ -43,6 +43,8 @@ class FetchResult:
     error: dict[str, Any] | None = None
     playlist: str | None = None
     playlist_index: int | None = None
+    #: A live stream's recording: how it ended ("ended", "interrupted").
+    live: str | None = None
     dry_run: bool = False
     #: every file on disk for the item: {"path", "kind"} (media, audio, subtitles,
     #: info_json, description, thumbnail); a plain download's is its one file.
@@ -57,6 +59,8 @@ class FetchResult:
         )
         if self.playlist is None and self.playlist_index is None:
             del d["playlist"], d["playlist_index"]
+        if self.live is None:
+            del d["live"]
         if not self.dry_run:
             del d["dry_run"]
         if not self.cached:

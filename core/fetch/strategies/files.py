@@ -49,6 +49,7 @@ def open_target(job: Job, name: str, length: int | None) -> Target | list[FetchR
     """The owned target for `name`, or the line that ends this input before any byte is
     written: a dry run, the same source's file already there, a size out of bounds."""
     o = job.o
+    refuse_manifest(job)
     if o.dry_run:
         path = job.out.resolve() / name
         return [
@@ -75,6 +76,28 @@ def open_target(job: Job, name: str, length: int | None) -> Target | list[FetchR
         path = target.done
         return [job.skipped("exists", path, title=path.stem, sha256=sha256_file(path))]
     return target
+
+
+def refuse_manifest(job: Job) -> None:
+    """A stream's playlist or manifest is not its media: no plain-file tier saves one as
+    the download (unless the user asked for a plain-file tier by name: then the text is
+    what they want)."""
+    from . import REGISTRY
+
+    if job.o.strategy != "auto" and not REGISTRY[job.o.strategy].media:
+        return
+    kind = job.manifest()
+    if kind is None:
+        return
+    why = job.media_error
+    tried = (
+        f"yt-dlp could not record it ({why.code}: {why.message})"
+        if why
+        else ("only yt-dlp can record it, and it was not tried")
+    )
+    error = errors.NoFormats(f"a stream manifest ({kind}), not media; {tried}")
+    error.final = True
+    raise error
 
 
 def same_content(job: Job) -> Callable[[dict[str, Any]], bool]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import errors
 from ...archive import media_key
+from ...inputs import shown
 from ...names import sanitize_filename
 from ..cache import keep_media, media_hit
 from ..options import FetchOptions
@@ -57,6 +58,7 @@ class _Media:
         self.downloading: set[str] = set()
         self.seen: dict[str, int] = {}
         self.cached: dict[str, FetchResult] = {}  # by id: items placed from --cache
+        self.interrupted_live = False
 
     def close(self) -> None:
         for target in self.targets:
@@ -162,12 +164,18 @@ class _Media:
 
     def hook(self, d: Mapping[str, Any]) -> None:
         job = self.job
-        if job.stop.is_set():
-            raise _Stopped()
         name = str(d.get("filename") or "")
+        info = d.get("info_dict") or {}
+        if job.stop.is_set():
+            if not (info.get("is_live") and d.get("status") == "finished"):
+                raise _Stopped()
+            self.interrupted_live = True  # its recording so far, kept and finished
+        if d.get("status") == "finished" and "elapsed" in d:
+            # Written now, not found there: ffmpeg (a live stream, a section) reports
+            # only this. A file already there is reported `finished` without `elapsed`.
+            self.downloading.add(str(info.get("id")))
         if d.get("status") != "downloading":
             return
-        info = d.get("info_dict") or {}
         self.downloading.add(str(info.get("id")))
         if d.get("tmpfilename"):
             self.parts.add(str(d["tmpfilename"]))
@@ -262,6 +270,9 @@ class _Media:
         if o.normalize and fresh:
             normalize_audio(path)
         size = path.stat().st_size
+        if fresh and size == 0 and self.interrupted_live:  # stopped while ffmpeg probed
+            path.unlink()
+            raise errors.Interrupted("interrupted before the recording had any media")
         if fresh:
             try:
                 check_size(size, o.min_size, o.max_size)
@@ -287,6 +298,10 @@ class _Media:
         archive = self.job.archive
         if archive is not None and common["extractor"] and common["id"]:
             archive.add(media_key(str(common["extractor"]), str(common["id"])), path)
+            archive.add(media_key(str(common["extractor"]), str(common["id"])))
+        live = None
+        if fresh and entry.get("is_live"):
+            live = "interrupted" if self.interrupted_live else "ended"
         return FetchResult(
             ok=True,
             path=str(path),
@@ -294,6 +309,7 @@ class _Media:
             sha256=digest,
             skipped=None if fresh else "exists",
             files=tuple(entry.get("_xdl_files") or ()),
+            live=live,
             **common,
         )
 
@@ -326,11 +342,27 @@ class _Media:
 
 
 def _download(job: Job, youtube_dl: bool) -> list[FetchResult]:
+    params = ytdlp_params(job.o)
+    try:
+        return _download_with(job, youtube_dl, params)
+    except errors.DownloadFailed as e:
+        if not params.get("live_from_start") or "downloaded from the start" not in e.message:
+            raise
+    # The site (a plain HLS or DASH stream, most of them) has no "from the start" formats:
+    # yt-dlp refuses --live-from-start rather than record from now. Record from now.
+    log.warning(
+        "%s: this live stream can only be recorded from now, not from its start",
+        shown(job.url),
+    )
+    del params["live_from_start"]
+    return _download_with(job, youtube_dl, params)
+
+
+def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[FetchResult]:
     from ... import ytdlp
 
     media = _Media(job)
-    params = ytdlp_params(job.o)
-    params["match_filter"] = media.match_filter
+    params = {**params, "match_filter": media.match_filter}
     try:
         if job.o.dry_run:
             if youtube_dl:
@@ -343,7 +375,9 @@ def _download(job: Job, youtube_dl: bool) -> list[FetchResult]:
                     raise errors.ToolMissing("youtube_dl is not installed")
                 info = ytdlp.download_with_youtube_dl(job.url, full, media.hook)
             else:
-                info = ytdlp.download_recorded(job.url, full, media.hook, media.claim)
+                info = ytdlp.download_recorded(
+                    job.url, full, media.hook, media.claim, stop=job.stop
+                )
         except _Stopped:
             raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
         except errors.TooLarge:
@@ -438,6 +472,8 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         params["live_from_start"] = True
     if o.connections > 1:
         params["concurrent_fragment_downloads"] = o.connections  # yt-dlp's -N
+    if o.live_duration:
+        params["download_ranges"] = LiveSection(o.live_duration)
     pps: list[dict[str, Any]] = []
     if o.audio:
         pps.append(
@@ -472,6 +508,25 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
     if pps:
         params["postprocessors"] = pps
     return params
+
+
+class LiveSection:
+    """yt-dlp's download_ranges for --live-duration: the first SECONDS of a live stream
+    (ffmpeg's -t), the whole of anything else."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, info: Mapping[str, Any], ydl: Any) -> list[dict[str, Any]]:
+        if info.get("is_live"):
+            return [{"start_time": 0, "end_time": self.seconds}]
+        return [{}]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LiveSection) and other.seconds == self.seconds
+
+    def __repr__(self) -> str:
+        return f"LiveSection({self.seconds})"
 
 
 _AUDIO_CODECS = {
