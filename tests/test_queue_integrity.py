@@ -123,14 +123,12 @@ def test_run_queue_counts_given_up_tasks_as_failed(tmp_path: Path) -> None:
     store = JsonStore(tmp_path / "queue.json")
     store.add([NewTask("https://a.example/lost"), NewTask("https://a.example/fine")])
     lose(store, q.MAX_LOST)
+    rows: list[dict[str, Any]] = []
 
     def download(task: Task, stop: threading.Event) -> dict[str, Any]:
         return {"ok": True, "url": task.url, "path": "/x", "bytes": 1}
 
-    run = run_queue(store, download, options=RunOptions(retries=0))
-    rows = list(run)
-    report = run.report
-    assert report is not None
+    report = run_queue(store, download, options=RunOptions(retries=0), on_result=rows.append)
     assert (report.done, report.failed) == (1, 1)
     failed = [r for r in rows if not r["ok"]]
     assert [(r["task"], r["error"]["code"]) for r in failed] == [(1, "worker_lost")]

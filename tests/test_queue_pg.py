@@ -178,7 +178,7 @@ def test_a_runner_outlives_a_server_restart(pg_server: Any) -> None:
     report: list[Any] = []
     runner = threading.Thread(
         target=lambda: report.append(
-            run_queue(store, download, options=RunOptions(jobs=4, lease=30, poll=0.05)).wait()
+            run_queue(store, download, options=RunOptions(jobs=4, lease=30, poll=0.05))
         )
     )
     runner.start()

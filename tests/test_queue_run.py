@@ -38,10 +38,8 @@ def test_drains_and_records_results(store: JsonStore) -> None:
             seen.append(task.id)
         return {"ok": True, "url": task.url, "path": f"/d/{task.id}", "bytes": task.id}
 
-    run = run_queue(store, download, options=RunOptions(jobs=3))
-    rows = list(run)
-    report = run.report
-    assert report is not None
+    rows: list[dict[str, Any]] = []
+    report = run_queue(store, download, options=RunOptions(jobs=3), on_result=rows.append)
     assert sorted(seen) == [1, 2, 3, 4, 5, 6]
     assert (report.done, report.failed) == (6, 0)
     assert sorted(r["task"] for r in rows) == [1, 2, 3, 4, 5, 6]
@@ -66,10 +64,13 @@ def test_retries_with_backoff_then_fails(store: JsonStore) -> None:
             raise RuntimeError("boom")
         return {"ok": True, "url": task.url, "path": "/x", "bytes": 1}
 
-    run = run_queue(store, download, options=RunOptions(retries=2, backoff=0.01, poll=0.01))
-    rows = list(run)
-    report = run.report
-    assert report is not None
+    rows: list[dict[str, Any]] = []
+    report = run_queue(
+        store,
+        download,
+        options=RunOptions(retries=2, backoff=0.01, poll=0.01),
+        on_result=rows.append,
+    )
     assert calls == {"flaky": 3, "broken": 3, "404": 1}  # not_found is never retried
     assert (report.done, report.failed, report.retried) == (1, 2, 4)
     assert statuses(store) == {
@@ -95,7 +96,7 @@ def test_max_tasks(store: JsonStore) -> None:
         store,
         lambda t, s: {"ok": True, "url": t.url},
         options=RunOptions(jobs=2, max_tasks=3),
-    ).wait()
+    )
     assert report.done == 3
     assert sorted(statuses(store).values()) == ["done"] * 3 + ["queued"] * 2
 
@@ -103,7 +104,7 @@ def test_max_tasks(store: JsonStore) -> None:
 def test_paused_queue_is_not_run(store: JsonStore) -> None:
     add(store, "https://a.example/1")
     store.set_paused(True)
-    report = run_queue(store, lambda t, s: {"ok": True, "url": t.url}).wait()
+    report = run_queue(store, lambda t, s: {"ok": True, "url": t.url})
     assert report.done == 0
     assert statuses(store) == {"https://a.example/1": "queued"}
 
@@ -121,7 +122,7 @@ def test_stop_puts_in_flight_tasks_back(store: JsonStore) -> None:
     result: dict[str, Any] = {}
     th = threading.Thread(
         target=lambda: result.update(
-            r=run_queue(store, download, options=RunOptions(jobs=2), stop=stop).wait()
+            r=run_queue(store, download, options=RunOptions(jobs=2), stop=stop)
         )
     )
     th.start()
@@ -148,7 +149,7 @@ def test_cancel_stops_a_running_download(store: JsonStore) -> None:
         return {"ok": True, "url": task.url}
 
     th = threading.Thread(
-        target=lambda: run_queue(store, download, options=RunOptions(lease=0.3)).wait()
+        target=run_queue, args=(store, download), kwargs={"options": RunOptions(lease=0.3)}
     )
     th.start()
     assert started.wait(timeout=30)
@@ -168,7 +169,7 @@ def test_fatal_error_stops_the_run_and_keeps_the_task(store: JsonStore) -> None:
         raise errors.OutputNotWritable("cannot write to /nope")
 
     with pytest.raises(errors.OutputNotWritable):
-        run_queue(store, download).wait()
+        run_queue(store, download)
     assert statuses(store) == {"https://a.example/1": "queued", "https://a.example/2": "queued"}
 
 
@@ -188,84 +189,6 @@ def test_leases_are_renewed_while_working(store: JsonStore) -> None:
         done.set()
         return {"ok": True, "url": task.url}
 
-    run_queue(store, download, options=RunOptions(lease=0.3)).wait()
+    run_queue(store, download, options=RunOptions(lease=0.3))
     assert len(set(leases)) >= 3  # renewed (a stale lease would have been taken back)
     assert statuses(store) == {"https://a.example/slow": "done"}
-
-
-def test_rows_come_out_as_tasks_finish(store: JsonStore) -> None:
-    """The run yields each row when its task is done, not when the run ends."""
-    add(store, "https://a.example/quick", "https://a.example/held")
-    release = threading.Event()
-
-    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
-        if task.url.endswith("held"):
-            release.wait(timeout=30)
-        return {"ok": True, "url": task.url}
-
-    run = run_queue(store, download, options=RunOptions(jobs=2))
-    first = next(run)
-    assert first["url"] == "https://a.example/quick" and run.report is None
-    assert statuses(store)["https://a.example/held"] == "running"
-    release.set()
-    assert [r["url"] for r in run] == ["https://a.example/held"]
-    assert run.report is not None and run.report.done == 2
-
-
-def test_nothing_runs_before_the_first_row_is_asked_for(store: JsonStore) -> None:
-    add(store, "https://a.example/1")
-    run_queue(store, lambda t, s: {"ok": True, "url": t.url})
-    assert statuses(store) == {"https://a.example/1": "queued"}
-
-
-def test_keyboard_interrupt_puts_in_flight_tasks_back_then_is_raised(store: JsonStore) -> None:
-    """SIGINT while the run waits: the finished row still comes out, the task in flight is
-    queued again (not an attempt), and KeyboardInterrupt is raised after the rows."""
-    import os
-    import signal
-
-    add(store, "https://a.example/done", "https://a.example/long")
-    started = threading.Event()
-
-    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
-        if task.url.endswith("done"):
-            return {"ok": True, "url": task.url}
-        started.set()
-        event.wait(timeout=30)  # runs until told to stop
-        return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": "x"}}
-
-    def interrupt() -> None:
-        if started.wait(timeout=30):
-            os.kill(os.getpid(), signal.SIGINT)  # the main thread: the one reading rows
-
-    run = run_queue(store, download, options=RunOptions(jobs=2))
-    threading.Thread(target=interrupt).start()
-    rows: list[dict[str, Any]] = []
-    with pytest.raises(KeyboardInterrupt):
-        for row in run:
-            rows.append(row)
-    assert [r["url"] for r in rows] == ["https://a.example/done"]
-    assert run.report is not None and run.report.interrupted and run.report.released == 1
-    tasks = {t.url: t for t in JsonStore(store.path).tasks()}
-    assert tasks["https://a.example/long"].status == "queued"
-    assert tasks["https://a.example/long"].attempts == 0
-    assert tasks["https://a.example/done"].status == "done"
-
-
-def test_closing_the_run_early_stops_it_and_puts_tasks_back(store: JsonStore) -> None:
-    """A caller that stops reading (a broken pipe) stops the workers; nothing is lost."""
-    add(store, "https://a.example/quick", "https://a.example/long")
-
-    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
-        if task.url.endswith("long"):
-            event.wait(timeout=30)
-            return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": ""}}
-        return {"ok": True, "url": task.url}
-
-    run = run_queue(store, download, options=RunOptions(jobs=2))
-    assert next(run)["url"] == "https://a.example/quick"
-    run.close()
-    assert statuses(store) == {
-        "https://a.example/quick": "done",
-        "https://a.example/long": "queued",
-    }

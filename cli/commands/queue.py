@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import queue as queue_mod
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -330,7 +331,9 @@ def run(
 
     store = _store(queue_path, lock_timeout)
     out = Output(None, None)
+    rows: queue_mod.Queue[dict[str, Any]] = queue_mod.Queue()
     stop = threading.Event()
+    outcome: dict[str, Any] = {}
     opts = RunOptions(
         jobs=jobs,
         watch=watch,
@@ -340,24 +343,44 @@ def run(
         backoff=backoff,
         poll=poll,
     )
-    rows = run_queue(store, fetch_download, options=opts, stop=stop)
-    interrupt: KeyboardInterrupt | None = None
-    try:
-        while True:
-            try:
-                out.emit(next(rows))
-            except StopIteration:
-                break
-            except KeyboardInterrupt as e:  # the runner stops its workers, we keep reading
-                stop.set()
-                interrupt = interrupt or e
-    finally:  # a broken pipe: the workers stop and their tasks go back to queued
-        rows.close()
-    code = out.close()
+
+    def target() -> None:
+        try:
+            outcome["report"] = run_queue(
+                store, fetch_download, options=opts, stop=stop, on_result=rows.put
+            )
+        except BaseException as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, name="xdl-queue-run", daemon=True)
+    thread.start()
+    interrupt: BaseException | None = None
+    while True:
+        try:
+            for row in _drain(rows, thread):
+                out.emit(row)
+            break
+        except KeyboardInterrupt as e:  # SIGINT, or SIGTERM as main() raises it
+            interrupt = interrupt or e
+            stop.set()
+        except BaseException:
+            stop.set()
+            thread.join()
+            raise
     if interrupt is not None:
         raise interrupt
-    assert rows.report is not None
-    return max(code, 1) if rows.report.failed else code
+    if "error" in outcome:
+        raise outcome["error"]
+    code = out.close()
+    return max(code, 1) if outcome["report"].failed else code
+
+
+def _drain(rows: queue_mod.Queue[dict[str, Any]], thread: threading.Thread) -> Iterator[Any]:
+    while thread.is_alive() or not rows.empty():
+        try:
+            yield rows.get(timeout=0.1)
+        except queue_mod.Empty:
+            continue
 
 
 @command.command("status")

@@ -10,10 +10,9 @@ are told to stop and their tasks go back to `queued`, keeping their `.part` file
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,90 +259,40 @@ class _Runner:
                 event.set()
 
 
-class QueueRun(Iterator[dict[str, Any]]):
-    """A run of the queue, as `run_queue` returns it: iterate it for one result row per
-    finished task, as each finishes; `report` is set once the rows are all out."""
-
-    def __init__(
-        self, store: QueueStore, download: Download, options: RunOptions, stop: threading.Event
-    ) -> None:
-        self.stop = stop
-        self.report: RunReport | None = None
-        self._rows = self._run(store, download, options)
-
-    def __next__(self) -> dict[str, Any]:
-        return next(self._rows)
-
-    def _run(
-        self, store: QueueStore, download: Download, opts: RunOptions
-    ) -> Generator[dict[str, Any], None, None]:
-        rows: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        runner = _Runner(store, download, opts, self.stop, rows.put)
-        beat = threading.Thread(target=runner.heartbeat, name="xdl-queue-heartbeat", daemon=True)
-        workers = [
-            threading.Thread(target=runner.work, name=f"xdl-queue-worker-{i}", daemon=True)
-            for i in range(max(1, opts.jobs))
-        ]
-        beat.start()
-        for w in workers:
-            w.start()
-        interrupt: BaseException | None = None
-        try:
-            while True:
-                try:
-                    while any(w.is_alive() for w in workers) or not rows.empty():
-                        try:
-                            row = rows.get(timeout=0.1)
-                        except queue.Empty:
-                            continue
-                        yield row
-                    break
-                except KeyboardInterrupt as e:  # stop the workers, keep reading their rows
-                    interrupt = interrupt or e
-                    self.stop.set()
-        finally:  # also when the caller stops reading (GeneratorExit)
-            interrupted = self.stop.is_set()
-            self.stop.set()
-            for w in workers:
-                w.join()
-            beat.join()
-        self.report = RunReport(
-            runner.done, runner.failed, runner.retried, runner.released, interrupted
-        )
-        if interrupt is not None:
-            raise interrupt
-        if runner.errors:
-            raise runner.errors[0]
-
-    def close(self) -> None:
-        """Stop reading: the workers are stopped and their tasks put back (a broken pipe)."""
-        self._rows.close()
-
-    def wait(self) -> RunReport:
-        """Run to the end, dropping the rows; the report."""
-        for _ in self:
-            pass
-        assert self.report is not None
-        return self.report
-
-
 def run_queue(
     store: QueueStore,
     download: Download,
     *,
     options: RunOptions | None = None,
     stop: threading.Event | None = None,
-) -> QueueRun:
-    """Run the queue until it is drained (or, with `watch`, until `stop` is set), yielding
-    one row per finished task (the download's result plus `task` and `attempt`).
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> RunReport:
+    """Run the queue until it is drained (or, with `watch`, until `stop` is set).
 
-    Nothing starts before the first row is asked for. On KeyboardInterrupt (SIGINT, or
-    SIGTERM as cli.main's Terminated) the workers are stopped, in-flight tasks go back to
-    queued, the rows already finished still come out, and the KeyboardInterrupt is raised
-    again after them. Raises the first `Fatal` error a download raised, once every worker
-    has stopped. `report` holds the counts once the rows are all out.
+    `on_result` gets one row per finished task (the download's result plus `id`), from
+    the worker threads. Raises the first `Fatal` error a download raised.
     """
-    return QueueRun(store, download, options or RunOptions(), stop or threading.Event())
+    opts = options or RunOptions()
+    stop = stop or threading.Event()
+    runner = _Runner(store, download, opts, stop, on_result or (lambda row: None))
+    beat = threading.Thread(target=runner.heartbeat, name="xdl-queue-heartbeat", daemon=True)
+    workers = [
+        threading.Thread(target=runner.work, name=f"xdl-queue-worker-{i}", daemon=True)
+        for i in range(max(1, opts.jobs))
+    ]
+    beat.start()
+    for w in workers:
+        w.start()
+    try:
+        for w in workers:
+            w.join()
+    finally:
+        interrupted = stop.is_set()
+        stop.set()
+        beat.join()
+    if runner.errors:
+        raise runner.errors[0]
+    return RunReport(runner.done, runner.failed, runner.retried, runner.released, interrupted)
 
 
 def fetch_download(task: Task, stop: threading.Event) -> dict[str, Any]:
