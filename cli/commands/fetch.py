@@ -11,7 +11,14 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from xdl.cli.config import profile_option
-from xdl.cli.options import download_options, input_options, read_inputs, verbosity_options
+from xdl.cli.options import (
+    download_options,
+    exec_options,
+    input_options,
+    read_inputs,
+    verbosity_options,
+    with_hook,
+)
 from xdl.cli.output import Output
 from xdl.core.inputs import shown
 
@@ -53,19 +60,7 @@ log = logging.getLogger("xdl")
     help="Print this yt-dlp template of each item's fields (or a field name) instead of "
     "its JSON line; repeatable. E.g. -O path, -O '%(title)s: %(bytes)d'.",
 )
-@click.option(
-    "--exec",
-    "exec_cmd",
-    metavar="CMD",
-    help="After each item is saved, run CMD through the shell: {} is the shell-quoted "
-    "path, the item's JSON line is on its stdin. A failing CMD is noted in the line "
-    "(exec_failed), never fails the download.",
-)
-@click.option(
-    "--exec-failed",
-    metavar="CMD",
-    help="Like --exec, for each item that failed.",
-)
+@exec_options
 @verbosity_options
 def command(
     inputs: tuple[str, ...],
@@ -145,21 +140,6 @@ def command(
     if interrupt is not None:
         raise interrupt
     return code
-
-
-def with_hook(row: dict[str, Any], on_ok: str | None, on_fail: str | None) -> dict[str, Any]:
-    """Run --exec / --exec-failed for one line; a failing hook is noted in the line."""
-    from xdl.core.hooks import run_hook
-
-    command = on_fail if row.get("ok") is False else on_ok
-    if not command or row.get("dry_run"):
-        return row
-    trouble = run_hook(command, row)
-    if trouble is not None:
-        where = shown(row.get("url") or "")
-        log.warning("%s: --exec %s exited %s", where, command, trouble["exit"])
-        row = {**row, "exec_failed": trouble}
-    return row
 
 
 class Bars:

@@ -14,11 +14,13 @@ from click.shell_completion import CompletionItem
 from xdl.cli.config import profile_option
 from xdl.cli.options import (
     download_options,
+    exec_options,
     input_options,
     output_options,
     read_inputs,
     table_mode,
     verbosity_options,
+    with_hook,
 )
 from xdl.cli.output import Output
 
@@ -293,6 +295,7 @@ def _absolute(options: FetchOptions) -> FetchOptions:
     metavar="SECONDS",
     help="How often to look for new tasks when there are none.",
 )
+@exec_options
 @queue_options
 @verbosity_options
 def run(
@@ -303,6 +306,8 @@ def run(
     retries: int,
     backoff: float,
     poll: float,
+    exec_cmd: str | None,
+    exec_failed: str | None,
     queue_path: str | None,
     lock_timeout: float,
 ) -> int:
@@ -319,11 +324,12 @@ def run(
 
     Fields: the `xdl fetch` result (ok, url, path, bytes, sha256, strategy, title, id
     (the media's), files, error...) plus task (the task's number) and attempt (1 for
-    the first try of this task).
+    the first try of this task), exec_failed (with --exec: the hook that failed).
 
     \b
     Examples:
       xdl queue run -j 4
+      xdl queue run --exec 'cp {} /mnt/archive/'
       xdl queue run --watch --lease 120
       */15 * * * * xdl queue run -q >> ~/fetched.jsonl
     """
@@ -358,7 +364,7 @@ def run(
     while True:
         try:
             for row in _drain(rows, thread):
-                out.emit(row)
+                out.emit(with_hook(row, exec_cmd, exec_failed))
             break
         except KeyboardInterrupt as e:  # SIGINT, or SIGTERM as main() raises it
             interrupt = interrupt or e
