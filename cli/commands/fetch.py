@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -20,6 +18,7 @@ from xdl.cli.options import (
     with_hook,
 )
 from xdl.cli.output import Output
+from xdl.cli.progress import progress_option, reporter
 from xdl.core.inputs import shown
 
 if TYPE_CHECKING:
@@ -46,11 +45,7 @@ log = logging.getLogger("xdl")
     is_flag=True,
     help="Resolve and print what would be downloaded; download nothing.",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bars on stderr (default: only when stderr is a terminal).",
-)
+@progress_option
 @click.option(
     "-O",
     "--print",
@@ -68,7 +63,7 @@ def command(
     options: FetchOptions,
     jobs: int,
     dry_run: bool,
-    progress: bool | None,
+    progress: str,
     prints: tuple[str, ...],
     exec_cmd: str | None,
     exec_failed: str | None,
@@ -90,6 +85,11 @@ def command(
     playlist, one line per entry with playlist and playlist_index; with --dry-run,
     dry_run: true; placed from --cache, cached: true.
 
+    Progress events (--progress json, one JSON object a line on stderr): event (start,
+    progress, done), url, time (Unix seconds), bytes (received so far, never going
+    back), total (null when unknown), speed (bytes/s), eta (seconds), elapsed_s;
+    progress adds file; done adds ok, path, size (the result's bytes) and error (code).
+
     \b
     Examples:
       xdl fetch https://example.com/watch.html
@@ -103,10 +103,7 @@ def command(
 
     if dry_run:
         options = options.replace(dry_run=True)
-    ctx = click.get_current_context()
-    if progress is None:
-        progress = sys.stderr.isatty() and not ctx.meta.get("xdl.quiet")
-    bars = Bars() if progress else None
+    bars = reporter(progress)
     out = Output(None, None, prints=prints)
     stop = threading.Event()
     results = iter(
@@ -124,7 +121,7 @@ def command(
             try:
                 result = next(results)
                 if bars:
-                    bars.finished()
+                    bars.finished(result.to_dict())
                 if not result.ok and result.error:
                     log.error("%s: %s", shown(result.url), result.error.get("message"))
                 out.emit(with_hook(result.to_dict(), exec_cmd, exec_failed))
@@ -140,70 +137,3 @@ def command(
     if interrupt is not None:
         raise interrupt
     return code
-
-
-class Bars:
-    """One tqdm bar per active download and an overall count, on stderr."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.bars: dict[str, Any] = {}
-        self.overall: Any = None
-        self.done = 0
-        # A terminal that reports a 0x0 size (some ptys) would get no bars at all.
-        try:
-            size = os.get_terminal_size(sys.stderr.fileno())
-            self.columns, self.rows = size.columns or 100, size.lines or 24
-        except (OSError, ValueError, AttributeError):
-            self.columns, self.rows = 100, 24
-        self.columns = min(self.columns, 120)
-
-    def update(self, key: str, done: int, total: int | None) -> None:
-        from tqdm import tqdm
-
-        with self.lock:
-            bar = self.bars.get(key)
-            if bar is None:
-                bar = tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=key[:40],
-                    leave=False,
-                    file=sys.stderr,
-                    ncols=self.columns,
-                    nrows=self.rows,
-                )
-                self.bars[key] = bar
-            if total and bar.total != total:
-                bar.total = total
-            bar.update(done - bar.n)
-            if total and done >= total:
-                bar.close()
-                del self.bars[key]
-
-    def finished(self) -> None:
-        from tqdm import tqdm
-
-        with self.lock:
-            self.done += 1
-            if self.overall is None and self.done > 1:
-                self.overall = tqdm(
-                    desc="done",
-                    unit=" items",
-                    file=sys.stderr,
-                    initial=1,
-                    ncols=self.columns,
-                    nrows=self.rows,
-                )
-            if self.overall is not None:
-                self.overall.update(1)
-
-    def close(self) -> None:
-        with self.lock:
-            for bar in self.bars.values():
-                bar.close()
-            self.bars.clear()
-            if self.overall is not None:
-                self.overall.close()

@@ -23,6 +23,7 @@ from xdl.cli.options import (
     with_hook,
 )
 from xdl.cli.output import Output
+from xdl.cli.progress import progress_option, reporter
 
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
@@ -296,6 +297,7 @@ def _absolute(options: FetchOptions) -> FetchOptions:
     help="How often to look for new tasks when there are none.",
 )
 @exec_options
+@progress_option
 @queue_options
 @verbosity_options
 def run(
@@ -308,6 +310,7 @@ def run(
     poll: float,
     exec_cmd: str | None,
     exec_failed: str | None,
+    progress: str,
     queue_path: str | None,
     lock_timeout: float,
 ) -> int:
@@ -326,6 +329,9 @@ def run(
     (the media's), files, error...) plus task (the task's number) and attempt (1 for
     the first try of this task), exec_failed (with --exec: the hook that failed).
 
+    Progress events (--progress json, on stderr): as `xdl fetch`'s, with task; a task
+    that will be retried keeps its events open until its last attempt's done.
+
     \b
     Examples:
       xdl queue run -j 4
@@ -337,6 +343,7 @@ def run(
 
     store = _store(queue_path, lock_timeout)
     out = Output(None, None)
+    bars = reporter(progress)
     rows: queue_mod.Queue[dict[str, Any]] = queue_mod.Queue()
     stop = threading.Event()
     outcome: dict[str, Any] = {}
@@ -353,7 +360,16 @@ def run(
     def target() -> None:
         try:
             outcome["report"] = run_queue(
-                store, fetch_download, options=opts, stop=stop, on_result=rows.put
+                store,
+                fetch_download,
+                options=opts,
+                stop=stop,
+                on_result=rows.put,
+                on_progress=(
+                    (lambda t, key, done, total: bars.update(t.url, key, done, total, t.id))
+                    if bars
+                    else None
+                ),
             )
         except BaseException as e:
             outcome["error"] = e
@@ -364,6 +380,8 @@ def run(
     while True:
         try:
             for row in _drain(rows, thread):
+                if bars:
+                    bars.finished(row, row.get("task"))
                 out.emit(with_hook(row, exec_cmd, exec_failed))
             break
         except KeyboardInterrupt as e:  # SIGINT, or SIGTERM as main() raises it
@@ -373,6 +391,9 @@ def run(
             stop.set()
             thread.join()
             raise
+        finally:
+            if bars and not thread.is_alive():
+                bars.close()
     if interrupt is not None:
         raise interrupt
     if "error" in outcome:

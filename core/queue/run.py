@@ -1,6 +1,6 @@
 """`xdl queue run`: claim tasks and download them on N worker threads.
 
-The download itself is a callable (`download(task, stop) -> result dict`), by default
+The download itself is a callable (`download(task, stop, progress) -> result dict`), by default
 `fetch_download`, which runs the same engine as `xdl fetch`; tests inject a fake.
 While tasks run, a heartbeat renews their leases and stops the downloads of tasks that
 were cancelled or taken back. When `stop` is set (SIGINT/SIGTERM), in-flight downloads
@@ -22,7 +22,11 @@ from .store import QueueStore
 
 log = logging.getLogger("xdl.queue")
 
-Download = Callable[[Task, threading.Event], Mapping[str, Any]]
+#: progress(key, done_bytes, total_bytes_or_None), as the fetch engine calls it.
+Progress = Callable[[str, int, "int | None"], None]
+Download = Callable[[Task, threading.Event, Progress], Mapping[str, Any]]
+#: on_progress(task, key, done_bytes, total_bytes_or_None), from the worker threads.
+TaskProgress = Callable[[Task, str, int, "int | None"], None]
 #: Error codes not worth retrying: the same request will fail the same way.
 FINAL_CODES = frozenset(
     {
@@ -78,7 +82,12 @@ class _Runner:
         options: RunOptions,
         stop: threading.Event,
         on_result: Callable[[dict[str, Any]], None],
+        on_progress: TaskProgress | None = None,
     ) -> None:
+        self.on_progress = on_progress
+        #: task id -> file key -> the most bytes seen for it (a restarted file never
+        #: makes the count go back).
+        self.received: dict[int, dict[str, int]] = {}
         self.store = store
         self.download = download
         self.opts = options
@@ -150,7 +159,7 @@ class _Runner:
         """Download one task, record how it went and claim the next one (one write)."""
         event = self.in_flight[task.id]
         try:
-            result = dict(self.download(task, event))
+            result = dict(self.download(task, event, self.progress_of(task)))
         except errors.Fatal:
             self.done_with(task.id)
             self.store.release(self.worker, [task.id])
@@ -235,6 +244,24 @@ class _Runner:
     def done_with(self, task_id: int) -> None:
         with self.lock:
             self.in_flight.pop(task_id, None)
+            self.received.pop(task_id, None)
+
+    def progress_of(self, task: Task) -> Progress:
+        """The progress callback of one task's download: counts its bytes, passes on."""
+
+        def progress(key: str, done: int, total: int | None) -> None:
+            with self.lock:
+                files = self.received.setdefault(task.id, {})
+                files[key] = max(done, files.get(key, 0))
+            if self.on_progress is not None:
+                self.on_progress(task, key, done, total)
+
+        return progress
+
+    def bytes_received(self) -> dict[int, int]:
+        """Bytes received so far by each running task."""
+        with self.lock:
+            return {tid: sum(files.values()) for tid, files in self.received.items()}
 
     # -- the heartbeat --
 
@@ -266,15 +293,17 @@ def run_queue(
     options: RunOptions | None = None,
     stop: threading.Event | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_progress: TaskProgress | None = None,
 ) -> RunReport:
     """Run the queue until it is drained (or, with `watch`, until `stop` is set).
 
     `on_result` gets one row per finished task (the download's result plus `id`), from
-    the worker threads. Raises the first `Fatal` error a download raised.
+    the worker threads; `on_progress(task, key, done, total)` gets the downloads'
+    progress. Raises the first `Fatal` error a download raised.
     """
     opts = options or RunOptions()
     stop = stop or threading.Event()
-    runner = _Runner(store, download, opts, stop, on_result or (lambda row: None))
+    runner = _Runner(store, download, opts, stop, on_result or (lambda row: None), on_progress)
     beat = threading.Thread(target=runner.heartbeat, name="xdl-queue-heartbeat", daemon=True)
     workers = [
         threading.Thread(target=runner.work, name=f"xdl-queue-worker-{i}", daemon=True)
@@ -295,7 +324,9 @@ def run_queue(
     return RunReport(runner.done, runner.failed, runner.retried, runner.released, interrupted)
 
 
-def fetch_download(task: Task, stop: threading.Event) -> dict[str, Any]:
+def fetch_download(
+    task: Task, stop: threading.Event, progress: Progress | None = None
+) -> dict[str, Any]:
     """Download one task with the same engine as `xdl fetch`: one result for the task
     (a playlist's entries are folded into one: ok when all are)."""
     from ..fetch import FetchOptions, fetch_one
@@ -304,7 +335,7 @@ def fetch_download(task: Task, stop: threading.Event) -> dict[str, Any]:
         options = FetchOptions.from_dict(task.options)
     except errors.XdlError as e:  # a hand-edited task: this task fails, the others run
         return {"ok": False, "url": task.url, "error": e.to_dict()}
-    results = fetch_one(task.url, options, stop=stop)
+    results = fetch_one(task.url, options, stop=stop, progress=progress)
     if not results:
         return {"ok": False, "url": task.url, "error": {"code": "no_formats", "message": "nothing"}}
     if len(results) == 1:
