@@ -10,7 +10,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, TypeVar
 
@@ -144,6 +145,10 @@ class JsonProgress:
                 error=error.get("code") if isinstance(error, Mapping) else None,
             )
 
+    @contextmanager
+    def above(self) -> Iterator[None]:
+        yield
+
     def close(self) -> None:
         for handler, formatter in self.formats:
             handler.setFormatter(formatter)
@@ -182,12 +187,33 @@ class JsonProgress:
             pass
 
 
+class _AboveBars(logging.Handler):
+    """xdl's log lines, written above the bars (tqdm.write), never inside one."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
 class Bars:
-    """One tqdm bar per active download and an overall count, on stderr."""
+    """One tqdm bar per active download and an overall count (of `total` when the
+    number of inputs is known), on stderr. While they are up, log lines are printed
+    above them, and stdout's lines go out through `above()` so that no line is shared."""
 
     def __init__(self, total: int | None = None) -> None:
+        logger = logging.getLogger("xdl")
+        self.handlers = list(logger.handlers)
+        if self.handlers:
+            above = _AboveBars()
+            above.setFormatter(self.handlers[0].formatter)
+            logger.handlers = [above]
         self.lock = threading.Lock()
         self.bars: dict[str, Any] = {}
+        self.keys: dict[str, set[str]] = {}  # input url -> its bars' keys
         self.overall: Any = None
         self.total = total
         self.done = 0
@@ -201,6 +227,14 @@ class Bars:
 
     def start(self, url: str, task: int | None = None) -> None:
         pass
+
+    @contextmanager
+    def above(self) -> Iterator[None]:
+        """Write to stdout or stderr with the bars cleared, then draw them again."""
+        from tqdm import tqdm
+
+        with self.lock, tqdm.external_write_mode(file=sys.stderr):
+            yield
 
     def update(
         self, url: str, key: str, done: int, total: int | None, task: int | None = None
@@ -222,6 +256,7 @@ class Bars:
                     nrows=self.rows,
                 )
                 self.bars[key] = bar
+                self.keys.setdefault(url, set()).add(key)
             if total and bar.total != total:
                 bar.total = total
             bar.update(done - bar.n)
@@ -233,13 +268,18 @@ class Bars:
         from tqdm import tqdm
 
         with self.lock:
+            for key in self.keys.pop(str(row.get("url") or ""), ()):
+                bar = self.bars.pop(key, None)
+                if bar is not None:  # a failed or stopped download: its bar goes too
+                    bar.close()
             self.done += 1
-            if self.overall is None and self.done > 1:
+            if self.overall is None and (self.done > 1 or (self.total or 0) > 1):
                 self.overall = tqdm(
                     desc="done",
                     unit=" items",
+                    total=self.total,
                     file=sys.stderr,
-                    initial=1,
+                    initial=self.done - 1,
                     ncols=self.columns,
                     nrows=self.rows,
                 )
@@ -247,12 +287,16 @@ class Bars:
                 self.overall.update(1)
 
     def close(self) -> None:
+        if self.handlers:
+            logging.getLogger("xdl").handlers = self.handlers
+            self.handlers = []
         with self.lock:
             for bar in self.bars.values():
                 bar.close()
             self.bars.clear()
             if self.overall is not None:
                 self.overall.close()
+                self.overall = None
 
 
 Reporter = JsonProgress | Bars

@@ -103,12 +103,17 @@ def command(
 
     if dry_run:
         options = options.replace(dry_run=True)
-    bars = reporter(progress)
+    items = read_inputs(inputs, batch_file)
+    total = None
+    if progress == "bars" and (inputs or _a_file(batch_file)):
+        items = list(items)  # a known number of inputs: the overall bar has a total
+        total = len(items)
+    bars = reporter(progress, total)
     out = Output(None, None, prints=prints)
     stop = threading.Event()
     results = iter(
         fetch_many(
-            read_inputs(inputs, batch_file),
+            items,
             options,
             jobs=jobs,
             stop=stop,
@@ -124,7 +129,12 @@ def command(
                     bars.finished(result.to_dict())
                 if not result.ok and result.error:
                     log.error("%s: %s", shown(result.url), result.error.get("message"))
-                out.emit(with_hook(result.to_dict(), exec_cmd, exec_failed))
+                row = with_hook(result.to_dict(), exec_cmd, exec_failed)
+                if bars:
+                    with bars.above():
+                        out.emit(row)
+                else:
+                    out.emit(row)
             except StopIteration:
                 break
             except KeyboardInterrupt as e:  # the engine stops the workers, we keep reading
@@ -137,3 +147,8 @@ def command(
     if interrupt is not None:
         raise interrupt
     return code
+
+
+def _a_file(batch_file: IO[bytes] | None) -> bool:
+    """-a FILE names a file (not stdin): its inputs can be counted up front."""
+    return batch_file is not None and getattr(batch_file, "name", "-") not in ("-", "<stdin>")

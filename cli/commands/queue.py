@@ -382,7 +382,12 @@ def run(
             for row in _drain(rows, thread):
                 if bars:
                     bars.finished(row, row.get("task"))
-                out.emit(with_hook(row, exec_cmd, exec_failed))
+                row = with_hook(row, exec_cmd, exec_failed)
+                if bars:
+                    with bars.above():
+                        out.emit(row)
+                else:
+                    out.emit(row)
             break
         except KeyboardInterrupt as e:  # SIGINT, or SIGTERM as main() raises it
             interrupt = interrupt or e
