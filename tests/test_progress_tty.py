@@ -78,3 +78,13 @@ def test_errors_print_above_the_bars_and_stdout_stays_json(site: Any, tmp_path: 
         assert "%|" not in visible
     # the overall bar counts up to the number of inputs
     assert any(re.search(r"done: .*5/5", line) for line in shown_lines(screen)), screen
+
+
+def test_queue_run_shows_bars_at_a_terminal(xdl: Any, site: Any, tmp_path: Path) -> None:
+    slow = [site.url(f"/throttled.bin?rate=900000&q={i}") for i in range(2)]
+    assert xdl("queue", "add", "-o", str(tmp_path), *slow).exit_code == 0
+    code, out, screen = on_a_terminal("queue", "run", "-j", "2")
+    assert code == 0
+    assert sorted(json.loads(line)["task"] for line in out.splitlines()) == [1, 2]
+    assert "throttled.bin" in screen and "%|" in screen
+    assert any(re.search(r"done: .*2/2", line) for line in shown_lines(screen)), screen

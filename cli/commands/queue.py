@@ -323,7 +323,9 @@ def run(
     runner that died are taken back (at once when its pid is gone on this host, else when
     its lease expires) without using up --retries: such losses count in `lost`, and a
     task fails (worker_lost) only after 10 of them. SIGINT/SIGTERM put in-flight
-    tasks back to queued, keeping their .part files, then exit 130/143.
+    tasks back to queued, keeping their .part files, then exit 130/143. At a terminal
+    a bar per running download and an overall count show on stderr (nothing in a pipe
+    or cron); a running task's bytes so far reach `queue status` with each lease renewal.
 
     Fields: the `xdl fetch` result (ok, url, path, bytes, sha256, strategy, title, id
     (the media's), files, error...) plus task (the task's number) and attempt (1 for
@@ -343,7 +345,11 @@ def run(
 
     store = _store(queue_path, lock_timeout)
     out = Output(None, None)
-    bars = reporter(progress)
+    total = None
+    if progress == "bars" and not watch:  # the overall bar counts to what is queued now
+        total = store.summary().counts.get("queued", 0)
+        total = min(total, max_tasks) if max_tasks else total
+    bars = reporter(progress, total)
     rows: queue_mod.Queue[dict[str, Any]] = queue_mod.Queue()
     stop = threading.Event()
     outcome: dict[str, Any] = {}

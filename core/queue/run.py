@@ -273,7 +273,7 @@ class _Runner:
             if not ids:
                 continue
             try:
-                lost = self.store.renew(self.worker, ids, self.opts.lease)
+                lost = self.store.renew(self.worker, ids, self.opts.lease, self.bytes_received())
             except errors.XdlError as e:
                 log.warning("could not renew leases: %s", e.message)
                 continue
