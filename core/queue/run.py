@@ -83,8 +83,10 @@ class _Runner:
         stop: threading.Event,
         on_result: Callable[[dict[str, Any]], None],
         on_progress: TaskProgress | None = None,
+        on_tally: Callable[[RunReport], None] | None = None,
     ) -> None:
         self.on_progress = on_progress
+        self.on_tally = on_tally
         #: task id -> file key -> the most bytes seen for it (a restarted file never
         #: makes the count go back).
         self.received: dict[int, dict[str, int]] = {}
@@ -223,6 +225,7 @@ class _Runner:
                 self.failed += 1
             log.error("%s: %s", task.url, error.get("message"))
             self.on_result({**row, "ok": False})
+        self.tally()
         return following
 
     def given_up(self, tasks: Iterable[Task]) -> None:
@@ -234,6 +237,17 @@ class _Runner:
             log.error("%s: %s", task.url, error.get("message"))
             row = {"ok": False, "url": task.url, "error": error}
             self.on_result({**row, "task": task.id, "attempt": task.attempts})
+            self.tally()
+
+    def report(self) -> RunReport:
+        with self.lock:
+            return RunReport(
+                self.done, self.failed, self.retried, self.released, self.stop.is_set()
+            )
+
+    def tally(self) -> None:
+        if self.on_tally is not None:
+            self.on_tally(self.report())
 
     def say_paused(self) -> None:
         with self.lock:
@@ -294,16 +308,20 @@ def run_queue(
     stop: threading.Event | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     on_progress: TaskProgress | None = None,
+    on_tally: Callable[[RunReport], None] | None = None,
 ) -> RunReport:
     """Run the queue until it is drained (or, with `watch`, until `stop` is set).
 
     `on_result` gets one row per finished task (the download's result plus `id`), from
     the worker threads; `on_progress(task, key, done, total)` gets the downloads'
-    progress. Raises the first `Fatal` error a download raised.
+    progress, and `on_tally(report)` the run's counts so far after each task is
+    recorded (done, failed, or to be retried). Raises the first `Fatal` error a download raised.
     """
     opts = options or RunOptions()
     stop = stop or threading.Event()
-    runner = _Runner(store, download, opts, stop, on_result or (lambda row: None), on_progress)
+    runner = _Runner(
+        store, download, opts, stop, on_result or (lambda row: None), on_progress, on_tally
+    )
     beat = threading.Thread(target=runner.heartbeat, name="xdl-queue-heartbeat", daemon=True)
     workers = [
         threading.Thread(target=runner.work, name=f"xdl-queue-worker-{i}", daemon=True)
