@@ -70,6 +70,7 @@ class _Item:
     started: float
     files: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     last: float = 0.0
+    results: list[Mapping[str, Any]] = field(default_factory=list)
 
     def received(self) -> int:
         return sum(done for done, _ in self.files.values())
@@ -126,23 +127,41 @@ class JsonProgress:
             item.last = now
             self._write("progress", url, task, item, now, file=key)
 
-    def finished(self, row: Mapping[str, Any], task: int | None = None) -> None:
-        url = str(row.get("url") or "")
+    def finished(
+        self,
+        row: Mapping[str, Any],
+        task: int | None = None,
+        source: str | None = None,
+        last: bool = True,
+    ) -> None:
+        """A result for the input `source` (default: the row's url); the input's `done`
+        event comes with its `last` result (a playlist's entries are counted in it)."""
+        url = source or str(row.get("url") or "")
         now = time.monotonic()
         with self.lock:
             item = self._item(url, task)
+            item.results.append(row)
+            if not last:
+                return
             del self.items[(url, task)]
-            error = row.get("error")
+            rows = item.results
+            errors = [r.get("error") for r in rows if r.get("ok") is False]
+            error = errors[0] if errors else None
+            sizes = [r.get("bytes") for r in rows]
+            extra: dict[str, Any] = {}
+            if len(rows) > 1:
+                extra["entries"] = len(rows)
             self._write(
                 "done",
                 url,
                 task,
                 item,
                 now,
-                ok=row.get("ok") is not False,
-                path=row.get("path"),
-                size=row.get("bytes"),
+                ok=not errors,
+                path=rows[0].get("path") if len(rows) == 1 else None,
+                size=None if None in sizes else sum(sizes),
                 error=error.get("code") if isinstance(error, Mapping) else None,
+                **extra,
             )
 
     @contextmanager
@@ -264,11 +283,17 @@ class Bars:
                 bar.close()
                 del self.bars[key]
 
-    def finished(self, row: Mapping[str, Any], task: int | None = None) -> None:
+    def finished(
+        self,
+        row: Mapping[str, Any],
+        task: int | None = None,
+        source: str | None = None,
+        last: bool = True,
+    ) -> None:
         from tqdm import tqdm
 
         with self.lock:
-            for key in self.keys.pop(str(row.get("url") or ""), ()):
+            for key in self.keys.pop(source or str(row.get("url") or ""), ()) if last else ():
                 bar = self.bars.pop(key, None)
                 if bar is not None:  # a failed or stopped download: its bar goes too
                     bar.close()

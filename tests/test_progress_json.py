@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +88,16 @@ def test_transcript_progress_json(xdl: Any, site: Any, fmt: str) -> None:
     per = check_items(events(r.stderr))
     (seq,) = per.values()
     assert seq[-1]["ok"] is True and seq[-1]["path"] == r.lines[0]["path"]
+
+
+def test_a_playlist_gives_a_start_and_a_done_per_entry(xdl: Any, site: Any) -> None:
+    r = xdl("fetch", "-o", "pod", "--progress", "json", site.url("/feed.xml"))
+    assert r.exit_code == 0, r.stderr
+    per = check_items(events(r.stderr))
+    (seq,) = per.values()  # one item: the feed, its entries counted in its done
+    assert seq[0]["url"] == site.url("/feed.xml")
+    assert {e["file"] for e in seq if e["event"] == "progress"} == {
+        Path(x["path"]).name for x in r.lines
+    }
+    done = seq[-1]
+    assert done["ok"] and done["entries"] == 3 and done["size"] == sum(x["bytes"] for x in r.lines)

@@ -88,7 +88,8 @@ def command(
     Progress events (--progress json, one JSON object a line on stderr): event (start,
     progress, done), url, time (Unix seconds), bytes (received so far, never going
     back), total (null when unknown), speed (bytes/s), eta (seconds), elapsed_s;
-    progress adds file; done adds ok, path, size (the result's bytes) and error (code).
+    progress adds file; done adds ok, path, size (the result's bytes), error (code) and,
+    for a playlist (one item, done after its last entry), entries.
 
     \b
     Examples:
@@ -126,7 +127,9 @@ def command(
             try:
                 result = next(results)
                 if bars:
-                    bars.finished(result.to_dict())
+                    bars.finished(
+                        result.to_dict(), source=result.source, last=result.last_of_source
+                    )
                 if not result.ok and result.error:
                     log.error("%s: %s", shown(result.url), result.error.get("message"))
                 row = with_hook(result.to_dict(), exec_cmd, exec_failed)

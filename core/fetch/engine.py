@@ -159,7 +159,10 @@ def _batch(
                                 time.monotonic(),
                             )
                         ]
-                    yield from results
+                    for i, result in enumerate(results, 1):
+                        yield dataclasses.replace(
+                            result, source=item.value, last_of_source=i == len(results)
+                        )
             except KeyboardInterrupt as e:
                 stop.set()
                 interrupt = interrupt or e
