@@ -101,3 +101,11 @@ def test_a_playlist_gives_a_start_and_a_done_per_entry(xdl: Any, site: Any) -> N
     }
     done = seq[-1]
     assert done["ok"] and done["entries"] == 3 and done["size"] == sum(x["bytes"] for x in r.lines)
+
+
+def test_transcript_in_several_languages_is_one_item(xdl: Any, site: Any) -> None:
+    r = xdl("transcript", "-l", "all", "--progress", "json", site.url("/watch.html"))
+    assert r.exit_code == 0, r.stderr
+    assert len(r.lines) >= 2
+    (seq,) = check_items(events(r.stderr)).values()
+    assert seq[-1]["entries"] == len(r.lines)

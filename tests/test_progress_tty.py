@@ -18,13 +18,18 @@ XDL = str(Path(sys.executable).parent / "xdl")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def on_a_terminal(*args: str, timeout: float = 60) -> tuple[int, str, str]:
-    """Run xdl with stderr on a pty (80x24) and stdout on a pipe: (code, stdout, screen)."""
+def on_a_terminal(*args: str, timeout: float = 60, both: bool = False) -> tuple[int, str, str]:
+    """Run xdl with stderr on a pty (80x24) and stdout on a pipe (or on the pty too, with
+    `both`): (code, stdout, screen)."""
     master, slave = pty.openpty()
     os.set_blocking(master, False)
     env = {**os.environ, "COLUMNS": "80", "LINES": "24", "TERM": "xterm"}
     proc = subprocess.Popen(
-        [XDL, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env
+        [XDL, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave if both else subprocess.PIPE,
+        stderr=slave,
+        env=env,
     )
     os.close(slave)
     screen = b""
@@ -88,3 +93,20 @@ def test_queue_run_shows_bars_at_a_terminal(xdl: Any, site: Any, tmp_path: Path)
     assert sorted(json.loads(line)["task"] for line in out.splitlines()) == [1, 2]
     assert "throttled.bin" in screen and "%|" in screen
     assert any(re.search(r"done: .*2/2", line) for line in shown_lines(screen)), screen
+
+
+def test_stdout_on_the_same_terminal_never_shares_a_line_with_a_bar(
+    site: Any, tmp_path: Path
+) -> None:
+    slow = [site.url(f"/throttled.bin?rate=700000&t={i}") for i in range(3)]
+    urls = [slow[0], site.url("/files/report"), slow[1], site.url("/404"), slow[2]]
+    code, _, screen = on_a_terminal("fetch", "-j", "2", "-o", str(tmp_path), *urls, both=True)
+    assert code == 1
+    assert "%|" in screen
+    results = []
+    for line in screen.replace("\r\n", "\n").split("\n"):
+        visible = ANSI.sub("", line).split("\r")[-1]
+        if '"url"' in line:
+            assert visible.startswith("{"), repr(line)
+            results.append(json.loads(visible))
+    assert sorted(r["ok"] for r in results) == [False, True, True, True, True]

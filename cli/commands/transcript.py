@@ -108,8 +108,9 @@ def command(
     there). No track in the asked languages: error code no_subtitles, naming the
     languages there are.
 
-    Progress events (--progress json, on stderr): a start and a done per result (as
-    `xdl fetch`'s: event, url, time, bytes, elapsed_s, ok, path, error).
+    Progress events (--progress json, on stderr): a start and a done per input (as
+    `xdl fetch`'s: event, url, time, bytes, elapsed_s, ok, path, error; entries when
+    several languages were saved).
 
     \b
     Examples:
@@ -139,14 +140,19 @@ def command(
             yield from transcripts(item)
             return
         bars.start(item.value)
+        pending: dict[str, Any] | None = None  # one done per input: with its last result
         try:
             for t in transcripts(item):
-                row = t if isinstance(t, dict) else t.to_dict()
-                bars.finished({**row, "url": item.value})
+                if pending is not None:
+                    bars.finished(pending, last=False)
+                pending = {**(t if isinstance(t, dict) else t.to_dict()), "url": item.value}
                 yield t
         except XdlError as e:
+            if pending is not None:
+                bars.finished(pending, last=False)
             bars.finished({"ok": False, "url": item.value, "error": e.to_dict()})
             raise
+        bars.finished(pending or {"ok": True, "url": item.value})
 
     def transcripts(item: Input) -> Iterator[Any]:
         for t in get_transcripts(
