@@ -14,6 +14,7 @@ import click
 from xdl.core.inputs import Input, Kind, iter_inputs
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("xdl")
 
 
 def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -65,6 +66,39 @@ verbosity_options = _compose(
         help="Show Python tracebacks for internal errors (also XDL_DEBUG=1).",
     ),
 )
+
+
+exec_options = _compose(
+    click.option(
+        "--exec",
+        "exec_cmd",
+        metavar="CMD",
+        help="After each item is saved, run CMD through the shell: {} is the shell-quoted "
+        "path, the item's JSON line is on its stdin. A failing CMD is noted in the line "
+        "(exec_failed), never fails the download.",
+    ),
+    click.option(
+        "--exec-failed",
+        metavar="CMD",
+        help="Like --exec, for each item that failed.",
+    ),
+)
+
+
+def with_hook(row: dict[str, Any], on_ok: str | None, on_fail: str | None) -> dict[str, Any]:
+    """Run --exec / --exec-failed for one line; a failing hook is noted in the line."""
+    from xdl.core.hooks import run_hook
+    from xdl.core.inputs import shown
+
+    command = on_fail if row.get("ok") is False else on_ok
+    if not command or row.get("dry_run"):
+        return row
+    trouble = run_hook(command, row)
+    if trouble is not None:
+        where = shown(row.get("url") or "")
+        log.warning("%s: --exec %s exited %s", where, command, trouble["exit"])
+        row = {**row, "exec_failed": trouble}
+    return row
 
 
 def input_options(kind: Kind = "url") -> Callable[[F], F]:

@@ -74,8 +74,12 @@ def run_checks(
         )
     yield check_youtube_dl()
     yield check_output_dir(output_dir or Path.cwd())
+    yield check_free_space("output-space", output_dir or Path.cwd())
     yield check_config(config_file, no_config, config_warnings)
-    yield check_queue(paths.queue_location())
+    queue = paths.queue_location()
+    yield check_queue(queue)
+    if not str(queue).startswith(("postgres://", "postgresql://")):
+        yield check_free_space("queue-space", Path(queue).parent)
 
 
 def check_ytdlp(today: dt.date) -> Check:
@@ -143,6 +147,36 @@ def check_output_dir(directory: Path) -> Check:
             path=str(directory),
         )
     return Check("output-dir", "ok", f"{directory} is writable", path=str(directory))
+
+
+#: Below this much free space a download may well not fit: warn.
+LOW_SPACE = 1024**3
+#: Below this much even the queue file and .part files cannot be written: fail.
+NO_SPACE = 16 * 1024**2
+
+
+def space_status(free: int, total: int) -> Literal["ok", "warn", "fail"]:
+    """ok, warn (under 1 GiB or 5 % free) or fail (under 16 MiB free)."""
+    if free < NO_SPACE:
+        return "fail"
+    if free < LOW_SPACE or (total and free < total * 0.05):
+        return "warn"
+    return "ok"
+
+
+def check_free_space(name: str, directory: Path) -> Check:
+    """Free space on the file system of `directory` (or its nearest existing parent)."""
+    where = directory.expanduser().absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        usage = shutil.disk_usage(where)
+    except OSError as e:
+        return Check(name, "warn", f"cannot tell the free space of {directory}: {e}")
+    status = space_status(usage.free, usage.total)
+    free = f"{usage.free / 1024**3:.1f} GiB free of {usage.total / 1024**3:.1f} GiB"
+    hint = {"ok": "", "warn": ": low on space", "fail": ": downloads cannot be written"}
+    return Check(name, status, f"{directory}: {free}{hint[status]}", path=str(directory))
 
 
 def check_config(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xdl.core.doctor import check_output_dir, check_ytdlp
+from xdl.core.doctor import check_free_space, check_output_dir, check_ytdlp, space_status
 
 
 def test_doctor_reports_every_check(xdl) -> None:
@@ -26,6 +26,8 @@ def test_doctor_reports_every_check(xdl) -> None:
         "output-dir",
         "config",
         "queue",
+        "output-space",
+        "queue-space",
     ):
         assert name in names
     assert all(line["status"] in ("ok", "warn", "fail") for line in r.lines)
@@ -65,3 +67,33 @@ def test_broken_config_fails_doctor(xdl, xdl_env: Path) -> None:
     r = xdl("doctor", "--json")
     assert r.exit_code == 3
     assert any(line["check"] == "config" and not line["ok"] for line in r.lines)
+
+
+GIB = 1024**3
+
+
+@pytest.mark.parametrize(
+    ("free", "total", "status"),
+    [
+        (500 * GIB, 1000 * GIB, "ok"),
+        (2 * GIB, 10 * GIB, "ok"),
+        (20 * GIB, 1000 * GIB, "warn"),  # under 5 %
+        (GIB - 1, 4 * GIB, "warn"),  # under 1 GiB
+        (10 * 1024**2, 100 * GIB, "fail"),
+        (0, 0, "fail"),
+    ],
+)
+def test_space_status(free: int, total: int, status: str) -> None:
+    assert space_status(free, total) == status
+
+
+def test_free_space_of_a_directory_not_made_yet(tmp_path: Path) -> None:
+    check = check_free_space("output-space", tmp_path / "not" / "yet")
+    assert check.status in ("ok", "warn", "fail")
+    assert "GiB free of" in check.message and check.path == str(tmp_path / "not" / "yet")
+
+
+def test_doctor_names_the_output_dir_in_its_space_check(xdl, tmp_path: Path) -> None:
+    r = xdl("doctor", "--json", "-o", str(tmp_path / "media"))
+    (space,) = [x for x in r.lines if x["check"] == "output-space"]
+    assert space["path"] == str(tmp_path / "media") and "free" in space["message"]

@@ -204,6 +204,26 @@ def test_taken_back_task_keeps_its_retries_and_fails_after_max_lost(store: Queue
     assert t is not None and (t.attempts, t.lost) == (1, 0)
 
 
+def test_renew_records_the_bytes_a_running_task_has_received(
+    store: QueueStore, fresh: Callable[[], QueueStore], worker: Worker
+) -> None:
+    store.add(urls(2))
+    a = store.claim(worker, 60)
+    b = store.claim(worker, 60)
+    assert a and b
+    assert store.renew(worker, [a.id, b.id], 60, {a.id: 12345}) == set()
+    seen = {t.id: t.to_dict() for t in fresh().tasks()}  # type: ignore[union-attr]
+    assert seen[a.id]["bytes"] == 12345 and seen[a.id]["status"] == "running"
+    assert seen[b.id]["bytes"] is None
+    store.renew(worker, [a.id], 60, {a.id: 20000})
+    (now,) = fresh().tasks(ids=[a.id])
+    assert now.to_dict()["bytes"] == 20000  # type: ignore[union-attr]
+    assert store.complete(worker, a.id, {"path": "/x", "bytes": 30000})
+    (done,) = fresh().tasks(ids=[a.id])
+    assert done.to_dict()["bytes"] == 30000  # type: ignore[union-attr]
+    assert "bytes" not in (done.to_dict()["worker"] or {})  # type: ignore[union-attr]
+
+
 def test_renew_reports_cancelled_tasks(store: QueueStore, worker: Worker) -> None:
     store.add(urls(2))
     a = store.claim(worker, 60)

@@ -196,3 +196,34 @@ def test_watch_takes_tasks_added_later_until_sigterm(
     assert proc.returncode == 143, stderr
     (result,) = lines(stdout.decode())
     assert result["ok"] and result["task"] == 1
+
+
+def test_a_running_task_shows_its_bytes_in_status(
+    site: Any, tmp_path: Path, env: dict[str, str]
+) -> None:
+    slow = site.url("/throttled.bin?rate=250000")  # 1 MiB in ~4 s
+    assert run("queue", "add", "-o", str(tmp_path / "media"), slow, env=env).returncode == 0
+    runner = subprocess.Popen(
+        [XDL, "queue", "run", "--lease", "1.5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    seen: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while runner.poll() is None and time.monotonic() < deadline:
+            (task,) = lines(run("queue", "status", "--json", env=env).stdout)
+            if task["status"] == "running" and task["bytes"] is not None:
+                seen.append(task["bytes"])
+            time.sleep(0.3)
+        _, err = runner.communicate(timeout=30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, err
+    assert err == b""  # nothing on stderr in a pipe: no bars
+    assert seen and 0 < seen[0] < 1024 * 1024 and seen == sorted(seen)
+    (task,) = lines(run("queue", "status", "--json", env=env).stdout)
+    assert task["status"] == "done" and task["bytes"] == 1024 * 1024

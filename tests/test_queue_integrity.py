@@ -125,7 +125,7 @@ def test_run_queue_counts_given_up_tasks_as_failed(tmp_path: Path) -> None:
     lose(store, q.MAX_LOST)
     rows: list[dict[str, Any]] = []
 
-    def download(task: Task, stop: threading.Event) -> dict[str, Any]:
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> dict[str, Any]:
         return {"ok": True, "url": task.url, "path": "/x", "bytes": 1}
 
     report = run_queue(store, download, options=RunOptions(retries=0), on_result=rows.append)

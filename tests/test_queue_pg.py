@@ -170,7 +170,7 @@ def test_a_runner_outlives_a_server_restart(pg_server: Any) -> None:
     store.add([NewTask(f"https://r.example/{i}") for i in range(40)])
     done: list[int] = []
 
-    def download(task: Any, stop: threading.Event) -> dict[str, Any]:
+    def download(task: Any, stop: threading.Event, progress: Any = None) -> dict[str, Any]:
         time.sleep(0.05)
         done.append(task.id)
         return {"ok": True, "url": task.url, "path": f"/x/{task.id}", "bytes": 1}

@@ -30,7 +30,7 @@ def note(line):
     os.write(fd, (line + "\n").encode())
     os.close(fd)
 
-def download(task, stop):
+def download(task, stop, progress=None):
     note(f"start {task.id} {os.getpid()}")
     if mode == "block":
         stop.wait(600)

@@ -33,7 +33,7 @@ def test_drains_and_records_results(store: JsonStore) -> None:
     seen: list[int] = []
     lock = threading.Lock()
 
-    def download(task: Task, stop: threading.Event) -> Mapping[str, Any]:
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> Mapping[str, Any]:
         with lock:
             seen.append(task.id)
         return {"ok": True, "url": task.url, "path": f"/d/{task.id}", "bytes": task.id}
@@ -53,7 +53,7 @@ def test_retries_with_backoff_then_fails(store: JsonStore) -> None:
     add(store, "https://a.example/flaky", "https://a.example/broken", "https://a.example/404")
     calls: dict[str, int] = {}
 
-    def download(task: Task, stop: threading.Event) -> Mapping[str, Any]:
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> Mapping[str, Any]:
         name = task.url.rsplit("/", 1)[1]
         calls[name] = calls.get(name, 0) + 1
         if name == "404":
@@ -94,7 +94,7 @@ def test_max_tasks(store: JsonStore) -> None:
     add(store, *(f"https://a.example/{i}" for i in range(5)))
     report = run_queue(
         store,
-        lambda t, s: {"ok": True, "url": t.url},
+        lambda t, s, p: {"ok": True, "url": t.url},
         options=RunOptions(jobs=2, max_tasks=3),
     )
     assert report.done == 3
@@ -104,7 +104,7 @@ def test_max_tasks(store: JsonStore) -> None:
 def test_paused_queue_is_not_run(store: JsonStore) -> None:
     add(store, "https://a.example/1")
     store.set_paused(True)
-    report = run_queue(store, lambda t, s: {"ok": True, "url": t.url})
+    report = run_queue(store, lambda t, s, p: {"ok": True, "url": t.url})
     assert report.done == 0
     assert statuses(store) == {"https://a.example/1": "queued"}
 
@@ -114,7 +114,7 @@ def test_stop_puts_in_flight_tasks_back(store: JsonStore) -> None:
     stop = threading.Event()
     started = threading.Barrier(3)
 
-    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
         started.wait(timeout=30)
         event.wait(timeout=30)  # a download that runs until told to stop
         return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": "x"}}
@@ -140,7 +140,7 @@ def test_cancel_stops_a_running_download(store: JsonStore) -> None:
     started = threading.Event()
     stopped: list[int] = []
 
-    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
         if task.url.endswith("long"):
             started.set()
             if event.wait(timeout=30):
@@ -165,7 +165,7 @@ def test_cancel_stops_a_running_download(store: JsonStore) -> None:
 def test_fatal_error_stops_the_run_and_keeps_the_task(store: JsonStore) -> None:
     add(store, "https://a.example/1", "https://a.example/2")
 
-    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
         raise errors.OutputNotWritable("cannot write to /nope")
 
     with pytest.raises(errors.OutputNotWritable):
@@ -178,7 +178,7 @@ def test_leases_are_renewed_while_working(store: JsonStore) -> None:
     leases: list[float] = []
     done = threading.Event()
 
-    def download(task: Task, event: threading.Event) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
         for _ in range(50):
             (t,) = JsonStore(store.path).tasks()
             assert t.lease_until is not None

@@ -26,7 +26,8 @@ def command(output_dir: Path | None, as_json: bool | None) -> int:
 
     Checks yt-dlp (and its age: sites change, so warn past 90 days), a JavaScript
     runtime for YouTube, ffmpeg/ffprobe, wget and curl (fallback tiers), youtube-dl,
-    the output directory, the config file and the queue file. Fields: check, status
+    the output directory, the free space where downloads and the queue are written, the
+    config file and the queue file. Fields: check, status
     (ok, warn, fail), message, version, path. Exit 0 when `xdl fetch` can work, 3 when
     it cannot.
 

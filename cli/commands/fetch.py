@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import click
 
 from xdl.cli.config import profile_option
-from xdl.cli.options import download_options, input_options, read_inputs, verbosity_options
+from xdl.cli.options import (
+    download_options,
+    exec_options,
+    input_options,
+    read_inputs,
+    verbosity_options,
+    with_hook,
+)
 from xdl.cli.output import Output
+from xdl.cli.progress import progress_option, reporter
 from xdl.core.inputs import shown
 
 if TYPE_CHECKING:
@@ -39,11 +45,7 @@ log = logging.getLogger("xdl")
     is_flag=True,
     help="Resolve and print what would be downloaded; download nothing.",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bars on stderr (default: only when stderr is a terminal).",
-)
+@progress_option
 @click.option(
     "-O",
     "--print",
@@ -53,19 +55,7 @@ log = logging.getLogger("xdl")
     help="Print this yt-dlp template of each item's fields (or a field name) instead of "
     "its JSON line; repeatable. E.g. -O path, -O '%(title)s: %(bytes)d'.",
 )
-@click.option(
-    "--exec",
-    "exec_cmd",
-    metavar="CMD",
-    help="After each item is saved, run CMD through the shell: {} is the shell-quoted "
-    "path, the item's JSON line is on its stdin. A failing CMD is noted in the line "
-    "(exec_failed), never fails the download.",
-)
-@click.option(
-    "--exec-failed",
-    metavar="CMD",
-    help="Like --exec, for each item that failed.",
-)
+@exec_options
 @verbosity_options
 def command(
     inputs: tuple[str, ...],
@@ -73,7 +63,7 @@ def command(
     options: FetchOptions,
     jobs: int,
     dry_run: bool,
-    progress: bool | None,
+    progress: str,
     prints: tuple[str, ...],
     exec_cmd: str | None,
     exec_failed: str | None,
@@ -100,6 +90,12 @@ def command(
     site offers that) until it ends, --live-duration passes, or Ctrl-C, which keeps the
     recording so far. A playlist or manifest (.m3u8, .mpd) is never saved as the media.
 
+    Progress events (--progress json, one JSON object a line on stderr): event (start,
+    progress, done), url, time (Unix seconds), bytes (received so far, never going
+    back), total (null when unknown), speed (bytes/s), eta (seconds), elapsed_s;
+    progress adds file; done adds ok, path, size (the result's bytes), error (code) and,
+    for a playlist (one item, done after its last entry), entries.
+
     \b
     Examples:
       xdl fetch https://example.com/watch.html
@@ -114,15 +110,17 @@ def command(
 
     if dry_run:
         options = options.replace(dry_run=True)
-    ctx = click.get_current_context()
-    if progress is None:
-        progress = sys.stderr.isatty() and not ctx.meta.get("xdl.quiet")
-    bars = Bars() if progress else None
+    items = read_inputs(inputs, batch_file)
+    total = None
+    if progress == "bars" and (inputs or _a_file(batch_file)):
+        items = list(items)  # a known number of inputs: the overall bar has a total
+        total = len(items)
+    bars = reporter(progress, total)
     out = Output(None, None, prints=prints)
     stop = threading.Event()
     results = iter(
         fetch_many(
-            read_inputs(inputs, batch_file),
+            items,
             options,
             jobs=jobs,
             stop=stop,
@@ -135,10 +133,17 @@ def command(
             try:
                 result = next(results)
                 if bars:
-                    bars.finished()
+                    bars.finished(
+                        result.to_dict(), source=result.source, last=result.last_of_source
+                    )
                 if not result.ok and result.error:
                     log.error("%s: %s", shown(result.url), result.error.get("message"))
-                out.emit(with_hook(result.to_dict(), exec_cmd, exec_failed))
+                row = with_hook(result.to_dict(), exec_cmd, exec_failed)
+                if bars:
+                    with bars.above():
+                        out.emit(row)
+                else:
+                    out.emit(row)
             except StopIteration:
                 break
             except KeyboardInterrupt as e:  # the engine stops the workers, we keep reading
@@ -153,83 +158,6 @@ def command(
     return code
 
 
-def with_hook(row: dict[str, Any], on_ok: str | None, on_fail: str | None) -> dict[str, Any]:
-    """Run --exec / --exec-failed for one line; a failing hook is noted in the line."""
-    from xdl.core.hooks import run_hook
-
-    command = on_fail if row.get("ok") is False else on_ok
-    if not command or row.get("dry_run"):
-        return row
-    trouble = run_hook(command, row)
-    if trouble is not None:
-        where = shown(row.get("url") or "")
-        log.warning("%s: --exec %s exited %s", where, command, trouble["exit"])
-        row = {**row, "exec_failed": trouble}
-    return row
-
-
-class Bars:
-    """One tqdm bar per active download and an overall count, on stderr."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.bars: dict[str, Any] = {}
-        self.overall: Any = None
-        self.done = 0
-        # A terminal that reports a 0x0 size (some ptys) would get no bars at all.
-        try:
-            size = os.get_terminal_size(sys.stderr.fileno())
-            self.columns, self.rows = size.columns or 100, size.lines or 24
-        except (OSError, ValueError, AttributeError):
-            self.columns, self.rows = 100, 24
-        self.columns = min(self.columns, 120)
-
-    def update(self, key: str, done: int, total: int | None) -> None:
-        from tqdm import tqdm
-
-        with self.lock:
-            bar = self.bars.get(key)
-            if bar is None:
-                bar = tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=key[:40],
-                    leave=False,
-                    file=sys.stderr,
-                    ncols=self.columns,
-                    nrows=self.rows,
-                )
-                self.bars[key] = bar
-            if total and bar.total != total:
-                bar.total = total
-            bar.update(done - bar.n)
-            if total and done >= total:
-                bar.close()
-                del self.bars[key]
-
-    def finished(self) -> None:
-        from tqdm import tqdm
-
-        with self.lock:
-            self.done += 1
-            if self.overall is None and self.done > 1:
-                self.overall = tqdm(
-                    desc="done",
-                    unit=" items",
-                    file=sys.stderr,
-                    initial=1,
-                    ncols=self.columns,
-                    nrows=self.rows,
-                )
-            if self.overall is not None:
-                self.overall.update(1)
-
-    def close(self) -> None:
-        with self.lock:
-            for bar in self.bars.values():
-                bar.close()
-            self.bars.clear()
-            if self.overall is not None:
-                self.overall.close()
+def _a_file(batch_file: IO[bytes] | None) -> bool:
+    """-a FILE names a file (not stdin): its inputs can be counted up front."""
+    return batch_file is not None and getattr(batch_file, "name", "-") not in ("-", "<stdin>")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import queue as queue_mod
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -14,20 +17,27 @@ from click.shell_completion import CompletionItem
 from xdl.cli.config import profile_option
 from xdl.cli.options import (
     download_options,
+    exec_options,
     input_options,
     output_options,
     read_inputs,
     table_mode,
     verbosity_options,
+    with_hook,
 )
 from xdl.cli.output import Output
+from xdl.cli.progress import Reporter, progress_option, reporter
 
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
     from xdl.core.inputs import Input
     from xdl.core.queue import QueueStore
+    from xdl.core.queue.run import RunOptions, RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("xdl")
+#: --watch's status lines: at warning level so that they show without -v (-q hides them).
+status_log = logging.getLogger("xdl.status")
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ADD_CHUNK = 10000
@@ -293,6 +303,26 @@ def _absolute(options: FetchOptions) -> FetchOptions:
     metavar="SECONDS",
     help="How often to look for new tasks when there are none.",
 )
+@click.option(
+    "--status-every",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --watch: log a status line (the queue's counts, this run's) this often; 0: "
+    "never. With --watch every stderr line starts with its UTC time.",
+)
+@click.option(
+    "--metrics",
+    "metrics_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="After each task, write the queue's counts, bytes done, this run's failures and "
+    "retries and its last success time to FILE in Prometheus text format, atomically "
+    "(for node_exporter's textfile collector: name it *.prom).",
+)
+@exec_options
+@progress_option
 @queue_options
 @verbosity_options
 def run(
@@ -303,6 +333,11 @@ def run(
     retries: int,
     backoff: float,
     poll: float,
+    status_every: float,
+    metrics_file: str | None,
+    exec_cmd: str | None,
+    exec_failed: str | None,
+    progress: str,
     queue_path: str | None,
     lock_timeout: float,
 ) -> int:
@@ -315,39 +350,93 @@ def run(
     runner that died are taken back (at once when its pid is gone on this host, else when
     its lease expires) without using up --retries: such losses count in `lost`, and a
     task fails (worker_lost) only after 10 of them. SIGINT/SIGTERM put in-flight
-    tasks back to queued, keeping their .part files, then exit 130/143.
+    tasks back to queued, keeping their .part files, then exit 130/143. At a terminal
+    a bar per running download and an overall count show on stderr (nothing in a pipe
+    or cron); a running task's bytes so far reach `queue status` with each lease renewal.
 
     Fields: the `xdl fetch` result (ok, url, path, bytes, sha256, strategy, title, id
     (the media's), files, error...) plus task (the task's number) and attempt (1 for
-    the first try of this task).
+    the first try of this task), exec_failed (with --exec: the hook that failed).
+
+    Progress events (--progress json, on stderr): as `xdl fetch`'s, with task; a task
+    that will be retried keeps its events open until its last attempt's done.
 
     \b
     Examples:
       xdl queue run -j 4
+      xdl queue run --exec 'cp {} /mnt/archive/'
       xdl queue run --watch --lease 120
+      xdl queue run --watch --status-every 60 --metrics /var/lib/node_exporter/xdl.prom
       */15 * * * * xdl queue run -q >> ~/fetched.jsonl
     """
-    from xdl.core.queue.run import RunOptions, fetch_download, run_queue
+    from xdl.core.queue.run import RunOptions
 
     store = _store(queue_path, lock_timeout)
     out = Output(None, None)
+    quiet = bool(click.get_current_context().meta.get("xdl.quiet"))
+    with _service_logs(watch):
+        total = None
+        if progress == "bars" and not watch:  # the overall bar counts to what is queued now
+            total = store.summary().counts.get("queued", 0)
+            total = min(total, max_tasks) if max_tasks else total
+        bars = reporter(progress, total)
+        monitor = Monitor(store, metrics_file, status_every if watch and not quiet else 0)
+        try:
+            report = _run_and_print(
+                store,
+                RunOptions(
+                    jobs=jobs,
+                    watch=watch,
+                    max_tasks=max_tasks,
+                    lease=lease,
+                    retries=retries,
+                    backoff=backoff,
+                    poll=poll,
+                ),
+                out,
+                bars,
+                monitor,
+                exec_cmd,
+                exec_failed,
+            )
+        finally:
+            if bars:
+                bars.close()
+    code = out.close()
+    return max(code, 1) if report.failed else code
+
+
+def _run_and_print(
+    store: QueueStore,
+    opts: RunOptions,
+    out: Output,
+    bars: Reporter | None,
+    monitor: Monitor,
+    exec_cmd: str | None,
+    exec_failed: str | None,
+) -> RunReport:
+    """Run the queue on a thread; print its rows (and keep the bars, the metrics and the
+    status lines) from this one, which also takes SIGINT/SIGTERM."""
+    from xdl.core.queue.run import fetch_download, run_queue
+
     rows: queue_mod.Queue[dict[str, Any]] = queue_mod.Queue()
     stop = threading.Event()
     outcome: dict[str, Any] = {}
-    opts = RunOptions(
-        jobs=jobs,
-        watch=watch,
-        max_tasks=max_tasks,
-        lease=lease,
-        retries=retries,
-        backoff=backoff,
-        poll=poll,
-    )
 
     def target() -> None:
         try:
             outcome["report"] = run_queue(
-                store, fetch_download, options=opts, stop=stop, on_result=rows.put
+                store,
+                fetch_download,
+                options=opts,
+                stop=stop,
+                on_result=rows.put,
+                on_progress=(
+                    (lambda t, key, done, total: bars.update(t.url, key, done, total, t.id))
+                    if bars
+                    else None
+                ),
+                on_tally=monitor.tallied,
             )
         except BaseException as e:
             outcome["error"] = e
@@ -357,8 +446,16 @@ def run(
     interrupt: BaseException | None = None
     while True:
         try:
-            for row in _drain(rows, thread):
-                out.emit(row)
+            for row in _drain(rows, thread, monitor.tick):
+                if bars:
+                    bars.finished(row, row.get("task"))
+                row = with_hook(row, exec_cmd, exec_failed)
+                monitor.emitted(row)
+                if bars:
+                    with bars.above():
+                        out.emit(row)
+                else:
+                    out.emit(row)
             break
         except KeyboardInterrupt as e:  # SIGINT, or SIGTERM as main() raises it
             interrupt = interrupt or e
@@ -367,20 +464,111 @@ def run(
             stop.set()
             thread.join()
             raise
+    monitor.tick()
     if interrupt is not None:
         raise interrupt
     if "error" in outcome:
         raise outcome["error"]
-    code = out.close()
-    return max(code, 1) if outcome["report"].failed else code
+    report: RunReport = outcome["report"]
+    return report
 
 
-def _drain(rows: queue_mod.Queue[dict[str, Any]], thread: threading.Thread) -> Iterator[Any]:
+@contextlib.contextmanager
+def _service_logs(watch: bool) -> Iterator[None]:
+    """With --watch (a service), every stderr line starts with its UTC time."""
+    import logging
+    import time
+
+    handlers = logging.getLogger("xdl").handlers
+    kept = [(h, h.formatter) for h in handlers]
+    if watch:
+        stamped = logging.Formatter("%(asctime)s xdl: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+        stamped.converter = time.gmtime
+        for h, _ in kept:
+            h.setFormatter(stamped)
+    try:
+        yield
+    finally:
+        for h, formatter in kept:
+            h.setFormatter(formatter)
+
+
+class Monitor:
+    """`--metrics FILE` and --watch's status lines, kept from the printing thread."""
+
+    def __init__(self, store: QueueStore, metrics: str | None, every: float) -> None:
+        from xdl.core.queue.run import RunReport
+
+        self.store = store
+        self.metrics = metrics
+        self.every = every
+        self.report = RunReport(0, 0, 0, 0, False)
+        self.last_success: float | None = None
+        self.changed = metrics is not None  # the file is written once at the start too
+        self.next_status = time.monotonic() + every if every else None
+        self.warned = False
+
+    def tallied(self, report: RunReport) -> None:
+        """From the workers: the run's counts after a task was recorded."""
+        self.report = report
+        self.changed = True
+
+    def emitted(self, row: dict[str, Any]) -> None:
+        if row.get("ok"):
+            self.last_success = time.time()
+            self.changed = True
+
+    def tick(self) -> None:
+        if self.metrics and self.changed:
+            self.changed = False
+            self.write_metrics()
+        if self.next_status is not None and time.monotonic() >= self.next_status:
+            self.next_status = time.monotonic() + self.every
+            self.say_status()
+
+    def write_metrics(self) -> None:
+        from xdl.core.errors import XdlError
+        from xdl.core.queue.metrics import render_metrics, write_metrics
+
+        assert self.metrics is not None
+        try:
+            text = render_metrics(self.store.summary(), self.report, self.last_success)
+            write_metrics(self.metrics, text)
+        except (OSError, XdlError) as e:
+            if not self.warned:
+                log.warning("cannot write the metrics to %s: %s", self.metrics, e)
+            self.warned = True
+
+    def say_status(self) -> None:
+        from xdl.core.errors import XdlError
+
+        try:
+            counts = self.store.summary().to_dict()
+        except XdlError as e:
+            log.warning("status: cannot read the queue: %s", e.message)
+            return
+        queue = ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
+        r = self.report
+        status_log.warning(
+            "status: %s; %s bytes done; this run: %d done, %d failed, %d retried",
+            queue,
+            counts.get("bytes_done", 0),
+            r.done,
+            r.failed,
+            r.retried,
+        )
+
+
+def _drain(
+    rows: queue_mod.Queue[dict[str, Any]], thread: threading.Thread, tick: Callable[[], None]
+) -> Iterator[Any]:
     while thread.is_alive() or not rows.empty():
         try:
             yield rows.get(timeout=0.1)
         except queue_mod.Empty:
             continue
+        finally:
+            tick()
 
 
 @command.command("status")

@@ -13,6 +13,8 @@ from xdl.cli.commands.to_markdown import layout_options, make_layout
 from xdl.cli.config import profile_option
 from xdl.cli.options import input_options, network_options, read_inputs, verbosity_options
 from xdl.cli.output import Output
+from xdl.cli.progress import progress_option, reporter
+from xdl.core.errors import XdlError
 
 if TYPE_CHECKING:
     from xdl.core.inputs import Input
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     "[default: when the captions look like them, whatever the site calls them].",
 )
 @network_options
+@progress_option
 @verbosity_options
 def command(
     inputs: tuple[str, ...],
@@ -87,6 +90,7 @@ def command(
     sound_labels: str,
     dedupe: bool | None,
     net: NetworkOptions,
+    progress: str,
 ) -> int:
     """Download subtitles of each URL, as published or as clean text.
 
@@ -103,6 +107,10 @@ def command(
     duplicates_removed, skipped_blocks, skipped ("exists" when the file was already
     there). No track in the asked languages: error code no_subtitles, naming the
     languages there are.
+
+    Progress events (--progress json, on stderr): a start and a done per input (as
+    `xdl fetch`'s: event, url, time, bytes, elapsed_s, ok, path, error; entries when
+    several languages were saved).
 
     \b
     Examples:
@@ -125,7 +133,28 @@ def command(
     # exit status), failures still go to stderr.
     out = Output(stream=io.StringIO()) if to_stdout else Output()
 
+    bars = reporter(progress)
+
     def work(item: Input) -> Iterator[Any]:
+        if bars is None:
+            yield from transcripts(item)
+            return
+        bars.start(item.value)
+        pending: dict[str, Any] | None = None  # one done per input: with its last result
+        try:
+            for t in transcripts(item):
+                if pending is not None:
+                    bars.finished(pending, last=False)
+                pending = {**(t if isinstance(t, dict) else t.to_dict()), "url": item.value}
+                yield t
+        except XdlError as e:
+            if pending is not None:
+                bars.finished(pending, last=False)
+            bars.finished({"ok": False, "url": item.value, "error": e.to_dict()})
+            raise
+        bars.finished(pending or {"ok": True, "url": item.value})
+
+    def transcripts(item: Input) -> Iterator[Any]:
         for t in get_transcripts(
             item.value,
             langs=wanted,
@@ -143,7 +172,11 @@ def command(
                 _print(t.text)
             yield t
 
-    out.each(items, work)
+    try:
+        out.each(items, work)
+    finally:
+        if bars:
+            bars.close()
     return out.close()
 
 

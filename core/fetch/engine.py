@@ -5,6 +5,7 @@ each writes through a `target.Target`, which owns the file on disk."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -22,7 +23,14 @@ from ..inputs import Input, check_url
 from ..ratelimit import HostPacer, TokenBucket
 from . import manifest
 from .cache import revalidate
-from .options import DEFAULT_TEMPLATE, FetchOptions, Progress, check_template, with_fields
+from .options import (
+    DEFAULT_TEMPLATE,
+    BatchProgress,
+    FetchOptions,
+    Progress,
+    check_template,
+    with_fields,
+)
 from .result import Attempt, FetchResult, failed, since
 from .strategies import REGISTRY, youtube_dl_available
 
@@ -77,12 +85,13 @@ def fetch_many(
     *,
     jobs: int = 1,
     stop: threading.Event | None = None,
-    progress: Progress | None = None,
+    progress: BatchProgress | None = None,
     limiter: TokenBucket | None = None,
 ) -> Iterator[FetchResult]:
     """Download a batch on `jobs` threads, yielding results as each finishes.
 
     Inputs that failed to parse give failed results; one failure never stops the others.
+    `progress(input_url, key, done, total)` is called from the worker threads.
     On KeyboardInterrupt (SIGINT, or SIGTERM as cli.main's Terminated) the workers are
     stopped, unfinished inputs come back as `interrupted` results (their .part files
     kept), and the KeyboardInterrupt is raised again once they are all out.
@@ -100,7 +109,7 @@ def _batch(
     options: FetchOptions,
     jobs: int,
     stop: threading.Event,
-    progress: Progress | None,
+    progress: BatchProgress | None,
     limiter: TokenBucket | None,
 ) -> Iterator[FetchResult]:
     interrupt: BaseException | None = None
@@ -128,7 +137,7 @@ def _batch(
                         fields=item.fields,
                         stop=stop,
                         limiter=limiter,
-                        progress=progress,
+                        progress=functools.partial(progress, item.value) if progress else None,
                     )
                     pending[future] = item
                 if not pending:
@@ -151,7 +160,10 @@ def _batch(
                                 time.monotonic(),
                             )
                         ]
-                    yield from results
+                    for i, result in enumerate(results, 1):
+                        yield dataclasses.replace(
+                            result, source=item.value, last_of_source=i == len(results)
+                        )
             except KeyboardInterrupt as e:
                 stop.set()
                 interrupt = interrupt or e

@@ -22,6 +22,8 @@ CONTAINERS = ("mp4", "mkv", "webm")
 
 #: progress(key, done_bytes, total_bytes_or_None); called from worker threads.
 Progress = Callable[[str, int, "int | None"], None]
+#: progress(input_url, key, done_bytes, total_bytes_or_None): a batch's, per input.
+BatchProgress = Callable[[str, str, int, "int | None"], None]
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,14 @@ class FetchResult:
     #: info_json, description, thumbnail); a plain download's is its one file.
     files: tuple[dict[str, str], ...] = ()
     cached: bool = False
+    #: Not in the line: the batch input this result answers, and whether it is that
+    #: input's last result (a playlist gives several), for progress displays.
+    source: str | None = dataclasses.field(default=None, compare=False)
+    last_of_source: bool = dataclasses.field(default=True, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        del d["source"], d["last_of_source"]
         d["attempts"] = [a.to_dict() for a in self.attempts]
         d["files"] = [dict(f) for f in self.files] or (
             [{"path": self.path, "kind": "media"}] if self.path else []

@@ -124,6 +124,7 @@ class Task:
 
     def to_dict(self) -> dict[str, Any]:
         result = self.result or {}
+        received = (self.worker or {}).get("bytes") if self.status == "running" else None
         return {
             "ok": True,
             "id": self.id,
@@ -134,7 +135,7 @@ class Task:
             "lost": self.lost,
             "title": self.title,
             "path": result.get("path"),
-            "bytes": result.get("bytes"),
+            "bytes": result.get("bytes") if received is None else received,
             "sha256": result.get("sha256"),
             "strategy": result.get("strategy"),
             "last_error": dict(self.error) if self.error else None,

@@ -578,19 +578,29 @@ class PostgresStore(Settling):
                 given_up.append(Task.from_record(new, {}))
         return tuple(given_up)
 
-    def renew(self, worker: Worker, ids: Iterable[int], lease: float) -> set[int]:
-        """Extend the leases of our running tasks; returns the ids that are no longer ours
+    def renew(
+        self,
+        worker: Worker,
+        ids: Iterable[int],
+        lease: float,
+        received: Mapping[int, int] | None = None,
+    ) -> set[int]:
+        """Extend the leases of our running tasks (and record the bytes each has
+        `received` so far, in its worker); returns the ids that are no longer ours
         (cancelled, removed or taken back: their token changed), whose downloads stop."""
         ids = list(ids)
         mine = [(tid, self._tokens[tid]) for tid in ids if tid in self._tokens]
+        got = [(received or {}).get(tid) for tid, _ in mine]
 
         def work(cur: Any) -> set[int]:
             now, _ = self._now(cur)
             cur.execute(
-                "UPDATE xdl_tasks t SET lease_until = %s FROM unnest(%s::bigint[], %s::bigint[]) "
-                "AS m(id, token) WHERE t.id = m.id AND t.token = m.token "
+                "UPDATE xdl_tasks t SET lease_until = %s, worker = CASE WHEN m.bytes IS NULL "
+                "THEN t.worker ELSE (t.worker::jsonb || jsonb_build_object('bytes', m.bytes))"
+                "::json END FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) "
+                "AS m(id, token, bytes) WHERE t.id = m.id AND t.token = m.token "
                 "AND t.status = 'running' AND t.worker->>'runner' = %s RETURNING t.id",
-                (now + lease, [m[0] for m in mine], [m[1] for m in mine], worker.runner),
+                (now + lease, [m[0] for m in mine], [m[1] for m in mine], got, worker.runner),
             )
             return {row["id"] for row in cur.fetchall()}
 

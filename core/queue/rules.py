@@ -85,6 +85,15 @@ def claimed(rec: Mapping[str, Any], worker: Worker, lease: float, now: float) ->
     return new
 
 
+def renewed(rec: Mapping[str, Any], lease_until: float, received: int | None) -> Record:
+    """A running task with its lease extended and, when known, the bytes its download
+    has received so far (kept in its worker, so they go when the worker does)."""
+    new = {**rec, "lease_until": lease_until}
+    if received is not None and isinstance(rec.get("worker"), Mapping):
+        new["worker"] = {**rec["worker"], "bytes": received}
+    return new
+
+
 def owned(rec: Mapping[str, Any] | None, worker: Worker) -> bool:
     """The task is running, and by this runner (not cancelled, removed or taken back)."""
     if rec is None or rec.get("status") != "running":

@@ -1,6 +1,6 @@
 """`xdl queue run`: claim tasks and download them on N worker threads.
 
-The download itself is a callable (`download(task, stop) -> result dict`), by default
+The download itself is a callable (`download(task, stop, progress) -> result dict`), by default
 `fetch_download`, which runs the same engine as `xdl fetch`; tests inject a fake.
 While tasks run, a heartbeat renews their leases and stops the downloads of tasks that
 were cancelled or taken back. When `stop` is set (SIGINT/SIGTERM), in-flight downloads
@@ -22,7 +22,11 @@ from .store import QueueStore
 
 log = logging.getLogger("xdl.queue")
 
-Download = Callable[[Task, threading.Event], Mapping[str, Any]]
+#: progress(key, done_bytes, total_bytes_or_None), as the fetch engine calls it.
+Progress = Callable[[str, int, "int | None"], None]
+Download = Callable[[Task, threading.Event, Progress], Mapping[str, Any]]
+#: on_progress(task, key, done_bytes, total_bytes_or_None), from the worker threads.
+TaskProgress = Callable[[Task, str, int, "int | None"], None]
 #: Error codes not worth retrying: the same request will fail the same way.
 FINAL_CODES = frozenset(
     {
@@ -78,7 +82,14 @@ class _Runner:
         options: RunOptions,
         stop: threading.Event,
         on_result: Callable[[dict[str, Any]], None],
+        on_progress: TaskProgress | None = None,
+        on_tally: Callable[[RunReport], None] | None = None,
     ) -> None:
+        self.on_progress = on_progress
+        self.on_tally = on_tally
+        #: task id -> file key -> the most bytes seen for it (a restarted file never
+        #: makes the count go back).
+        self.received: dict[int, dict[str, int]] = {}
         self.store = store
         self.download = download
         self.opts = options
@@ -150,7 +161,7 @@ class _Runner:
         """Download one task, record how it went and claim the next one (one write)."""
         event = self.in_flight[task.id]
         try:
-            result = dict(self.download(task, event))
+            result = dict(self.download(task, event, self.progress_of(task)))
         except errors.Fatal:
             self.done_with(task.id)
             self.store.release(self.worker, [task.id])
@@ -214,6 +225,7 @@ class _Runner:
                 self.failed += 1
             log.error("%s: %s", task.url, error.get("message"))
             self.on_result({**row, "ok": False})
+        self.tally()
         return following
 
     def given_up(self, tasks: Iterable[Task]) -> None:
@@ -225,6 +237,17 @@ class _Runner:
             log.error("%s: %s", task.url, error.get("message"))
             row = {"ok": False, "url": task.url, "error": error}
             self.on_result({**row, "task": task.id, "attempt": task.attempts})
+            self.tally()
+
+    def report(self) -> RunReport:
+        with self.lock:
+            return RunReport(
+                self.done, self.failed, self.retried, self.released, self.stop.is_set()
+            )
+
+    def tally(self) -> None:
+        if self.on_tally is not None:
+            self.on_tally(self.report())
 
     def say_paused(self) -> None:
         with self.lock:
@@ -235,6 +258,24 @@ class _Runner:
     def done_with(self, task_id: int) -> None:
         with self.lock:
             self.in_flight.pop(task_id, None)
+            self.received.pop(task_id, None)
+
+    def progress_of(self, task: Task) -> Progress:
+        """The progress callback of one task's download: counts its bytes, passes on."""
+
+        def progress(key: str, done: int, total: int | None) -> None:
+            with self.lock:
+                files = self.received.setdefault(task.id, {})
+                files[key] = max(done, files.get(key, 0))
+            if self.on_progress is not None:
+                self.on_progress(task, key, done, total)
+
+        return progress
+
+    def bytes_received(self) -> dict[int, int]:
+        """Bytes received so far by each running task."""
+        with self.lock:
+            return {tid: sum(files.values()) for tid, files in self.received.items()}
 
     # -- the heartbeat --
 
@@ -246,7 +287,7 @@ class _Runner:
             if not ids:
                 continue
             try:
-                lost = self.store.renew(self.worker, ids, self.opts.lease)
+                lost = self.store.renew(self.worker, ids, self.opts.lease, self.bytes_received())
             except errors.XdlError as e:
                 log.warning("could not renew leases: %s", e.message)
                 continue
@@ -266,15 +307,21 @@ def run_queue(
     options: RunOptions | None = None,
     stop: threading.Event | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_progress: TaskProgress | None = None,
+    on_tally: Callable[[RunReport], None] | None = None,
 ) -> RunReport:
     """Run the queue until it is drained (or, with `watch`, until `stop` is set).
 
     `on_result` gets one row per finished task (the download's result plus `id`), from
-    the worker threads. Raises the first `Fatal` error a download raised.
+    the worker threads; `on_progress(task, key, done, total)` gets the downloads'
+    progress, and `on_tally(report)` the run's counts so far after each task is
+    recorded (done, failed, or to be retried). Raises the first `Fatal` error a download raised.
     """
     opts = options or RunOptions()
     stop = stop or threading.Event()
-    runner = _Runner(store, download, opts, stop, on_result or (lambda row: None))
+    runner = _Runner(
+        store, download, opts, stop, on_result or (lambda row: None), on_progress, on_tally
+    )
     beat = threading.Thread(target=runner.heartbeat, name="xdl-queue-heartbeat", daemon=True)
     workers = [
         threading.Thread(target=runner.work, name=f"xdl-queue-worker-{i}", daemon=True)
@@ -295,7 +342,9 @@ def run_queue(
     return RunReport(runner.done, runner.failed, runner.retried, runner.released, interrupted)
 
 
-def fetch_download(task: Task, stop: threading.Event) -> dict[str, Any]:
+def fetch_download(
+    task: Task, stop: threading.Event, progress: Progress | None = None
+) -> dict[str, Any]:
     """Download one task with the same engine as `xdl fetch`: one result for the task
     (a playlist's entries are folded into one: ok when all are)."""
     from ..fetch import FetchOptions, fetch_one
@@ -304,7 +353,7 @@ def fetch_download(task: Task, stop: threading.Event) -> dict[str, Any]:
         options = FetchOptions.from_dict(task.options)
     except errors.XdlError as e:  # a hand-edited task: this task fails, the others run
         return {"ok": False, "url": task.url, "error": e.to_dict()}
-    results = fetch_one(task.url, options, stop=stop)
+    results = fetch_one(task.url, options, stop=stop, progress=progress)
     if not results:
         return {"ok": False, "url": task.url, "error": {"code": "no_formats", "message": "nothing"}}
     if len(results) == 1:

@@ -30,7 +30,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -647,9 +647,16 @@ class JsonStore(Settling):
         new = rules.settled(state.tasks.get(outcome.task_id), worker, outcome, now)
         return None if new is None else {"op": "put", "task": new}
 
-    def renew(self, worker: Worker, ids: Iterable[int], lease: float) -> set[int]:
-        """Extend the leases of our running tasks; returns the ids that are no longer ours
-        (cancelled, removed or taken back), whose downloads should stop."""
+    def renew(
+        self,
+        worker: Worker,
+        ids: Iterable[int],
+        lease: float,
+        received: Mapping[int, int] | None = None,
+    ) -> set[int]:
+        """Extend the leases of our running tasks (and record the bytes each has
+        `received` so far); returns the ids that are no longer ours (cancelled, removed
+        or taken back), whose downloads should stop."""
         lost: set[int] = set()
         with self._locked() as state:
             now = time.time()
@@ -659,7 +666,8 @@ class JsonStore(Settling):
                 if rec is None:
                     lost.add(tid)
                     continue
-                ops.append({"op": "put", "task": {**rec, "lease_until": now + lease}})
+                got = (received or {}).get(tid)
+                ops.append({"op": "put", "task": rules.renewed(rec, now + lease, got)})
             self._write(state, ops)
         return lost
 
