@@ -396,6 +396,7 @@ def download_recorded(
     progress: Callable[[dict[str, Any]], None] | None = None,
     claim: Callable[[dict[str, Any], str], str | None] | None = None,
     stop: threading.Event | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Like `download`, for `xdl fetch`: errors about the URL itself raise (with their
     codes); in a playlist, an entry that fails does not stop the others (its message is
@@ -403,11 +404,13 @@ def download_recorded(
 
     `claim(info, planned_path)` is called for each item before yt-dlp opens any file for
     it; it may return another name (relative to the output folder) to write it under.
+    `defaults` fill an item's fields the site left empty before it is named (what a JSON
+    input line knew: the show a feed entry came from).
     `stop` set ends a recording by ffmpeg (a live stream: its file is kept and finished;
     otherwise errors.Interrupted)."""
     _running.stop = stop
     try:
-        return _download_recorded(url, params, progress, claim)
+        return _download_recorded(url, params, progress, claim, defaults or {})
     except KeyboardInterrupt:
         if stop is None or not stop.is_set():
             raise
@@ -421,6 +424,7 @@ def _download_recorded(
     params: Mapping[str, Any],
     progress: Callable[[dict[str, Any]], None] | None,
     claim: Callable[[dict[str, Any], str], str | None] | None,
+    defaults: Mapping[str, Any],
 ) -> dict[str, Any]:
     from yt_dlp.postprocessor.common import PostProcessor
     from yt_dlp.utils import MaxDownloadsReached
@@ -447,6 +451,9 @@ def _download_recorded(
 
         def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
             assert claim is not None
+            for key, value in defaults.items():
+                if info.get(key) is None:
+                    info[key] = value
             ydl = self._downloader
             ydl.params["outtmpl"]["default"] = template
             ydl.params["trim_file_name"] = trim

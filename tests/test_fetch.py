@@ -626,3 +626,16 @@ def test_an_interrupt_reports_every_unfinished_input(routes: Any) -> None:
     assert sorted(x["url"] for x in lines) == sorted(
         [*urls, routes.url("/fetch/slow-etag.bin?n=file")]
     )
+
+
+def test_a_feed_entry_is_filed_under_the_show_its_json_line_names(xdl: Any, site: Any) -> None:
+    """`info --flat FEED | fetch --profile podcast`: yt-dlp, given an entry's own URL, does
+    not know its show; the JSON line does, and the folder is named after it."""
+    line = {"url": site.url("/watch.html"), "playlist": "Loopback Podcast"}
+    template = "%(playlist_title,playlist,webpage_url_domain|x)s/%(title)s.%(ext)s"
+    ran = xdl("fetch", "-o", "pod", "--template", template, input=json.dumps(line) + "\n")
+    assert ran.exit_code == 0, ran.stderr
+    path = Path(ran.lines[0]["path"])
+    assert path.parent.name == "Loopback Podcast" and path.exists()
+    ran = xdl("fetch", "-o", "pod2", "--template", template, site.url("/watch.html"))
+    assert Path(ran.lines[0]["path"]).parent.name != "Loopback Podcast"

@@ -76,7 +76,9 @@ def fetch_one(
         return [failed(url, e, (), started)]
     if limiter is None and opts.rate_limit:
         limiter = shared_limiter(opts.rate_limit)
-    return Job(url, opts, stop or threading.Event(), limiter, progress, started).run()
+    job = Job(url, opts, stop or threading.Event(), limiter, progress, started)
+    job.fields = fields or {}
+    return job.run()
 
 
 def fetch_many(
@@ -264,6 +266,7 @@ class Job:
         self.archive = open_archive(options.archive) if options.archive else None
         self.out = Path(options.output_dir).expanduser()
         self.folders: tuple[str, ...] = ()
+        self.fields: Mapping[str, Any] = {}  # the input's JSON fields
         #: Why the last media tier (yt-dlp) failed, for the line of a manifest refused.
         self.media_error: errors.XdlError | None = None
         self._manifest: str | None = None

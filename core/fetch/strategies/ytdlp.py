@@ -376,8 +376,9 @@ def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[F
                 info = ytdlp.download_with_youtube_dl(job.url, full, media.hook)
             else:
                 info = ytdlp.download_recorded(
-                    job.url, full, media.hook, media.claim, stop=job.stop
-                )
+                    job.url, full, media.hook, media.claim, stop=job.stop,
+                    defaults=input_defaults(job.fields),
+                )  # fmt: skip
         except _Stopped:
             raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
         except errors.TooLarge:
@@ -388,6 +389,28 @@ def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[F
         return media.results(info)
     finally:
         media.close()
+
+
+#: Fields of a JSON input line (`xdl info --flat FEED`) that name what yt-dlp, given the
+#: entry alone, does not know: the show it belongs to.
+_INPUT_DEFAULTS = {
+    "playlist": ("playlist", "playlist_title"),
+    "playlist_title": ("playlist_title",),
+    "playlist_id": ("playlist_id",),
+    "channel": ("channel",),
+    "uploader": ("uploader",),
+}
+
+
+def input_defaults(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The item fields a JSON input line fills in (strings only)."""
+    out: dict[str, Any] = {}
+    for name, keys in _INPUT_DEFAULTS.items():
+        value = fields.get(name)
+        if isinstance(value, str) and value.strip():
+            for key in keys:
+                out.setdefault(key, value.strip())
+    return out
 
 
 class YtDlp:
