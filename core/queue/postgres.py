@@ -51,7 +51,7 @@ from .model import (
     Worker,
     domain,
 )
-from .store import Settling
+from .store import TaskChanges
 
 SCHEMA_VERSION = 1
 #: pg_advisory_xact_lock keys: schema migrations, and adds (dedupe across hosts).
@@ -160,7 +160,7 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-class PostgresStore(Settling):
+class PostgresStore(TaskChanges):
     """The queue in a PostgreSQL database; one connection, shared by this process's threads."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
@@ -665,18 +665,6 @@ class PostgresStore(Settling):
                 ]
             )
         return self._change(ids, rules.retried, "retry")
-
-    def cancel(self, ids: Sequence[int]) -> list[Changed | int]:
-        """Cancel queued or running tasks (a runner stops a cancelled download)."""
-        return self._change(ids, rules.cancelled, "cancel")
-
-    def remove(self, ids: Sequence[int]) -> list[Changed | int]:
-        """Delete tasks that are not running (cancel a running one first)."""
-
-        def change(rec: Record, now: float) -> str | None:
-            return rules.not_removable(rec)
-
-        return self._change(ids, change, "remove")
 
     def clear(self, statuses: Iterable[str]) -> int:
         """Delete every task with one of these statuses (never running ones)."""

@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import rules
 from .model import (
     Added,
     Backup,
@@ -17,6 +18,7 @@ from .model import (
     Health,
     NewTask,
     Outcome,
+    Record,
     Restored,
     Summary,
     Task,
@@ -75,12 +77,21 @@ class QueueStore(Protocol):
     def close(self) -> None: ...
 
 
-class Settling:
-    """`complete` and `fail`, written once over a store's `finish` (both stores use it)."""
+class TaskChanges:
+    """`complete`, `fail`, `cancel` and `remove`, written once over a store's `finish` and
+    `_change` (both stores use them; the rules themselves are in `rules`)."""
 
     def finish(
         self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
     ) -> Finished:
+        raise NotImplementedError
+
+    def _change(
+        self,
+        ids: Sequence[int],
+        change: Callable[[Record, float], Record | str | None],
+        action: str,
+    ) -> list[Changed | int]:
         raise NotImplementedError
 
     def complete(self, worker: Worker, task_id: int, result: Mapping[str, Any]) -> bool:
@@ -97,6 +108,18 @@ class Settling:
     ) -> bool:
         """Record a failed attempt: queued again at `retry_at`, or `failed` when None."""
         return self.finish(worker, Outcome(task_id, result, error, retry_at))[0]
+
+    def cancel(self, ids: Sequence[int]) -> list[Changed | int]:
+        """Cancel queued or running tasks (a runner stops a cancelled download)."""
+        return self._change(ids, rules.cancelled, "cancel")
+
+    def remove(self, ids: Sequence[int]) -> list[Changed | int]:
+        """Delete tasks that are not running (cancel a running one first)."""
+
+        def change(rec: Record, now: float) -> str | None:
+            return rules.not_removable(rec)
+
+        return self._change(ids, change, "remove")
 
 
 def is_url(location: str | Path | None) -> bool:

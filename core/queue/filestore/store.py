@@ -53,7 +53,7 @@ from ..model import (
     Worker,
     domain,
 )
-from ..store import Settling
+from ..store import TaskChanges
 from . import fastpath
 from .backups import Backups
 from .files import dump, stat_key, write_all, write_atomic
@@ -68,7 +68,7 @@ from .state import (
 DEFAULT_LOCK_TIMEOUT = 30.0
 
 
-class JsonStore(Settling):
+class JsonStore(TaskChanges):
     """The queue in one JSON file (plus its journal), safe across threads and processes."""
 
     def __init__(self, path: Path | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
@@ -717,18 +717,6 @@ class JsonStore(Settling):
             with self._locked() as state:
                 ids = [t for t, r in state.tasks.items() if r.get("status") == "failed"]
         return self._change(ids, rules.retried, "retry")
-
-    def cancel(self, ids: Sequence[int]) -> list[Changed | int]:
-        """Cancel queued or running tasks (a runner stops a cancelled download)."""
-        return self._change(ids, rules.cancelled, "cancel")
-
-    def remove(self, ids: Sequence[int]) -> list[Changed | int]:
-        """Delete tasks that are not running (cancel a running one first)."""
-
-        def change(rec: Record, now: float) -> str | None:
-            return rules.not_removable(rec)
-
-        return self._change(ids, change, "remove")
 
     def clear(self, statuses: Iterable[str]) -> int:
         """Delete every task with one of these statuses (never running ones)."""
