@@ -111,20 +111,9 @@ class JsonStore(TaskChanges):
     def _locked(self, load: bool = True) -> Iterator[State]:
         """The file lock (and this store's mutex), with the state brought up to date; with
         `load=False` the state is not read (the caller reads what it needs)."""
-        import filelock
 
         with self._mutex:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise QueueWriteError(f"cannot create {self.path.parent}: {e.strerror}") from None
-            try:
-                self._flock.acquire(timeout=self.lock_timeout)
-            except filelock.Timeout:
-                raise QueueLocked(
-                    f"{self.path} is locked by another xdl process (waited "
-                    f"{self.lock_timeout:g}s); try again later, or raise --lock-timeout"
-                ) from None
+            self._acquire()
             outer = self._unsynced is not None
             unsynced: list[int] = self._unsynced if self._unsynced is not None else []
             self._unsynced = unsynced
@@ -325,19 +314,26 @@ class JsonStore(TaskChanges):
         """Backups, newest first."""
         return self.backup.list()
 
+    def _acquire(self) -> None:
+        """Take the queue's file lock (its folder made first), or say who holds it."""
+        import filelock
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise QueueWriteError(f"cannot create {self.path.parent}: {e.strerror}") from None
+        try:
+            self._flock.acquire(timeout=self.lock_timeout)
+        except filelock.Timeout:
+            raise QueueLocked(
+                f"{self.path} is locked by another xdl process (waited "
+                f"{self.lock_timeout:g}s); try again later, or raise --lock-timeout"
+            ) from None
+
     def restore(self, backup: str | None = None) -> Restored:
         """Put a backup in place of the queue; the current file (even a corrupt one) is kept."""
         with self._mutex:
-            import filelock
-
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._flock.acquire(timeout=self.lock_timeout)
-            except filelock.Timeout:
-                raise QueueLocked(
-                    f"{self.path} is locked by another xdl process (waited "
-                    f"{self.lock_timeout:g}s); try again later, or raise --lock-timeout"
-                ) from None
+            self._acquire()
             try:
                 return self._restore(backup)
             finally:
