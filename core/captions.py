@@ -148,10 +148,13 @@ def detect_encoding(data: bytes) -> str:
     if best is None or best.encoding in ("ascii", "utf_8"):
         return "cp1252"
     # Subtitle files come from Windows far more often than from old Macs or DOS: of the
-    # candidates that read as cleanly, a Windows code page wins (cp1251, not mac_cyrillic).
-    for match in found:
-        if match.encoding.startswith("cp125") and match.chaos <= best.chaos + 0.02:
-            return codecs.lookup(match.encoding).name
+    # candidates that read as cleanly, a Windows code page wins (cp1251, not mac_cyrillic),
+    # and among those the one whose letters fit a language best (Greek text reads as
+    # cleanly in cp1251 as in cp1253: only the language tells them apart).
+    windows = [m for m in found if m.encoding.startswith("cp125") and m.chaos <= best.chaos + 0.02]
+    if windows:
+        pick = max(windows, key=lambda m: (m.coherence, -m.chaos))
+        return codecs.lookup(pick.encoding).name
     return codecs.lookup(best.encoding).name
 
 
@@ -748,10 +751,13 @@ def parse_srv3(text: str) -> Captions:
     root = _xml_root(text)
     cues: list[Cue] = []
     skipped = 0
+    version = "srv3"
     for el in root.iter():
         name = _local(el.tag)
         if name not in ("p", "text") or el.get("a") == "1":
             continue
+        if name == "text":
+            version = "srv1" if el.get("start") is not None else "srv2"
         try:
             if el.get("start") is not None:
                 start = float(el.get("start") or 0)
@@ -768,7 +774,7 @@ def parse_srv3(text: str) -> Captions:
         lines = _plain_lines(said)
         if lines:
             cues.append(Cue(start, end, "\n".join(lines)))
-    return Captions("srv3", cues, skipped)
+    return Captions(version, cues, skipped)
 
 
 def _plain_lines(text: str) -> list[str]:
@@ -800,8 +806,26 @@ def parse_ttml(text: str) -> Captions:
     skipped = 0
     body_el = next((el for el in root if _local(el.tag) == "body"), None)
     if body_el is not None:
-        skipped = _walk(body_el, 0.0, None, clock, cues)
+        agent = _attr(body_el, "agent")
+        skipped = _walk(body_el, 0.0, None, clock, cues, _agents(root), agent)
     return Captions("ttml", cues, skipped, 0, False, title)
+
+
+def _agents(root: Element) -> dict[str, str]:
+    """The people a TTML document declares (`<ttm:agent xml:id="v1">`, Apple Music's
+    lyrics, IMSC): id -> their full name (`<ttm:name type="full">`), else the id."""
+    out: dict[str, str] = {}
+    for el in root.iter():
+        if _local(el.tag) != "agent" or not (ident := _attr(el, "id")):
+            continue
+        names = {
+            (_attr(n, "type") or ""): " ".join((n.text or "").split())
+            for n in el
+            if _local(n.tag) == "name"
+        }
+        names = {k: v for k, v in names.items() if v}
+        out[ident] = names.get("full") or next(iter(names.values()), "") or ident
+    return out
 
 
 def _xml_root(text: str) -> Element:
@@ -864,6 +888,9 @@ class _Clock:
         self.sub_frame_rate = _number(params.get("subFrameRate"), 1.0)
         default_ticks = self.frame_rate * self.sub_frame_rate if "frameRate" in params else 1.0
         self.tick_rate = _number(params.get("tickRate"), default_ticks)
+        #: Apple Music's lyrics (`itunes:timing`) time every element from the start of the
+        #: song, not from its parent's begin as TTML would.
+        self.absolute = "timing" in params
 
     def seconds(self, value: str | None) -> float | None:
         if not value:
@@ -899,24 +926,37 @@ def _number(value: str | None, default: float) -> float:
         return default
 
 
-def _walk(el: Element, offset: float, end: float | None, clock: _Clock, out: list[Cue]) -> int:
-    """Collect <p>s in document order; times are relative to the parent's begin."""
+def _walk(
+    el: Element,
+    offset: float,
+    end: float | None,
+    clock: _Clock,
+    out: list[Cue],
+    agents: dict[str, str] | None = None,
+    agent: str | None = None,
+) -> int:
+    """Collect <p>s in document order; times are relative to the parent's begin. A
+    `ttm:agent` on a <p> or on a <div> around it (several ids: the first) is its speaker,
+    by the name the head gives it."""
     skipped = 0
     for child in el:
         name = _local(child.tag)
         if name not in ("div", "p"):
             continue
+        own = (_attr(child, "agent") or "").split()
+        speaker = own[0] if own else agent
         begin = clock.seconds(_attr(child, "begin"))
-        start = offset + (begin or 0.0)
-        stop: float | None = end
         e = clock.seconds(_attr(child, "end"))
         d = clock.seconds(_attr(child, "dur"))
+        base = 0.0 if clock.absolute or _absolute(begin, offset, end) else offset
+        start = offset if begin is None else base + begin
+        stop: float | None = end
         if e is not None:
-            stop = offset + e
+            stop = base + e
         elif d is not None:
             stop = start + d
         if name == "div":
-            skipped += _walk(child, start, stop, clock, out)
+            skipped += _walk(child, start, stop, clock, out, agents, speaker)
             continue
         if _attr(child, "begin") is not None and begin is None:
             skipped += 1  # an unreadable time expression
@@ -924,9 +964,19 @@ def _walk(el: Element, offset: float, end: float | None, clock: _Clock, out: lis
         text = _ttml_text(child)
         lines = clean_text(text) if text else []
         if lines:
-            speaker = _attr(child, "agent")
-            out.append(Cue(start, stop if stop is not None else start, "\n".join(lines), speaker))
+            who = (agents or {}).get(speaker, speaker) if speaker else None
+            out.append(Cue(start, stop if stop is not None else start, "\n".join(lines), who))
     return skipped
+
+
+def _absolute(begin: float | None, offset: float, end: float | None) -> bool:
+    """Is a begin time written from the start of the document, though TTML times it from
+    the parent's begin? When read from the parent it would start after the parent ends,
+    and read as it is it falls inside the parent: a writer that times everything
+    absolutely (as Apple does)."""
+    if begin is None or not offset or end is None:
+        return False
+    return offset + begin > end + 0.001 and offset - 0.001 <= begin <= end + 0.001
 
 
 _BR = "\x00br"

@@ -71,6 +71,11 @@ CORPUS_TEXT = {
     "sandflow__ttconv__decode_escaped_entities.vtt": "Here are the escaped entities: & < >",
     "sandflow__ttconv__lwsp_default.ttml": "hello my name is Mathilda bonjour mon nom est",
     "sandflow__ttconv__newlines.vtt": "text0 text1 text2 text3",
+    "glut23__webvtt-py__sample_hls.vtt": " ".join(f"Caption text #{n}" for n in range(1, 17)),
+    "glut23__webvtt-py__sample.sbv": "Caption text #1 Caption text #2 Caption text #3 (line 1) "
+    "Caption text #3 (line 2) Caption text #4 Caption text #5",
+    "jdepoix__youtube-transcript-api__transcript.xml.static": "Hey, this is just a test this "
+    "is not the original transcript just something shorter, I made up for testing",
     "tkarabela__pysubs2__ttml_example.ttml": "It seems a paradox, does it not, that the image "
     "formed on the Retina should be inverted? It is puzzling, why is it we do not see things "
     "upside-down? You have never heard the Theory, then, that the Brain also is inverted? No "
@@ -614,10 +619,83 @@ def test_ttml_bare_times_as_apple_writes_them(value: str, seconds: float) -> Non
 
 
 @pytest.mark.parametrize(
+    "doc, kind",
+    [
+        ('<transcript><text start="1.5" dur="2">Hi &amp;amp; bye</text></transcript>', "srv1"),
+        ('<timedtext><body><text t="1500" d="2000">Hi &amp; bye</text></body></timedtext>', "srv2"),
+        (
+            '<timedtext format="3"><body><p t="1500" d="2000">Hi &amp; bye</p></body></timedtext>',
+            "srv3",
+        ),
+    ],
+)
+def test_youtube_timedtext_versions_are_named(doc: str, kind: str) -> None:
+    parsed = parse(doc.encode())
+    assert parsed.format == kind
+    assert [(c.start, c.end, c.text) for c in parsed.cues] == [(1.5, 3.5, "Hi & bye")]
+
+
+def test_apple_lyrics_as_apple_writes_them() -> None:
+    """Real Apple Music lyrics: every time from the start of the song (the <div>s have
+    times too), the singer named by the agent the head declares."""
+    parsed = parse((CORPUS / "tkarabela__pysubs2__ttml_example_apple.ttml").read_bytes())
+    assert len(parsed.cues) == 38 and parsed.skipped_blocks == 0
+    first, last = parsed.cues[0], parsed.cues[-1]
+    assert (first.start, first.end, first.speaker) == (19.764, 21.9, "Radiohead")
+    assert (round(last.start, 3), round(last.end, 3)) == (227.741, 230.693)
+    assert {c.speaker for c in parsed.cues} == {"Radiohead"}
+    assert all(a.start < b.start for a, b in zip(parsed.cues, parsed.cues[1:]))
+
+
+@pytest.mark.parametrize(
+    "head, body, speakers",
+    [
+        (  # agents named in the head; on the <p>
+            '<ttm:agent xml:id="v1"><ttm:name type="full">Ann Lee</ttm:name></ttm:agent>'
+            '<ttm:agent xml:id="v2"/>',
+            '<p begin="1s" end="2s" ttm:agent="v1">a</p><p begin="2s" end="3s" ttm:agent="v2">'
+            "b</p>",
+            ["Ann Lee", "v2"],
+        ),
+        (  # on the <div> around them; a <p> of its own overrides it
+            '<ttm:agent xml:id="duet"><ttm:name type="family">Both</ttm:name></ttm:agent>',
+            '<div ttm:agent="duet"><p begin="1s" end="2s">a</p>'
+            '<p begin="2s" end="3s" ttm:agent="solo">b</p></div><p begin="4s" end="5s">c</p>',
+            ["Both", "solo", None],
+        ),
+    ],
+)
+def test_ttml_agents_are_speakers(head: str, body: str, speakers: list[str | None]) -> None:
+    doc = (
+        '<tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttm="http://www.w3.org/ns/ttml#metadata">'
+        f"<head><metadata>{head}</metadata></head><body><div>{body}</div></body></tt>"
+    )
+    assert [c.speaker for c in cues(doc)] == speakers
+
+
+@pytest.mark.parametrize(
+    "div, p, start",
+    [
+        ('begin="10s" end="20s"', 'begin="12s" end="13s"', 12.0),  # absolute, as Apple writes
+        ('begin="10s" end="20s"', 'begin="2s" end="3s"', 12.0),  # relative, as TTML says
+        ('begin="10s"', 'begin="2s" end="3s"', 12.0),  # no end to compare with: TTML's way
+    ],
+)
+def test_ttml_child_times_relative_or_absolute(div: str, p: str, start: float) -> None:
+    (cue,) = cues(ttml(f"<div {div}><p {p}>x</p></div>"))
+    assert cue.start == pytest.approx(start)
+
+
+@pytest.mark.parametrize(
     "name, encoding",
     [
         ("SamsungDForum__JuvoPlayer__media_player_subs_windows-1251.srt", "cp1251"),
         ("SamsungDForum__JuvoPlayer__media_player_subs_windows-1250.srt", "cp1250"),
+        # Greek reads as cleanly in cp1251 as in cp1253: the language decides.
+        ("SamsungDForum__JuvoPlayer__media_player_subs_windows-1253.srt", "cp1253"),
+        ("SamsungDForum__JuvoPlayer__media_player_subs_windows-1256.srt", "cp1256"),
+        ("SamsungDForum__JuvoPlayer__media_player_subs_gb2312.srt", "gb18030"),  # its superset
+        ("SamsungDForum__JuvoPlayer__media_player_subs_big5.srt", "big5"),
         ("asticode__go-astisub__example-in-non-utf8.vtt", "utf-16-le"),
         ("asticode__go-astisub__example-in.vtt", "utf-8"),
     ],
@@ -633,6 +711,20 @@ def test_windows_1251_reads_as_cyrillic() -> None:
         (CORPUS / "SamsungDForum__JuvoPlayer__media_player_subs_windows-1251.srt").read_bytes()
     )
     assert parsed.cues[0].text == "[Cyrylic] 0.5: Жж Зз Кк Лл Ыы Чч Щщ Ъъ Ыы Юю Яя"
+
+
+@pytest.mark.parametrize(
+    "name, first",
+    [
+        ("windows-1253", "[Greek] 0.5: Άά Αα Ββ Γγ Δδ Εε Ζζ Ηη Θθ Ιι Κκ Λλ Ξξ Ψψ Ωω ώ"),
+        ("windows-1256", "[Arabic] 0.5: علاء ديه القط، والقط هو علاء"),
+        ("gb2312", "[Chinese Simplified] 0.5: 她有一只猫.猫的皮毛有"),
+        ("big5", "[Chinese Traditional] 0.5: 她有一隻貓。貓有皮毛"),
+    ],
+)
+def test_legacy_code_pages_read_as_their_script(name: str, first: str) -> None:
+    data = (CORPUS / f"SamsungDForum__JuvoPlayer__media_player_subs_{name}.srt").read_bytes()
+    assert parse(data).cues[0].text == first
 
 
 @pytest.mark.parametrize(

@@ -36,11 +36,16 @@ ROLLING = {
     "youtube_dl_old_auto.vtt",
     "youtube_live.vtt",
     "music_pauses.vtt",
+    "glut23__webvtt-py__youtube_dl.vtt",
 }
 #: Files without a BOM in a legacy code page: the encoding their source names.
 ENCODINGS = {
     "SamsungDForum__JuvoPlayer__media_player_subs_windows-1251.srt": "cp1251",
     "SamsungDForum__JuvoPlayer__media_player_subs_windows-1250.srt": "cp1250",
+    "SamsungDForum__JuvoPlayer__media_player_subs_windows-1253.srt": "cp1253",
+    "SamsungDForum__JuvoPlayer__media_player_subs_windows-1256.srt": "cp1256",
+    "SamsungDForum__JuvoPlayer__media_player_subs_gb2312.srt": "gb2312",
+    "SamsungDForum__JuvoPlayer__media_player_subs_big5.srt": "big5",
 }
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
@@ -77,9 +82,11 @@ def reference_words(name: str, data: bytes) -> list[str]:
         said = "".join(s.get("utf8", "") for e in events for s in e.get("segs") or [])
         return tokens(" ".join(_LABEL.sub("", _clean(x)) for x in said.split("\n")))
     if head.startswith("<"):  # TTML, srv3: the body's text, tags off
-        body = text[text.find("<body") :]
+        body = text[max(text.find("<body"), 0) :]  # srv1 has no <body>: all of it
         body = re.sub(r"<br\s*/?>|</p>", "\n", body)
         lines = html.unescape(_TAG.sub("", body)).split("\n")
+        if "<body" not in text:  # srv1: <transcript><text> ..., entities escaped twice
+            lines = [html.unescape(x) for x in lines]
         return tokens(" ".join(x for x in lines if not re.fullmatch(r"\s*[A-Z]+:\s*", x)))
     cues: list[tuple[float, list[str]]] = []
     current: list[str] | None = None

@@ -145,8 +145,8 @@ def command(
     caption document from stdin and prints Markdown; JSON lines with `path` (from
     `xdl transcript`) are read too.
 
-    Fields: path, output, format (vtt, srt, sbv, ttml, json3, srv3), encoding (the one
-    the file was read in), words (in Chinese or Japanese, characters: also for
+    Fields: path, output, format (vtt, srt, sbv, ttml, json3, srv1, srv2, srv3),
+    encoding (the one the file was read in), words (in Chinese or Japanese, characters: also for
     --min-words and --max-words), paragraphs, avg_words_per_paragraph,
     compression_ratio (input bytes / Markdown bytes), speakers,
     duplicates_removed (rolling-caption lines dropped), skipped_blocks (blocks that
