@@ -57,14 +57,23 @@ class Cue(NamedTuple):
     end: float
     text: str
     speaker: str | None = None
+    #: When the format times each word (YouTube's json3 and srv3): the start of each of
+    #: the text's words (as `text.split()` cuts them), in seconds.
+    words: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        row: dict[str, Any] = {
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "speaker": self.speaker,
             "text": self.text,
         }
+        if self.words is not None:
+            row["words"] = [
+                {"start": round(t, 3), "text": w}
+                for t, w in zip(self.words, self.text.split(), strict=True)
+            ]
+        return row
 
 
 @dataclass(frozen=True)
@@ -735,14 +744,48 @@ def parse_json3(text: str) -> Captions:
         try:
             start = float(event.get("tStartMs") or 0) / 1000
             end = start + float(event.get("dDurationMs") or 0) / 1000
-            said = "".join(str(seg.get("utf8") or "") for seg in segs)
+            timed = [
+                (start + float(seg.get("tOffsetMs") or 0) / 1000, str(seg.get("utf8") or ""))
+                for seg in segs
+            ]
         except (TypeError, ValueError, AttributeError):
             skipped += 1
             continue
-        lines = _plain_lines(said)
-        if lines:
-            cues.append(Cue(start, end, "\n".join(lines)))
+        cue = _timed_cue(start, end, timed)
+        if cue is not None:
+            cues.append(cue)
     return Captions("json3", cues, skipped)
+
+
+def _timed_cue(start: float, end: float, timed: list[tuple[float, str]]) -> Cue | None:
+    """A cue from pieces of text each with its start time (YouTube's word segments):
+    each word of the cue's text timed by the piece it begins in."""
+    times: list[float] = []
+    ends: list[int] = []
+    parts: list[str] = []
+    size = 0
+    for t, piece in timed:
+        if not piece.isascii():
+            piece = piece.translate(_FOLD)
+        size += len(piece)
+        times.append(t)
+        ends.append(size)
+        parts.append(piece)
+    said = "".join(parts)
+    lines = _plain_lines(said)
+    if not lines:
+        return None
+    words: list[float] = []
+    at = 0
+    for word in _NONSPACE.finditer(said):
+        while ends[at] <= word.start():
+            at += 1
+        words.append(times[at])
+    timed_words = tuple(words) if any(t != start for t in words) else None
+    return Cue(start, end, "\n".join(lines), None, timed_words)
+
+
+_NONSPACE = re.compile(r"\S+")
 
 
 def parse_srv3(text: str) -> Captions:
@@ -768,13 +811,31 @@ def parse_srv3(text: str) -> Captions:
         except ValueError:
             skipped += 1
             continue
-        said = "".join(el.itertext())
-        if name == "text":
-            said = html.unescape(said)
-        lines = _plain_lines(said)
+        if name == "p":  # srv3: words in <s t="offset ms">
+            cue = _timed_cue(start, end, _srv3_pieces(el, start))
+            if cue is not None:
+                cues.append(cue)
+            continue
+        lines = _plain_lines(html.unescape("".join(el.itertext())))
         if lines:
             cues.append(Cue(start, end, "\n".join(lines)))
     return Captions(version, cues, skipped)
+
+
+def _srv3_pieces(p: Element, start: float) -> list[tuple[float, str]]:
+    """The text of an srv3 <p> as pieces with their start times (an <s> without `t`, or
+    with one that cannot be read, starts when the piece before it did)."""
+    pieces = [(start, p.text or "")]
+    for child in p:
+        at = pieces[-1][0]
+        try:
+            at = start + float(child.get("t") or "x") / 1000
+        except ValueError:
+            pass
+        pieces.append((at, "".join(child.itertext())))
+        if child.tail:
+            pieces.append((at, child.tail))
+    return pieces
 
 
 def _plain_lines(text: str) -> list[str]:

@@ -174,7 +174,9 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
                         continue
                 if para is None:
                     at = cue.start
-                    if index:
+                    if index and cue.words is not None and _word_indexed(cue, text):
+                        at = cue.words[index]  # json3, srv3: the word's own time
+                    elif index:
                         total = text.count(" ") + text.count("\n") + 1
                         at += (cue.end - cue.start) * index / total
                     para = Paragraph(at, speaker, turn=turn)
@@ -186,6 +188,12 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
                 if para.count >= max_words or (para.count >= min_words and ends_sentence(word)):
                     para = None
     return [p for p in out if p.count or p.chapter]
+
+
+def _word_indexed(cue: Cue, text: str) -> bool:
+    """Do the word counts of `paragraphs` index the cue's word times? Not once sound
+    labels were dropped, nor in a script without spaces (there a word is a character)."""
+    return text is cue.text and (text.isascii() or not _CJK.search(text))
 
 
 def _drop_sound_labels(text: str) -> str:

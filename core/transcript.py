@@ -56,6 +56,8 @@ class Transcript:
     lang: str
     source: str
     format: str
+    #: The encoding the published track was read in (as `to-markdown` says it).
+    encoding: str
     title: str | None
     id: str | None
     words: int
@@ -290,6 +292,7 @@ def _item_transcripts(
             lang=track.lang,
             source=track.source,
             format=fmt,
+            encoding=caps.encoding,
             title=title,
             id=item_id,
             words=words,

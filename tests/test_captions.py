@@ -748,3 +748,30 @@ def test_chinese_cues_are_joined_without_spaces_and_counted_by_character() -> No
     assert text.split("\n\n")[0] == "大家好，欢迎参加今天的会议。"  # 12 characters: a paragraph
     assert " " not in text.strip()
     assert sum(p.count for p in paras) == 34
+
+
+@pytest.mark.parametrize(
+    "doc, words",
+    [
+        (  # srv3: <s t="offset ms">; an <s> without t starts with the piece before it
+            '<timedtext format="3"><body><p t="1000" d="3000"><s>for</s><s t="280"> years'
+            '</s><s t="1280"> it&#39;s</s><s> one</s></p></body></timedtext>',
+            (1.0, 1.28, 2.28, 2.28),
+        ),
+        (  # json3: a segment of two words times both; "\n" breaks the line, not a word
+            '{"events": [{"tStartMs": 500, "dDurationMs": 2000, "segs": [{"utf8": "you"}, '
+            '{"utf8": " were here", "tOffsetMs": 300}, {"utf8": "\\n"}, '
+            '{"utf8": "be", "tOffsetMs": 900}, {"utf8": "fore", "tOffsetMs": 1100}]}]}',
+            (0.5, 0.8, 0.8, 1.4),
+        ),
+        (  # creator-made json3: one segment, nothing timed word by word
+            '{"events": [{"tStartMs": 500, "dDurationMs": 2000, "segs": [{"utf8": "a b"}]}]}',
+            None,
+        ),
+    ],
+)
+def test_youtube_word_times_are_kept(doc: str, words: tuple[float, ...] | None) -> None:
+    (cue,) = cues(doc)
+    assert cue.words == (pytest.approx(words) if words else None)
+    if words:
+        assert len(cue.to_dict()["words"]) == len(cue.text.split())

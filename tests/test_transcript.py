@@ -23,7 +23,11 @@ TTML = b"""<?xml version="1.0" encoding="UTF-8"?>
 </div></body></tt>
 """
 
-ROLLING = (Path(__file__).parent / "captions" / "fixtures" / "youtube_auto.vtt").read_bytes()
+CAPTIONS = Path(__file__).parent / "captions"
+ROLLING = (CAPTIONS / "fixtures" / "youtube_auto.vtt").read_bytes()
+CP1251 = (
+    CAPTIONS / "corpus" / "SamsungDForum__JuvoPlayer__media_player_subs_windows-1251.srt"
+).read_bytes()
 
 CHAPTERED = (
     "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nWelcome everyone.\n\n"
@@ -42,6 +46,9 @@ def caption_site(site: Any) -> Any:
     gone = media_site.video_page("Gone", [media_site.MP4_180], [("en", "/404.vtt")])
     site.route("/gone.html")(lambda r: r.send_bytes(gone.encode(), "text/html; charset=utf-8"))
     site.route("/subs/chaptered.vtt")(lambda r: r.send_bytes(CHAPTERED.encode(), "text/vtt"))
+    legacy = media_site.video_page("Legacy", [media_site.MP4_180], [("sr", "/subs/sr.srt")])
+    site.route("/legacy.html")(lambda r: r.send_bytes(legacy.encode(), "text/html"))
+    site.route("/subs/sr.srt")(lambda r: r.send_bytes(CP1251, "application/x-subrip"))
     rolling = media_site.video_page("Rolling", [media_site.MP4_180], [("en", "/subs/roll.vtt")])
     site.route("/rolling.html")(lambda r: r.send_bytes(rolling.encode(), "text/html"))
     site.route("/subs/roll.vtt")(lambda r: r.send_bytes(ROLLING, "text/vtt"))
@@ -55,7 +62,7 @@ def test_default_is_the_published_vtt(xdl: Any, caption_site: Any) -> None:
     (row,) = ran.lines
     assert row["ok"] and row["lang"] == "en" and row["source"] == "manual"
     assert row["format"] == "vtt" and row["id"] and row["title"].startswith("Loopback Clip")
-    assert row["words"] == 11
+    assert row["words"] == 11 and row["encoding"] == "utf-8"
     path = Path(row["path"])
     assert path.name.endswith(".en.vtt")
     assert path.read_bytes() == media_site.VTT_EN.encode()  # as published, byte for byte
@@ -299,3 +306,40 @@ def test_transcript_files_honour_the_umask(
         os.umask(old)
     assert ran.exit_code == 0, ran.stderr
     assert stat.S_IMODE(Path(ran.lines[0]["path"]).stat().st_mode) == mode
+
+
+@pytest.mark.parametrize("fmt", ["txt", "srt"])
+def test_the_line_says_which_encoding_the_track_was_read_in(
+    xdl: Any, caption_site: Any, fmt: str
+) -> None:
+    ran = xdl("transcript", "-F", fmt, "--stdout", caption_site.url("/legacy.html"))
+    assert ran.exit_code == 0, ran.stderr
+    assert "Жж Зз Кк" in ran.stdout
+    ran = xdl("transcript", "-F", fmt, caption_site.url("/legacy.html"))
+    (row,) = ran.lines
+    assert row["encoding"] == "cp1251" and row["format"] == fmt
+    assert "Жж Зз Кк" in Path(row["path"]).read_text(encoding="utf-8")
+
+
+def test_json3_words_keep_their_own_times() -> None:
+    """json3 times every word: `-F json` gives each word's start, and a paragraph that
+    starts inside a cue starts at its first word's time (not a guess along the cue)."""
+    from xdl.core.transcript import convert
+
+    data = (CAPTIONS / "fixtures" / "youtube_auto.json3").read_bytes()
+    text, caps, _ = convert(data, "json", Layout())
+    first = json.loads(text)[0]
+    assert first["start"] == 0.16 and first["text"] == "so today we're going to talk"
+    assert first["words"][:3] == [
+        {"start": 0.16, "text": "so"},
+        {"start": 0.4, "text": "today"},
+        {"start": 0.72, "text": "we're"},
+    ]
+    assert [c.start for c in caps.cues if c.words] == [c.words[0] for c in caps.cues if c.words]
+    md, _, _ = convert(data, "md", Layout(min_words=2, max_words=3, timestamps=True))
+    # "going" is said at 0.96 s: a guess along the cue (0.16 + 4.48 * 3/6) would say 2.4
+    from xdl.core.markdown import paragraphs
+
+    starts = {p.text: round(p.start, 2) for p in paragraphs(caps.cues, Layout(2, 3))}
+    assert starts["going to talk"] == 0.96
+    assert "[00:00:00] going to talk" in md

@@ -98,15 +98,16 @@ def command(
     saves it under --template: `vtt` as the site publishes it, or converted by xdl's
     own parser: `srt`, `txt`, `md` (the title as heading, chapters as sections,
     --timestamps linking each paragraph to its moment) or `json` (cleaned cues: start,
-    end, speaker, text). YouTube's rolling automatic captions come out without their
-    repeated lines (decided by the content, wherever the track comes from); YouTube's
-    automatic captions are read from its json3 format when converting. Pipe the lines
-    into `xdl to-markdown` to convert the files later.
+    end, speaker, text; from YouTube's json3 and srv3 also words, each word's start).
+    YouTube's rolling automatic captions come out without their repeated lines
+    (decided by the content, wherever the track comes from); YouTube's automatic
+    captions are read from its json3 format when converting. Pipe the lines into
+    `xdl to-markdown` to convert the files later.
 
-    Fields: url, path, lang, source (manual or auto), format, title, id, words,
-    duplicates_removed, skipped_blocks, skipped ("exists" when the file was already
-    there). No track in the asked languages: error code no_subtitles, naming the
-    languages there are.
+    Fields: url, path, lang, source (manual or auto), format, encoding (the one the
+    published track was read in), title, id, words, duplicates_removed,
+    skipped_blocks, skipped ("exists" when the file was already there). No track in
+    the asked languages: error code no_subtitles, naming the languages there are.
 
     Progress events (--progress json, on stderr): a start and a done per input (as
     `xdl fetch`'s: event, url, time, bytes, elapsed_s, ok, path, error; entries when
