@@ -635,6 +635,17 @@ def test_youtube_timedtext_versions_are_named(doc: str, kind: str) -> None:
     assert [(c.start, c.end, c.text) for c in parsed.cues] == [(1.5, 3.5, "Hi & bye")]
 
 
+def test_a_real_zoom_transcript_names_its_speakers() -> None:
+    data = (CORPUS / "aekupor__cip_test_transcript__small_transcript.vtt").read_bytes()
+    parsed = parse(data)
+    assert [c.speaker for c in parsed.cues] == ["Ashlee Kupor (SL)"] + ["Dora Demszky"] * 5
+    assert parsed.cues[0].text == "Let's do that"  # the label is not text
+    out = md(data)
+    assert out.startswith("**Ashlee Kupor (SL):** Let's do that\n\n**Dora Demszky:** by, too.")
+    quiet = md(data, speakers=False)  # names gone, a turn still a paragraph
+    assert quiet.startswith("Let's do that\n\nby, too.") and "Dora" not in quiet
+
+
 def test_apple_lyrics_as_apple_writes_them() -> None:
     """Real Apple Music lyrics: every time from the start of the song (the <div>s have
     times too), the singer named by the agent the head declares."""
