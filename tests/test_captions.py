@@ -635,6 +635,20 @@ def test_youtube_timedtext_versions_are_named(doc: str, kind: str) -> None:
     assert [(c.start, c.end, c.text) for c in parsed.cues] == [(1.5, 3.5, "Hi & bye")]
 
 
+def test_a_real_youtube_auto_caption_file_keeps_repeats_after_a_clear() -> None:
+    """yt-dlp's copy of a song's automatic captions: the rolling repeats go, the words
+    sung again after the screen was cleared stay."""
+    data = (CORPUS / "qkeluna__Downlodr__video.en.vtt").read_bytes()
+    parsed = parse(data)
+    assert parsed.rolling and parsed.duplicates_removed == 36 and parsed.skipped_blocks == 0
+    out = md(data)
+    assert out.startswith(
+        "the layer of sila this is your only way home deep down deep down deep down "
+    )
+    assert out.count("what it takes to survive") == 3
+    assert out.rstrip().endswith("we are the same you and I")
+
+
 def test_a_real_zoom_transcript_names_its_speakers() -> None:
     data = (CORPUS / "aekupor__cip_test_transcript__small_transcript.vtt").read_bytes()
     parsed = parse(data)

@@ -37,6 +37,7 @@ ROLLING = {
     "youtube_live.vtt",
     "music_pauses.vtt",
     "glut23__webvtt-py__youtube_dl.vtt",
+    "qkeluna__Downlodr__video.en.vtt",
 }
 #: Files without a BOM in a legacy code page: the encoding their source names.
 ENCODINGS = {
