@@ -649,6 +649,16 @@ def test_a_real_youtube_auto_caption_file_keeps_repeats_after_a_clear() -> None:
     assert out.rstrip().endswith("we are the same you and I")
 
 
+def test_a_real_sbv_export_with_overlapping_times_loses_nothing() -> None:
+    data = (CORPUS / "vaps0tr__sbv-translate__captions.sbv").read_bytes()
+    parsed = parse(data)
+    assert parsed.format == "sbv" and not parsed.rolling
+    assert (len(parsed.cues), parsed.duplicates_removed, parsed.skipped_blocks) == (58, 0, 0)
+    out = md(data)
+    assert out.startswith("hi this is Cambria from the Federation for children with special")
+    assert out.rstrip().endswith("leave a meeting by and you're done I hope this has been helpful")
+
+
 def test_a_real_zoom_transcript_names_its_speakers() -> None:
     data = (CORPUS / "aekupor__cip_test_transcript__small_transcript.vtt").read_bytes()
     parsed = parse(data)
