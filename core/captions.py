@@ -691,7 +691,9 @@ def _label_speakers(cues: list[Cue]) -> list[Cue]:
         m = _SPEAKER_LABEL.match(cue.text) if ":" in cue.text else None
         if m and m.group(1) in names:
             speaker = m.group(1)
-            out.append(cue._replace(text=cue.text[m.end() :], speaker=speaker))
+            label, text = cue.text[: m.end()], cue.text[m.end() :]
+            words = cue.words[len(label.split()) :] if cue.words is not None else None
+            out.append(cue._replace(text=text, speaker=speaker, words=words))
         elif cue.text.startswith(">>"):
             speaker = None
             out.append(cue)
@@ -754,7 +756,7 @@ def parse_json3(text: str) -> Captions:
         cue = _timed_cue(start, end, timed)
         if cue is not None:
             cues.append(cue)
-    return Captions("json3", cues, skipped)
+    return Captions("json3", _label_speakers(cues), skipped)
 
 
 def _timed_cue(start: float, end: float, timed: list[tuple[float, str]]) -> Cue | None:
@@ -819,7 +821,7 @@ def parse_srv3(text: str) -> Captions:
         lines = _plain_lines(html.unescape("".join(el.itertext())))
         if lines:
             cues.append(Cue(start, end, "\n".join(lines)))
-    return Captions(version, cues, skipped)
+    return Captions(version, _label_speakers(cues), skipped)
 
 
 def _srv3_pieces(p: Element, start: float) -> list[tuple[float, str]]:

@@ -4,6 +4,7 @@ own fixtures for every case the lenient reader has to get right."""
 from __future__ import annotations
 
 import codecs
+import json
 import random
 import re
 from pathlib import Path
@@ -810,3 +811,33 @@ def test_youtube_word_times_are_kept(doc: str, words: tuple[float, ...] | None) 
     assert cue.words == (pytest.approx(words) if words else None)
     if words:
         assert len(cue.to_dict()["words"]) == len(cue.text.split())
+
+
+def test_json3_speaker_labels_are_speakers_and_keep_word_times() -> None:
+    """Creator-made json3 (`>> NAME:` at the start of an event) names its speakers as
+    the text formats do; the label's own words leave the word times with it."""
+    doc = json.dumps(
+        {
+            "events": [
+                {
+                    "tStartMs": 0,
+                    "segs": [{"utf8": ">> ANNA: hi"}, {"utf8": " there", "tOffsetMs": 500}],
+                },
+                {
+                    "tStartMs": 3000,
+                    "segs": [{"utf8": ">> BOB: yes"}, {"utf8": " sure", "tOffsetMs": 700}],
+                },
+                {"tStartMs": 6000, "segs": [{"utf8": ">> ANNA: ok"}]},
+            ]
+        }
+    )
+    got = cues(doc)
+    assert [(c.speaker, c.text) for c in got] == [
+        ("ANNA", "hi there"),
+        ("BOB", "yes sure"),
+        ("ANNA", "ok"),
+    ]
+    assert got[1].to_dict()["words"] == [
+        {"start": 3.0, "text": "yes"},
+        {"start": 3.7, "text": "sure"},
+    ]
