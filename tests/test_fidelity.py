@@ -33,7 +33,6 @@ FILES = sorted(
 ROLLING = {
     "youtube_auto.vtt",
     "youtube_short_asr.vtt",
-    "youtube_dl_old_auto.vtt",
     "youtube_live.vtt",
     "music_pauses.vtt",
     "glut23__webvtt-py__youtube_dl.vtt",
