@@ -174,8 +174,9 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
                         continue
                 if para is None:
                     at = cue.start
-                    if index and cue.words is not None and _word_indexed(cue, text):
-                        at = cue.words[index]  # json3, srv3: the word's own time
+                    timed = _word_times(cue, text)
+                    if index and index < len(timed):
+                        at = timed[index]  # json3, srv3: the word's own time
                     elif index:
                         total = text.count(" ") + text.count("\n") + 1
                         at += (cue.end - cue.start) * index / total
@@ -190,10 +191,12 @@ def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
     return [p for p in out if p.count or p.chapter]
 
 
-def _word_indexed(cue: Cue, text: str) -> bool:
-    """Do the word counts of `paragraphs` index the cue's word times? Not once sound
-    labels were dropped, nor in a script without spaces (there a word is a character)."""
-    return text is cue.text and (text.isascii() or not _CJK.search(text))
+def _word_times(cue: Cue, text: str) -> tuple[float, ...]:
+    """The cue's word times when the word counts of `paragraphs` index them: not once
+    sound labels were dropped, nor in a script without spaces (a word is a character)."""
+    if cue.words is None or text is not cue.text:
+        return ()
+    return cue.words if text.isascii() or not _CJK.search(text) else ()
 
 
 def _drop_sound_labels(text: str) -> str:
