@@ -514,6 +514,7 @@ class _Seconds(dict[str, float]):
 _HM = _HoursMinutes()
 _SS = _Seconds()
 _ENDS = frozenset(("", " ", "\t"))
+_ENDS_LF = frozenset((" ", "\t", "\n"))
 
 
 def _timing(line: str) -> tuple[float, float] | None:
@@ -557,6 +558,8 @@ class Decisions:
 
 
 _Cleaned = tuple[float, float, _Segs | None, list[str], str | None]
+#: What may follow a line repeated alone in a cue (YouTube pads snapshot cues with " ").
+_PADDING = frozenset(("", "\n", "\n "))
 
 
 class CueStream:
@@ -579,6 +582,7 @@ class CueStream:
         self.candidates = self.repeats = 0
         self.last: str | None = None
         self.after_text = False  # the last cleaned cue had text (a blank one may follow)
+        self.last_plain = False
         self.ids_total = self.ids_named = 0
         self.ids_seen: set[str] | None = set()  # None once a name came back
         self.found: dict[str, int] = {}
@@ -654,42 +658,62 @@ class CueStream:
         self, raw: list[tuple[float, float, list[str]]], ids: dict[int, str]
     ) -> list[_Cleaned]:
         cleaned: list[_Cleaned] = []
+        append = cleaned.append
         last = self.last
-        candidates = repeats = 0
+        plain = self.last_plain  # `last` came from text without markup (see below)
+        candidates = repeats = texts = 0
         after_text = self.after_text
         for number, (start, end, lines) in enumerate(raw):
             joined = lines[0] if len(lines) == 1 else "\n".join(lines)
             segs: _Segs | None = None
-            if "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
+            flat: list[str]
+            if plain and joined.startswith(last) and joined[len(last) :] in _PADDING:  # type: ignore[arg-type]
+                # The last line again (YouTube's 10 ms snapshot cues: half the cues of
+                # automatic captions): the fast path below would give just that.
+                flat = [last]  # type: ignore[list-item]
+                is_plain = True
+            elif "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
                 flat = [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()]
-            elif "<v" in joined or "<V" in joined:
-                segs = _voices(joined)
-                flat = [line for _, seg in segs for line in seg]
+                is_plain = True
             else:
-                flat = clean_text(joined)
+                is_plain = False
+                if "<v" in joined or "<V" in joined:
+                    segs = _voices(joined)
+                    flat = [line for _, seg in segs for line in seg]
+                else:
+                    flat = clean_text(joined)
             if flat:
                 if last is not None:
                     candidates += 1
                     repeats += flat[0] == last or _repeats(last, flat)
                 last = flat[-1]
-                ident = ids.get(number)
-                cleaned.append((start, end, segs, flat, ident))
+                plain = is_plain
                 after_text = True
-                self.ids_total += 1
-                if ident and _is_id_name(ident):
-                    self.ids_named += 1
-                    if self.ids_seen is not None:
-                        if ident in self.ids_seen:
-                            self.ids_seen = None
-                        else:
-                            self.ids_seen.add(ident)
+                texts += 1
+                if ids:
+                    ident = ids.get(number)
+                    append((start, end, segs, flat, ident))
+                    if ident:
+                        self._count_id(ident)
+                else:
+                    append((start, end, segs, flat, None))
             elif after_text:
-                cleaned.append((start, end, None, [], None))  # a blank cue: a pause
+                append((start, end, None, [], None))  # a blank cue: a pause
                 after_text = False
-        self.last, self.after_text = last, after_text
+        self.last, self.after_text, self.last_plain = last, after_text, plain
         self.candidates += candidates
         self.repeats += repeats
+        self.ids_total += texts
         return cleaned
+
+    def _count_id(self, ident: str) -> None:
+        if _is_id_name(ident):
+            self.ids_named += 1
+            if self.ids_seen is not None:
+                if ident in self.ids_seen:
+                    self.ids_seen = None
+                else:
+                    self.ids_seen.add(ident)
 
     def _named(self) -> bool:
         n = self.ids_named
@@ -780,11 +804,28 @@ class _BlockReader:
         current = self.current
         depth = self.depth
         skipped = headers = 0
+        hm, ss, ends, ends_lf = _HM, _SS, _ENDS, _ENDS_LF
+        append = cues.append
         for number, block in enumerate(blocks):
+            if block[12:17] == " --> " and block[29:30] in ends_lf and not depth and number != last:
+                # The usual cue (`00:00:01.000 --> 00:00:02.000 ...`, then its text), as
+                # the general path below would read it, in a few steps.
+                nl = block.find("\n", 29)
+                if nl > 0 and block.find("-->", nl + 1) < 0:
+                    try:
+                        start = hm[block[:6]] + ss[block[6:12]]
+                        end = hm[block[17:23]] + ss[block[23:29]]
+                    except KeyError:
+                        pass
+                    else:
+                        current = [block[nl + 1 :]]
+                        append((start, end, current))
+                        continue
             if depth > 0:
                 depth += block.count("{") - block.count("}")
                 continue
-            if "-->" not in block:
+            arrow = block.find("-->")
+            if arrow < 0:
                 if not block or block.isspace():
                     continue
                 block = block.lstrip("\n")
@@ -807,14 +848,18 @@ class _BlockReader:
                 continue
             if block[0] == "\n":
                 block = block.lstrip("\n")
+                arrow = block.find("-->")
             # The usual shape, without splitting lines: [identifier] timing, then the text.
             timing = rest = None
-            head, _, after = block.partition("\n")
-            if "-->" in head:
-                if "-->" not in after:
-                    timing, rest = head, after
+            nl = block.find("\n")
+            if nl < 0:
+                timing, rest = block, ""
+            elif arrow < nl:
+                if block.find("-->", nl + 1) < 0:
+                    timing, rest = block[:nl], block[nl + 1 :]
             else:
-                second, _, after = after.partition("\n")
+                head = block[:nl]
+                second, _, after = block[nl + 1 :].partition("\n")
                 if "-->" in second and "-->" not in after:
                     timing, rest = second, after
                     if ids is not None and not head.strip().isdigit():
@@ -824,34 +869,28 @@ class _BlockReader:
                 skipped += n
                 continue
             times = None
-            if timing[12:17] == " --> " and timing[29:30] in _ENDS:
+            if timing[12:17] == " --> " and timing[29:30] in ends:
                 try:  # _timing's fast path, inlined: this runs once per cue
-                    times = (
-                        _HM[timing[:6]] + _SS[timing[6:12]],
-                        _HM[timing[17:23]] + _SS[timing[23:29]],
-                    )
+                    times = hm[timing[:6]] + ss[timing[6:12]], hm[timing[17:23]] + ss[timing[23:29]]
                 except KeyError:
                     pass
-            elif timing[13:18] == " --> " and timing[31:32] in _ENDS:
+            elif timing[13:18] == " --> " and timing[31:32] in ends:
                 try:  # the same past 99 hours (long live streams)
-                    times = (
-                        _HM[timing[:7]] + _SS[timing[7:13]],
-                        _HM[timing[18:25]] + _SS[timing[25:31]],
-                    )
+                    times = hm[timing[:7]] + ss[timing[7:13]], hm[timing[18:25]] + ss[timing[25:31]]
                 except KeyError:
                     pass
             if times is None:
                 times = _timing(timing)
-            if times is None:
-                if number == last and not rest.strip() and _partial_timing(timing):
-                    raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
-                skipped += 1
-                current = None
-                continue
+                if times is None:
+                    if number == last and not rest.strip() and _partial_timing(timing):
+                        raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
+                    skipped += 1
+                    current = None
+                    continue
             if number == last and not rest.strip() and _cut_short(timing, times):
                 raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
             current = [rest]
-            cues.append((times[0], times[1], current))
+            append((times[0], times[1], current))
         self.current, self.depth = current, depth
         self.skipped += skipped
         self.headers += headers
@@ -935,7 +974,7 @@ _TAGS = re.compile(
     r"|<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>",
     re.I,
 )
-_WORD_TIMINGS = re.compile(r"</?c>|<\d\d+:\d\d:\d\d\.\d\d\d>")
+_WORD_TIMINGS = re.compile(r"<(?:/?c|\d\d+:\d\d:\d\d\.\d\d\d)>")
 _INLINE = re.compile(r"<\d\d+:\d\d:\d\d\.\d\d\d>")
 _BR_TAG = re.compile(r"<br\s*/?>", re.I)
 _ASS = re.compile(r"\{\\[^{}]*\}")
