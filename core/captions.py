@@ -239,6 +239,8 @@ def parse_decoded(text: str, used: str, *, rolling: bool | None = None) -> Capti
 CHUNK_CHARS = 4 << 20
 #: Formats parsed as a whole document (XML, JSON, SBV): how large one may be, in bytes.
 MAX_DOCUMENT_BYTES = 64 << 20
+#: The longest run of WebVTT/SRT text without a blank line (real cues: a few lines).
+MAX_BLOCK_CHARS = 64 << 20
 
 
 class Reencode(Exception):
@@ -249,10 +251,8 @@ class Reencode(Exception):
         self.encoding = encoding
 
 
-class TooLong(errors.BadInput):
+class TooLong(errors.TooLarge):
     """More bytes than allowed (the caller turns it into its own `too_large`)."""
-
-    code = "too_large"
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"more than {limit} bytes")
@@ -375,9 +375,11 @@ class CueReader:
         self.format = kind
         if kind not in ("vtt", "srt"):  # a whole document (XML, JSON, SBV)
             parts = [buf]
-            while not self._eof:
+            while True:
                 if self.size > self.document_limit:
                     raise TooLong(self.document_limit)
+                if self._eof:
+                    break
                 parts.append(self._more())
             caps = parse_decoded("".join(parts), self.encoding, rolling=self.rolling)
             del parts, buf
@@ -399,15 +401,19 @@ class CueReader:
                 yield stream.feed(buf, final=True)
                 return
             end = len(buf.rstrip())  # a piece never holds the last text read so far
-            cut = buf.rfind("\n\n", 0, min(chunk, end))
+            cut = buf.rfind("\n\n", 0, min(chunk, end) if end else len(buf))
             if cut < 0:
                 cut = buf.find("\n\n", 0, end)
-            while cut > 0 and buf[cut - 1] == "\n":
-                cut -= 1
+            if cut > 0 and buf[cut - 1] == "\n":
+                # Inside a run of line feeds, `split` pairs them from where the run starts.
+                cut -= (cut - len(buf[:cut].rstrip("\n"))) % 2
             if cut < 0:  # one block longer than a piece: read on
                 if self._eof:
                     yield stream.feed(buf, final=True)
                     return
+                if len(buf) > MAX_BLOCK_CHARS:
+                    mib = MAX_BLOCK_CHARS >> 20
+                    raise errors.TooLarge(f"more than {mib} MiB of text without a blank line")
                 buf += self._more()
                 continue
             piece, buf = buf[:cut], buf[cut + 2 :]

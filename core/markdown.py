@@ -491,6 +491,17 @@ def render_stream(
     )
 
 
+def markdown_of(
+    data: bytes, layout: Layout, rolling: bool | None = None, encoding: str | None = None
+) -> tuple[str, Rendered]:
+    """Caption bytes to Markdown in memory, by `to-markdown`'s own path (`render_stream`)."""
+    import io
+
+    sink = io.BytesIO()
+    done = render_stream(io.BytesIO(data), layout, sink, rolling=rolling, encoding=encoding)
+    return sink.getvalue().decode("utf-8"), done
+
+
 def _seekable(stream: IO[bytes]) -> bool:
     try:
         return stream.seekable()
@@ -583,7 +594,10 @@ def too_large(limit: int | None = None) -> errors.TooLarge:
 
 
 def _size(n: int) -> str:
-    return f"{n // 2**30} GiB" if n >= 2**30 and not n % 2**30 else f"{n // 2**20} MiB"
+    for unit, name in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= unit and not n % unit:
+            return f"{n // unit} {name}"
+    return f"{n:,} bytes"
 
 
 def write_new(
