@@ -626,12 +626,14 @@ def convert_file(
     Returns the result and the Markdown ("" when written to a file)."""
     import io
     import tempfile
+    from contextlib import nullcontext
 
     if isinstance(data, bytes):
         source: IO[bytes] = io.BytesIO(check_size(data))
     else:
         source = read_source(path) if data is None else data
-    with source, tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as sink:
+    owned = source if data is None else nullcontext()  # stdin stays open: not ours
+    with owned, tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as sink:
         done = render_stream(source, layout, sink, rolling=rolling, encoding=encoding, chunk=chunk)
         if output == "-":
             sink.seek(0)
