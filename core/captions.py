@@ -225,6 +225,11 @@ def parse(data: bytes, *, rolling: bool | None = None, encoding: str | None = No
     predecessor's last line). Creator-made captions never match and keep everything.
     `encoding` overrides the detected one."""
     text, used = decode(data, encoding)
+    return parse_decoded(text, used, rolling=rolling)
+
+
+def parse_decoded(text: str, used: str, *, rolling: bool | None = None) -> Captions:
+    """`parse` of a document already decoded (in `used`), line endings LF."""
     kind = detect(text)
     if kind == "ttml":
         caps = parse_ttml(text)
@@ -239,6 +244,223 @@ def parse(data: bytes, *, rolling: bool | None = None, encoding: str | None = No
         with gc_paused():
             caps = parse_text(text, kind, rolling=rolling)
     return replace(caps, encoding=used)
+
+
+#: How much text (in characters) is parsed at a time, cut where a blank line starts:
+#: memory follows this, not the size of the file.
+CHUNK_CHARS = 4 << 20
+#: Formats parsed as a whole document (XML, JSON, SBV): how large one may be, in bytes.
+MAX_DOCUMENT_BYTES = 64 << 20
+#: The longest run of WebVTT/SRT text without a blank line (real cues: a few lines).
+MAX_BLOCK_CHARS = 64 << 20
+
+
+class Reencode(Exception):
+    """Text read as UTF-8 up to here is not UTF-8 after all: read it again in `encoding`."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(encoding)
+        self.encoding = encoding
+
+
+class TooLong(errors.TooLarge):
+    """More bytes than allowed (the caller turns it into its own `too_large`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+class CueReader:
+    """The cues of a caption document read from `read` (a binary stream's `read`), a
+    list per piece of text, never the whole document at once for WebVTT and SRT.
+
+    Decoding is decided on the first bytes (as `decode` decides it on all of them; a
+    file that stops being UTF-8 later raises `Reencode`). After the last piece,
+    `stream.used != stream.decided()` means the file decides otherwise than its first
+    piece did: parse it again with `assume=stream.decided()`."""
+
+    def __init__(
+        self,
+        read: Any,
+        *,
+        rolling: bool | None = None,
+        encoding: str | None = None,
+        assume: Decisions | None = None,
+        chunk: int | None = None,
+        limit: int | None = None,
+        document_limit: int | None = None,
+    ) -> None:
+        self.read = read
+        self.rolling = rolling
+        self.forced = encoding
+        self.assume = assume
+        self.chunk = max(16, chunk or CHUNK_CHARS)
+        self.limit = limit
+        self.document_limit = MAX_DOCUMENT_BYTES if document_limit is None else document_limit
+        self.size = 0  # bytes read
+        self.format = ""
+        self.encoding = ""
+        self.stream: CueStream | None = None
+        self.whole: Captions | None = None
+        self._fallback: bytes = b""
+        self._eof = False
+        self._strict = False
+        self._decoder: Any = None
+        self._cr = ""
+
+    def _bytes(self, n: int) -> bytes:
+        parts = []
+        got = 0
+        while got < n:
+            data = self.read(n - got)
+            if not data:
+                self._eof = True
+                break
+            parts.append(data)
+            got += len(data)
+        self.size += got
+        if self.limit is not None and self.size > self.limit:
+            raise TooLong(self.limit)
+        return b"".join(parts)
+
+    def _text(self, data: bytes) -> str:
+        try:
+            text: str = self._decoder.decode(data, self._eof)
+        except UnicodeDecodeError:
+            raise Reencode(_fallback_encoding(self._fallback)) from None
+        if self._cr:
+            text, self._cr = self._cr + text, ""
+        if "\r" in text:
+            if text[-1] == "\r" and not self._eof:
+                text, self._cr = text[:-1], "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text
+
+    def _more(self) -> str:
+        return self._text(self._bytes(self.chunk))
+
+    def _start(self) -> str:
+        encoding = self.forced or ""
+        if encoding:
+            try:
+                encoding = codecs.lookup(encoding).name
+            except LookupError:
+                raise errors.BadInput(f"unknown encoding: {encoding}") from None
+        data = self._bytes(max(self.chunk, _DETECT_BYTES))
+        for bom, name in _BOMS:
+            if data.startswith(bom):
+                data = data[len(bom) :]
+                encoding = encoding or name
+                break
+        if not data.strip(b" \t\r\n\x00"):
+            if self._eof:
+                raise EmptyFile("empty file: no captions in it")
+            if b"\x00" in data:
+                raise NotCaptions("binary data, not a caption file")
+        if not encoding:
+            self._fallback = data[:_DETECT_BYTES]
+            try:
+                codecs.getincrementaldecoder("utf-8")("strict").decode(data, self._eof)
+                encoding, self._strict = "utf-8", True
+            except UnicodeDecodeError:
+                encoding = _fallback_encoding(self._fallback)
+        self.encoding = encoding
+        self._decoder = codecs.getincrementaldecoder(encoding)(
+            "strict" if self._strict else "replace"
+        )
+        text = self._text(data)
+        _refuse_binary(text)
+        return text.lstrip("\ufeff")
+
+    def __iter__(self) -> Iterator[list[Cue]]:
+        with gc_paused():
+            yield from self._cues()
+
+    def _cues(self) -> Iterator[list[Cue]]:
+        buf = self._start()
+        while not self._eof and not _detectable(buf):
+            if self.size > self.document_limit:
+                raise TooLong(self.document_limit)
+            buf += self._more()
+        kind = detect(buf)
+        self.format = kind
+        if kind not in ("vtt", "srt"):  # a whole document (XML, JSON, SBV)
+            parts = [buf]
+            while True:
+                if self.size > self.document_limit:
+                    raise TooLong(self.document_limit)
+                if self._eof:
+                    break
+                parts.append(self._more())
+            caps = parse_decoded("".join(parts), self.encoding, rolling=self.rolling)
+            del parts, buf
+            self.whole = caps
+            self.format = caps.format
+            yield caps.cues
+            return
+        stream = self.stream = CueStream(kind, self.rolling, self.assume)
+        if kind == "vtt":
+            while not self._eof and buf.find("\n\n", buf.find("WEBVTT")) < 0:
+                buf += self._more()
+            buf = stream.header(buf)
+        chunk = self.chunk
+        while True:
+            if not self._eof and len(buf) < chunk:
+                buf += self._more()
+                continue
+            if self._eof and len(buf) <= chunk:
+                yield stream.feed(buf, final=True)
+                return
+            end = len(buf.rstrip())  # a piece never holds the last text read so far
+            cut = buf.rfind("\n\n", 0, min(chunk, end) if end else len(buf))
+            if cut < 0:
+                cut = buf.find("\n\n", 0, end)
+            if cut > 0 and buf[cut - 1] == "\n":
+                # Inside a run of line feeds, `split` pairs them from where the run starts.
+                cut -= (cut - len(buf[:cut].rstrip("\n"))) % 2
+            if cut < 0:  # one block longer than a piece: read on
+                if self._eof:
+                    yield stream.feed(buf, final=True)
+                    return
+                if len(buf) > MAX_BLOCK_CHARS:
+                    mib = MAX_BLOCK_CHARS >> 20
+                    raise errors.TooLarge(f"more than {mib} MiB of text without a blank line")
+                buf += self._more()
+                continue
+            piece, buf = buf[:cut], buf[cut + 2 :]
+            yield stream.feed(piece)
+
+    def captions(self, cues: list[Cue]) -> Captions:
+        """What was read, as `parse` would give it, with `cues` as its cues."""
+        if self.whole is not None:
+            return replace(self.whole, cues=cues, encoding=self.encoding)
+        assert self.stream is not None
+        return replace(self.stream.captions(cues), encoding=self.encoding)
+
+
+def _detectable(text: str) -> bool:
+    """Is there enough of a document's start in `text` for `detect` to tell its format
+    as it would from all of it?"""
+    if len(text) < 4096:
+        return False
+    head = text[:4096].lstrip()
+    if head.startswith(("WEBVTT", "<")):
+        return True
+    if head.startswith("{") and re.search(r'"(?:events|wireMagic)"', head):
+        return True
+    return _TIMING.search(text) is not None
+
+
+def _fallback_encoding(data: bytes) -> str:
+    """The encoding of bytes that are not UTF-8 (see `decode`): UTF-16 without a BOM,
+    else what the detector finds."""
+    head = data[:4096]
+    if head.count(0) > len(head) // 4 and (head[1::2].count(0) > len(head) // 3):
+        return "utf-16-le"
+    if head.count(0) > len(head) // 4 and (head[0::2].count(0) > len(head) // 3):
+        return "utf-16-be"
+    return detect_encoding(data)
 
 
 @contextmanager
@@ -280,12 +502,12 @@ class _HoursMinutes(dict[str, int]):
     """`HH:MM:` -> seconds, parsed once (a 2-hour file has 120 of them)."""
 
     def __missing__(self, key: str) -> int:
-        if len(key) != 6 or key[2] != ":" or key[5] != ":" or not key.isascii():
-            raise KeyError(key)
-        if not (key[:2] + key[3:5]).isdigit():
+        if len(key) not in (6, 7) or key[-4] != ":" or key[-1] != ":" or not key.isascii():
+            raise KeyError(key)  # `HH:MM:`, or `HHH:MM:` past 99 hours
+        if not (key[:-4] + key[-3:-1]).isdigit():
             raise KeyError(key)
         try:
-            value = self[key] = int(key[:2]) * 3600 + int(key[3:5]) * 60
+            value = self[key] = int(key[:-4]) * 3600 + int(key[-3:-1]) * 60
         except ValueError:
             raise KeyError(key) from None
         return value
@@ -310,6 +532,7 @@ class _Seconds(dict[str, float]):
 _HM = _HoursMinutes()
 _SS = _Seconds()
 _ENDS = frozenset(("", " ", "\t"))
+_ENDS_LF = frozenset((" ", "\t", "\n"))
 
 
 def _timing(line: str) -> tuple[float, float] | None:
@@ -332,73 +555,363 @@ _PARTIAL_TIMING = re.compile(r"^[ \t]*[\d:.,]+[ \t]*(?:-{1,2}>?[ \t]*[\d:.,]*)?[
 
 def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> Captions:
     """WebVTT or SRT text (LF line endings) into cues."""
-    inline = "<c>" in text
-    if inline:  # YouTube's word timings, the bulk of the file: off in one pass, not per cue
-        text = _WORD_TIMINGS.sub("", text)
-    ids: dict[int, str] = {}
-    raw, skipped, headers = _blocks(text, kind == "vtt", ids)
-    del text  # big files: memory back as soon as possible (fewer page faults)
-    candidates = repeats = 0
-    last: str | None = None
-    cleaned: list[tuple[float, float, _Segs | None, list[str], str | None]] = []
-    for number, (start, end, lines) in enumerate(raw):
-        joined = lines[0] if len(lines) == 1 else "\n".join(lines)
-        segs: _Segs | None = None
-        if "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
-            flat = [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()]
-        elif "<v" in joined or "<V" in joined:
-            segs = _voices(joined)
-            flat = [line for _, seg in segs for line in seg]
+    stream = CueStream(kind, rolling)
+    if kind == "vtt":
+        text = stream.header(text)
+    cues = stream.feed(text, final=True)
+    return stream.captions(cues)
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What `CueStream` decides from the whole file: whether YouTube's word timings are
+    in it, whether it rolls, whether cue identifiers are speakers, which `NAME:` labels
+    are speakers. A stream fed in several pieces decides from the first and checks at
+    the end (`CueStream.decided`); the caller parses again when they differ."""
+
+    inline: bool
+    rolling: bool
+    named: bool
+    labels: frozenset[str]
+
+
+_Cleaned = tuple[float, float, _Segs | None, list[str], str | None]
+#: What may follow a line repeated alone in a cue (YouTube pads snapshot cues with " ").
+_PADDING = frozenset(("", "\n", "\n "))
+
+
+class CueStream:
+    """WebVTT or SRT text fed in pieces cut at blank lines (`feed`), cleaned cues out.
+
+    Memory stays with the piece: cues are cleaned, de-duplicated and labelled as they
+    come. What needs the whole file (see `Decisions`) is decided from the first piece
+    (all of a file of one piece, so exact there) and counted over the rest."""
+
+    def __init__(
+        self, kind: str, rolling: bool | None = None, assume: Decisions | None = None
+    ) -> None:
+        self.kind = kind
+        self.forced = rolling
+        self.used = assume
+        self.reader = _BlockReader()
+        self.held: list[tuple[float, float, list[str]]] = []
+        self.held_id: str | None = None
+        self.inline_seen = False
+        self.candidates = self.repeats = 0
+        self.last: str | None = None
+        self.after_text = False  # the last cleaned cue had text (a blank one may follow)
+        self.last_plain = False
+        self.ids_total = self.ids_named = 0
+        self.ids_seen: set[str] | None = set()  # None once a name came back
+        self.found: dict[str, int] = {}
+        self.labelled = self.count = 0
+        self.prev: list[str] = []
+        self.prev_end = 0.0
+        self.removed = 0
+        self.speaker: str | None = None
+
+    def header(self, text: str) -> str:
+        """`text` without its WebVTT header (the WEBVTT line and the lines under it)."""
+        end = text.find("\n\n", text.find("WEBVTT"))
+        head, text = (text, "") if end < 0 else (text[:end], text[end + 2 :])
+        self.inline_seen = self.inline_seen or "<c>" in head
+        return text
+
+    def feed(self, text: str, final: bool = False) -> list[Cue]:
+        """The cues of the next piece of text (whole blocks: cut where a blank line
+        starts). The last cue of a piece waits for the next one: text after a blank line
+        may still belong to it."""
+        if "<c>" in text:
+            self.inline_seen = True
+        inline = self.used.inline if self.used is not None else self.inline_seen
+        if inline:  # YouTube's word timings, the bulk of the file: off in one pass
+            text = _WORD_TIMINGS.sub("", text)
+        ids: dict[int, str] = {}
+        raw = self.held
+        if self.held_id is not None:
+            ids[0] = self.held_id
+        self.reader.feed(text, self.kind == "vtt", raw, ids, final)
+        del text
+        if final or not raw:
+            self.held, self.held_id = [], None
         else:
-            flat = clean_text(joined)
-        if flat:
-            if last is not None:
-                candidates += 1
-                repeats += flat[0] == last or _repeats(last, flat)
-            last = flat[-1]
-            cleaned.append((start, end, segs, flat, ids.get(number)))
-        elif cleaned and cleaned[-1][3]:
-            cleaned.append((start, end, None, [], None))  # a blank cue: a pause
-    del raw
-    if rolling is None:
-        # Word timings (<00:00:01.000><c>) and a repeat: YouTube's automatic captions,
-        # however short. Without them (converted to SRT on the way), only a file that
-        # repeats nearly every cue's top line: creator-made captions never look like that.
-        share, minimum = (0.2, 1) if inline else (0.6, 20)
-        rolling = candidates >= minimum and repeats >= share * candidates
-    named = _name_identifiers([c[4] for c in cleaned if c[3]])
-    out: list[Cue] = []
-    removed = 0
-    prev: list[str] = []
-    prev_end = 0.0
-    for start, end, segs, flat, ident in cleaned:
-        if not flat:
-            prev = []  # after a pause, a line said again is said again
-            continue
-        k = 0
-        grown: str | None = None
-        if rolling:
-            if prev and start > prev_end + 1.0:
-                prev = []
-            if prev and (flat[0] in prev or prev[-1] in flat[0]):
-                # The usual cases (one new line under the last one; a snapshot of it)
-                # without a call; anything longer goes through _overlap.
-                k = 1 if prev[-1] == flat[0] and (len(flat) == 1 or len(prev) == 1) else 0
-                if not k:
-                    k, grown = _overlap(prev, flat)
-                removed += k
-            prev, prev_end = flat, end
-        if segs is None:
-            if grown is not None:  # a line still being typed: only its new words
-                k -= 1
-                flat = [*flat[:k], grown, *flat[k + 1 :]] if grown else flat[:k] + flat[k + 1 :]
-            if k < len(flat):
-                speaker = ident if named else None
-                out.append(Cue(start, end, "\n".join(flat[k:] if k else flat), speaker))
-            continue
-        for speaker, seg in _drop_lines(segs, k) if k else segs:
-            out.append(Cue(start, end, "\n".join(seg), speaker))
-    return Captions(kind, _label_speakers(out), skipped, removed, rolling, segment_headers=headers)
+            self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
+        cleaned = self._clean(raw, ids)
+        del raw
+        used = self.used
+        if used is None:  # the first piece: decide from it
+            share, minimum = (0.2, 1) if self.inline_seen else (0.6, 20)
+            rolling = (
+                self.forced
+                if self.forced is not None
+                else self.candidates >= minimum and self.repeats >= share * self.candidates
+            )
+            used = Decisions(self.inline_seen, rolling, self._named(), frozenset())
+        out = self._dedupe(cleaned, used)
+        del cleaned
+        self._count_labels(out)
+        if self.used is None:
+            used = replace(used, labels=self._labels())
+            self.used = used
+        return self._apply_labels(out, used.labels)
+
+    def decided(self) -> Decisions:
+        """What the whole file decides (compare with `used` after the last piece)."""
+        share, minimum = (0.2, 1) if self.inline_seen else (0.6, 20)
+        rolling = (
+            self.forced
+            if self.forced is not None
+            else self.candidates >= minimum and self.repeats >= share * self.candidates
+        )
+        return Decisions(self.inline_seen, rolling, self._named(), self._labels())
+
+    def captions(self, cues: list[Cue]) -> Captions:
+        rolling = self.used.rolling if self.used is not None else False
+        r = self.reader
+        return Captions(
+            self.kind, cues, r.skipped, self.removed, rolling, segment_headers=r.headers
+        )
+
+    def _clean(
+        self, raw: list[tuple[float, float, list[str]]], ids: dict[int, str]
+    ) -> list[_Cleaned]:
+        cleaned: list[_Cleaned] = []
+        append = cleaned.append
+        last = self.last
+        plain = self.last_plain  # `last` came from text without markup (see below)
+        candidates = repeats = texts = 0
+        after_text = self.after_text
+        for number, (start, end, lines) in enumerate(raw):
+            joined = lines[0] if len(lines) == 1 else "\n".join(lines)
+            segs: _Segs | None = None
+            flat: list[str]
+            if plain and joined.startswith(last) and joined[len(last) :] in _PADDING:  # type: ignore[arg-type]
+                # The last line again (YouTube's 10 ms snapshot cues: half the cues of
+                # automatic captions): the fast path below would give just that.
+                flat = [last]  # type: ignore[list-item]
+                is_plain = True
+            elif "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
+                flat = [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()]
+                is_plain = True
+            else:
+                is_plain = False
+                if "<v" in joined or "<V" in joined:
+                    segs = _voices(joined)
+                    flat = [line for _, seg in segs for line in seg]
+                else:
+                    flat = clean_text(joined)
+            if flat:
+                if last is not None:
+                    candidates += 1
+                    repeats += flat[0] == last or _repeats(last, flat)
+                last = flat[-1]
+                plain = is_plain
+                after_text = True
+                texts += 1
+                if ids:
+                    ident = ids.get(number)
+                    append((start, end, segs, flat, ident))
+                    if ident:
+                        self._count_id(ident)
+                else:
+                    append((start, end, segs, flat, None))
+            elif after_text:
+                append((start, end, None, [], None))  # a blank cue: a pause
+                after_text = False
+        self.last, self.after_text, self.last_plain = last, after_text, plain
+        self.candidates += candidates
+        self.repeats += repeats
+        self.ids_total += texts
+        return cleaned
+
+    def _count_id(self, ident: str) -> None:
+        if _is_id_name(ident):
+            self.ids_named += 1
+            if self.ids_seen is not None:
+                if ident in self.ids_seen:
+                    self.ids_seen = None
+                else:
+                    self.ids_seen.add(ident)
+
+    def _named(self) -> bool:
+        n = self.ids_named
+        return n >= 2 and n >= self.ids_total / 2 and self.ids_seen is None
+
+    def _dedupe(self, cleaned: list[_Cleaned], used: Decisions) -> list[Cue]:
+        rolling, named = used.rolling, used.named
+        out: list[Cue] = []
+        removed = 0
+        prev, prev_end = self.prev, self.prev_end
+        for start, end, segs, flat, ident in cleaned:
+            if not flat:
+                prev = []  # after a pause, a line said again is said again
+                continue
+            k = 0
+            grown: str | None = None
+            if rolling:
+                if prev and start > prev_end + 1.0:
+                    prev = []
+                if prev and (flat[0] in prev or prev[-1] in flat[0]):
+                    # The usual cases (one new line under the last one; a snapshot of it)
+                    # without a call; anything longer goes through _overlap.
+                    k = 1 if prev[-1] == flat[0] and (len(flat) == 1 or len(prev) == 1) else 0
+                    if not k:
+                        k, grown = _overlap(prev, flat)
+                    removed += k
+                prev, prev_end = flat, end
+            if segs is None:
+                if grown is not None:  # a line still being typed: only its new words
+                    k -= 1
+                    flat = [*flat[:k], grown, *flat[k + 1 :]] if grown else flat[:k] + flat[k + 1 :]
+                if k < len(flat):
+                    speaker = ident if named else None
+                    out.append(Cue(start, end, "\n".join(flat[k:] if k else flat), speaker))
+                continue
+            for speaker, seg in _drop_lines(segs, k) if k else segs:
+                out.append(Cue(start, end, "\n".join(seg), speaker))
+        self.prev, self.prev_end = prev, prev_end
+        self.removed += removed
+        return out
+
+    def _count_labels(self, cues: list[Cue]) -> None:
+        self.count += len(cues)
+        found = self.found
+        for cue in cues:
+            if cue.speaker is None and ":" in cue.text:
+                m = _SPEAKER_LABEL.match(cue.text)
+                if m and _is_name(m.group(1)):
+                    self.labelled += 1
+                    found[m.group(1)] = found.get(m.group(1), 0) + 1
+
+    def _labels(self) -> frozenset[str]:
+        return _label_names(self.found, self.labelled, self.count)
+
+    def _apply_labels(self, cues: list[Cue], names: frozenset[str]) -> list[Cue]:
+        if not names:
+            return cues
+        out, self.speaker = _apply_labels(cues, names, self.speaker)
+        return out
+
+
+class _BlockReader:
+    """`_blocks` over a text fed in pieces: what carries from one piece to the next."""
+
+    def __init__(self) -> None:
+        self.current: list[str] | None = None
+        self.depth = 0  # open braces of a STYLE block (its CSS may hold blank lines)
+        self.skipped = self.headers = 0
+        self.first = True
+
+    def feed(
+        self,
+        text: str,
+        vtt: bool,
+        cues: list[tuple[float, float, list[str]]],
+        ids: dict[int, str] | None,
+        final: bool,
+    ) -> None:
+        """The cues of `text` appended to `cues` (see `_blocks`)."""
+        blocks = text.split("\n\n")
+        last = len(blocks) - 1
+        if final:
+            while last >= 0 and not blocks[last].strip():
+                last -= 1
+        else:
+            last = -1  # more text follows: no block here is the file's last
+        first, self.first = self.first, False
+        current = self.current
+        depth = self.depth
+        skipped = headers = 0
+        hm, ss, ends, ends_lf = _HM, _SS, _ENDS, _ENDS_LF
+        append = cues.append
+        for number, block in enumerate(blocks):
+            if block[12:17] == " --> " and block[29:30] in ends_lf and not depth and number != last:
+                # The usual cue (`00:00:01.000 --> 00:00:02.000 ...`, then its text), as
+                # the general path below would read it, in a few steps.
+                nl = block.find("\n", 29)
+                if nl > 0 and block.find("-->", nl + 1) < 0:
+                    try:
+                        start = hm[block[:6]] + ss[block[6:12]]
+                        end = hm[block[17:23]] + ss[block[23:29]]
+                    except KeyError:
+                        pass
+                    else:
+                        current = [block[nl + 1 :]]
+                        append((start, end, current))
+                        continue
+            if depth > 0:
+                depth += block.count("{") - block.count("}")
+                continue
+            arrow = block.find("-->")
+            if arrow < 0:
+                if not block or block.isspace():
+                    continue
+                block = block.lstrip("\n")
+                lines = block.split("\n")
+                if lines[0].startswith("WEBVTT") and (number or not first):
+                    headers += 1  # a joined segment's header
+                    current = None
+                    continue
+                word = lines[0].split(None, 1)[0] if vtt else ""
+                if word in ("NOTE", "STYLE", "REGION"):
+                    if word == "STYLE":
+                        depth = block.count("{") - block.count("}")
+                    continue
+                if number == last and _partial_timing(lines[-1]):
+                    raise Truncated(f"the file ends inside a cue timing ({lines[-1].strip()!r})")
+                if current is not None:
+                    current.append(block)  # a blank line inside a cue
+                elif not all(line.startswith(("Region:", "X-TIMESTAMP-MAP")) for line in lines):
+                    skipped += 1
+                continue
+            if block[0] == "\n":
+                block = block.lstrip("\n")
+                arrow = block.find("-->")
+            # The usual shape, without splitting lines: [identifier] timing, then the text.
+            timing = rest = None
+            nl = block.find("\n")
+            if nl < 0:
+                timing, rest = block, ""
+            elif arrow < nl:
+                if block.find("-->", nl + 1) < 0:
+                    timing, rest = block[:nl], block[nl + 1 :]
+            else:
+                head = block[:nl]
+                second, _, after = block[nl + 1 :].partition("\n")
+                if "-->" in second and "-->" not in after:
+                    timing, rest = second, after
+                    if ids is not None and not head.strip().isdigit():
+                        ids[len(cues)] = head.strip()
+            if timing is None or rest is None:
+                current, n = _scan(block.split("\n"), current, cues, number == last)
+                skipped += n
+                continue
+            times = None
+            if timing[12:17] == " --> " and timing[29:30] in ends:
+                try:  # _timing's fast path, inlined: this runs once per cue
+                    times = hm[timing[:6]] + ss[timing[6:12]], hm[timing[17:23]] + ss[timing[23:29]]
+                except KeyError:
+                    pass
+            elif timing[13:18] == " --> " and timing[31:32] in ends:
+                try:  # the same past 99 hours (long live streams)
+                    times = hm[timing[:7]] + ss[timing[7:13]], hm[timing[18:25]] + ss[timing[25:31]]
+                except KeyError:
+                    pass
+            if times is None:
+                times = _timing(timing)
+                if times is None:
+                    if number == last and not rest.strip() and _partial_timing(timing):
+                        raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
+                    skipped += 1
+                    current = None
+                    continue
+            if number == last and not rest.strip() and _cut_short(timing, times):
+                raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
+            current = [rest]
+            append((times[0], times[1], current))
+        self.current, self.depth = current, depth
+        self.skipped += skipped
+        self.headers += headers
 
 
 def _blocks(
@@ -416,79 +929,10 @@ def _blocks(
     if vtt:  # the header: the WEBVTT line and the lines right under it
         end = text.find("\n\n", text.find("WEBVTT"))
         text = "" if end < 0 else text[end + 2 :]
-    blocks = text.split("\n\n")
-    last = len(blocks) - 1
-    while last >= 0 and not blocks[last].strip():
-        last -= 1
+    reader = _BlockReader()
     cues: list[tuple[float, float, list[str]]] = []
-    skipped = headers = 0
-    current: list[str] | None = None
-    depth = 0  # open braces of a STYLE block (its CSS may hold blank lines)
-    for number, block in enumerate(blocks):
-        if depth > 0:
-            depth += block.count("{") - block.count("}")
-            continue
-        if "-->" not in block:
-            if not block or block.isspace():
-                continue
-            block = block.lstrip("\n")
-            lines = block.split("\n")
-            if lines[0].startswith("WEBVTT") and number:  # a joined segment's header
-                headers += 1
-                current = None
-                continue
-            word = lines[0].split(None, 1)[0] if vtt else ""
-            if word in ("NOTE", "STYLE", "REGION"):
-                if word == "STYLE":
-                    depth = block.count("{") - block.count("}")
-                continue
-            if number == last and _partial_timing(lines[-1]):
-                raise Truncated(f"the file ends inside a cue timing ({lines[-1].strip()!r})")
-            if current is not None:
-                current.append(block)  # a blank line inside a cue
-            elif not all(line.startswith(("Region:", "X-TIMESTAMP-MAP")) for line in lines):
-                skipped += 1
-            continue
-        if block[0] == "\n":
-            block = block.lstrip("\n")
-        # The usual shape, without splitting lines: [identifier] timing, then the text.
-        timing = rest = None
-        first, _, after = block.partition("\n")
-        if "-->" in first:
-            if "-->" not in after:
-                timing, rest = first, after
-        else:
-            second, _, after = after.partition("\n")
-            if "-->" in second and "-->" not in after:
-                timing, rest = second, after
-                if ids is not None and not first.strip().isdigit():
-                    ids[len(cues)] = first.strip()
-        if timing is None or rest is None:
-            current, n = _scan(block.split("\n"), current, cues, number == last)
-            skipped += n
-            continue
-        times = None
-        if timing[12:17] == " --> " and timing[29:30] in _ENDS:
-            try:  # _timing's fast path, inlined: this runs once per cue
-                times = (
-                    _HM[timing[:6]] + _SS[timing[6:12]],
-                    _HM[timing[17:23]] + _SS[timing[23:29]],
-                )
-            except KeyError:
-                pass
-        if times is None:
-            times = _timing(timing)
-        if times is None:
-            if number == last and not rest.strip() and _partial_timing(timing):
-                raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
-            skipped += 1
-            current = None
-            continue
-        if number == last and not rest.strip() and _cut_short(timing, times):
-            raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
-        current = [rest]
-        cues.append((times[0], times[1], current))
-    return cues, skipped, headers
+    reader.feed(text, vtt, cues, ids, final=True)
+    return cues, reader.skipped, reader.headers
 
 
 def _cut_short(line: str, times: tuple[float, float]) -> bool:
@@ -548,8 +992,8 @@ _TAGS = re.compile(
     r"|<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>",
     re.I,
 )
-_WORD_TIMINGS = re.compile(r"</?c>|<\d\d:\d\d:\d\d\.\d\d\d>")
-_INLINE = re.compile(r"<\d\d:\d\d:\d\d\.\d\d\d>")
+_WORD_TIMINGS = re.compile(r"<(?:/?c|\d\d+:\d\d:\d\d\.\d\d\d)>")
+_INLINE = re.compile(r"<\d\d+:\d\d:\d\d\.\d\d\d>")
 _BR_TAG = re.compile(r"<br\s*/?>", re.I)
 _ASS = re.compile(r"\{\\[^{}]*\}")
 _FOLD = {
@@ -656,11 +1100,8 @@ _NAME = r"[^\W\d_][\w.'’-]*(?: [^\W\d_][\w.'’-]*){0,3}(?: \([^()\n]{1,40}\))
 _SPEAKER_LABEL = re.compile(rf"(?:>>[ \t]*)?({_NAME}):[ \t]+(?=\S)")
 
 
-def _name_identifiers(ids: list[str | None]) -> bool:
-    """Are the cue identifiers speakers' names? Names come back (the same few people
-    speak again and again), identifiers of other kinds do not."""
-    names = [i for i in ids if i and re.fullmatch(_NAME, i) and i.split()[0][0].isupper()]
-    return len(names) >= 2 and len(names) >= len(ids) / 2 and len(set(names)) < len(names)
+def _is_id_name(ident: str) -> bool:
+    return re.fullmatch(_NAME, ident) is not None and ident.split()[0][0].isupper()
 
 
 def _label_speakers(cues: list[Cue]) -> list[Cue]:
@@ -676,14 +1117,23 @@ def _label_speakers(cues: list[Cue]) -> list[Cue]:
             if m and _is_name(m.group(1)):
                 labelled += 1
                 found[m.group(1)] = found.get(m.group(1), 0) + 1
+    names = _label_names(found, labelled, len(cues))
+    return _apply_labels(cues, names, None)[0] if names else cues
+
+
+def _label_names(found: dict[str, int], labelled: int, total: int) -> frozenset[str]:
+    """Of the `NAME:` labels found (and how often), those that are speakers."""
     if not found:
-        return cues
-    everyone = labelled >= 2 and labelled >= len(cues) / 2
-    names = {n for n, count in found.items() if everyone or (count >= 2 and n.isupper())}
-    if not names:
-        return cues
+        return frozenset()
+    everyone = labelled >= 2 and labelled >= total / 2
+    return frozenset(n for n, count in found.items() if everyone or (count >= 2 and n.isupper()))
+
+
+def _apply_labels(
+    cues: list[Cue], names: frozenset[str], speaker: str | None
+) -> tuple[list[Cue], str | None]:
+    """Cues with their `NAME:` labels made speakers; the speaker at the end."""
     out: list[Cue] = []
-    speaker: str | None = None
     for cue in cues:
         if cue.speaker is not None:
             out.append(cue)
@@ -699,7 +1149,7 @@ def _label_speakers(cues: list[Cue]) -> list[Cue]:
             out.append(cue)
         else:
             out.append(cue._replace(speaker=speaker))
-    return out
+    return out, speaker
 
 
 def _is_name(name: str) -> bool:

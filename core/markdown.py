@@ -10,18 +10,18 @@ import json
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from . import errors
+from . import captions, errors
 from .captions import Captions, Cue, gc_paused, parse
 from .inputs import shown
 
 #: The largest caption document read, in bytes. Real ones are a few MB (a 10-hour
 #: stream's automatic captions); reading more would only fill memory (/dev/zero).
-MAX_CAPTION_BYTES = 64 * 1024 * 1024
+MAX_CAPTION_BYTES = 1 << 30
 
 SoundLabels = Literal["keep", "drop"]
 
@@ -101,94 +101,137 @@ def ends_sentence(word: str) -> bool:
 
 
 def paragraphs(cues: Sequence[Cue], layout: Layout) -> list[Paragraph]:
-    """Join the cues' words and cut them into paragraphs.
+    """Join the cues' words and cut them into paragraphs (see `Paragraphs`)."""
+    maker = Paragraphs(layout)
+    return maker.add(cues) + maker.close()
+
+
+class Paragraphs:
+    """Cues in (a list at a time), finished paragraphs out.
 
     A paragraph ends at a change of speaker (a voice, a `NAME:` line, `>>`), at a
     sentence end once it has `min_words`, at a pause of `gap` seconds after a sentence
-    end (any pause when the text has no punctuation), at a chapter, or at `max_words`."""
-    punctuated = any(c in cue.text for cue in cues[:200] for c in ".?!")
-    chapters = sorted(layout.chapters)
-    next_chapter = 0
-    out: list[Paragraph] = []
-    para: Paragraph | None = None
-    speaker: str | None = None
-    prev_end: float | None = None
-    turn = False
-    min_words, max_words = max(1, layout.min_words), max(1, layout.max_words)
-    limit = min(min_words, max_words)
-    drop_sounds = layout.sound_labels == "drop"
-    speakers = layout.speakers
-    gap = layout.gap
-    for cue in cues:
-        chapter = None
-        while next_chapter < len(chapters) and cue.start >= chapters[next_chapter][0] - 0.001:
-            chapter = chapters[next_chapter][1]
-            next_chapter += 1
-        if chapter is not None:
-            para = None
-            out.append(Paragraph(cue.start, None, [], 0, chapter))
-        if cue.speaker is not None and cue.speaker != speaker:
-            speaker = cue.speaker
-            para = None
-        if (
-            para is not None
-            and prev_end is not None
-            and cue.start - prev_end >= gap
-            and para.parts
-            and (
-                not punctuated
-                or ends_sentence(para.parts[-1])
-                or para.parts[-1][-1] in ")]"
-                or cue.start - prev_end >= 4 * gap
-            )
-        ):
-            para = None
-        prev_end = cue.end
-        text = cue.text
-        if drop_sounds and ("[" in text or "(" in text):
-            text = " ".join(_drop_sound_labels(text.replace("\n", " ")).split())
-            if not text:
-                continue
-        # Cue lines are non-empty and single-spaced: words are spaces + 1.
-        index = 0
-        for line in text.split("\n") if "\n" in text else (text,):
-            if speakers and line[-1] == ":" and (m := _LABEL.match(line)):
-                speaker = m.group(1)
+    end (any pause when the text has no punctuation: told from the first 200 cues), at a
+    chapter, or at `max_words`."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.waiting: list[Cue] | None = []  # the first cues, until punctuation is known
+        self.punctuated = False
+        self.chapters = sorted(layout.chapters)
+        self.next_chapter = 0
+        self.out: list[Paragraph] = []
+        self.para: Paragraph | None = None
+        self.speaker: str | None = None
+        self.prev_end: float | None = None
+        self.turn = False
+
+    def add(self, cues: Sequence[Cue]) -> list[Paragraph]:
+        """The paragraphs finished by these cues."""
+        if self.waiting is not None:
+            self.waiting.extend(cues)
+            if len(self.waiting) < 200:
+                return []
+            cues = self._decide()
+        return self._run(cues)
+
+    def close(self) -> list[Paragraph]:
+        """The paragraphs still open."""
+        done = self._run(self._decide()) if self.waiting is not None else []
+        out, self.out, self.para = self.out, [], None
+        return done + [p for p in out if p.count or p.chapter]
+
+    def _decide(self) -> list[Cue]:
+        cues, self.waiting = self.waiting or [], None
+        self.punctuated = any(c in cue.text for cue in cues[:200] for c in ".?!")
+        return cues
+
+    def _run(self, cues: Sequence[Cue]) -> list[Paragraph]:
+        layout = self.layout
+        punctuated = self.punctuated
+        chapters = self.chapters
+        next_chapter = self.next_chapter
+        out = self.out
+        para, speaker, prev_end, turn = self.para, self.speaker, self.prev_end, self.turn
+        min_words, max_words = max(1, layout.min_words), max(1, layout.max_words)
+        limit = min(min_words, max_words)
+        drop_sounds = layout.sound_labels == "drop"
+        speakers = layout.speakers
+        gap = layout.gap
+        for cue in cues:
+            chapter = None
+            while next_chapter < len(chapters) and cue.start >= chapters[next_chapter][0] - 0.001:
+                chapter = chapters[next_chapter][1]
+                next_chapter += 1
+            if chapter is not None:
                 para = None
-                continue
-            n = line.count(" ") + 1 if line.isascii() else count_words(line)
+                out.append(Paragraph(cue.start, None, [], 0, chapter))
+            if cue.speaker is not None and cue.speaker != speaker:
+                speaker = cue.speaker
+                para = None
             if (
                 para is not None
-                and para.count + n < (max_words if _no_stop(line) else limit)
-                and ">>" not in line
+                and prev_end is not None
+                and cue.start - prev_end >= gap
+                and para.parts
+                and (
+                    not punctuated
+                    or ends_sentence(para.parts[-1])
+                    or para.parts[-1][-1] in ")]"
+                    or cue.start - prev_end >= 4 * gap
+                )
             ):
-                para.parts.append(line)  # no paragraph can end inside this line
-                para.count += n
-                index += n
-                continue
-            for word in line.split(" "):
-                if word.startswith(">>"):  # a new, unnamed speaker
-                    speaker, para, turn = None, None, True
-                    word = word[2:]
-                    if not word:
-                        continue
-                if para is None:
-                    at = cue.start
-                    timed = _word_times(cue, text)
-                    if index and index < len(timed):
-                        at = timed[index]  # json3, srv3: the word's own time
-                    elif index:
-                        total = text.count(" ") + text.count("\n") + 1
-                        at += (cue.end - cue.start) * index / total
-                    para = Paragraph(at, speaker, turn=turn)
-                    turn = False
-                    out.append(para)
-                para.parts.append(word)
-                para.count += 1 if word.isascii() else max(1, count_words(word))
-                index += 1
-                if para.count >= max_words or (para.count >= min_words and ends_sentence(word)):
+                para = None
+            prev_end = cue.end
+            text = cue.text
+            if drop_sounds and ("[" in text or "(" in text):
+                text = " ".join(_drop_sound_labels(text.replace("\n", " ")).split())
+                if not text:
+                    continue
+            # Cue lines are non-empty and single-spaced: words are spaces + 1.
+            index = 0
+            for line in text.split("\n") if "\n" in text else (text,):
+                if speakers and line[-1] == ":" and (m := _LABEL.match(line)):
+                    speaker = m.group(1)
                     para = None
-    return [p for p in out if p.count or p.chapter]
+                    continue
+                n = line.count(" ") + 1 if line.isascii() else count_words(line)
+                if (
+                    para is not None
+                    and para.count + n < (max_words if _no_stop(line) else limit)
+                    and ">>" not in line
+                ):
+                    para.parts.append(line)  # no paragraph can end inside this line
+                    para.count += n
+                    index += n
+                    continue
+                for word in line.split(" "):
+                    if word.startswith(">>"):  # a new, unnamed speaker
+                        speaker, para, turn = None, None, True
+                        word = word[2:]
+                        if not word:
+                            continue
+                    if para is None:
+                        at = cue.start
+                        timed = _word_times(cue, text)
+                        if index and index < len(timed):
+                            at = timed[index]  # json3, srv3: the word's own time
+                        elif index:
+                            total = text.count(" ") + text.count("\n") + 1
+                            at += (cue.end - cue.start) * index / total
+                        para = Paragraph(at, speaker, turn=turn)
+                        turn = False
+                        out.append(para)
+                    para.parts.append(word)
+                    para.count += 1 if word.isascii() else max(1, count_words(word))
+                    index += 1
+                    if para.count >= max_words or (para.count >= min_words and ends_sentence(word)):
+                        para = None
+        self.next_chapter = next_chapter
+        self.para, self.speaker, self.prev_end, self.turn = para, speaker, prev_end, turn
+        # Every paragraph but the last is finished (only the last one can still grow).
+        done, self.out = out[:-1], out[-1:]
+        return [p for p in done if p.count or p.chapter]
 
 
 def _word_times(cue: Cue, text: str) -> tuple[float, ...]:
@@ -241,32 +284,68 @@ def timestamp_link(url: str, seconds: float) -> str:
 
 def render_markdown(caps: Captions, layout: Layout) -> tuple[str, list[Paragraph]]:
     """The Markdown document and the paragraphs it was made of."""
+    parts: list[str] = []
+    writer = MarkdownWriter(layout, parts.append)
     paras = paragraphs(caps.cues, layout)
-    out: list[str] = []
-    if layout.title:
-        out.append(f"# {' '.join(layout.title.split())}")
-    shown: str | None = None
-    for p in paras:
-        if p.chapter is not None:
-            out.append(f"## {' '.join(p.chapter.split())}")
+    writer.write(paras)
+    writer.close()
+    return "".join(parts), [p for p in paras if p.count]
+
+
+class MarkdownWriter:
+    """Paragraphs in, Markdown text out through `write`, a piece at a time; what the
+    result line counts (words, paragraphs, speakers, bytes) counted on the way."""
+
+    def __init__(self, layout: Layout, write: Callable[[str], object]) -> None:
+        self.layout = layout
+        self._write = write
+        self.started = False
+        self.shown: str | None = None
+        self.words = self.paragraphs = self.size = 0
+        self.speakers: list[str] = []
+        if layout.title:
+            self._block(f"# {' '.join(layout.title.split())}")
+
+    def _block(self, text: str) -> None:
+        if self.started:
+            text = "\n\n" + text
+        self.started = True
+        self.size += len(text) if text.isascii() else len(text.encode("utf-8"))
+        self._write(text)
+
+    def write(self, paras: Sequence[Paragraph]) -> None:
+        layout = self.layout
+        for p in paras:
+            if p.chapter is not None:
+                self._block(f"## {' '.join(p.chapter.split())}")
+                if not p.count:
+                    continue
             if not p.count:
                 continue
-        text = _escape(p.text)
-        if p.turn:
-            shown = None
-        if layout.speakers and p.speaker and p.speaker != shown:
-            text = f"**{_escape(p.speaker)}:** {text}"
-        if p.speaker:
-            shown = p.speaker
-        if layout.timestamps:
-            stamp = clock(p.start)
-            if layout.link:
-                stamp = f"[{stamp}]({timestamp_link(layout.link, p.start)})"
-            else:
-                stamp = f"[{stamp}]"
-            text = f"{stamp} {text}"
-        out.append(text)
-    return ("\n\n".join(out) + "\n") if out else "", [p for p in paras if p.count]
+            self.words += p.count
+            self.paragraphs += 1
+            if p.speaker and p.speaker not in self.speakers:
+                self.speakers.append(p.speaker)
+            text = _escape(p.text)
+            if p.turn:
+                self.shown = None
+            if layout.speakers and p.speaker and p.speaker != self.shown:
+                text = f"**{_escape(p.speaker)}:** {text}"
+            if p.speaker:
+                self.shown = p.speaker
+            if layout.timestamps:
+                stamp = clock(p.start)
+                if layout.link:
+                    stamp = f"[{stamp}]({timestamp_link(layout.link, p.start)})"
+                else:
+                    stamp = f"[{stamp}]"
+                text = f"{stamp} {text}"
+            self._block(text)
+
+    def close(self) -> None:
+        if self.started:
+            self.size += 1
+            self._write("\n")
 
 
 def render_text(caps: Captions, layout: Layout) -> str:
@@ -339,56 +418,153 @@ def convert(
     return text, caps, paras
 
 
-def summary(
-    path: str,
-    output: str | None,
-    source_size: int,
-    text: str,
-    caps: Captions,
-    paras: list[Paragraph],
-    skipped: str | None = None,
-) -> Converted:
-    words = sum(p.count for p in paras)
-    speakers: list[str] = []
-    for p in paras:
-        if p.speaker and p.speaker not in speakers:
-            speakers.append(p.speaker)
-    size = len(text.encode("utf-8"))
-    return Converted(
-        path=path,
-        output=output,
-        format=caps.format,
-        encoding=caps.encoding,
-        words=words,
-        paragraphs=len(paras),
-        avg_words_per_paragraph=round(words / len(paras), 1) if paras else 0.0,
-        compression_ratio=round(source_size / size, 2) if size else 0.0,
-        speakers=speakers,
-        duplicates_removed=caps.duplicates_removed,
-        skipped_blocks=caps.skipped_blocks,
-        segment_headers=caps.segment_headers,
-        skipped=skipped,
-    )
-
-
 def markdown_name(path: str) -> str:
     """`talk.en.vtt` -> `talk.en.md`; a name without a suffix gets `.md` added."""
     p = Path(path)
     return p.with_suffix(".md").name if p.suffix and p.suffix != ".md" else p.name + ".md"
 
 
-def read_source(path: str) -> bytes:
-    """The bytes of a caption file: at most MAX_CAPTION_BYTES, so /dev/zero, a FIFO that
-    never ends or a huge file is `too_large`, never a MemoryError."""
+@dataclass(frozen=True)
+class Rendered:
+    """What `render_stream` made: the parse (without its cues) and the counts."""
+
+    caps: Captions
+    source_size: int
+    size: int
+    words: int
+    paragraphs: int
+    speakers: list[str]
+
+
+#: Markdown written to a temporary file kept in memory up to this size.
+_SPOOL_BYTES = 8 << 20
+
+
+def render_stream(
+    source: IO[bytes],
+    layout: Layout,
+    sink: IO[bytes],
+    *,
+    rolling: bool | None = None,
+    encoding: str | None = None,
+    chunk: int | None = None,
+) -> Rendered:
+    """Caption bytes from `source` to Markdown written to `sink`, a piece at a time:
+    memory follows the piece (`captions.CHUNK_CHARS`), not the file, for WebVTT and SRT.
+
+    `source` is read again from the start (seek, or a copy kept as it is read) when
+    what the whole file decides differs from what its first piece did; `sink` is then
+    rewritten. Larger than MAX_CAPTION_BYTES is `too_large`."""
+    replay = source if _seekable(source) else _Replay(source)
+    assume: captions.Decisions | None = None
+    for attempt in range(6):
+        replay.seek(0)
+        sink.seek(0)
+        sink.truncate()
+        reader = captions.CueReader(
+            replay.read,
+            rolling=rolling,
+            encoding=encoding,
+            assume=assume,
+            chunk=chunk,
+            limit=MAX_CAPTION_BYTES,
+            document_limit=min(MAX_CAPTION_BYTES, captions.MAX_DOCUMENT_BYTES),
+        )
+        pending: list[str] = []
+        writer = MarkdownWriter(layout, pending.append)
+        maker = Paragraphs(layout)
+        try:
+            for cues in reader:
+                writer.write(maker.add(cues))
+                if pending:
+                    sink.write("".join(pending).encode("utf-8"))
+                    pending.clear()
+        except captions.Reencode as e:
+            encoding, assume = e.encoding, None
+            continue
+        except captions.TooLong as e:
+            raise too_large(e.limit) from None
+        writer.write(maker.close())
+        writer.close()
+        sink.write("".join(pending).encode("utf-8"))
+        stream = reader.stream
+        if stream is not None and stream.used != (decided := stream.decided()) and attempt < 5:
+            assume = decided  # the first piece decided otherwise than the whole file
+            continue
+        break
+    return Rendered(
+        reader.captions([]),
+        reader.size,
+        writer.size,
+        writer.words,
+        writer.paragraphs,
+        writer.speakers,
+    )
+
+
+def markdown_of(
+    data: bytes, layout: Layout, rolling: bool | None = None, encoding: str | None = None
+) -> tuple[str, Rendered]:
+    """Caption bytes to Markdown in memory, by `to-markdown`'s own path (`render_stream`)."""
+    import io
+
+    sink = io.BytesIO()
+    done = render_stream(io.BytesIO(data), layout, sink, rolling=rolling, encoding=encoding)
+    return sink.getvalue().decode("utf-8"), done
+
+
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return stream.seekable()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class _Replay:
+    """A stream that cannot seek (a pipe), kept as it is read so that it can be read
+    again from the start: in memory while small, then in a temporary file."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        import tempfile
+
+        self.stream = stream
+        self.copy = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
+        self.kept = 0
+        self.pos = 0
+
+    def seek(self, pos: int) -> None:
+        self.pos = pos
+
+    def read(self, n: int) -> bytes:
+        if self.pos < self.kept:
+            self.copy.seek(self.pos)
+            data = self.copy.read(min(n, self.kept - self.pos))
+        else:
+            data = self.stream.read(n)
+            self.copy.seek(self.kept)
+            self.copy.write(data)
+            self.kept += len(data)
+        self.pos += len(data)
+        return data
+
+
+def read_source(path: str) -> IO[bytes]:
+    """A caption file opened for reading: a directory, a missing file or a regular file
+    over MAX_CAPTION_BYTES fails here; /dev/zero or a FIFO that never ends fails as it
+    is read (binary, or `too_large`), never with a MemoryError."""
     where = shown(path)
     try:
-        with open(path, "rb") as f:
+        f = open(path, "rb")  # noqa: SIM115 (the caller closes it)
+        try:
             info = os.fstat(f.fileno())
             if stat.S_ISDIR(info.st_mode):
                 raise errors.BadInput(f"a directory, not a caption file: {where}")
             if stat.S_ISREG(info.st_mode) and info.st_size > MAX_CAPTION_BYTES:
                 raise too_large()
-            return check_size(read_capped(f))
+        except BaseException:
+            f.close()
+            raise
+        return f
     except FileNotFoundError:
         raise errors.NotFound(f"no such file: {where}") from None
     except IsADirectoryError:
@@ -419,12 +595,25 @@ def check_size(data: bytes) -> bytes:
     return data
 
 
-def too_large() -> errors.TooLarge:
-    mib = MAX_CAPTION_BYTES // 2**20
-    return errors.TooLarge(f"larger than {mib} MiB, the most a caption file may be")
+def too_large(limit: int | None = None) -> errors.TooLarge:
+    limit = MAX_CAPTION_BYTES if limit is None else limit
+    if limit < captions.MAX_DOCUMENT_BYTES or limit == MAX_CAPTION_BYTES:
+        return errors.TooLarge(f"larger than {_size(limit)}, the most a caption file may be")
+    return errors.TooLarge(
+        f"larger than {_size(limit)}, the most a TTML, json3, srv3 or SBV document may be"
+    )
 
 
-def write_new(dest: Path, content: str | bytes, overwrite: bool, root: Path | None = None) -> bool:
+def _size(n: int) -> str:
+    for unit, name in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= unit and not n % unit:
+            return f"{n // unit} {name}"
+    return f"{n:,} bytes"
+
+
+def write_new(
+    dest: Path, content: str | bytes | IO[bytes], overwrite: bool, root: Path | None = None
+) -> bool:
     """Write `dest` whole, never through a link (see `fetch.target.write_new`)."""
     from .fetch.target import write_new as write
 
@@ -435,26 +624,57 @@ def convert_file(
     path: str,
     layout: Layout,
     *,
-    data: bytes | None = None,
+    data: bytes | IO[bytes] | None = None,
     output: str | None = None,
     output_dir: str | None = None,
     overwrite: bool = False,
     rolling: bool | None = None,
     encoding: str | None = None,
+    chunk: int | None = None,
 ) -> tuple[Converted, str]:
-    """Convert one caption file; write it next to the input (or to `output`, or into
-    `output_dir`) unless `output` is "-". Returns the result and the Markdown."""
-    data = read_source(path) if data is None else check_size(data)
-    text, caps, paras = convert(data, layout, rolling, encoding)
-    if output == "-":
-        return summary(path, None, len(data), text, caps, paras), text
-    if output:
-        dest = Path(output)
-    elif output_dir:
-        dest = Path(output_dir) / markdown_name(path)
+    """Convert one caption file (or `data`: its bytes, or a stream of them); write it
+    next to the input (or to `output`, or into `output_dir`) unless `output` is "-".
+    Returns the result and the Markdown ("" when written to a file)."""
+    import io
+    import tempfile
+    from contextlib import nullcontext
+
+    if isinstance(data, bytes):
+        source: IO[bytes] = io.BytesIO(check_size(data))
     else:
-        dest = Path(path).parent / markdown_name(path)
-    written = write_new(dest, text, overwrite)
-    return summary(
-        path, str(dest), len(data), text, caps, paras, None if written else "exists"
-    ), text
+        source = read_source(path) if data is None else data
+    owned = source if data is None else nullcontext()  # stdin stays open: not ours
+    with owned, tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as sink:
+        done = render_stream(source, layout, sink, rolling=rolling, encoding=encoding, chunk=chunk)
+        if output == "-":
+            sink.seek(0)
+            return summary(path, None, done), sink.read().decode("utf-8")
+        if output:
+            dest = Path(output)
+        elif output_dir:
+            dest = Path(output_dir) / markdown_name(path)
+        else:
+            dest = Path(path).parent / markdown_name(path)
+        sink.seek(0)
+        written = write_new(dest, sink, overwrite)
+    return summary(path, str(dest), done, None if written else "exists"), ""
+
+
+def summary(path: str, output: str | None, done: Rendered, skipped: str | None = None) -> Converted:
+    """The result line of one converted input."""
+    caps, words, n = done.caps, done.words, done.paragraphs
+    return Converted(
+        path=path,
+        output=output,
+        format=caps.format,
+        encoding=caps.encoding,
+        words=words,
+        paragraphs=n,
+        avg_words_per_paragraph=round(words / n, 1) if n else 0.0,
+        compression_ratio=round(done.source_size / done.size, 2) if done.size else 0.0,
+        speakers=done.speakers,
+        duplicates_removed=caps.duplicates_removed,
+        skipped_blocks=caps.skipped_blocks,
+        segment_headers=caps.segment_headers,
+        skipped=skipped,
+    )

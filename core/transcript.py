@@ -14,8 +14,8 @@ from .captions import Captions, parse
 from .markdown import (
     Layout,
     count_words,
+    markdown_of,
     render_json,
-    render_markdown,
     render_srt,
     render_text,
     write_new,
@@ -157,10 +157,10 @@ def convert(
     data: bytes, fmt: str, layout: Layout, rolling: bool | None = None
 ) -> tuple[str, Captions, int]:
     """The transcript in `fmt` from published caption bytes, and its word count."""
+    if fmt == "md":  # as `to-markdown` makes it, a piece at a time
+        text, done = markdown_of(data, layout, rolling)
+        return text, done.caps, done.words
     caps = parse(data, rolling=rolling)
-    if fmt == "md":
-        text, paras = render_markdown(caps, layout)
-        return text, caps, sum(p.count for p in paras)
     words = sum(count_words(c.text) for c in caps.cues)
     if fmt == "txt":
         return render_text(caps, layout), caps, words

@@ -276,13 +276,16 @@ def deep_ttml(depth: int, tag: str = "div") -> str:
         (lambda p: p.write_text(deep_ttml(5000, "span")), "parse_error"),
         (lambda p: p.write_text(deep_ttml(201)), "parse_error"),
         (lambda p: p.mkdir(), "bad_input"),
-        (lambda p: p.write_bytes(b"WEBVTT\n\n" + b" " * (64 * 1024 * 1024)), "too_large"),
+        (lambda p: p.write_bytes(b"WEBVTT\n\n" + b" \n\n" * (1 << 19)), "too_large"),
     ],
-    ids=["deep-divs", "deep-spans", "over-cap", "directory", "over-64MiB"],
+    ids=["deep-divs", "deep-spans", "over-cap", "directory", "over-the-size-cap"],
 )
 def test_one_bad_caption_file_between_good_ones(
-    xdl: Any, tmp_path: Path, make: Any, code: str
+    xdl: Any, tmp_path: Path, make: Any, code: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from xdl.core import markdown
+
+    monkeypatch.setattr(markdown, "MAX_CAPTION_BYTES", 1 << 20)  # 1 GiB really
     (tmp_path / "a.vtt").write_text(VTT)
     make(tmp_path / "bad.ttml")
     (tmp_path / "b.vtt").write_text(VTT)
@@ -303,8 +306,9 @@ def test_a_ttml_file_nested_under_the_cap_still_converts(xdl: Any, tmp_path: Pat
 
 
 @pytest.mark.parametrize("device", ["/dev/zero", "fifo"])
-def test_an_endless_source_is_too_large(xdl_cmd: Any, tmp_path: Path, device: str) -> None:
-    """`xdl to-markdown /dev/zero` read until MemoryError; a FIFO fed forever too."""
+def test_an_endless_binary_source_fails_at_once(xdl_cmd: Any, tmp_path: Path, device: str) -> None:
+    """`xdl to-markdown /dev/zero` read until MemoryError; a FIFO fed zeros forever too.
+    Now the first bytes tell: binary, not captions."""
     (tmp_path / "b.vtt").write_text(VTT)
     path = device
     if device == "fifo":
@@ -314,7 +318,7 @@ def test_an_endless_source_is_too_large(xdl_cmd: Any, tmp_path: Path, device: st
         proc = subprocess.Popen([sys.executable, "-c", feeder], stderr=subprocess.DEVNULL)
     try:
         out = str(tmp_path / "out")
-        ran = xdl_cmd("to-markdown", "--output-dir", out, path, str(tmp_path / "b.vtt"), timeout=60)
+        ran = xdl_cmd("to-markdown", "--output-dir", out, path, str(tmp_path / "b.vtt"), timeout=30)
     finally:
         if device == "fifo":
             proc.kill()
@@ -322,13 +326,37 @@ def test_an_endless_source_is_too_large(xdl_cmd: Any, tmp_path: Path, device: st
     assert ran.exit_code == 1, ran.stderr
     good = str(tmp_path / "b.vtt")
     assert [(r["ok"], r["path"]) for r in ran.lines] == [(False, path), (True, good)]
-    assert ran.lines[0]["error"]["code"] == "too_large"
-    assert "64 MiB" in ran.lines[0]["error"]["message"]
+    assert ran.lines[0]["error"]["code"] == "not_captions"
+    assert "binary" in ran.lines[0]["error"]["message"]
     assert (tmp_path / "out" / "b.md").read_text().strip() == "Still converted."
 
 
-def test_an_endless_stdin_document_is_too_large(xdl_cmd: Any) -> None:
-    data = b"WEBVTT\n\n" + b"\n" * (64 * 1024 * 1024 + 10)
-    ran = xdl_cmd("to-markdown", input=data, timeout=60)
+class _EndlessCaptions(io.RawIOBase):
+    """A pipe that never ends, of captions that look real."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        head = b"WEBVTT\n\n" if not self.sent else b""
+        cue = b"00:00:01.000 --> 00:00:02.000\nsaid again and again\n\n"
+        data = (head + cue * (len(buffer) // len(cue) + 1))[: len(buffer)]
+        buffer[: len(data)] = data
+        self.sent += len(data)
+        return len(data)
+
+
+def test_an_endless_stdin_document_is_too_large(xdl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Converted as it is read, in bounded memory, until the cap (1 GiB; 4 MiB here)."""
+    from xdl.core import markdown
+
+    monkeypatch.setattr(markdown, "MAX_CAPTION_BYTES", 4 << 20)
+    endless = _EndlessCaptions()
+    ran = xdl("to-markdown", input=io.BufferedReader(endless))
     assert ran.exit_code == 1, ran.stderr
     assert ran.lines[0]["error"]["code"] == "too_large"
+    assert "4 MiB" in ran.lines[0]["error"]["message"]
+    assert endless.sent < 16 << 20  # it stopped soon after the cap

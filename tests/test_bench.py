@@ -296,3 +296,21 @@ def test_queue_drain_completes_every_task_once(tmp_path: Path, xdl_cmd):
 )
 def test_exact_seconds_keeps_the_digits_a_verdict_turns_on(seconds: float | None, shown: str):
     assert run.exact_seconds(seconds) == shown
+
+
+def test_a_command_with_a_runs_limit_runs_that_often_without_warm_up(tmp_path: Path):
+    """webvtt-py on the 200 MB file runs once (about 50 s each time), the rest as asked."""
+    bench = run.Bench(tmp_path, quick=True, runs=3)
+    counted = {"slow": 0, "fast": 0}
+
+    def count(label: str) -> run.Cmd:
+        def setup() -> None:
+            counted[label] += 1
+
+        return run.Cmd(
+            label, [sys.executable, "-c", "pass"], setup=setup, runs=1 if label == "slow" else None
+        )
+
+    slow, fast = bench.measure([count("slow"), count("fast")], bench.runs(3, 3), warmup=1)
+    assert counted == {"slow": 1, "fast": 4}
+    assert (len(slow.runs), len(fast.runs)) == (1, 3)

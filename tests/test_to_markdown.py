@@ -235,3 +235,135 @@ def test_markdown_files_honour_the_umask(xdl: Any, umask: int, mode: int) -> Non
         os.umask(old)
     assert ran.exit_code == 0, ran.stderr
     assert stat.S_IMODE(Path("talk.md").stat().st_mode) == mode
+
+
+# --- a piece at a time: the same Markdown whatever the size of the pieces ---------------
+
+CAPTION_FILES = sorted(
+    p for p in [*CORPUS.iterdir(), *FIXTURES.iterdir()] if p.suffix not in (".md", ".txt")
+)
+
+
+def streamed(data: bytes, chunk: int | None = None, **kw: Any) -> tuple[dict[str, Any], str]:
+    """`to-markdown` of `data` read from a pipe (no seeking back), `chunk` characters at
+    a time: the result line and the Markdown."""
+    import io
+
+    from xdl.core import markdown
+
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = memoryview(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            n = min(len(buffer), len(self.data), 1000)  # a pipe gives little at a time
+            buffer[:n] = self.data[:n]
+            self.data = self.data[n:]
+            return n
+
+    source = io.BufferedReader(Pipe())
+    result, text = markdown.convert_file(
+        "-", markdown.Layout(**kw), data=source, output="-", chunk=chunk
+    )
+    return result.to_dict(), text
+
+
+@pytest.mark.parametrize("path", CAPTION_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("chunk", [16, 300, 5000])
+def test_tiny_pieces_give_the_same_markdown(path: Path, chunk: int) -> None:
+    """Cut into pieces of a few characters (so that what the first piece decides is often
+    wrong and the file is read again), every file comes out as read whole."""
+    from xdl.core import markdown
+
+    data = path.read_bytes()
+    try:
+        whole, _, _ = markdown.convert(data, markdown.Layout())
+    except Exception as e:  # the same error either way
+        with pytest.raises(type(e)):
+            streamed(data, chunk)
+        return
+    row, text = streamed(data, chunk)
+    assert text == whole
+    assert row == streamed(data)[0]
+    assert (
+        streamed(data, chunk, timestamps=True)[1]
+        == (markdown.convert(data, markdown.Layout(timestamps=True))[0])
+    )
+
+
+def rolling(size: int) -> bytes:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import captions as bench_captions
+
+    return bench_captions.rolling_vtt(size).encode()
+
+
+@pytest.mark.parametrize("chunk", [997, 4096, 65536, None])
+def test_rolling_captions_in_pieces(chunk: int | None) -> None:
+    from xdl.core import markdown
+
+    data = rolling(300_000)
+    whole, caps, paras = markdown.convert(data, markdown.Layout())
+    row, text = streamed(data, chunk)
+    assert text == whole
+    assert row["duplicates_removed"] == caps.duplicates_removed > 1000
+    assert row["words"] == sum(p.count for p in paras)
+
+
+def test_what_only_a_later_piece_shows_decides_for_the_whole_file() -> None:
+    """Creator-made-looking cues first, YouTube's word timings only further on: the word
+    timings still decide (the file is read again), as when it is read whole."""
+    from xdl.core import markdown
+
+    plain = "".join(
+        f"00:00:{i:02d}.000 --> 00:00:{i:02d}.500\nline number {i}\n\n" for i in range(40)
+    )
+    data = ("WEBVTT\n\n" + plain).encode() + rolling(20_000)[len(b"WEBVTT\n") :]
+    whole, caps, _ = markdown.convert(data, markdown.Layout())
+    assert caps.rolling
+    assert streamed(data, 200)[1] == whole
+
+
+def test_a_file_that_stops_being_utf8_is_read_again_in_its_encoding() -> None:
+    from xdl.core import markdown
+
+    cue = "00:00:01.000 --> 00:00:02.000\nplain words\n\n"
+    data = ("WEBVTT\n\n" + cue * 20_000).encode() + cue.replace("plain", "café").encode("cp1252")
+    assert len(data) > 2 * 256 * 1024  # past what the first read looks at
+    whole, caps, _ = markdown.convert(data, markdown.Layout())
+    row, text = streamed(data, 4096)
+    assert text == whole and "café" in text
+    assert row["encoding"] == caps.encoding != "utf-8"
+
+
+def test_a_file_just_over_the_cap_is_too_large(xdl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xdl.core import markdown
+
+    monkeypatch.setattr(markdown, "MAX_CAPTION_BYTES", 4096)
+    data = (VTT + "\n" + "x" * 4096).encode()
+    Path("fits.vtt").write_bytes(data[:4096])
+    Path("over.vtt").write_bytes(data[:4097])
+    ran = xdl("to-markdown", "--stdout", "fits.vtt")
+    assert ran.exit_code == 0, ran.stderr
+    ran = xdl("to-markdown", "over.vtt", "-", input=data[:4097])
+    assert [r["error"]["code"] for r in ran.lines] == ["too_large", "too_large"]
+    assert "larger than 4 KiB" in ran.lines[0]["error"]["message"]
+    assert not Path("over.md").exists()
+
+
+def test_a_whole_document_format_has_its_own_cap(xdl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TTML, json3, srv3 and SBV are parsed whole: at most MAX_DOCUMENT_BYTES of them."""
+    from xdl.core import captions
+
+    monkeypatch.setattr(captions, "MAX_DOCUMENT_BYTES", 300_000)
+    p = '<p begin="00:00:01.000" end="00:00:02.000">words</p>'
+    ttml = f'<tt xmlns="http://www.w3.org/ns/ttml"><body><div>{p * 8000}</div></body></tt>'
+    Path("big.ttml").write_text(ttml)
+    ran = xdl("to-markdown", "big.ttml")
+    assert ran.lines[0]["error"]["code"] == "too_large"
+    assert "TTML" in ran.lines[0]["error"]["message"]
+    Path("small.ttml").write_text(ttml[:200] + ttml[-30:])
+    assert xdl("to-markdown", "small.ttml").exit_code == 0

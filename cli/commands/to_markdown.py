@@ -138,12 +138,13 @@ def command(
     """Turn WebVTT, SRT, SBV, TTML/DFXP or YouTube json3/srv3 captions into Markdown.
 
     The format is read from the content, not the name. A caption file may be at most
-    64 MiB (larger, or endless like /dev/zero, is `too_large`). Tags, entities and YouTube's
-    rolling repeats go; every word stays: sentences run across cues, paragraphs break
-    at speakers, pauses and sentence ends. FILE.vtt becomes FILE.md next to it (an
-    existing .md is left alone, `skipped: "exists"`, unless --overwrite). `-` reads a
-    caption document from stdin and prints Markdown; JSON lines with `path` (from
-    `xdl transcript`) are read too.
+    1 GiB, read a piece at a time (larger, or endless, is `too_large`; binary data such
+    as /dev/zero is `not_captions`); a TTML, json3, srv3 or SBV document, read whole,
+    64 MiB. Tags, entities and YouTube's rolling repeats go; every word stays: sentences
+    run across cues, paragraphs break at speakers, pauses and sentence ends. FILE.vtt
+    becomes FILE.md next to it (an existing .md is left alone, `skipped: "exists"`,
+    unless --overwrite). `-` reads a caption document from stdin and prints Markdown;
+    JSON lines with `path` (from `xdl transcript`) are read too.
 
     Fields: path, output, format (vtt, srt, sbv, ttml, json3, srv1, srv2, srv3),
     encoding (the one the file was read in), words (in Chinese or Japanese, characters: also for
@@ -172,18 +173,18 @@ def command(
         raise click.UsageError("-o FILE and --stdout cannot be used together")
     layout = make_layout(min_words, max_words, gap, speakers, timestamps, sound_labels, title)
 
-    stdin_document: bytes | None = None
+    stdin_document: IO[bytes] | None = None
     if not inputs and batch_file is None and sys.stdin is not None and not sys.stdin.isatty():
-        piped = read_capped(sys.stdin.buffer)  # more than the cap: convert_file says too_large
-        if _looks_like_captions(piped):
-            stdin_document, items = piped, iter([_stdin_item()])
+        piped = read_capped(sys.stdin.buffer, 4095)  # enough to tell a document from a list
+        rest = io.BufferedReader(_Prefixed(piped, sys.stdin.buffer))
+        if _looks_like_captions(piped):  # converted as it is read: never all in memory
+            stdin_document, items = rest, iter([_stdin_item()])
         else:  # a list of files: read on, past what was looked at
-            rest = io.BufferedReader(_Prefixed(piped, sys.stdin.buffer))
             items = iter_inputs((), None, "-", rest, "path")
     else:
         items = read_inputs(inputs, batch_file, "path")
     if "-" in inputs:
-        stdin_document = read_capped(sys.stdin.buffer)
+        stdin_document = sys.stdin.buffer
     if output:
         items = iter(_only_one(items))
 
@@ -194,7 +195,7 @@ def command(
         nonlocal printed
         if item.fields.get("ok") is False:
             raise errors.BadInput("the command before this one failed on it")
-        data = None
+        data: IO[bytes] | bytes | None = None
         if item.value == "-":
             data = stdin_document or b""
         target = output or ("-" if to_stdout or (item.value == "-" and not output) else None)

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .. import errors
 from ..names import distinct_name
@@ -657,10 +657,13 @@ class Target:
         self.release_folder()
 
 
-def write_new(dest: Path, content: str | bytes, overwrite: bool, root: Path | None = None) -> bool:
-    """Write a small file (subtitles, Markdown) whole: to a new temporary file beside it,
-    then linked into place. False (nothing written) when `dest` exists and `overwrite`
-    is off; a link at `dest`, or in its folders below `root`, is refused."""
+def write_new(
+    dest: Path, content: str | bytes | IO[bytes], overwrite: bool, root: Path | None = None
+) -> bool:
+    """Write a file (subtitles, Markdown) whole, from memory or a binary stream: to a new
+    temporary file beside it, then linked into place. False (nothing written) when `dest`
+    exists and `overwrite` is off; a link at `dest`, or in its folders below `root`, is
+    refused."""
     folder = root if root is not None else dest.parent
     parts = dest.parent.relative_to(root).parts if root is not None else ()
     try:
@@ -668,7 +671,10 @@ def write_new(dest: Path, content: str | bytes, overwrite: bool, root: Path | No
         dirfd = open_folder(folder, parts)
     except OSError as e:
         raise errors.OutputNotWritable(f"cannot write in {folder}: {e.strerror or e}") from None
-    data = content.encode("utf-8") if isinstance(content, str) else content
+    stream = None if isinstance(content, (str, bytes)) else content
+    data = content.encode("utf-8") if isinstance(content, str) else b""
+    if isinstance(content, bytes):
+        data = content
     name = dest.name
     tmp = f".{name[:200]}.{os.getpid()}.{threading.get_ident()}.tmp"
     kw = {"src_dir_fd": dirfd, "dst_dir_fd": dirfd}
@@ -680,9 +686,14 @@ def write_new(dest: Path, content: str | bytes, overwrite: bool, root: Path | No
             return False
         fd = _open_file(tmp, dirfd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dest.parent)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            while True:
+                view = memoryview(data if stream is None else stream.read(1 << 20))
+                if not view:
+                    break
+                while view:
+                    view = view[os.write(fd, view) :]
+                if stream is None:
+                    break
         except OSError as e:
             raise (no_space(dest, e) if is_no_space(e) else e) from None
         finally:
