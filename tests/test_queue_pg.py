@@ -17,7 +17,7 @@ import pytest
 import pg_server as pg
 from xdl.core.errors import QueueCorrupt, QueueUnavailable
 from xdl.core.queue import NewTask, Worker, open_store
-from xdl.core.queue.run import RunOptions, run_queue
+from xdl.core.queue.run import RunOptions, RunReport, run_queue
 
 
 def test_the_driver_is_loaded_only_by_the_postgres_store(tmp_path: Path) -> None:
@@ -178,7 +178,11 @@ def test_a_runner_outlives_a_server_restart(pg_server: Any) -> None:
     report: list[Any] = []
     runner = threading.Thread(
         target=lambda: report.append(
-            run_queue(store, download, options=RunOptions(jobs=4, lease=30, poll=0.05))
+            [
+                e
+                for e in run_queue(store, download, options=RunOptions(jobs=4, lease=30, poll=0.05))
+                if isinstance(e, RunReport)
+            ][-1]
         )
     )
     runner.start()
