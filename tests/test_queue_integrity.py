@@ -20,7 +20,7 @@ import media_site
 from xdl.core import queue as q
 from xdl.core.queue import JsonStore, NewTask, Task, Worker
 from xdl.core.queue.filestore.files import dump
-from xdl.core.queue.run import RunOptions, run_queue
+from xdl.core.queue.run import RunOptions, RunReport, TaskResult, run_queue
 
 XDL = str(Path(sys.executable).parent / "xdl")
 DATA = media_site.BLOB[: 1024 * 1024]
@@ -119,6 +119,19 @@ def test_a_task_given_up_while_the_run_takes_it_back_is_reported_and_exits_1(
     assert (again.exit_code, again.stdout) == (0, "")  # nothing failed in this one
 
 
+def run_all(*args: Any, rows: list[dict[str, Any]] | None = None, **kwargs: Any) -> RunReport:
+    """Iterate a run to its end: its final report; its result lines into `rows`."""
+    report = None
+    for event in run_queue(*args, **kwargs):
+        if isinstance(event, TaskResult):
+            if event.final and rows is not None:
+                rows.append(event.row)
+        else:
+            report = event
+    assert report is not None
+    return report
+
+
 def test_run_queue_counts_given_up_tasks_as_failed(tmp_path: Path) -> None:
     store = JsonStore(tmp_path / "queue.json")
     store.add([NewTask("https://a.example/lost"), NewTask("https://a.example/fine")])
@@ -128,7 +141,7 @@ def test_run_queue_counts_given_up_tasks_as_failed(tmp_path: Path) -> None:
     def download(task: Task, stop: threading.Event, progress: Any = None) -> dict[str, Any]:
         return {"ok": True, "url": task.url, "path": "/x", "bytes": 1}
 
-    report = run_queue(store, download, options=RunOptions(retries=0), on_result=rows.append)
+    report = run_all(store, download, options=RunOptions(retries=0), rows=rows)
     assert (report.done, report.failed) == (1, 1)
     failed = [r for r in rows if not r["ok"]]
     assert [(r["task"], r["error"]["code"]) for r in failed] == [(1, "worker_lost")]

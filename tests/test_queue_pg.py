@@ -17,7 +17,7 @@ import pytest
 import pg_server as pg
 from xdl.core.errors import QueueCorrupt, QueueUnavailable
 from xdl.core.queue import NewTask, Worker, open_store
-from xdl.core.queue.run import RunOptions, run_queue
+from xdl.core.queue.run import RunOptions, RunReport, run_queue
 
 
 def test_the_driver_is_loaded_only_by_the_postgres_store(tmp_path: Path) -> None:
@@ -178,7 +178,11 @@ def test_a_runner_outlives_a_server_restart(pg_server: Any) -> None:
     report: list[Any] = []
     runner = threading.Thread(
         target=lambda: report.append(
-            run_queue(store, download, options=RunOptions(jobs=4, lease=30, poll=0.05))
+            [
+                e
+                for e in run_queue(store, download, options=RunOptions(jobs=4, lease=30, poll=0.05))
+                if isinstance(e, RunReport)
+            ][-1]
         )
     )
     runner.start()
@@ -215,3 +219,124 @@ def test_claims_race_across_many_stores(pg_url: str) -> None:
     for t in threads:
         t.join()
     assert sorted(claimed) == list(range(1, 301))
+
+
+class Statements:
+    """Counts the statements psycopg sends (and the BEGINs of transactions)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import psycopg
+
+        self.sent: list[str] = []
+        cursor_execute = psycopg.Cursor.execute
+        connection_execute = psycopg.Connection.execute
+
+        def on_cursor(cur: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            self.sent.append(str(query).split()[0].upper())
+            return cursor_execute(cur, query, *args, **kwargs)
+
+        def on_connection(conn: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            self.sent.append(str(query).split()[0].upper())
+            return connection_execute(conn, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", on_cursor)
+        monkeypatch.setattr(psycopg.Connection, "execute", on_connection)
+
+    def count(self, work: Any) -> int:
+        before = len(self.sent)
+        work()
+        return len(self.sent) - before
+
+
+def test_a_runner_pays_one_statement_per_task_and_one_per_renewal(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path: record the task held and claim the next in one statement (no BEGIN,
+    no COMMIT, no SELECT before it), and every lease of the process renewed in one."""
+    from xdl.core.queue import Outcome
+
+    store = open_store(pg_url)
+    store.add([NewTask(f"https://one.example/{i}") for i in range(6)])
+    worker = Worker.here()
+    store.is_paused()  # connected
+    sent = Statements(monkeypatch)
+    held = [store.claim(worker, 60) for _ in range(3)]
+    assert all(held) and len(sent.sent) == 3
+    ids = [t.id for t in held if t]
+    assert sent.count(lambda: store.renew(worker, ids, 60, {ids[0]: 10})) == 1
+    finished: list[Any] = []
+    n = sent.count(lambda: finished.append(store.finish(worker, Outcome(ids[0], {}), lease=60)))
+    assert n == 1 and finished[0].recorded and finished[0].claimed is not None
+    assert sent.count(lambda: store.complete(worker, ids[1], {"bytes": 1})) == 1
+    assert "BEGIN" not in sent.sent and "SELECT" not in sent.sent
+    statuses = {t.id: t.status for t in open_store(pg_url).tasks()}  # type: ignore[union-attr]
+    assert [statuses[i] for i in ids] == ["done", "done", "running"]
+    store.close()
+
+
+def test_a_runner_whose_lease_was_lost_cannot_write_after_a_fast_claim(pg_url: str) -> None:
+    """Fencing holds on the one-statement path: the late runner's outcome changes
+    nothing, and the task it lost is taken back before anything else is claimed."""
+    from xdl.core.queue import Outcome
+
+    slow, fast = open_store(pg_url), open_store(pg_url)
+    slow.add([NewTask("https://fence.example/a"), NewTask("https://fence.example/b")])
+    late, other = Worker("another-host", 1, "late"), Worker.here()
+    t = slow.claim(late, 0.5)
+    assert t is not None and t.id == 1
+    time.sleep(0.6)
+    again = fast.claim(other, 60)  # the expired lease is taken back first: task 1 again
+    assert again is not None and again.id == 1 and again.lost == 1
+    finished = slow.finish(late, Outcome(1, {"path": "/late"}), lease=60)
+    assert not finished.recorded
+    assert slow.renew(late, [1], 60) == {1}
+    assert fast.complete(other, 1, {"path": "/right"})
+    (task,) = fast.tasks(ids=[1])
+    assert task.result == {"path": "/right"}  # type: ignore[union-attr]
+    slow.close()
+    fast.close()
+
+
+def test_threads_of_one_store_do_not_wait_for_each_other(pg_url: str) -> None:
+    """Each thread works on a connection of its own: a transaction held open in one
+    thread (here: a claim that waits on a row lock) does not stop another's claims."""
+    import psycopg
+
+    store = open_store(pg_url)
+    store.add([NewTask(f"https://par.example/{i}") for i in range(3)])
+    worker = Worker.here()
+    with psycopg.connect(pg_url, autocommit=True) as blocker:
+        with blocker.transaction():
+            blocker.execute("SELECT * FROM xdl_queue_meta FOR UPDATE")  # set_paused waits
+            stuck = threading.Thread(target=store.set_paused, args=(False,), daemon=True)
+            stuck.start()
+            time.sleep(0.3)
+            assert stuck.is_alive()
+            got: list[Any] = []
+            claimer = threading.Thread(target=lambda: got.append(store.claim(worker, 60)))
+            claimer.start()
+            claimer.join(timeout=5)
+            assert got and got[0] is not None, "a claim waited for another thread's transaction"
+        stuck.join(timeout=10)
+        claimer.join(timeout=10)
+    store.close()
+
+
+def test_a_large_add_leaves_claims_on_the_claim_index(pg_url: str) -> None:
+    """Right after a large add the planner knows the tasks are queued, so a claim reads
+    the first entry of the claim index instead of sorting every queued task."""
+    import psycopg
+
+    store = open_store(pg_url)
+    store.add([NewTask(f"https://big.example/{i}", {"output_dir": "/x"}) for i in range(1000)])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(
+                "EXPLAIN SELECT id FROM xdl_tasks WHERE status = 'queued' AND "
+                "coalesce(next_attempt_at, 0) <= 1e12 ORDER BY priority DESC, id LIMIT 1 "
+                "FOR UPDATE SKIP LOCKED"
+            ).fetchall()
+        )
+    assert "xdl_tasks_claim" in plan and "Sort" not in plan, plan
+    store.close()

@@ -44,7 +44,9 @@ def download(task, stop, progress=None):
     return {"ok": True, "url": task.url, "path": f"/fake/{task.id}", "bytes": task.id}
 
 jobs = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-run_queue(JsonStore(queue), download, options=RunOptions(jobs=jobs, lease=3600, poll=0.05))
+options = RunOptions(jobs=jobs, lease=3600, poll=0.05)
+for _ in run_queue(JsonStore(queue), download, options=options):
+    pass
 """
 
 WRITER = r"""

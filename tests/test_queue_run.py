@@ -12,7 +12,7 @@ import pytest
 
 from xdl.core import errors
 from xdl.core.queue import JsonStore, NewTask, Task
-from xdl.core.queue.run import RunOptions, backoff_delay, run_queue
+from xdl.core.queue.run import RunOptions, RunReport, TaskResult, backoff_delay, run_queue
 
 
 @pytest.fixture
@@ -28,6 +28,19 @@ def statuses(store: JsonStore) -> dict[str, str]:
     return {t.url: t.status for t in JsonStore(store.path).tasks()}
 
 
+def run_all(*args: Any, rows: list[dict[str, Any]] | None = None, **kwargs: Any) -> RunReport:
+    """Iterate a run to its end: its final report; its result lines into `rows`."""
+    report = None
+    for event in run_queue(*args, **kwargs):
+        if isinstance(event, TaskResult):
+            if event.final and rows is not None:
+                rows.append(event.row)
+        else:
+            report = event
+    assert report is not None
+    return report
+
+
 def test_drains_and_records_results(store: JsonStore) -> None:
     add(store, *(f"https://a.example/{i}" for i in range(6)))
     seen: list[int] = []
@@ -39,7 +52,7 @@ def test_drains_and_records_results(store: JsonStore) -> None:
         return {"ok": True, "url": task.url, "path": f"/d/{task.id}", "bytes": task.id}
 
     rows: list[dict[str, Any]] = []
-    report = run_queue(store, download, options=RunOptions(jobs=3), on_result=rows.append)
+    report = run_all(store, download, options=RunOptions(jobs=3), rows=rows)
     assert sorted(seen) == [1, 2, 3, 4, 5, 6]
     assert (report.done, report.failed) == (6, 0)
     assert sorted(r["task"] for r in rows) == [1, 2, 3, 4, 5, 6]
@@ -65,11 +78,11 @@ def test_retries_with_backoff_then_fails(store: JsonStore) -> None:
         return {"ok": True, "url": task.url, "path": "/x", "bytes": 1}
 
     rows: list[dict[str, Any]] = []
-    report = run_queue(
+    report = run_all(
         store,
         download,
         options=RunOptions(retries=2, backoff=0.01, poll=0.01),
-        on_result=rows.append,
+        rows=rows,
     )
     assert calls == {"flaky": 3, "broken": 3, "404": 1}  # not_found is never retried
     assert (report.done, report.failed, report.retried) == (1, 2, 4)
@@ -92,7 +105,7 @@ def test_backoff_doubles_up_to_a_cap(attempts: int, delay: float) -> None:
 
 def test_max_tasks(store: JsonStore) -> None:
     add(store, *(f"https://a.example/{i}" for i in range(5)))
-    report = run_queue(
+    report = run_all(
         store,
         lambda t, s, p: {"ok": True, "url": t.url},
         options=RunOptions(jobs=2, max_tasks=3),
@@ -104,7 +117,7 @@ def test_max_tasks(store: JsonStore) -> None:
 def test_paused_queue_is_not_run(store: JsonStore) -> None:
     add(store, "https://a.example/1")
     store.set_paused(True)
-    report = run_queue(store, lambda t, s, p: {"ok": True, "url": t.url})
+    report = run_all(store, lambda t, s, p: {"ok": True, "url": t.url})
     assert report.done == 0
     assert statuses(store) == {"https://a.example/1": "queued"}
 
@@ -122,7 +135,7 @@ def test_stop_puts_in_flight_tasks_back(store: JsonStore) -> None:
     result: dict[str, Any] = {}
     th = threading.Thread(
         target=lambda: result.update(
-            r=run_queue(store, download, options=RunOptions(jobs=2), stop=stop)
+            r=run_all(store, download, options=RunOptions(jobs=2), stop=stop)
         )
     )
     th.start()
@@ -149,7 +162,7 @@ def test_cancel_stops_a_running_download(store: JsonStore) -> None:
         return {"ok": True, "url": task.url}
 
     th = threading.Thread(
-        target=run_queue, args=(store, download), kwargs={"options": RunOptions(lease=0.3)}
+        target=run_all, args=(store, download), kwargs={"options": RunOptions(lease=0.3)}
     )
     th.start()
     assert started.wait(timeout=30)
@@ -169,7 +182,7 @@ def test_fatal_error_stops_the_run_and_keeps_the_task(store: JsonStore) -> None:
         raise errors.OutputNotWritable("cannot write to /nope")
 
     with pytest.raises(errors.OutputNotWritable):
-        run_queue(store, download)
+        run_all(store, download)
     assert statuses(store) == {"https://a.example/1": "queued", "https://a.example/2": "queued"}
 
 
@@ -189,6 +202,59 @@ def test_leases_are_renewed_while_working(store: JsonStore) -> None:
         done.set()
         return {"ok": True, "url": task.url}
 
-    run_queue(store, download, options=RunOptions(lease=0.3))
+    run_all(store, download, options=RunOptions(lease=0.3))
     assert len(set(leases)) >= 3  # renewed (a stale lease would have been taken back)
     assert statuses(store) == {"https://a.example/slow": "done"}
+
+
+def test_run_queue_yields_each_attempt_as_it_is_recorded_and_the_report_last(
+    store: JsonStore,
+) -> None:
+    """Like fetch_many: the caller iterates, and sees a result before the run is over
+    (here: while the other task's download is still waiting for it)."""
+    add(store, "https://a.example/first", "https://a.example/flaky")
+    first_seen = threading.Event()
+    calls: list[str] = []
+
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+        calls.append(task.url)
+        if task.url.endswith("flaky"):
+            assert first_seen.wait(timeout=30), "the first result was not yielded in time"
+            if calls.count(task.url) == 1:
+                return {"ok": False, "url": task.url, "error": {"code": "network", "message": "x"}}
+        return {"ok": True, "url": task.url, "path": "/x", "bytes": 1}
+
+    events = []
+    for event in run_queue(store, download, options=RunOptions(jobs=2, backoff=0.01, poll=0.01)):
+        events.append(event)
+        if isinstance(event, TaskResult) and event.task.url.endswith("first"):
+            first_seen.set()
+    results = [e for e in events if isinstance(e, TaskResult)]
+    assert [(r.task.url.rsplit("/", 1)[1], r.outcome, r.final) for r in results] == [
+        ("first", "done", True),
+        ("flaky", "retry", False),
+        ("flaky", "done", True),
+    ]
+    assert [r.report.retried for r in results] == [0, 1, 1]
+    assert results[-1].row["attempt"] == 2 and results[-1].to_dict()["ok"]
+    assert isinstance(events[-1], RunReport)
+    assert (events[-1].done, events[-1].retried, events[-1].interrupted) == (2, 1, False)
+
+
+def test_a_caller_that_stops_reading_stops_the_run(store: JsonStore) -> None:
+    """Closing the iterator (a broken pipe) stops the workers and gives in-flight tasks
+    back, as a stop does."""
+    add(store, *(f"https://a.example/{i}" for i in range(4)))
+
+    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+        if task.id > 1:
+            event.wait(timeout=30)
+            return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": ""}}
+        return {"ok": True, "url": task.url}
+
+    events = run_queue(store, download, options=RunOptions(jobs=2))
+    for event in events:
+        if isinstance(event, TaskResult):
+            break
+    events.close()  # type: ignore[attr-defined]
+    assert sorted(statuses(store).values()) == ["done", "queued", "queued", "queued"]

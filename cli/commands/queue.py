@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue as queue_mod
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -415,61 +414,55 @@ def _run_and_print(
     exec_cmd: str | None,
     exec_failed: str | None,
 ) -> RunReport:
-    """Run the queue on a thread; print its rows (and keep the bars, the metrics and the
-    status lines) from this one, which also takes SIGINT/SIGTERM."""
-    from xdl.core.queue.run import fetch_download, run_queue
+    """Iterate the run (as `xdl fetch` iterates `fetch_many`): print each task's line,
+    keep the bars, the metrics and the status lines. SIGINT/SIGTERM stop the run; what
+    it records meanwhile is still printed, then the interrupt is raised again."""
+    from xdl.core.queue.run import RunReport, fetch_download, run_queue
 
-    rows: queue_mod.Queue[dict[str, Any]] = queue_mod.Queue()
     stop = threading.Event()
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["report"] = run_queue(
-                store,
-                fetch_download,
-                options=opts,
-                stop=stop,
-                on_result=rows.put,
-                on_progress=(
-                    (lambda t, key, done, total: bars.update(t.url, key, done, total, t.id))
-                    if bars
-                    else None
-                ),
-                on_tally=monitor.tallied,
-            )
-        except BaseException as e:
-            outcome["error"] = e
-
-    thread = threading.Thread(target=target, name="xdl-queue-run", daemon=True)
-    thread.start()
-    interrupt: BaseException | None = None
+    events = iter(
+        run_queue(
+            store,
+            fetch_download,
+            options=opts,
+            stop=stop,
+            progress=(
+                (lambda t, key, done, total: bars.update(t.url, key, done, total, t.id))
+                if bars
+                else None
+            ),
+        )
+    )
+    report = RunReport(0, 0, 0, 0, False)
+    interrupt: KeyboardInterrupt | None = None
     while True:
         try:
-            for row in _drain(rows, thread, monitor.tick):
-                if bars:
-                    bars.finished(row, row.get("task"))
-                row = with_hook(row, exec_cmd, exec_failed)
-                monitor.emitted(row)
-                if bars:
-                    with bars.above():
+            event = next(events)
+            if isinstance(event, RunReport):
+                report = event
+                monitor.tallied(event)
+            else:
+                monitor.tallied(event.report)
+                if event.final:
+                    row = event.row
+                    if bars:
+                        bars.finished(row, row.get("task"))
+                    row = with_hook(row, exec_cmd, exec_failed)
+                    monitor.emitted(row)
+                    if bars:
+                        with bars.above():
+                            out.emit(row)
+                    else:
                         out.emit(row)
-                else:
-                    out.emit(row)
+            monitor.tick()
+        except StopIteration:
             break
-        except KeyboardInterrupt as e:  # SIGINT, or SIGTERM as main() raises it
+        except KeyboardInterrupt as e:  # the run stops its workers, we keep reading
+            stop.set()
             interrupt = interrupt or e
-            stop.set()
-        except BaseException:
-            stop.set()
-            thread.join()
-            raise
     monitor.tick()
     if interrupt is not None:
         raise interrupt
-    if "error" in outcome:
-        raise outcome["error"]
-    report: RunReport = outcome["report"]
     return report
 
 
@@ -494,7 +487,7 @@ def _service_logs(watch: bool) -> Iterator[None]:
 
 
 class Monitor:
-    """`--metrics FILE` and --watch's status lines, kept from the printing thread."""
+    """`--metrics FILE` and --watch's status lines, kept as the run's events come."""
 
     def __init__(self, store: QueueStore, metrics: str | None, every: float) -> None:
         from xdl.core.queue.run import RunReport
@@ -509,9 +502,10 @@ class Monitor:
         self.warned = False
 
     def tallied(self, report: RunReport) -> None:
-        """From the workers: the run's counts after a task was recorded."""
-        self.report = report
-        self.changed = True
+        """The run's counts, as the run yields them (changed: the metrics are due)."""
+        if report != self.report:
+            self.report = report
+            self.changed = True
 
     def emitted(self, row: dict[str, Any]) -> None:
         if row.get("ok"):
@@ -557,18 +551,6 @@ class Monitor:
             r.failed,
             r.retried,
         )
-
-
-def _drain(
-    rows: queue_mod.Queue[dict[str, Any]], thread: threading.Thread, tick: Callable[[], None]
-) -> Iterator[Any]:
-    while thread.is_alive() or not rows.empty():
-        try:
-            yield rows.get(timeout=0.1)
-        except queue_mod.Empty:
-            continue
-        finally:
-            tick()
 
 
 @command.command("status")

@@ -4,6 +4,7 @@ input line may carry (checked once, here: a wrong type is `bad_input`, never ign
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -124,10 +125,17 @@ class FetchOptions:
         return FREE_SPACE_MARGIN if self.min_free is None else self.min_free
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A dataclass's resolved field types: evaluated once (`queue run` reads every task's
+    options, and resolving the string annotations costs a millisecond each time)."""
+    return typing.get_type_hints(cls)
+
+
 def _check_types(cls: type, values: Mapping[str, Any]) -> None:
     """BadInput unless each value has its field's type (a stored task, a hand-written
     queue file): a wrong type is never quietly used or ignored."""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     for name, value in values.items():
         hint = hints[name]
         union = typing.get_origin(hint) in (typing.Union, types.UnionType)

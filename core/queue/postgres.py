@@ -8,12 +8,23 @@ Invariants:
 - A claim is one statement (`UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)`), so two
   runners never take the same task and never wait for each other. It does what
   `rules.claimed` does, and gives the task a new fencing `token` from a sequence.
+- The runner's hot path is one round trip per task: `finish` records the outcome of the
+  task held, looks for dead runners' tasks and claims the next one in one statement
+  (`FINISH`); only when a dead runner's task is there does a second transaction take it
+  back (`rules.recovered`) before claiming. `renew` extends every lease of the process in
+  one statement.
+- Each thread works on a connection of its own (a small pool: a connection is taken for
+  one transaction and given back), so 8 workers' commits overlap instead of queueing
+  behind one connection.
 - Fencing: a runner renews, completes, fails or releases a task only where its row still
   carries the token of that runner's claim; after a task was taken back (lease expired,
   cancelled, claimed by another host) the old runner's late writes change nothing.
 - Time is the database's clock (one clock for every host): leases, backoff, timestamps.
 - Every other change reads the rows `FOR UPDATE`, applies the function of `rules` that
-  both stores use, and writes the new record back.
+  both stores use, and writes the new record back. Settling or releasing a task we hold
+  needs no read: the record we claimed is the row as long as its token is ours, so the
+  rule is applied to it at `now = 0` and only the columns it changed are written, the
+  times it set as offsets from the database's clock.
 - Adds are serialized by an advisory lock, so dedupe (by URL, as in the JSON store) holds
   across hosts while `--force` may still add a URL twice.
 - The schema is created on first use and versioned in `xdl_queue_schema`; a newer version
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 import urllib.parse
@@ -140,6 +152,41 @@ WHERE t.id = c.id
 RETURNING {", ".join("t." + f.strip() for f in FIELDS.split(","))}
 """
 
+#: Adds of this many new tasks or more may refresh the table's statistics (`_analyze`).
+ANALYZE_AFTER = 1000
+#: The columns that hold times (epoch seconds on the database's clock).
+TIMES = frozenset({"updated_at", "started_at", "finished_at", "next_attempt_at", "lease_until"})
+#: The database's clock and the pause flag, read once by a statement (`FINISH`).
+CLOCK = (
+    "clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now, paused "
+    "FROM xdl_queue_meta)"
+)
+NOW = "(SELECT now FROM clock)"
+#: Running tasks that may belong to dead runners: lease expired, or on this host under a
+#: pid not known to be alive. While there are any, `FINISH` claims nothing and the store
+#: takes them back first (`_recover`, with the pid check that SQL cannot do).
+SUSPECTS = f"""suspects AS (
+    SELECT id FROM xdl_tasks
+    WHERE status = 'running' AND (lease_until < {NOW} OR (worker->>'host' = %(host)s
+        AND NOT coalesce(worker->>'pid' = ANY(%(alive)s::text[]), true)))
+)"""
+CLAIMED = f"""claimed AS (
+    UPDATE xdl_tasks t SET
+        status = 'running', attempts = t.attempts + 1, worker = %(worker)s,
+        lease_until = {NOW} + %(lease)s, started_at = {NOW}, updated_at = {NOW},
+        next_attempt_at = NULL, token = nextval('xdl_queue_token')
+    FROM (
+        SELECT id FROM xdl_tasks
+        WHERE status = 'queued' AND coalesce(next_attempt_at, 0) <= {NOW}
+            AND id <> %(skip)s AND NOT (SELECT paused FROM clock)
+            AND NOT EXISTS (SELECT 1 FROM suspects)
+        ORDER BY priority DESC, id LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE t.id = c.id
+    RETURNING {", ".join("t." + f.strip() for f in FIELDS.split(","))}
+)"""
+
 T = TypeVar("T")
 
 
@@ -161,16 +208,22 @@ def redact(url: str) -> str:
 
 
 class PostgresStore(TaskChanges):
-    """The queue in a PostgreSQL database; one connection, shared by this process's threads."""
+    """The queue in a PostgreSQL database; a connection per thread at work (a small pool)."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
         self._name = redact(url)
         self.timeout = timeout
-        self._mutex = threading.RLock()
-        self._conn: Any = None
+        self._mutex = threading.Lock()  # guards the pool and the records held
+        self._idle: list[Any] = []  # connections not in use now
+        self._open: set[Any] = set()  # every connection made (closed by close())
         self._connected_once = False
-        self._tokens: dict[int, int] = {}  # task id -> the fencing token of our claim
+        self._migrated = False
+        #: task id -> (the fencing token of our claim, the record as we claimed it)
+        self._held: dict[int, tuple[int, Record]] = {}
+        #: pids on this host, other than ours, seen holding tasks while alive: their
+        #: tasks are not suspects while they live (`SUSPECTS`).
+        self._alive: set[int] = set()
         try:
             import psycopg  # noqa: F401
         except ImportError:
@@ -185,10 +238,10 @@ class PostgresStore(TaskChanges):
 
     def close(self) -> None:
         with self._mutex:
-            if self._conn is not None:
-                with contextlib.suppress(Exception):
-                    self._conn.close()
-                self._conn = None
+            conns, self._open, self._idle = self._open, set(), []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     # -- connecting --
 
@@ -202,8 +255,42 @@ class PostgresStore(TaskChanges):
             application_name="xdl",
         )
         conn.execute("SET synchronous_commit TO on")
-        self._migrate(conn)
+        if not self._migrated:
+            self._migrate(conn)
+            self._migrated = True
         return conn
+
+    def _checkout(self) -> Any:
+        """A connection for this thread's transaction: an idle one, else a new one."""
+        with self._mutex:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed:
+                    return conn
+                self._open.discard(conn)
+        conn = self._connect()
+        with self._mutex:
+            self._open.add(conn)
+            self._connected_once = True
+        return conn
+
+    def _checkin(self, conn: Any) -> None:
+        with self._mutex:
+            if conn in self._open and not conn.closed:
+                self._idle.append(conn)
+
+    def _discard(self, conn: Any, everything: bool = False) -> None:
+        """Close a broken connection (and, after a lost server, the idle ones too)."""
+        with self._mutex:
+            self._open.discard(conn)
+            idle = self._idle if everything else []
+            if everything:
+                self._idle = []
+                self._open.difference_update(idle)
+        for c in [conn, *idle]:
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    c.close()
 
     def _migrate(self, conn: Any) -> None:
         version = self._schema_version(conn)
@@ -235,35 +322,44 @@ class PostgresStore(TaskChanges):
             )
         return version
 
-    def _do(self, work: Callable[[Any], T]) -> T:
-        """Run `work(cursor)` in one transaction. A connection lost after it worked is made
-        again and the work retried, for up to `timeout` seconds (a server restart)."""
+    def _do(self, work: Callable[[Any], T], *, atomic: bool = True) -> T:
+        """Run `work(cursor)` in one transaction (`atomic=False`: work that is one
+        statement, which is a transaction of its own, without BEGIN and COMMIT). A
+        connection lost after it worked is made again and the work retried, for up to
+        `timeout` seconds (a server restart)."""
         import psycopg
         from psycopg.rows import dict_row
 
         deadline = time.monotonic() + self.timeout
         delay = 0.1
-        with self._mutex:
-            while True:
-                try:
-                    if self._conn is None or self._conn.closed:
-                        self._conn = self._connect()
-                        self._connected_once = True
-                    with self._conn.transaction(), self._conn.cursor(row_factory=dict_row) as cur:
-                        return work(cur)
-                except psycopg.OperationalError as e:
-                    self.close()
-                    if not self._connected_once or time.monotonic() + delay > deadline:
-                        raise QueueUnavailable(
-                            f"cannot use the queue {self._name}: {_reason(e)}; {HINT}"
-                        ) from None
-                    time.sleep(delay)
-                    delay = min(2.0, delay * 2)
-                except psycopg.Error as e:
-                    self.close()
+        while True:
+            conn = None
+            try:
+                conn = self._checkout()
+                if atomic:
+                    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                        done = work(cur)
+                else:
+                    with conn.cursor(row_factory=dict_row) as cur:
+                        done = work(cur)
+                self._checkin(conn)
+                return done
+            except psycopg.OperationalError as e:
+                self._discard(conn, everything=True)
+                if not self._connected_once or time.monotonic() + delay > deadline:
                     raise QueueUnavailable(
-                        f"the queue {self._name} failed: {_reason(e)}; {HINT}"
+                        f"cannot use the queue {self._name}: {_reason(e)}; {HINT}"
                     ) from None
+                time.sleep(delay)
+                delay = min(2.0, delay * 2)
+            except psycopg.Error as e:
+                self._discard(conn)
+                raise QueueUnavailable(
+                    f"the queue {self._name} failed: {_reason(e)}; {HINT}"
+                ) from None
+            except BaseException:
+                self._discard(conn)  # in an unknown state: never handed to another thread
+                raise
 
     @staticmethod
     def _now(cur: Any) -> tuple[float, bool]:
@@ -390,25 +486,28 @@ class PostgresStore(TaskChanges):
         return self._do(work)
 
     def is_paused(self) -> bool:
-        return self._do(lambda cur: self._now(cur)[1])
+        def work(cur: Any) -> bool:
+            cur.execute("SELECT paused FROM xdl_queue_meta")
+            return bool(cur.fetchone()["paused"])
+
+        return self._do(work, atomic=False)
 
     def next_wakeup(self) -> float | None:
         """Seconds until a queued task may be claimed (0: now); None when nothing is queued."""
 
         def work(cur: Any) -> float | None:
-            now, _ = self._now(cur)
             cur.execute(
-                "SELECT EXISTS (SELECT 1 FROM xdl_tasks WHERE status = 'queued' "
-                "AND coalesce(next_attempt_at, 0) <= %s) AS ready, "
-                "(SELECT min(next_attempt_at) FROM xdl_tasks WHERE status = 'queued') AS soon",
-                (now,),
+                f"WITH {CLOCK} SELECT (SELECT now FROM clock) AS now, EXISTS (SELECT 1 FROM "
+                "xdl_tasks WHERE status = 'queued' AND coalesce(next_attempt_at, 0) <= "
+                f"{NOW}) AS ready, (SELECT min(next_attempt_at) FROM xdl_tasks "
+                "WHERE status = 'queued') AS soon"
             )
             row = cur.fetchone()
             if row["ready"]:
                 return 0.0
-            return None if row["soon"] is None else max(0.0, row["soon"] - now)
+            return None if row["soon"] is None else max(0.0, row["soon"] - row["now"])
 
-        return self._do(work)
+        return self._do(work, atomic=False)
 
     # -- changing --
 
@@ -418,7 +517,10 @@ class PostgresStore(TaskChanges):
         if not items:
             return []
 
+        inserted = 0
+
         def work(cur: Any) -> list[Added]:
+            nonlocal inserted
             now, _ = self._now(cur)
             now = round(now, 3)
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (ADD_LOCK,))
@@ -455,6 +557,7 @@ class PostgresStore(TaskChanges):
                 rows.append((len(fresh), item.url, True))
                 fresh.append(item)
             ids = self._insert(cur, fresh, now) if fresh else []
+            inserted = len(ids)
             return [
                 r
                 if isinstance(r, Added)
@@ -462,7 +565,27 @@ class PostgresStore(TaskChanges):
                 for r in rows
             ]
 
-        return self._do(work)
+        added = self._do(work)
+        if inserted >= ANALYZE_AFTER:
+            self._do(self._analyze(inserted), atomic=False)
+        return added
+
+    @staticmethod
+    def _analyze(inserted: int) -> Callable[[Any], None]:
+        """After a large add, the table's statistics at once when they no longer describe
+        it (never gathered, or the add grew it by more than a tenth). Otherwise, until
+        autovacuum comes by (a minute or more), the planner may believe few tasks are
+        queued, and sort every queued task on each claim instead of reading the claim
+        index's first entry: O(n) per claim."""
+
+        def work(cur: Any) -> None:
+            cur.execute("SELECT reltuples FROM pg_class WHERE oid = 'xdl_tasks'::regclass")
+            row = cur.fetchone()
+            known = float(row["reltuples"]) if row else -1.0
+            if known < 0 or inserted > known / 10:
+                cur.execute("ANALYZE xdl_tasks")  # not the owner: a warning, nothing done
+
+        return work
 
     def _insert(self, cur: Any, items: Sequence[NewTask], now: float) -> list[int]:
         """New tasks, by COPY (100,000 in one call); their ids, in order."""
@@ -503,63 +626,117 @@ class PostgresStore(TaskChanges):
         self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
     ) -> Finished:
         """Record how our task went and, when `lease` is given, take back dead runners'
-        tasks and claim the next one, in one transaction."""
-        token = self._tokens.pop(outcome.task_id, None) if outcome is not None else None
+        tasks and claim the next one: one statement (`FINISH`) unless a dead runner's
+        task is there to take back first."""
+        with self._mutex:
+            held = self._held.pop(outcome.task_id, None) if outcome is not None else None
+        sets: list[str] = []
+        values: dict[str, Any] = {}
+        if outcome is not None and held is not None:
+            token, rec = held
+            retry_in = None  # the runner's clock, as an offset on the database's
+            if outcome.retry_at is not None:
+                retry_in = max(0.0, outcome.retry_at - time.time())
+            # applied at now = 0: the times it sets are offsets from the database's clock
+            new = rules.settled(
+                rec, worker, Outcome(outcome.task_id, outcome.result, outcome.error, retry_in), 0.0
+            )
+            if new is not None:
+                sets, values = _changes(rec, new)
+                values.update(id=rec["id"], token=token, runner=worker.runner)
+        if lease is None and not sets:
+            return Finished(False, None)
+        ctes = [CLOCK]
+        if sets:
+            ctes.append(
+                f"settled AS (UPDATE xdl_tasks SET {', '.join(sets)} WHERE id = %(id)s AND "
+                "token = %(token)s AND status = 'running' AND worker->>'runner' = %(runner)s "
+                "RETURNING id)"
+            )
+        if lease is not None:
+            ctes += [SUSPECTS, CLAIMED]
+            values.update(
+                worker=_json(worker.to_dict()),
+                lease=lease,
+                skip=outcome.task_id if outcome else 0,
+                host=rules.HOST,
+                alive=self._alive_pids(),
+            )
+        recorded = "(SELECT count(*) FROM settled)" if sets else "0"
+        if lease is None:
+            statement = f"WITH {', '.join(ctes)} SELECT {recorded} AS recorded"
+        else:
+            statement = (
+                f"WITH {', '.join(ctes)} SELECT {recorded} AS recorded, "
+                "(SELECT count(*) FROM suspects) AS suspects, claimed.* "
+                "FROM (VALUES (1)) AS one LEFT JOIN claimed ON true"
+            )
 
-        def work(cur: Any) -> tuple[Finished, int | None]:
-            now, paused = self._now(cur)
-            recorded = False
-            if outcome is not None and token is not None:
-                cur.execute(
-                    f"SELECT {FIELDS} FROM xdl_tasks WHERE id = %s AND token = %s FOR UPDATE",
-                    (outcome.task_id, token),
-                )
-                row = cur.fetchone()
-                retry_at = outcome.retry_at
-                if retry_at is not None:  # the runner's clock, as an offset on ours
-                    retry_at = now + max(0.0, retry_at - time.time())
-                settled = rules.settled(
-                    _record(row) if row else None,
-                    worker,
-                    Outcome(outcome.task_id, outcome.result, outcome.error, retry_at),
-                    now,
-                )
-                if settled is not None:
-                    self._write(cur, settled)
-                    recorded = True
-            if lease is None:
-                return Finished(recorded, None), None
-            given_up = self._recover(cur, now)
-            claimed = None
-            if not paused:
-                cur.execute(
-                    CLAIM,
-                    {
-                        "worker": _json(worker.to_dict()),
-                        "now": now,
-                        "lease": lease,
-                        "skip": outcome.task_id if outcome else 0,
-                    },
-                )
-                claimed = cur.fetchone()
-            if claimed is None:
-                return Finished(recorded, None, given_up), None
-            return Finished(recorded, _task(claimed), given_up), int(claimed["token"])
+        def work(cur: Any) -> Mapping[str, Any]:
+            cur.execute(statement, values)
+            row: Mapping[str, Any] = cur.fetchone()
+            return row
 
-        finished, new_token = self._do(work)
-        if finished.claimed is not None and new_token is not None:
-            self._tokens[finished.claimed.id] = new_token
+        row = self._do(work, atomic=False)
+        finished = Finished(bool(row["recorded"]), None)
+        if lease is None:
+            return finished
+        if row["suspects"]:  # a dead runner's task, maybe: taken back first, then a claim
+            skip = outcome.task_id if outcome else 0
+            recover = self._do(lambda cur: self._recover_and_claim(cur, worker, lease, skip))
+            finished = Finished(finished.recorded, *recover)
+        elif row.get("id") is not None:
+            finished = Finished(finished.recorded, self._hold(row))
         return finished
+
+    def _hold(self, row: Mapping[str, Any]) -> Task:
+        """A task we just claimed: its token and record kept, to renew and settle it."""
+        rec = _record(row)
+        with self._mutex:
+            self._held[rec["id"]] = (int(rec.pop("token")), rec)
+        return Task.from_record(rec, {})
+
+    def _alive_pids(self) -> list[str]:
+        """Our pid, and those of the other runners on this host that are still alive."""
+        with self._mutex:
+            known = list(self._alive)
+        gone = {pid for pid in known if not rules.pid_alive(pid)}
+        if gone:
+            with self._mutex:
+                self._alive -= gone
+        return [str(os.getpid()), *(str(pid) for pid in known if pid not in gone)]
+
+    def _recover_and_claim(
+        self, cur: Any, worker: Worker, lease: float, skip: int
+    ) -> tuple[Task | None, tuple[Task, ...]]:
+        now, paused = self._now(cur)
+        given_up = self._recover(cur, now)
+        if paused:
+            return None, given_up
+        cur.execute(
+            CLAIM, {"worker": _json(worker.to_dict()), "now": now, "lease": lease, "skip": skip}
+        )
+        claimed = cur.fetchone()
+        return (None if claimed is None else self._hold(claimed)), given_up
 
     def _recover(self, cur: Any, now: float) -> tuple[Task, ...]:
         """Take back the running tasks of dead runners (`rules.recovered`): lease expired,
-        or on this host with their pid gone; the tasks that failed for good are returned."""
+        or on this host with their pid gone; the tasks that failed for good are returned.
+        The pids found alive on this host are remembered (their tasks are not suspects)."""
         cur.execute(
             "SELECT id, worker, lease_until FROM xdl_tasks WHERE status = 'running' "
             "AND (lease_until < %s OR worker->>'host' = %s)",
             (now, rules.HOST),
         )
-        due = [row["id"] for row in cur.fetchall() if rules.needs_recovery(row, now)]
+        due = []
+        for row in cur.fetchall():
+            if rules.needs_recovery(row, now):
+                due.append(row["id"])
+            elif (row["worker"] or {}).get("host") == rules.HOST:
+                pid = row["worker"].get("pid")
+                if isinstance(pid, int) and pid != os.getpid():
+                    with self._mutex:
+                        self._alive.add(pid)
         if not due:
             return ()
         cur.execute(
@@ -586,38 +763,50 @@ class PostgresStore(TaskChanges):
         received: Mapping[int, int] | None = None,
     ) -> set[int]:
         """Extend the leases of our running tasks (and record the bytes each has
-        `received` so far, in its worker); returns the ids that are no longer ours
-        (cancelled, removed or taken back: their token changed), whose downloads stop."""
+        `received` so far, in its worker), all in one statement; returns the ids that
+        are no longer ours (cancelled, removed or taken back: their token changed),
+        whose downloads stop."""
         ids = list(ids)
-        mine = [(tid, self._tokens[tid]) for tid in ids if tid in self._tokens]
+        with self._mutex:
+            mine = [(tid, self._held[tid][0]) for tid in ids if tid in self._held]
         got = [(received or {}).get(tid) for tid, _ in mine]
 
         def work(cur: Any) -> set[int]:
-            now, _ = self._now(cur)
             cur.execute(
-                "UPDATE xdl_tasks t SET lease_until = %s, worker = CASE WHEN m.bytes IS NULL "
-                "THEN t.worker ELSE (t.worker::jsonb || jsonb_build_object('bytes', m.bytes))"
-                "::json END FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) "
-                "AS m(id, token, bytes) WHERE t.id = m.id AND t.token = m.token "
-                "AND t.status = 'running' AND t.worker->>'runner' = %s RETURNING t.id",
-                (now + lease, [m[0] for m in mine], [m[1] for m in mine], got, worker.runner),
+                "UPDATE xdl_tasks t SET lease_until = extract(epoch FROM clock_timestamp())"
+                "::float8 + %s, worker = CASE WHEN m.bytes IS NULL THEN t.worker ELSE "
+                "(t.worker::jsonb || jsonb_build_object('bytes', m.bytes))::json END "
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS m(id, token, bytes) "
+                "WHERE t.id = m.id AND t.token = m.token AND t.status = 'running' "
+                "AND t.worker->>'runner' = %s RETURNING t.id",
+                (lease, [m[0] for m in mine], [m[1] for m in mine], got, worker.runner),
             )
             return {row["id"] for row in cur.fetchall()}
 
-        renewed = self._do(work) if mine else set()
+        renewed = self._do(work, atomic=False) if mine else set()
         return set(ids) - renewed
 
     def release(self, worker: Worker, ids: Iterable[int]) -> None:
         """Put our running tasks back to `queued`, the attempt not counted (graceful stop)."""
-        mine = {tid: self._tokens.pop(tid) for tid in list(ids) if tid in self._tokens}
-        if not mine:
+        with self._mutex:
+            mine = [self._held.pop(tid) for tid in list(ids) if tid in self._held]
+        writes = []
+        for token, rec in mine:
+            if rules.owned(rec, worker):
+                sets, values = _changes(rec, rules.released(rec, 0.0))
+                values.update(id=rec["id"], token=token, runner=worker.runner)
+                writes.append((sets, values))
+        if not writes:
             return
 
         def work(cur: Any) -> None:
-            now, _ = self._now(cur)
-            for tid, rec in self._locked_rows(cur, mine).items():
-                if rec.get("token") == mine[tid] and rules.owned(rec, worker):
-                    self._write(cur, rules.released(rec, now))
+            for sets, values in writes:
+                cur.execute(
+                    f"WITH {CLOCK} UPDATE xdl_tasks SET {', '.join(sets)} WHERE id = %(id)s "
+                    "AND token = %(token)s AND status = 'running' "
+                    "AND worker->>'runner' = %(runner)s",
+                    values,
+                )
 
         self._do(work)
 
@@ -717,6 +906,32 @@ def _params(rec: Mapping[str, Any]) -> dict[str, Any]:
     values["lost"] = int(rec.get("lost") or 0)
     values["updated_at"] = rec.get("updated_at") or rec.get("added_at")
     return values
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The SET clauses that turn row `old` into `new`, where `new` came from a rule applied
+    at now = 0: only the columns it changed; the times it set are offsets from the
+    database's clock (`NOW`, from the statement's `clock`)."""
+    sets: list[str] = []
+    values: dict[str, Any] = {}
+    for column in WRITTEN:
+        value = new.get(column)
+        if value == old.get(column):
+            continue
+        if value is None:
+            sets.append(f"{column} = NULL")
+            continue
+        if column in TIMES:
+            sets.append(f"{column} = {NOW} + %(v_{column})s")
+            value = float(value)
+        else:
+            sets.append(f"{column} = %(v_{column})s")
+            if column in JSON:
+                value = _json(dict(value) if column == "options" else value)
+        values[f"v_{column}"] = value
+    if new.get("status") != "running":
+        sets.append("token = NULL")
+    return sets, values
 
 
 def _record(row: Mapping[str, Any]) -> Record:

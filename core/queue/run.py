@@ -1,5 +1,11 @@
 """`xdl queue run`: claim tasks and download them on N worker threads.
 
+`run_queue` yields what happens as it happens, as `fetch_many` yields results: a
+`TaskResult` for each attempt recorded (done, failed, or to be retried), the run's
+counts (`RunReport`) while nothing is recorded, and the final `RunReport` last. The
+caller iterates; nothing calls back into it but the downloads' progress (from the worker
+threads, as `fetch_many`'s).
+
 The download itself is a callable (`download(task, stop, progress) -> result dict`), by default
 `fetch_download`, which runs the same engine as `xdl fetch`; tests inject a fake.
 While tasks run, a heartbeat renews their leases and stops the downloads of tasks that
@@ -10,11 +16,12 @@ are told to stop and their tasks go back to `queued`, keeping their `.part` file
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .. import errors
 from .model import Outcome, Task, Worker
@@ -25,7 +32,7 @@ log = logging.getLogger("xdl.queue")
 #: progress(key, done_bytes, total_bytes_or_None), as the fetch engine calls it.
 Progress = Callable[[str, int, "int | None"], None]
 Download = Callable[[Task, threading.Event, Progress], Mapping[str, Any]]
-#: on_progress(task, key, done_bytes, total_bytes_or_None), from the worker threads.
+#: progress(task, key, done_bytes, total_bytes_or_None), from the worker threads.
 TaskProgress = Callable[[Task, str, int, "int | None"], None]
 #: Error codes not worth retrying: the same request will fail the same way.
 FINAL_CODES = frozenset(
@@ -49,6 +56,8 @@ class RunOptions:
     backoff: float = 10.0
     max_backoff: float = 3600.0
     poll: float = 1.0
+    #: While nothing is recorded, `run_queue` yields the counts this often (seconds).
+    tick: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,29 @@ class RunReport:
         }
 
 
+@dataclass(frozen=True)
+class TaskResult:
+    """One attempt of a task, recorded: `done`, `failed` (for good) or `retry` (queued
+    again after its backoff); `row` is its result line, `report` the run's counts with
+    this attempt counted."""
+
+    task: Task
+    row: dict[str, Any]
+    outcome: Literal["done", "failed", "retry"]
+    report: RunReport
+
+    @property
+    def final(self) -> bool:
+        """The task's last attempt in this run (a `retry` one is not): a result line."""
+        return self.outcome != "retry"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.row
+
+
+RunEvent = TaskResult | RunReport
+
+
 def backoff_delay(attempts: int, base: float, cap: float) -> float:
     """Exponential backoff: base, 2*base, 4*base... after the 1st, 2nd, 3rd failure."""
     return float(min(cap, base * 2 ** max(0, attempts - 1)))
@@ -81,12 +113,11 @@ class _Runner:
         download: Download,
         options: RunOptions,
         stop: threading.Event,
-        on_result: Callable[[dict[str, Any]], None],
-        on_progress: TaskProgress | None = None,
-        on_tally: Callable[[RunReport], None] | None = None,
+        progress: TaskProgress | None = None,
     ) -> None:
-        self.on_progress = on_progress
-        self.on_tally = on_tally
+        self.on_progress = progress
+        #: What the workers recorded, for `run_queue` to yield from the caller's thread.
+        self.events: queue.SimpleQueue[TaskResult] = queue.SimpleQueue()
         #: task id -> file key -> the most bytes seen for it (a restarted file never
         #: makes the count go back).
         self.received: dict[int, dict[str, int]] = {}
@@ -94,7 +125,6 @@ class _Runner:
         self.download = download
         self.opts = options
         self.stop = stop
-        self.on_result = on_result
         self.worker = Worker.here()
         self.lock = threading.Lock()
         self.in_flight: dict[int, threading.Event] = {}
@@ -207,7 +237,7 @@ class _Runner:
         elif error is None:
             with self.lock:
                 self.done += 1
-            self.on_result(row)
+            self.record(task, row, "done")
         elif retry_at is not None:
             with self.lock:
                 self.retried += 1
@@ -220,12 +250,12 @@ class _Runner:
                 self.opts.retries + 1,
                 round(retry_at - time.time(), 1),
             )
+            self.record(task, {**row, "ok": False}, "retry")
         else:
             with self.lock:
                 self.failed += 1
             log.error("%s: %s", task.url, error.get("message"))
-            self.on_result({**row, "ok": False})
-        self.tally()
+            self.record(task, {**row, "ok": False}, "failed")
         return following
 
     def given_up(self, tasks: Iterable[Task]) -> None:
@@ -236,18 +266,18 @@ class _Runner:
                 self.failed += 1
             log.error("%s: %s", task.url, error.get("message"))
             row = {"ok": False, "url": task.url, "error": error}
-            self.on_result({**row, "task": task.id, "attempt": task.attempts})
-            self.tally()
+            self.record(task, {**row, "task": task.id, "attempt": task.attempts}, "failed")
+
+    def record(
+        self, task: Task, row: dict[str, Any], outcome: Literal["done", "failed", "retry"]
+    ) -> None:
+        self.events.put(TaskResult(task, row, outcome, self.report()))
 
     def report(self) -> RunReport:
         with self.lock:
             return RunReport(
                 self.done, self.failed, self.retried, self.released, self.stop.is_set()
             )
-
-    def tally(self) -> None:
-        if self.on_tally is not None:
-            self.on_tally(self.report())
 
     def say_paused(self) -> None:
         with self.lock:
@@ -306,40 +336,69 @@ def run_queue(
     *,
     options: RunOptions | None = None,
     stop: threading.Event | None = None,
-    on_result: Callable[[dict[str, Any]], None] | None = None,
-    on_progress: TaskProgress | None = None,
-    on_tally: Callable[[RunReport], None] | None = None,
-) -> RunReport:
-    """Run the queue until it is drained (or, with `watch`, until `stop` is set).
+    progress: TaskProgress | None = None,
+) -> Iterator[RunEvent]:
+    """Run the queue until it is drained (or, with `watch`, until `stop` is set),
+    yielding as `fetch_many` does, from the caller's thread:
 
-    `on_result` gets one row per finished task (the download's result plus `id`), from
-    the worker threads; `on_progress(task, key, done, total)` gets the downloads'
-    progress, and `on_tally(report)` the run's counts so far after each task is
-    recorded (done, failed, or to be retried). Raises the first `Fatal` error a download raised.
+    - a `TaskResult` for each attempt recorded: done, failed for good, or to be retried
+      (its `row` is the download's result plus `task` and `attempt`);
+    - the run's counts (a `RunReport`) each `options.tick` seconds while nothing is
+      recorded (a `--watch` service keeps its status lines and metrics going);
+    - the final `RunReport`, last.
+
+    `progress(task, key, done, total)` gets the downloads' progress, from the worker
+    threads. On KeyboardInterrupt (SIGINT, or SIGTERM as cli.main's Terminated) the run
+    stops: in-flight tasks go back to `queued`, what was recorded meanwhile is still
+    yielded, then the final report (`interrupted`), then the KeyboardInterrupt is raised
+    again. Raises the first `Fatal` error a download raised, once every worker is out.
     """
     opts = options or RunOptions()
     stop = stop or threading.Event()
-    runner = _Runner(
-        store, download, opts, stop, on_result or (lambda row: None), on_progress, on_tally
-    )
+    runner = _Runner(store, download, opts, stop, progress)
     beat = threading.Thread(target=runner.heartbeat, name="xdl-queue-heartbeat", daemon=True)
     workers = [
         threading.Thread(target=runner.work, name=f"xdl-queue-worker-{i}", daemon=True)
         for i in range(max(1, opts.jobs))
     ]
+    return _events(runner, beat, workers)
+
+
+def _events(
+    runner: _Runner, beat: threading.Thread, workers: list[threading.Thread]
+) -> Iterator[RunEvent]:
+    interrupt: BaseException | None = None
+    stop = runner.stop
+    interrupted = False
     beat.start()
     for w in workers:
         w.start()
     try:
+        while True:
+            try:
+                try:
+                    yield runner.events.get(timeout=runner.opts.tick)
+                except queue.Empty:
+                    if not any(w.is_alive() for w in workers) and runner.events.empty():
+                        break
+                    yield runner.report()
+            except KeyboardInterrupt as e:  # the workers stop; what they record still comes
+                stop.set()
+                interrupt = interrupt or e
+    except GeneratorExit:  # the caller stopped reading (broken pipe, its own interrupt)
+        stop.set()
+        raise
+    finally:
         for w in workers:
             w.join()
-    finally:
         interrupted = stop.is_set()
         stop.set()
         beat.join()
     if runner.errors:
         raise runner.errors[0]
-    return RunReport(runner.done, runner.failed, runner.retried, runner.released, interrupted)
+    yield RunReport(runner.done, runner.failed, runner.retried, runner.released, interrupted)
+    if interrupt is not None:
+        raise interrupt
 
 
 def fetch_download(
