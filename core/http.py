@@ -5,6 +5,11 @@ Requests' exceptions are caught here and re-raised as xdl's own errors.
 
 from __future__ import annotations
 
+import errno
+import http.client
+import os
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -204,3 +209,159 @@ def chunks(
                 amount //= 2
     except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as e:
         raise translate(e, resp.url) from e
+
+
+def first_bytes(resp: requests.Response, size: int) -> bytes:
+    """Read the body's first `size` bytes to look at; whoever reads the body next (`chunks`,
+    `Body`) gets them again first."""
+    first = bytes(resp.raw.read(size) or b"")
+    resp.raw = _Replayed(first, resp.raw)
+    return first
+
+
+class _Replayed:
+    """A response body whose first bytes were read already: `read` gives them again
+    first, then goes on with the body; everything else is the body's own."""
+
+    def __init__(self, first: bytes, raw: Any) -> None:
+        self.first = first
+        self.raw = raw
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        if not self.first:
+            return bytes(self.raw.read(amt, *args, **kwargs))
+        if amt is None:
+            rest = bytes(self.raw.read(None, *args, **kwargs))
+            data, self.first = self.first + rest, b""
+            return data
+        data, self.first = self.first[:amt], self.first[amt:]
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+_BODY_ERRORS = (
+    requests.RequestException,
+    OSError,
+    http.client.HTTPException,
+    urllib3.exceptions.HTTPError,
+)
+
+
+class Body:
+    """A streaming response's body as it is, not decoded (the bytes of the file), for
+    `fetch.receive`: read into the caller's buffers (no new bytes per chunk), or, on a
+    plain-HTTP connection whose length is known, left on the socket for the kernel to
+    move into the file (`splice_to`). Owns the response until it is closed."""
+
+    def __init__(self, resp: requests.Response, size: int = CHUNK) -> None:
+        self.url = resp.url
+        raw = resp.raw
+        self._first = b""
+        if isinstance(raw, _Replayed):
+            self._first, raw.first, raw = raw.first, b"", raw.raw
+        self._raw = raw
+        fp = getattr(raw, "_fp", None)
+        #: http.client's response under urllib3's: it reads into a buffer (urllib3 copies)
+        self._fp = fp if isinstance(fp, http.client.HTTPResponse) else None
+        self._size = size
+        self._amount = min(size, 64 * 1024)
+        self._sock: socket.socket | None = None
+        #: the bytes left on the socket once `spliceable()` said so
+        self.remaining = 0
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill the start of `buffer` with the next bytes of the body; 0 at its end (a body
+        cut short of its Content-Length is a NetworkError). The amount adapts as
+        `chunks` does: large on a fast link, small enough on a slow one that the caller
+        sees a stop or shows progress several times a second."""
+        if self._first:
+            n = min(len(buffer), len(self._first))
+            buffer[:n] = self._first[:n]
+            self._first = self._first[n:]
+            return n
+        view = buffer[: self._amount]
+        began = time.monotonic()
+        try:
+            if self._fp is not None:
+                n = self._fp.readinto(view)
+            else:
+                data = self._raw.read(len(view))
+                n = len(data)
+                view[:n] = data
+        except _BODY_ERRORS as e:
+            raise translate(e, self.url) from e
+        took = time.monotonic() - began
+        if took < 0.05 and self._amount < self._size:
+            self._amount = min(self._size, self._amount * 2)
+        elif took > 0.25 and self._amount > 16 * 1024:
+            self._amount //= 2
+        return n
+
+    def read_buffered(self) -> bytes:
+        """The bytes of the body already read off the socket (the first bytes looked at,
+        what came in with the headers): after them, `spliceable()` may hand the rest of
+        the body to the kernel."""
+        first, self._first = self._first, b""
+        fp = self._fp
+        if fp is None or fp.chunked or not fp.length:
+            return first
+        try:
+            held = len(fp.peek())  # what the reader holds (one read of the socket if none)
+            return first + fp.read1(min(held, fp.length))
+        except _BODY_ERRORS as e:
+            raise translate(e, self.url) from e
+
+    def spliceable(self) -> bool:
+        """True when the rest of the body (`remaining` bytes, more than 0) is on a plain
+        TCP socket with nothing read ahead of it: no TLS, a known length, not chunked.
+        Call after `read_buffered()`."""
+        fp = self._fp
+        if self._first or fp is None or fp.chunked or not fp.length or not hasattr(os, "splice"):
+            return False
+        conn = getattr(self._raw, "connection", None)
+        sock = getattr(conn, "sock", None)
+        reader = getattr(fp.fp, "raw", None)  # the socket's SocketIO under the reader
+        if type(sock) is not socket.socket or getattr(reader, "_sock", None) is not sock:
+            return False  # TLS (an SSLSocket), or a layer we do not know of
+        self._sock, self.remaining = sock, fp.length
+        return True
+
+    def left(self) -> int | None:
+        """The bytes of the body still to come, when its length is known."""
+        fp = self._fp
+        if fp is None or fp.chunked or fp.length is None:
+            return None
+        return len(self._first) + fp.length
+
+    def splice_to(self, pipe: int, most: int) -> int | None:
+        """Move up to `most` bytes of the body from the socket into `pipe` (the kernel
+        does it: they never enter Python), waiting up to the read timeout for the first;
+        0 at the end of the body, None when this socket cannot be spliced."""
+        sock = self._sock
+        assert sock is not None
+        if self.remaining <= 0:
+            return 0
+        flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+        while True:
+            try:
+                n = os.splice(sock.fileno(), pipe, min(most, self.remaining), flags=flags)
+            except BlockingIOError:
+                self._wait(sock)
+                continue
+            except OSError as e:
+                if e.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    return None
+                raise translate(e, self.url) from e
+            if n == 0:
+                raise errors.NetworkError("connection broken mid-transfer")
+            self.remaining -= n
+            return n
+
+    def _wait(self, sock: socket.socket) -> None:
+        timeout = sock.gettimeout()
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        if not poller.poll(None if timeout is None else timeout * 1000):
+            raise errors.Timeout(f"timed out: no data for {timeout:g} s")

@@ -41,8 +41,8 @@ ORIGIN_XATTR = "user.xdg.origin.url"
 ORIGINS_FILE = ".xdl-origins"
 #: Free space kept beyond a download's announced size (`--min-free`), in bytes.
 FREE_SPACE_MARGIN = 16 * 1024 * 1024
-#: Downloads at least this big (or of unknown size) are written and hashed on a second
-#: thread while the next chunk is read (hashlib and file writes release the GIL).
+#: Downloads at least this big (or of unknown size) are hashed on a second thread while
+#: the next chunk is read and written (hashlib lets go of the GIL for large buffers).
 PIPELINE_FROM = 4 * 1024 * 1024
 #: How many distinct names (`NAME (1).ext` ...) are tried before giving up.
 MAX_DISTINCT = 1000
@@ -273,7 +273,8 @@ class Target:
         self._wrote_meta = False
         self._hash = hashlib.sha256()
         self._release_space: Callable[[], None] = lambda: None
-        self._stages: list[_Stage] = []
+        self._pipelined = False
+        self._hashing: _Hasher | _FileHasher | None = None
         # set by claim(): how the download is written
         self.stop: threading.Event | None = None
         self.limiter: TokenBucket | None = None
@@ -441,6 +442,7 @@ class Target:
     def begin(self, offset: int, total: int | None, meta: dict[str, Any]) -> None:
         """Start writing at `offset` (0 truncates); size and free space checked first."""
         assert self.fd is not None
+        self.finish_writing()
         self.check_stop()
         check_size(total, None, self.max_size)
         self._release_space()
@@ -459,11 +461,7 @@ class Target:
         os.ftruncate(self.fd, offset)
         os.lseek(self.fd, offset, os.SEEK_SET)
         self.write_meta(meta)
-        if total is None or total - offset >= PIPELINE_FROM:
-            self._stages = [
-                _Stage(self._write_all, "xdl-write"),
-                _Stage(self._hash.update, "xdl-hash"),
-            ]
+        self._pipelined = total is None or total - offset >= PIPELINE_FROM
         if self.progress:
             self.progress(self.name, self.written, total)
 
@@ -512,35 +510,84 @@ class Target:
         os.ftruncate(self.fd, 0)
         self._unlink(self.meta_name)
 
-    def _write_all(self, data: bytes | bytearray) -> None:
+    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
         assert self.fd is not None
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
 
-    def write(self, data: bytes | bytearray) -> None:
+    def write(
+        self, data: bytes | bytearray | memoryview, release: Callable[[], None] | None = None
+    ) -> None:
+        """Append `data` to `.part` now, on this thread (while it is still in the CPU's
+        cache). A large download's hash is taken on a second thread, which calls
+        `release()` once done with `data` (a buffer to fill again); a small one's here."""
         self.check_stop()
-        if self._stages:
-            if any(stage.failure is not None for stage in self._stages):
-                self.finish_writing()
-            for stage in self._stages:
-                stage.put(data)
+        self._raise_failure()
+        try:
+            self._write_all(data)
+        except OSError as e:
+            raise self._write_error(e) from None
+        if isinstance(self._hashing, _FileHasher):  # hashed from the file
+            if release is not None:
+                release()
+        elif self._pipelined:
+            if self._hashing is None:
+                self._hashing = _Hasher(self._hash)
+            self._hashing.put(data, release)
         else:
-            try:
-                self._write_all(data)
-            except OSError as e:
-                raise self._write_error(e) from None
             self._hash.update(data)
-        self.written += len(data)
+            if release is not None:
+                release()
+        self._account(len(data))
+
+    def hash_from_file(self) -> None:
+        """From now on, hash what is appended to `.part` by reading it back, on a second
+        thread: for bytes the kernel moved in (`splice_in`) that Python never held."""
+        assert self.fd is not None
+        self.finish_writing()  # what was handed to a hashing thread comes first
+        self._hashing = _FileHasher(self.fd, self._hash, self.written)
+
+    def splice_in(self, pipe: int, count: int) -> bool:
+        """Move `count` bytes from `pipe` to the end of `.part` (the kernel copies them);
+        call `hash_from_file()` first. False when this file cannot be written by splice
+        (an old kernel, an odd filesystem): then the bytes were copied, and the caller
+        goes on with `write`."""
+        assert self.fd is not None and isinstance(self._hashing, _FileHasher)
+        left = count
+        try:
+            while left:
+                left -= os.splice(pipe, self.fd, left, flags=os.SPLICE_F_MOVE)
+        except OSError as e:
+            self._account(count - left)
+            if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise self._write_error(e) from None
+            data = bytearray()
+            while len(data) < left and (block := os.read(pipe, left - len(data))):
+                data += block
+            self.write(data)
+            return False
+        self._account(count)
+        return True
+
+    def _account(self, n: int) -> None:
+        """`n` more bytes are in `.part`: the size limit, the rate limit, the progress."""
+        self.written += n
+        if isinstance(self._hashing, _FileHasher):
+            self._hashing.advance(self.written)
         try:
             check_size(self.written, None, self.max_size)
         except errors.TooLarge:
             self.discard()
             raise
         if self.limiter is not None:
-            self.limiter.consume(len(data), self.stop)
+            self.limiter.consume(n, self.stop)
         if self.progress:
             self.progress(self.name, self.written, self.total)
+
+    def _raise_failure(self) -> None:
+        if self._hashing is not None and self._hashing.failure is not None:
+            self.finish_writing()
 
     def _write_error(self, e: OSError) -> errors.XdlError:
         if is_no_space(e):
@@ -552,9 +599,9 @@ class Target:
             raise errors.Interrupted("interrupted; the .part file is kept for resuming")
 
     def finish_writing(self) -> None:
-        """Wait for the writer and hasher threads; raise what they met."""
-        stages, self._stages = self._stages, []
-        failure = next((f for stage in stages if (f := stage.finish()) is not None), None)
+        """Wait for the hashing thread to take in all that was written; raise what it met."""
+        hashing, self._hashing = self._hashing, None
+        failure = hashing.finish() if hashing is not None else None
         if isinstance(failure, OSError):
             raise self._write_error(failure) from failure
         if failure is not None:
@@ -707,30 +754,82 @@ def write_new(dest: Path, content: str | bytes, overwrite: bool, root: Path | No
         os.close(dirfd)
 
 
-class _Stage:
-    """One thread doing one thing to every chunk, in order (writing, or hashing): the two
-    run side by side, as hashlib and file writes let go of the GIL."""
+class _Hasher:
+    """Hashes the chunks handed to it, in order, on its own thread (hashlib lets go of the
+    GIL for large buffers), while the next chunk is read and written."""
 
-    def __init__(self, work: Callable[[bytes | bytearray], object], name: str) -> None:
-        self.work = work
+    def __init__(self, h: Any) -> None:
+        self.h = h
         self.failure: BaseException | None = None
-        self.queue: queue.Queue[bytes | bytearray | None] = queue.Queue(maxsize=4)
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.queue: queue.Queue[tuple[Any, Callable[[], None] | None] | None]
+        self.queue = queue.Queue(maxsize=4)
+        self.thread = threading.Thread(target=self._run, name="xdl-hash", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        while (data := self.queue.get()) is not None:
-            if self.failure is None:
-                try:
-                    self.work(data)
-                except BaseException as e:
-                    self.failure = e
+        while (item := self.queue.get()) is not None:
+            data, release = item
+            try:
+                if self.failure is None:
+                    self.h.update(data)
+            except BaseException as e:
+                self.failure = e
+            finally:
+                if release is not None:
+                    release()
 
-    def put(self, data: bytes | bytearray) -> None:
-        self.queue.put(data)
+    def put(self, data: bytes | bytearray | memoryview, release: Callable[[], None] | None) -> None:
+        self.queue.put((data, release))
 
     def finish(self) -> BaseException | None:
         self.queue.put(None)
+        self.thread.join()
+        return self.failure
+
+
+class _FileHasher:
+    """Hashes a file as it grows, reading it back on its own thread just behind the writer
+    (the pages are still in memory): the checksum is of the bytes on disk."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self, fd: int, h: Any, start: int) -> None:
+        self.fd, self.h, self.pos = fd, h, start
+        self.upto = start
+        self.closing = False
+        self.failure: BaseException | None = None
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="xdl-hash-file", daemon=True)
+        self.thread.start()
+
+    def advance(self, upto: int) -> None:
+        with self.cond:
+            self.upto = upto
+            self.cond.notify()
+
+    def _run(self) -> None:
+        view = memoryview(bytearray(self.BLOCK))
+        try:
+            while True:
+                with self.cond:
+                    while self.pos >= self.upto and not self.closing:
+                        self.cond.wait()
+                    end = self.upto
+                if self.pos >= end:
+                    return
+                while self.pos < end:
+                    n = os.preadv(self.fd, [view[: min(self.BLOCK, end - self.pos)]], self.pos)
+                    if n <= 0:
+                        raise errors.DownloadFailed("the .part shrank while it was written")
+                    self.h.update(view[:n])
+                    self.pos += n
+        except BaseException as e:
+            self.failure = e
+
+    def finish(self) -> BaseException | None:
+        with self.cond:
+            self.closing = True
+            self.cond.notify()
         self.thread.join()
         return self.failure
 

@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ... import errors
+from ..receive import receive
 from . import files, segments
 
 if TYPE_CHECKING:
@@ -99,8 +100,8 @@ class Http:
                                 "total": total,
                             },
                         )
-                        for data in http.chunks(resp, files.chunk_size(job)):
-                            target.write(data)
+                        chunk = files.chunk_size(job)
+                        receive(target, http.Body(resp, chunk), chunk)
                         size, digest = target.commit(o.sha256, o.min_size, overwrite=o.overwrite)
                         kept = (etag, resp.headers.get("Last-Modified"))  # for --cache
                         return [files.saved(job, target, size, digest, resumed, kept)]
