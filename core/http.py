@@ -292,6 +292,8 @@ class Body:
                 view[:n] = data
         except _BODY_ERRORS as e:
             raise translate(e, self.url) from e
+        if n == 0 and self._fp is not None and self._fp.isclosed():
+            self._raw.release_conn()  # read to its end: the connection serves the next request
         took = time.monotonic() - began
         if took < 0.05 and self._amount < self._size:
             self._amount = min(self._size, self._amount * 2)
@@ -357,6 +359,8 @@ class Body:
             if n == 0:
                 raise errors.NetworkError("connection broken mid-transfer")
             self.remaining -= n
+            if self._fp is not None and self._fp.length is not None:
+                self._fp.length -= n  # what readinto may still read, after a fallback
             return n
 
     def _wait(self, sock: socket.socket) -> None:
