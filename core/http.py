@@ -268,6 +268,7 @@ class Body:
         self._size = size
         self._amount = min(size, 64 * 1024)
         self._sock: socket.socket | None = None
+        self._poll: select.poll | None = None
         #: the bytes left on the socket once `spliceable()` said so
         self.remaining = 0
 
@@ -292,8 +293,11 @@ class Body:
                 view[:n] = data
         except _BODY_ERRORS as e:
             raise translate(e, self.url) from e
-        if n == 0 and self._fp is not None and self._fp.isclosed():
-            self._raw.release_conn()  # read to its end: the connection serves the next request
+        if n == 0 and self._fp is not None:
+            if self._fp.length:  # http.client leaves this to its callers, as urllib3 did
+                raise errors.NetworkError("connection broken mid-transfer")
+            if self._fp.isclosed():
+                self._raw.release_conn()  # read to its end: it serves the next request
         took = time.monotonic() - began
         if took < 0.05 and self._amount < self._size:
             self._amount = min(self._size, self._amount * 2)
@@ -327,7 +331,10 @@ class Body:
         reader = getattr(fp.fp, "raw", None)  # the socket's SocketIO under the reader
         if type(sock) is not socket.socket or getattr(reader, "_sock", None) is not sock:
             return False  # TLS (an SSLSocket), or a layer we do not know of
+        assert isinstance(sock, socket.socket)
         self._sock, self.remaining = sock, fp.length
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
         return True
 
     def left(self) -> int | None:
@@ -364,8 +371,8 @@ class Body:
             return n
 
     def _wait(self, sock: socket.socket) -> None:
+        """Until the socket has bytes (or the end) to give; Timeout after its read timeout."""
+        assert self._poll is not None
         timeout = sock.gettimeout()
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        if not poller.poll(None if timeout is None else timeout * 1000):
+        if not self._poll.poll(None if timeout is None else timeout * 1000):
             raise errors.Timeout(f"timed out: no data for {timeout:g} s")
