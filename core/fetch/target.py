@@ -458,7 +458,10 @@ class Target:
                 self.written += len(block)
             if self.written != offset:
                 raise errors.DownloadFailed("the .part changed while resuming")
-        os.ftruncate(self.fd, offset)
+        if os.fstat(self.fd).st_size > offset:
+            # Only when there is something to cut: on ext4 a truncate to 0 makes the last
+            # close write the whole file out first (auto_da_alloc), 0.3 s a GiB.
+            os.ftruncate(self.fd, offset)
         os.lseek(self.fd, offset, os.SEEK_SET)
         self.write_meta(meta)
         self._pipelined = total is None or total - offset >= PIPELINE_FROM
