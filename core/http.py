@@ -5,11 +5,7 @@ Requests' exceptions are caught here and re-raised as xdl's own errors.
 
 from __future__ import annotations
 
-import errno
 import http.client
-import os
-import select
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -250,10 +246,9 @@ _BODY_ERRORS = (
 
 
 class Body:
-    """A streaming response's body as it is, not decoded (the bytes of the file), for
-    `fetch.receive`: read into the caller's buffers (no new bytes per chunk), or, on a
-    plain-HTTP connection whose length is known, left on the socket for the kernel to
-    move into the file (`splice_to`). Owns the response until it is closed."""
+    """A streaming response's body as it is, not decoded (the bytes of the file), read
+    into the caller's buffers for `fetch.receive`: no new bytes per chunk, no copy in
+    urllib3. Owns the response until it is closed."""
 
     def __init__(self, resp: requests.Response, size: int = CHUNK) -> None:
         self.url = resp.url
@@ -267,10 +262,6 @@ class Body:
         self._fp = fp if isinstance(fp, http.client.HTTPResponse) else None
         self._size = size
         self._amount = min(size, 64 * 1024)
-        self._sock: socket.socket | None = None
-        self._poll: select.poll | None = None
-        #: the bytes left on the socket once `spliceable()` said so
-        self.remaining = 0
 
     def readinto(self, buffer: memoryview) -> int:
         """Fill the start of `buffer` with the next bytes of the body; 0 at its end (a body
@@ -305,74 +296,9 @@ class Body:
             self._amount //= 2
         return n
 
-    def read_buffered(self) -> bytes:
-        """The bytes of the body already read off the socket (the first bytes looked at,
-        what came in with the headers): after them, `spliceable()` may hand the rest of
-        the body to the kernel."""
-        first, self._first = self._first, b""
-        fp = self._fp
-        if fp is None or fp.chunked or not fp.length:
-            return first
-        try:
-            held = len(fp.peek())  # what the reader holds (one read of the socket if none)
-            return first + fp.read1(min(held, fp.length))
-        except _BODY_ERRORS as e:
-            raise translate(e, self.url) from e
-
-    def spliceable(self) -> bool:
-        """True when the rest of the body (`remaining` bytes, more than 0) is on a plain
-        TCP socket with nothing read ahead of it: no TLS, a known length, not chunked.
-        Call after `read_buffered()`."""
-        fp = self._fp
-        if self._first or fp is None or fp.chunked or not fp.length or not hasattr(os, "splice"):
-            return False
-        conn = getattr(self._raw, "connection", None)
-        sock = getattr(conn, "sock", None)
-        reader = getattr(fp.fp, "raw", None)  # the socket's SocketIO under the reader
-        if type(sock) is not socket.socket or getattr(reader, "_sock", None) is not sock:
-            return False  # TLS (an SSLSocket), or a layer we do not know of
-        assert isinstance(sock, socket.socket)
-        self._sock, self.remaining = sock, fp.length
-        self._poll = select.poll()
-        self._poll.register(sock.fileno(), select.POLLIN)
-        return True
-
     def left(self) -> int | None:
         """The bytes of the body still to come, when its length is known."""
         fp = self._fp
         if fp is None or fp.chunked or fp.length is None:
             return None
         return len(self._first) + fp.length
-
-    def splice_to(self, pipe: int, most: int) -> int | None:
-        """Move up to `most` bytes of the body from the socket into `pipe` (the kernel
-        does it: they never enter Python), waiting up to the read timeout for the first;
-        0 at the end of the body, None when this socket cannot be spliced."""
-        sock = self._sock
-        assert sock is not None
-        if self.remaining <= 0:
-            return 0
-        flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
-        while True:
-            try:
-                n = os.splice(sock.fileno(), pipe, min(most, self.remaining), flags=flags)
-            except BlockingIOError:
-                self._wait(sock)
-                continue
-            except OSError as e:
-                if e.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                    return None
-                raise translate(e, self.url) from e
-            if n == 0:
-                raise errors.NetworkError("connection broken mid-transfer")
-            self.remaining -= n
-            if self._fp is not None and self._fp.length is not None:
-                self._fp.length -= n  # what readinto may still read, after a fallback
-            return n
-
-    def _wait(self, sock: socket.socket) -> None:
-        """Until the socket has bytes (or the end) to give; Timeout after its read timeout."""
-        assert self._poll is not None
-        timeout = sock.gettimeout()
-        if not self._poll.poll(None if timeout is None else timeout * 1000):
-            raise errors.Timeout(f"timed out: no data for {timeout:g} s")

@@ -1,18 +1,15 @@
-"""How a body reaches the disk on the HTTP tier (core/fetch/receive.py): moved by the
-kernel (splice) on plain HTTP with a known length, read into a ring of buffers otherwise.
-Whichever way, what a user would check holds: the file has the bytes the server sent, the
-line's sha256 is theirs, a body cut short is never a complete file, `-r` still limits,
-and a killed download resumes."""
+"""How a body reaches the disk on the HTTP tier (core/fetch/receive.py: read into a ring
+of buffers, written, hashed beside). Whatever the body's shape, what a user would check
+holds: the file has the bytes the server sent, the line's sha256 is theirs, a body cut
+short is never a complete file, `-r` still limits, and a killed download resumes."""
 
 from __future__ import annotations
 
-import errno
 import gzip
 import hashlib
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -22,12 +19,11 @@ from typing import Any
 import pytest
 
 import media_site
-from xdl.core.fetch import receive
 
 XDL = str(Path(sys.executable).parent / "xdl")
-#: Spliced when the length is known (at least receive.SPLICE_FROM).
+#: Hashed on a second thread (at least target.PIPELINE_FROM), over many ring buffers.
 BIG = media_site.make_bytes(6 * 1024 * 1024 + 4321, 71)
-#: Always read (too small to splice).
+#: Hashed as it is written.
 SMALL = media_site.make_bytes(300 * 1024 + 7, 72)
 ZIPPED = gzip.compress(BIG, 1)
 BODIES = {"big": BIG, "small": SMALL, "gzip": ZIPPED}
@@ -101,36 +97,19 @@ def bodies(site: Any) -> Any:
     return site
 
 
-@pytest.fixture
-def splices(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Watch os.splice: "socket" or "file" for each call that moved bytes."""
-    seen: list[str] = []
-    real = os.splice
-
-    def spy(src: int, dst: int, count: int, *args: Any, **kwargs: Any) -> int:
-        n = real(src, dst, count, *args, **kwargs)
-        seen.append("file" if stat.S_ISREG(os.fstat(dst).st_mode) else "socket")
-        return n
-
-    monkeypatch.setattr(os, "splice", spy)
-    return seen
-
-
 @pytest.mark.parametrize(
-    ("key", "shape", "spliced"),
+    ("key", "shape"),
     [
-        ("big", "identity", True),
-        ("big", "chunked", False),
-        ("big", "unsized", False),
-        ("gzip", "identity", True),
-        ("small", "identity", False),
-        ("small", "chunked", False),
-        ("small", "unsized", False),
+        ("big", "identity"),
+        ("big", "chunked"),
+        ("big", "unsized"),
+        ("gzip", "identity"),
+        ("small", "identity"),
+        ("small", "chunked"),
+        ("small", "unsized"),
     ],
 )
-def test_every_body_shape_gives_the_bytes_sent(
-    xdl: Any, bodies: Any, splices: list[str], key: str, shape: str, spliced: bool
-) -> None:
+def test_every_body_shape_gives_the_bytes_sent(xdl: Any, bodies: Any, key: str, shape: str) -> None:
     data = BODIES[key]
     url = bodies.url(f"/recv/{key}/{shape}.bin")
     ran = xdl("fetch", "--strategy", "http", "--no-fallback", url)
@@ -138,7 +117,6 @@ def test_every_body_shape_gives_the_bytes_sent(
     (line,) = ran.lines
     assert Path(line["path"]).read_bytes() == data
     assert line["sha256"] == sha(data) and line["bytes"] == len(data)
-    assert ("file" in splices) is spliced
     assert not list(Path.cwd().glob("*.part*"))
 
 
@@ -155,58 +133,20 @@ def test_a_body_cut_short_is_never_a_complete_file(xdl: Any, bodies: Any, key: s
     assert 0 < len(part) <= len(data) // 2 and data.startswith(part)  # kept for resuming
 
 
-def test_a_file_that_cannot_be_spliced_into_is_written_by_reading(
-    xdl: Any, bodies: Any, monkeypatch: pytest.MonkeyPatch, splices: list[str]
-) -> None:
-    """An odd filesystem (EINVAL for splice into it): the bytes already in the pipe and
-    the rest of the body are read and written instead."""
-    spy = os.splice
-
-    def no_file(src: int, dst: int, count: int, *args: Any, **kwargs: Any) -> int:
-        if stat.S_ISREG(os.fstat(dst).st_mode):
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return spy(src, dst, count, *args, **kwargs)
-
-    monkeypatch.setattr(os, "splice", no_file)
-    bodies.clear_log()
-    ran = xdl("fetch", "--strategy", "http", bodies.url("/recv/big/identity.bin"))
-    assert ran.exit_code == 0, ran.stderr
-    (line,) = ran.lines
-    assert splices == ["socket"]  # one pipeful, then read
-    assert Path(line["path"]).read_bytes() == BIG and line["sha256"] == sha(BIG)
-    assert line["resumed_from"] is None and len(bodies.requests("/recv/big/identity.bin")) == 1
-
-
-def test_a_socket_that_cannot_be_spliced_is_read(
-    xdl: Any, bodies: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def refused(*args: Any, **kwargs: Any) -> int:
-        raise OSError(errno.EINVAL, "Invalid argument")
-
-    monkeypatch.setattr(os, "splice", refused)
-    ran = xdl("fetch", "--strategy", "http", bodies.url("/recv/big/identity.bin"))
-    assert ran.exit_code == 0, ran.stderr
-    (line,) = ran.lines
-    assert Path(line["path"]).read_bytes() == BIG and line["sha256"] == sha(BIG)
-
-
 @pytest.mark.parametrize("shape", ["identity", "chunked"])
-def test_the_rate_limit_holds_however_the_body_is_moved(
-    xdl: Any, bodies: Any, splices: list[str], shape: str
-) -> None:
+def test_the_rate_limit_holds_whatever_the_body_shape(xdl: Any, bodies: Any, shape: str) -> None:
     rate = 6 * 1024 * 1024
     began = time.monotonic()
     ran = xdl("fetch", "--strategy", "http", "-r", "6M", bodies.url(f"/recv/big/{shape}.bin"))
     took = time.monotonic() - began
     assert ran.exit_code == 0, ran.stderr
     assert ran.lines[0]["sha256"] == sha(BIG)
-    assert ("file" in splices) is (shape == "identity")
     # The bucket starts empty and bursts at most 1/16 s of the rate: a machine that is
     # slow only lowers this ratio.
     assert len(BIG) / took < rate * 1.2
 
 
-def test_a_spliced_download_killed_resumes_to_the_same_bytes(bodies: Any, tmp_path: Path) -> None:
+def test_a_download_killed_resumes_to_the_same_bytes(bodies: Any, tmp_path: Path) -> None:
     url = bodies.url("/recv/big/identity.bin?rate=2000000")
     first = subprocess.Popen([XDL, "fetch", "--strategy", "http", url], cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
@@ -234,11 +174,6 @@ def test_files_read_to_their_end_leave_the_connection_for_the_next(xdl: Any, bod
     assert ran.exit_code == 0, ran.stderr
     assert [x["sha256"] for x in ran.lines] == [sha(SMALL)] * 3
     assert len(set(bodies.state["recv-ports"])) == 1  # one connection, kept alive
-
-
-def test_big_bodies_are_spliced_small_ones_are_not() -> None:
-    """The cut-off the tests above rely on."""
-    assert len(SMALL) < receive.SPLICE_FROM <= len(BIG)
 
 
 def test_a_fresh_part_is_not_truncated(

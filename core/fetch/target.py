@@ -274,7 +274,7 @@ class Target:
         self._hash = hashlib.sha256()
         self._release_space: Callable[[], None] = lambda: None
         self._pipelined = False
-        self._hashing: _Hasher | _FileHasher | None = None
+        self._hashing: _Hasher | None = None
         # set by claim(): how the download is written
         self.stop: threading.Event | None = None
         self.limiter: TokenBucket | None = None
@@ -531,10 +531,7 @@ class Target:
             self._write_all(data)
         except OSError as e:
             raise self._write_error(e) from None
-        if isinstance(self._hashing, _FileHasher):  # hashed from the file
-            if release is not None:
-                release()
-        elif self._pipelined:
+        if self._pipelined:
             if self._hashing is None:
                 self._hashing = _Hasher(self._hash)
             self._hashing.put(data, release)
@@ -544,40 +541,9 @@ class Target:
                 release()
         self._account(len(data))
 
-    def hash_from_file(self) -> None:
-        """From now on, hash what is appended to `.part` by reading it back, on a second
-        thread: for bytes the kernel moved in (`splice_in`) that Python never held."""
-        assert self.fd is not None
-        self.finish_writing()  # what was handed to a hashing thread comes first
-        self._hashing = _FileHasher(self.fd, self._hash, self.written)
-
-    def splice_in(self, pipe: int, count: int) -> bool:
-        """Move `count` bytes from `pipe` to the end of `.part` (the kernel copies them);
-        call `hash_from_file()` first. False when this file cannot be written by splice
-        (an old kernel, an odd filesystem): then the bytes were copied, and the caller
-        goes on with `write`."""
-        assert self.fd is not None and isinstance(self._hashing, _FileHasher)
-        left = count
-        try:
-            while left:
-                left -= os.splice(pipe, self.fd, left, flags=os.SPLICE_F_MOVE)
-        except OSError as e:
-            self._account(count - left)
-            if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                raise self._write_error(e) from None
-            data = bytearray()
-            while len(data) < left and (block := os.read(pipe, left - len(data))):
-                data += block
-            self.write(data)
-            return False
-        self._account(count)
-        return True
-
     def _account(self, n: int) -> None:
         """`n` more bytes are in `.part`: the size limit, the rate limit, the progress."""
         self.written += n
-        if isinstance(self._hashing, _FileHasher):
-            self._hashing.advance(self.written)
         try:
             check_size(self.written, None, self.max_size)
         except errors.TooLarge:
@@ -786,53 +752,6 @@ class _Hasher:
 
     def finish(self) -> BaseException | None:
         self.queue.put(None)
-        self.thread.join()
-        return self.failure
-
-
-class _FileHasher:
-    """Hashes a file as it grows, reading it back on its own thread just behind the writer
-    (the pages are still in memory): the checksum is of the bytes on disk."""
-
-    BLOCK = 1 << 20
-
-    def __init__(self, fd: int, h: Any, start: int) -> None:
-        self.fd, self.h, self.pos = fd, h, start
-        self.upto = start
-        self.closing = False
-        self.failure: BaseException | None = None
-        self.cond = threading.Condition()
-        self.thread = threading.Thread(target=self._run, name="xdl-hash-file", daemon=True)
-        self.thread.start()
-
-    def advance(self, upto: int) -> None:
-        with self.cond:
-            self.upto = upto
-            self.cond.notify()
-
-    def _run(self) -> None:
-        view = memoryview(bytearray(self.BLOCK))
-        try:
-            while True:
-                with self.cond:
-                    while self.pos >= self.upto and not self.closing:
-                        self.cond.wait()
-                    end = self.upto
-                if self.pos >= end:
-                    return
-                while self.pos < end:
-                    n = os.preadv(self.fd, [view[: min(self.BLOCK, end - self.pos)]], self.pos)
-                    if n <= 0:
-                        raise errors.DownloadFailed("the .part shrank while it was written")
-                    self.h.update(view[:n])
-                    self.pos += n
-        except BaseException as e:
-            self.failure = e
-
-    def finish(self) -> BaseException | None:
-        with self.cond:
-            self.closing = True
-            self.cond.notify()
         self.thread.join()
         return self.failure
 
