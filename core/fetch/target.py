@@ -440,7 +440,8 @@ class Target:
             os.close(fd)
 
     def begin(self, offset: int, total: int | None, meta: dict[str, Any]) -> None:
-        """Start writing at `offset` (0 truncates); size and free space checked first."""
+        """Start writing at `offset` (what is past it is cut); size and free space checked
+        first."""
         assert self.fd is not None
         self.finish_writing()
         self.check_stop()
@@ -539,18 +540,14 @@ class Target:
             self._hash.update(data)
             if release is not None:
                 release()
-        self._account(len(data))
-
-    def _account(self, n: int) -> None:
-        """`n` more bytes are in `.part`: the size limit, the rate limit, the progress."""
-        self.written += n
+        self.written += len(data)
         try:
             check_size(self.written, None, self.max_size)
         except errors.TooLarge:
             self.discard()
             raise
         if self.limiter is not None:
-            self.limiter.consume(n, self.stop)
+            self.limiter.consume(len(data), self.stop)
         if self.progress:
             self.progress(self.name, self.written, self.total)
 
