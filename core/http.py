@@ -5,7 +5,6 @@ Requests' exceptions are caught here and re-raised as xdl's own errors.
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -205,100 +204,3 @@ def chunks(
                 amount //= 2
     except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as e:
         raise translate(e, resp.url) from e
-
-
-def first_bytes(resp: requests.Response, size: int) -> bytes:
-    """Read the body's first `size` bytes to look at; whoever reads the body next (`chunks`,
-    `Body`) gets them again first."""
-    first = bytes(resp.raw.read(size) or b"")
-    resp.raw = _Replayed(first, resp.raw)
-    return first
-
-
-class _Replayed:
-    """A response body whose first bytes were read already: `read` gives them again
-    first, then goes on with the body; everything else is the body's own."""
-
-    def __init__(self, first: bytes, raw: Any) -> None:
-        self.first = first
-        self.raw = raw
-
-    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
-        if not self.first:
-            return bytes(self.raw.read(amt, *args, **kwargs))
-        if amt is None:
-            rest = bytes(self.raw.read(None, *args, **kwargs))
-            data, self.first = self.first + rest, b""
-            return data
-        data, self.first = self.first[:amt], self.first[amt:]
-        return data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
-
-
-_BODY_ERRORS = (
-    requests.RequestException,
-    OSError,
-    http.client.HTTPException,
-    urllib3.exceptions.HTTPError,
-)
-
-
-class Body:
-    """A streaming response's body as it is, not decoded (the bytes of the file), read
-    into the caller's buffers for `fetch.receive`: no new bytes per chunk, no copy in
-    urllib3. Owns the response until it is closed."""
-
-    def __init__(self, resp: requests.Response, size: int = CHUNK) -> None:
-        self.url = resp.url
-        raw = resp.raw
-        self._first = b""
-        if isinstance(raw, _Replayed):
-            self._first, raw.first, raw = raw.first, b"", raw.raw
-        self._raw = raw
-        fp = getattr(raw, "_fp", None)
-        #: http.client's response under urllib3's: it reads into a buffer (urllib3 copies)
-        self._fp = fp if isinstance(fp, http.client.HTTPResponse) else None
-        self._size = size
-        self._amount = min(size, 64 * 1024)
-
-    def readinto(self, buffer: memoryview) -> int:
-        """Fill the start of `buffer` with the next bytes of the body; 0 at its end (a body
-        cut short of its Content-Length is a NetworkError). The amount adapts as
-        `chunks` does: large on a fast link, small enough on a slow one that the caller
-        sees a stop or shows progress several times a second."""
-        if self._first:
-            n = min(len(buffer), len(self._first))
-            buffer[:n] = self._first[:n]
-            self._first = self._first[n:]
-            return n
-        view = buffer[: self._amount]
-        began = time.monotonic()
-        try:
-            if self._fp is not None:
-                n = self._fp.readinto(view)
-            else:
-                data = self._raw.read(len(view))
-                n = len(data)
-                view[:n] = data
-        except _BODY_ERRORS as e:
-            raise translate(e, self.url) from e
-        if n == 0 and self._fp is not None:
-            if self._fp.length:  # http.client leaves this to its callers, as urllib3 did
-                raise errors.NetworkError("connection broken mid-transfer")
-            if self._fp.isclosed():
-                self._raw.release_conn()  # read to its end: it serves the next request
-        took = time.monotonic() - began
-        if took < 0.05 and self._amount < self._size:
-            self._amount = min(self._size, self._amount * 2)
-        elif took > 0.25 and self._amount > 16 * 1024:
-            self._amount //= 2
-        return n
-
-    def left(self) -> int | None:
-        """The bytes of the body still to come, when its length is known."""
-        fp = self._fp
-        if fp is None or fp.chunked or fp.length is None:
-            return None
-        return len(self._first) + fp.length

@@ -1,7 +1,7 @@
-"""How a body reaches the disk on the HTTP tier (core/fetch/receive.py: read into a ring
-of buffers, written, hashed beside). Whatever the body's shape, what a user would check
-holds: the file has the bytes the server sent, the line's sha256 is theirs, a body cut
-short is never a complete file, `-r` still limits, and a killed download resumes."""
+"""How a body reaches the disk on the HTTP tier (written on one thread, hashed on
+another). Whatever the body's shape, what a user would check holds: the file has the
+bytes the server sent, the line's sha256 is theirs, a body cut short is never a complete
+file, `-r` still limits, a killed download resumes, the connection is kept alive."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pytest
 import media_site
 
 XDL = str(Path(sys.executable).parent / "xdl")
-#: Hashed on a second thread (at least target.PIPELINE_FROM), over many ring buffers.
+#: Written and hashed on second threads (at least target.PIPELINE_FROM).
 BIG = media_site.make_bytes(6 * 1024 * 1024 + 4321, 71)
 #: Hashed as it is written.
 SMALL = media_site.make_bytes(300 * 1024 + 7, 72)

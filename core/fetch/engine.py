@@ -413,7 +413,8 @@ class Job:
         resp = self.response
         try:
             if resp is not None and not resp.headers.get("Content-Encoding"):
-                first: bytes = http_module().first_bytes(resp, manifest.SNIFF_BYTES)
+                first = bytes(resp.raw.read(manifest.SNIFF_BYTES) or b"")
+                resp.raw = _Replayed(first, resp.raw)
                 return first
             resp = http_module().get(
                 self.url, self.o.net, {"Range": f"bytes=0-{manifest.SNIFF_BYTES - 1}"}
@@ -440,6 +441,28 @@ class Job:
             elapsed_s=since(self.started),
             **kw,
         )
+
+
+class _Replayed:
+    """A response body whose first bytes were read already: `read` gives them again
+    first, then goes on with the body; everything else is the body's own."""
+
+    def __init__(self, first: bytes, raw: Any) -> None:
+        self._first = first
+        self._raw = raw
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        if not self._first:
+            return bytes(self._raw.read(amt, *args, **kwargs))
+        if amt is None:
+            rest = bytes(self._raw.read(None, *args, **kwargs))
+            data, self._first = self._first + rest, b""
+            return data
+        data, self._first = self._first[:amt], self._first[amt:]
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 __all__ = ["Job", "fetch_many", "fetch_one", "preflight", "shared_limiter", "youtube_dl_available"]

@@ -41,8 +41,8 @@ ORIGIN_XATTR = "user.xdg.origin.url"
 ORIGINS_FILE = ".xdl-origins"
 #: Free space kept beyond a download's announced size (`--min-free`), in bytes.
 FREE_SPACE_MARGIN = 16 * 1024 * 1024
-#: Downloads at least this big (or of unknown size) are hashed on a second thread while
-#: the next chunk is read and written (hashlib lets go of the GIL for large buffers).
+#: Downloads at least this big (or of unknown size) are written and hashed on a second
+#: thread while the next chunk is read (hashlib and file writes release the GIL).
 PIPELINE_FROM = 4 * 1024 * 1024
 #: How many distinct names (`NAME (1).ext` ...) are tried before giving up.
 MAX_DISTINCT = 1000
@@ -273,8 +273,7 @@ class Target:
         self._wrote_meta = False
         self._hash = hashlib.sha256()
         self._release_space: Callable[[], None] = lambda: None
-        self._pipelined = False
-        self._hashing: _Hasher | None = None
+        self._stages: list[_Stage] = []
         # set by claim(): how the download is written
         self.stop: threading.Event | None = None
         self.limiter: TokenBucket | None = None
@@ -443,7 +442,6 @@ class Target:
         """Start writing at `offset` (what is past it is cut); size and free space checked
         first."""
         assert self.fd is not None
-        self.finish_writing()
         self.check_stop()
         check_size(total, None, self.max_size)
         self._release_space()
@@ -465,7 +463,11 @@ class Target:
             os.ftruncate(self.fd, offset)
         os.lseek(self.fd, offset, os.SEEK_SET)
         self.write_meta(meta)
-        self._pipelined = total is None or total - offset >= PIPELINE_FROM
+        if total is None or total - offset >= PIPELINE_FROM:
+            self._stages = [
+                _Stage(self._write_all, "xdl-write"),
+                _Stage(self._hash.update, "xdl-hash"),
+            ]
         if self.progress:
             self.progress(self.name, self.written, total)
 
@@ -514,32 +516,25 @@ class Target:
         os.ftruncate(self.fd, 0)
         self._unlink(self.meta_name)
 
-    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
+    def _write_all(self, data: bytes | bytearray) -> None:
         assert self.fd is not None
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
 
-    def write(
-        self, data: bytes | bytearray | memoryview, release: Callable[[], None] | None = None
-    ) -> None:
-        """Append `data` to `.part` now, on this thread (while it is still in the CPU's
-        cache). A large download's hash is taken on a second thread, which calls
-        `release()` once done with `data` (a buffer to fill again); a small one's here."""
+    def write(self, data: bytes | bytearray) -> None:
         self.check_stop()
-        self._raise_failure()
-        try:
-            self._write_all(data)
-        except OSError as e:
-            raise self._write_error(e) from None
-        if self._pipelined:
-            if self._hashing is None:
-                self._hashing = _Hasher(self._hash)
-            self._hashing.put(data, release)
+        if self._stages:
+            if any(stage.failure is not None for stage in self._stages):
+                self.finish_writing()
+            for stage in self._stages:
+                stage.put(data)
         else:
+            try:
+                self._write_all(data)
+            except OSError as e:
+                raise self._write_error(e) from None
             self._hash.update(data)
-            if release is not None:
-                release()
         self.written += len(data)
         try:
             check_size(self.written, None, self.max_size)
@@ -551,10 +546,6 @@ class Target:
         if self.progress:
             self.progress(self.name, self.written, self.total)
 
-    def _raise_failure(self) -> None:
-        if self._hashing is not None and self._hashing.failure is not None:
-            self.finish_writing()
-
     def _write_error(self, e: OSError) -> errors.XdlError:
         if is_no_space(e):
             return no_space(self.folder / self.part_name, e)
@@ -565,9 +556,9 @@ class Target:
             raise errors.Interrupted("interrupted; the .part file is kept for resuming")
 
     def finish_writing(self) -> None:
-        """Wait for the hashing thread to take in all that was written; raise what it met."""
-        hashing, self._hashing = self._hashing, None
-        failure = hashing.finish() if hashing is not None else None
+        """Wait for the writer and hasher threads; raise what they met."""
+        stages, self._stages = self._stages, []
+        failure = next((f for stage in stages if (f := stage.finish()) is not None), None)
         if isinstance(failure, OSError):
             raise self._write_error(failure) from failure
         if failure is not None:
@@ -720,32 +711,27 @@ def write_new(dest: Path, content: str | bytes, overwrite: bool, root: Path | No
         os.close(dirfd)
 
 
-class _Hasher:
-    """Hashes the chunks handed to it, in order, on its own thread (hashlib lets go of the
-    GIL for large buffers), while the next chunk is read and written."""
+class _Stage:
+    """One thread doing one thing to every chunk, in order (writing, or hashing): the two
+    run side by side, as hashlib and file writes let go of the GIL."""
 
-    def __init__(self, h: Any) -> None:
-        self.h = h
+    def __init__(self, work: Callable[[bytes | bytearray], object], name: str) -> None:
+        self.work = work
         self.failure: BaseException | None = None
-        self.queue: queue.Queue[tuple[Any, Callable[[], None] | None] | None]
-        self.queue = queue.Queue(maxsize=4)
-        self.thread = threading.Thread(target=self._run, name="xdl-hash", daemon=True)
+        self.queue: queue.Queue[bytes | bytearray | None] = queue.Queue(maxsize=4)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        while (item := self.queue.get()) is not None:
-            data, release = item
-            try:
-                if self.failure is None:
-                    self.h.update(data)
-            except BaseException as e:
-                self.failure = e
-            finally:
-                if release is not None:
-                    release()
+        while (data := self.queue.get()) is not None:
+            if self.failure is None:
+                try:
+                    self.work(data)
+                except BaseException as e:
+                    self.failure = e
 
-    def put(self, data: bytes | bytearray | memoryview, release: Callable[[], None] | None) -> None:
-        self.queue.put((data, release))
+    def put(self, data: bytes | bytearray) -> None:
+        self.queue.put(data)
 
     def finish(self) -> BaseException | None:
         self.queue.put(None)

@@ -7,7 +7,6 @@ import re
 from typing import TYPE_CHECKING
 
 from ... import errors
-from ..receive import receive
 from . import files, segments
 
 if TYPE_CHECKING:
@@ -100,8 +99,8 @@ class Http:
                                 "total": total,
                             },
                         )
-                        chunk = files.chunk_size(job)
-                        receive(target, http.Body(resp, chunk), chunk)
+                        for data in http.chunks(resp, files.chunk_size(job)):
+                            target.write(data)
                         size, digest = target.commit(o.sha256, o.min_size, overwrite=o.overwrite)
                         kept = (etag, resp.headers.get("Last-Modified"))  # for --cache
                         return [files.saved(job, target, size, digest, resumed, kept)]
