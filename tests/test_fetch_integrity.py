@@ -397,6 +397,36 @@ def test_a_full_disk_mid_write_is_no_space_and_keeps_the_part(
     assert not (tiny_disk / "nolength.bin").exists()
 
 
+def test_a_disk_filled_by_another_mid_write_is_no_space_and_keeps_the_part(
+    own: Any, work: Path, tiny_disk: Path, xdl: Any
+) -> None:
+    """A body of known length meets a disk that another program filled after xdl
+    reserved the space for it."""
+    body = media_site.make_bytes(3 << 20, 44)
+    part = tiny_disk / "fills.bin.part"
+
+    @own.route("/own/fills.bin")
+    def fills(r: Any) -> None:
+        r.send_status(200)
+        r.send_header("Content-Length", str(len(body)))
+        r.end_headers()
+        r.wfile.write(body[: 64 << 10])
+        r.wfile.flush()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (not part.exists() or part.stat().st_size == 0):
+            time.sleep(0.01)
+        (tiny_disk / "filler").write_bytes(bytes(2 << 20))  # another program fills the disk
+        r.wfile.write(body[64 << 10 :])
+
+    ran = xdl("fetch", "--strategy", "http", "--no-fallback", "--retries", "0", "--min-free", "0",
+              "-o", str(tiny_disk), own.url("/own/fills.bin"))  # fmt: skip
+    assert ran.exit_code == 1, ran.stderr
+    assert ran.lines[0]["error"]["code"] == "no_space"
+    kept = part.read_bytes()
+    assert 0 < len(kept) < len(body) and body.startswith(kept)
+    assert not (tiny_disk / "fills.bin").exists()
+
+
 def test_jobs_reserve_free_space_together(own: Any, work: Path, tiny_disk: Path) -> None:
     urls = [own.url(f"/own/sized.bin?size={3 << 20}&rate=1500000&n={n}") for n in (1, 2)]
     code, out, err = run("fetch", "-j", "2", "--min-free", "0", "--strategy", "http", "-o",

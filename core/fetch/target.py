@@ -439,7 +439,8 @@ class Target:
             os.close(fd)
 
     def begin(self, offset: int, total: int | None, meta: dict[str, Any]) -> None:
-        """Start writing at `offset` (0 truncates); size and free space checked first."""
+        """Start writing at `offset` (what is past it is cut); size and free space checked
+        first."""
         assert self.fd is not None
         self.check_stop()
         check_size(total, None, self.max_size)
@@ -456,7 +457,10 @@ class Target:
                 self.written += len(block)
             if self.written != offset:
                 raise errors.DownloadFailed("the .part changed while resuming")
-        os.ftruncate(self.fd, offset)
+        if os.fstat(self.fd).st_size > offset:
+            # Only when there is something to cut: on ext4 a truncate to 0 makes the last
+            # close write the whole file out first (auto_da_alloc), 0.3 s a GiB.
+            os.ftruncate(self.fd, offset)
         os.lseek(self.fd, offset, os.SEEK_SET)
         self.write_meta(meta)
         if total is None or total - offset >= PIPELINE_FROM:
