@@ -14,13 +14,16 @@ import codecs
 import gc
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from xml.etree.ElementTree import Element
 
 from . import errors
+
+if TYPE_CHECKING:
+    from .caption_worker import Worker
 
 # --- errors -----------------------------------------------------------------------------
 
@@ -255,6 +258,11 @@ MAX_DOCUMENT_BYTES = 64 << 20
 MAX_BLOCK_CHARS = 64 << 20
 
 
+#: A WebVTT file of word timings this large (in bytes) is parsed with a second process
+#: taking the timings off the next piece (`caption_worker`); smaller ones never start it.
+PARALLEL_BYTES = 16 << 20
+
+
 class Reencode(Exception):
     """Text read as UTF-8 up to here is not UTF-8 after all: read it again in `encoding`."""
 
@@ -290,8 +298,14 @@ class CueReader:
         chunk: int | None = None,
         limit: int | None = None,
         document_limit: int | None = None,
+        parallel: int | None = None,
     ) -> None:
         self.read = read
+        #: Past this many bytes read, a second process helps (see `_feed`).
+        self.parallel = PARALLEL_BYTES if parallel is None else parallel
+        self._worker: Worker | None = None
+        self._pending: str | None = None  # the piece the worker holds
+        self._worker_lost = False
         self.rolling = rolling
         self.forced = encoding
         self.assume = assume
@@ -375,7 +389,64 @@ class CueReader:
 
     def __iter__(self) -> Iterator[list[Cue]]:
         with gc_paused():
-            yield from self._cues()
+            try:
+                yield from self._cues()
+            finally:
+                self._stop_worker()
+
+    def _feed(self, stream: CueStream, piece: str) -> Iterator[list[Cue]]:
+        """`stream.feed(piece)`; on a large file of word timings, with the timings taken
+        off by a second process one piece ahead (see `caption_worker`)."""
+        used = stream.used
+        if (
+            self._worker is None
+            and not self._worker_lost
+            and self.size > self.parallel
+            and used is not None
+            and used.inline
+        ):
+            from .caption_worker import Worker
+
+            self._worker = Worker()
+        prepared = self._receive() if self._pending is not None else None
+        worker = self._worker
+        if worker is not None:
+            try:
+                worker.send(piece)
+            except OSError:  # the worker has gone: its work is done here from now on
+                self._stop_worker(lost=True)
+        if self._worker is None:
+            yield from self._flush(stream, prepared)
+            yield stream.feed(piece)
+            return
+        pending, self._pending = self._pending, piece
+        if pending is not None:
+            yield stream.feed(pending, prepared=prepared)
+
+    def _receive(self) -> Prepared | None:
+        """The worker's result for the piece it holds; None when it has gone."""
+        if self._worker is None:
+            return None
+        try:
+            return self._worker.recv()
+        except (EOFError, OSError):
+            self._stop_worker(lost=True)
+            return None
+
+    def _flush(self, stream: CueStream, prepared: Prepared | None = None) -> Iterator[list[Cue]]:
+        """The piece the worker holds, fed (before any piece after it)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if prepared is None:
+            prepared = self._receive()
+        yield stream.feed(pending, prepared=prepared)
+
+    def _stop_worker(self, lost: bool = False) -> None:
+        self._worker_lost = self._worker_lost or lost
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
 
     def _cues(self) -> Iterator[list[Cue]]:
         buf = self._start()
@@ -410,6 +481,7 @@ class CueReader:
                 buf += self._more()
                 continue
             if self._eof and len(buf) <= chunk:
+                yield from self._flush(stream)
                 yield stream.feed(buf, final=True)
                 return
             end = len(buf.rstrip())  # a piece never holds the last text read so far
@@ -421,6 +493,7 @@ class CueReader:
                 cut -= (cut - len(buf[:cut].rstrip("\n"))) % 2
             if cut < 0:  # one block longer than a piece: read on
                 if self._eof:
+                    yield from self._flush(stream)
                     yield stream.feed(buf, final=True)
                     return
                 if len(buf) > MAX_BLOCK_CHARS:
@@ -429,7 +502,7 @@ class CueReader:
                 buf += self._more()
                 continue
             piece, buf = buf[:cut], buf[cut + 2 :]
-            yield stream.feed(piece)
+            yield from self._feed(stream, piece)
 
     def captions(self, cues: list[Cue]) -> Captions:
         """What was read, as `parse` would give it, with `cues` as its cues."""
@@ -617,38 +690,68 @@ class CueStream:
         self.inline_seen = self.inline_seen or "<c>" in head
         return text
 
-    def feed(self, text: str, final: bool = False) -> list[Cue]:
+    def feed(self, text: str, final: bool = False, prepared: Prepared | None = None) -> list[Cue]:
         """The cues of the next piece of text (whole blocks: cut where a blank line
         starts). The last cue of a piece waits for the next one: text after a blank line
-        may still belong to it."""
-        if "<c>" in text:
-            self.inline_seen = True
-        inline = self.used.inline if self.used is not None else self.inline_seen
-        if inline:  # YouTube's word timings, the bulk of the file: off in one pass
-            text = _WORD_TIMINGS.sub("", text)
+        may still belong to it. `prepared`: what `prepare` made of `text` (in another
+        process) for a stream that has decided that word timings are in it."""
+        fast = None
+        if prepared is not None:
+            assert self.used is not None and self.used.inline
+            self.inline_seen = self.inline_seen or prepared.has_c
+            if prepared.text is not None:
+                text = prepared.text
+            elif final or self.reader.depth:  # not as the worker assumed: read it here
+                text = _WORD_TIMINGS.sub("", text)
+            else:
+                fast = prepared.cues
+        else:
+            if "<c>" in text:
+                self.inline_seen = True
+            inline = self.used.inline if self.used is not None else self.inline_seen
+            if inline:  # YouTube's word timings, the bulk of the file: off in one pass
+                text = _WORD_TIMINGS.sub("", text)
+            if self.used is not None and not final and not self.reader.depth:
+                fast = _usual_cues(text)
         ids: dict[int, str] = {}
         raw = self.held
         if self.held_id is not None:
             ids[0] = self.held_id
-        self.reader.feed(text, self.kind == "vtt", raw, ids, final)
-        del text
-        if final or not raw:
-            self.held, self.held_id = [], None
-        else:
-            self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
-        cleaned = self._clean(raw, ids)
-        del raw
         used = self.used
-        if used is None:  # the first piece: decide from it
-            share, minimum = (0.2, 1) if self.inline_seen else (0.6, 20)
-            rolling = (
-                self.forced
-                if self.forced is not None
-                else self.candidates >= minimum and self.repeats >= share * self.candidates
-            )
-            used = Decisions(self.inline_seen, rolling, self._named(), frozenset())
-        out = self._dedupe(cleaned, used)
-        del cleaned
+        if fast:
+            # Every block a cue of the usual shape: the last one waits, as `_BlockReader`
+            # would keep it, and the reader goes on from it.
+            self.reader.first = False
+            start, end, last = fast.pop()
+            self.held, self.held_id = [(start, end, [last])], None
+            self.reader.current = self.held[0][2]
+            assert used is not None
+            out: list[Cue] = []
+            self._clean_dedupe(_joined(raw), ids, used, out)
+            self._clean_dedupe(fast, {}, used, out)
+            del fast
+        else:
+            self.reader.feed(text, self.kind == "vtt", raw, ids, final)
+            del text
+            if final or not raw:
+                self.held, self.held_id = [], None
+            else:
+                self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
+            if used is not None:
+                out = []
+                self._clean_dedupe(_joined(raw), ids, used, out)
+            else:  # the first piece: decide from it
+                cleaned = self._clean(raw, ids)
+                share, minimum = (0.2, 1) if self.inline_seen else (0.6, 20)
+                rolling = (
+                    self.forced
+                    if self.forced is not None
+                    else self.candidates >= minimum and self.repeats >= share * self.candidates
+                )
+                used = Decisions(self.inline_seen, rolling, self._named(), frozenset())
+                out = self._dedupe(cleaned, used)
+                del cleaned
+            del raw
         self._count_labels(out)
         if self.used is None:
             used = replace(used, labels=self._labels())
@@ -723,6 +826,82 @@ class CueStream:
         self.repeats += repeats
         self.ids_total += texts
         return cleaned
+
+    def _clean_dedupe(
+        self,
+        raw: Iterable[tuple[float, float, str]],
+        ids: dict[int, str],
+        used: Decisions,
+        out: list[Cue],
+    ) -> None:
+        """`_dedupe(_clean(raw, ids), used)` in one pass, appended to `out`: once the
+        decisions are made (every piece after the first), nothing waits between them.
+        Each cue's text is its lines joined."""
+        rolling, named = used.rolling, used.named
+        append = out.append
+        last = self.last
+        plain = self.last_plain
+        after_text = self.after_text
+        prev, prev_end = self.prev, self.prev_end
+        candidates = repeats = texts = removed = 0
+        for number, (start, end, joined) in enumerate(raw):
+            segs: _Segs | None = None
+            flat: list[str]
+            if plain and joined.startswith(last) and joined[len(last) :] in _PADDING:  # type: ignore[arg-type]
+                flat = [last]  # type: ignore[list-item]
+                is_plain = True  # a snapshot cue (see `_clean`)
+            elif "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
+                flat = [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()]
+                is_plain = True
+            else:
+                is_plain = False
+                if "<v" in joined or "<V" in joined:
+                    segs = _voices(joined)
+                    flat = [line for _, seg in segs for line in seg]
+                else:
+                    flat = clean_text(joined)
+            if not flat:
+                if after_text:  # a blank cue: a pause, after which a line said again stays
+                    prev = []
+                    after_text = False
+                continue
+            if last is not None:
+                candidates += 1
+                repeats += flat[0] == last or _repeats(last, flat)
+            last = flat[-1]
+            plain = is_plain
+            after_text = True
+            texts += 1
+            ident = ids.get(number) if ids else None
+            if ident:
+                self._count_id(ident)
+            k = 0
+            grown: str | None = None
+            if rolling:
+                if prev and start > prev_end + 1.0:
+                    prev = []
+                if prev and (flat[0] in prev or prev[-1] in flat[0]):
+                    k = 1 if prev[-1] == flat[0] and (len(flat) == 1 or len(prev) == 1) else 0
+                    if not k:
+                        k, grown = _overlap(prev, flat)
+                    removed += k
+                prev, prev_end = flat, end
+            if segs is None:
+                if grown is not None:  # a line still being typed: only its new words
+                    k -= 1
+                    flat = [*flat[:k], grown, *flat[k + 1 :]] if grown else flat[:k] + flat[k + 1 :]
+                if k < len(flat):
+                    speaker = ident if named else None
+                    append(Cue(start, end, "\n".join(flat[k:] if k else flat), speaker))
+                continue
+            for speaker, seg in _drop_lines(segs, k) if k else segs:
+                append(Cue(start, end, "\n".join(seg), speaker))
+        self.last, self.after_text, self.last_plain = last, after_text, plain
+        self.candidates += candidates
+        self.repeats += repeats
+        self.ids_total += texts
+        self.prev, self.prev_end = prev, prev_end
+        self.removed += removed
 
     def _count_id(self, ident: str) -> None:
         if _is_id_name(ident):
@@ -912,6 +1091,54 @@ class _BlockReader:
         self.current, self.depth = current, depth
         self.skipped += skipped
         self.headers += headers
+
+
+def _usual_cues(text: str) -> list[tuple[float, float, str]] | None:
+    """The cues of a piece made only of cues of the usual shape (timing line, then text
+    without `-->`; automatic captions are), each with its text, read by one regex call as
+    `_BlockReader.feed` reads them block by block; None when any block differs."""
+    if (text[12:17] != " --> " and text[13:18] != " --> ") or "\n\n\n" in text:
+        return None
+    found = _USUAL_CUE.findall("\n\n" + text)
+    # Each match starts at a blank line and holds no other: with as many matches as
+    # blocks, and one `-->` in each, they are the blocks.
+    if len(found) != text.count("\n\n") + 1 or text.count("-->") != len(found):
+        return None
+    hm, ss = _HM, _SS
+    return [(hm[a] + ss[b], hm[c] + ss[d], t) for a, _, b, c, d, t in found]
+
+
+def _joined(
+    raw: list[tuple[float, float, list[str]]],
+) -> Iterator[tuple[float, float, str]]:
+    return ((s, e, lines[0] if len(lines) == 1 else "\n".join(lines)) for s, e, lines in raw)
+
+
+class Prepared(NamedTuple):
+    """A piece of WebVTT as `prepare` leaves it: whether it held `<c>`; its cues when
+    every block is one of the usual shape, else its text without word timings."""
+
+    has_c: bool
+    text: str | None
+    cues: list[tuple[float, float, str]] | None
+
+
+def prepare(text: str) -> Prepared:
+    """The part of `CueStream.feed` that needs nothing from the pieces before (run in
+    `caption_worker` for a stream that has decided that word timings are in it)."""
+    has_c = "<c>" in text
+    text = _WORD_TIMINGS.sub("", text)
+    cues = _usual_cues(text)
+    return Prepared(has_c, None if cues else text, cues)
+
+
+#: A block of the usual shape (see `_BlockReader.feed`), after its blank line.
+#: Both times have two-digit hours, or both three (past 99 hours: long live streams).
+_USUAL_CUE = re.compile(
+    r"\n\n([0-9]{2}(?P<h>[0-9])?:[0-9]{2}:)([0-9]{2}[.,][0-9]{3})"
+    r" --> ((?(h)[0-9]{3}|[0-9]{2}):[0-9]{2}:)([0-9]{2}[.,][0-9]{3})"
+    r"(?:[ \t][^\n]*)?\n([^\n]*(?:\n[^\n]+)*)(?=\n\n|\Z)"
+)
 
 
 def _blocks(
