@@ -845,6 +845,47 @@ class CueStream:
         prev, prev_end = self.prev, self.prev_end
         candidates = repeats = texts = removed = 0
         for number, (start, end, joined) in enumerate(raw):
+            if (
+                plain
+                and rolling
+                and joined.startswith(last)  # type: ignore[arg-type]
+                and prev
+                and prev[-1] == last
+                and start <= prev_end + 1.0
+                and not (ids and number in ids)
+            ):
+                # The two cues rolling captions are made of, in a few steps (as the
+                # general ones below would take them): a snapshot of the last line, and
+                # the last line with a new one under it.
+                tail = joined[len(last) :]
+                if tail in _PADDING:
+                    candidates += 1
+                    repeats += 1
+                    texts += 1
+                    removed += 1
+                    after_text = True
+                    prev, prev_end = [last], end
+                    continue
+                if tail[:1] == "\n" and len(prev) == 1:
+                    new = tail[1:]
+                    if (
+                        "\n" not in new
+                        and "<" not in new
+                        and "&" not in new
+                        and "{" not in new
+                        and new.isascii()
+                    ):
+                        line = " ".join(new.split())
+                        if line:
+                            candidates += 1
+                            repeats += 1
+                            texts += 1
+                            removed += 1
+                            after_text = True
+                            prev, prev_end = [last, line], end
+                            last = line
+                            append(Cue(start, end, line))
+                            continue
             segs: _Segs | None = None
             flat: list[str]
             if plain and joined.startswith(last) and joined[len(last) :] in _PADDING:  # type: ignore[arg-type]
@@ -1105,7 +1146,10 @@ def _usual_cues(text: str) -> list[tuple[float, float, str]] | None:
     if len(found) != text.count("\n\n") + 1 or text.count("-->") != len(found):
         return None
     hm, ss = _HM, _SS
-    return [(hm[a] + ss[b], hm[c] + ss[d], t) for a, _, b, c, d, t in found]
+    try:
+        return [(hm[a] + ss[b], hm[c] + ss[d], t) for a, _, b, c, d, t in found]
+    except KeyError:  # not a time after all
+        return None
 
 
 def _joined(
@@ -1132,12 +1176,12 @@ def prepare(text: str) -> Prepared:
     return Prepared(has_c, None if cues else text, cues)
 
 
-#: A block of the usual shape (see `_BlockReader.feed`), after its blank line.
-#: Both times have two-digit hours, or both three (past 99 hours: long live streams).
+#: A block of the usual shape (see `_BlockReader.feed`), after its blank line: both
+#: times with two-digit hours, or both with three (past 99 hours: long live streams).
+#: Any character stands for a digit: `_HM` and `_SS` refuse what is not a time.
 _USUAL_CUE = re.compile(
-    r"\n\n([0-9]{2}(?P<h>[0-9])?:[0-9]{2}:)([0-9]{2}[.,][0-9]{3})"
-    r" --> ((?(h)[0-9]{3}|[0-9]{2}):[0-9]{2}:)([0-9]{2}[.,][0-9]{3})"
-    r"(?:[ \t][^\n]*)?\n([^\n]*(?:\n[^\n]+)*)(?=\n\n|\Z)"
+    r"\n\n(..(?P<h>.)?:..:)(......) --> ((?(h)...|..):..:)(......)"
+    r"(?:[ \t][^\n]*)?\n([^\n]*(?:\n[^\n]+)*+)(?=\n\n|\Z)"
 )
 
 
