@@ -8,9 +8,10 @@ the work itself when the worker has gone."""
 
 from __future__ import annotations
 
-import multiprocessing
+import os
 import signal
-from typing import Any
+import time
+from multiprocessing.connection import Connection
 
 from .captions import Prepared, prepare
 
@@ -18,45 +19,67 @@ from .captions import Prepared, prepare
 class Worker:
     """One forked process: `send` a piece, later `recv` what `captions.prepare` made of
     it. Send the next piece only after receiving the last one (both ends block on a
-    full pipe)."""
+    full pipe).
+
+    A bare `os.fork` (not `multiprocessing.Process`): the child runs only the loop below
+    and leaves by `os._exit`, so it never flushes what this process had buffered for
+    stdout, never runs its exit handlers and never prints a traceback."""
 
     def __init__(self) -> None:
-        ctx = multiprocessing.get_context("fork")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self._conn), daemon=True)
-        self._proc.start()
-        child.close()
+        down_r, down_w = os.pipe()
+        up_r, up_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                os.close(down_w)
+                os.close(up_r)
+                _serve(Connection(down_r, writable=False), Connection(up_w, readable=False))
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(down_r)
+        os.close(up_w)
+        self._pid = pid
+        self._to = Connection(down_w, readable=False)
+        self._from = Connection(up_r, writable=False)
 
     def send(self, text: str) -> None:
-        self._conn.send(text)
+        self._to.send(text)
 
     def recv(self) -> Prepared:
-        got = self._conn.recv()
-        assert isinstance(got, Prepared)
+        got = self._from.recv()
+        if not isinstance(got, Prepared):
+            raise EOFError("the worker sent something else")
         return got
 
     def close(self) -> None:
-        """Stop the worker (it ends when its pipe closes) and wait for it."""
-        self._conn.close()
-        self._proc.join(2.0)
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join()
-        self._proc.close()
+        """Stop the worker (it ends when its pipe closes) and reap it."""
+        self._to.close()
+        self._from.close()
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                done, _ = os.waitpid(self._pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            if time.monotonic() > deadline:
+                os.kill(self._pid, signal.SIGKILL)
+                os.waitpid(self._pid, 0)
+                return
+            time.sleep(0.005)
 
 
-def _serve(conn: Any, parent: Any) -> None:
-    # Ctrl-C reaches the whole process group: the parsing process handles it (and
-    # closes the pipe, which ends this loop); SIGTERM ends the worker at once.
+def _serve(down: Connection, up: Connection) -> None:
+    # Ctrl-C reaches the whole process group: the main process handles it and closes
+    # the pipes, which ends this loop. SIGTERM ends the worker at once.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    parent.close()
     while True:
         try:
-            text = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            conn.send(prepare(text))
-        except (BrokenPipeError, OSError):
+            text = down.recv()
+            up.send(prepare(text))
+        except Exception:  # the pipe closed, or anything else: the main process goes on
             return

@@ -354,15 +354,15 @@ def test_a_second_process_reading_ahead_changes_nothing(
     """Past PARALLEL_BYTES, a worker process reads the next piece (word timings off, cues
     found) while this one cleans the current one: the same Markdown and counts as the
     file read whole, and the worker is gone afterwards."""
-    import multiprocessing
-
     from xdl.core import caption_worker, captions, markdown
 
     data = make(300_000)
     whole, caps, paras = markdown.convert(data, markdown.Layout(timestamps=True))
-    received = []
-    recv = caption_worker.Worker.recv
-    monkeypatch.setattr(caption_worker.Worker, "recv", lambda w: received.append(1) or recv(w))
+    received, pids = [], []
+    worker = caption_worker.Worker
+    recv, start = worker.recv, worker.__init__
+    monkeypatch.setattr(worker, "recv", lambda w: received.append(1) or recv(w))
+    monkeypatch.setattr(worker, "__init__", lambda w: start(w) or pids.append(w._pid))
     monkeypatch.setattr(captions, "PARALLEL_BYTES", 0)
     row, text = streamed(data, chunk, timestamps=True)
     assert text == whole
@@ -370,10 +370,12 @@ def test_a_second_process_reading_ahead_changes_nothing(
     assert row["skipped_blocks"] == caps.skipped_blocks
     assert row["words"] == sum(p.count for p in paras)
     assert len(received) >= 2
-    assert multiprocessing.active_children() == []
+    assert pids and not any(Path(f"/proc/{pid}").exists() for pid in pids)  # reaped
 
 
 def test_a_worker_that_dies_is_done_without(monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
     from xdl.core import caption_worker, captions, markdown
 
     data = rolling(300_000)
@@ -384,8 +386,8 @@ def test_a_worker_that_dies_is_done_without(monkeypatch: pytest.MonkeyPatch) -> 
     def dies(worker: Any) -> Any:
         calls.append(1)
         if len(calls) == 3:
-            worker._proc.kill()
-            worker._proc.join()
+            os.kill(worker._pid, signal.SIGKILL)
+            os.waitpid(worker._pid, 0)
         return recv(worker)
 
     monkeypatch.setattr(caption_worker.Worker, "recv", dies)
