@@ -261,8 +261,9 @@ MAX_DOCUMENT_BYTES = 64 << 20
 MAX_BLOCK_CHARS = 64 << 20
 
 
-#: A WebVTT file of word timings this large (in bytes) is parsed with a second process
-#: taking the timings off the next piece (`caption_worker`); smaller ones never start it.
+#: A WebVTT file of word timings larger than this (in bytes: its size, or what was read
+#: of a stream) is read a piece ahead by a second process (`caption_worker`); smaller
+#: ones never start it.
 PARALLEL_BYTES = 16 << 20
 
 
@@ -302,10 +303,13 @@ class CueReader:
         limit: int | None = None,
         document_limit: int | None = None,
         parallel: int | None = None,
+        size: int | None = None,
     ) -> None:
         self.read = read
-        #: Past this many bytes read, a second process helps (see `_feed`).
+        #: A file of more bytes than this (`size`, when known, else as read so far) is
+        #: read with a second process (see `_feed`).
         self.parallel = PARALLEL_BYTES if parallel is None else parallel
+        self.expected = size or 0
         self._worker: Worker | None = None
         self._pending: str | None = None  # the piece the worker holds
         self._worker_lost = False
@@ -404,7 +408,7 @@ class CueReader:
         if (
             self._worker is None
             and not self._worker_lost
-            and self.size > self.parallel
+            and max(self.size, self.expected) > self.parallel
             and used is not None
             and used.inline
             and hasattr(os, "fork")
@@ -852,6 +856,8 @@ class CueStream:
         after_text = self.after_text
         prev, prev_end = self.prev, self.prev_end
         candidates = repeats = texts = removed = 0
+        rolled = 0  # cues taken by the shortcuts: each a candidate, a repeat, a removal
+        new_cue = tuple.__new__  # `Cue(...)` without the Python frame of its __new__
         for number, (start, end, joined) in enumerate(raw):
             if (
                 plain
@@ -867,10 +873,7 @@ class CueStream:
                 # the last line with a new one under it.
                 tail = joined[len(last) :]
                 if tail in _PADDING:
-                    candidates += 1
-                    repeats += 1
-                    texts += 1
-                    removed += 1
+                    rolled += 1
                     after_text = True
                     prev, prev_end = [last], end
                     continue
@@ -885,14 +888,11 @@ class CueStream:
                     ):
                         line = " ".join(new.split())
                         if line:
-                            candidates += 1
-                            repeats += 1
-                            texts += 1
-                            removed += 1
+                            rolled += 1
                             after_text = True
                             prev, prev_end = [last, line], end
                             last = line
-                            append(Cue(start, end, line))
+                            append(new_cue(Cue, (start, end, line, None, None)))
                             continue
             segs: _Segs | None = None
             flat: list[str]
@@ -946,11 +946,11 @@ class CueStream:
             for speaker, seg in _drop_lines(segs, k) if k else segs:
                 append(Cue(start, end, "\n".join(seg), speaker))
         self.last, self.after_text, self.last_plain = last, after_text, plain
-        self.candidates += candidates
-        self.repeats += repeats
-        self.ids_total += texts
+        self.candidates += candidates + rolled
+        self.repeats += repeats + rolled
+        self.ids_total += texts + rolled
         self.prev, self.prev_end = prev, prev_end
-        self.removed += removed
+        self.removed += removed + rolled
 
     def _count_id(self, ident: str) -> None:
         if _is_id_name(ident):
@@ -1156,20 +1156,40 @@ def _usual_cues(text: str) -> _UsualCues | None:
     `_BlockReader.feed` reads them block by block; None when any block differs."""
     if (text[12:17] != " --> " and text[13:18] != " --> ") or "\n\n\n" in text:
         return None
-    found = _USUAL_CUE.findall("\n\n" + text)
+    text = "\n\n" + text
+    blocks = text.count("\n\n")
+    if text.count("-->") != blocks:
+        return None
+    starts: list[float] = []
+    ends: list[float] = []
+    texts: list[str] = []
+    hm, ss, add = _HM.__getitem__, _SS.__getitem__, operator.add
+    find = _USUAL_CUE.findall
+    pos, size = 0, len(text)
+    while pos < size:
+        # A batch at a time, the times looked up while its strings are still in the
+        # processor's cache: twice as fast as all of the piece at once.
+        cut = text.find("\n\n", pos + _USUAL_BATCH)
+        if cut < 0:
+            cut = size
+        found = find(text, pos, cut)
+        if not found:
+            return None
+        hours, _, seconds, end_hours, end_seconds, said = zip(*found)
+        try:
+            starts += map(add, map(hm, hours), map(ss, seconds))
+            ends += map(add, map(hm, end_hours), map(ss, end_seconds))
+        except KeyError:  # not a time after all
+            return None
+        texts += said
+        pos = cut
     # Each match starts at a blank line and holds no other: with as many matches as
     # blocks, and one `-->` in each, they are the blocks.
-    if len(found) != text.count("\n\n") + 1 or text.count("-->") != len(found):
-        return None
-    # In columns, each made by one C-level loop.
-    hours, _, seconds, end_hours, end_seconds, texts = zip(*found)
-    hm, ss = _HM.__getitem__, _SS.__getitem__
-    try:
-        starts = list(map(operator.add, map(hm, hours), map(ss, seconds)))
-        ends = list(map(operator.add, map(hm, end_hours), map(ss, end_seconds)))
-    except KeyError:  # not a time after all
-        return None
-    return _UsualCues(starts, ends, texts)
+    return _UsualCues(starts, ends, texts) if len(texts) == blocks else None
+
+
+#: How much of a piece `_usual_cues` reads at a time, in characters.
+_USUAL_BATCH = 128 * 1024
 
 
 def _joined(
