@@ -373,6 +373,28 @@ def test_a_second_process_reading_ahead_changes_nothing(
     assert pids and not any(Path(f"/proc/{pid}").exists() for pid in pids)  # reaped
 
 
+def test_a_file_known_to_be_large_gets_its_worker_at_the_second_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A regular file's size is known before it is read: past PARALLEL_BYTES, the worker
+    takes the second piece already (a pipe has to be read that far first)."""
+    from xdl.core import caption_worker, captions, markdown
+
+    data = rolling(300_000)
+    path = tmp_path / "auto.vtt"
+    path.write_bytes(data)
+    whole, _, _ = markdown.convert(data, markdown.Layout())
+    sent: list[int] = []
+    worker = caption_worker.Worker
+    send = worker.send
+    monkeypatch.setattr(worker, "send", lambda w, t: sent.append(len(t)) or send(w, t))
+    monkeypatch.setattr(captions, "PARALLEL_BYTES", 200_000)
+    _, text = markdown.convert_file(str(path), markdown.Layout(), output="-", chunk=65536)
+    assert text == whole
+    pieces = len(data) // 65536
+    assert len(sent) >= pieces - 2  # all but the first and the last
+
+
 def test_a_worker_that_dies_is_done_without(monkeypatch: pytest.MonkeyPatch) -> None:
     import signal
 
