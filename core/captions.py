@@ -13,14 +13,20 @@ from __future__ import annotations
 import codecs
 import gc
 import html
+import operator
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from itertools import islice
+from typing import TYPE_CHECKING, Any, NamedTuple
 from xml.etree.ElementTree import Element
 
 from . import errors
+
+if TYPE_CHECKING:
+    from .caption_worker import Worker
 
 # --- errors -----------------------------------------------------------------------------
 
@@ -255,6 +261,12 @@ MAX_DOCUMENT_BYTES = 64 << 20
 MAX_BLOCK_CHARS = 64 << 20
 
 
+#: A WebVTT file of word timings larger than this (in bytes: its size, or what was read
+#: of a stream) is read a piece ahead by a second process (`caption_worker`); smaller
+#: ones never start it.
+PARALLEL_BYTES = 16 << 20
+
+
 class Reencode(Exception):
     """Text read as UTF-8 up to here is not UTF-8 after all: read it again in `encoding`."""
 
@@ -290,8 +302,17 @@ class CueReader:
         chunk: int | None = None,
         limit: int | None = None,
         document_limit: int | None = None,
+        parallel: int | None = None,
+        size: int | None = None,
     ) -> None:
         self.read = read
+        #: A file of more bytes than this (`size`, when known, else as read so far) is
+        #: read with a second process (see `_feed`).
+        self.parallel = PARALLEL_BYTES if parallel is None else parallel
+        self.expected = size or 0
+        self._worker: Worker | None = None
+        self._pending: str | None = None  # the piece the worker holds
+        self._worker_lost = False
         self.rolling = rolling
         self.forced = encoding
         self.assume = assume
@@ -375,7 +396,68 @@ class CueReader:
 
     def __iter__(self) -> Iterator[list[Cue]]:
         with gc_paused():
-            yield from self._cues()
+            try:
+                yield from self._cues()
+            finally:
+                self._stop_worker()
+
+    def _feed(self, stream: CueStream, piece: str) -> Iterator[list[Cue]]:
+        """`stream.feed(piece)`; on a large file of word timings, with the timings taken
+        off by a second process one piece ahead (see `caption_worker`)."""
+        used = stream.used
+        if (
+            self._worker is None
+            and not self._worker_lost
+            and max(self.size, self.expected) > self.parallel
+            and used is not None
+            and used.inline
+            and hasattr(os, "fork")
+        ):
+            from .caption_worker import Worker
+
+            try:
+                self._worker = Worker()
+            except OSError:  # no process to be had: all of it here, as for small files
+                self._worker_lost = True
+        prepared = self._receive() if self._pending is not None else None
+        worker = self._worker
+        if worker is not None:
+            try:
+                worker.send(piece)
+            except OSError:  # the worker has gone: its work is done here from now on
+                self._stop_worker(lost=True)
+        if self._worker is None:
+            yield from self._flush(stream, prepared)
+            yield stream.feed(piece)
+            return
+        pending, self._pending = self._pending, piece
+        if pending is not None:
+            yield stream.feed(pending, prepared=prepared)
+
+    def _receive(self) -> Prepared | None:
+        """The worker's result for the piece it holds; None when it has gone."""
+        if self._worker is None:
+            return None
+        try:
+            return self._worker.recv()
+        except (EOFError, OSError):
+            self._stop_worker(lost=True)
+            return None
+
+    def _flush(self, stream: CueStream, prepared: Prepared | None = None) -> Iterator[list[Cue]]:
+        """The piece the worker holds, fed (before any piece after it)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if prepared is None:
+            prepared = self._receive()
+        yield stream.feed(pending, prepared=prepared)
+
+    def _stop_worker(self, lost: bool = False) -> None:
+        self._worker_lost = self._worker_lost or lost
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
 
     def _cues(self) -> Iterator[list[Cue]]:
         buf = self._start()
@@ -410,6 +492,7 @@ class CueReader:
                 buf += self._more()
                 continue
             if self._eof and len(buf) <= chunk:
+                yield from self._flush(stream)
                 yield stream.feed(buf, final=True)
                 return
             end = len(buf.rstrip())  # a piece never holds the last text read so far
@@ -421,6 +504,7 @@ class CueReader:
                 cut -= (cut - len(buf[:cut].rstrip("\n"))) % 2
             if cut < 0:  # one block longer than a piece: read on
                 if self._eof:
+                    yield from self._flush(stream)
                     yield stream.feed(buf, final=True)
                     return
                 if len(buf) > MAX_BLOCK_CHARS:
@@ -429,7 +513,7 @@ class CueReader:
                 buf += self._more()
                 continue
             piece, buf = buf[:cut], buf[cut + 2 :]
-            yield stream.feed(piece)
+            yield from self._feed(stream, piece)
 
     def captions(self, cues: list[Cue]) -> Captions:
         """What was read, as `parse` would give it, with `cues` as its cues."""
@@ -617,38 +701,69 @@ class CueStream:
         self.inline_seen = self.inline_seen or "<c>" in head
         return text
 
-    def feed(self, text: str, final: bool = False) -> list[Cue]:
+    def feed(self, text: str, final: bool = False, prepared: Prepared | None = None) -> list[Cue]:
         """The cues of the next piece of text (whole blocks: cut where a blank line
         starts). The last cue of a piece waits for the next one: text after a blank line
-        may still belong to it."""
-        if "<c>" in text:
-            self.inline_seen = True
-        inline = self.used.inline if self.used is not None else self.inline_seen
-        if inline:  # YouTube's word timings, the bulk of the file: off in one pass
-            text = _WORD_TIMINGS.sub("", text)
+        may still belong to it. `prepared`: what `prepare` made of `text` (in another
+        process) for a stream that has decided that word timings are in it."""
+        fast = None
+        if prepared is not None:
+            assert self.used is not None and self.used.inline
+            self.inline_seen = self.inline_seen or prepared.has_c
+            if prepared.text is not None:
+                text = prepared.text
+            elif final or self.reader.depth:  # not as the worker assumed: read it here
+                text = _WORD_TIMINGS.sub("", text)
+            else:
+                fast = prepared.cues
+        else:
+            if "<c>" in text:
+                self.inline_seen = True
+            inline = self.used.inline if self.used is not None else self.inline_seen
+            if inline:  # YouTube's word timings, the bulk of the file: off in one pass
+                text = _WORD_TIMINGS.sub("", text)
+            if self.used is not None and not final and not self.reader.depth:
+                fast = _usual_cues(text)
         ids: dict[int, str] = {}
         raw = self.held
         if self.held_id is not None:
             ids[0] = self.held_id
-        self.reader.feed(text, self.kind == "vtt", raw, ids, final)
-        del text
-        if final or not raw:
-            self.held, self.held_id = [], None
-        else:
-            self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
-        cleaned = self._clean(raw, ids)
-        del raw
         used = self.used
-        if used is None:  # the first piece: decide from it
-            share, minimum = (0.2, 1) if self.inline_seen else (0.6, 20)
-            rolling = (
-                self.forced
-                if self.forced is not None
-                else self.candidates >= minimum and self.repeats >= share * self.candidates
-            )
-            used = Decisions(self.inline_seen, rolling, self._named(), frozenset())
-        out = self._dedupe(cleaned, used)
-        del cleaned
+        if fast:
+            # Every block a cue of the usual shape: the last one waits, as `_BlockReader`
+            # would keep it, and the reader goes on from it.
+            self.reader.first = False
+            starts, ends, texts = fast
+            n = len(texts) - 1
+            self.held, self.held_id = [(starts[n], ends[n], [texts[n]])], None
+            self.reader.current = self.held[0][2]
+            assert used is not None
+            out: list[Cue] = []
+            self._clean_dedupe(_joined(raw), ids, used, out)
+            self._clean_dedupe(islice(zip(starts, ends, texts), n), {}, used, out)
+            del fast, starts, ends, texts
+        else:
+            self.reader.feed(text, self.kind == "vtt", raw, ids, final)
+            del text
+            if final or not raw:
+                self.held, self.held_id = [], None
+            else:
+                self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
+            if used is not None:
+                out = []
+                self._clean_dedupe(_joined(raw), ids, used, out)
+            else:  # the first piece: decide from it
+                cleaned = self._clean(raw, ids)
+                share, minimum = (0.2, 1) if self.inline_seen else (0.6, 20)
+                rolling = (
+                    self.forced
+                    if self.forced is not None
+                    else self.candidates >= minimum and self.repeats >= share * self.candidates
+                )
+                used = Decisions(self.inline_seen, rolling, self._named(), frozenset())
+                out = self._dedupe(cleaned, used)
+                del cleaned
+            del raw
         self._count_labels(out)
         if self.used is None:
             used = replace(used, labels=self._labels())
@@ -723,6 +838,119 @@ class CueStream:
         self.repeats += repeats
         self.ids_total += texts
         return cleaned
+
+    def _clean_dedupe(
+        self,
+        raw: Iterable[tuple[float, float, str]],
+        ids: dict[int, str],
+        used: Decisions,
+        out: list[Cue],
+    ) -> None:
+        """`_dedupe(_clean(raw, ids), used)` in one pass, appended to `out`: once the
+        decisions are made (every piece after the first), nothing waits between them.
+        Each cue's text is its lines joined."""
+        rolling, named = used.rolling, used.named
+        append = out.append
+        last = self.last
+        plain = self.last_plain
+        after_text = self.after_text
+        prev, prev_end = self.prev, self.prev_end
+        candidates = repeats = texts = removed = 0
+        rolled = 0  # cues taken by the shortcuts: each a candidate, a repeat, a removal
+        new_cue = tuple.__new__  # `Cue(...)` without the Python frame of its __new__
+        for number, (start, end, joined) in enumerate(raw):
+            if (
+                plain
+                and rolling
+                and joined.startswith(last)  # type: ignore[arg-type]
+                and prev
+                and prev[-1] == last
+                and start <= prev_end + 1.0
+                and not (ids and number in ids)
+            ):
+                # The two cues rolling captions are made of, in a few steps (as the
+                # general ones below would take them): a snapshot of the last line, and
+                # the last line with a new one under it.
+                tail = joined[len(last) :]
+                if tail in _PADDING:
+                    rolled += 1
+                    after_text = True
+                    prev, prev_end = [last], end
+                    continue
+                if tail[:1] == "\n" and len(prev) == 1:
+                    new = tail[1:]
+                    if (
+                        "\n" not in new
+                        and "<" not in new
+                        and "&" not in new
+                        and "{" not in new
+                        and new.isascii()
+                    ):
+                        line = " ".join(new.split())
+                        if line:
+                            rolled += 1
+                            after_text = True
+                            prev, prev_end = [last, line], end
+                            last = line
+                            append(new_cue(Cue, (start, end, line, None, None)))
+                            continue
+            segs: _Segs | None = None
+            flat: list[str]
+            if plain and joined.startswith(last) and joined[len(last) :] in _PADDING:  # type: ignore[arg-type]
+                flat = [last]  # type: ignore[list-item]
+                is_plain = True  # a snapshot cue (see `_clean`)
+            elif "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
+                flat = [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()]
+                is_plain = True
+            else:
+                is_plain = False
+                if "<v" in joined or "<V" in joined:
+                    segs = _voices(joined)
+                    flat = [line for _, seg in segs for line in seg]
+                else:
+                    flat = clean_text(joined)
+            if not flat:
+                if after_text:  # a blank cue: a pause, after which a line said again stays
+                    prev = []
+                    after_text = False
+                continue
+            if last is not None:
+                candidates += 1
+                repeats += flat[0] == last or _repeats(last, flat)
+            last = flat[-1]
+            plain = is_plain
+            after_text = True
+            texts += 1
+            ident = ids.get(number) if ids else None
+            if ident:
+                self._count_id(ident)
+            k = 0
+            grown: str | None = None
+            if rolling:
+                if prev and start > prev_end + 1.0:
+                    prev = []
+                if prev and (flat[0] in prev or prev[-1] in flat[0]):
+                    k = 1 if prev[-1] == flat[0] and (len(flat) == 1 or len(prev) == 1) else 0
+                    if not k:
+                        k, grown = _overlap(prev, flat)
+                    removed += k
+                prev, prev_end = flat, end
+            if segs is None:
+                if grown is not None:  # a line still being typed: only its new words
+                    k -= 1
+                    flat = [*flat[:k], grown, *flat[k + 1 :]] if grown else flat[:k] + flat[k + 1 :]
+                if k < len(flat):
+                    speaker = ident if named else None
+                    append(Cue(start, end, "\n".join(flat[k:] if k else flat), speaker))
+                continue
+            for speaker, seg in _drop_lines(segs, k) if k else segs:
+                append(Cue(start, end, "\n".join(seg), speaker))
+        self.last, self.after_text, self.last_plain = last, after_text, plain
+        self.candidates += candidates + rolled
+        self.repeats += repeats + rolled
+        self.ids_total += texts + rolled
+        self.prev, self.prev_end = prev, prev_end
+        self.removed += removed + rolled
 
     def _count_id(self, ident: str) -> None:
         if _is_id_name(ident):
@@ -914,6 +1142,89 @@ class _BlockReader:
         self.headers += headers
 
 
+class _UsualCues(NamedTuple):
+    """The cues of a piece (see `_usual_cues`): their starts, ends and texts."""
+
+    starts: list[float]
+    ends: list[float]
+    texts: Sequence[str]
+
+
+def _usual_cues(text: str) -> _UsualCues | None:
+    """The cues of a piece made only of cues of the usual shape (timing line, then text
+    without `-->`; automatic captions are), each with its text, read by one regex call as
+    `_BlockReader.feed` reads them block by block; None when any block differs."""
+    if (text[12:17] != " --> " and text[13:18] != " --> ") or "\n\n\n" in text:
+        return None
+    text = "\n\n" + text
+    blocks = text.count("\n\n")
+    if text.count("-->") != blocks:
+        return None
+    starts: list[float] = []
+    ends: list[float] = []
+    texts: list[str] = []
+    hm, ss, add = _HM.__getitem__, _SS.__getitem__, operator.add
+    find = _USUAL_CUE.findall
+    pos, size = 0, len(text)
+    while pos < size:
+        # A batch at a time, the times looked up while its strings are still in the
+        # processor's cache: twice as fast as all of the piece at once.
+        cut = text.find("\n\n", pos + _USUAL_BATCH)
+        if cut < 0:
+            cut = size
+        found = find(text, pos, cut)
+        if not found:
+            return None
+        hours, _, seconds, end_hours, end_seconds, said = zip(*found)
+        try:
+            starts += map(add, map(hm, hours), map(ss, seconds))
+            ends += map(add, map(hm, end_hours), map(ss, end_seconds))
+        except KeyError:  # not a time after all
+            return None
+        texts += said
+        pos = cut
+    # Each match starts at a blank line and holds no other: with as many matches as
+    # blocks, and one `-->` in each, they are the blocks.
+    return _UsualCues(starts, ends, texts) if len(texts) == blocks else None
+
+
+#: How much of a piece `_usual_cues` reads at a time, in characters.
+_USUAL_BATCH = 128 * 1024
+
+
+def _joined(
+    raw: list[tuple[float, float, list[str]]],
+) -> Iterator[tuple[float, float, str]]:
+    return ((s, e, lines[0] if len(lines) == 1 else "\n".join(lines)) for s, e, lines in raw)
+
+
+class Prepared(NamedTuple):
+    """A piece of WebVTT as `prepare` leaves it: whether it held `<c>`; its cues when
+    every block is one of the usual shape, else its text without word timings."""
+
+    has_c: bool
+    text: str | None
+    cues: _UsualCues | None
+
+
+def prepare(text: str) -> Prepared:
+    """The part of `CueStream.feed` that needs nothing from the pieces before (run in
+    `caption_worker` for a stream that has decided that word timings are in it)."""
+    has_c = "<c>" in text
+    text = _WORD_TIMINGS.sub("", text)
+    cues = _usual_cues(text)
+    return Prepared(has_c, None if cues else text, cues)
+
+
+#: A block of the usual shape (see `_BlockReader.feed`), after its blank line: both
+#: times with two-digit hours, or both with three (past 99 hours: long live streams).
+#: Any character stands for a digit: `_HM` and `_SS` refuse what is not a time.
+_USUAL_CUE = re.compile(
+    r"\n\n(..(?P<h>.)?:..:)(......) --> ((?(h)...|..):..:)(......)"
+    r"(?:[ \t][^\n]*)?\n([^\n]*(?:\n[^\n]+)*+)(?=\n\n|\Z)"
+)
+
+
 def _blocks(
     text: str, vtt: bool, ids: dict[int, str] | None = None
 ) -> tuple[list[tuple[float, float, list[str]]], int, int]:
@@ -992,7 +1303,11 @@ _TAGS = re.compile(
     r"|<(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}>",
     re.I,
 )
-_WORD_TIMINGS = re.compile(r"<(?:/?c|\d\d+:\d\d:\d\d\.\d\d\d)>")
+#: `<c>`, `</c>` and `<00:00:01.234>`, and where they follow each other as YouTube writes
+#: them (`</c><00:00:01.234><c>`), all of them in one match: the same text a fifth sooner.
+_WORD_TIMINGS = re.compile(
+    r"<(?:/c>(?:<\d\d+:\d\d:\d\d\.\d\d\d>(?:<c>)?)?|c>|\d\d+:\d\d:\d\d\.\d\d\d>(?:<c>)?)"
+)
 _INLINE = re.compile(r"<\d\d+:\d\d:\d\d\.\d\d\d>")
 _BR_TAG = re.compile(r"<br\s*/?>", re.I)
 _ASS = re.compile(r"\{\\[^{}]*\}")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -456,6 +457,7 @@ def render_stream(
     what the whole file decides differs from what its first piece did; `sink` is then
     rewritten. Larger than MAX_CAPTION_BYTES is `too_large`."""
     replay = source if _seekable(source) else _Replay(source)
+    size = _file_size(source)
     assume: captions.Decisions | None = None
     for attempt in range(6):
         replay.seek(0)
@@ -469,6 +471,7 @@ def render_stream(
             chunk=chunk,
             limit=MAX_CAPTION_BYTES,
             document_limit=min(MAX_CAPTION_BYTES, captions.MAX_DOCUMENT_BYTES),
+            size=size,
         )
         pending: list[str] = []
         writer = MarkdownWriter(layout, pending.append)
@@ -511,6 +514,15 @@ def markdown_of(
     sink = io.BytesIO()
     done = render_stream(io.BytesIO(data), layout, sink, rolling=rolling, encoding=encoding)
     return sink.getvalue().decode("utf-8"), done
+
+
+def _file_size(stream: IO[bytes]) -> int | None:
+    """The size of a regular file being read (None for a pipe or a stream in memory)."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def _seekable(stream: IO[bytes]) -> bool:

@@ -327,6 +327,147 @@ def test_what_only_a_later_piece_shows_decides_for_the_whole_file() -> None:
     assert streamed(data, 200)[1] == whole
 
 
+def unusual_rolling(size: int) -> bytes:
+    """Rolling captions with, here and there, blocks that are not of the usual shape: an
+    identifier, a comment, a blank line inside a cue, markup, an entity, an extra blank
+    line, times past 99 hours."""
+    text = rolling(size).decode()
+    blocks = text.split("\n\n")
+    odd = [
+        lambda b: "intro\n" + b,
+        lambda b: "NOTE a comment\n\n" + b,
+        lambda b: b + "\n\nand what follows a blank line",
+        lambda b: b + " <i>Tom</i> &amp; Jerry",
+        lambda b: b + "\n",
+        lambda b: b.replace("00:", "100:", 2),
+    ]
+    for n in range(40, len(blocks) - 1, 97):
+        blocks[n] = odd[n % len(odd)](blocks[n])
+    return "\n\n".join(blocks).encode()
+
+
+@pytest.mark.parametrize("make", [rolling, unusual_rolling])
+@pytest.mark.parametrize("chunk", [997, 65536])
+def test_a_second_process_reading_ahead_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch, make: Any, chunk: int
+) -> None:
+    """Past PARALLEL_BYTES, a worker process reads the next piece (word timings off, cues
+    found) while this one cleans the current one: the same Markdown and counts as the
+    file read whole, and the worker is gone afterwards."""
+    from xdl.core import caption_worker, captions, markdown
+
+    data = make(300_000)
+    whole, caps, paras = markdown.convert(data, markdown.Layout(timestamps=True))
+    received, pids = [], []
+    worker = caption_worker.Worker
+    recv, start = worker.recv, worker.__init__
+    monkeypatch.setattr(worker, "recv", lambda w: received.append(1) or recv(w))
+    monkeypatch.setattr(worker, "__init__", lambda w: start(w) or pids.append(w._pid))
+    monkeypatch.setattr(captions, "PARALLEL_BYTES", 0)
+    row, text = streamed(data, chunk, timestamps=True)
+    assert text == whole
+    assert row["duplicates_removed"] == caps.duplicates_removed > 1000
+    assert row["skipped_blocks"] == caps.skipped_blocks
+    assert row["words"] == sum(p.count for p in paras)
+    assert len(received) >= 2
+    assert pids and not any(Path(f"/proc/{pid}").exists() for pid in pids)  # reaped
+
+
+def test_a_file_known_to_be_large_gets_its_worker_at_the_second_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A regular file's size is known before it is read: past PARALLEL_BYTES, the worker
+    takes the second piece already (a pipe has to be read that far first)."""
+    from xdl.core import caption_worker, captions, markdown
+
+    data = rolling(300_000)
+    path = tmp_path / "auto.vtt"
+    path.write_bytes(data)
+    whole, _, _ = markdown.convert(data, markdown.Layout())
+    sent: list[int] = []
+    worker = caption_worker.Worker
+    send = worker.send
+    monkeypatch.setattr(worker, "send", lambda w, t: sent.append(len(t)) or send(w, t))
+    monkeypatch.setattr(captions, "PARALLEL_BYTES", 200_000)
+    _, text = markdown.convert_file(str(path), markdown.Layout(), output="-", chunk=65536)
+    assert text == whole
+    pieces = len(data) // 65536
+    assert len(sent) >= pieces - 2  # all but the first and the last
+
+
+def test_a_worker_that_dies_is_done_without(monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    from xdl.core import caption_worker, captions, markdown
+
+    data = rolling(300_000)
+    whole, _, _ = markdown.convert(data, markdown.Layout())
+    recv = caption_worker.Worker.recv
+    calls = []
+
+    def dies(worker: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(worker._pid, signal.SIGKILL)
+            os.waitpid(worker._pid, 0)
+        return recv(worker)
+
+    monkeypatch.setattr(caption_worker.Worker, "recv", dies)
+    monkeypatch.setattr(captions, "PARALLEL_BYTES", 0)
+    assert streamed(data, 4096)[1] == whole
+    assert len(calls) == 3
+
+
+def test_ctrl_c_with_a_worker_exits_130_and_leaves_no_process(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: the command says `interrupted` (exit 130),
+    the worker ends with it, and no traceback is printed by either."""
+    import signal
+    import time
+
+    data = rolling(600_000)
+    script = (
+        "import xdl.core.captions as c; c.PARALLEL_BYTES = 0; c.CHUNK_CHARS = 4096\n"
+        "from xdl.cli.main import main; main()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, "to-markdown", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(data[: len(data) // 2])  # the rest never comes: it waits for more
+    proc.stdin.flush()
+    children: list[int] = []
+    deadline = time.monotonic() + 30
+    while not children and time.monotonic() < deadline:
+        children = _children(proc.pid)
+        time.sleep(0.05)
+    assert children, "no worker started"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()
+    assert err.decode().strip() == "xdl: interrupted"  # as without a worker
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, "the worker outlived the command"
+        time.sleep(0.05)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat_file.parent.name))
+    return found
+
+
 def test_a_file_that_stops_being_utf8_is_read_again_in_its_encoding() -> None:
     from xdl.core import markdown
 
