@@ -16,7 +16,7 @@ import html
 import operator
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -664,6 +664,60 @@ _Cleaned = tuple[float, float, _Segs | None, list[str], str | None]
 _PADDING = frozenset(("", "\n", "\n "))
 
 
+def _clean_cue(joined: str, last: str | None, plain: bool) -> tuple[_Segs | None, list[str], bool]:
+    """A cue's text cleaned: its voices (or None), its lines, and whether the text had no
+    markup (so the next cue's snapshot test can compare strings)."""
+    if plain and joined.startswith(last) and joined[len(last) :] in _PADDING:  # type: ignore[arg-type]
+        # The last line again (YouTube's 10 ms snapshot cues: half the cues of automatic
+        # captions): the plain path below would give just that.
+        return None, [last], True  # type: ignore[list-item]
+    if "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
+        return (
+            None,
+            [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()],
+            True,
+        )
+    if "<v" in joined or "<V" in joined:
+        segs = _voices(joined)
+        return segs, [line for _, seg in segs for line in seg], False
+    return None, clean_text(joined), False
+
+
+def _repeated(prev: list[str], flat: list[str]) -> tuple[int, str | None]:
+    """Rolling captions: how many of the cue's opening lines repeat the end of the cue
+    before it (the only lines ever removed), and the new words of a line still being
+    typed (None when no line grew)."""
+    if not (flat[0] in prev or prev[-1] in flat[0]):
+        return 0, None
+    # The usual cases (one new line under the last one; a snapshot of it) without a
+    # call; anything longer goes through _overlap.
+    if prev[-1] == flat[0] and (len(flat) == 1 or len(prev) == 1):
+        return 1, None
+    return _overlap(prev, flat)
+
+
+def _add_cue(
+    append: Callable[[Cue], None],
+    start: float,
+    end: float,
+    segs: _Segs | None,
+    flat: list[str],
+    k: int,
+    grown: str | None,
+    speaker: str | None,
+) -> None:
+    """The cue without its first `k` lines (`grown`: the new words of the last of them)."""
+    if segs is not None:
+        for voice, seg in _drop_lines(segs, k) if k else segs:
+            append(Cue(start, end, "\n".join(seg), voice))
+        return
+    if grown is not None:  # a line still being typed: only its new words
+        k -= 1
+        flat = [*flat[:k], grown, *flat[k + 1 :]] if grown else flat[:k] + flat[k + 1 :]
+    if k < len(flat):
+        append(Cue(start, end, "\n".join(flat[k:] if k else flat), speaker))
+
+
 class CueStream:
     """WebVTT or SRT text fed in pieces cut at blank lines (`feed`), cleaned cues out.
 
@@ -754,13 +808,7 @@ class CueStream:
                 self._clean_dedupe(_joined(raw), ids, used, out)
             else:  # the first piece: decide from it
                 cleaned = self._clean(raw, ids)
-                share, minimum = (0.2, 1) if self.inline_seen else (0.6, 20)
-                rolling = (
-                    self.forced
-                    if self.forced is not None
-                    else self.candidates >= minimum and self.repeats >= share * self.candidates
-                )
-                used = Decisions(self.inline_seen, rolling, self._named(), frozenset())
+                used = Decisions(self.inline_seen, self._rolling(), self._named(), frozenset())
                 out = self._dedupe(cleaned, used)
                 del cleaned
             del raw
@@ -772,13 +820,15 @@ class CueStream:
 
     def decided(self) -> Decisions:
         """What the whole file decides (compare with `used` after the last piece)."""
+        return Decisions(self.inline_seen, self._rolling(), self._named(), self._labels())
+
+    def _rolling(self) -> bool:
+        """Rolling captions: forced, or most cues so far open with the last line of the
+        cue before (with word timings, a fifth is enough)."""
+        if self.forced is not None:
+            return self.forced
         share, minimum = (0.2, 1) if self.inline_seen else (0.6, 20)
-        rolling = (
-            self.forced
-            if self.forced is not None
-            else self.candidates >= minimum and self.repeats >= share * self.candidates
-        )
-        return Decisions(self.inline_seen, rolling, self._named(), self._labels())
+        return self.candidates >= minimum and self.repeats >= share * self.candidates
 
     def captions(self, cues: list[Cue]) -> Captions:
         rolling = self.used.rolling if self.used is not None else False
@@ -798,23 +848,7 @@ class CueStream:
         after_text = self.after_text
         for number, (start, end, lines) in enumerate(raw):
             joined = lines[0] if len(lines) == 1 else "\n".join(lines)
-            segs: _Segs | None = None
-            flat: list[str]
-            if plain and joined.startswith(last) and joined[len(last) :] in _PADDING:  # type: ignore[arg-type]
-                # The last line again (YouTube's 10 ms snapshot cues: half the cues of
-                # automatic captions): the fast path below would give just that.
-                flat = [last]  # type: ignore[list-item]
-                is_plain = True
-            elif "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
-                flat = [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()]
-                is_plain = True
-            else:
-                is_plain = False
-                if "<v" in joined or "<V" in joined:
-                    segs = _voices(joined)
-                    flat = [line for _, seg in segs for line in seg]
-                else:
-                    flat = clean_text(joined)
+            segs, flat, is_plain = _clean_cue(joined, last, plain)
             if flat:
                 if last is not None:
                     candidates += 1
@@ -894,21 +928,7 @@ class CueStream:
                             last = line
                             append(new_cue(Cue, (start, end, line, None, None)))
                             continue
-            segs: _Segs | None = None
-            flat: list[str]
-            if plain and joined.startswith(last) and joined[len(last) :] in _PADDING:  # type: ignore[arg-type]
-                flat = [last]  # type: ignore[list-item]
-                is_plain = True  # a snapshot cue (see `_clean`)
-            elif "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
-                flat = [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()]
-                is_plain = True
-            else:
-                is_plain = False
-                if "<v" in joined or "<V" in joined:
-                    segs = _voices(joined)
-                    flat = [line for _, seg in segs for line in seg]
-                else:
-                    flat = clean_text(joined)
+            segs, flat, is_plain = _clean_cue(joined, last, plain)
             if not flat:
                 if after_text:  # a blank cue: a pause, after which a line said again stays
                     prev = []
@@ -924,27 +944,13 @@ class CueStream:
             ident = ids.get(number) if ids else None
             if ident:
                 self._count_id(ident)
-            k = 0
-            grown: str | None = None
+            k, grown = 0, None
             if rolling:
-                if prev and start > prev_end + 1.0:
-                    prev = []
-                if prev and (flat[0] in prev or prev[-1] in flat[0]):
-                    k = 1 if prev[-1] == flat[0] and (len(flat) == 1 or len(prev) == 1) else 0
-                    if not k:
-                        k, grown = _overlap(prev, flat)
+                if prev and start <= prev_end + 1.0:
+                    k, grown = _repeated(prev, flat)
                     removed += k
                 prev, prev_end = flat, end
-            if segs is None:
-                if grown is not None:  # a line still being typed: only its new words
-                    k -= 1
-                    flat = [*flat[:k], grown, *flat[k + 1 :]] if grown else flat[:k] + flat[k + 1 :]
-                if k < len(flat):
-                    speaker = ident if named else None
-                    append(Cue(start, end, "\n".join(flat[k:] if k else flat), speaker))
-                continue
-            for speaker, seg in _drop_lines(segs, k) if k else segs:
-                append(Cue(start, end, "\n".join(seg), speaker))
+            _add_cue(append, start, end, segs, flat, k, grown, ident if named else None)
         self.last, self.after_text, self.last_plain = last, after_text, plain
         self.candidates += candidates + rolled
         self.repeats += repeats + rolled
@@ -974,29 +980,13 @@ class CueStream:
             if not flat:
                 prev = []  # after a pause, a line said again is said again
                 continue
-            k = 0
-            grown: str | None = None
+            k, grown = 0, None
             if rolling:
-                if prev and start > prev_end + 1.0:
-                    prev = []
-                if prev and (flat[0] in prev or prev[-1] in flat[0]):
-                    # The usual cases (one new line under the last one; a snapshot of it)
-                    # without a call; anything longer goes through _overlap.
-                    k = 1 if prev[-1] == flat[0] and (len(flat) == 1 or len(prev) == 1) else 0
-                    if not k:
-                        k, grown = _overlap(prev, flat)
+                if prev and start <= prev_end + 1.0:
+                    k, grown = _repeated(prev, flat)
                     removed += k
                 prev, prev_end = flat, end
-            if segs is None:
-                if grown is not None:  # a line still being typed: only its new words
-                    k -= 1
-                    flat = [*flat[:k], grown, *flat[k + 1 :]] if grown else flat[:k] + flat[k + 1 :]
-                if k < len(flat):
-                    speaker = ident if named else None
-                    out.append(Cue(start, end, "\n".join(flat[k:] if k else flat), speaker))
-                continue
-            for speaker, seg in _drop_lines(segs, k) if k else segs:
-                out.append(Cue(start, end, "\n".join(seg), speaker))
+            _add_cue(out.append, start, end, segs, flat, k, grown, ident if named else None)
         self.prev, self.prev_end = prev, prev_end
         self.removed += removed
         return out
