@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from queue_runs import run_all
 
 import media_site
 from xdl.core import queue as q
 from xdl.core.queue import JsonStore, NewTask, Task, Worker
 from xdl.core.queue.filestore.files import dump
-from xdl.core.queue.run import RunOptions, RunReport, TaskResult, run_queue
+from xdl.core.queue.run import RunOptions
 
 XDL = str(Path(sys.executable).parent / "xdl")
 DATA = media_site.BLOB[: 1024 * 1024]
@@ -117,19 +118,6 @@ def test_a_task_given_up_while_the_run_takes_it_back_is_reported_and_exits_1(
     assert (task.status, task.lost) == ("failed", q.MAX_LOST)
     again = xdl("queue", "run")
     assert (again.exit_code, again.stdout) == (0, "")  # nothing failed in this one
-
-
-def run_all(*args: Any, rows: list[dict[str, Any]] | None = None, **kwargs: Any) -> RunReport:
-    """Iterate a run to its end: its final report; its result lines into `rows`."""
-    report = None
-    for event in run_queue(*args, **kwargs):
-        if isinstance(event, TaskResult):
-            if event.final and rows is not None:
-                rows.append(event.row)
-        else:
-            report = event
-    assert report is not None
-    return report
 
 
 def test_run_queue_counts_given_up_tasks_as_failed(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from queue_runs import run_all
 
 from xdl.core import errors
 from xdl.core.queue import JsonStore, NewTask, Task
@@ -26,19 +27,6 @@ def add(store: JsonStore, *urls: str) -> None:
 
 def statuses(store: JsonStore) -> dict[str, str]:
     return {t.url: t.status for t in JsonStore(store.path).tasks()}
-
-
-def run_all(*args: Any, rows: list[dict[str, Any]] | None = None, **kwargs: Any) -> RunReport:
-    """Iterate a run to its end: its final report; its result lines into `rows`."""
-    report = None
-    for event in run_queue(*args, **kwargs):
-        if isinstance(event, TaskResult):
-            if event.final and rows is not None:
-                rows.append(event.row)
-        else:
-            report = event
-    assert report is not None
-    return report
 
 
 def test_drains_and_records_results(store: JsonStore) -> None:
