@@ -1,7 +1,8 @@
 """Clean cues into readable text: sentences joined across cues, then paragraphs.
 
-`render_markdown` is what `xdl to-markdown` and `xdl transcript -F md` print;
-`convert_file` is the whole of one `to-markdown` input (read, parse, write, count).
+`render_stream` is what `xdl to-markdown` and `xdl transcript -F md` print, made a piece
+at a time; `convert_file` is the whole of one `to-markdown` input (read, parse, write,
+count). `convert` makes the same Markdown from a whole parse (`captions.parse`).
 """
 
 from __future__ import annotations

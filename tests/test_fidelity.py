@@ -130,7 +130,7 @@ def _secs(stamp: str) -> float:
 
 
 def output_words(data: bytes) -> list[str]:
-    text, _, _ = markdown.convert(data, markdown.Layout())
+    text, _ = markdown.markdown_of(data, markdown.Layout())  # to-markdown's own path
     text = re.sub(r"\*\*[^*\n]+:\*\*", " ", text)  # speaker names are markup here
     return tokens(text)
 
