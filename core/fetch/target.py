@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import queue
@@ -675,10 +676,9 @@ def write_new(
         dirfd = open_folder(folder, parts)
     except OSError as e:
         raise errors.OutputNotWritable(f"cannot write in {folder}: {e.strerror or e}") from None
-    stream = None if isinstance(content, (str, bytes)) else content
-    data = content.encode("utf-8") if isinstance(content, str) else b""
-    if isinstance(content, bytes):
-        data = content
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    stream = io.BytesIO(content) if isinstance(content, bytes) else content
     name = dest.name
     tmp = f".{name[:200]}.{os.getpid()}.{threading.get_ident()}.tmp"
     kw = {"src_dir_fd": dirfd, "dst_dir_fd": dirfd}
@@ -690,14 +690,9 @@ def write_new(
             return False
         fd = _open_file(tmp, dirfd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dest.parent)
         try:
-            while True:
-                view = memoryview(data if stream is None else stream.read(1 << 20))
-                if not view:
-                    break
+            while view := memoryview(stream.read(1 << 20)):
                 while view:
                     view = view[os.write(fd, view) :]
-                if stream is None:
-                    break
         except OSError as e:
             raise (no_space(dest, e) if is_no_space(e) else e) from None
         finally:
