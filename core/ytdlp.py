@@ -18,7 +18,7 @@ from typing import Any
 import yt_dlp
 from yt_dlp.downloader import external as _external
 from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
-from yt_dlp.utils import DownloadError, ExtractorError, Popen, UnsupportedError
+from yt_dlp.utils import DownloadError, ExtractorError, Popen, UnsupportedError, variadic
 
 from . import errors
 from .inputs import refused
@@ -183,14 +183,54 @@ def download(
 
 
 def extractor_for(url: str) -> str | None:
-    """The name of the specific (non-generic) yt-dlp extractor that claims `url`, if any."""
-    for ie in yt_dlp.extractor.gen_extractor_classes():
-        name = ie.ie_key()
-        if name == "Generic":
-            continue
-        if ie.suitable(url) and ie.working():
-            return str(name)
+    """The name of the specific (non-generic) yt-dlp extractor that claims `url`, if any:
+    the first in yt-dlp's own order, as `yt-dlp URL` would choose."""
+    for name, ie, patterns in _url_matchers():
+        if patterns is None:
+            claimed = ie.suitable(url)
+        else:
+            claimed = False
+            for pattern in patterns:
+                if pattern.match(url):
+                    claimed = True
+                    break
+        if claimed and ie.working():
+            return name
     return None
+
+
+_matchers: list[tuple[str, Any, tuple[re.Pattern[str], ...] | None]] | None = None
+_matchers_lock = threading.Lock()
+
+
+def _url_matchers() -> list[tuple[str, Any, tuple[re.Pattern[str], ...] | None]]:
+    """Every specific extractor with its compiled `_VALID_URL`s, once per process. Asking
+    each class `suitable(url)` costs ~2.7 µs of Python per extractor, 4.7 ms per URL over
+    ~1,750 of them (most of a `fetch -j 8` of small files); matching the patterns in one
+    loop costs a fifth. Extractors with a `suitable` of their own (~80) are still asked."""
+    global _matchers
+    with _matchers_lock:
+        if _matchers is None:
+            from yt_dlp.extractor.common import InfoExtractor
+
+            default = {InfoExtractor.suitable.__func__}
+            try:
+                from yt_dlp.extractor.lazy_extractors import LazyLoadExtractor
+            except ImportError:  # yt-dlp built without its lazy extractors
+                pass
+            else:
+                default.add(LazyLoadExtractor.suitable.__func__)
+            table: list[tuple[str, Any, tuple[re.Pattern[str], ...] | None]] = []
+            for ie in yt_dlp.extractor.gen_extractor_classes():
+                name = str(ie.ie_key())
+                if name == "Generic":
+                    continue
+                if getattr(ie.suitable, "__func__", None) not in default:
+                    table.append((name, ie, None))
+                elif ie._VALID_URL:  # None or False: the class claims no URL
+                    table.append((name, ie, tuple(map(re.compile, variadic(ie._VALID_URL)))))
+            _matchers = table
+        return _matchers
 
 
 @contextmanager
