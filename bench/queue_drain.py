@@ -34,12 +34,13 @@ def child(location: str, workers: int) -> int:
         return 2
 
     def drain(k: int) -> None:
-        task = store.finish(me, None, lease=300.0).claimed
-        while task is not None:
-            finished = store.finish(me, Outcome(task.id, RESULT), lease=300.0)
-            assert finished.recorded, f"task {task.id} was not recorded"
+        claimed = store.finish(me, claim=1, lease=300.0).claimed
+        while claimed:
+            (task,) = claimed
+            finished = store.finish(me, [Outcome(task.id, RESULT)], claim=1, lease=300.0)
+            assert finished.recorded == (True,), f"task {task.id} was not recorded"
             counts[k] += 1
-            task = finished.claimed
+            claimed = finished.claimed
 
     threads = [threading.Thread(target=drain, args=(k,)) for k in range(workers)]
     for t in threads:

@@ -192,8 +192,8 @@ def test_taken_back_task_keeps_its_retries_and_fails_after_max_lost(store: Queue
     for lost in range(MAX_LOST):
         t = store.claim(dead_worker(), 3600)
         assert t is not None and (t.attempts, t.lost) == (1, lost)  # no retry used up
-    finished = store.finish(Worker.here(), None, lease=60)
-    assert finished.claimed is None
+    finished = store.finish(Worker.here(), claim=1, lease=60)
+    assert finished.claimed == ()
     (task,) = finished.given_up
     assert (task.status, task.attempts, task.lost) == ("failed", 0, MAX_LOST)
     assert task.error and task.error["code"] == "worker_lost"
@@ -406,3 +406,30 @@ def test_every_command_through_the_cli(xdl: Any, location: str) -> None:
     assert "s3cret-Pw-7" not in "".join(
         r.stdout + r.stderr for r in (added, again, listed, removed, cleared)
     )
+
+
+def test_finish_records_several_outcomes_and_claims_several_tasks_in_one_call(
+    store: QueueStore, worker: Worker, fresh: Callable[[], QueueStore]
+) -> None:
+    """A runner's keeper records what its workers finished and claims their next tasks in
+    one write: each outcome is recorded only while its task is ours, a task queued again
+    for a retry is not claimed back by the same write, and the claims follow priority."""
+    from xdl.core.queue import Outcome
+
+    store.add(urls(4))
+    store.add([NewTask("https://example.com/urgent", priority=5)])
+    a, b, c = (store.claim(worker, 60) for _ in range(3))
+    assert a and b and c and [a.id, b.id, c.id] == [5, 1, 2]
+    assert store.cancel([c.id])[0]  # no longer ours: its outcome is not recorded
+    error = {"code": "network", "message": "reset"}
+    finished = store.finish(
+        worker,
+        [Outcome(a.id, {"bytes": 1}), Outcome(b.id, None, error, time.time()), Outcome(c.id, {})],
+        claim=3,
+        lease=60,
+    )
+    assert finished.recorded == (True, True, False)
+    assert [t.id for t in finished.claimed] == [3, 4]  # not b, queued again in this write
+    status = {t.id: t.status for t in fresh().tasks()}  # type: ignore[union-attr]
+    assert status == {1: "queued", 2: "cancelled", 3: "running", 4: "running", 5: "done"}
+    assert store.finish(worker, claim=2, lease=60).claimed[0].id == 1  # its retry time came

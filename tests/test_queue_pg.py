@@ -265,8 +265,10 @@ def test_a_runner_pays_one_statement_per_task_and_one_per_renewal(
     ids = [t.id for t in held if t]
     assert sent.count(lambda: store.renew(worker, ids, 60, {ids[0]: 10})) == 1
     finished: list[Any] = []
-    n = sent.count(lambda: finished.append(store.finish(worker, Outcome(ids[0], {}), lease=60)))
-    assert n == 1 and finished[0].recorded and finished[0].claimed is not None
+    n = sent.count(
+        lambda: finished.append(store.finish(worker, [Outcome(ids[0], {})], claim=1, lease=60))
+    )
+    assert n == 1 and finished[0].recorded == (True,) and len(finished[0].claimed) == 1
     assert sent.count(lambda: store.complete(worker, ids[1], {"bytes": 1})) == 1
     assert "BEGIN" not in sent.sent and "SELECT" not in sent.sent
     statuses = {t.id: t.status for t in open_store(pg_url).tasks()}  # type: ignore[union-attr]
@@ -287,8 +289,8 @@ def test_a_runner_whose_lease_was_lost_cannot_write_after_a_fast_claim(pg_url: s
     time.sleep(0.6)
     again = fast.claim(other, 60)  # the expired lease is taken back first: task 1 again
     assert again is not None and again.id == 1 and again.lost == 1
-    finished = slow.finish(late, Outcome(1, {"path": "/late"}), lease=60)
-    assert not finished.recorded
+    finished = slow.finish(late, [Outcome(1, {"path": "/late"})], claim=1, lease=60)
+    assert finished.recorded == (False,)
     assert slow.renew(late, [1], 60) == {1}
     assert fast.complete(other, 1, {"path": "/right"})
     (task,) = fast.tasks(ids=[1])

@@ -4,6 +4,7 @@ errors, stops cancelled downloads, and puts tasks back when stopped."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -110,10 +111,12 @@ def test_paused_queue_is_not_run(store: JsonStore) -> None:
     assert statuses(store) == {"https://a.example/1": "queued"}
 
 
-def test_stop_puts_in_flight_tasks_back(store: JsonStore) -> None:
-    add(store, *(f"https://a.example/{i}" for i in range(4)))
+@pytest.mark.parametrize("jobs", [2, 8])
+def test_stop_puts_in_flight_tasks_back(store: JsonStore, jobs: int) -> None:
+    """-j 8 also holds tasks claimed ahead for its workers (2): they go back too."""
+    add(store, *(f"https://a.example/{i}" for i in range(jobs + 4)))
     stop = threading.Event()
-    started = threading.Barrier(3)
+    started = threading.Barrier(jobs + 1)
 
     def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
         started.wait(timeout=30)
@@ -123,17 +126,22 @@ def test_stop_puts_in_flight_tasks_back(store: JsonStore) -> None:
     result: dict[str, Any] = {}
     th = threading.Thread(
         target=lambda: result.update(
-            r=run_all(store, download, options=RunOptions(jobs=2), stop=stop)
+            r=run_all(store, download, options=RunOptions(jobs=jobs), stop=stop)
         )
     )
     th.start()
     started.wait(timeout=30)
+    if jobs == 8:  # the keeper claims 2 ahead once all 8 are downloading
+        deadline = time.monotonic() + 10
+        while sum(t.status == "running" for t in JsonStore(store.path).tasks()) < 10:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
     stop.set()
     th.join(timeout=60)
-    assert result["r"].released == 2 and result["r"].interrupted
+    assert result["r"].released == jobs and result["r"].interrupted
     tasks = JsonStore(store.path).tasks()
-    assert [t.status for t in tasks] == ["queued"] * 4
-    assert [t.attempts for t in tasks] == [0] * 4  # a stop does not count as an attempt
+    assert [t.status for t in tasks] == ["queued"] * (jobs + 4)
+    assert [t.attempts for t in tasks] == [0] * (jobs + 4)  # a stop is not an attempt
 
 
 def test_cancel_stops_a_running_download(store: JsonStore) -> None:

@@ -423,9 +423,13 @@ def test_cold_claim_and_finish_agree_with_a_full_load(tmp_path: Path, seed: int)
         shutil.copytree(base.parent, dirs[0].parent)
         light, full = JsonStore(dirs[0]), JsonStore(dirs[1])
         full.tasks()  # loaded: the full path
-        got = light.finish(me, outcome, lease=lease)
-        expected = full.finish(me, outcome, lease=lease)
-        assert (got[0], got[1] and got[1].id) == (expected[0], expected[1] and expected[1].id)
+        outcomes = [outcome] if outcome else []
+        got = light.finish(me, outcomes, claim=int(lease is not None), lease=lease)
+        expected = full.finish(me, outcomes, claim=int(lease is not None), lease=lease)
+        assert (got.recorded, [t.id for t in got.claimed]) == (
+            expected.recorded,
+            [t.id for t in expected.claimed],
+        )
         strip = ("updated_at", "started_at", "finished_at", "lease_until")
         seen = [
             {k: v for k, v in t.to_dict().items() if k not in strip}  # type: ignore[union-attr]

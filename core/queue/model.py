@@ -170,12 +170,13 @@ class Outcome:
 
 
 class Finished(NamedTuple):
-    """What `finish` did: whether our outcome was recorded (not when the task is no longer
-    ours), the task claimed next, and the tasks it took back from dead runners that failed
-    for good (`worker_lost`): the caller reports those."""
+    """What `finish` did: for each outcome given, in order, whether it was recorded (not
+    when the task is no longer ours); the tasks claimed next (up to the number asked); and
+    the tasks it took back from dead runners that failed for good (`worker_lost`): the
+    caller reports those."""
 
-    recorded: bool
-    claimed: Task | None
+    recorded: tuple[bool, ...]
+    claimed: tuple[Task, ...] = ()
     given_up: tuple[Task, ...] = ()
 
 

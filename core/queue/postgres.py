@@ -144,8 +144,9 @@ UPDATE xdl_tasks t SET
     next_attempt_at = NULL, token = nextval('xdl_queue_token')
 FROM (
     SELECT id FROM xdl_tasks
-    WHERE status = 'queued' AND coalesce(next_attempt_at, 0) <= %(now)s AND id <> %(skip)s
-    ORDER BY priority DESC, id LIMIT 1
+    WHERE status = 'queued' AND coalesce(next_attempt_at, 0) <= %(now)s
+        AND id <> ALL(%(skip)s::bigint[])
+    ORDER BY priority DESC, id LIMIT %(claim)s
     FOR UPDATE SKIP LOCKED
 ) c
 WHERE t.id = c.id
@@ -178,9 +179,9 @@ CLAIMED = f"""claimed AS (
     FROM (
         SELECT id FROM xdl_tasks
         WHERE status = 'queued' AND coalesce(next_attempt_at, 0) <= {NOW}
-            AND id <> %(skip)s AND NOT (SELECT paused FROM clock)
+            AND id <> ALL(%(skip)s::bigint[]) AND NOT (SELECT paused FROM clock)
             AND NOT EXISTS (SELECT 1 FROM suspects)
-        ORDER BY priority DESC, id LIMIT 1
+        ORDER BY priority DESC, id LIMIT %(claim)s
         FOR UPDATE SKIP LOCKED
     ) c
     WHERE t.id = c.id
@@ -617,77 +618,81 @@ class PostgresStore(TaskChanges):
                 )
         return ids
 
-    def claim(self, worker: Worker, lease: float) -> Task | None:
-        """Take the next task (highest priority, then oldest) whose time has come, or None.
-        Tasks of dead workers, or with an expired lease, go back to `queued` first."""
-        return self.finish(worker, None, lease=lease).claimed
-
     def finish(
-        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+        self,
+        worker: Worker,
+        outcomes: Sequence[Outcome] = (),
+        *,
+        claim: int = 0,
+        lease: float | None = None,
     ) -> Finished:
-        """Record how our task went and, when `lease` is given, take back dead runners'
-        tasks and claim the next one: one statement (`FINISH`) unless a dead runner's
-        task is there to take back first."""
+        """Record how our tasks went and, with `claim`, take back dead runners' tasks and
+        claim up to that many next ones: one statement (`FINISH`: an UPDATE per outcome,
+        then the claim) unless a dead runner's task is there to take back first."""
+        if claim and lease is None:
+            raise ValueError("a claim needs a lease")
+        lease = lease or 0.0
         with self._mutex:
-            held = self._held.pop(outcome.task_id, None) if outcome is not None else None
-        sets: list[str] = []
-        values: dict[str, Any] = {}
-        if outcome is not None and held is not None:
-            token, rec = held
-            retry_in = None  # the runner's clock, as an offset on the database's
-            if outcome.retry_at is not None:
-                retry_in = max(0.0, outcome.retry_at - time.time())
-            # applied at now = 0: the times it sets are offsets from the database's clock
-            new = rules.settled(
-                rec, worker, Outcome(outcome.task_id, outcome.result, outcome.error, retry_in), 0.0
-            )
-            if new is not None:
-                sets, values = _changes(rec, new)
-                values.update(id=rec["id"], token=token, runner=worker.runner)
-        if lease is None and not sets:
-            return Finished(False, None)
+            held = [self._held.pop(outcome.task_id, None) for outcome in outcomes]
         ctes = [CLOCK]
-        if sets:
+        values: dict[str, Any] = {"runner": worker.runner}
+        recorded: list[str] = []
+        for n, (outcome, mine) in enumerate(zip(outcomes, held)):
+            new = None
+            if mine is not None:
+                token, rec = mine
+                retry_in = None  # the runner's clock, as an offset on the database's
+                if outcome.retry_at is not None:
+                    retry_in = max(0.0, outcome.retry_at - time.time())
+                # applied at now = 0: the times it sets are offsets from the database's clock
+                changed = Outcome(outcome.task_id, outcome.result, outcome.error, retry_in)
+                new = rules.settled(rec, worker, changed, 0.0)
+            if new is None:
+                recorded.append("0")
+                continue
+            sets, changes = _changes(rec, new, f"_{n}")
+            values.update(changes, **{f"id_{n}": rec["id"], f"token_{n}": token})
             ctes.append(
-                f"settled AS (UPDATE xdl_tasks SET {', '.join(sets)} WHERE id = %(id)s AND "
-                "token = %(token)s AND status = 'running' AND worker->>'runner' = %(runner)s "
-                "RETURNING id)"
+                f"settled_{n} AS (UPDATE xdl_tasks SET {', '.join(sets)} WHERE id = %(id_{n})s "
+                f"AND token = %(token_{n})s AND status = 'running' "
+                "AND worker->>'runner' = %(runner)s RETURNING id)"
             )
-        if lease is not None:
+            recorded.append(f"(SELECT count(*) FROM settled_{n})")
+        if not claim and len(ctes) == 1:
+            return Finished((False,) * len(outcomes))
+        columns = f"ARRAY[{', '.join(recorded)}]::int[] AS recorded"
+        if claim:
             ctes += [SUSPECTS, CLAIMED]
+            skip = [outcome.task_id for outcome in outcomes]
             values.update(
                 worker=_json(worker.to_dict()),
                 lease=lease,
-                skip=outcome.task_id if outcome else 0,
+                claim=claim,
+                skip=skip,
                 host=rules.HOST,
                 alive=self._alive_pids(),
             )
-        recorded = "(SELECT count(*) FROM settled)" if sets else "0"
-        if lease is None:
-            statement = f"WITH {', '.join(ctes)} SELECT {recorded} AS recorded"
-        else:
             statement = (
-                f"WITH {', '.join(ctes)} SELECT {recorded} AS recorded, "
+                f"WITH {', '.join(ctes)} SELECT {columns}, "
                 "(SELECT count(*) FROM suspects) AS suspects, claimed.* "
                 "FROM (VALUES (1)) AS one LEFT JOIN claimed ON true"
             )
+        else:
+            statement = f"WITH {', '.join(ctes)} SELECT {columns}"
 
-        def work(cur: Any) -> Mapping[str, Any]:
+        def work(cur: Any) -> list[Mapping[str, Any]]:
             cur.execute(statement, values)
-            row: Mapping[str, Any] = cur.fetchone()
-            return row
+            rows: list[Mapping[str, Any]] = cur.fetchall()
+            return rows
 
-        row = self._do(work, atomic=False)
-        finished = Finished(bool(row["recorded"]), None)
-        if lease is None:
-            return finished
-        if row["suspects"]:  # a dead runner's task, maybe: taken back first, then a claim
-            skip = outcome.task_id if outcome else 0
-            recover = self._do(lambda cur: self._recover_and_claim(cur, worker, lease, skip))
-            finished = Finished(finished.recorded, *recover)
-        elif row.get("id") is not None:
-            finished = Finished(finished.recorded, self._hold(row))
-        return finished
+        rows = self._do(work, atomic=False)
+        done = tuple(bool(n) for n in rows[0]["recorded"])
+        if not claim:
+            return Finished(done)
+        if rows[0]["suspects"]:  # a dead runner's task, maybe: taken back first, then a claim
+            recover = self._do(lambda cur: self._recover_and_claim(cur, worker, lease, skip, claim))
+            return Finished(done, *recover)
+        return Finished(done, tuple(self._hold(row) for row in rows if row.get("id") is not None))
 
     def _hold(self, row: Mapping[str, Any]) -> Task:
         """A task we just claimed: its token and record kept, to renew and settle it."""
@@ -707,17 +712,23 @@ class PostgresStore(TaskChanges):
         return [str(os.getpid()), *(str(pid) for pid in known if pid not in gone)]
 
     def _recover_and_claim(
-        self, cur: Any, worker: Worker, lease: float, skip: int
-    ) -> tuple[Task | None, tuple[Task, ...]]:
+        self, cur: Any, worker: Worker, lease: float, skip: list[int], claim: int
+    ) -> tuple[tuple[Task, ...], tuple[Task, ...]]:
         now, paused = self._now(cur)
         given_up = self._recover(cur, now)
         if paused:
-            return None, given_up
+            return (), given_up
         cur.execute(
-            CLAIM, {"worker": _json(worker.to_dict()), "now": now, "lease": lease, "skip": skip}
+            CLAIM,
+            {
+                "worker": _json(worker.to_dict()),
+                "now": now,
+                "lease": lease,
+                "skip": skip,
+                "claim": claim,
+            },
         )
-        claimed = cur.fetchone()
-        return (None if claimed is None else self._hold(claimed)), given_up
+        return tuple(self._hold(row) for row in cur.fetchall()), given_up
 
     def _recover(self, cur: Any, now: float) -> tuple[Task, ...]:
         """Take back the running tasks of dead runners (`rules.recovered`): lease expired,
@@ -908,10 +919,13 @@ def _params(rec: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+def _changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], suffix: str = ""
+) -> tuple[list[str], dict[str, Any]]:
     """The SET clauses that turn row `old` into `new`, where `new` came from a rule applied
     at now = 0: only the columns it changed; the times it set are offsets from the
-    database's clock (`NOW`, from the statement's `clock`)."""
+    database's clock (`NOW`, from the statement's `clock`). `suffix` ends the parameters'
+    names (several rows changed by one statement)."""
     sets: list[str] = []
     values: dict[str, Any] = {}
     for column in WRITTEN:
@@ -921,14 +935,15 @@ def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[list[str],
         if value is None:
             sets.append(f"{column} = NULL")
             continue
+        name = f"v_{column}{suffix}"
         if column in TIMES:
-            sets.append(f"{column} = {NOW} + %(v_{column})s")
+            sets.append(f"{column} = {NOW} + %({name})s")
             value = float(value)
         else:
-            sets.append(f"{column} = %(v_{column})s")
+            sets.append(f"{column} = %({name})s")
             if column in JSON:
                 value = _json(dict(value) if column == "options" else value)
-        values[f"v_{column}"] = value
+        values[name] = value
     if new.get("status") != "running":
         sets.append("token = NULL")
     return sets, values

@@ -15,6 +15,7 @@ are told to stop and their tasks go back to `queued`, keeping their `.part` file
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -106,7 +107,23 @@ def backoff_delay(attempts: int, base: float, cap: float) -> float:
     return float(min(cap, base * 2 ** max(0, attempts - 1)))
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """A download that ended, waiting to be recorded: its outcome and its result line."""
+
+    task: Task
+    outcome: Outcome
+    row: dict[str, Any]
+
+
 class _Runner:
+    """N workers that only download, and one keeper that talks to the store for them all:
+    it records what the workers finished and claims what they will do next, several of
+    each in one write (one statement on PostgreSQL, one locked write on a JSON file), so
+    no worker waits on the store between two downloads. It keeps `prefetch` claimed tasks
+    ready beyond the idle workers (a quarter of -j; none below -j 4): their leases are
+    renewed with the running ones', and a stop gives them back."""
+
     def __init__(
         self,
         store: QueueStore,
@@ -116,7 +133,7 @@ class _Runner:
         progress: TaskProgress | None = None,
     ) -> None:
         self.on_progress = progress
-        #: What the workers recorded, for `run_queue` to yield from the caller's thread.
+        #: What was recorded, for `run_queue` to yield from the caller's thread.
         self.events: queue.SimpleQueue[TaskResult] = queue.SimpleQueue()
         #: task id -> file key -> the most bytes seen for it (a restarted file never
         #: makes the count go back).
@@ -127,7 +144,16 @@ class _Runner:
         self.stop = stop
         self.worker = Worker.here()
         self.lock = threading.Lock()
+        #: Workers wait on it for a task, the keeper for work to record or claim.
+        self.changed = threading.Condition(self.lock)
+        #: Claimed tasks (running or ready) -> the event that stops their download.
         self.in_flight: dict[int, threading.Event] = {}
+        self.ready: collections.deque[Task] = collections.deque()
+        self.ended: list[_Attempt] = []
+        self.workers = max(1, options.jobs)  # still working
+        self.busy = 0  # of which downloading
+        self.over = False  # no more tasks will be handed out: the workers leave
+        self.prefetch = max(1, options.jobs) // 4
         self.claimed = 0
         self.done = self.failed = self.retried = self.released = 0
         self.errors: list[BaseException] = []
@@ -135,66 +161,40 @@ class _Runner:
 
     # -- the workers --
 
-    def reserve(self) -> bool:
-        """Count one more task against --max-tasks; False when the run may take no more."""
-        with self.lock:
-            if self.stop.is_set() or (
-                self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks
-            ):
-                return False
-            self.claimed += 1
-            return True
-
-    def claimed_task(self, task: Task | None) -> Task | None:
-        with self.lock:
-            if task is None:
-                self.claimed -= 1
-            else:
-                self.in_flight[task.id] = threading.Event()
-        return task
-
-    def take(self) -> Task | None:
-        if not self.reserve():
-            return None
-        finished = self.store.finish(self.worker, None, lease=self.opts.lease)
-        self.given_up(finished.given_up)
-        return self.claimed_task(finished.claimed)
-
     def work(self) -> None:
-        task: Task | None = None
         try:
-            while not self.stop.is_set():
-                if task is None:
-                    task = self.take()
-                if task is None:
-                    if self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks:
-                        return
-                    paused = self.store.is_paused()
-                    wait = None if paused else self.store.next_wakeup()
-                    if wait is None and not self.opts.watch:
-                        if paused:
-                            self.say_paused()
-                        return  # drained (or paused): the cron shape ends here
-                    self.stop.wait(
-                        min(self.opts.poll, wait if wait is not None else self.opts.poll)
-                    )
-                    continue
-                task = self.run(task)
-            if task is not None:  # claimed just as the run was stopped: give it back
-                self.done_with(task.id)
-                self.store.release(self.worker, [task.id])
+            while (task := self.next_task()) is not None:
+                self.run(task)
         except BaseException as e:  # a Fatal error (or worse) stops every worker
-            self.errors.append(e)
-            self.stop.set()
+            self.fail(e)
+        finally:
+            with self.changed:
+                self.workers -= 1
+                self.changed.notify_all()
 
-    def run(self, task: Task) -> Task | None:
-        """Download one task, record how it went and claim the next one (one write)."""
+    def next_task(self) -> Task | None:
+        """A claimed task to download, once the keeper has one; None when the run ends."""
+        with self.changed:
+            while True:
+                if self.over or self.stop.is_set():
+                    return None
+                if self.ready:
+                    task = self.ready.popleft()
+                    if self.in_flight[task.id].is_set():  # cancelled before it started
+                        log.warning("task %s (%s) was cancelled or taken back", task.id, task.url)
+                        self.in_flight.pop(task.id, None)
+                        continue
+                    self.busy += 1
+                    return task
+                self.changed.wait(0.25)
+
+    def run(self, task: Task) -> None:
+        """Download one task and hand how it went to the keeper."""
         event = self.in_flight[task.id]
         try:
             result = dict(self.download(task, event, self.progress_of(task)))
         except errors.Fatal:
-            self.done_with(task.id)
-            self.store.release(self.worker, [task.id])
+            self.give_back(task)
             raise
         except errors.XdlError as e:
             result = {"ok": False, "url": task.url, "error": e.to_dict()}
@@ -206,15 +206,15 @@ class _Runner:
                 "url": task.url,
                 "error": {"code": "internal", "message": message},
             }
-        self.done_with(task.id)
         if self.stop.is_set() and not result.get("ok"):
-            self.store.release(self.worker, [task.id])
+            self.give_back(task)
             with self.lock:
                 self.released += 1
-            return None
+            return
         if event.is_set() and not result.get("ok"):
             log.warning("task %s (%s) was cancelled or taken back: stopped", task.id, task.url)
-            return None
+            self.done_with(task.id)
+            return
         row = {**result, "task": task.id, "url": task.url, "attempt": task.attempts}
         kept = {k: result.get(k) for k in RESULT_FIELDS if result.get(k) is not None}
         error: dict[str, Any] | None = None
@@ -224,14 +224,109 @@ class _Runner:
             if error.get("code") not in FINAL_CODES and task.attempts <= self.opts.retries:
                 delay = backoff_delay(task.attempts, self.opts.backoff, self.opts.max_backoff)
                 retry_at = time.time() + delay
-        more = self.reserve()
-        recorded, following, given_up = self.store.finish(
-            self.worker,
-            Outcome(task.id, kept or None, error, retry_at),
-            lease=self.opts.lease if more else None,
-        )
-        self.given_up(given_up)
-        following = self.claimed_task(following) if more else None
+        outcome = Outcome(task.id, kept or None, error, retry_at)
+        self.done_with(task.id, _Attempt(task, outcome, row))
+
+    def give_back(self, task: Task) -> None:
+        try:
+            self.store.release(self.worker, [task.id])
+        finally:
+            self.done_with(task.id)
+
+    def fail(self, e: BaseException) -> None:
+        with self.changed:
+            self.errors.append(e)
+            self.stop.set()
+            self.changed.notify_all()
+
+    # -- the keeper --
+
+    def keep(self) -> None:
+        """Record what the workers finished and claim what they do next, until the queue
+        is drained (or, with --watch, until stopped); then the workers leave."""
+        dry = False  # the last claim found nothing to take now
+        not_before = 0.0  # (monotonic) no claim before: the queue had nothing
+        try:
+            while True:
+                with self.changed:
+                    while True:
+                        stopping = self.stop.is_set() or self.limit_reached()
+                        want = 0
+                        if not stopping and time.monotonic() >= not_before:
+                            idle = self.workers - self.busy
+                            want = idle + self.prefetch - len(self.ready)
+                            if self.opts.max_tasks is not None:
+                                want = min(want, self.opts.max_tasks - self.claimed)
+                        if self.ended or want > 0:
+                            break
+                        no_more = self.limit_reached() or (dry and not self.opts.watch)
+                        if self.busy == 0 and (self.stop.is_set() or (no_more and not self.ready)):
+                            return
+                        wait = not_before - time.monotonic()
+                        self.changed.wait(min(0.25, wait) if wait > 0 else 0.25)
+                    attempts, self.ended = self.ended, []
+                    want = max(0, want)
+                    self.claimed += want
+                finished = self.store.finish(
+                    self.worker,
+                    [a.outcome for a in attempts],
+                    claim=want,
+                    lease=self.opts.lease,
+                )
+                with self.changed:
+                    self.claimed -= want - len(finished.claimed)
+                    for task in finished.claimed:
+                        self.in_flight[task.id] = threading.Event()
+                        self.ready.append(task)
+                    self.changed.notify_all()
+                self.given_up(finished.given_up)
+                retrying = False
+                for attempt, recorded in zip(attempts, finished.recorded):
+                    retrying |= self.recorded(attempt, recorded)
+                if want and len(finished.claimed) < want:
+                    dry, not_before = self.nothing_to_claim()
+                elif retrying:
+                    dry, not_before = False, 0.0
+        except BaseException as e:
+            self.fail(e)
+        finally:
+            self.end()
+
+    def limit_reached(self) -> bool:
+        return self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks
+
+    def nothing_to_claim(self) -> tuple[bool, float]:
+        """The queue gave fewer tasks than asked: whether it is `dry` (nothing to wait for:
+        the run ends when the workers are done, unless they queue a retry), and when to
+        ask again."""
+        paused = self.store.is_paused()
+        wait = None if paused else self.store.next_wakeup()
+        if wait is None and not self.opts.watch:
+            if paused:
+                self.say_paused()
+            return True, float("inf")
+        pause = self.opts.poll if wait is None else min(self.opts.poll, wait)
+        return False, time.monotonic() + pause
+
+    def end(self) -> None:
+        """The workers leave; the tasks claimed for them and not started go back."""
+        with self.changed:
+            self.over = True
+            unstarted = [task.id for task in self.ready]
+            self.ready.clear()
+            for tid in unstarted:
+                self.in_flight.pop(tid, None)
+            self.changed.notify_all()
+        if unstarted:
+            try:
+                self.store.release(self.worker, unstarted)
+            except errors.XdlError as e:
+                log.warning("could not give back %d claimed tasks: %s", len(unstarted), e.message)
+
+    def recorded(self, attempt: _Attempt, recorded: bool) -> bool:
+        """Report one recorded attempt (True: it is to be retried)."""
+        task, row, error = attempt.task, attempt.row, attempt.outcome.error
+        retry_at = attempt.outcome.retry_at
         if not recorded:
             log.warning("task %s was taken back while it ran; its result is not recorded", task.id)
         elif error is None:
@@ -251,12 +346,13 @@ class _Runner:
                 round(retry_at - time.time(), 1),
             )
             self.record(task, {**row, "ok": False}, "retry")
+            return True
         else:
             with self.lock:
                 self.failed += 1
             log.error("%s: %s", task.url, error.get("message"))
             self.record(task, {**row, "ok": False}, "failed")
-        return following
+        return False
 
     def given_up(self, tasks: Iterable[Task]) -> None:
         """Tasks this run took back from dead runners and failed for good: failed lines."""
@@ -285,10 +381,16 @@ class _Runner:
                 log.warning("the queue is paused: no new task taken (xdl queue resume)")
             self.told_paused = True
 
-    def done_with(self, task_id: int) -> None:
-        with self.lock:
+    def done_with(self, task_id: int, attempt: _Attempt | None = None) -> None:
+        """A worker is done with its task: handed to the keeper to record (`attempt`), or
+        given back, or dropped (cancelled)."""
+        with self.changed:
             self.in_flight.pop(task_id, None)
             self.received.pop(task_id, None)
+            if attempt is not None:
+                self.ended.append(attempt)
+            self.busy -= 1
+            self.changed.notify_all()
 
     def progress_of(self, task: Task) -> Progress:
         """The progress callback of one task's download: counts its bytes, passes on."""
@@ -357,29 +459,30 @@ def run_queue(
     stop = stop or threading.Event()
     runner = _Runner(store, download, opts, stop, progress)
     beat = threading.Thread(target=runner.heartbeat, name="xdl-queue-heartbeat", daemon=True)
-    workers = [
+    threads = [
         threading.Thread(target=runner.work, name=f"xdl-queue-worker-{i}", daemon=True)
         for i in range(max(1, opts.jobs))
     ]
-    return _events(runner, beat, workers)
+    threads.append(threading.Thread(target=runner.keep, name="xdl-queue-keeper", daemon=True))
+    return _events(runner, beat, threads)
 
 
 def _events(
-    runner: _Runner, beat: threading.Thread, workers: list[threading.Thread]
+    runner: _Runner, beat: threading.Thread, threads: list[threading.Thread]
 ) -> Iterator[RunEvent]:
     interrupt: BaseException | None = None
     stop = runner.stop
     interrupted = False
     beat.start()
-    for w in workers:
-        w.start()
+    for t in threads:
+        t.start()
     try:
         while True:
             try:
                 try:
                     yield runner.events.get(timeout=runner.opts.tick)
                 except queue.Empty:
-                    if not any(w.is_alive() for w in workers) and runner.events.empty():
+                    if not any(t.is_alive() for t in threads) and runner.events.empty():
                         break
                     yield runner.report()
             except KeyboardInterrupt as e:  # the workers stop; what they record still comes
@@ -389,8 +492,8 @@ def _events(
         stop.set()
         raise
     finally:
-        for w in workers:
-            w.join()
+        for t in threads:
+            t.join()
         interrupted = stop.is_set()
         stop.set()
         beat.join()

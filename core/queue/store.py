@@ -61,7 +61,12 @@ class QueueStore(Protocol):
         result: Mapping[str, Any] | None = None,
     ) -> bool: ...
     def finish(
-        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+        self,
+        worker: Worker,
+        outcomes: Sequence[Outcome] = (),
+        *,
+        claim: int = 0,
+        lease: float | None = None,
     ) -> Finished: ...
     def release(self, worker: Worker, ids: Iterable[int]) -> None: ...
     def next_wakeup(self) -> float | None: ...
@@ -82,9 +87,20 @@ class TaskChanges:
     `_change` (both stores use them; the rules themselves are in `rules`)."""
 
     def finish(
-        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+        self,
+        worker: Worker,
+        outcomes: Sequence[Outcome] = (),
+        *,
+        claim: int = 0,
+        lease: float | None = None,
     ) -> Finished:
         raise NotImplementedError
+
+    def claim(self, worker: Worker, lease: float) -> Task | None:
+        """Take the next task (highest priority, then oldest) whose time has come, or None.
+        Tasks of dead runners, or with an expired lease, go back to `queued` first."""
+        claimed = self.finish(worker, claim=1, lease=lease).claimed
+        return claimed[0] if claimed else None
 
     def _change(
         self,
@@ -96,7 +112,7 @@ class TaskChanges:
 
     def complete(self, worker: Worker, task_id: int, result: Mapping[str, Any]) -> bool:
         """Mark our task done with its result; False when it is no longer ours."""
-        return self.finish(worker, Outcome(task_id, result))[0]
+        return self.finish(worker, [Outcome(task_id, result)]).recorded[0]
 
     def fail(
         self,
@@ -107,7 +123,7 @@ class TaskChanges:
         result: Mapping[str, Any] | None = None,
     ) -> bool:
         """Record a failed attempt: queued again at `retry_at`, or `failed` when None."""
-        return self.finish(worker, Outcome(task_id, result, error, retry_at))[0]
+        return self.finish(worker, [Outcome(task_id, result, error, retry_at)]).recorded[0]
 
     def cancel(self, ids: Sequence[int]) -> list[Changed | int]:
         """Cancel queued or running tasks (a runner stops a cancelled download)."""

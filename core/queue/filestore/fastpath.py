@@ -154,4 +154,7 @@ def light_finish(
         return None
     if ops:
         store._append(state, ops)
-    return Finished(recorded, Task.from_record(new, state.options) if new else None)
+    return Finished(
+        (recorded,) if outcome is not None else (),
+        (Task.from_record(new, state.options),) if new else (),
+    )

@@ -31,6 +31,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -548,21 +549,26 @@ class JsonStore(TaskChanges):
             next_id += 1
         return ops, results
 
-    def claim(self, worker: Worker, lease: float) -> Task | None:
-        """Take the next task (highest priority, then oldest) whose time has come, or None.
-        Tasks of dead workers, or with an expired lease, go back to `queued` first."""
-        return self.finish(worker, None, lease=lease).claimed
-
     def finish(
-        self, worker: Worker, outcome: Outcome | None, *, lease: float | None = None
+        self,
+        worker: Worker,
+        outcomes: Sequence[Outcome] = (),
+        *,
+        claim: int = 0,
+        lease: float | None = None,
     ) -> Finished:
-        """Record how our task went and, when `lease` is given, claim the next one, in one
-        locked write (a runner's hot path). Not recorded when the task is no longer ours
-        (cancelled, removed, taken back)."""
+        """Record how our tasks went and, with `claim`, take back dead runners' tasks and
+        claim up to that many next ones, in one locked write (a runner's hot path). An
+        outcome is not recorded when its task is no longer ours (cancelled, removed, taken
+        back)."""
+        if claim and lease is None:
+            raise ValueError("a claim needs a lease")
         with self._locked(load=False):
-            if self._light_allowed():
+            if self._light_allowed() and len(outcomes) <= 1 and claim <= 1:
                 try:
-                    light = fastpath.light_finish(self, worker, outcome, lease)
+                    light = fastpath.light_finish(
+                        self, worker, outcomes[0] if outcomes else None, lease if claim else None
+                    )
                 finally:
                     self._state = self._snap_key = None
                 if light is not None:
@@ -570,16 +576,15 @@ class JsonStore(TaskChanges):
             state = self._refresh()
             now = time.time()
             ops: list[dict[str, Any]] = []
-            recorded = False
-            if outcome is not None:
+            recorded = []
+            for outcome in outcomes:
                 settled = self._settle(state, worker, outcome, now)
                 if settled is not None:
                     ops.append(settled)
-                    recorded = True
-            chosen: Record | None = None
-            new: Record = {}
+                recorded.append(settled is not None)
+            chosen: list[Record] = []
             given_up: tuple[Task, ...] = ()
-            if lease is not None:
+            if claim:
                 recovered = self._recover(state, now)
                 if recovered:  # (rare) written first, so that they can be claimed now
                     self._write(state, recovered)
@@ -588,21 +593,24 @@ class JsonStore(TaskChanges):
                         for op in recovered
                         if op["task"]["status"] == "failed"
                     )
-                if not state.paused:
-                    chosen = self._pick(state, now, skip=outcome.task_id if outcome else None)
-            if chosen is not None:
-                new = rules.claimed(chosen, worker, lease or 0, now)
-                ops.append({"op": "put", "task": new})
+                skip = {outcome.task_id for outcome in outcomes}
+                while not state.paused and len(chosen) < claim:
+                    rec = self._pick(state, now, skip)
+                    if rec is None:
+                        break
+                    chosen.append(rec)
+            new = [rules.claimed(rec, worker, lease or 0, now) for rec in chosen]
+            ops += [{"op": "put", "task": rec} for rec in new]
             try:
                 self._write(state, ops)
             except BaseException:
-                if chosen is not None:
-                    heapq.heappush(state.heap, (-int(chosen.get("priority", 0)), chosen["id"]))
+                for rec in chosen:
+                    heapq.heappush(state.heap, (-int(rec.get("priority", 0)), rec["id"]))
                 raise
-            claimed = Task.from_record(new, state.options) if chosen else None
-            return Finished(recorded, claimed, given_up)
+            claimed = tuple(Task.from_record(rec, state.options) for rec in new)
+            return Finished(tuple(recorded), claimed, given_up)
 
-    def _pick(self, state: State, now: float, skip: int | None) -> Record | None:
+    def _pick(self, state: State, now: float, skip: AbstractSet[int]) -> Record | None:
         """Pop the best claimable task off the heap (stale entries are dropped)."""
         deferred: list[tuple[int, int]] = []
         chosen: Record | None = None
@@ -616,7 +624,7 @@ class JsonStore(TaskChanges):
                 or -int(rec.get("priority", 0)) != entry[0]
             ):
                 continue
-            if (rec.get("next_attempt_at") or 0) > now or rec["id"] == skip:
+            if (rec.get("next_attempt_at") or 0) > now or rec["id"] in skip:
                 deferred.append(entry)
                 continue
             chosen = rec
