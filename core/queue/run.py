@@ -44,6 +44,12 @@ FINAL_CODES = frozenset(
     }
     - {"interrupted"}
 )
+#: The longest a finished attempt waits to be recorded with others (and its line printed).
+RECORD_WITHIN = 0.05
+#: Tasks are claimed ahead of the workers (-j of them) while downloads take less than this
+#: on average (seconds): enough to record and claim -j at a time. Longer downloads are
+#: never claimed ahead, so a host does not sit on tasks another host could start.
+SHORT_TASK = 1.0
 RESULT_FIELDS = ("path", "bytes", "sha256", "strategy", "skipped", "title")
 
 
@@ -120,9 +126,10 @@ class _Runner:
     """N workers that only download, and one keeper that talks to the store for them all:
     it records what the workers finished and claims what they will do next, several of
     each in one write (one statement on PostgreSQL, one locked write on a JSON file), so
-    no worker waits on the store between two downloads. It keeps `prefetch` claimed tasks
-    ready beyond the idle workers (a quarter of -j; none below -j 4): their leases are
-    renewed with the running ones', and a stop gives them back."""
+    no worker waits on the store between two downloads. While downloads are short it
+    holds up to -j more tasks claimed ahead (`prefetch`), and writes when that many are
+    used up or an attempt has waited `RECORD_WITHIN`: their leases are renewed with the
+    running ones', and a stop gives them back."""
 
     def __init__(
         self,
@@ -153,7 +160,8 @@ class _Runner:
         self.workers = max(1, options.jobs)  # still working
         self.busy = 0  # of which downloading
         self.over = False  # no more tasks will be handed out: the workers leave
-        self.prefetch = max(1, options.jobs) // 4
+        self.ended_at = 0.0  # (monotonic) when the oldest attempt in `ended` ended
+        self.took: float | None = None  # how long downloads take (a moving average)
         self.claimed = 0
         self.done = self.failed = self.retried = self.released = 0
         self.errors: list[BaseException] = []
@@ -191,6 +199,7 @@ class _Runner:
     def run(self, task: Task) -> None:
         """Download one task and hand how it went to the keeper."""
         event = self.in_flight[task.id]
+        started = time.monotonic()
         try:
             result = dict(self.download(task, event, self.progress_of(task)))
         except errors.Fatal:
@@ -224,6 +233,9 @@ class _Runner:
             if error.get("code") not in FINAL_CODES and task.attempts <= self.opts.retries:
                 delay = backoff_delay(task.attempts, self.opts.backoff, self.opts.max_backoff)
                 retry_at = time.time() + delay
+        took = time.monotonic() - started
+        with self.lock:
+            self.took = took if self.took is None else 0.8 * self.took + 0.2 * took
         outcome = Outcome(task.id, kept or None, error, retry_at)
         self.done_with(task.id, _Attempt(task, outcome, row))
 
@@ -250,20 +262,29 @@ class _Runner:
             while True:
                 with self.changed:
                     while True:
+                        now = time.monotonic()
                         stopping = self.stop.is_set() or self.limit_reached()
+                        idle = self.workers - self.busy
                         want = 0
-                        if not stopping and time.monotonic() >= not_before:
-                            idle = self.workers - self.busy
+                        if not stopping and now >= not_before:
                             want = idle + self.prefetch - len(self.ready)
                             if self.opts.max_tasks is not None:
                                 want = min(want, self.opts.max_tasks - self.claimed)
-                        if self.ended or want > 0:
+                        waiting = len(self.ready) < idle  # a worker waits for a task
+                        due = bool(self.ended) and (
+                            now >= self.ended_at + RECORD_WITHIN or self.busy == 0 or stopping
+                        )
+                        if due or want >= max(1, self.prefetch) or (want > 0 and waiting):
                             break
                         no_more = self.limit_reached() or (dry and not self.opts.watch)
                         if self.busy == 0 and (self.stop.is_set() or (no_more and not self.ready)):
                             return
-                        wait = not_before - time.monotonic()
-                        self.changed.wait(min(0.25, wait) if wait > 0 else 0.25)
+                        wait = min(
+                            0.25,
+                            not_before - now if not_before > now else 0.25,
+                            self.ended_at + RECORD_WITHIN - now if self.ended else 0.25,
+                        )
+                        self.changed.wait(max(0.001, wait))
                     attempts, self.ended = self.ended, []
                     want = max(0, want)
                     self.claimed += want
@@ -291,6 +312,14 @@ class _Runner:
             self.fail(e)
         finally:
             self.end()
+
+    @property
+    def prefetch(self) -> int:
+        """How many tasks to hold claimed beyond the idle workers: -j while downloads are
+        short (then the keeper records and claims -j at a time), else none."""
+        jobs = max(1, self.opts.jobs)
+        short = jobs > 1 and self.took is not None and self.took < SHORT_TASK
+        return jobs if short else 0
 
     def limit_reached(self) -> bool:
         return self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks
@@ -388,6 +417,8 @@ class _Runner:
             self.in_flight.pop(task_id, None)
             self.received.pop(task_id, None)
             if attempt is not None:
+                if not self.ended:
+                    self.ended_at = time.monotonic()
                 self.ended.append(attempt)
             self.busy -= 1
             self.changed.notify_all()
