@@ -151,8 +151,9 @@ class _Runner:
         self.stop = stop
         self.worker = Worker.here()
         self.lock = threading.Lock()
-        #: Workers wait on it for a task, the keeper for work to record or claim.
-        self.changed = threading.Condition(self.lock)
+        #: Workers wait for a task (each woken for one), the keeper for work to do.
+        self.task_ready = threading.Condition(self.lock)
+        self.keeper_wake = threading.Condition(self.lock)
         #: Claimed tasks (running or ready) -> the event that stops their download.
         self.in_flight: dict[int, threading.Event] = {}
         self.ready: collections.deque[Task] = collections.deque()
@@ -176,13 +177,13 @@ class _Runner:
         except BaseException as e:  # a Fatal error (or worse) stops every worker
             self.fail(e)
         finally:
-            with self.changed:
+            with self.lock:
                 self.workers -= 1
-                self.changed.notify_all()
+                self.keeper_wake.notify()
 
     def next_task(self) -> Task | None:
         """A claimed task to download, once the keeper has one; None when the run ends."""
-        with self.changed:
+        with self.lock:
             while True:
                 if self.over or self.stop.is_set():
                     return None
@@ -194,7 +195,7 @@ class _Runner:
                         continue
                     self.busy += 1
                     return task
-                self.changed.wait(0.25)
+                self.task_ready.wait(0.25)
 
     def run(self, task: Task) -> None:
         """Download one task and hand how it went to the keeper."""
@@ -246,10 +247,11 @@ class _Runner:
             self.done_with(task.id)
 
     def fail(self, e: BaseException) -> None:
-        with self.changed:
+        with self.lock:
             self.errors.append(e)
             self.stop.set()
-            self.changed.notify_all()
+            self.task_ready.notify_all()
+            self.keeper_wake.notify()
 
     # -- the keeper --
 
@@ -260,7 +262,7 @@ class _Runner:
         not_before = 0.0  # (monotonic) no claim before: the queue had nothing
         try:
             while True:
-                with self.changed:
+                with self.lock:
                     while True:
                         now = time.monotonic()
                         stopping = self.stop.is_set() or self.limit_reached()
@@ -284,7 +286,7 @@ class _Runner:
                             not_before - now if not_before > now else 0.25,
                             self.ended_at + RECORD_WITHIN - now if self.ended else 0.25,
                         )
-                        self.changed.wait(max(0.001, wait))
+                        self.keeper_wake.wait(max(0.001, wait))
                     attempts, self.ended = self.ended, []
                     want = max(0, want)
                     self.claimed += want
@@ -294,12 +296,12 @@ class _Runner:
                     claim=want,
                     lease=self.opts.lease,
                 )
-                with self.changed:
+                with self.lock:
                     self.claimed -= want - len(finished.claimed)
                     for task in finished.claimed:
                         self.in_flight[task.id] = threading.Event()
                         self.ready.append(task)
-                    self.changed.notify_all()
+                    self.task_ready.notify(len(finished.claimed))
                 self.given_up(finished.given_up)
                 retrying = False
                 for attempt, recorded in zip(attempts, finished.recorded):
@@ -339,13 +341,13 @@ class _Runner:
 
     def end(self) -> None:
         """The workers leave; the tasks claimed for them and not started go back."""
-        with self.changed:
+        with self.lock:
             self.over = True
             unstarted = [task.id for task in self.ready]
             self.ready.clear()
             for tid in unstarted:
                 self.in_flight.pop(tid, None)
-            self.changed.notify_all()
+            self.task_ready.notify_all()
         if unstarted:
             try:
                 self.store.release(self.worker, unstarted)
@@ -413,7 +415,7 @@ class _Runner:
     def done_with(self, task_id: int, attempt: _Attempt | None = None) -> None:
         """A worker is done with its task: handed to the keeper to record (`attempt`), or
         given back, or dropped (cancelled)."""
-        with self.changed:
+        with self.lock:
             self.in_flight.pop(task_id, None)
             self.received.pop(task_id, None)
             if attempt is not None:
@@ -421,7 +423,7 @@ class _Runner:
                     self.ended_at = time.monotonic()
                 self.ended.append(attempt)
             self.busy -= 1
-            self.changed.notify_all()
+            self.keeper_wake.notify()
 
     def progress_of(self, task: Task) -> Progress:
         """The progress callback of one task's download: counts its bytes, passes on."""
