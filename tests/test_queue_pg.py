@@ -342,3 +342,30 @@ def test_a_large_add_leaves_claims_on_the_claim_index(pg_url: str) -> None:
         )
     assert "xdl_tasks_claim" in plan and "Sort" not in plan, plan
     store.close()
+
+
+def test_a_runner_uses_three_connections_whatever_its_workers(pg_url: str) -> None:
+    """Workers only download: one keeper records and claims for them all, the heartbeat
+    renews leases, and the caller's thread has its own (here: the add). So `queue run
+    -j 8` on each of many hosts does not use up the server's max_connections (before:
+    one connection per worker)."""
+    import psycopg
+
+    store = open_store(pg_url)
+    store.add([NewTask(f"https://c.example/{i}") for i in range(40)])
+    seen: list[int] = []
+
+    def download(task: Any, stop: threading.Event, progress: Any = None) -> dict[str, Any]:
+        time.sleep(0.02)
+        with psycopg.connect(pg_url, autocommit=True, application_name="probe") as probe:
+            (n,) = probe.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND application_name <> 'probe'"
+            ).fetchone()  # type: ignore[misc]
+        seen.append(int(n))
+        return {"ok": True, "url": task.url, "path": f"/x/{task.id}", "bytes": 1}
+
+    options = RunOptions(jobs=8, lease=0.3)  # renewals every 0.1 s: the heartbeat is there
+    report = [e for e in run_queue(store, download, options=options) if isinstance(e, RunReport)]
+    assert report[-1].done == 40
+    assert 2 <= max(seen) <= 3, seen

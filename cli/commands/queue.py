@@ -343,12 +343,15 @@ def run(
     """Download queued tasks with N workers, one result line per finished task.
 
     Claims tasks atomically (two runners never take the same one) and downloads them with
-    the same engine as `xdl fetch`. Without --watch it drains the queue and exits: 0 when
-    every task it took is done, 1 when a task ended failed during the run, whatever the
-    reason (the cron shape). Failures are retried with exponential backoff; tasks of a
-    runner that died are taken back (at once when its pid is gone on this host, else when
-    its lease expires) without using up --retries: such losses count in `lost`, and a
-    task fails (worker_lost) only after 10 of them. SIGINT/SIGTERM put in-flight
+    the same engine as `xdl fetch`. While downloads are short (under 1 s on average), up
+    to -j more tasks are claimed ahead (status: running) and results are written -j at a
+    time, each within 50 ms; longer downloads are never claimed ahead. Without --watch
+    it drains the queue and exits: 0 when every task it took is done, 1 when a task
+    ended failed during the run, whatever the reason (the cron shape). Failures are
+    retried with exponential backoff; tasks of a runner that died are taken back (at
+    once when its pid is gone on this host, else when its lease expires) without using
+    up --retries: such losses count in `lost`, and a task fails (worker_lost) only after
+    10 of them. SIGINT/SIGTERM put in-flight
     tasks back to queued, keeping their .part files, then exit 130/143. At a terminal
     a bar per running download and an overall count show on stderr (nothing in a pipe
     or cron); a running task's bytes so far reach `queue status` with each lease renewal.

@@ -158,6 +158,7 @@ class _Runner:
         self.in_flight: dict[int, threading.Event] = {}
         self.ready: collections.deque[Task] = collections.deque()
         self.ended: list[_Attempt] = []
+        self.returned: list[int] = []  # stopped before their end: to give back
         self.workers = max(1, options.jobs)  # still working
         self.busy = 0  # of which downloading
         self.over = False  # no more tasks will be handed out: the workers leave
@@ -241,10 +242,11 @@ class _Runner:
         self.done_with(task.id, _Attempt(task, outcome, row))
 
     def give_back(self, task: Task) -> None:
-        try:
-            self.store.release(self.worker, [task.id])
-        finally:
-            self.done_with(task.id)
+        """A task stopped before its end goes back to `queued` (by the keeper, at the end:
+        the run is stopping)."""
+        with self.lock:
+            self.returned.append(task.id)
+        self.done_with(task.id)
 
     def fail(self, e: BaseException) -> None:
         with self.lock:
@@ -340,7 +342,8 @@ class _Runner:
         return False, time.monotonic() + pause
 
     def end(self) -> None:
-        """The workers leave; the tasks claimed for them and not started go back."""
+        """The workers leave; the tasks they stopped, and those claimed for them and not
+        started, go back to `queued` (in one write)."""
         with self.lock:
             self.over = True
             unstarted = [task.id for task in self.ready]
@@ -348,11 +351,12 @@ class _Runner:
             for tid in unstarted:
                 self.in_flight.pop(tid, None)
             self.task_ready.notify_all()
-        if unstarted:
+            back, self.returned = self.returned + unstarted, []
+        if back:
             try:
-                self.store.release(self.worker, unstarted)
+                self.store.release(self.worker, back)
             except errors.XdlError as e:
-                log.warning("could not give back %d claimed tasks: %s", len(unstarted), e.message)
+                log.warning("could not put %d tasks back in the queue: %s", len(back), e.message)
 
     def recorded(self, attempt: _Attempt, recorded: bool) -> bool:
         """Report one recorded attempt (True: it is to be retried)."""
