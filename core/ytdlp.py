@@ -228,7 +228,13 @@ def _url_matchers() -> list[tuple[str, Any, tuple[re.Pattern[str], ...] | None]]
                 if getattr(ie.suitable, "__func__", None) not in default:
                     table.append((name, ie, None))
                 elif ie._VALID_URL:  # None or False: the class claims no URL
-                    table.append((name, ie, tuple(map(re.compile, variadic(ie._VALID_URL)))))
+                    # compiled once for yt-dlp too: its own loop (extract_info) reads them
+                    # where it caches them, on the class
+                    patterns = ie.__dict__.get("_VALID_URL_RE")
+                    if patterns is None:
+                        patterns = tuple(map(re.compile, variadic(ie._VALID_URL)))
+                        ie._VALID_URL_RE = patterns
+                    table.append((name, ie, patterns))
             _matchers = table
         return _matchers
 
