@@ -174,6 +174,44 @@ def test_short_downloads_are_claimed_ahead_and_a_stop_gives_those_back(
     assert [t.attempts for t in tasks][8:] == [0] * 20  # neither run nor held counts
 
 
+def test_tasks_held_ahead_go_back_when_downloads_turn_long(store: JsonStore) -> None:
+    """Short downloads make the runner claim ahead; when the next ones run long, what it
+    holds and has not started goes back to `queued` (another runner may start it) after
+    HOLD_AHEAD, and nothing is held ahead while they run."""
+    add(store, *(f"https://a.example/quick{i}" for i in range(8)))
+    add(store, *(f"https://a.example/long{i}" for i in range(20)))
+    release = threading.Event()
+
+    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+        if "long" in task.url:
+            release.wait(timeout=30)
+        return {"ok": True, "url": task.url}
+
+    def running() -> int:
+        return sum(t.status == "running" for t in JsonStore(store.path).tasks())  # type: ignore[union-attr]
+
+    result: dict[str, Any] = {}
+    th = threading.Thread(
+        target=lambda: result.update(r=run_all(store, download, options=RunOptions(jobs=8)))
+    )
+    th.start()
+    try:
+        deadline = time.monotonic() + 10
+        while running() < 16:  # 8 long downloads, 8 claimed ahead
+            assert time.monotonic() < deadline, "no task claimed ahead"
+            time.sleep(0.02)
+        while running() > 8:  # HOLD_AHEAD later, those 8 went back
+            assert time.monotonic() < deadline, "tasks held ahead were not given back"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert running() == 8  # and none is claimed ahead again while downloads run long
+    finally:
+        release.set()
+        th.join(timeout=60)
+    assert result["r"].done == 28
+    assert {t.attempts for t in JsonStore(store.path).tasks()} == {1}  # given back: not counted
+
+
 def test_cancel_stops_a_running_download(store: JsonStore) -> None:
     add(store, "https://a.example/long", "https://a.example/next")
     started = threading.Event()

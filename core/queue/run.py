@@ -50,6 +50,9 @@ RECORD_WITHIN = 0.05
 #: on average (seconds): enough to record and claim -j at a time. Longer downloads are
 #: never claimed ahead, so a host does not sit on tasks another host could start.
 SHORT_TASK = 1.0
+#: A task claimed ahead that no worker started within this many seconds goes back to
+#: `queued` (downloads turned long: another runner may start it).
+HOLD_AHEAD = 2.0
 RESULT_FIELDS = ("path", "bytes", "sha256", "strategy", "skipped", "title")
 
 
@@ -157,6 +160,8 @@ class _Runner:
         #: Claimed tasks (running or ready) -> the event that stops their download.
         self.in_flight: dict[int, threading.Event] = {}
         self.ready: collections.deque[Task] = collections.deque()
+        self.claimed_at: dict[int, float] = {}  # ready task -> when claimed (monotonic)
+        self.started: dict[int, float] = {}  # running task -> when started (monotonic)
         self.ended: list[_Attempt] = []
         self.returned: list[int] = []  # stopped before their end: to give back
         self.workers = max(1, options.jobs)  # still working
@@ -190,11 +195,13 @@ class _Runner:
                     return None
                 if self.ready:
                     task = self.ready.popleft()
+                    self.claimed_at.pop(task.id, None)
                     if self.in_flight[task.id].is_set():  # cancelled before it started
                         log.warning("task %s (%s) was cancelled or taken back", task.id, task.url)
                         self.in_flight.pop(task.id, None)
                         continue
                     self.busy += 1
+                    self.started[task.id] = time.monotonic()
                     return task
                 self.task_ready.wait(0.25)
 
@@ -278,7 +285,11 @@ class _Runner:
                         due = bool(self.ended) and (
                             now >= self.ended_at + RECORD_WITHIN or self.busy == 0 or stopping
                         )
-                        if due or want >= max(1, self.prefetch) or (want > 0 and waiting):
+                        unstarted = [
+                            t for t in self.ready if now >= self.claimed_at[t.id] + HOLD_AHEAD
+                        ]
+                        enough = want >= max(1, self.prefetch) or (want > 0 and waiting)
+                        if due or unstarted or enough:
                             break
                         no_more = self.limit_reached() or (dry and not self.opts.watch)
                         if self.busy == 0 and (self.stop.is_set() or (no_more and not self.ready)):
@@ -287,11 +298,21 @@ class _Runner:
                             0.25,
                             not_before - now if not_before > now else 0.25,
                             self.ended_at + RECORD_WITHIN - now if self.ended else 0.25,
+                            self.claimed_at[self.ready[0].id] + HOLD_AHEAD - now
+                            if self.ready
+                            else 0.25,
                         )
                         self.keeper_wake.wait(max(0.001, wait))
                     attempts, self.ended = self.ended, []
-                    want = max(0, want)
+                    for task in unstarted:
+                        self.ready.remove(task)
+                        self.claimed_at.pop(task.id, None)
+                        self.in_flight.pop(task.id, None)
+                    self.claimed -= len(unstarted)
+                    want = max(0, want) if not unstarted else 0
                     self.claimed += want
+                if unstarted:  # held too long: downloads turned long
+                    self.store.release(self.worker, [task.id for task in unstarted])
                 finished = self.store.finish(
                     self.worker,
                     [a.outcome for a in attempts],
@@ -300,8 +321,10 @@ class _Runner:
                 )
                 with self.lock:
                     self.claimed -= want - len(finished.claimed)
+                    now = time.monotonic()
                     for task in finished.claimed:
                         self.in_flight[task.id] = threading.Event()
+                        self.claimed_at[task.id] = now
                         self.ready.append(task)
                     self.task_ready.notify(len(finished.claimed))
                 self.given_up(finished.given_up)
@@ -320,10 +343,12 @@ class _Runner:
     @property
     def prefetch(self) -> int:
         """How many tasks to hold claimed beyond the idle workers: -j while downloads are
-        short (then the keeper records and claims -j at a time), else none."""
+        short (then the keeper records and claims -j at a time), else none: not while a
+        download has run `SHORT_TASK` already. (Called with the lock held.)"""
         jobs = max(1, self.opts.jobs)
         short = jobs > 1 and self.took is not None and self.took < SHORT_TASK
-        return jobs if short else 0
+        now = time.monotonic()
+        return jobs if short and all(now - t < SHORT_TASK for t in self.started.values()) else 0
 
     def limit_reached(self) -> bool:
         return self.opts.max_tasks is not None and self.claimed >= self.opts.max_tasks
@@ -350,6 +375,7 @@ class _Runner:
             self.ready.clear()
             for tid in unstarted:
                 self.in_flight.pop(tid, None)
+                self.claimed_at.pop(tid, None)
             self.task_ready.notify_all()
             back, self.returned = self.returned + unstarted, []
         if back:
@@ -422,6 +448,7 @@ class _Runner:
         with self.lock:
             self.in_flight.pop(task_id, None)
             self.received.pop(task_id, None)
+            self.started.pop(task_id, None)
             if attempt is not None:
                 if not self.ended:
                     self.ended_at = time.monotonic()
