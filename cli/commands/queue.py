@@ -345,9 +345,10 @@ def run(
     Claims tasks atomically (two runners never take the same one) and downloads them with
     the same engine as `xdl fetch`. While downloads are short (under 1 s on average), up
     to -j more tasks are claimed ahead (status: running) and results are written -j at a
-    time, each within 50 ms; longer downloads are never claimed ahead. Without --watch
-    it drains the queue and exits: 0 when every task it took is done, 1 when a task
-    ended failed during the run, whatever the reason (the cron shape). Failures are
+    time, each within 50 ms; not while a download runs long (a task held ahead and not
+    started within 2 s goes back to queued). Without --watch it drains the queue and
+    exits: 0 when every task it took is done, 1 when a task ended failed during the run,
+    whatever the reason (the cron shape). Failures are
     retried with exponential backoff; tasks of a runner that died are taken back (at
     once when its pid is gone on this host, else when its lease expires) without using
     up --retries: such losses count in `lost`, and a task fails (worker_lost) only after
