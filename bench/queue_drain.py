@@ -1,5 +1,6 @@
 """Drain a queue with P processes × W worker threads and no download: claim + complete
-throughput through the store API, as `xdl queue run` does it (bench/run.py runs this).
+throughput through the store API, one task per write (`xdl queue run` writes up to -j
+at once: this is the store's worst case; bench/run.py runs this).
 
     python bench/queue_drain.py QUEUE PROCESSES WORKERS     # QUEUE: a path or a database URL
 

@@ -1363,7 +1363,8 @@ def _queue_pg(
     area.extra.append(
         f"Claim + complete: `bench/queue_drain.py` starts 4 processes that each open the "
         f"store once and run 8 threads looping on `store.finish(...)` (record the task held "
-        f"as done and claim the next in one write, as `xdl queue run` does) until the "
+        f"as done and claim the next in one write: one task per write, the store's worst "
+        f"case, where `xdl queue run` writes up to -j at once) until the "
         f"{drain:,} tasks are done; timed from a start signal sent once every process is "
         "connected. Each queue is filled by `xdl queue add -a` before each run (not timed; "
         "then, on PostgreSQL, a `CHECKPOINT`, so the WAL of the steps before is not "
