@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from queue_runs import run_all
+from queue_runs import InBackground, run_all
 
 from xdl.core import errors
 from xdl.core.queue import JsonStore, NewTask, Task
@@ -111,6 +111,17 @@ def test_paused_queue_is_not_run(store: JsonStore) -> None:
     assert statuses(store) == {"https://a.example/1": "queued"}
 
 
+def running(store: JsonStore) -> int:
+    return sum(t.status == "running" for t in JsonStore(store.path).tasks())  # type: ignore[union-attr]
+
+
+def wait_until(check: Callable[[], bool], failure: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.02)
+
+
 def test_stop_puts_in_flight_tasks_back(store: JsonStore) -> None:
     add(store, *(f"https://a.example/{i}" for i in range(4)))
     stop = threading.Event()
@@ -121,17 +132,11 @@ def test_stop_puts_in_flight_tasks_back(store: JsonStore) -> None:
         event.wait(timeout=30)  # a download that runs until told to stop
         return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": "x"}}
 
-    result: dict[str, Any] = {}
-    th = threading.Thread(
-        target=lambda: result.update(
-            r=run_all(store, download, options=RunOptions(jobs=2), stop=stop)
-        )
-    )
-    th.start()
+    run = InBackground(store, download, options=RunOptions(jobs=2), stop=stop)
     started.wait(timeout=30)
     stop.set()
-    th.join(timeout=60)
-    assert result["r"].released == 2 and result["r"].interrupted
+    report = run.report()
+    assert report.released == 2 and report.interrupted
     tasks = JsonStore(store.path).tasks()
     assert [t.status for t in tasks] == ["queued"] * 4
     assert [t.attempts for t in tasks] == [0] * 4  # a stop does not count as an attempt
@@ -154,21 +159,12 @@ def test_short_downloads_are_claimed_ahead_and_a_stop_gives_those_back(
         event.wait(timeout=30)
         return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": "x"}}
 
-    result: dict[str, Any] = {}
-    th = threading.Thread(
-        target=lambda: result.update(
-            r=run_all(store, download, options=RunOptions(jobs=8), stop=stop)
-        )
-    )
-    th.start()
+    run = InBackground(store, download, options=RunOptions(jobs=8), stop=stop)
     started.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while sum(t.status == "running" for t in JsonStore(store.path).tasks()) < 16:  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, "no task claimed ahead"
-        time.sleep(0.02)
+    wait_until(lambda: running(store) == 16, "no task claimed ahead")
     stop.set()
-    th.join(timeout=60)
-    assert (result["r"].done, result["r"].released) == (8, 8)
+    report = run.report()
+    assert (report.done, report.released) == (8, 8)
     tasks = JsonStore(store.path).tasks()
     assert [t.status for t in tasks] == ["done"] * 8 + ["queued"] * 20
     assert [t.attempts for t in tasks][8:] == [0] * 20  # neither run nor held counts
@@ -187,28 +183,15 @@ def test_tasks_held_ahead_go_back_when_downloads_turn_long(store: JsonStore) -> 
             release.wait(timeout=30)
         return {"ok": True, "url": task.url}
 
-    def running() -> int:
-        return sum(t.status == "running" for t in JsonStore(store.path).tasks())  # type: ignore[union-attr]
-
-    result: dict[str, Any] = {}
-    th = threading.Thread(
-        target=lambda: result.update(r=run_all(store, download, options=RunOptions(jobs=8)))
-    )
-    th.start()
-    try:
-        deadline = time.monotonic() + 10
-        while running() < 16:  # 8 long downloads, 8 claimed ahead
-            assert time.monotonic() < deadline, "no task claimed ahead"
-            time.sleep(0.02)
-        while running() > 8:  # HOLD_AHEAD later, those 8 went back
-            assert time.monotonic() < deadline, "tasks held ahead were not given back"
-            time.sleep(0.05)
+    run = InBackground(store, download, options=RunOptions(jobs=8))
+    try:  # 8 long downloads and 8 claimed ahead; HOLD_AHEAD later, those 8 went back
+        wait_until(lambda: running(store) == 16, "no task claimed ahead")
+        wait_until(lambda: running(store) == 8, "tasks held ahead were not given back")
         time.sleep(0.3)
-        assert running() == 8  # and none is claimed ahead again while downloads run long
+        assert running(store) == 8  # and none is claimed ahead again while downloads run long
     finally:
         release.set()
-        th.join(timeout=60)
-    assert result["r"].done == 28
+    assert run.report().done == 28
     assert {t.attempts for t in JsonStore(store.path).tasks()} == {1}  # given back: not counted
 
 
