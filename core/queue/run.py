@@ -159,8 +159,8 @@ class _Runner:
         self.keeper_wake = threading.Condition(self.lock)
         #: Claimed tasks (running or ready) -> the event that stops their download.
         self.in_flight: dict[int, threading.Event] = {}
-        self.ready: collections.deque[Task] = collections.deque()
-        self.claimed_at: dict[int, float] = {}  # ready task -> when claimed (monotonic)
+        #: Tasks claimed for the workers, not started yet, with when (monotonic).
+        self.ready: collections.deque[tuple[Task, float]] = collections.deque()
         self.started: dict[int, float] = {}  # running task -> when started (monotonic)
         self.ended: list[_Attempt] = []
         self.returned: list[int] = []  # stopped before their end: to give back
@@ -194,8 +194,7 @@ class _Runner:
                 if self.over or self.stop.is_set():
                     return None
                 if self.ready:
-                    task = self.ready.popleft()
-                    self.claimed_at.pop(task.id, None)
+                    task, _ = self.ready.popleft()
                     if self.in_flight[task.id].is_set():  # cancelled before it started
                         log.warning("task %s (%s) was cancelled or taken back", task.id, task.url)
                         self.in_flight.pop(task.id, None)
@@ -276,19 +275,18 @@ class _Runner:
                         now = time.monotonic()
                         stopping = self.stop.is_set() or self.limit_reached()
                         idle = self.workers - self.busy
+                        prefetch = self.prefetch
                         want = 0
                         if not stopping and now >= not_before:
-                            want = idle + self.prefetch - len(self.ready)
+                            want = idle + prefetch - len(self.ready)
                             if self.opts.max_tasks is not None:
                                 want = min(want, self.opts.max_tasks - self.claimed)
                         waiting = len(self.ready) < idle  # a worker waits for a task
                         due = bool(self.ended) and (
                             now >= self.ended_at + RECORD_WITHIN or self.busy == 0 or stopping
                         )
-                        unstarted = [
-                            t for t in self.ready if now >= self.claimed_at[t.id] + HOLD_AHEAD
-                        ]
-                        enough = want >= max(1, self.prefetch) or (want > 0 and waiting)
+                        unstarted = [held for held in self.ready if now >= held[1] + HOLD_AHEAD]
+                        enough = want >= max(1, prefetch) or (want > 0 and waiting)
                         if due or unstarted or enough:
                             break
                         no_more = self.limit_reached() or (dry and not self.opts.watch)
@@ -298,21 +296,18 @@ class _Runner:
                             0.25,
                             not_before - now if not_before > now else 0.25,
                             self.ended_at + RECORD_WITHIN - now if self.ended else 0.25,
-                            self.claimed_at[self.ready[0].id] + HOLD_AHEAD - now
-                            if self.ready
-                            else 0.25,
+                            self.ready[0][1] + HOLD_AHEAD - now if self.ready else 0.25,
                         )
                         self.keeper_wake.wait(max(0.001, wait))
                     attempts, self.ended = self.ended, []
-                    for task in unstarted:
-                        self.ready.remove(task)
-                        self.claimed_at.pop(task.id, None)
-                        self.in_flight.pop(task.id, None)
+                    for held in unstarted:
+                        self.ready.remove(held)
+                        self.in_flight.pop(held[0].id, None)
                     self.claimed -= len(unstarted)
                     want = max(0, want) if not unstarted else 0
                     self.claimed += want
                 if unstarted:  # held too long: downloads turned long
-                    self.store.release(self.worker, [task.id for task in unstarted])
+                    self.store.release(self.worker, [task.id for task, _ in unstarted])
                 finished = self.store.finish(
                     self.worker,
                     [a.outcome for a in attempts],
@@ -324,8 +319,7 @@ class _Runner:
                     now = time.monotonic()
                     for task in finished.claimed:
                         self.in_flight[task.id] = threading.Event()
-                        self.claimed_at[task.id] = now
-                        self.ready.append(task)
+                        self.ready.append((task, now))
                     self.task_ready.notify(len(finished.claimed))
                 self.given_up(finished.given_up)
                 retrying = False
@@ -371,11 +365,10 @@ class _Runner:
         started, go back to `queued` (in one write)."""
         with self.lock:
             self.over = True
-            unstarted = [task.id for task in self.ready]
+            unstarted = [task.id for task, _ in self.ready]
             self.ready.clear()
             for tid in unstarted:
                 self.in_flight.pop(tid, None)
-                self.claimed_at.pop(tid, None)
             self.task_ready.notify_all()
             back, self.returned = self.returned + unstarted, []
         if back:
