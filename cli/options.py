@@ -316,21 +316,16 @@ def download_options(f: F) -> F:
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from xdl.core.fetch import FetchOptions
+        from xdl.core import errors
+        from xdl.core.fetch import FetchOptions, check_sha256, split_langs
 
         values = {name: kwargs.pop(name) for name in _DOWNLOAD_PARAMS}
-        values["sub_langs"] = tuple(
-            lang.strip()
-            for item in values["sub_langs"] or ()
-            for lang in item.split(",")
-            if lang.strip()
-        )
-        sha = values["sha256"]
-        if sha is not None:
-            sha = sha.strip().lower()
-            if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-                raise click.BadParameter("not a SHA-256 hex digest", param_hint="--sha256")
-            values["sha256"] = sha
+        values["sub_langs"] = split_langs(values["sub_langs"])
+        if values["sha256"] is not None:
+            try:
+                values["sha256"] = check_sha256(values["sha256"])
+            except errors.BadInput as e:
+                raise click.BadParameter(e.message, param_hint="--sha256") from None
         values["output_dir"], values["template"] = split_output_template(
             values["output_dir"] or ".", values["template"] or DEFAULT_TEMPLATE
         )

@@ -218,3 +218,31 @@ def test_run_on_a_paused_queue_takes_nothing_and_says_so(xdl: Any, qfile: Path) 
     assert (ran.exit_code, ran.stdout) == (0, "")
     assert "paused" in ran.stderr
     assert xdl("queue", "status").lines[0]["status"] == "queued"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"sha256": 5},
+        {"sha256": "zz"},
+        {"template": 7},
+        {"template": " "},
+        {"template": "../%(id)s.%(ext)s"},
+        {"audio": "yes"},
+    ],
+)
+def test_add_refuses_the_fields_fetch_refuses(
+    xdl: Any, qfile: Path, fields: dict[str, Any]
+) -> None:
+    """One rule for an input line's fields: `queue add` refuses what `fetch` refuses,
+    with the same message, and still adds the other lines."""
+    bad = json.dumps({"url": "https://example.com/a", **fields})
+    good = json.dumps({"url": "https://example.com/b", "sha256": "A" * 64})
+    added = xdl("queue", "add", input=f"{bad}\n{good}\n")
+    assert added.exit_code == 1
+    refused, ok = added.lines
+    assert refused["ok"] is False and refused["error"]["code"] == "bad_input"
+    fetched = xdl("fetch", "--dry-run", input=bad + "\n")
+    assert fetched.lines[0]["error"] == refused["error"]
+    (task,) = xdl("queue", "status", "--json").lines
+    assert task["url"] == "https://example.com/b" and task["options"]["sha256"] == "a" * 64

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +28,6 @@ from xdl.cli.progress import Reporter, progress_option, reporter
 
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
-    from xdl.core.inputs import Input
     from xdl.core.queue import QueueStore
     from xdl.core.queue.run import RunOptions, RunReport
 
@@ -193,10 +191,12 @@ def add(
       xdl queue add -a urls.txt --audio -o ~/Podcasts --priority 5
       xdl info --flat https://example.com/feed.xml | xdl queue add
     """
+    from xdl.core import errors
     from xdl.core.queue import NewTask
 
     store = _store(queue_path, lock_timeout)
-    base = _absolute(options).to_dict()
+    plain = options.for_input(None)
+    base = plain.to_dict()
     out = Output(None, None)
     pending: list[Any] = []
     good = 0
@@ -215,12 +215,16 @@ def add(
         if item.error is not None:
             pending.append((item, item.error))
             continue
-        overrides = _overrides(item)
+        try:  # the one rule `xdl fetch` uses for a line's fields (sha256, template...)
+            task_options = options.for_input(item.fields)
+        except errors.XdlError as e:
+            pending.append((item, e))
+            continue
         title = item.get("title")
         pending.append(
             NewTask(
                 item.value,
-                {**base, **overrides} if overrides else base,
+                base if task_options == plain else task_options.to_dict(),
                 priority,
                 title if isinstance(title, str) else None,
             )
@@ -230,37 +234,6 @@ def add(
             flush()
     flush()
     return out.close()
-
-
-def _overrides(item: Input) -> dict[str, Any]:
-    """The per-input options a JSON line may carry, as `xdl fetch` reads them: only
-    values of the right type are stored (never a nested structure from the line)."""
-    found: dict[str, Any] = {}
-    for name in ("sha256", "template"):
-        value = item.get(name)
-        if isinstance(value, str) and value.strip():
-            found[name] = value
-    if isinstance(item.get("audio"), bool):
-        found["audio"] = item.get("audio")
-    return found
-
-
-def _absolute(options: FetchOptions) -> FetchOptions:
-    """Paths in the options made absolute: a task may run from another directory."""
-    import dataclasses
-
-    changes: dict[str, Any] = {
-        "output_dir": os.path.abspath(os.path.expanduser(options.output_dir))
-    }
-    if options.archive:
-        changes["archive"] = os.path.abspath(os.path.expanduser(options.archive))
-    if options.cache:
-        changes["cache"] = os.path.abspath(os.path.expanduser(options.cache))
-    if options.net.cookies:
-        changes["net"] = dataclasses.replace(
-            options.net, cookies=os.path.abspath(os.path.expanduser(options.net.cookies))
-        )
-    return options.replace(**changes)
 
 
 @command.command("run")

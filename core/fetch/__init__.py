@@ -14,7 +14,8 @@ from .options import (
     QUALITIES,
     STRATEGIES,
     FetchOptions,
-    with_fields,
+    check_sha256,
+    split_langs,
 )
 from .result import Attempt, FetchResult
 from .strategies.ytdlp import ytdlp_params
@@ -28,10 +29,11 @@ __all__ = [
     "Attempt",
     "FetchOptions",
     "FetchResult",
+    "check_sha256",
     "fetch_many",
     "fetch_one",
     "preflight",
     "shared_limiter",
-    "with_fields",
+    "split_langs",
     "ytdlp_params",
 ]

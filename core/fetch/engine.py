@@ -29,7 +29,6 @@ from .options import (
     FetchOptions,
     Progress,
     check_template,
-    with_fields,
 )
 from .result import Attempt, FetchResult, failed, since
 from .strategies import REGISTRY, youtube_dl_available
@@ -68,7 +67,7 @@ def fetch_one(
     """
     started = time.monotonic()
     try:
-        opts = with_fields(options, fields or {})
+        opts = options.for_input(fields)
         preflight(opts)
     except errors.Fatal:
         raise

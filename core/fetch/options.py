@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -92,13 +93,13 @@ class FetchOptions:
         d = dict(d or {})
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {k: v for k, v in d.items() if k in names and k != "net"}
-        if "sub_langs" in kwargs:
-            langs = kwargs["sub_langs"]
-            kwargs["sub_langs"] = (
-                tuple(x.strip() for x in langs.split(",") if x.strip())
-                if isinstance(langs, str)
-                else tuple(langs or ())
-            )
+        langs = kwargs.get("sub_langs")
+        if isinstance(langs, str) or (
+            isinstance(langs, list | tuple) and all(isinstance(x, str) for x in langs)
+        ):
+            kwargs["sub_langs"] = split_langs(langs)
+        elif isinstance(langs, list):
+            kwargs["sub_langs"] = tuple(langs)  # of the wrong type: _check_types says so
         raw_net = dict(d.get("net") or {})
         for key in ("timeout", "proxy", "user_agent", "headers", "cookies"):
             if key in d and key not in raw_net:  # flat keys, as a hand-written file may have
@@ -113,10 +114,16 @@ class FetchOptions:
         net["headers"] = dict(headers)
         _check_types(cls, kwargs)
         _check_types(NetworkOptions, {k: v for k, v in net.items() if k != "headers"})
+        if kwargs.get("sha256") is not None:  # a stored task is checked as a fetch line is
+            kwargs["sha256"] = check_sha256(kwargs["sha256"], "the task's sha256")
         return cls(**kwargs, net=NetworkOptions(**net))
 
     def replace(self, **changes: Any) -> FetchOptions:
         return dataclasses.replace(self, **changes)
+
+    def for_input(self, fields: Mapping[str, Any] | None) -> FetchOptions:
+        """These options for one input line (see `for_input`)."""
+        return for_input(self, fields)
 
     @property
     def free_space_margin(self) -> int:
@@ -169,12 +176,21 @@ def _is(value: Any, kind: Any) -> bool:
 _FIELD_TYPES: dict[str, type] = {"sha256": str, "template": str, "audio": bool}
 
 
-def with_fields(options: FetchOptions, fields: Mapping[str, Any]) -> FetchOptions:
-    """`options` with the overrides of one input line (`sha256`, `template`, `audio`).
+def check_sha256(value: str, what: str = "the sha256") -> str:
+    """A SHA-256 hex digest, normalised (stripped, lower case); BadInput otherwise."""
+    sha = value.strip().lower()
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise errors.BadInput(f"{what} is not a SHA-256 hex digest: {sha[:80]!r}")
+    return sha
 
-    A field of the wrong type is `bad_input`: `"sha256": 5` must never download without
-    verification, nor `"audio": "yes"` quietly keep the video.
-    """
+
+def split_langs(values: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """Subtitle languages as given (`en,de`, or several values of `en` and `de`): one tuple."""
+    items = [values] if isinstance(values, str) else list(values or ())
+    return tuple(lang.strip() for item in items for lang in item.split(",") if lang.strip())
+
+
+def _with_fields(options: FetchOptions, fields: Mapping[str, Any]) -> FetchOptions:
     changes: dict[str, Any] = {}
     for name, kind in _FIELD_TYPES.items():
         value = fields.get(name)
@@ -187,13 +203,39 @@ def with_fields(options: FetchOptions, fields: Mapping[str, Any]) -> FetchOption
             )
         changes[name] = value
     if "sha256" in changes:
-        sha = changes["sha256"].strip().lower()
-        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-            raise errors.BadInput(f"the input's sha256 is not a SHA-256 hex digest: {sha[:80]!r}")
-        changes["sha256"] = sha
-    if "template" in changes and not changes["template"].strip():
-        raise errors.BadInput("the input's template is empty")
+        changes["sha256"] = check_sha256(changes["sha256"], "the input's sha256")
+    if "template" in changes:
+        if not changes["template"].strip():
+            raise errors.BadInput("the input's template is empty")
+        check_template(changes["template"])
     return options.replace(**changes) if changes else options
+
+
+def _absolute(options: FetchOptions) -> FetchOptions:
+    """Paths made absolute: a queued task may run from another directory."""
+
+    def absolute(path: str) -> str:
+        return os.path.abspath(os.path.expanduser(path))
+
+    changes: dict[str, Any] = {"output_dir": absolute(options.output_dir)}
+    if options.archive:
+        changes["archive"] = absolute(options.archive)
+    if options.cache:
+        changes["cache"] = absolute(options.cache)
+    if options.net.cookies:
+        changes["net"] = dataclasses.replace(options.net, cookies=absolute(options.net.cookies))
+    return options.replace(**changes)
+
+
+def for_input(options: FetchOptions, fields: Mapping[str, Any] | None) -> FetchOptions:
+    """The ONE place an input line's fields become the options of its download: `fetch`
+    and `queue add` both call it (so a task stores exactly what `fetch` would use).
+
+    The line's overrides (`sha256`, `template`, `audio`) are checked, a wrong type or
+    value being `bad_input` (`"sha256": 5` must never download unverified, nor
+    `"audio": "yes"` quietly keep the video); paths are made absolute.
+    """
+    return _absolute(_with_fields(options, fields or {}))
 
 
 def check_template(template: str) -> tuple[str, ...]:
