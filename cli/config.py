@@ -252,5 +252,8 @@ def setup(ctx: click.Context, explicit: Path | None, disabled: bool) -> None:
             return
         raise
     ctx.meta[META] = cfg
+    from xdl.core import hosts
+
+    hosts.configure(cfg.hosts)
     if name and (defaults := default_map(cfg, root, name)):
         ctx.default_map = defaults

@@ -269,6 +269,7 @@ _DOWNLOAD_PARAMS = [
     "connections",
     "rate_limit",
     "sleep",
+    "per_host",
     "retries",
     "archive",
     "overwrite",
@@ -466,7 +467,14 @@ def download_options(f: F) -> F:
             type=click.FloatRange(min=0),
             default=0.0,
             metavar="SECONDS",
-            help="Wait this long between requests to the same host.",
+            help="At least this long between two requests to one host (every job's).",
+        ),
+        click.option(
+            "--per-host",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="At most N downloads from one host at once (across -j jobs; in the queue,"
+            " across every runner).",
         ),
         click.option(
             "--retries",

@@ -9,6 +9,9 @@
     [profiles.lectures]      # `--profile lectures` on fetch, queue add, transcript
     quality = "720p"
     sub-langs = "en"
+    [hosts."www.youtube.com"] # one site's budget (SPEC §5a), for every command
+    per-host = 2             # at most 2 downloads from it at once
+    sleep = 1.5              # at least 1.5 s between two requests to it
 
 Keys are long option names (`output-dir` or `output_dir`). This module reads, checks the
 shape and finds line numbers; which keys are real options is decided by the CLI, which
@@ -26,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .errors import ConfigError
+from .errors import BadInput, ConfigError
+from .hosts import HostRule, check_rule
 
 #: Tables a config file may have at the top.
-TOP_LEVEL = ("defaults", "profiles")
+TOP_LEVEL = ("defaults", "profiles", "hosts")
 
 #: Profile-capable commands (as paths in the command tree).
 PROFILE_COMMANDS = (("fetch",), ("queue", "add"), ("transcript",))
@@ -92,6 +96,8 @@ class Config:
     defaults: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     text: str = ""
+    #: `[hosts."NAME"]`: what the user set for a site (per-host, sleep).
+    hosts: dict[str, HostRule] = field(default_factory=dict)
     #: Problems worth a warning that do not stop anything (unknown tables...).
     warnings: tuple[str, ...] = ()
 
@@ -169,7 +175,33 @@ def load(path: Path | None) -> Config:
                 f"{cfg.where(('profiles',), name)}: profile {name!r} must be a table "
                 f"([profiles.{name}])"
             )
-    return Config(path, defaults, profiles, text, tuple(warnings))
+    hosts = _hosts(cfg, data.get("hosts", {}))
+    return Config(path, defaults, profiles, text, hosts, tuple(warnings))
+
+
+def _hosts(cfg: Config, table: Any) -> dict[str, HostRule]:
+    """The `[hosts."NAME"]` tables as rules; a wrong shape or value is a ConfigError
+    that names it."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{cfg.where((), 'hosts')}: 'hosts' must be a table of host names")
+    rules: dict[str, HostRule] = {}
+    for host, entry in table.items():
+        where = cfg.where(("hosts",), host)
+        if not isinstance(entry, dict):
+            raise ConfigError(f'{where}: hosts.{host!r} must be a table ([hosts."{host}"])')
+        keys = {normalize_key(k): v for k, v in entry.items()}
+        unknown = sorted(set(keys) - {"per-host", "sleep"})
+        if unknown:
+            raise ConfigError(
+                f'{where}: [hosts."{host}"] has {unknown[0]!r}; it may set per-host and sleep'
+            )
+        try:
+            rules[host.strip().lower()] = check_rule(
+                keys.get("per-host"), keys.get("sleep"), f'[hosts."{host}"]'
+            )
+        except BadInput as e:
+            raise ConfigError(f"{where}: {e.message}") from None
+    return rules
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -42,6 +42,17 @@ class NotFound(XdlError):
 
 class HttpError(XdlError):
     code = "http_error"
+    #: The response's Retry-After header, when it had one (a refusal: 429, 503).
+    retry_after: str | None = None
+
+
+class RateLimited(XdlError):
+    """The site refused (429, or 503 with Retry-After) past what this run waits for:
+    `host` is paused until `until` (Unix time). The queue waits for it; no other
+    downloader is tried (it would be refused too, or save the refusal's page)."""
+
+    code = "rate_limited"
+    final = True
 
 
 class NetworkError(XdlError):

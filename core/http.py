@@ -96,11 +96,16 @@ class Head:
         return (self.content_type or "").split(";")[0].strip().lower()
 
 
-def status_error(status: int, reason: str, url: str) -> errors.XdlError:
+def status_error(
+    status: int, reason: str, url: str, headers: Mapping[str, str] | None = None
+) -> errors.XdlError:
+    """An HTTP error status as ours; a refusal's `Retry-After` kept on it (not in its line)."""
     text = f"HTTP {status} {reason}".strip()
     if status in (404, 410):
         return errors.NotFound(text, status=status)
-    return errors.HttpError(text, status=status)
+    error = errors.HttpError(text, status=status)
+    error.retry_after = (headers or {}).get("Retry-After")
+    return error
 
 
 def translate(exc: BaseException, url: str) -> errors.XdlError:
@@ -136,7 +141,7 @@ def probe(url: str, net: NetworkOptions) -> tuple[Head, requests.Response]:
     resp = get(url, net)
     if resp.status_code >= 400:
         resp.close()
-        raise status_error(resp.status_code, resp.reason or "", url)
+        raise status_error(resp.status_code, resp.reason or "", url, resp.headers)
     return head_of(resp), resp
 
 
@@ -170,7 +175,7 @@ def get(
         raise translate(e, url) from e
     if resp.status_code >= 400 and resp.status_code != 416:
         resp.close()
-        raise status_error(resp.status_code, resp.reason or "", url)
+        raise status_error(resp.status_code, resp.reason or "", url, resp.headers)
     return resp
 
 

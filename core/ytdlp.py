@@ -266,7 +266,11 @@ def to_xdl_error(exc: BaseException) -> errors.XdlError:
         status, reason = cause.status, cause.reason or ""
         if status in (404, 410):
             return errors.NotFound(f"HTTP {status} {reason}".strip(), status=status)
-        return errors.HttpError(f"HTTP {status} {reason}".strip(), status=status)
+        error = errors.HttpError(f"HTTP {status} {reason}".strip(), status=status)
+        response = getattr(cause, "response", None)
+        headers = getattr(response, "headers", None)
+        error.retry_after = headers.get("Retry-After") if headers is not None else None
+        return error
     text = f"{message} {cause!r}".lower()
     if "no space left on device" in text or "errno 28" in text:
         return errors.NoSpace(message)

@@ -476,9 +476,8 @@ def revalidate(job: Job) -> list[FetchResult] | None:
     from .. import http
 
     begun = time.monotonic()
-    job.pacer.wait(job.url, job.stop)
     try:
-        resp = http.get(job.url, o.net, headers)
+        resp = job.get(headers)
     except errors.XdlError as e:  # the normal download says what is wrong
         log.debug("%s: cache revalidation failed: %s", job.url, e.message)
         return None

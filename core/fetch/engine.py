@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import os
 import re
 import shutil
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..archive import open_archive, url_key
+from ..hosts import HostRule, budget, host_of, is_refusal
 from ..inputs import Input, check_url
-from ..ratelimit import HostPacer, TokenBucket
+from ..ratelimit import TokenBucket
 from . import manifest
 from .cache import revalidate
 from .options import (
@@ -54,6 +56,7 @@ def fetch_one(
     stop: threading.Event | None = None,
     limiter: TokenBucket | None = None,
     progress: Progress | None = None,
+    max_wait: float = math.inf,
 ) -> list[FetchResult]:
     """Download one input; a playlist gives one result per entry.
 
@@ -63,7 +66,8 @@ def fetch_one(
     stops every input. `fields` are the input's JSON fields: `sha256`, `template` and
     `audio` there override `options` (a wrong type is `bad_input`). `limiter` is a
     `ratelimit.TokenBucket`; when not given, `options.rate_limit` draws on the
-    process-wide bucket for that rate.
+    process-wide bucket for that rate. A refusal (429) pauses the input's host; a pause
+    longer than `max_wait` seconds ends the input as `rate_limited` at once.
     """
     started = time.monotonic()
     try:
@@ -75,7 +79,7 @@ def fetch_one(
         return [failed(url, e, (), started)]
     if limiter is None and opts.rate_limit:
         limiter = shared_limiter(opts.rate_limit)
-    job = Job(url, opts, stop or threading.Event(), limiter, progress, started)
+    job = Job(url, opts, stop or threading.Event(), limiter, progress, started, max_wait)
     job.fields = fields or {}
     return job.run()
 
@@ -213,21 +217,26 @@ def preflight(options: FetchOptions) -> None:
 
 
 _limiters: dict[int, TokenBucket] = {}
-_pacers: dict[float, HostPacer] = {}
-_pacers_lock = threading.Lock()
+_limiters_lock = threading.Lock()
+#: A refused input is tried again (after the host's pause) this many times at most.
+MAX_REFUSALS = 8
 
 
 def shared_limiter(rate: int) -> TokenBucket:
     """The process's one bucket for `rate`: every job and tier drawing on the same
     --rate-limit shares it (`xdl fetch -j N`, and `xdl queue run -j N` calling fetch_one)."""
-    with _pacers_lock:
+    with _limiters_lock:
         return _limiters.setdefault(rate, TokenBucket(rate))
 
 
-def _pacer(interval: float) -> HostPacer:
-    """One per-host pacer per interval per process, shared by all jobs."""
-    with _pacers_lock:
-        return _pacers.setdefault(interval, HostPacer(interval))
+def transient(e: errors.XdlError) -> bool:
+    """A failure that the same downloader may not meet again later (a timeout, a reset, a
+    5xx, a refusal): never a reason to try the next downloader, which would meet it too
+    (or save the refusal's page as the media)."""
+    if isinstance(e, errors.NetworkError | errors.Timeout):
+        return True
+    status = e.details.get("status") if isinstance(e, errors.HttpError) else None
+    return isinstance(status, int) and (status >= 500 or status in (408, 429))
 
 
 #: Content types yt-dlp should look at first (pages, feeds, media, playlists).
@@ -251,6 +260,7 @@ class Job:
         limiter: TokenBucket | None,
         progress: Progress | None,
         started: float,
+        max_wait: float = math.inf,
     ) -> None:
         self.url = url
         self.o = options
@@ -261,7 +271,12 @@ class Job:
         self.head: http.Head | None = None
         self.response: Any = None  # the probe's open GET, which the HTTP tier may reuse
         self.probed = False
-        self.pacer = _pacer(options.sleep)
+        self.budget = budget()
+        self.rule = HostRule(options.per_host, options.sleep)
+        #: A pause longer than this (seconds) ends the input as `rate_limited` at once
+        #: (the queue defers the task to the pause's end instead of holding a worker).
+        self.max_wait = max_wait
+        self.refusals = 0
         self.archive = open_archive(options.archive) if options.archive else None
         self.out = Path(options.output_dir).expanduser()
         self.folders: tuple[str, ...] = ()
@@ -272,7 +287,10 @@ class Job:
 
     def run(self) -> list[FetchResult]:
         try:
-            return self._run()
+            with self.budget.download(self.url, self.rule, self.stop):
+                return self._run()
+        except errors.Interrupted as e:
+            return [failed(self.url, e, (), self.started)]
         finally:
             self.drop_response()
 
@@ -284,8 +302,35 @@ class Job:
     def probe(self) -> http.Head:
         """What the URL's server says about it (one streaming GET, kept for reuse)."""
         if self.head is None:
+            self.budget.before_request(self.url, self.rule, self.stop)
             self.head, self.response = http_module().probe(self.url, self.o.net)
+            self.budget.served(self.url)
         return self.head
+
+    def get(self, headers: Mapping[str, str] | None = None) -> Any:
+        """A streaming GET of the input's URL within its host's budget (paced, and
+        waiting out the host's pause): what every downloader's own request goes through."""
+        self.budget.before_request(self.url, self.rule, self.stop)
+        resp = http_module().get(self.url, self.o.net, headers)
+        self.budget.served(self.url)
+        return resp
+
+    def refused(self, e: errors.XdlError) -> None:
+        """The site refused a request: pause its host for everyone; RateLimited when this
+        input was refused too often, or the pause is longer than this run waits."""
+        self.refusals += 1
+        retry_after = e.retry_after if isinstance(e, errors.HttpError) else None
+        status = e.details.get("status")
+        until = self.budget.refused(self.url, status if isinstance(status, int) else 429,
+                                    retry_after)  # fmt: skip
+        host = host_of(self.url)
+        if self.refusals > MAX_REFUSALS or until - time.time() > self.max_wait:
+            raise errors.RateLimited(
+                f"{host} refused requests ({e.message}); paused until "
+                + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)),
+                host=host,
+                until=round(until, 3),
+            ) from None
 
     def _run(self) -> list[FetchResult]:
         attempts: list[Attempt] = []
@@ -308,15 +353,15 @@ class Job:
                 return [failed(self.url, e, tried, self.started)]
             return [failed(self.url, e, (), self.started)]
         last: errors.XdlError = errors.DownloadFailed("no downloader could be tried")
-        for n, name in enumerate(chain):
-            if n:
-                self.stop.wait(min(2.0, 0.25 * 2 ** (n - 1)))  # backoff between tiers
+        n = 0
+        while n < len(chain):
+            name = chain[n]
             begun = time.monotonic()
             try:
                 if self.stop.is_set():
                     raise errors.Interrupted("interrupted")
-                if not (name == "http" and self.response is not None):  # a new request
-                    self.pacer.wait(self.url, self.stop)
+                if name != "http":  # the HTTP tier's requests go through self.get
+                    self.budget.before_request(self.url, self.rule, self.stop)
                 results = REGISTRY[name].run(self)
             except errors.Fatal:
                 raise
@@ -326,9 +371,23 @@ class Job:
                     self.media_error = e
                 attempts.append(Attempt(name, False, f"{e.code}: {e.message}", since(begun)))
                 log.debug("%s: %s failed: %s", self.url, name, e.message)
-                if e.final or self.stop.is_set():
+                if self.stop.is_set():
                     break
+                if is_refusal(e):  # the same downloader again, once the host's pause is over
+                    try:
+                        self.refused(e)
+                    except errors.RateLimited as limited:
+                        last = limited
+                        break
+                    continue
+                if e.final or transient(e):  # the next downloader would do no better
+                    break
+                n += 1
+                if n < len(chain):
+                    self.stop.wait(min(2.0, 0.25 * 2 ** (n - 1)))  # backoff between tiers
                 continue
+            if name != "http":
+                self.budget.served(self.url)
             attempts.append(Attempt(name, True, None, since(begun)))
             done = tuple(attempts)
             return [
@@ -358,15 +417,19 @@ class Job:
         elif self._claimed_by_extractor():
             chain = everything
         else:
-            self.pacer.wait(self.url, self.stop)
-            try:
-                self.probed = True
-                self.probe()
-            except errors.XdlError as e:
-                if e.final:
-                    raise
-                log.debug("%s: probe failed (%s); trying yt-dlp first", self.url, e.message)
-                self.head = None
+            self.probed = True
+            while True:
+                try:
+                    self.probe()
+                except errors.XdlError as e:
+                    if is_refusal(e):  # asked again after the pause, never judged without
+                        self.refused(e)
+                        continue
+                    if e.final or e.code == "interrupted":
+                        raise
+                    log.debug("%s: probe failed (%s); trying yt-dlp first", self.url, e.message)
+                    self.head = None
+                break
             if self.head is not None and self._plain_media_file(self.head.mime):
                 # A bare video/audio file that needs none of yt-dlp's processing: save it
                 # like a file (one request, resumable, its real name); yt-dlp is the fallback.

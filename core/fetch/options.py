@@ -66,6 +66,8 @@ class FetchOptions:
     connections: int = 1
     rate_limit: int | None = None
     sleep: float = 0.0
+    #: At most this many downloads from one host at once (None: only -j bounds them).
+    per_host: int | None = None
     retries: int = 3
     archive: str | None = None
     overwrite: bool = False

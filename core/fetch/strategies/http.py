@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ... import errors
+from ...hosts import is_refusal
 from . import files, segments
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class Http:
                 try:
                     reuse = job.response if not headers else None
                     job.response = None
-                    resp = reuse if reuse is not None else http.get(job.url, o.net, headers)
+                    resp = reuse if reuse is not None else job.get(headers)
                     with resp:
                         if resp.status_code == 416:  # our .part is no use: start again
                             target.restart()
@@ -107,7 +108,9 @@ class Http:
                 except (errors.NetworkError, errors.Timeout, errors.HttpError) as e:
                     target.finish_writing()
                     status = e.details.get("status")
-                    retryable = status is None or status >= 500 or status in (408, 429)
+                    retryable = status is None or status >= 500 or status == 408
+                    if is_refusal(e):  # the engine waits for the host, then comes back
+                        raise
                     if attempt >= o.retries or not retryable or job.stop.is_set():
                         raise
                     log.debug("%s: %s; retrying (%d)", job.url, e.message, attempt + 1)

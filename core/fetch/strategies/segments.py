@@ -284,7 +284,7 @@ def _fetch(
                 if response is not None:
                     response.close()
                 headers = {"Range": f"bytes={r.pos}-{r.end - 1}", "If-Range": validator}
-                response = http.get(job.url, job.o.net, headers)
+                response = job.get(headers)
                 if response.status_code != 206 or _start_of(response) != r.pos:
                     response.close()
                     raise RangesRefused(f"HTTP {response.status_code} to a ranged request")

@@ -1,0 +1,380 @@
+"""The per-host budget (SPEC §5a): a site's limits are the site's, not one worker's.
+
+Everything that talks to one host draws on one `Budget`: every worker and every
+downloader of the process and, through a `Shared` board, every runner of one queue on
+every host. Per host it keeps
+
+- slots: at most `per_host` downloads at once (a yt-dlp job holds its slot throughout);
+- pacing: at least `sleep` seconds between two request starts;
+- pauses: a `429`, or a `503` with `Retry-After`, pauses the host for everyone until then
+  (capped at `MAX_PAUSE`, never less than `MIN_PAUSE`: `Retry-After: 0` does not spin); a
+  `429` without it backs off (1, 2, 4... s, up to `MAX_BACKOFF`);
+- AIMD: a refusal halves the host's concurrency and its request rate (measured: what the
+  site served in the last second, less a margin); after a quiet spell that doubles with
+  every refusal, successes give a slot back and shorten the interval, as TCP and Scrapy's
+  AutoThrottle do. One decrease per refusal episode: answers to requests that started
+  before the last decrease do not count again.
+
+A host is `hostname[:port]` (the port when the URL names one). Times of pauses are wall
+clock (they are shared between processes and hosts); pacing within a process is
+monotonic.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import email.utils
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from . import errors
+
+log = logging.getLogger("xdl.hosts")
+
+#: The longest pause a Retry-After can ask for (a day); longer values are capped, and said.
+MAX_PAUSE = 86400.0
+#: The shortest pause after a refusal: `Retry-After: 0` does not make xdl spin.
+MIN_PAUSE = 1.0
+#: A 429 without Retry-After backs off 1, 2, 4... seconds per host, up to this.
+MAX_BACKOFF = 60.0
+#: After a refusal the host's rate is the one it served, times this (a margin).
+RATE_MARGIN = 0.85
+#: After a refusal, nothing is given back for this long (doubled per refusal, capped).
+QUIET = 8.0
+MAX_QUIET = 120.0
+#: What a recovery step gives back: the interval shortened by this factor.
+RECOVER = 0.9
+
+
+def is_refusal(e: errors.XdlError) -> bool:
+    """The site said "too many": a 429, or a 503 with Retry-After."""
+    if not isinstance(e, errors.HttpError):
+        return False
+    status = e.details.get("status")
+    return status == 429 or (status == 503 and e.retry_after is not None)
+
+
+def host_of(url: str) -> str:
+    """The budget's key for `url`: its host name, lower case, and its port when given."""
+    try:
+        parts = urlsplit(url)
+        name = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return ""
+    return f"{name}:{port}" if port else name
+
+
+@dataclass(frozen=True)
+class HostRule:
+    """What the user set for a host: at most `per_host` downloads at once (None: no cap
+    beyond -j), at least `sleep` seconds between two requests."""
+
+    per_host: int | None = None
+    sleep: float = 0.0
+
+    def merged(self, other: HostRule) -> HostRule:
+        """The stricter of two rules (a task's options and the config's host table)."""
+        caps = [c for c in (self.per_host, other.per_host) if c is not None]
+        return HostRule(min(caps) if caps else None, max(self.sleep, other.sleep))
+
+
+def check_rule(per_host: object, sleep: object, where: str) -> HostRule:
+    """A rule from a config table or a stored task; BadInput naming the wrong value."""
+    if per_host is not None and (
+        not isinstance(per_host, int) or isinstance(per_host, bool) or per_host < 1
+    ):
+        raise errors.BadInput(f"{where}: per_host must be a whole number >= 1, not {per_host!r}")
+    if sleep is None:
+        sleep = 0.0
+    if (
+        not isinstance(sleep, int | float)
+        or isinstance(sleep, bool)
+        or not math.isfinite(sleep)
+        or sleep < 0
+    ):
+        raise errors.BadInput(f"{where}: sleep must be a number of seconds >= 0, not {sleep!r}")
+    return HostRule(per_host, float(sleep))
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (seconds, or an HTTP date); None when
+    absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(int(value[:12]))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class Shared(Protocol):
+    """What the runners of one queue share (a file beside the JSON queue, or PostgreSQL
+    tables): pauses, request pacing and download slots, by host."""
+
+    def paused_until(self, host: str) -> float:
+        """Until when (wall clock) `host` is paused; 0 when it is not."""
+        ...
+
+    def pause(self, host: str, until: float) -> None: ...
+
+    def next_start(self, host: str, interval: float) -> float:
+        """Reserve the next request start to `host`, `interval` after the last one
+        reserved by anyone: when (wall clock) it may start."""
+        ...
+
+    def take_slot(self, host: str, limit: int) -> bool:
+        """One of `host`'s `limit` download slots, if one is free (leased: a runner that
+        dies frees its slots)."""
+        ...
+
+    def give_slot(self, host: str) -> None: ...
+
+    def paused(self) -> dict[str, float]:
+        """Every host paused now, and until when (for `queue status`)."""
+        ...
+
+
+@dataclass
+class _Host:
+    active: int = 0  # downloads holding a slot here (in this process)
+    window: float = math.inf  # AIMD concurrency cap
+    interval: float = 0.0  # adaptive interval between request starts (0: none)
+    next_start: float = 0.0  # monotonic
+    paused_until: float = 0.0  # wall clock
+    backoff: float = 0.0  # the last backoff without Retry-After
+    refusals: int = 0  # refusal episodes so far
+    decreased_at: float = -math.inf  # monotonic: the last decrease
+    quiet_until: float = 0.0  # monotonic: no recovery before
+    served: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=256))
+    successes: int = 0  # since the last change of budget
+
+
+#: waiting(host, until_wall_clock): told when a download waits for a paused host.
+Waiting = Callable[[str, float], None]
+
+
+class Budget:
+    """One process's budget for every host (thread-safe); `shared`, when given, is the
+    queue's board that every runner of the queue draws on too."""
+
+    def __init__(
+        self,
+        rules: Mapping[str, HostRule] | None = None,
+        shared: Shared | None = None,
+    ) -> None:
+        self.rules = dict(rules or {})
+        self.shared = shared
+        self._hosts: dict[str, _Host] = {}
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
+        #: refusals seen per host, for --metrics.
+        self.refused_total: collections.Counter[str] = collections.Counter()
+        self.on_waiting: Waiting | None = None
+
+    def rule(self, host: str, given: HostRule | None = None) -> HostRule:
+        configured = self.rules.get(host)
+        if configured is None and ":" in host:
+            configured = self.rules.get(host.rsplit(":", 1)[0])
+        rule = given or HostRule()
+        return rule.merged(configured) if configured else rule
+
+    def _host(self, host: str) -> _Host:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host()
+        return state
+
+    # -- a download's slot ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def download(
+        self, url: str, given: HostRule | None = None, stop: threading.Event | None = None
+    ) -> Iterator[None]:
+        """Hold one of the host's download slots while the body runs."""
+        host = host_of(url)
+        rule = self.rule(host, given)
+        shared = self.shared if rule.per_host is not None else None
+        with self._freed:
+            state = self._host(host)
+            while True:
+                if stop is not None and stop.is_set():
+                    raise errors.Interrupted("interrupted while waiting for a slot on " + host)
+                cap = rule.per_host or math.inf
+                if state.window < cap:  # lowered after refusals
+                    cap = max(1, int(state.window))
+                if state.active < cap:
+                    if shared is None or shared.take_slot(host, int(rule.per_host or 0)):
+                        break
+                    self._freed.wait(0.2)  # another runner holds the host's slots
+                    continue
+                self._freed.wait(0.5)
+            state.active += 1
+        try:
+            yield
+        finally:
+            with self._freed:
+                state.active -= 1
+                self._freed.notify_all()
+            if shared is not None:
+                shared.give_slot(host)
+
+    # -- each request -----------------------------------------------------------------
+
+    def before_request(
+        self, url: str, given: HostRule | None = None, stop: threading.Event | None = None
+    ) -> None:
+        """Wait until a request to `url`'s host may start: its pause over, and the
+        interval since the last request start passed. Interrupted when `stop` is set."""
+        host = host_of(url)
+        rule = self.rule(host, given)
+        told = 0.0
+        while True:
+            with self._lock:
+                state = self._host(host)
+                wall = time.time()
+                until = state.paused_until
+                if self.shared is not None:
+                    until = max(until, self.shared.paused_until(host))
+                    state.paused_until = until
+                if until <= wall:
+                    interval = max(rule.sleep, state.interval)
+                    now = time.monotonic()
+                    if interval > 0 and self.shared is not None:
+                        start = self.shared.next_start(host, interval) - wall + now
+                    else:
+                        start = max(now, state.next_start)
+                    state.next_start = start + interval
+                    break
+            if until > told:
+                told = until
+                log.warning("%s refused requests: waiting until %s", host, _clock(until))
+                if self.on_waiting is not None:
+                    self.on_waiting(host, until)
+            _wait(min(until - wall, 5.0), stop)
+        delay = start - time.monotonic()
+        if delay > 0:
+            _wait(delay, stop)
+
+    def refused(self, url: str, status: int, retry_after_header: str | None) -> float:
+        """The host refused a request (`429`, or `503` with Retry-After): pause it for
+        everyone and lower its budget. Returns until when (wall clock) it is paused."""
+        host = host_of(url)
+        wall = time.time()
+        ra = retry_after(retry_after_header, wall)
+        with self._lock:
+            state = self._host(host)
+            self.refused_total[host] += 1
+            now = time.monotonic()
+            if ra is None:
+                state.backoff = min(MAX_BACKOFF, max(MIN_PAUSE, state.backoff * 2))
+                wait = state.backoff
+            else:
+                if ra > MAX_PAUSE:
+                    log.warning(
+                        "%s asked to wait %.0f s (Retry-After); waiting a day at most",
+                        host,
+                        ra,
+                    )
+                wait = min(MAX_PAUSE, max(MIN_PAUSE, ra))
+            until = max(state.paused_until, wall + wait)
+            state.paused_until = until
+            if now - state.decreased_at > max(state.interval, 0.05) or state.refusals == 0:
+                self._decrease(state, now)
+        if self.shared is not None:
+            self.shared.pause(host, until)
+        return until
+
+    def _decrease(self, state: _Host, now: float) -> None:
+        """One refusal episode: half the concurrency, the rate the site served less a margin."""
+        state.refusals += 1
+        state.decreased_at = now
+        state.window = max(1.0, (state.active or 1) / 2)
+        served = sum(1 for t in state.served if t > now - 1.0)
+        measured = 1.0 / (max(1, served) * RATE_MARGIN)
+        state.interval = max(measured, state.interval * 1.5)
+        quiet = min(MAX_QUIET, QUIET * 2 ** (state.refusals - 1))
+        state.quiet_until = now + quiet
+        state.successes = 0
+        log.debug(
+            "budget down: window %.1f, interval %.3f s, quiet %.0f s",
+            state.window,
+            state.interval,
+            quiet,
+        )
+
+    def served(self, url: str) -> None:
+        """A request to `url`'s host was served: count it; after a quiet spell give back."""
+        host = host_of(url)
+        with self._lock:
+            state = self._host(host)
+            now = time.monotonic()
+            state.served.append(now)
+            state.backoff = 0.0
+            if state.refusals == 0 or now < state.quiet_until:
+                return
+            state.successes += 1
+            step = max(4.0, 1.0 / state.interval if state.interval > 0 else 4.0)
+            if state.successes < step:
+                return
+            state.successes = 0
+            state.quiet_until = now + 1.0
+            if state.window < 64:
+                state.window += 1
+                self._freed.notify_all()
+            state.interval *= RECOVER
+            if state.interval < 0.005:
+                state.interval = 0.0
+
+    def paused(self) -> dict[str, float]:
+        """Hosts paused now, and until when (wall clock)."""
+        wall = time.time()
+        with self._lock:
+            found = {h: s.paused_until for h, s in self._hosts.items() if s.paused_until > wall}
+        if self.shared is not None:
+            for host, until in self.shared.paused().items():
+                found[host] = max(until, found.get(host, 0.0))
+        return found
+
+
+def _wait(seconds: float, stop: threading.Event | None) -> None:
+    if seconds <= 0:
+        return
+    if stop is None:
+        time.sleep(seconds)
+    elif stop.wait(seconds):
+        raise errors.Interrupted("interrupted while waiting for the site")
+
+
+def _clock(wall: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(wall))
+
+
+_budget = Budget()
+
+
+def budget() -> Budget:
+    """The process's budget (the CLI configures it once, from the config's host table)."""
+    return _budget
+
+
+def configure(rules: Mapping[str, HostRule], shared: Shared | None = None) -> Budget:
+    """Start the process's budget afresh with these host rules (and a queue's board)."""
+    global _budget
+    _budget = Budget(rules, shared)
+    return _budget
