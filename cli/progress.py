@@ -164,6 +164,18 @@ class JsonProgress:
                 **extra,
             )
 
+    def waiting(self, host: str, until: float) -> None:
+        """A host refused requests: every download from it waits until `until`."""
+        row = {"event": "waiting", "host": host, "time": round(time.time(), 3)}
+        row["until"] = round(until, 3)
+        stream = self.stream or sys.stderr
+        with self.lock:
+            try:
+                stream.write(json.dumps(row) + "\n")
+                stream.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
     @contextmanager
     def above(self) -> Iterator[None]:
         yield
@@ -330,7 +342,11 @@ Reporter = JsonProgress | Bars
 def reporter(mode: str, total: int | None = None) -> Reporter | None:
     """The progress display for --progress MODE, or None."""
     if mode == "json":
-        return JsonProgress()
+        from xdl.core import hosts
+
+        events = JsonProgress()
+        hosts.budget().on_waiting = events.waiting
+        return events
     if mode == "bars":
         return Bars(total)
     return None

@@ -125,13 +125,19 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
 
 class Shared(Protocol):
     """What the runners of one queue share (a file beside the JSON queue, or PostgreSQL
-    tables): pauses, request pacing and download slots, by host."""
+    tables): by host, its pause and its request interval after refusals, the next
+    request start, and download slots."""
 
-    def paused_until(self, host: str) -> float:
-        """Until when (wall clock) `host` is paused; 0 when it is not."""
+    def look(self, host: str) -> tuple[float, float]:
+        """`host`'s pause (until when, wall clock; 0: none) and its shared interval."""
         ...
 
-    def pause(self, host: str, until: float) -> None: ...
+    def pause(self, host: str, until: float, served: int) -> int:
+        """Pause `host` until then; `served`: the requests this runner had served there in
+        the last second. Returns what every runner had served there (for the new rate)."""
+        ...
+
+    def set_interval(self, host: str, interval: float) -> None: ...
 
     def next_start(self, host: str, interval: float) -> float:
         """Reserve the next request start to `host`, `interval` after the last one
@@ -250,8 +256,12 @@ class Budget:
                 wall = time.time()
                 until = state.paused_until
                 if self.shared is not None:
-                    until = max(until, self.shared.paused_until(host))
-                    state.paused_until = until
+                    shared_until, shared_interval = self.shared.look(host)
+                    until = state.paused_until = max(until, shared_until)
+                    if shared_interval > state.interval and state.refusals == 0:
+                        state.interval = shared_interval  # another runner was refused
+                        state.refusals = 1
+                        state.quiet_until = time.monotonic() + QUIET
                 if until <= wall:
                     interval = max(rule.sleep, state.interval)
                     now = time.monotonic()
@@ -294,18 +304,22 @@ class Budget:
                 wait = min(MAX_PAUSE, max(MIN_PAUSE, ra))
             until = max(state.paused_until, wall + wait)
             state.paused_until = until
-            if now - state.decreased_at > max(state.interval, 0.05) or state.refusals == 0:
-                self._decrease(state, now)
-        if self.shared is not None:
-            self.shared.pause(host, until)
+            served = sum(1 for t in state.served if t > now - 1.0)
+            episode = now - state.decreased_at > max(state.interval, 0.05) or state.refusals == 0
+        if self.shared is not None:  # every runner's count: the site's rate, not ours
+            served = self.shared.pause(host, until, served)
+        if episode:
+            with self._lock:
+                self._decrease(state, time.monotonic(), served)
+            if self.shared is not None:
+                self.shared.set_interval(host, state.interval)
         return until
 
-    def _decrease(self, state: _Host, now: float) -> None:
+    def _decrease(self, state: _Host, now: float, served: int) -> None:
         """One refusal episode: half the concurrency, the rate the site served less a margin."""
         state.refusals += 1
         state.decreased_at = now
         state.window = max(1.0, (state.active or 1) / 2)
-        served = sum(1 for t in state.served if t > now - 1.0)
         measured = 1.0 / (max(1, served) * RATE_MARGIN)
         state.interval = max(measured, state.interval * 1.5)
         quiet = min(MAX_QUIET, QUIET * 2 ** (state.refusals - 1))
@@ -321,6 +335,7 @@ class Budget:
     def served(self, url: str) -> None:
         """A request to `url`'s host was served: count it; after a quiet spell give back."""
         host = host_of(url)
+        interval = 0.0
         with self._lock:
             state = self._host(host)
             now = time.monotonic()
@@ -340,6 +355,9 @@ class Budget:
             state.interval *= RECOVER
             if state.interval < 0.005:
                 state.interval = 0.0
+            interval = state.interval
+        if self.shared is not None:
+            self.shared.set_interval(host, interval)
 
     def paused(self) -> dict[str, float]:
         """Hosts paused now, and until when (wall clock)."""
@@ -373,8 +391,14 @@ def budget() -> Budget:
     return _budget
 
 
-def configure(rules: Mapping[str, HostRule], shared: Shared | None = None) -> Budget:
-    """Start the process's budget afresh with these host rules (and a queue's board)."""
+def configure(rules: Mapping[str, HostRule]) -> Budget:
+    """Start the process's budget afresh with these host rules (the config's)."""
     global _budget
-    _budget = Budget(rules, shared)
+    _budget = Budget(rules)
+    return _budget
+
+
+def share(board: Shared) -> Budget:
+    """From now on the process's budget is shared with every runner of a queue."""
+    _budget.shared = board
     return _budget

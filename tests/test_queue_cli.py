@@ -240,8 +240,9 @@ def test_add_refuses_the_fields_fetch_refuses(
     good = json.dumps({"url": "https://example.com/b", "sha256": "A" * 64})
     added = xdl("queue", "add", input=f"{bad}\n{good}\n")
     assert added.exit_code == 1
-    refused, ok = added.lines
+    refused, added_line = added.lines
     assert refused["ok"] is False and refused["error"]["code"] == "bad_input"
+    assert added_line["ok"] is True and added_line["added"] is True
     fetched = xdl("fetch", "--dry-run", input=bad + "\n")
     assert fetched.lines[0]["error"] == refused["error"]
     (task,) = xdl("queue", "status", "--json").lines

@@ -14,7 +14,8 @@ from queue_runs import InBackground, run_all
 
 from xdl.core import errors
 from xdl.core.queue import JsonStore, NewTask, Task
-from xdl.core.queue.run import RunOptions, RunReport, TaskResult, backoff_delay, run_queue
+from xdl.core.queue.rules import backoff_delay
+from xdl.core.queue.run import RunOptions, RunReport, TaskResult, run_queue
 
 
 @pytest.fixture

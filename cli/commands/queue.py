@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -29,7 +31,7 @@ from xdl.cli.progress import Reporter, progress_option, reporter
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
     from xdl.core.queue import QueueStore
-    from xdl.core.queue.run import RunOptions, RunReport
+    from xdl.core.queue.run import Download, RunOptions, RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("xdl")
@@ -57,6 +59,7 @@ SUMMARY_COLUMNS = [
     ("active_workers", "WORKERS"),
     ("oldest_queued", "OLDEST QUEUED"),
     ("paused", "PAUSED"),
+    ("paused_hosts", "WAITING FOR"),
 ]
 
 
@@ -268,6 +271,29 @@ def add(
     help="Wait before the first retry; doubled for each one after.",
 )
 @click.option(
+    "--per-host",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="At most N downloads from one site at once, across every runner of this queue"
+    " (a task added with a lower --per-host keeps its own).",
+)
+@click.option(
+    "--sleep",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    metavar="SECONDS",
+    help="At least this long between two requests to one site, across every runner.",
+)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0),
+    default=86400.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="A task whose site refuses it (429, Retry-After) waits for the site without"
+    " spending an attempt, this long at most; then it fails rate_limited.",
+)
+@click.option(
     "--poll",
     type=click.FloatRange(min=0.05),
     default=1.0,
@@ -304,6 +330,9 @@ def run(
     lease: float,
     retries: int,
     backoff: float,
+    per_host: int | None,
+    sleep: float,
+    max_wait: float,
     poll: float,
     status_every: float,
     metrics_file: str | None,
@@ -345,9 +374,11 @@ def run(
       xdl queue run --watch --status-every 60 --metrics /var/lib/node_exporter/xdl.prom
       */15 * * * * xdl queue run -q >> ~/fetched.jsonl
     """
-    from xdl.core.queue.run import RunOptions
+    from xdl.core import hosts
+    from xdl.core.queue.run import RunOptions, fetch_download
 
     store = _store(queue_path, lock_timeout)
+    hosts.share(store.host_board())  # one budget per site for every runner of the queue
     out = Output(None, None)
     quiet = bool(click.get_current_context().meta.get("xdl.quiet"))
     with _service_logs(watch):
@@ -367,8 +398,10 @@ def run(
                     lease=lease,
                     retries=retries,
                     backoff=backoff,
+                    max_wait=max_wait,
                     poll=poll,
                 ),
+                functools.partial(fetch_download, per_host=per_host, sleep=sleep),
                 out,
                 bars,
                 monitor,
@@ -385,6 +418,7 @@ def run(
 def _run_and_print(
     store: QueueStore,
     opts: RunOptions,
+    download: Download,
     out: Output,
     bars: Reporter | None,
     monitor: Monitor,
@@ -394,13 +428,13 @@ def _run_and_print(
     """Iterate the run (as `xdl fetch` iterates `fetch_many`): print each task's line,
     keep the bars, the metrics and the status lines. SIGINT/SIGTERM stop the run; what
     it records meanwhile is still printed, then the interrupt is raised again."""
-    from xdl.core.queue.run import RunReport, fetch_download, run_queue
+    from xdl.core.queue.run import RunReport, run_queue
 
     stop = threading.Event()
     events = iter(
         run_queue(
             store,
-            fetch_download,
+            download,
             options=opts,
             stop=stop,
             progress=(
@@ -503,7 +537,11 @@ class Monitor:
 
         assert self.metrics is not None
         try:
-            text = render_metrics(self.store.summary(), self.report, self.last_success)
+            from xdl.core import hosts
+
+            budget = hosts.budget()
+            summary = dataclasses.replace(self.store.summary(), paused_hosts=budget.paused())
+            text = render_metrics(summary, self.report, self.last_success, budget.refused_total)
             write_metrics(self.metrics, text)
         except (OSError, XdlError) as e:
             if not self.warned:
@@ -558,7 +596,8 @@ def status(
     last_error, added_at, updated_at, started_at, finished_at, next_attempt_at, worker
     (host, pid, runner), lease_until, options. With --summary: queue, total, a count per
     status (queued, running, done, failed, cancelled), bytes_done, domains (tasks per
-    domain), oldest_queued, active_workers, workers, paused.
+    domain), oldest_queued, active_workers, workers, paused, paused_hosts (sites that
+    refused requests, and until when every runner waits for them).
 
     \b
     Examples:
@@ -569,7 +608,8 @@ def status(
     store = _store(queue_path, lock_timeout)
     if summary:
         out = Output(table_mode(as_json), SUMMARY_COLUMNS, key="queue")
-        out.emit(store.summary())
+        paused = store.host_board().paused()
+        out.emit(dataclasses.replace(store.summary(), paused_hosts=paused))
         return out.close()
     out = Output(table_mode(as_json), COLUMNS, key="id")
     if ids:

@@ -22,6 +22,8 @@ METRICS = {
         "gauge",
         "Unix time of this runner's last downloaded task (0: none yet).",
     ),
+    "xdl_rate_limited_total": ("counter", "Requests a site refused this runner (429, 503)."),
+    "xdl_host_paused": ("gauge", "1 while a site that refused requests is waited for."),
 }
 
 
@@ -30,8 +32,15 @@ def label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(summary: Summary, run: RunReport, last_success: float | None) -> str:
-    """The exposition text: a # HELP and # TYPE line before each metric's samples."""
+def render_metrics(
+    summary: Summary,
+    run: RunReport,
+    last_success: float | None,
+    refused: Mapping[str, int] | None = None,
+) -> str:
+    """The exposition text: a # HELP and # TYPE line before each metric's samples.
+    `refused`: the requests each site refused this runner; `summary.paused_hosts` says
+    which of them are waited for now."""
     queue = f'queue="{label(summary.queue)}"'
     samples: Mapping[str, list[tuple[str, float]]] = {
         "xdl_queue_tasks": [
@@ -42,6 +51,13 @@ def render_metrics(summary: Summary, run: RunReport, last_success: float | None)
         "xdl_queue_run_failures_total": [(f"{{{queue}}}", run.failed)],
         "xdl_queue_run_retries_total": [(f"{{{queue}}}", run.retried)],
         "xdl_queue_last_success_timestamp_seconds": [(f"{{{queue}}}", last_success or 0)],
+        "xdl_rate_limited_total": [
+            (f'{{{queue},host="{label(host)}"}}', n) for host, n in sorted((refused or {}).items())
+        ],
+        "xdl_host_paused": [
+            (f'{{{queue},host="{label(host)}"}}', int(host in summary.paused_hosts))
+            for host in sorted({*(refused or {}), *summary.paused_hosts})
+        ],
     }
     lines = []
     for name, (kind, text) in METRICS.items():

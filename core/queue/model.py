@@ -161,12 +161,14 @@ class NewTask:
 @dataclass(frozen=True)
 class Outcome:
     """How one attempt at a task went: done (no `error`), or failed, to be retried at
-    `retry_at` (None: failed for good)."""
+    `retry_at` (None: failed for good). `spent` False: the attempt does not count against
+    --retries (the task waited for its host, which refused it: `rate_limited`)."""
 
     task_id: int
     result: Mapping[str, Any] | None = None
     error: Mapping[str, Any] | None = None
     retry_at: float | None = None
+    spent: bool = True
 
 
 class Finished(NamedTuple):
@@ -239,6 +241,8 @@ class Summary:
     oldest_queued: float | None
     workers: Sequence[Mapping[str, Any]]
     paused: bool
+    #: Sites that refused requests, and until when (Unix time) every runner waits for them.
+    paused_hosts: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -253,6 +257,7 @@ class Summary:
             "active_workers": len(self.workers),
             "workers": [dict(w) for w in self.workers],
             "paused": self.paused,
+            "paused_hosts": {host: iso(until) for host, until in self.paused_hosts.items()},
         }
 
 

@@ -63,9 +63,10 @@ from .model import (
     Worker,
     domain,
 )
+from .pghosts import TABLES, PgBoard
 from .store import TaskChanges
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: pg_advisory_xact_lock keys: schema migrations, and adds (dedupe across hosts).
 MIGRATE_LOCK = 0x78646C_01
 ADD_LOCK = 0x78646C_02
@@ -114,6 +115,7 @@ CREATE INDEX xdl_tasks_running ON xdl_tasks (lease_until) WHERE status = 'runnin
 CREATE INDEX xdl_tasks_url ON xdl_tasks (url);
 CREATE INDEX xdl_tasks_status ON xdl_tasks (status);
 """,
+    2: TABLES,  # the host board (core/queue/pghosts.py)
 }
 
 #: The columns a record is written back to (id, url, domain and added_at never change).
@@ -229,6 +231,7 @@ class PostgresStore(TaskChanges):
         #: pids on this host, other than ours, seen holding tasks while alive: their
         #: tasks are not suspects while they live (`SUSPECTS`).
         self._alive: set[int] = set()
+        self._board: PgBoard | None = None
         try:
             import psycopg  # noqa: F401
         except ImportError:
@@ -240,6 +243,12 @@ class PostgresStore(TaskChanges):
     @property
     def name(self) -> str:
         return self._name
+
+    def host_board(self) -> PgBoard:
+        """What every runner of this queue shares about sites (pauses, slots, pacing)."""
+        if self._board is None:
+            self._board = PgBoard(self)
+        return self._board
 
     def close(self) -> None:
         with self._mutex:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from .model import NewTask, Outcome, Record, Worker
+from .. import errors
+from .model import NewTask, Outcome, Record, Task, Worker
 
 #: Statuses a re-added URL is not queued again from (a cron job re-adding a feed must not
 #: bring back what a person cancelled); re-adding a failed URL requeues it.
@@ -118,7 +120,71 @@ def settled(
         new.update(status="failed", error=dict(outcome.error), finished_at=now)
     else:
         new.update(status="queued", error=dict(outcome.error), next_attempt_at=outcome.retry_at)
+    if not outcome.spent:
+        new["attempts"] = max(0, int(rec.get("attempts", 1)) - 1)
     return new
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """What `queue run` does with a failed attempt: retry up to `retries` times after
+    `backoff` seconds, doubled each time up to `max_backoff`; a refused one (the host
+    asked to wait) waits without spending an attempt, for `max_wait` seconds at most
+    (from the first refusal) before it fails `rate_limited`."""
+
+    retries: int = 3
+    backoff: float = 10.0
+    max_backoff: float = 3600.0
+    max_wait: float = 86400.0
+
+
+#: Error codes not worth retrying: the same request will fail the same way.
+FINAL_CODES = frozenset(
+    {
+        cls.code
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.XdlError) and cls.final
+    }
+    - {"interrupted", "rate_limited"}
+)
+
+
+def backoff_delay(attempts: int, base: float, cap: float) -> float:
+    """Exponential backoff: base, 2*base, 4*base... after the 1st, 2nd, 3rd failure."""
+    return float(min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+def after_attempt(
+    task: Task, result: Mapping[str, Any], policy: RetryPolicy, now: float
+) -> Outcome:
+    """What one finished attempt means, for both stores: done; retry at T (an attempt
+    spent); wait for the host until T (`rate_limited`: no attempt spent, up to
+    `policy.max_wait` from the first refusal); or failed for good."""
+    kept = {k: result.get(k) for k in RESULT_FIELDS if result.get(k) is not None} or None
+    if result.get("ok"):
+        return Outcome(task.id, kept)
+    error = dict(result.get("error") or {"code": "error", "message": "download failed"})
+    code = error.get("code")
+    if code == "rate_limited":
+        before = task.error or {}
+        since = before.get("since") if before.get("code") == "rate_limited" else None
+        since = since if isinstance(since, int | float) else now
+        until = error.get("until")
+        until = until if isinstance(until, int | float) and until > now else now + policy.backoff
+        error["since"] = since
+        if until - since > policy.max_wait:
+            waited = round((now - since) / 3600, 1)
+            error["message"] = f"{error.get('message')} (waited {waited} h for the site: given up)"
+            return Outcome(task.id, kept, error)
+        return Outcome(task.id, kept, error, retry_at=until, spent=False)
+    if code in FINAL_CODES or task.attempts > policy.retries:
+        return Outcome(task.id, kept, error)
+    delay = backoff_delay(task.attempts, policy.backoff, policy.max_backoff)
+    return Outcome(task.id, kept, error, retry_at=now + delay)
+
+
+#: The result fields a task keeps (its line's path, size, checksum...).
+RESULT_FIELDS = ("path", "bytes", "sha256", "strategy", "skipped", "title")
 
 
 def recovered(rec: Mapping[str, Any], now: float) -> Record:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import errors
+from . import rules
 from .model import Outcome, Task, Worker
 from .store import QueueStore
 
@@ -35,15 +36,6 @@ Progress = Callable[[str, int, "int | None"], None]
 Download = Callable[[Task, threading.Event, Progress], Mapping[str, Any]]
 #: progress(task, key, done_bytes, total_bytes_or_None), from the worker threads.
 TaskProgress = Callable[[Task, str, int, "int | None"], None]
-#: Error codes not worth retrying: the same request will fail the same way.
-FINAL_CODES = frozenset(
-    {
-        cls.code
-        for cls in vars(errors).values()
-        if isinstance(cls, type) and issubclass(cls, errors.XdlError) and cls.final
-    }
-    - {"interrupted"}
-)
 #: The longest a finished attempt waits to be recorded with others (and its line printed).
 RECORD_WITHIN = 0.05
 #: Tasks are claimed ahead of the workers (-j of them) while downloads take less than this
@@ -53,7 +45,6 @@ SHORT_TASK = 1.0
 #: A task claimed ahead that no worker started within this many seconds goes back to
 #: `queued` (downloads turned long: another runner may start it).
 HOLD_AHEAD = 2.0
-RESULT_FIELDS = ("path", "bytes", "sha256", "strategy", "skipped", "title")
 
 
 @dataclass(frozen=True)
@@ -65,6 +56,8 @@ class RunOptions:
     retries: int = 3
     backoff: float = 10.0
     max_backoff: float = 3600.0
+    #: A task refused by its host (rate_limited) waits for it this long at most (seconds).
+    max_wait: float = 86400.0
     poll: float = 1.0
     #: While nothing is recorded, `run_queue` yields the counts this often (seconds).
     tick: float = 0.1
@@ -96,24 +89,20 @@ class TaskResult:
 
     task: Task
     row: dict[str, Any]
-    outcome: Literal["done", "failed", "retry"]
+    outcome: Literal["done", "failed", "retry", "wait"]
     report: RunReport
 
     @property
     def final(self) -> bool:
-        """The task's last attempt in this run (a `retry` one is not): a result line."""
-        return self.outcome != "retry"
+        """The task's last attempt in this run (a `retry` or `wait` one is not): a result
+        line."""
+        return self.outcome not in ("retry", "wait")
 
     def to_dict(self) -> dict[str, Any]:
         return self.row
 
 
 RunEvent = TaskResult | RunReport
-
-
-def backoff_delay(attempts: int, base: float, cap: float) -> float:
-    """Exponential backoff: base, 2*base, 4*base... after the 1st, 2nd, 3rd failure."""
-    return float(min(cap, base * 2 ** max(0, attempts - 1)))
 
 
 @dataclass(frozen=True)
@@ -153,6 +142,9 @@ class _Runner:
         self.opts = options
         self.stop = stop
         self.worker = Worker.here()
+        self.policy = rules.RetryPolicy(
+            options.retries, options.backoff, options.max_backoff, options.max_wait
+        )
         self.lock = threading.Lock()
         #: Workers wait for a task (each woken for one), the keeper for work to do.
         self.task_ready = threading.Condition(self.lock)
@@ -170,7 +162,7 @@ class _Runner:
         self.ended_at = 0.0  # (monotonic) when the oldest attempt in `ended` ended
         self.took: float | None = None  # how long downloads take (a moving average)
         self.claimed = 0
-        self.done = self.failed = self.retried = self.released = 0
+        self.done = self.failed = self.retried = self.released = self.waited = 0
         self.errors: list[BaseException] = []
         self.told_paused = False
 
@@ -233,18 +225,12 @@ class _Runner:
             self.done_with(task.id)
             return
         row = {**result, "task": task.id, "url": task.url, "attempt": task.attempts}
-        kept = {k: result.get(k) for k in RESULT_FIELDS if result.get(k) is not None}
-        error: dict[str, Any] | None = None
-        retry_at = None
-        if not result.get("ok"):
-            error = dict(result.get("error") or {"code": "error", "message": "download failed"})
-            if error.get("code") not in FINAL_CODES and task.attempts <= self.opts.retries:
-                delay = backoff_delay(task.attempts, self.opts.backoff, self.opts.max_backoff)
-                retry_at = time.time() + delay
+        outcome = rules.after_attempt(task, result, self.policy, time.time())
+        if outcome.error is not None:
+            row["error"] = dict(outcome.error)
         took = time.monotonic() - started
         with self.lock:
             self.took = took if self.took is None else 0.8 * self.took + 0.2 * took
-        outcome = Outcome(task.id, kept or None, error, retry_at)
         self.done_with(task.id, _Attempt(task, outcome, row))
 
     def give_back(self, task: Task) -> None:
@@ -387,6 +373,17 @@ class _Runner:
             with self.lock:
                 self.done += 1
             self.record(task, row, "done")
+        elif retry_at is not None and not attempt.outcome.spent:
+            with self.lock:
+                self.waited += 1
+            log.warning(
+                "%s: %s (waiting for the site until %s; no attempt spent)",
+                task.url,
+                error.get("message"),
+                time.strftime("%H:%M:%S", time.localtime(retry_at)),
+            )
+            self.record(task, {**row, "ok": False}, "wait")
+            return True
         elif retry_at is not None:
             with self.lock:
                 self.retried += 1
@@ -419,7 +416,7 @@ class _Runner:
             self.record(task, {**row, "task": task.id, "attempt": task.attempts}, "failed")
 
     def record(
-        self, task: Task, row: dict[str, Any], outcome: Literal["done", "failed", "retry"]
+        self, task: Task, row: dict[str, Any], outcome: Literal["done", "failed", "retry", "wait"]
     ) -> None:
         self.events.put(TaskResult(task, row, outcome, self.report()))
 
@@ -561,18 +558,33 @@ def _events(
         raise interrupt
 
 
+#: How long a worker waits for a paused host itself (seconds); a longer pause defers the
+#: task to the pause's end (`rate_limited`, no attempt spent) and frees the worker.
+WAIT_IN_RUN = 60.0
+
+
 def fetch_download(
-    task: Task, stop: threading.Event, progress: Progress | None = None
+    task: Task,
+    stop: threading.Event,
+    progress: Progress | None = None,
+    *,
+    per_host: int | None = None,
+    sleep: float = 0.0,
 ) -> dict[str, Any]:
     """Download one task with the same engine as `xdl fetch`: one result for the task
-    (a playlist's entries are folded into one: ok when all are)."""
+    (a playlist's entries are folded into one: ok when all are). `per_host` and `sleep`
+    are `queue run`'s own, laid over the task's (the stricter wins)."""
     from ..fetch import FetchOptions, fetch_one
 
     try:
         options = FetchOptions.from_dict(task.options)
     except errors.XdlError as e:  # a hand-edited task: this task fails, the others run
         return {"ok": False, "url": task.url, "error": e.to_dict()}
-    results = fetch_one(task.url, options, stop=stop, progress=progress)
+    if per_host is not None and (options.per_host is None or per_host < options.per_host):
+        options = options.replace(per_host=per_host)
+    if sleep > options.sleep:
+        options = options.replace(sleep=sleep)
+    results = fetch_one(task.url, options, stop=stop, progress=progress, max_wait=WAIT_IN_RUN)
     if not results:
         return {"ok": False, "url": task.url, "error": {"code": "no_formats", "message": "nothing"}}
     if len(results) == 1:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import rules
 from .model import (
@@ -24,6 +24,9 @@ from .model import (
     Task,
     Worker,
 )
+
+if TYPE_CHECKING:
+    from ..hosts import Shared
 
 DEFAULT_LOCK_TIMEOUT = 30.0
 URL_SCHEMES = ("postgresql://", "postgres://")
@@ -80,6 +83,9 @@ class QueueStore(Protocol):
     def backups(self) -> list[Backup]: ...
     def restore(self, backup: str | None = None) -> Restored: ...
     def close(self) -> None: ...
+    def host_board(self) -> Shared:
+        """What every runner of this queue shares about sites (SPEC §5a)."""
+        ...
 
 
 class TaskChanges:

@@ -58,6 +58,7 @@ from ..store import TaskChanges
 from . import fastpath
 from .backups import Backups
 from .files import dump, stat_key, write_all, write_atomic
+from .hosts import FileBoard
 from .state import (
     SCHEMA_VERSION,
     State,
@@ -76,6 +77,7 @@ class JsonStore(TaskChanges):
         import filelock
 
         self.path = Path(path)
+        self._board: FileBoard | None = None
         self.journal = self.path.with_name(self.path.name + ".journal")
         self.backup = Backups(self.path)
         self.lock_timeout = lock_timeout
@@ -92,6 +94,12 @@ class JsonStore(TaskChanges):
         self._migrate_from: int | None = None
         self._unsynced: list[int] | None = None
         self._loaded = False
+
+    def host_board(self) -> FileBoard:
+        """What every runner of this queue file shares about sites (pauses, slots, pacing)."""
+        if self._board is None:
+            self._board = FileBoard(self.path)
+        return self._board
 
     @property
     def name(self) -> str:

@@ -1,0 +1,165 @@
+"""The JSON queue's host board: what every runner of one queue file shares about sites
+(SPEC §5a): pauses, the next request start, and download slots with leases.
+
+It lives beside the queue (`QUEUE.hosts`, locked by `QUEUE.hosts.lock`), apart from the
+tasks: a runner asking whether a host is paused reads it only when it changed (its
+stat), and none of it is precious: an unreadable board is read as empty. A slot is
+leased (`SLOT_LEASE` s, renewed while held), so a runner killed with its slots frees
+them when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+#: A slot not renewed for this long is free again (its runner died).
+SLOT_LEASE = 30.0
+
+
+class FileBoard:
+    """`hosts.Shared` over a small JSON file beside the queue."""
+
+    def __init__(self, queue: Path) -> None:
+        self.path = queue.with_name(queue.name + ".hosts")
+        self._lock = filelock.FileLock(str(queue.with_name(queue.name + ".hosts.lock")))
+        self._mutex = threading.Lock()
+        self._seen: tuple[int, int] | None = None
+        self._cached: dict[str, Any] = {}
+        self.runner = secrets.token_hex(6)
+        self._held: dict[str, list[str]] = {}  # host -> our slot ids
+        self._count = 0
+        self._renewer: threading.Thread | None = None
+
+    # -- reading and writing ------------------------------------------------------------
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._seen, self._cached = None, {}
+            return {}
+        key = (st.st_mtime_ns, st.st_size)
+        if key != self._seen:
+            try:
+                data = json.loads(self.path.read_bytes())
+            except (OSError, ValueError):
+                data = {}
+            self._cached = data if isinstance(data, dict) else {}
+            self._seen = key
+        return self._cached
+
+    @contextlib.contextmanager
+    def _change(self) -> Iterator[dict[str, Any]]:
+        with self._mutex, self._lock:
+            self._seen = None
+            hosts = {k: dict(v) for k, v in self._read().items() if isinstance(v, dict)}
+            yield hosts
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(hosts, separators=(",", ":")))
+            os.replace(tmp, self.path)
+            self._seen = None
+
+    # -- hosts.Shared -------------------------------------------------------------------
+
+    def look(self, host: str) -> tuple[float, float]:
+        with self._mutex:
+            entry = self._read().get(host)
+        if not isinstance(entry, dict):
+            return 0.0, 0.0
+        until, interval = entry.get("paused_until"), entry.get("interval")
+        return (
+            float(until) if isinstance(until, int | float) else 0.0,
+            float(interval) if isinstance(interval, int | float) else 0.0,
+        )
+
+    def pause(self, host: str, until: float, served: int) -> int:
+        now = time.time()
+        with self._change() as hosts:
+            entry = hosts.setdefault(host, {})
+            entry["paused_until"] = max(until, float(entry.get("paused_until") or 0))
+            counts = {k: v for k, v in (entry.get("served") or {}).items() if v[1] > now - 2}
+            counts[self.runner] = [served, now]
+            entry["served"] = counts
+            return sum(int(count) for count, _ in counts.values())
+
+    def set_interval(self, host: str, interval: float) -> None:
+        with self._change() as hosts:
+            hosts.setdefault(host, {})["interval"] = interval
+
+    def next_start(self, host: str, interval: float) -> float:
+        now = time.time()
+        with self._change() as hosts:
+            entry = hosts.setdefault(host, {})
+            start = max(now, float(entry.get("next_at") or 0))
+            entry["next_at"] = start + interval
+        return start
+
+    def take_slot(self, host: str, limit: int) -> bool:
+        now = time.time()
+        with self._change() as hosts:
+            entry = hosts.setdefault(host, {})
+            slots = {k: v for k, v in (entry.get("slots") or {}).items() if v > now}
+            if len(slots) >= limit:
+                entry["slots"] = slots
+                return False
+            self._count += 1
+            slot = f"{self.runner}-{self._count}"
+            slots[slot] = now + SLOT_LEASE
+            entry["slots"] = slots
+            self._held.setdefault(host, []).append(slot)
+        self._keep_renewing()
+        return True
+
+    def give_slot(self, host: str) -> None:
+        with self._mutex:
+            mine = self._held.get(host) or []
+            slot = mine.pop() if mine else None
+        if slot is None:
+            return
+        with self._change() as hosts:
+            (hosts.get(host) or {}).get("slots", {}).pop(slot, None)
+
+    def paused(self) -> dict[str, float]:
+        now = time.time()
+        with self._mutex:
+            board = self._read()
+        return {
+            host: float(entry["paused_until"])
+            for host, entry in board.items()
+            if isinstance(entry, dict)
+            and isinstance(entry.get("paused_until"), int | float)
+            and entry["paused_until"] > now
+        }
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def _keep_renewing(self) -> None:
+        with self._mutex:
+            if self._renewer is not None:
+                return
+            self._renewer = threading.Thread(target=self._renew, name="xdl-hosts", daemon=True)
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        while True:
+            time.sleep(SLOT_LEASE / 3)
+            with self._mutex:
+                held = {host: list(slots) for host, slots in self._held.items() if slots}
+            if not held:
+                continue
+            until = time.time() + SLOT_LEASE
+            with contextlib.suppress(OSError, filelock.Timeout), self._change() as hosts:
+                for host, slots in held.items():
+                    table = hosts.setdefault(host, {}).setdefault("slots", {})
+                    for slot in slots:
+                        table[slot] = until

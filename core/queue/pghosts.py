@@ -1,0 +1,201 @@
+"""The PostgreSQL queue's host board: what every runner on every host shares about a site
+(SPEC §5a), in two tables beside the tasks (`xdl_hosts`, `xdl_host_slots`).
+
+Times are the database's clock (`clock_timestamp()`): a pause set by one host means the
+same moment on every other, whatever their clocks say; what a runner is told is an
+offset from now, laid on its own clock. Download slots are leased (`SLOT_LEASE` s,
+renewed while held): a runner killed with its slots frees them when the lease runs out.
+A host's pause and interval are read at most every `LOOK_EVERY` seconds per runner.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .postgres import PostgresStore
+
+SLOT_LEASE = 30.0
+LOOK_EVERY = 0.2
+NOW = "extract(epoch from clock_timestamp())"
+
+TABLES = """
+CREATE TABLE xdl_hosts (
+    host text PRIMARY KEY,
+    paused_until double precision NOT NULL DEFAULT 0,
+    interval double precision NOT NULL DEFAULT 0,
+    next_at double precision NOT NULL DEFAULT 0,
+    served json NOT NULL DEFAULT '{}'
+);
+CREATE TABLE xdl_host_slots (
+    host text NOT NULL,
+    slot text NOT NULL,
+    lease_until double precision NOT NULL,
+    PRIMARY KEY (host, slot)
+);
+"""
+
+_ENSURE = "INSERT INTO xdl_hosts (host) VALUES (%(host)s) ON CONFLICT (host) DO NOTHING"
+
+
+class PgBoard:
+    """`hosts.Shared` in the queue's database."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+        self.runner = secrets.token_hex(6)
+        self._mutex = threading.Lock()
+        self._looked: dict[str, tuple[float, float, float]] = {}  # host -> (when, until, iv)
+        self._held: dict[str, list[str]] = {}
+        self._count = 0
+        self._renewer: threading.Thread | None = None
+
+    def _one(self, statement: str, values: dict[str, Any]) -> Any:
+        def work(cur: Any) -> Any:
+            cur.execute(statement, values)
+            return cur.fetchone()
+
+        return self.store._do(work, atomic=False)
+
+    def look(self, host: str) -> tuple[float, float]:
+        now = time.monotonic()
+        with self._mutex:
+            seen = self._looked.get(host)
+        if seen is not None and now - seen[0] < LOOK_EVERY:
+            return seen[1], seen[2]
+        row = self._one(
+            f"SELECT paused_until - {NOW} AS remaining, interval FROM xdl_hosts "
+            "WHERE host = %(host)s",
+            {"host": host},
+        )
+        until = time.time() + row["remaining"] if row and row["remaining"] > 0 else 0.0
+        interval = float(row["interval"]) if row else 0.0
+        with self._mutex:
+            self._looked[host] = (now, until, interval)
+        return until, interval
+
+    def pause(self, host: str, until: float, served: int) -> int:
+        wait = max(0.0, until - time.time())
+
+        def work(cur: Any) -> int:
+            cur.execute(_ENSURE, {"host": host})
+            cur.execute(
+                f"SELECT served, {NOW} AS now FROM xdl_hosts WHERE host = %(host)s FOR UPDATE",
+                {"host": host},
+            )
+            row = cur.fetchone()
+            now = float(row["now"])
+            counts = {
+                k: v
+                for k, v in (row["served"] or {}).items()
+                if isinstance(v, list) and len(v) == 2 and v[1] > now - 2
+            }
+            counts[self.runner] = [served, now]
+            cur.execute(
+                "UPDATE xdl_hosts SET paused_until = greatest(paused_until, %(now)s + %(wait)s),"
+                " served = %(served)s WHERE host = %(host)s",
+                {"host": host, "now": now, "wait": wait, "served": _json(counts)},
+            )
+            return sum(int(v[0]) for v in counts.values())
+
+        total = int(self.store._do(work))
+        with self._mutex:
+            self._looked.pop(host, None)
+        return total
+
+    def set_interval(self, host: str, interval: float) -> None:
+        self._one(
+            "INSERT INTO xdl_hosts (host, interval) VALUES (%(host)s, %(iv)s) "
+            "ON CONFLICT (host) DO UPDATE SET interval = %(iv)s RETURNING host",
+            {"host": host, "iv": interval},
+        )
+
+    def next_start(self, host: str, interval: float) -> float:
+        row = self._one(
+            f"INSERT INTO xdl_hosts AS h (host, next_at) VALUES (%(host)s, {NOW} + %(iv)s) "
+            f"ON CONFLICT (host) DO UPDATE SET next_at = greatest(h.next_at, {NOW}) + %(iv)s "
+            f"RETURNING h.next_at - %(iv)s - {NOW} AS delay",
+            {"host": host, "iv": interval},
+        )
+        return time.time() + max(0.0, float(row["delay"]))
+
+    def take_slot(self, host: str, limit: int) -> bool:
+        with self._mutex:
+            self._count += 1
+            slot = f"{self.runner}-{self._count}"
+
+        def work(cur: Any) -> bool:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%(host)s))", {"host": host})
+            cur.execute(
+                f"DELETE FROM xdl_host_slots WHERE host = %(host)s AND lease_until < {NOW}",
+                {"host": host},
+            )
+            cur.execute(
+                "SELECT count(*) AS n FROM xdl_host_slots WHERE host = %(host)s", {"host": host}
+            )
+            if cur.fetchone()["n"] >= limit:
+                return False
+            cur.execute(
+                "INSERT INTO xdl_host_slots (host, slot, lease_until) "
+                f"VALUES (%(host)s, %(slot)s, {NOW} + %(lease)s)",
+                {"host": host, "slot": slot, "lease": SLOT_LEASE},
+            )
+            return True
+
+        if not self.store._do(work):
+            return False
+        with self._mutex:
+            self._held.setdefault(host, []).append(slot)
+            start = self._renewer is None
+            if start:
+                self._renewer = threading.Thread(target=self._renew, name="xdl-hosts", daemon=True)
+        if start and self._renewer is not None:
+            self._renewer.start()
+        return True
+
+    def give_slot(self, host: str) -> None:
+        with self._mutex:
+            mine = self._held.get(host) or []
+            slot = mine.pop() if mine else None
+        if slot is not None:
+            self._one(
+                "DELETE FROM xdl_host_slots WHERE host = %(host)s AND slot = %(slot)s "
+                "RETURNING slot",
+                {"host": host, "slot": slot},
+            )
+
+    def paused(self) -> dict[str, float]:
+        def work(cur: Any) -> list[Any]:
+            cur.execute(
+                f"SELECT host, paused_until - {NOW} AS remaining FROM xdl_hosts "
+                f"WHERE paused_until > {NOW}"
+            )
+            return list(cur.fetchall())
+
+        now = time.time()
+        return {row["host"]: now + row["remaining"] for row in self.store._do(work, atomic=False)}
+
+    def _renew(self) -> None:
+        while True:
+            time.sleep(SLOT_LEASE / 3)
+            with self._mutex:
+                slots = [s for held in self._held.values() for s in held]
+            if not slots:
+                continue
+            try:
+                self._one(
+                    f"UPDATE xdl_host_slots SET lease_until = {NOW} + %(lease)s "
+                    "WHERE slot = ANY(%(slots)s) RETURNING slot",
+                    {"lease": SLOT_LEASE, "slots": slots},
+                )
+            except Exception:  # the next renewal tries again; the lease is 30 s
+                continue
+
+
+def _json(value: Any) -> Any:
+    from psycopg.types.json import Json
+
+    return Json(value)
