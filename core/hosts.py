@@ -45,12 +45,12 @@ MIN_PAUSE = 1.0
 #: A 429 without Retry-After backs off 1, 2, 4... seconds per host, up to this.
 MAX_BACKOFF = 60.0
 #: After a refusal the host's rate is the one it served, times this (a margin).
-RATE_MARGIN = 0.85
+RATE_MARGIN = 0.92
 #: After a refusal, nothing is given back for this long (doubled per refusal, capped).
 QUIET = 8.0
 MAX_QUIET = 120.0
 #: What a recovery step gives back: the interval shortened by this factor.
-RECOVER = 0.9
+RECOVER = 0.95
 
 
 def is_refusal(e: errors.XdlError) -> bool:
@@ -132,9 +132,11 @@ class Shared(Protocol):
         """`host`'s pause (until when, wall clock; 0: none) and its shared interval."""
         ...
 
-    def pause(self, host: str, until: float, served: int) -> int:
-        """Pause `host` until then; `served`: the requests this runner had served there in
-        the last second. Returns what every runner had served there (for the new rate)."""
+    def pause(self, host: str, until: float) -> None: ...
+
+    def add_served(self, host: str, served: int) -> int:
+        """What this runner had served from `host` in the second before its refusal;
+        returns that of every runner (refused in the same episode): the site's rate."""
         ...
 
     def set_interval(self, host: str, interval: float) -> None: ...
@@ -166,9 +168,14 @@ class _Host:
     backoff: float = 0.0  # the last backoff without Retry-After
     refusals: int = 0  # refusal episodes so far
     decreased_at: float = -math.inf  # monotonic: the last decrease
+    #: (monotonic) the refusal whose rate is still to be measured, once the pause is over
+    #: and the requests in flight then have come back.
+    pending: float | None = None
     quiet_until: float = 0.0  # monotonic: no recovery before
-    served: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=256))
+    #: when each served request started (monotonic)
+    served: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=512))
     successes: int = 0  # since the last change of budget
+    told: float = 0.0  # the pause last said on stderr
 
 
 #: waiting(host, until_wall_clock): told when a download waits for a paused host.
@@ -177,7 +184,8 @@ Waiting = Callable[[str, float], None]
 
 class Budget:
     """One process's budget for every host (thread-safe); `shared`, when given, is the
-    queue's board that every runner of the queue draws on too."""
+    queue's board that every runner of the queue draws on too: pauses, the interval
+    learnt from refusals, pacing and slots are then the board's."""
 
     def __init__(
         self,
@@ -244,9 +252,10 @@ class Budget:
 
     def before_request(
         self, url: str, given: HostRule | None = None, stop: threading.Event | None = None
-    ) -> None:
+    ) -> float:
         """Wait until a request to `url`'s host may start: its pause over, and the
-        interval since the last request start passed. Interrupted when `stop` is set."""
+        interval since the last request start passed. Returns when it starts (monotonic:
+        hand it to `served`). Interrupted when `stop` is set."""
         host = host_of(url)
         rule = self.rule(host, given)
         told = 0.0
@@ -255,15 +264,16 @@ class Budget:
                 state = self._host(host)
                 wall = time.time()
                 until = state.paused_until
+                shared_interval = 0.0
                 if self.shared is not None:
                     shared_until, shared_interval = self.shared.look(host)
                     until = state.paused_until = max(until, shared_until)
-                    if shared_interval > state.interval and state.refusals == 0:
-                        state.interval = shared_interval  # another runner was refused
-                        state.refusals = 1
-                        state.quiet_until = time.monotonic() + QUIET
                 if until <= wall:
-                    interval = max(rule.sleep, state.interval)
+                    if state.pending is not None:
+                        self._measure(host, state)
+                        if self.shared is not None:
+                            shared_interval = self.shared.look(host)[1]
+                    interval = max(rule.sleep, shared_interval or state.interval)
                     now = time.monotonic()
                     if interval > 0 and self.shared is not None:
                         start = self.shared.next_start(host, interval) - wall + now
@@ -273,13 +283,17 @@ class Budget:
                     break
             if until > told:
                 told = until
-                log.warning("%s refused requests: waiting until %s", host, _clock(until))
-                if self.on_waiting is not None:
-                    self.on_waiting(host, until)
+                with self._lock:  # said once per pause, not by every worker waiting
+                    first, state.told = until > state.told, max(state.told, until)
+                if first:
+                    log.warning("%s refused requests: waiting until %s", host, _clock(until))
+                    if self.on_waiting is not None:
+                        self.on_waiting(host, until)
             _wait(min(until - wall, 5.0), stop)
         delay = start - time.monotonic()
         if delay > 0:
             _wait(delay, stop)
+        return max(start, time.monotonic() - 0.001)
 
     def refused(self, url: str, status: int, retry_after_header: str | None) -> float:
         """The host refused a request (`429`, or `503` with Retry-After): pause it for
@@ -291,9 +305,13 @@ class Budget:
             state = self._host(host)
             self.refused_total[host] += 1
             now = time.monotonic()
+            # One episode: the other answers to requests of that moment are the same
+            # refusal (one decrease, one step of backoff).
+            episode = state.refusals == 0 or now - state.decreased_at > max(state.interval, 0.5)
             if ra is None:
-                state.backoff = min(MAX_BACKOFF, max(MIN_PAUSE, state.backoff * 2))
-                wait = state.backoff
+                if episode:
+                    state.backoff = min(MAX_BACKOFF, max(MIN_PAUSE, state.backoff * 2))
+                wait = max(MIN_PAUSE, state.backoff)
             else:
                 if ra > MAX_PAUSE:
                     log.warning(
@@ -304,59 +322,62 @@ class Budget:
                 wait = min(MAX_PAUSE, max(MIN_PAUSE, ra))
             until = max(state.paused_until, wall + wait)
             state.paused_until = until
-            served = sum(1 for t in state.served if t > now - 1.0)
-            episode = now - state.decreased_at > max(state.interval, 0.05) or state.refusals == 0
-        if self.shared is not None:  # every runner's count: the site's rate, not ours
-            served = self.shared.pause(host, until, served)
-        if episode:
-            with self._lock:
-                self._decrease(state, time.monotonic(), served)
-            if self.shared is not None:
-                self.shared.set_interval(host, state.interval)
+            if episode:
+                state.refusals += 1
+                state.decreased_at = state.pending = now
+                state.window = max(1.0, (state.active or 1) / 2)
+                quiet = min(MAX_QUIET, QUIET * 2 ** (state.refusals - 1))
+                state.quiet_until = now + quiet
+                state.successes = 0
+        if self.shared is not None:
+            self.shared.pause(host, until)
         return until
 
-    def _decrease(self, state: _Host, now: float, served: int) -> None:
-        """One refusal episode: half the concurrency, the rate the site served less a margin."""
-        state.refusals += 1
-        state.decreased_at = now
-        state.window = max(1.0, (state.active or 1) / 2)
-        measured = 1.0 / (max(1, served) * RATE_MARGIN)
-        state.interval = max(measured, state.interval * 1.5)
-        quiet = min(MAX_QUIET, QUIET * 2 ** (state.refusals - 1))
-        state.quiet_until = now + quiet
-        state.successes = 0
+    def _measure(self, host: str, state: _Host) -> None:
+        """After a refusal's pause: the site's rate is what it served in the second
+        before it refused (every runner's, on a board); from now on ask for that, less a
+        margin. (Called with the lock held.)"""
+        at, state.pending = state.pending or 0.0, None
+        served = sum(1 for t in state.served if at - 1.0 <= t <= at)
+        if self.shared is not None:
+            served = self.shared.add_served(host, served)
+        state.interval = 1.0 / (max(1, served) * RATE_MARGIN)
+        if self.shared is not None:
+            self.shared.set_interval(host, state.interval)
         log.debug(
-            "budget down: window %.1f, interval %.3f s, quiet %.0f s",
+            "%s: budget down to %.1f at once, a request every %.3f s (%d served in the"
+            " second before the refusal)",
+            host,
             state.window,
             state.interval,
-            quiet,
+            served,
         )
 
-    def served(self, url: str) -> None:
-        """A request to `url`'s host was served: count it; after a quiet spell give back."""
+    def served(self, url: str, started: float | None = None) -> None:
+        """A request to `url`'s host, started at `started` (monotonic; from
+        `before_request`), was served: count it; after a quiet spell give back."""
         host = host_of(url)
-        interval = 0.0
+        interval: float | None = None
         with self._lock:
             state = self._host(host)
             now = time.monotonic()
-            state.served.append(now)
+            state.served.append(now if started is None else started)
             state.backoff = 0.0
-            if state.refusals == 0 or now < state.quiet_until:
+            if state.refusals == 0 or state.pending is not None:
                 return
             state.successes += 1
-            step = max(4.0, 1.0 / state.interval if state.interval > 0 else 4.0)
-            if state.successes < step:
-                return
-            state.successes = 0
-            state.quiet_until = now + 1.0
-            if state.window < 64:
+            if state.window < 64 and state.successes >= state.window:  # AIMD: +1 a window
                 state.window += 1
+                state.successes = 0
                 self._freed.notify_all()
+            if now < state.quiet_until or state.interval <= 0:
+                return
+            state.quiet_until = now + 1.0  # then a step a second
             state.interval *= RECOVER
             if state.interval < 0.005:
                 state.interval = 0.0
             interval = state.interval
-        if self.shared is not None:
+        if self.shared is not None and interval is not None:
             self.shared.set_interval(host, interval)
 
     def paused(self) -> dict[str, float]:

@@ -302,17 +302,17 @@ class Job:
     def probe(self) -> http.Head:
         """What the URL's server says about it (one streaming GET, kept for reuse)."""
         if self.head is None:
-            self.budget.before_request(self.url, self.rule, self.stop)
+            started = self.budget.before_request(self.url, self.rule, self.stop)
             self.head, self.response = http_module().probe(self.url, self.o.net)
-            self.budget.served(self.url)
+            self.budget.served(self.url, started)
         return self.head
 
     def get(self, headers: Mapping[str, str] | None = None) -> Any:
         """A streaming GET of the input's URL within its host's budget (paced, and
         waiting out the host's pause): what every downloader's own request goes through."""
-        self.budget.before_request(self.url, self.rule, self.stop)
+        started = self.budget.before_request(self.url, self.rule, self.stop)
         resp = http_module().get(self.url, self.o.net, headers)
-        self.budget.served(self.url)
+        self.budget.served(self.url, started)
         return resp
 
     def refused(self, e: errors.XdlError) -> None:
@@ -360,8 +360,9 @@ class Job:
             try:
                 if self.stop.is_set():
                     raise errors.Interrupted("interrupted")
+                started = None
                 if name != "http":  # the HTTP tier's requests go through self.get
-                    self.budget.before_request(self.url, self.rule, self.stop)
+                    started = self.budget.before_request(self.url, self.rule, self.stop)
                 results = REGISTRY[name].run(self)
             except errors.Fatal:
                 raise
@@ -386,8 +387,8 @@ class Job:
                 if n < len(chain):
                     self.stop.wait(min(2.0, 0.25 * 2 ** (n - 1)))  # backoff between tiers
                 continue
-            if name != "http":
-                self.budget.served(self.url)
+            if started is not None:
+                self.budget.served(self.url, started)
             attempts.append(Attempt(name, True, None, since(begun)))
             done = tuple(attempts)
             return [

@@ -77,9 +77,18 @@ class PgBoard:
             self._looked[host] = (now, until, interval)
         return until, interval
 
-    def pause(self, host: str, until: float, served: int) -> int:
+    def pause(self, host: str, until: float) -> None:
         wait = max(0.0, until - time.time())
+        self._one(
+            f"INSERT INTO xdl_hosts AS h (host, paused_until) VALUES (%(host)s, {NOW} + %(w)s) "
+            f"ON CONFLICT (host) DO UPDATE SET paused_until = greatest(h.paused_until, {NOW} "
+            "+ %(w)s) RETURNING host",
+            {"host": host, "w": wait},
+        )
+        with self._mutex:
+            self._looked.pop(host, None)
 
+    def add_served(self, host: str, served: int) -> int:
         def work(cur: Any) -> int:
             cur.execute(_ENSURE, {"host": host})
             cur.execute(
@@ -91,20 +100,16 @@ class PgBoard:
             counts = {
                 k: v
                 for k, v in (row["served"] or {}).items()
-                if isinstance(v, list) and len(v) == 2 and v[1] > now - 2
+                if isinstance(v, list) and len(v) == 2 and v[1] > now - 10
             }
             counts[self.runner] = [served, now]
             cur.execute(
-                "UPDATE xdl_hosts SET paused_until = greatest(paused_until, %(now)s + %(wait)s),"
-                " served = %(served)s WHERE host = %(host)s",
-                {"host": host, "now": now, "wait": wait, "served": _json(counts)},
+                "UPDATE xdl_hosts SET served = %(served)s WHERE host = %(host)s",
+                {"host": host, "served": _json(counts)},
             )
             return sum(int(v[0]) for v in counts.values())
 
-        total = int(self.store._do(work))
-        with self._mutex:
-            self._looked.pop(host, None)
-        return total
+        return int(self.store._do(work))
 
     def set_interval(self, host: str, interval: float) -> None:
         self._one(
@@ -112,6 +117,8 @@ class PgBoard:
             "ON CONFLICT (host) DO UPDATE SET interval = %(iv)s RETURNING host",
             {"host": host, "iv": interval},
         )
+        with self._mutex:
+            self._looked.pop(host, None)
 
     def next_start(self, host: str, interval: float) -> float:
         row = self._one(

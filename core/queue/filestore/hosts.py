@@ -82,12 +82,16 @@ class FileBoard:
             float(interval) if isinstance(interval, int | float) else 0.0,
         )
 
-    def pause(self, host: str, until: float, served: int) -> int:
-        now = time.time()
+    def pause(self, host: str, until: float) -> None:
         with self._change() as hosts:
             entry = hosts.setdefault(host, {})
             entry["paused_until"] = max(until, float(entry.get("paused_until") or 0))
-            counts = {k: v for k, v in (entry.get("served") or {}).items() if v[1] > now - 2}
+
+    def add_served(self, host: str, served: int) -> int:
+        now = time.time()
+        with self._change() as hosts:
+            entry = hosts.setdefault(host, {})
+            counts = {k: v for k, v in (entry.get("served") or {}).items() if v[1] > now - 10}
             counts[self.runner] = [served, now]
             entry["served"] = counts
             return sum(int(count) for count, _ in counts.values())
