@@ -44,11 +44,15 @@ MAX_PAUSE = 86400.0
 MIN_PAUSE = 1.0
 #: A 429 without Retry-After backs off 1, 2, 4... seconds per host, up to this.
 MAX_BACKOFF = 60.0
-#: After a refusal the host's rate is the one it served, times this (a margin).
+#: After a refusal the host's rate is the one it served, times this (a margin); steps back
+#: up never go past `CEILING` times it (a site's limit is found once, not probed again).
 RATE_MARGIN = 0.92
+CEILING = 0.97
 #: After a refusal, nothing is given back for this long (doubled per refusal, capped).
 QUIET = 8.0
 MAX_QUIET = 120.0
+#: A 403 this soon (seconds) after a host refused requests is a ban: it pauses the host.
+BANNED_AFTER = 300.0
 #: What a recovery step gives back: the interval shortened by this factor.
 RECOVER = 0.95
 
@@ -128,18 +132,27 @@ class Shared(Protocol):
     tables): by host, its pause and its request interval after refusals, the next
     request start, and download slots."""
 
-    def look(self, host: str) -> tuple[float, float]:
-        """`host`'s pause (until when, wall clock; 0: none) and its shared interval."""
+    def look(self, host: str) -> tuple[float, float, float]:
+        """`host`'s pause (until when, wall clock; 0: none), its shared interval, and
+        when (wall clock) its last refusal episode began (0: none)."""
         ...
 
-    def pause(self, host: str, until: float) -> None: ...
-
-    def add_served(self, host: str, served: int) -> int:
-        """What this runner had served from `host` in the second before its refusal;
-        returns that of every runner (refused in the same episode): the site's rate."""
+    def pause(self, host: str, until: float) -> None:
+        """Pause `host` until then; a refusal while it is not paused begins an episode."""
         ...
 
-    def set_interval(self, host: str, interval: float) -> None: ...
+    def measured(self, host: str, episode: float, served: int, margin: float) -> float:
+        """What this runner had served from `host` in the second before the refusal
+        `episode` began: the host's interval becomes 1 / (what every runner reported for
+        it * margin); each runner reports once an episode, so the total only grows.
+        Returns the interval."""
+        ...
+
+    def recover(self, host: str, factor: float) -> float:
+        """A step back up: the host's interval times `factor` (not below the rate the
+        refusals found, times `CEILING`), at most once a second whichever runner asks.
+        Returns the interval."""
+        ...
 
     def next_start(self, host: str, interval: float) -> float:
         """Reserve the next request start to `host`, `interval` after the last one
@@ -171,6 +184,8 @@ class _Host:
     #: (monotonic) the refusal whose rate is still to be measured, once the pause is over
     #: and the requests in flight then have come back.
     pending: float | None = None
+    reported: float = 0.0  # the board's refusal episode this runner reported its count for
+    floor: float = 0.0  # the shortest interval recovery goes back to (the site's rate)
     quiet_until: float = 0.0  # monotonic: no recovery before
     #: when each served request started (monotonic)
     served: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=512))
@@ -264,16 +279,16 @@ class Budget:
                 state = self._host(host)
                 wall = time.time()
                 until = state.paused_until
-                shared_interval = 0.0
+                shared_interval = episode = 0.0
                 if self.shared is not None:
-                    shared_until, shared_interval = self.shared.look(host)
+                    shared_until, shared_interval, episode = self.shared.look(host)
                     until = state.paused_until = max(until, shared_until)
                 if until <= wall:
-                    if state.pending is not None:
+                    if self.shared is not None and episode > state.reported:
+                        shared_interval = self._report(host, state, episode)
+                    elif self.shared is None and state.pending is not None:
                         self._measure(host, state)
-                        if self.shared is not None:
-                            shared_interval = self.shared.look(host)[1]
-                    interval = max(rule.sleep, shared_interval or state.interval)
+                    interval = max(rule.sleep, shared_interval if self.shared else state.interval)
                     now = time.monotonic()
                     if interval > 0 and self.shared is not None:
                         start = self.shared.next_start(host, interval) - wall + now
@@ -335,17 +350,30 @@ class Budget:
 
     def _measure(self, host: str, state: _Host) -> None:
         """After a refusal's pause: the site's rate is what it served in the second
-        before it refused (every runner's, on a board); from now on ask for that, less a
-        margin. (Called with the lock held.)"""
+        before it refused; from now on ask for that, less a margin. (Lock held.)"""
         at, state.pending = state.pending or 0.0, None
         served = sum(1 for t in state.served if at - 1.0 <= t <= at)
-        if self.shared is not None:
-            served = self.shared.add_served(host, served)
         state.interval = 1.0 / (max(1, served) * RATE_MARGIN)
-        if self.shared is not None:
-            self.shared.set_interval(host, state.interval)
+        state.floor = 1.0 / (max(1, served) * CEILING)
+        self._said(host, state, served)
+
+    def _report(self, host: str, state: _Host, episode: float) -> float:
+        """After a refusal episode on the board (ours or another runner's): what we had
+        served in the second before it began; the board adds every runner's. (Lock held.)"""
+        assert self.shared is not None
+        state.reported, state.pending = episode, None
+        at = episode - time.time() + time.monotonic()
+        served = sum(1 for t in state.served if at - 1.0 <= t <= at)
+        state.interval = self.shared.measured(host, episode, served, RATE_MARGIN)
+        if state.refusals == 0:  # another runner's refusal: we wait and recover as it does
+            state.refusals = 1
+            state.quiet_until = time.monotonic() + QUIET
+        self._said(host, state, served)
+        return state.interval
+
+    def _said(self, host: str, state: _Host, served: int) -> None:
         log.debug(
-            "%s: budget down to %.1f at once, a request every %.3f s (%d served in the"
+            "%s: budget down to %.1f at once, a request every %.3f s (%d served here in the"
             " second before the refusal)",
             host,
             state.window,
@@ -357,7 +385,6 @@ class Budget:
         """A request to `url`'s host, started at `started` (monotonic; from
         `before_request`), was served: count it; after a quiet spell give back."""
         host = host_of(url)
-        interval: float | None = None
         with self._lock:
             state = self._host(host)
             now = time.monotonic()
@@ -373,12 +400,28 @@ class Budget:
             if now < state.quiet_until or state.interval <= 0:
                 return
             state.quiet_until = now + 1.0  # then a step a second
-            state.interval *= RECOVER
-            if state.interval < 0.005:
-                state.interval = 0.0
-            interval = state.interval
-        if self.shared is not None and interval is not None:
-            self.shared.set_interval(host, interval)
+            if self.shared is None:
+                state.interval = max(state.floor, state.interval * RECOVER)
+                if state.interval < 0.005:
+                    state.interval = 0.0
+                return
+        state.interval = self.shared.recover(host, RECOVER)
+
+    def refuses(self, url: str, e: errors.XdlError) -> bool:
+        """`e` is the site saying "too many": a 429, a 503 with Retry-After, or a 403 from a
+        host that refused requests in the last `BANNED_AFTER` seconds (a ban, as sites
+        answer a client that went on: never a reason to try another downloader)."""
+        if is_refusal(e):
+            return True
+        if not isinstance(e, errors.HttpError) or e.details.get("status") != 403:
+            return False
+        host = host_of(url)
+        with self._lock:
+            state = self._hosts.get(host)
+            recent = state is not None and time.monotonic() - state.decreased_at < BANNED_AFTER
+        if not recent and self.shared is not None:
+            recent = time.time() - self.shared.look(host)[2] < BANNED_AFTER
+        return recent
 
     def paused(self) -> dict[str, float]:
         """Hosts paused now, and until when (wall clock)."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..archive import open_archive, url_key
-from ..hosts import HostRule, budget, host_of, is_refusal
+from ..hosts import HostRule, budget, host_of
 from ..inputs import Input, check_url
 from ..ratelimit import TokenBucket
 from . import manifest
@@ -374,7 +374,7 @@ class Job:
                 log.debug("%s: %s failed: %s", self.url, name, e.message)
                 if self.stop.is_set():
                     break
-                if is_refusal(e):  # the same downloader again, once the host's pause is over
+                if self.budget.refuses(self.url, e):  # the same downloader, after the pause
                     try:
                         self.refused(e)
                     except errors.RateLimited as limited:
@@ -423,7 +423,7 @@ class Job:
                 try:
                     self.probe()
                 except errors.XdlError as e:
-                    if is_refusal(e):  # asked again after the pause, never judged without
+                    if self.budget.refuses(self.url, e):  # asked again after the pause
                         self.refused(e)
                         continue
                     if e.final or e.code == "interrupted":

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..hosts import CEILING
+
 if TYPE_CHECKING:
     from .postgres import PostgresStore
 
@@ -28,7 +30,10 @@ CREATE TABLE xdl_hosts (
     paused_until double precision NOT NULL DEFAULT 0,
     interval double precision NOT NULL DEFAULT 0,
     next_at double precision NOT NULL DEFAULT 0,
-    served json NOT NULL DEFAULT '{}'
+    served json NOT NULL DEFAULT '{}',
+    recovered_at double precision NOT NULL DEFAULT 0,
+    episode double precision NOT NULL DEFAULT 0,
+    floor double precision NOT NULL DEFAULT 0
 );
 CREATE TABLE xdl_host_slots (
     host text NOT NULL,
@@ -48,7 +53,8 @@ class PgBoard:
         self.store = store
         self.runner = secrets.token_hex(6)
         self._mutex = threading.Lock()
-        self._looked: dict[str, tuple[float, float, float]] = {}  # host -> (when, until, iv)
+        #: host -> (when looked, until, interval, episode)
+        self._looked: dict[str, tuple[float, float, float, float]] = {}
         self._held: dict[str, list[str]] = {}
         self._count = 0
         self._renewer: threading.Thread | None = None
@@ -60,65 +66,78 @@ class PgBoard:
 
         return self.store._do(work, atomic=False)
 
-    def look(self, host: str) -> tuple[float, float]:
+    def look(self, host: str) -> tuple[float, float, float]:
         now = time.monotonic()
         with self._mutex:
             seen = self._looked.get(host)
         if seen is not None and now - seen[0] < LOOK_EVERY:
-            return seen[1], seen[2]
+            return seen[1], seen[2], seen[3]
         row = self._one(
-            f"SELECT paused_until - {NOW} AS remaining, interval FROM xdl_hosts "
-            "WHERE host = %(host)s",
+            f"SELECT paused_until - {NOW} AS remaining, interval, episode - {NOW} AS began "
+            "FROM xdl_hosts WHERE host = %(host)s",
             {"host": host},
         )
-        until = time.time() + row["remaining"] if row and row["remaining"] > 0 else 0.0
+        wall = time.time()
+        until = wall + row["remaining"] if row and row["remaining"] > 0 else 0.0
         interval = float(row["interval"]) if row else 0.0
+        # the episode as an id: the database's time, laid on ours (rounded: it is a key)
+        episode = round(wall + row["began"], 3) if row and row["began"] > -1e9 else 0.0
         with self._mutex:
-            self._looked[host] = (now, until, interval)
-        return until, interval
+            self._looked[host] = (now, until, interval, episode)
+        return until, interval, episode
 
     def pause(self, host: str, until: float) -> None:
         wait = max(0.0, until - time.time())
         self._one(
-            f"INSERT INTO xdl_hosts AS h (host, paused_until) VALUES (%(host)s, {NOW} + %(w)s) "
-            f"ON CONFLICT (host) DO UPDATE SET paused_until = greatest(h.paused_until, {NOW} "
-            "+ %(w)s) RETURNING host",
+            f"INSERT INTO xdl_hosts AS h (host, paused_until, episode) VALUES (%(host)s, {NOW} "
+            f"+ %(w)s, {NOW}) ON CONFLICT (host) DO UPDATE SET "
+            f"episode = CASE WHEN h.paused_until <= {NOW} THEN {NOW} ELSE h.episode END, "
+            f"served = CASE WHEN h.paused_until <= {NOW} THEN '{{}}'::json ELSE h.served END, "
+            f"paused_until = greatest(h.paused_until, {NOW} + %(w)s) RETURNING host",
             {"host": host, "w": wait},
         )
         with self._mutex:
             self._looked.pop(host, None)
 
-    def add_served(self, host: str, served: int) -> int:
-        def work(cur: Any) -> int:
+    def measured(self, host: str, episode: float, served: int, margin: float) -> float:
+        def work(cur: Any) -> float:
             cur.execute(_ENSURE, {"host": host})
             cur.execute(
-                f"SELECT served, {NOW} AS now FROM xdl_hosts WHERE host = %(host)s FOR UPDATE",
-                {"host": host},
+                "SELECT served FROM xdl_hosts WHERE host = %(host)s FOR UPDATE", {"host": host}
             )
-            row = cur.fetchone()
-            now = float(row["now"])
-            counts = {
-                k: v
-                for k, v in (row["served"] or {}).items()
-                if isinstance(v, list) and len(v) == 2 and v[1] > now - 10
-            }
-            counts[self.runner] = [served, now]
+            counts = dict(cur.fetchone()["served"] or {})
+            counts[self.runner] = served
+            total = max(1, sum(int(v) for v in counts.values()))
+            interval = 1.0 / (total * margin)
             cur.execute(
-                "UPDATE xdl_hosts SET served = %(served)s WHERE host = %(host)s",
-                {"host": host, "served": _json(counts)},
+                "UPDATE xdl_hosts SET served = %(served)s, interval = %(iv)s, floor = %(fl)s "
+                "WHERE host = %(host)s",
+                {
+                    "host": host,
+                    "served": _json(counts),
+                    "iv": interval,
+                    "fl": 1 / (total * CEILING),
+                },
             )
-            return sum(int(v[0]) for v in counts.values())
+            return interval
 
-        return int(self.store._do(work))
+        interval = float(self.store._do(work))
+        with self._mutex:
+            self._looked.pop(host, None)
+        return interval
 
-    def set_interval(self, host: str, interval: float) -> None:
-        self._one(
-            "INSERT INTO xdl_hosts (host, interval) VALUES (%(host)s, %(iv)s) "
-            "ON CONFLICT (host) DO UPDATE SET interval = %(iv)s RETURNING host",
-            {"host": host, "iv": interval},
+    def recover(self, host: str, factor: float) -> float:
+        row = self._one(
+            "UPDATE xdl_hosts SET interval = CASE WHEN greatest(floor, interval * %(f)s) < 0.005 "
+            f"THEN 0 ELSE greatest(floor, interval * %(f)s) END, recovered_at = {NOW} "
+            f"WHERE host = %(host)s AND recovered_at <= {NOW} - 1 RETURNING interval",
+            {"host": host, "f": factor},
         )
         with self._mutex:
             self._looked.pop(host, None)
+        if row is not None:
+            return float(row["interval"])
+        return self.look(host)[1]
 
     def next_start(self, host: str, interval: float) -> float:
         row = self._one(

@@ -22,6 +22,8 @@ from typing import Any
 
 import filelock
 
+from ...hosts import CEILING
+
 #: A slot not renewed for this long is free again (its runner died).
 SLOT_LEASE = 30.0
 
@@ -71,34 +73,46 @@ class FileBoard:
 
     # -- hosts.Shared -------------------------------------------------------------------
 
-    def look(self, host: str) -> tuple[float, float]:
+    def look(self, host: str) -> tuple[float, float, float]:
         with self._mutex:
             entry = self._read().get(host)
         if not isinstance(entry, dict):
-            return 0.0, 0.0
-        until, interval = entry.get("paused_until"), entry.get("interval")
-        return (
-            float(until) if isinstance(until, int | float) else 0.0,
-            float(interval) if isinstance(interval, int | float) else 0.0,
-        )
+            return 0.0, 0.0, 0.0
+        values = [entry.get(k) for k in ("paused_until", "interval", "episode")]
+        until, interval, episode = (float(v) if isinstance(v, int | float) else 0.0 for v in values)
+        return until, interval, episode
 
     def pause(self, host: str, until: float) -> None:
-        with self._change() as hosts:
-            entry = hosts.setdefault(host, {})
-            entry["paused_until"] = max(until, float(entry.get("paused_until") or 0))
-
-    def add_served(self, host: str, served: int) -> int:
         now = time.time()
         with self._change() as hosts:
             entry = hosts.setdefault(host, {})
-            counts = {k: v for k, v in (entry.get("served") or {}).items() if v[1] > now - 10}
-            counts[self.runner] = [served, now]
-            entry["served"] = counts
-            return sum(int(count) for count, _ in counts.values())
+            before = float(entry.get("paused_until") or 0)
+            if before <= now:  # not paused: a new episode
+                entry["episode"] = now
+                entry["served"] = {}
+            entry["paused_until"] = max(until, before)
 
-    def set_interval(self, host: str, interval: float) -> None:
+    def measured(self, host: str, episode: float, served: int, margin: float) -> float:
         with self._change() as hosts:
-            hosts.setdefault(host, {})["interval"] = interval
+            entry = hosts.setdefault(host, {})
+            counts = dict(entry.get("served") or {}) if entry.get("episode") == episode else {}
+            counts[self.runner] = served
+            entry["served"] = counts
+            total = max(1, sum(int(count) for count in counts.values()))
+            entry["interval"] = interval = 1.0 / (total * margin)
+            entry["floor"] = 1.0 / (total * CEILING)
+        return interval
+
+    def recover(self, host: str, factor: float) -> float:
+        now = time.time()
+        with self._change() as hosts:
+            entry = hosts.setdefault(host, {})
+            interval = float(entry.get("interval") or 0.0)
+            if now - float(entry.get("recovered_at") or 0) >= 1.0:
+                interval = max(float(entry.get("floor") or 0.0), interval * factor)
+                interval = interval if interval >= 0.005 else 0.0
+                entry.update(interval=interval, recovered_at=now)
+        return interval
 
     def next_start(self, host: str, interval: float) -> float:
         now = time.time()
