@@ -31,7 +31,8 @@ Invariants:
   than this xdl knows is `QueueCorrupt` (exit 3).
 - A connection lost after it worked (a server restart) is retried for up to `timeout`
   seconds; a server that cannot be reached at all is `QueueUnavailable` (exit 3) at once,
-  in one line naming the server without its password.
+  in one line naming the server without its password (`location.redact`, `scrub`); a URL
+  libpq could not decode is refused before libpq sees it (`location.check_url`).
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ import json
 import os
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..errors import NotSupported, QueueCorrupt, QueueUnavailable
 from . import rules
+from .location import check_url, redact, scrub
 from .model import (
     STATUSES,
     Added,
@@ -195,27 +196,11 @@ CLAIMED = f"""claimed AS (
 T = TypeVar("T")
 
 
-def redact(url: str) -> str:
-    """The URL as users may see it: never a password (in the user part or the query)."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}@{host}"
-    query = urllib.parse.urlencode(
-        [
-            (k, v)
-            for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-            if k.lower() != "password"
-        ]
-    )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
 class PostgresStore(TaskChanges):
     """The queue in a PostgreSQL database; a connection per thread at work (a small pool)."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
+        check_url(url)  # before libpq, whose message would quote the password
         self.url = url
         self._name = redact(url)
         self.timeout = timeout
@@ -353,14 +338,14 @@ class PostgresStore(TaskChanges):
                 self._discard(conn, everything=True)
                 if not self._connected_once or time.monotonic() + delay > deadline:
                     raise QueueUnavailable(
-                        f"cannot use the queue {self._name}: {_reason(e)}; {HINT}"
+                        f"cannot use the queue {self._name}: {_reason(e, self.url)}; {HINT}"
                     ) from None
                 time.sleep(delay)
                 delay = min(2.0, delay * 2)
             except psycopg.Error as e:
                 self._discard(conn)
                 raise QueueUnavailable(
-                    f"the queue {self._name} failed: {_reason(e)}; {HINT}"
+                    f"the queue {self._name} failed: {_reason(e, self.url)}; {HINT}"
                 ) from None
             except BaseException:
                 self._discard(conn)  # in an unknown state: never handed to another thread
@@ -955,9 +940,10 @@ def _task(row: Mapping[str, Any]) -> Task:
     return Task.from_record(_record(row), {})
 
 
-def _reason(e: BaseException) -> str:
-    """The server's words, in one line (libpq's messages never carry the password)."""
+def _reason(e: BaseException, url: str) -> str:
+    """The server's words, in one line, without the URL's password (libpq's messages
+    about a URL it cannot parse quote the URL, or the part it could not decode)."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     text = next((line for line in reversed(lines) if "FATAL" in line), lines[-1] if lines else "")
-    text = text.replace("FATAL:", "").strip() or type(e).__name__
+    text = scrub(text.replace("FATAL:", "").strip(), url) or type(e).__name__
     return text if len(text) <= 200 else text[:197] + "..."
