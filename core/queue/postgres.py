@@ -168,12 +168,15 @@ CLOCK = (
     "FROM xdl_queue_meta)"
 )
 NOW = "(SELECT now FROM clock)"
-#: Running tasks that may belong to dead runners: lease expired, or on this host under a
-#: pid not known to be alive. While there are any, `FINISH` claims nothing and the store
-#: takes them back first (`_recover`, with the pid check that SQL cannot do).
+#: `rules.pid_is_ours` in SQL: the worker's host, boot and PID namespace are all ours
+#: (the values from `_ours()`; a NULL one matches nothing, as a missing field).
+OURS = " AND ".join(f"worker->>'{key}' = %(ours_{key})s" for key in rules.HERE)
+#: Running tasks that may belong to dead runners: lease expired, or with a pid of ours
+#: (`OURS`) not known to be alive. While there are any, `FINISH` claims nothing and the
+#: store takes them back first (`_recover`, with the pid check that SQL cannot do).
 SUSPECTS = f"""suspects AS (
     SELECT id FROM xdl_tasks
-    WHERE status = 'running' AND (lease_until < {NOW} OR (worker->>'host' = %(host)s
+    WHERE status = 'running' AND (lease_until < {NOW} OR ({OURS}
         AND NOT coalesce(worker->>'pid' = ANY(%(alive)s::text[]), true)))
 )"""
 CLAIMED = f"""claimed AS (
@@ -211,8 +214,8 @@ class PostgresStore(TaskChanges):
         self._migrated = False
         #: task id -> (the fencing token of our claim, the record as we claimed it)
         self._held: dict[int, tuple[int, Record]] = {}
-        #: pids on this host, other than ours, seen holding tasks while alive: their
-        #: tasks are not suspects while they live (`SUSPECTS`).
+        #: pids of ours (`rules.pid_is_ours`), other than this process's, seen holding
+        #: tasks while alive: their tasks are not suspects while they live (`SUSPECTS`).
         self._alive: set[int] = set()
         try:
             import psycopg  # noqa: F401
@@ -657,8 +660,8 @@ class PostgresStore(TaskChanges):
                 worker=_json(worker.to_dict()),
                 lease=lease,
                 skip=skip,
-                host=rules.HOST,
                 alive=self._alive_pids(),
+                **_ours(),
             )
             statement = (
                 f"WITH {', '.join(ctes)} SELECT {columns}, "
@@ -714,18 +717,19 @@ class PostgresStore(TaskChanges):
 
     def _recover(self, cur: Any, now: float) -> tuple[Task, ...]:
         """Take back the running tasks of dead runners (`rules.recovered`): lease expired,
-        or on this host with their pid gone; the tasks that failed for good are returned.
-        The pids found alive on this host are remembered (their tasks are not suspects)."""
+        or with a pid of ours (`rules.pid_is_ours`) that is gone; the tasks that failed
+        for good are returned. The pids of ours found alive are remembered (their tasks
+        are not suspects)."""
         cur.execute(
             "SELECT id, worker, lease_until FROM xdl_tasks WHERE status = 'running' "
-            "AND (lease_until < %s OR worker->>'host' = %s)",
-            (now, rules.HOST),
+            f"AND (lease_until < %(now)s OR ({OURS}))",
+            {"now": now, **_ours()},
         )
         due = []
         for row in cur.fetchall():
             if rules.needs_recovery(row, now):
                 due.append(row["id"])
-            elif (row["worker"] or {}).get("host") == rules.HOST:
+            elif rules.pid_is_ours(row["worker"]):
                 pid = row["worker"].get("pid")
                 if isinstance(pid, int) and pid != os.getpid():
                     with self._mutex:
@@ -929,6 +933,12 @@ def _changes(
     if new.get("status") != "running":
         sets.append("token = NULL")
     return sets, values
+
+
+def _ours() -> dict[str, str | None]:
+    """The parameters of `OURS`: all NULL when one of ours is unknown (no pid judged)."""
+    known = None not in rules.HERE.values()
+    return {f"ours_{k}": str(v) if known else None for k, v in rules.HERE.items()}
 
 
 def _record(row: Mapping[str, Any]) -> Record:
