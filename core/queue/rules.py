@@ -3,6 +3,8 @@ uses (a store only finds and persists records; what a change does is decided her
 
 A record is a dict with the fields of `Task` (`options` may be an interned key in the
 JSON store); a function returns a new record and never changes the one it was given.
+A worker's pid is judged (alive or gone) only where it names a process this one can see:
+same host, boot and PID namespace (`pid_is_ours`); any other worker only by its lease.
 """
 
 from __future__ import annotations
