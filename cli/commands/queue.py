@@ -352,7 +352,8 @@ def run(
     exits: 0 when every task it took is done, 1 when a task ended failed during the run,
     whatever the reason (the cron shape). Failures are
     retried with exponential backoff; tasks of a runner that died are taken back (at
-    once when its pid is gone on this host, else when its lease expires) without using
+    once when its pid is gone from this host's boot and PID namespace, else when its
+    lease expires) without using
     up --retries: such losses count in `lost`, and a task fails (worker_lost) only after
     10 of them. SIGINT/SIGTERM put in-flight
     tasks back to queued, keeping their .part files, then exit 130/143. At a terminal
@@ -594,10 +595,17 @@ def status(
     Fields: id, url, status, priority, attempts, lost (runs that died holding it), title,
     path, bytes, sha256, strategy,
     last_error, added_at, updated_at, started_at, finished_at, next_attempt_at, worker
+<<<<<<< HEAD
     (host, pid, runner), lease_until, options. With --summary: queue, total, a count per
     status (queued, running, done, failed, cancelled), bytes_done, domains (tasks per
     domain), oldest_queued, active_workers, workers, paused, paused_hosts (sites that
     refused requests, and until when every runner waits for them).
+=======
+    (host, pid, runner; boot and pidns: where that pid is one), lease_until, options.
+    With --summary: queue, total, a count per status (queued, running, done, failed,
+    cancelled), bytes_done, domains (tasks per domain), oldest_queued, active_workers,
+    workers, paused.
+>>>>>>> integ-queue
 
     \b
     Examples:

@@ -2,11 +2,13 @@
 
 `model` holds the task and what operations return, `rules` what a change does to a task
 (claim order, settle, recover, retry/cancel/remove, duplicates), `store` the `QueueStore`
-protocol and `open_store`, `run` the runner; `filestore/` keeps the queue in one JSON file
-on one host, `postgres` in a PostgreSQL database shared by many hosts.
+protocol and `open_store`, `location` the queue's name as people see it (never a
+password), `run` the runner; `filestore/` keeps the queue in one JSON file on one host,
+`postgres` in a PostgreSQL database shared by many hosts.
 """
 
 from .filestore import SCHEMA_VERSION, JsonStore
+from .location import is_url, redact
 from .model import (
     STATUSES,
     Added,
@@ -24,7 +26,7 @@ from .model import (
     iso,
 )
 from .rules import ACTIVE, HOST, MAX_LOST, worker_gone
-from .store import QueueStore, is_url, open_store
+from .store import QueueStore, open_store
 
 __all__ = [
     "ACTIVE",
@@ -49,5 +51,6 @@ __all__ = [
     "is_url",
     "iso",
     "open_store",
+    "redact",
     "worker_gone",
 ]

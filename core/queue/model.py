@@ -58,20 +58,53 @@ def domain(url: str) -> str:
     return host.lower().removeprefix("www.") or "?"
 
 
+def _boot_id() -> str | None:
+    """This boot of this machine's kernel (Linux); None where there is no such file."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_namespace() -> int | None:
+    """The PID namespace this process's pids belong to (Linux); None elsewhere."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+#: Where this process's pids mean something: a pid names a process only within one PID
+#: namespace (a container has its own) of one boot of one kernel.
+BOOT_ID = _boot_id()
+PID_NS = _pid_namespace()
+
+
 @dataclass(frozen=True)
 class Worker:
-    """Who runs a task: a host, a pid and a token unique to one runner."""
+    """Who runs a task: a host, a pid, a token unique to one runner (its run id), and
+    where that pid means something: the boot and the PID namespace (by default this
+    process's). Two runners whose hosts share a name (containers named alike) differ
+    by their PID namespace, and their runner tokens, even when their pids collide."""
 
     host: str
     pid: int
     runner: str
+    boot: str | None = BOOT_ID
+    pidns: int | None = PID_NS
 
     @classmethod
     def here(cls) -> Worker:
-        return cls(socket.gethostname(), os.getpid(), os.urandom(6).hex())
+        return cls(socket.gethostname(), os.getpid(), os.urandom(6).hex(), BOOT_ID, PID_NS)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "pid": self.pid, "runner": self.runner}
+        row: dict[str, Any] = {"host": self.host, "pid": self.pid, "runner": self.runner}
+        if self.boot is not None:
+            row["boot"] = self.boot
+        if self.pidns is not None:
+            row["pidns"] = self.pidns
+        return row
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ Invariants:
   than this xdl knows is `QueueCorrupt` (exit 3).
 - A connection lost after it worked (a server restart) is retried for up to `timeout`
   seconds; a server that cannot be reached at all is `QueueUnavailable` (exit 3) at once,
-  in one line naming the server without its password.
+  in one line naming the server without its password (`location.redact`, `scrub`); a URL
+  libpq could not decode is refused before libpq sees it (`location.check_url`).
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ import json
 import os
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..errors import NotSupported, QueueCorrupt, QueueUnavailable
 from . import rules
+from .location import check_url, redact, scrub
 from .model import (
     STATUSES,
     Added,
@@ -169,12 +170,15 @@ CLOCK = (
     "FROM xdl_queue_meta)"
 )
 NOW = "(SELECT now FROM clock)"
-#: Running tasks that may belong to dead runners: lease expired, or on this host under a
-#: pid not known to be alive. While there are any, `FINISH` claims nothing and the store
-#: takes them back first (`_recover`, with the pid check that SQL cannot do).
+#: `rules.pid_is_ours` in SQL: the worker's host, boot and PID namespace are all ours
+#: (the values from `_ours()`; a NULL one matches nothing, as a missing field).
+OURS = " AND ".join(f"worker->>'{key}' = %(ours_{key})s" for key in rules.HERE)
+#: Running tasks that may belong to dead runners: lease expired, or with a pid of ours
+#: (`OURS`) not known to be alive. While there are any, `FINISH` claims nothing and the
+#: store takes them back first (`_recover`, with the pid check that SQL cannot do).
 SUSPECTS = f"""suspects AS (
     SELECT id FROM xdl_tasks
-    WHERE status = 'running' AND (lease_until < {NOW} OR (worker->>'host' = %(host)s
+    WHERE status = 'running' AND (lease_until < {NOW} OR ({OURS}
         AND NOT coalesce(worker->>'pid' = ANY(%(alive)s::text[]), true)))
 )"""
 CLAIMED = f"""claimed AS (
@@ -197,27 +201,11 @@ CLAIMED = f"""claimed AS (
 T = TypeVar("T")
 
 
-def redact(url: str) -> str:
-    """The URL as users may see it: never a password (in the user part or the query)."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}@{host}"
-    query = urllib.parse.urlencode(
-        [
-            (k, v)
-            for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-            if k.lower() != "password"
-        ]
-    )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
 class PostgresStore(TaskChanges):
     """The queue in a PostgreSQL database; a connection per thread at work (a small pool)."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
+        check_url(url)  # before libpq, whose message would quote the password
         self.url = url
         self._name = redact(url)
         self.timeout = timeout
@@ -228,8 +216,8 @@ class PostgresStore(TaskChanges):
         self._migrated = False
         #: task id -> (the fencing token of our claim, the record as we claimed it)
         self._held: dict[int, tuple[int, Record]] = {}
-        #: pids on this host, other than ours, seen holding tasks while alive: their
-        #: tasks are not suspects while they live (`SUSPECTS`).
+        #: pids of ours (`rules.pid_is_ours`), other than this process's, seen holding
+        #: tasks while alive: their tasks are not suspects while they live (`SUSPECTS`).
         self._alive: set[int] = set()
         self._board: PgBoard | None = None
         try:
@@ -362,14 +350,14 @@ class PostgresStore(TaskChanges):
                 self._discard(conn, everything=True)
                 if not self._connected_once or time.monotonic() + delay > deadline:
                     raise QueueUnavailable(
-                        f"cannot use the queue {self._name}: {_reason(e)}; {HINT}"
+                        f"cannot use the queue {self._name}: {_reason(e, self.url)}; {HINT}"
                     ) from None
                 time.sleep(delay)
                 delay = min(2.0, delay * 2)
             except psycopg.Error as e:
                 self._discard(conn)
                 raise QueueUnavailable(
-                    f"the queue {self._name} failed: {_reason(e)}; {HINT}"
+                    f"the queue {self._name} failed: {_reason(e, self.url)}; {HINT}"
                 ) from None
             except BaseException:
                 self._discard(conn)  # in an unknown state: never handed to another thread
@@ -681,8 +669,8 @@ class PostgresStore(TaskChanges):
                 worker=_json(worker.to_dict()),
                 lease=lease,
                 skip=skip,
-                host=rules.HOST,
                 alive=self._alive_pids(),
+                **_ours(),
             )
             statement = (
                 f"WITH {', '.join(ctes)} SELECT {columns}, "
@@ -738,18 +726,19 @@ class PostgresStore(TaskChanges):
 
     def _recover(self, cur: Any, now: float) -> tuple[Task, ...]:
         """Take back the running tasks of dead runners (`rules.recovered`): lease expired,
-        or on this host with their pid gone; the tasks that failed for good are returned.
-        The pids found alive on this host are remembered (their tasks are not suspects)."""
+        or with a pid of ours (`rules.pid_is_ours`) that is gone; the tasks that failed
+        for good are returned. The pids of ours found alive are remembered (their tasks
+        are not suspects)."""
         cur.execute(
             "SELECT id, worker, lease_until FROM xdl_tasks WHERE status = 'running' "
-            "AND (lease_until < %s OR worker->>'host' = %s)",
-            (now, rules.HOST),
+            f"AND (lease_until < %(now)s OR ({OURS}))",
+            {"now": now, **_ours()},
         )
         due = []
         for row in cur.fetchall():
             if rules.needs_recovery(row, now):
                 due.append(row["id"])
-            elif (row["worker"] or {}).get("host") == rules.HOST:
+            elif rules.pid_is_ours(row["worker"]):
                 pid = row["worker"].get("pid")
                 if isinstance(pid, int) and pid != os.getpid():
                     with self._mutex:
@@ -955,6 +944,12 @@ def _changes(
     return sets, values
 
 
+def _ours() -> dict[str, str | None]:
+    """The parameters of `OURS`: all NULL when one of ours is unknown (no pid judged)."""
+    known = None not in rules.HERE.values()
+    return {f"ours_{k}": str(v) if known else None for k, v in rules.HERE.items()}
+
+
 def _record(row: Mapping[str, Any]) -> Record:
     """A row as a record: the fields `rules` reads (nulls left out, as the JSON store)."""
     return {k: v for k, v in row.items() if v is not None}
@@ -964,9 +959,10 @@ def _task(row: Mapping[str, Any]) -> Task:
     return Task.from_record(_record(row), {})
 
 
-def _reason(e: BaseException) -> str:
-    """The server's words, in one line (libpq's messages never carry the password)."""
+def _reason(e: BaseException, url: str) -> str:
+    """The server's words, in one line, without the URL's password (libpq's messages
+    about a URL it cannot parse quote the URL, or the part it could not decode)."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     text = next((line for line in reversed(lines) if "FATAL" in line), lines[-1] if lines else "")
-    text = text.replace("FATAL:", "").strip() or type(e).__name__
+    text = scrub(text.replace("FATAL:", "").strip(), url) or type(e).__name__
     return text if len(text) <= 200 else text[:197] + "..."

@@ -3,6 +3,8 @@ uses (a store only finds and persists records; what a change does is decided her
 
 A record is a dict with the fields of `Task` (`options` may be an interned key in the
 JSON store); a function returns a new record and never changes the one it was given.
+A worker's pid is judged (alive or gone) only where it names a process this one can see:
+same host, boot and PID namespace (`pid_is_ours`); any other worker only by its lease.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
-from .model import NewTask, Outcome, Record, Task, Worker
+from .model import BOOT_ID, PID_NS, NewTask, Outcome, Record, Task, Worker
 
 #: Statuses a re-added URL is not queued again from (a cron job re-adding a feed must not
 #: bring back what a person cancelled); re-adding a failed URL requeues it.
@@ -26,6 +28,12 @@ ACTIVE = frozenset({"queued", "running", "done", "cancelled"})
 MAX_LOST = 10
 
 HOST = socket.gethostname()
+#: The fields of a worker that must all be ours for its pid to be judged here: a pid is
+#: a process only in its own PID namespace, of one boot, and the hostname alone does not
+#: say which (containers named alike each have their own). A worker that lacks one (a
+#: record written before they were kept) is judged by its lease alone. The PostgreSQL
+#: store matches the same fields in SQL.
+HERE: dict[str, Any] = {"host": HOST, "boot": BOOT_ID, "pidns": PID_NS}
 
 
 def pid_alive(pid: int) -> bool:
@@ -42,12 +50,21 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def pid_is_ours(worker: Mapping[str, Any] | None) -> bool:
+    """True when a worker's pid names a process we can see: its host, boot and PID
+    namespace are all ours (and known: without /proc no pid is judged, only leases)."""
+    if not isinstance(worker, Mapping) or None in HERE.values():
+        return False
+    return all(worker.get(key) == value for key, value in HERE.items())
+
+
 def worker_gone(worker: Mapping[str, Any] | None) -> bool:
-    """True when a running task's worker is known dead: same host, and its pid is gone."""
-    if not isinstance(worker, Mapping) or worker.get("host") != HOST:
+    """True when a running task's worker is known dead: its pid is ours to judge
+    (`pid_is_ours`), and it is gone. Otherwise only its lease says."""
+    if not isinstance(worker, Mapping) or not pid_is_ours(worker):
         return False
     pid = worker.get("pid")
-    if not isinstance(pid, int):
+    if not isinstance(pid, int) or isinstance(pid, bool):
         return False
     return pid != os.getpid() and not pid_alive(pid)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import rules
+from .location import is_url
 from .model import (
     Added,
     Backup,
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from ..hosts import Shared
 
 DEFAULT_LOCK_TIMEOUT = 30.0
-URL_SCHEMES = ("postgresql://", "postgres://")
 
 
 class QueueStore(Protocol):
@@ -142,11 +142,6 @@ class TaskChanges:
             return rules.not_removable(rec)
 
         return self._change(ids, change, "remove")
-
-
-def is_url(location: str | Path | None) -> bool:
-    """A database URL (`postgresql://...`), not a queue file's path."""
-    return isinstance(location, str) and location.startswith(URL_SCHEMES)
 
 
 def open_store(location: Path | str | None = None, lock_timeout: float | None = None) -> QueueStore:
