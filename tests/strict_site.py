@@ -10,7 +10,8 @@ and the bench judge xdl by: from the outside, as a site would.
 
 Routes: `/f/<n>.bin` (deterministic bytes, Content-Length, ETag, Range), `/v/<n>.html`
 (an HTML5 page with `<video><source src="/media/<n>.mp4">`) and `/media/<n>.mp4`
-(tests/media/clip-180p.mp4).
+(tests/media/clip-180p.mp4). `?delay=S` and `?rate=BYTES_PER_S` on a URL override the
+rules' delay and bandwidth for that request (one slow download among fast ones).
 
 Run it by hand: `python tests/strict_site.py --per-second 4 --retry-after 1` prints the
 base URL and serves.
@@ -226,9 +227,10 @@ class StrictRequest(media_site.Request):
 
     def serve(self, path: str) -> None:
         rules = self.strict.rules
-        if rules.delay:
-            time.sleep(rules.delay)
-        rate = rules.bandwidth
+        delay = float(self.query.get("delay", rules.delay))
+        if delay:
+            time.sleep(delay)
+        rate = float(self.query["rate"]) if "rate" in self.query else rules.bandwidth
         if m := _FILE.match(path):
             data = file_bytes(int(m.group(1)), rules.file_size)
             self.send_bytes(data, etag=etag_of(data), rate=rate, chunk=4096)

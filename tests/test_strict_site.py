@@ -113,6 +113,9 @@ def test_bandwidth_makes_a_download_take_time(strict: StrictSite) -> None:
     started = time.monotonic()
     assert get(strict, "/f/1.bin").content == strict_site.file_bytes(1)
     assert 0.35 <= time.monotonic() - started < 3  # the last chunk is not waited for
+    started = time.monotonic()
+    assert get(strict, "/f/2.bin?rate=1000000&delay=0.2").status_code == 200
+    assert 0.2 <= time.monotonic() - started < 0.4  # overridden for one request
 
 
 def test_log_keeps_time_path_and_status(strict: StrictSite) -> None:
