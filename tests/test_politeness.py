@@ -214,6 +214,21 @@ def test_refused_video_page_yields_the_video_never_the_page(
     assert min(waits) >= 1.0 - 0.05, f"asked again after {waits} s, not after Retry-After: 1"
 
 
+def test_refused_plain_file_keeps_its_downloader_and_name(
+    xdl_cmd: Any, strict: StrictSite, tmp_path: Path
+) -> None:
+    """A 429 on the first request of a plain file is a wait, not a reason to hand the URL
+    to another downloader: it is saved by HTTP under its own name, as without the 429."""
+    strict.reset(refuse_first=1, retry_after=1)
+    ran = xdl_cmd("fetch", "-o", str(tmp_path), strict.url("/f/1.bin"), timeout=60)
+    assert ran.exit_code == 0, ran.stderr[-2000:]
+    (line,) = ran.lines
+    assert Path(line["path"]).name == "1.bin", line["path"]
+    assert line["strategy"] == "http", line["attempts"]
+    assert (tmp_path / "1.bin").read_bytes() == strict_site.file_bytes(1)
+    assert [h.status for h in strict.hits()] == [429, 200]
+
+
 def test_retry_after_as_http_date_is_obeyed(
     xdl_cmd: Any, strict: StrictSite, tmp_path: Path
 ) -> None:
