@@ -290,19 +290,42 @@ def queue_add(xdl_cmd: Any, queue: str, *args: str) -> None:
     assert all(x["added"] for x in ran.lines), ran.stdout
 
 
+@pytest.mark.parametrize("given_to", ["queue add", "queue run"])
 def test_three_runners_keep_per_host_across_processes(
-    xdl_cmd: Any, strict: StrictSite, tmp_path: Path
+    xdl_cmd: Any, strict: StrictSite, tmp_path: Path, given_to: str
 ) -> None:
+    """--per-host kept with the tasks (queue add) or given to each runner (queue run):
+    three runners of 4 workers each never have more than 2 downloads at once."""
     strict.reset(max_in_flight=2, delay=0.3)
     queue, out = str(tmp_path / "queue.json"), tmp_path / "out"
-    queue_add(xdl_cmd, queue, "--per-host", "2", "-o", str(out), *file_urls(strict, 12))
-    runners = [xdl_popen("queue", "run", "-j", "4", "-q", "--queue", queue) for _ in range(3)]
+    per_host = ["--per-host", "2"]
+    added = per_host if given_to == "queue add" else []
+    ran = per_host if given_to == "queue run" else []
+    queue_add(xdl_cmd, queue, *added, "-o", str(out), *file_urls(strict, 12))
+    runners = [xdl_popen("queue", "run", "-j", "4", "-q", *ran, "--queue", queue) for _ in range(3)]
     ended = [finish(r, 90) for r in runners]
     assert [code for code, _, _ in ended] == [0, 0, 0], [err[-500:] for _, _, err in ended]
     assert strict.peak_in_flight <= 2
     assert strict.refusals == 0
     done = [json.loads(x) for _, o, _ in ended for x in o.splitlines()]
     assert sorted(x["task"] for x in done if x["ok"]) == list(range(1, 13))
+
+
+@pytest.mark.parametrize("given_to", ["queue add", "queue run"])
+def test_three_runners_keep_sleep_across_processes(
+    xdl_cmd: Any, strict: StrictSite, tmp_path: Path, given_to: str
+) -> None:
+    queue, out = str(tmp_path / "queue.json"), tmp_path / "out"
+    sleep = ["--sleep", "0.2"]
+    added = sleep if given_to == "queue add" else []
+    ran = sleep if given_to == "queue run" else []
+    queue_add(xdl_cmd, queue, *added, "-o", str(out), *file_urls(strict, 8))
+    runners = [xdl_popen("queue", "run", "-j", "2", "-q", *ran, "--queue", queue) for _ in range(3)]
+    ended = [finish(r, 90) for r in runners]
+    assert [code for code, _, _ in ended] == [0, 0, 0], [err[-500:] for _, _, err in ended]
+    starts = [h.t for h in strict.hits()]
+    assert len(starts) >= 8
+    assert min(gaps(starts)) >= 0.2 - 0.02, [round(g, 3) for g in gaps(starts)]
 
 
 def test_rate_limited_task_waits_without_spending_attempts(
