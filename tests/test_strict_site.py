@@ -100,12 +100,21 @@ def test_no_retry_after_unless_asked(strict: StrictSite) -> None:
 
 
 def test_bans_after_b_refusals_in_w_seconds(strict: StrictSite) -> None:
-    strict.reset(per_second=1, ban_after=4, ban_window=10, ban_seconds=0.8)
-    codes = [get(strict, f"/f/{i}.bin").status_code for i in range(7)]
-    assert codes == [200, 429, 429, 429, 429, 403, 403]
-    assert strict.bans == 1 and strict.banned_answers == 2 and strict.refused == {429: 4}
+    strict.reset(refuse_first=10, refuse_prefix="/f/1.", ban_after=4, ban_seconds=0.8)
+    codes = [get(strict, "/f/1.bin").status_code for _ in range(6)]
+    assert codes == [429, 429, 429, 429, 403, 403]
+    assert get(strict, "/f/2.bin").status_code == 403  # everything, while banned
+    assert strict.bans == 1 and strict.banned_answers == 3 and strict.refused == {429: 4}
     time.sleep(1.0)  # the ban ends
-    assert get(strict, "/f/1.bin").status_code == 200
+    assert get(strict, "/f/2.bin").status_code == 200
+
+
+def test_refusals_outside_the_window_do_not_ban(strict: StrictSite) -> None:
+    strict.reset(refuse_first=10, ban_after=3, ban_window=0.5)
+    assert [get(strict, "/f/1.bin").status_code for _ in range(2)] == [429, 429]
+    time.sleep(0.6)
+    assert [get(strict, "/f/1.bin").status_code for _ in range(2)] == [429, 429]
+    assert strict.bans == 0
 
 
 def test_bandwidth_makes_a_download_take_time(strict: StrictSite) -> None:
