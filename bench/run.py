@@ -1419,6 +1419,279 @@ def _queue_pg(
     return area
 
 
+@dataclass
+class PoliteRun:
+    """One run of a politeness setup, as the strict site saw it."""
+
+    wall: float
+    ok: int
+    refusals: int
+    bans: int
+    banned_answers: int
+    peak_in_flight: int
+    error: str | None = None
+
+
+@dataclass
+class PoliteSetup:
+    """One way of downloading the same files from the strict site."""
+
+    label: str
+    shown: str
+    argvs: list[list[str]]  # started together; the run ends when the last one does
+    refusals_goal: int
+    env: dict[str, str] = field(default_factory=dict)
+    setup: Callable[[], None] | None = None
+    skip: str | None = None
+    runs: list[PoliteRun] = field(default_factory=list)
+
+
+def run_polite(
+    bench: Bench, setup: PoliteSetup, site: Any, out: Path, files: int, timeout: float
+) -> PoliteRun:
+    """Start the setup's commands together against a fresh site and output directory;
+    its wall time, result lines and what the site counted (banned runs are results too,
+    not failures)."""
+    fresh(out)()
+    if setup.setup:
+        setup.setup()
+    site.reset()
+    logs = [
+        (bench.tmp / f"polite-{i}.stdout", bench.tmp / f"polite-{i}.stderr")
+        for i in range(len(setup.argvs))
+    ]
+    with contextlib.ExitStack() as stack:
+        t0 = time.perf_counter()
+        procs = [
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stack.enter_context(o.open("w")),
+                stderr=stack.enter_context(e.open("w")),
+                cwd=bench.tmp,
+                env={**bench.env, **setup.env},
+                start_new_session=True,
+            )
+            for argv, (o, e) in zip(setup.argvs, logs)
+        ]
+        stopped = None
+        banned_at = None
+        while any(p.poll() is None for p in procs):
+            now = time.perf_counter()
+            if banned_at is None and site.bans:
+                banned_at = now
+            if now - t0 > timeout:
+                stopped = f"timed out after {timeout:.0f} s"
+            elif banned_at is not None and now - banned_at > 3:
+                stopped = "banned: stopped 3 s after the ban"
+            if stopped:
+                for p in procs:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(p.pid, signal.SIGKILL)
+                for p in procs:
+                    p.wait()
+                break
+            time.sleep(0.05)
+        wall = time.perf_counter() - t0
+    outputs = [
+        (proc.returncode, o.read_text(errors="replace"), e.read_text(errors="replace"))
+        for proc, (o, e) in zip(procs, logs)
+    ]
+    lines = [
+        json.loads(x) for _, stdout, _ in outputs for x in stdout.splitlines() if x.startswith("{")
+    ]
+    ok = sum(1 for x in lines if x.get("ok") and not x.get("skipped"))
+    on_disk = len([p for p in out.rglob("*") if p.is_file() and p.suffix != ".part"])
+    bad = [(code, err) for code, _, err in outputs if code != 0]
+    error = stopped
+    if error is None and bad:
+        tail = (bad[0][1].strip().splitlines() or [""])[-1][:160]
+        error = f"exit {bad[0][0]}" + (f": {tail}" if tail else "")
+    if error is None and (ok != files or on_disk != files):
+        error = f"{ok} ok lines and {on_disk} files, expected {files}"
+    with site.lock:
+        refused, bans, banned = sum(site.refused.values()), site.bans, site.banned_answers
+        peak = site.peak_in_flight
+    return PoliteRun(wall, ok, refused, bans, banned, peak, error)
+
+
+def case_politeness(bench: Bench, *, rate: int, files: int) -> Area:
+    area = Area(
+        "politeness",
+        "Politeness: one budget per site (issue 20)",
+        f"The strict site (`tests/strict_site.py`) allows {rate} requests a second (a "
+        "sliding one-second window of served requests; past it 429 with `Retry-After: 1`) "
+        "and bans a client that collects 12 refusals within 10 s (403 to everything, here "
+        f"until the run ends). {files} files of 32 KiB (`/f/N.bin`) are downloaded by each "
+        "setup, from a fresh site each run. Refusals and bans are the site's counts; "
+        "throughput is the files downloaded per second of the whole run (process start "
+        f"included), as a fraction of the site's {rate}/s. A banned run is a result, not a "
+        "failure of the bench: it is counted, not retried, and stopped 3 s after the ban.",
+    )
+    import strict_site
+
+    tmp = bench.tmp / "politeness"
+    tmp.mkdir()
+    out = tmp / "out"
+    site = strict_site.start(per_second=rate, retry_after=1, ban_seconds=3600)
+    urls = tmp / "urls.txt"
+    urls.write_text("".join(site.url(f"/f/{n}.bin") + "\n" for n in range(1, files + 1)))
+    sleep = round(1.05 / rate, 3)
+    fetch = [XDL, "fetch", "-j", "8", "-q", "-o", str(out), "-a", str(urls)]
+    setups = [
+        PoliteSetup(
+            "fetch",
+            f"xdl fetch -j 8 -a urls.txt  ({files} URLs, no option)",
+            [fetch],
+            refusals_goal=11,
+        ),
+        PoliteSetup(
+            "fetch --per-host",
+            f"xdl fetch -j 8 --per-host 2 --sleep {sleep:g} -a urls.txt  ({files} URLs)",
+            [[*fetch, "--per-host", "2", "--sleep", f"{sleep:g}"]],
+            refusals_goal=1,
+            skip=unavailable(bench, ["fetch"], ["--per-host"]),
+        ),
+    ]
+    server = None
+    runner_label = "3 × queue run, PostgreSQL"
+    runners = PoliteSetup(
+        runner_label,
+        f"3 × xdl queue run -j 4  ({files} tasks, one PostgreSQL queue, no option)",
+        [],
+        refusals_goal=11,
+        skip=pg_missing() or unavailable(bench, ["queue", "run"], ["--jobs"]),
+    )
+    try:
+        if not runners.skip:
+            import psycopg
+
+            import pg_server
+
+            bin_dir = pg_server.bindir()
+            assert bin_dir is not None
+            log("  starting PostgreSQL")
+            server = pg_server.Server(bin_dir, durable=True)
+            url = server.url(server.new_database())
+            env = {"XDL_QUEUE": url}
+            subprocess.run(  # the schema, created on first use (not timed)
+                [XDL, "queue", "status", "--summary"],
+                env={**bench.env, **env},
+                check=True,
+                capture_output=True,
+            )
+
+            def filled() -> None:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("TRUNCATE xdl_tasks RESTART IDENTITY")
+                subprocess.run(
+                    [XDL, "queue", "add", "-q", "-a", str(urls), "-o", str(out)],
+                    env={**bench.env, **env},
+                    stdout=subprocess.DEVNULL,
+                    check=True,
+                )
+
+            runners.argvs = [[XDL, "queue", "run", "-j", "4", "-q"]] * 3
+            runners.env, runners.setup = env, filled
+        setups.append(runners)
+        timeout = 30 + 4 * files / rate
+        for r in range(bench.runs(3, 1)):
+            for s in setups if r % 2 == 0 else reversed(setups):
+                if s.skip:
+                    continue
+                run = run_polite(bench, s, site, out, files, timeout)
+                s.runs.append(run)
+                log(
+                    f"  {s.label}: {run.wall:.1f} s, {run.refusals} refusals, {run.bans} bans"
+                    + (f" ({run.error})" if run.error else "")
+                )
+    finally:
+        site.stop()
+        if server:
+            server.destroy()
+
+    rows = []
+    for s in setups:
+        if s.skip:
+            rows.append([f"`{s.shown}`", "0", f"skipped: {s.skip}", "", "", "", "", ""])
+            continue
+        thr = polite_throughput(s, files, rate)
+        errors = sorted({x.error for x in s.runs if x.error})
+        rows.append(
+            [
+                f"`{s.shown}`",
+                str(len(s.runs)),
+                str(max(x.refusals for x in s.runs)),
+                str(sum(x.bans for x in s.runs)),
+                str(max(x.banned_answers for x in s.runs)),
+                str(max(x.peak_in_flight for x in s.runs)),
+                fmt_seconds(statistics.median(x.wall for x in s.runs)),
+                f"{thr:.2f} R" if thr is not None else "–",
+            ]
+        )
+        if errors:
+            area.extra.append(f"`{s.label}` did not download every file: {'; '.join(errors)}.")
+    area.extra.insert(
+        0,
+        markdown_table(
+            [
+                "setup",
+                "runs",
+                "refusals (max)",
+                "bans (total)",
+                "403s (max)",
+                "peak in flight",
+                "wall (median)",
+                "throughput",
+            ],
+            rows,
+            align="lrrrrrrr",
+        ),
+    )
+    area.extra.append(
+        f"`--sleep {sleep:g}` is the site's published limit ({rate}/s) with 5 % to spare, "
+        "the way a user sets it; the no-option setups must find the limit themselves "
+        "(a refusal's `Retry-After`, then fewer requests at once until the refusals stop)."
+    )
+    for s in setups:
+        measured = s.runs if not s.skip else []
+        bans = sum(x.bans for x in measured) if measured else None
+        refusals = max(x.refusals for x in measured) if measured else None
+        thr = polite_throughput(s, files, rate)
+        area.goals += [
+            Goal(
+                area.key,
+                f"bans, {s.label}",
+                "–" if bans is None else f"{bans} in {len(measured)} runs",
+                "0",
+                at_most(bans, 0),
+            ),
+            Goal(
+                area.key,
+                f"refusals, {s.label}",
+                "–" if refusals is None else f"{refusals} (worst run)",
+                f"≤ {s.refusals_goal}",
+                at_most(refusals, s.refusals_goal),
+            ),
+            Goal(
+                area.key,
+                f"throughput, {s.label}",
+                "–" if thr is None else f"{thr:.2f} R",
+                "≥ 0.8 R",
+                at_least(thr, 0.8),
+                note="median run, every file downloaded",
+            ),
+        ]
+    return area
+
+
+def polite_throughput(setup: PoliteSetup, files: int, rate: int) -> float | None:
+    """Files per second over the median wall time, as a fraction of the site's rate; None
+    unless some run downloaded every file."""
+    walls = [x.wall for x in setup.runs if not x.error]
+    return files / statistics.median(walls) / rate if walls else None
+
+
 def case_markdown(bench: Bench, sizes: Sequence[int]) -> Area:
     area = Area(
         "captions",
@@ -1912,6 +2185,9 @@ AREAS: dict[str, Callable[[Bench, str, media_site.Site, Path], Area]] = {
         summary=100_000 if b.quick else 1_000_000,
         drain=2_000 if b.quick else 5_000,
         files=100 if b.quick else 1000,
+    ),
+    "politeness": lambda b, base, site, data: case_politeness(
+        b, rate=10, files=50 if b.quick else 100
     ),
     "captions": lambda b, base, site, data: case_markdown(b, (1_500_000, 15_000_000, 200_000_000)),
     "diagnose": lambda b, base, site, data: case_diagnose(b, base),

@@ -314,3 +314,37 @@ def test_a_command_with_a_runs_limit_runs_that_often_without_warm_up(tmp_path: P
     slow, fast = bench.measure([count("slow"), count("fast")], bench.runs(3, 3), warmup=1)
     assert counted == {"slow": 1, "fast": 4}
     assert (len(slow.runs), len(fast.runs)) == (1, 3)
+
+
+def test_politeness_judges_what_the_site_counted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The politeness area from its runs (faked here: nothing is started but the site):
+    a banned run fails the bans goal, a setup not available yet is not measured, and
+    throughput is judged on complete runs only."""
+    import pg_server
+
+    monkeypatch.setattr(pg_server, "bindir", lambda: None)
+    monkeypatch.setattr(
+        run,
+        "unavailable",
+        lambda bench, words, options=(): "no --per-host yet" if "--per-host" in options else None,
+    )
+    runs = {
+        "fetch": run.PoliteRun(12.0, 90, 12, 1, 40, 8, "banned: stopped 3 s after the ban"),
+    }
+    monkeypatch.setattr(run, "run_polite", lambda bench, setup, *a: runs[setup.label])
+    area = run.case_politeness(run.Bench(tmp_path, quick=True, runs=1), rate=10, files=100)
+    goals = {g.what: g for g in area.goals}
+    assert goals["bans, fetch"].met is False and goals["refusals, fetch"].met is False
+    assert goals["throughput, fetch"].met is None  # no complete run
+    assert goals["bans, fetch --per-host"].met is None
+    assert goals["refusals, 3 × queue run, PostgreSQL"].met is None
+    assert "skipped: no --per-host yet" in area.extra[0]
+    assert "PostgreSQL server binaries not found" in area.extra[0]
+
+
+def test_politeness_throughput_is_a_fraction_of_the_rate():
+    setup = run.PoliteSetup("s", "s", [], refusals_goal=1)
+    setup.runs = [run.PoliteRun(wall, 100, 0, 0, 0, 2) for wall in (10.0, 12.5, 20.0)]
+    assert run.polite_throughput(setup, 100, 10) == pytest.approx(0.8)
+    setup.runs = [run.PoliteRun(5.0, 3, 12, 1, 9, 8, "banned")]
+    assert run.polite_throughput(setup, 100, 10) is None
