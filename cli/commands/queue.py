@@ -379,7 +379,7 @@ def run(
     from xdl.core.queue.run import RunOptions, fetch_download
 
     store = _store(queue_path, lock_timeout)
-    hosts.share(store.host_board())  # one budget per site for every runner of the queue
+    hosts.share(store.host_board(lease))  # one budget per site for every runner of the queue
     out = Output(None, None)
     quiet = bool(click.get_current_context().meta.get("xdl.quiet"))
     with _service_logs(watch):
@@ -592,26 +592,26 @@ def status(
 ) -> int:
     """Show tasks, one line each (a table on a terminal), or a --summary line.
 
-    Fields: id, url, status, priority, attempts, lost (runs that died holding it), title,
-    path, bytes, sha256, strategy,
-    last_error, added_at, updated_at, started_at, finished_at, next_attempt_at, worker
-<<<<<<< HEAD
-    (host, pid, runner), lease_until, options. With --summary: queue, total, a count per
-    status (queued, running, done, failed, cancelled), bytes_done, domains (tasks per
-    domain), oldest_queued, active_workers, workers, paused, paused_hosts (sites that
-    refused requests, and until when every runner waits for them).
-=======
-    (host, pid, runner; boot and pidns: where that pid is one), lease_until, options.
-    With --summary: queue, total, a count per status (queued, running, done, failed,
-    cancelled), bytes_done, domains (tasks per domain), oldest_queued, active_workers,
-    workers, paused.
->>>>>>> integ-queue
+        Fields: id, url, status, priority, attempts, lost (runs that died holding it), title,
+        path, bytes, sha256, strategy,
+        last_error, added_at, updated_at, started_at, finished_at, next_attempt_at, worker
+    <<<<<<< HEAD
+        (host, pid, runner), lease_until, options. With --summary: queue, total, a count per
+        status (queued, running, done, failed, cancelled), bytes_done, domains (tasks per
+        domain), oldest_queued, active_workers, workers, paused, paused_hosts (sites that
+        refused requests, and until when every runner waits for them).
+    =======
+        (host, pid, runner; boot and pidns: where that pid is one), lease_until, options.
+        With --summary: queue, total, a count per status (queued, running, done, failed,
+        cancelled), bytes_done, domains (tasks per domain), oldest_queued, active_workers,
+        workers, paused.
+    >>>>>>> integ-queue
 
-    \b
-    Examples:
-      xdl queue status
-      xdl queue status --status failed | jq -r '.url + "  " + .last_error.message'
-      xdl queue status --summary | jq .done
+        \b
+        Examples:
+          xdl queue status
+          xdl queue status --status failed | jq -r '.url + "  " + .last_error.message'
+          xdl queue status --summary | jq .done
     """
     store = _store(queue_path, lock_timeout)
     if summary:

@@ -3,7 +3,7 @@
 
 Times are the database's clock (`clock_timestamp()`): a pause set by one host means the
 same moment on every other, whatever their clocks say; what a runner is told is an
-offset from now, laid on its own clock. Download slots are leased (`SLOT_LEASE` s,
+offset from now, laid on its own clock. Download slots are leased (the runner's --lease,
 renewed while held): a runner killed with its slots frees them when the lease runs out.
 A host's pause and interval are read at most every `LOOK_EVERY` seconds per runner.
 """
@@ -20,7 +20,6 @@ from ..hosts import CEILING
 if TYPE_CHECKING:
     from .postgres import PostgresStore
 
-SLOT_LEASE = 30.0
 LOOK_EVERY = 0.2
 NOW = "extract(epoch from clock_timestamp())"
 
@@ -49,8 +48,9 @@ _ENSURE = "INSERT INTO xdl_hosts (host) VALUES (%(host)s) ON CONFLICT (host) DO 
 class PgBoard:
     """`hosts.Shared` in the queue's database."""
 
-    def __init__(self, store: PostgresStore) -> None:
+    def __init__(self, store: PostgresStore, lease: float = 30.0) -> None:
         self.store = store
+        self.lease = lease
         self.runner = secrets.token_hex(6)
         self._mutex = threading.Lock()
         #: host -> (when looked, until, interval, episode)
@@ -167,7 +167,7 @@ class PgBoard:
             cur.execute(
                 "INSERT INTO xdl_host_slots (host, slot, lease_until) "
                 f"VALUES (%(host)s, %(slot)s, {NOW} + %(lease)s)",
-                {"host": host, "slot": slot, "lease": SLOT_LEASE},
+                {"host": host, "slot": slot, "lease": self.lease},
             )
             return True
 
@@ -206,7 +206,7 @@ class PgBoard:
 
     def _renew(self) -> None:
         while True:
-            time.sleep(SLOT_LEASE / 3)
+            time.sleep(self.lease / 3)
             with self._mutex:
                 slots = [s for held in self._held.values() for s in held]
             if not slots:
@@ -215,7 +215,7 @@ class PgBoard:
                 self._one(
                     f"UPDATE xdl_host_slots SET lease_until = {NOW} + %(lease)s "
                     "WHERE slot = ANY(%(slots)s) RETURNING slot",
-                    {"lease": SLOT_LEASE, "slots": slots},
+                    {"lease": self.lease, "slots": slots},
                 )
             except Exception:  # the next renewal tries again; the lease is 30 s
                 continue

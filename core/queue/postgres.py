@@ -232,10 +232,11 @@ class PostgresStore(TaskChanges):
     def name(self) -> str:
         return self._name
 
-    def host_board(self) -> PgBoard:
-        """What every runner of this queue shares about sites (pauses, slots, pacing)."""
+    def host_board(self, lease: float = 30.0) -> PgBoard:
+        """What every runner of this queue shares about sites (pauses, slots, pacing);
+        a slot not renewed for `lease` seconds is free again (its runner died)."""
         if self._board is None:
-            self._board = PgBoard(self)
+            self._board = PgBoard(self, lease)
         return self._board
 
     def close(self) -> None:

@@ -4,7 +4,7 @@
 It lives beside the queue (`QUEUE.hosts`, locked by `QUEUE.hosts.lock`), apart from the
 tasks: a runner asking whether a host is paused reads it only when it changed (its
 stat), and none of it is precious: an unreadable board is read as empty. A slot is
-leased (`SLOT_LEASE` s, renewed while held), so a runner killed with its slots frees
+leased (the runner's --lease, renewed while held), so a runner killed with its slots frees
 them when the lease runs out.
 """
 
@@ -24,14 +24,12 @@ import filelock
 
 from ...hosts import CEILING
 
-#: A slot not renewed for this long is free again (its runner died).
-SLOT_LEASE = 30.0
-
 
 class FileBoard:
     """`hosts.Shared` over a small JSON file beside the queue."""
 
-    def __init__(self, queue: Path) -> None:
+    def __init__(self, queue: Path, lease: float = 30.0) -> None:
+        self.lease = lease
         self.path = queue.with_name(queue.name + ".hosts")
         self._lock = filelock.FileLock(str(queue.with_name(queue.name + ".hosts.lock")))
         self._mutex = threading.Lock()
@@ -132,7 +130,7 @@ class FileBoard:
                 return False
             self._count += 1
             slot = f"{self.runner}-{self._count}"
-            slots[slot] = now + SLOT_LEASE
+            slots[slot] = now + self.lease
             entry["slots"] = slots
             self._held.setdefault(host, []).append(slot)
         self._keep_renewing()
@@ -170,12 +168,12 @@ class FileBoard:
 
     def _renew(self) -> None:
         while True:
-            time.sleep(SLOT_LEASE / 3)
+            time.sleep(self.lease / 3)
             with self._mutex:
                 held = {host: list(slots) for host, slots in self._held.items() if slots}
             if not held:
                 continue
-            until = time.time() + SLOT_LEASE
+            until = time.time() + self.lease
             with contextlib.suppress(OSError, filelock.Timeout), self._change() as hosts:
                 for host, slots in held.items():
                     table = hosts.setdefault(host, {}).setdefault("slots", {})

@@ -95,10 +95,11 @@ class JsonStore(TaskChanges):
         self._unsynced: list[int] | None = None
         self._loaded = False
 
-    def host_board(self) -> FileBoard:
-        """What every runner of this queue file shares about sites (pauses, slots, pacing)."""
+    def host_board(self, lease: float = 30.0) -> FileBoard:
+        """What every runner of this queue file shares about sites (pauses, slots, pacing);
+        a slot not renewed for `lease` seconds is free again (its runner died)."""
         if self._board is None:
-            self._board = FileBoard(self.path)
+            self._board = FileBoard(self.path, lease)
         return self._board
 
     @property
