@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from . import errors
+from .feeds import FeedEntry
 from .network import NetworkOptions
 from .ytdlp import extract, unsmuggle
 
@@ -104,8 +105,18 @@ def get_raw_info(url: str, *, net: NetworkOptions | None = None) -> dict[str, An
     }
 
 
-def list_entries(url: str, *, net: NetworkOptions | None = None) -> Iterator[PlaylistEntry]:
-    """A playlist's entries without resolving them; a single item is a playlist of one."""
+def list_entries(
+    url: str, *, net: NetworkOptions | None = None
+) -> Iterator[PlaylistEntry | FeedEntry]:
+    """A playlist's entries without resolving them; a single item is a playlist of one.
+    A feed (RSS, Atom) is read by `feeds`: its entries carry their date, description,
+    episode numbers and enclosure, which `fetch` names and tags the files with."""
+    from . import feeds
+
+    feed = feeds.read(url, net or NetworkOptions())
+    if feed is not None:
+        yield from feed.entries
+        return
     info = extract(url, net=net, flat=True)
     if info.get("_type") != "playlist":
         yield PlaylistEntry(

@@ -26,6 +26,8 @@ from xdl.cli.options import (
 )
 from xdl.cli.output import Output
 from xdl.cli.progress import Reporter, progress_option, reporter
+from xdl.core import feeds
+from xdl.core.archive import open_archive
 
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
@@ -202,19 +204,25 @@ def add(
     good = 0
 
     def flush() -> None:
-        items = [p for p in pending if not isinstance(p, tuple)]
+        items = [p for p in pending if not isinstance(p, (tuple, dict))]
         added = iter(store.add(items, force=force)) if items else iter(())
         for p in pending:
             if isinstance(p, tuple):
                 out.fail(p[0], p[1])
+            elif isinstance(p, dict):
+                out.emit(p)
             else:
                 out.emit(next(added))
         pending.clear()
 
+    archive = open_archive(options.archive) if options.archive else None
     for item in read_inputs(inputs, batch_file):
         if item.error is not None:
             pending.append((item, item.error))
             continue
+        if archive is not None and feeds.archive_key(item.fields) in archive:
+            pending.append({"ok": True, "url": item.value, "skipped": "archive"})
+            continue  # a feed entry downloaded already, whatever its URL's token today
         overrides = _overrides(item)
         title = item.get("title")
         pending.append(
@@ -242,6 +250,8 @@ def _overrides(item: Input) -> dict[str, Any]:
             found[name] = value
     if isinstance(item.get("audio"), bool):
         found["audio"] = item.get("audio")
+    if entry := feeds.entry_line(item.fields):  # a feed entry: named and tagged as fetch does
+        found["entry"] = entry
     return found
 
 

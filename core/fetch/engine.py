@@ -17,12 +17,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import errors
+from .. import errors, feeds
 from ..archive import open_archive, url_key
 from ..inputs import Input, check_url
 from ..ratelimit import HostPacer, TokenBucket
 from . import manifest
 from .cache import revalidate
+from .feed import fetch_feed
 from .options import (
     DEFAULT_TEMPLATE,
     BatchProgress,
@@ -270,6 +271,7 @@ class Job:
         #: Why the last media tier (yt-dlp) failed, for the line of a manifest refused.
         self.media_error: errors.XdlError | None = None
         self._manifest: str | None = None
+        self._probe_error: errors.XdlError | None = None  # the feed check's probe failed
 
     def run(self) -> list[FetchResult]:
         try:
@@ -285,8 +287,15 @@ class Job:
     def probe(self) -> http.Head:
         """What the URL's server says about it (one streaming GET, kept for reuse)."""
         if self.head is None:
-            self.head, self.response = http_module().probe(self.url, self.o.net)
+            conditional = feeds.conditional_headers(self.url, self.o.archive)
+            self.head, self.response = http_module().probe(self.url, self.o.net, conditional)
         return self.head
+
+    def probe_once(self) -> http.Head:
+        """`probe`, but a probe that failed already (the feed check's) is not sent again."""
+        if self._probe_error is not None:
+            raise self._probe_error
+        return self.probe()
 
     def _run(self) -> list[FetchResult]:
         attempts: list[Attempt] = []
@@ -297,8 +306,18 @@ class Job:
             self.folders = check_template(self.o.template)
             if self.archive is not None and url_key(self.url) in self.archive:
                 return [self.skipped("archive", self.archive.path_of(url_key(self.url)))]
+            key = feeds.archive_key(self.fields)  # a feed entry's: by its feed id, not URL
+            if self.archive is not None and key is not None and key in self.archive:
+                entry = {"title": self.fields.get("title"), "id": self.fields.get("id")}
+                return [self.skipped("archive", self.archive.path_of(key), **entry)]
             if (hit := revalidate(self)) is not None:  # --cache: a 304 for a kept file
                 return hit
+            try:
+                if (feed := self.feed()) is not None:  # RSS/Atom: each entry as an input
+                    self.drop_response()
+                    return self.fetch_entries(feed)
+            except feeds.Unchanged:
+                return [self.skipped("unchanged")]
             probing = time.monotonic()
             chain = self.chain()
         except errors.Fatal:
@@ -332,6 +351,7 @@ class Job:
                 continue
             attempts.append(Attempt(name, True, None, since(begun)))
             done = tuple(attempts)
+            self.record_entry(results)
             return [
                 dataclasses.replace(r, strategy=name, attempts=done, elapsed_s=since(self.started))
                 for r in results
@@ -362,7 +382,7 @@ class Job:
             self.pacer.wait(self.url, self.stop)
             try:
                 self.probed = True
-                self.probe()
+                self.probe_once()
             except errors.XdlError as e:
                 if e.final:
                     raise
@@ -388,9 +408,54 @@ class Job:
             o.audio or o.format or o.quality or o.container or o.subs or o.write_info_json
             or o.write_description or o.embed_metadata or o.embed_thumbnail or o.embed_subs
             or o.embed_chapters or o.normalize or o.playlist_items or o.auto_subs
-            or o.template != DEFAULT_TEMPLATE
+            or o.template != DEFAULT_TEMPLATE or feeds.is_entry(self.fields)
         )  # fmt: skip
         return bool(_DIRECT_MEDIA.match(mime)) and not needs_ytdlp
+
+    def feed(self) -> feeds.Feed | None:
+        """The RSS/Atom feed this URL serves, read from the probe's own GET (conditional
+        with --archive: `feeds.Unchanged` on a 304), else None. Asked of every input
+        when xdl picks the downloader, but a feed entry's own and a site's page."""
+        if self.o.strategy != "auto" or feeds.is_entry(self.fields):
+            return None
+        if self._claimed_by_extractor():
+            return None
+        self.pacer.wait(self.url, self.stop)
+        try:
+            self.probed = True
+            head = self.probe()
+        except errors.XdlError as e:
+            self._probe_error = e  # the downloaders' chain decides what it means
+            return None
+        if head.status == 304:
+            raise feeds.Unchanged(self.url)
+        if head.mime not in feeds.FEED_TYPES:
+            if head.mime not in feeds.MAYBE_TYPES:
+                return None
+            if not feeds.looks_like_feed(head.content_type, self._first_bytes()):
+                return None
+        body = feeds.read_body(self.response.raw, self.url)
+        return feeds.parse(body, self.url, etag=head.etag, modified=head.last_modified)
+
+    def fetch_entries(self, feed: feeds.Feed) -> list[FetchResult]:
+        """Each entry of `feed` fetched as its `info --flat` line would be."""
+        each = self.o.replace(playlist_items=None, max_downloads=None)
+
+        def run(url: str, fields: Mapping[str, Any]) -> list[FetchResult]:
+            job = Job(url, each, self.stop, self.limiter, self.progress, time.monotonic())
+            job.fields = fields
+            return job.run()
+
+        return fetch_feed(feed, self.o, run, archive=self.archive, stopped=self.stop.is_set)
+
+    def record_entry(self, results: list[FetchResult]) -> None:
+        """A feed entry's file goes in the archive under its feed id as well."""
+        key = feeds.archive_key(self.fields)
+        if self.archive is None or key is None or self.o.dry_run:
+            return
+        for result in results:
+            if result.ok and result.path:
+                self.archive.add(key, result.path)
 
     def manifest(self) -> str | None:
         """The stream manifest this URL serves (`HLS playlist`, `DASH manifest`...), else

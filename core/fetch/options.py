@@ -67,6 +67,7 @@ class FetchOptions:
     sleep: float = 0.0
     retries: int = 3
     archive: str | None = None
+    break_on_existing: bool = False
     overwrite: bool = False
     min_size: int | None = None
     max_size: int | None = None

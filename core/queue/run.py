@@ -572,7 +572,9 @@ def fetch_download(
         options = FetchOptions.from_dict(task.options)
     except errors.XdlError as e:  # a hand-edited task: this task fails, the others run
         return {"ok": False, "url": task.url, "error": e.to_dict()}
-    results = fetch_one(task.url, options, stop=stop, progress=progress)
+    entry = task.options.get("entry")  # a feed entry's fields (`queue add`)
+    fields = entry if isinstance(entry, dict) else None
+    results = fetch_one(task.url, options, fields=fields, stop=stop, progress=progress)
     if not results:
         return {"ok": False, "url": task.url, "error": {"code": "no_formats", "message": "nothing"}}
     if len(results) == 1:

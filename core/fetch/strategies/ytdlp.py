@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import errors
 from ...archive import media_key
+from ...feeds import is_entry, item_fields
 from ...inputs import shown
 from ...names import sanitize_filename
 from ..cache import keep_media, media_hit
@@ -296,9 +297,11 @@ class _Media:
                 os.close(dirfd)
             keep_media(job=self.job, info=entry, path=path, size=size, sha256=digest, origin=origin)
         archive = self.job.archive
-        if archive is not None and common["extractor"] and common["id"]:
+        # a feed entry is archived by its feed and guid (the engine's `record_entry`):
+        # `generic 1` would shadow guid 1 of every other feed
+        by_id = archive is not None and not is_entry(self.job.fields)
+        if archive is not None and by_id and common["extractor"] and common["id"]:
             archive.add(media_key(str(common["extractor"]), str(common["id"])), path)
-            archive.add(media_key(str(common["extractor"]), str(common["id"])))
         live = None
         if fresh and entry.get("is_live"):
             live = "interrupted" if self.interrupted_live else "ended"
@@ -367,7 +370,8 @@ def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[F
         if job.o.dry_run:
             if youtube_dl:
                 raise errors.DownloadFailed("--dry-run is not supported with youtube-dl")
-            return media.planned(ytdlp.plan(job.url, net=job.o.net, params=params))
+            known = item_fields(job.fields)
+            return media.planned(ytdlp.plan(job.url, net=job.o.net, params=params, known=known))
         full = {**job.o.net.ytdlp_params(), **params}
         try:
             if youtube_dl:
@@ -377,7 +381,7 @@ def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[F
             else:
                 info = ytdlp.download_recorded(
                     job.url, full, media.hook, media.claim, stop=job.stop,
-                    defaults=input_defaults(job.fields),
+                    defaults=input_defaults(job.fields), known=item_fields(job.fields),
                 )  # fmt: skip
         except _Stopped:
             raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
