@@ -130,7 +130,25 @@ def extract(
             info = ydl.extract_info(url, download=False, process=process)
         if info is None:
             raise errors.UnsupportedUrl(f"nothing to extract from {url}")
-        return dict(ydl.sanitize_info(info))
+        return dict(ydl.sanitize_info(page_title(info)))
+
+
+def page_title(info: dict[str, Any]) -> dict[str, Any]:
+    """A page with one HTML5 video keeps its own title: yt-dlp numbers the embeds of a
+    page, `Title (1)` with id `page-1`, even when there is only one (the id stays, as
+    archives know it; the stray ` (1)` goes)."""
+    title = info.get("title")
+    if (
+        info.get("_type", "video") == "video"
+        and info.get("extractor_key") in ("HTML5MediaEmbed", "Generic")
+        and isinstance(title, str)
+        and title.endswith(" (1)")
+        and str(info.get("id", "")).endswith("-1")
+    ):
+        info["title"] = title[: -len(" (1)")]
+        if info.get("fulltitle") == title:
+            info["fulltitle"] = info["title"]
+    return info
 
 
 _paused = 0
@@ -310,7 +328,9 @@ def plan(
         with translate_errors(url):
             info = ydl.extract_info(url, download=False, process=False)
             if info is not None:
-                info = ydl.process_ie_result(with_known(info, known or {}), download=False)
+                info = ydl.process_ie_result(
+                    with_known(page_title(info), known or {}), download=False
+                )
         if info is None:
             return []
         items: list[dict[str, Any]] = []
@@ -548,7 +568,7 @@ def _download_recorded(
                 first = ydl.extract_info(url, download=False, process=False)
                 if first is None:
                     raise errors.UnsupportedUrl(f"nothing to extract from {url}")
-                first = with_known(first, known)
+                first = with_known(page_title(first), known)
                 if first.get("_type") in ("playlist", "multi_video"):
                     ydl.params["ignoreerrors"] = "only_download"  # entries fail one by one
                 info = ydl.process_ie_result(first, download=True)
