@@ -97,6 +97,8 @@ class FeedEntry:
     thumbnail: str | None = None
     webpage_url: str | None = None
     enclosure: Enclosure | None = None
+    #: podcast:transcript tracks, as `transcript` reads them: {url, ext, lang}
+    transcripts: tuple[dict[str, str], ...] = ()
     extractor: str = "feed"
     ok: bool = True
 
@@ -171,6 +173,7 @@ def _entry(
         thumbnail=_image(item) or cover,
         webpage_url=link,
         enclosure=enclosure,
+        transcripts=_transcripts(item, feed_url),
     )
 
 
@@ -199,6 +202,27 @@ def _page(item: Mapping[str, Any], base: str) -> str | None:
             if href.startswith(("http://", "https://")):
                 return href
     return None
+
+
+#: podcast:transcript types whose content `transcript` and `to-markdown` can read.
+_TRANSCRIPT_TYPES = {
+    "text/vtt": "vtt",
+    "application/x-subrip": "srt",
+    "application/srt": "srt",
+    "text/srt": "srt",
+}
+
+
+def _transcripts(item: Mapping[str, Any], base: str) -> tuple[dict[str, str], ...]:
+    """The entry's podcast:transcript in a caption format (feedparser keeps one)."""
+    track = item.get("podcast_transcript")
+    if not isinstance(track, Mapping) or not track.get("url"):
+        return ()
+    ext = _TRANSCRIPT_TYPES.get(str(track.get("type") or "").split(";")[0].strip().lower())
+    if ext is None:
+        return ()
+    url = urljoin(base, str(track["url"]).strip())
+    return ({"url": url, "ext": ext, "lang": _text(track.get("language")) or "und"},)
 
 
 def _content(item: Mapping[str, Any]) -> str | None:
@@ -407,11 +431,37 @@ def entry_line(fields: Mapping[str, Any]) -> dict[str, Any]:
     if not is_entry(fields):
         return {}
     keep = (*_STRINGS, *_NUMBERS, "extractor", "feed", "playlist_id", "webpage_url")
-    return {
+    line = {
         k: fields[k]
         for k in keep
         if isinstance(fields.get(k), (str, int, float)) and not isinstance(fields[k], bool)
     }
+    if tracks := subtitles_of(fields):
+        line["transcripts"] = [
+            {"url": t["url"], "ext": t["ext"], "lang": lang}
+            for lang, ts in tracks.items()
+            for t in ts
+        ]
+    return line
+
+
+def subtitles_of(fields: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """A feed entry line's podcast transcripts as yt-dlp's `subtitles` ({lang: [{url,
+    ext}]}): only http(s) URLs in a format xdl reads."""
+    found: dict[str, list[dict[str, str]]] = {}
+    listed = fields.get("transcripts") if is_entry(fields) else None
+    for track in listed if isinstance(listed, (list, tuple)) else ():
+        if not isinstance(track, Mapping):
+            continue
+        url, ext, lang = track.get("url"), track.get("ext"), track.get("lang")
+        if not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            continue
+        if ext not in set(_TRANSCRIPT_TYPES.values()):
+            continue
+        found.setdefault(lang if isinstance(lang, str) and lang else "und", []).append(
+            {"url": url, "ext": str(ext)}
+        )
+    return found
 
 
 _STRINGS = ("id", "title", "upload_date", "description", "uploader", "thumbnail", "playlist")

@@ -116,7 +116,8 @@ FEED = """<?xml version="1.0" encoding="UTF-8"?>
 #: request gets its own `{token}` in the enclosure URLs (as tracking redirects and signed
 #: CDN URLs do); the ETag and Last-Modified are the feed's own, the same for every poll.
 PODCAST_RSS = """<?xml version="1.0" encoding="UTF-8"?>
-<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">
+<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"
+ xmlns:podcast="https://podcastindex.org/namespace/1.0">
 <channel>
 <title>Loopback Radio{n}</title><link>{base}/</link><description>Two tones</description>
 <itunes:author>Tone Makers</itunes:author><itunes:image href="{base}/cover.jpg"/>
@@ -129,6 +130,7 @@ PODCAST_RSS = """<?xml version="1.0" encoding="UTF-8"?>
 <pubDate>Mon, 01 Dec 2025 08:00:00 GMT</pubDate><itunes:episode>1</itunes:episode>
 <itunes:duration>1</itunes:duration>
 <description>A 220 Hz tone.</description>
+<podcast:transcript url="{base}/subs/en.vtt" type="text/vtt" language="en"/>
 <enclosure url="{base}/media/low.mp3?token={token}" type="audio/mpeg" length="4486"/></item>
 </channel></rss>
 """

@@ -254,3 +254,22 @@ def test_break_on_existing_stops_at_the_first_archived_entry(xdl: Any, site: Any
         ("lr-ep-2-2", "archive"),
         ("lr-ep-1-2", None),
     ]
+
+
+# --- transcript reads a feed the same way ---------------------------------------------
+
+
+def test_transcript_reads_a_feed_and_its_podcast_transcripts(xdl: Any, site: Any) -> None:
+    feed = site.url("/podcast.xml")
+    direct = xdl("transcript", "-o", "direct", feed)
+    assert direct.exit_code == 1  # episode 2 has no transcript
+    missing, found = direct.lines
+    assert missing["error"]["code"] == "no_subtitles" and missing["title"].startswith("Episode 2")
+    assert (found["id"], found["lang"], found["words"]) == ("lr-ep-1", "en", 11)
+    listed = xdl("info", "--flat", "--json", feed)
+    piped = xdl("transcript", "-o", "piped", input=listed.stdout)
+    assert files_under(Path("piped")) == files_under(Path("direct")) != []
+    markdown = xdl("to-markdown", input=piped.stdout)
+    assert [x["ok"] for x in markdown.lines] == [False, True]
+    atom = xdl("transcript", "-o", "atom", site.url("/podcast.atom"))
+    assert [x["error"]["code"] for x in atom.lines] == ["no_subtitles", "no_subtitles"]
