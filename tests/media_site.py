@@ -120,7 +120,7 @@ PODCAST_RSS = """<?xml version="1.0" encoding="UTF-8"?>
  xmlns:podcast="https://podcastindex.org/namespace/1.0">
 <channel>
 <title>Loopback Radio{n}</title><link>{base}/</link><description>Two tones</description>
-<itunes:author>Tone Makers</itunes:author><itunes:image href="{base}/cover.jpg"/>
+<itunes:author>Tone Makers</itunes:author><itunes:image href="{base}/media/cover.jpg"/>
 <item><title>Episode 2: High tone</title><guid isPermaLink="false">lr-ep-2{m}</guid>
 <pubDate>Tue, 02 Dec 2025 08:00:00 GMT</pubDate><itunes:episode>2</itunes:episode>
 <itunes:duration>00:00:01</itunes:duration>
@@ -153,6 +153,7 @@ PODCAST_ATOM = """<?xml version="1.0" encoding="utf-8"?>
 """
 
 CONTENT_TYPES = {
+    ".jpg": "image/jpeg",
     ".mp3": "audio/mpeg",
     ".mp4": "video/mp4",
     ".webm": "video/webm",

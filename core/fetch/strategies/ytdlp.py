@@ -269,7 +269,7 @@ class _Media:
         o = self.o
         fresh = str(entry.get("id")) in self.downloading
         if o.normalize and fresh:
-            normalize_audio(path)
+            normalize_audio(path, o.audio_quality)
         size = path.stat().st_size
         if fresh and size == 0 and self.interrupted_live:  # stopped while ffmpeg probed
             path.unlink()
@@ -568,14 +568,39 @@ _AUDIO_CODECS = {
 }
 
 
-def normalize_audio(path: Path) -> None:
-    """Loudness-normalise `path` in place with ffmpeg's loudnorm (EBU R128, -16 LUFS)."""
-    codec = _AUDIO_CODECS.get(path.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"])
+def normalize_audio(path: Path, quality: str | None = None) -> None:
+    """Loudness-normalise `path` in place with ffmpeg's loudnorm (EBU R128, -16 LUFS),
+    at its own sample rate (loudnorm works at 192 kHz) and, for a lossy format, at the
+    bitrate `--audio-quality` asked for (`128`, `128K`): the podcast profile's MP3 128k
+    stays 128k, whatever the extraction copied."""
+    codec = list(_AUDIO_CODECS.get(path.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"]))
+    bitrate = (quality or "").strip().lower().rstrip("k")
+    lossy = path.suffix.lower() not in (".flac", ".wav")
+    if lossy and bitrate.isdigit() and int(bitrate) > 10:
+        codec = [*codec[:2], "-b:a", f"{int(bitrate)}k"]
+    rate = _sample_rate(path)
     tmp = path.with_name(path.stem + ".normalizing" + path.suffix)
     cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(path), "-map", "0:a"]
-    cmd += ["-af", "loudnorm=I=-16:TP=-1.5:LRA=11", *codec, str(tmp)]
+    if path.suffix.lower() in (".mp3", ".m4a", ".flac"):  # the cover art, as embedded
+        cmd += ["-map", "0:v?", "-c:v", "copy"]
+    cmd += ["-af", "loudnorm=I=-16:TP=-1.5:LRA=11", *codec]
+    cmd += (["-ar", str(rate)] if rate else []) + ["-map_metadata", "0", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise errors.DownloadFailed(f"ffmpeg loudnorm failed: {proc.stderr.strip()[:200]}")
     os.replace(tmp, path)
+
+
+def _sample_rate(path: Path) -> int | None:
+    """The first audio stream's sample rate (ffprobe), None when it cannot say."""
+    try:
+        proc = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+             "stream=sample_rate", "-of", "csv=p=0", str(path)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    value = proc.stdout.strip().split("\n")[0]
+    return int(value) if value.isdigit() and 8000 <= int(value) <= 192000 else None
