@@ -187,7 +187,11 @@ def add(
     the `existing` task's ID) unless --force, so a cron job can re-add a feed safely; a
     failed one is queued again (`"requeued": true`).
 
-    Fields: id, url, status, added, existing (the task already there), requeued.
+    A feed entry's line (`xdl info --flat FEED`) keeps its fields with the task, so it
+    is named and tagged as `xdl fetch` would; one already in the --archive (by its guid)
+    is not added: `"skipped": "archive"`.
+
+    Fields: id, url, status, added, existing (the task already there), requeued, skipped.
 
     \b
     Examples:
