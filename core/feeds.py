@@ -69,6 +69,17 @@ def looks_like_feed(content_type: str | None, first: bytes) -> bool:
     return match is not None and (match.group(1) != b"RDF" or b"purl.org/rss" in head)
 
 
+_MEDIA_NAME = re.compile(
+    r"\.(mp3|m4a|m4b|aac|ogg|oga|opus|flac|wav|mp4|m4v|mov|webm|mkv|avi|ts|m3u8|mpd)$", re.I
+)
+
+
+def named_as_media(url: str) -> bool:
+    """A URL whose path names a media file or stream manifest: never taken for a feed
+    (so `fetch --audio` of an MP3 costs no request to find out)."""
+    return bool(_MEDIA_NAME.search(urlsplit(url).path))
+
+
 @dataclass(frozen=True)
 class Enclosure:
     url: str

@@ -272,6 +272,8 @@ class Job:
         self.media_error: errors.XdlError | None = None
         self._manifest: str | None = None
         self._probe_error: errors.XdlError | None = None  # the feed check's probe failed
+        self._claimed: bool | None = None
+        self._conditional: dict[str, str] | None = None
 
     def run(self) -> list[FetchResult]:
         try:
@@ -287,9 +289,15 @@ class Job:
     def probe(self) -> http.Head:
         """What the URL's server says about it (one streaming GET, kept for reuse)."""
         if self.head is None:
-            conditional = feeds.conditional_headers(self.url, self.o.archive)
+            conditional = self.conditional()
             self.head, self.response = http_module().probe(self.url, self.o.net, conditional)
         return self.head
+
+    def conditional(self) -> dict[str, str]:
+        """If-None-Match / If-Modified-Since of a feed polled before into this archive."""
+        if self._conditional is None:
+            self._conditional = feeds.conditional_headers(self.url, self.o.archive)
+        return self._conditional
 
     def probe_once(self) -> http.Head:
         """`probe`, but a probe that failed already (the feed check's) is not sent again."""
@@ -418,7 +426,10 @@ class Job:
         when xdl picks the downloader, but a feed entry's own and a site's page."""
         if self.o.strategy != "auto" or feeds.is_entry(self.fields):
             return None
-        if self._claimed_by_extractor():
+        if feeds.named_as_media(self.url):  # an enclosure itself: no request to tell
+            return None
+        # a feed polled before (its ETag known) is one still: no extractor to ask
+        if not self.conditional() and self._claimed_by_extractor():
             return None
         self.pacer.wait(self.url, self.stop)
         try:
@@ -491,9 +502,12 @@ class Job:
             return b""
 
     def _claimed_by_extractor(self) -> bool:
+        """Whether a site's own yt-dlp extractor takes the URL (asked once: ~5 ms)."""
         from .. import ytdlp
 
-        return ytdlp.extractor_for(self.url) is not None
+        if self._claimed is None:
+            self._claimed = ytdlp.extractor_for(self.url) is not None
+        return self._claimed
 
     def skipped(self, why: str, path: Path | None = None, **kw: Any) -> FetchResult:
         size = path.stat().st_size if path is not None and path.exists() else None
