@@ -26,6 +26,7 @@ import calendar
 import hashlib
 import html
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -268,6 +269,13 @@ def _plain(value: Any) -> str | None:
     return "\n".join(line for line in lines if line) or None
 
 
+def printable(text: str) -> str:
+    """`text` without control characters (NUL, escapes) or lone surrogates, stripped: a
+    JSON line's string as it may go into a file name, a tag, the archive, a line."""
+    kept = "".join(c if c.isprintable() or c in "\n\t" else " " for c in text)
+    return kept.encode("utf-8", "replace").decode("utf-8").strip()
+
+
 def _int(value: Any) -> int | None:
     try:
         number = int(str(value).strip())
@@ -433,7 +441,8 @@ def archive_key(fields: Mapping[str, Any]) -> str | None:
     scope = fields.get("playlist_id")
     if not isinstance(scope, str) or not scope.strip():
         scope = fields.get("feed") if isinstance(fields.get("feed"), str) else "-"
-    return f"feed {' '.join(str(scope).split())} {' '.join(fields['id'].split())}"
+    words = (" ".join(printable(str(part)).split()) for part in (scope, fields["id"]))
+    return "feed " + " ".join(words)
 
 
 def entry_line(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -475,6 +484,13 @@ def subtitles_of(fields: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
     return found
 
 
+#: Past these a number is nonsense (a date past the year 9999, a week-long episode x 1000).
+_NUMBER_LIMITS = {
+    "timestamp": 253402300800,
+    "duration": 10**9,
+    "episode_number": 2**31,
+    "season_number": 2**31,
+}
 _STRINGS = ("id", "title", "upload_date", "description", "uploader", "thumbnail", "playlist")
 _NUMBERS = ("timestamp", "duration", "episode_number", "season_number")
 
@@ -488,11 +504,13 @@ def item_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in _STRINGS:
         value = fields.get(name)
-        if isinstance(value, str) and value.strip():
-            out[name] = value.strip()
+        if isinstance(value, str) and (text := printable(value)):
+            out[name] = text
     for name in _NUMBERS:
         value = fields.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isfinite(value) and 0 <= value < _NUMBER_LIMITS[name]:
             out[name] = value
     if not re.fullmatch(r"\d{8}", out.get("upload_date", "")):
         out.pop("upload_date", None)

@@ -292,3 +292,27 @@ def test_transcript_reads_a_feed_and_its_podcast_transcripts(xdl: Any, site: Any
     assert [x["ok"] for x in markdown.lines] == [False, True]
     atom = xdl("transcript", "-o", "atom", site.url("/podcast.atom"))
     assert [x["error"]["code"] for x in atom.lines] == ["no_subtitles", "no_subtitles"]
+
+
+def test_a_feed_entry_line_with_wrong_or_absurd_fields_is_still_one_line(
+    xdl: Any, site: Any
+) -> None:
+    low = site.url("/media/low.mp3")
+    lines = [
+        {"url": low, "extractor": "feed", "id": "a", "timestamp": 1e300, "episode_number": -1,
+         "title": ["t"], "upload_date": "2025", "transcripts": "no", "playlist_id": {"x": 1}},
+        {"url": low, "extractor": "feed", "id": "\u0000../../b", "title": "\ud800 \u001b[31m",
+         "playlist": "../../etc"},
+        {"url": low, "extractor": "feed", "id": {"a": 1}},
+    ]  # fmt: skip
+    text = "\n".join(json.dumps(line) for line in lines) + "\n"
+    text = text.replace('"timestamp": 1e+300', '"timestamp": Infinity')
+    r = xdl("fetch", "-o", "out", "--archive", "done.txt", input=text)
+    assert r.exit_code == 0, r.stderr
+    assert [x["ok"] for x in r.lines] == [True, True, True]
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    archive = Path("done.txt").read_text()
+    assert "\x00" not in archive and "\x1b" not in archive
+    assert "feed - a\n" in archive and "feed - ../../b\n" in archive
+    out = Path("out").resolve()
+    assert all(out in Path(x["path"]).resolve().parents for x in r.lines)
