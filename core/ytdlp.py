@@ -348,6 +348,15 @@ def plan(
         return [dict(ydl.sanitize_info(entry)) for entry in items]
 
 
+def break_on_existing() -> BaseException:
+    """What a match filter raises to stop a playlist at an archived entry (yt-dlp's own
+    --break-on-existing: its playlist loop stops there)."""
+    from yt_dlp.utils import ExistingVideoReached
+
+    stop: BaseException = ExistingVideoReached()
+    return stop
+
+
 def with_known(first: dict[str, Any], known: Mapping[str, Any]) -> dict[str, Any]:
     """An extracted item (before yt-dlp processes it) with the fields a JSON input line
     knows better than the site: a feed entry's title, guid (its `id`, so its file name
@@ -518,7 +527,7 @@ def _download_recorded(
     known: Mapping[str, Any],
 ) -> dict[str, Any]:
     from yt_dlp.postprocessor.common import PostProcessor
-    from yt_dlp.utils import MaxDownloadsReached
+    from yt_dlp.utils import ExistingVideoReached, MaxDownloadsReached
 
     finished: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -563,6 +572,7 @@ def _download_recorded(
         trim = ydl.params.get("trim_file_name")
         if claim is not None:
             ydl.add_post_processor(_Claim(ydl), when="video")
+        first: dict[str, Any] | None = None
         try:
             with translate_errors(url):
                 first = ydl.extract_info(url, download=False, process=False)
@@ -572,7 +582,7 @@ def _download_recorded(
                 if first.get("_type") in ("playlist", "multi_video"):
                     ydl.params["ignoreerrors"] = "only_download"  # entries fail one by one
                 info = ydl.process_ie_result(first, download=True)
-        except MaxDownloadsReached:
+        except (MaxDownloadsReached, ExistingVideoReached) as stop:  # --break-on-existing
             entries = [
                 {**ydl.sanitize_info(e), "_xdl_files": files.get(str(e.get("id")), [])}
                 for e in finished
@@ -580,9 +590,12 @@ def _download_recorded(
             head = entries[0] if entries else {}
             return {
                 "_type": "playlist",
-                "title": head.get("playlist_title") or head.get("playlist"),
+                "title": head.get("playlist_title")
+                or head.get("playlist")
+                or (first or {}).get("title"),
                 "entries": entries,
                 "_xdl_errors": failures,
+                "_xdl_broke_on_existing": isinstance(stop, ExistingVideoReached),
             }
         if info is None:
             raise errors.DownloadFailed(failures[-1] if failures else f"nothing from {url}")

@@ -316,3 +316,29 @@ def test_a_feed_entry_line_with_wrong_or_absurd_fields_is_still_one_line(
     assert "feed - a\n" in archive and "feed - ../../b\n" in archive
     out = Path("out").resolve()
     assert all(out in Path(x["path"]).resolve().parents for x in r.lines)
+
+
+def test_break_on_existing_stops_a_playlist_of_yt_dlp_too(xdl: Any, site: Any) -> None:
+    """A page with two videos is a playlist to yt-dlp; its first entry archived, the
+    second is not downloaded with --break-on-existing."""
+    from media_site import MP4_180, WEBM_180, video_page
+
+    one = video_page("Two Videos", [MP4_180], []).split("<video", 1)
+    second = video_page("x", [WEBM_180], []).split("<video", 1)[1].split("</video>")[0]
+    page = one[0] + "<video" + one[1].replace("</video>", "</video>\n<video" + second + "</video>")
+
+    @site.route("/feeds/two-videos.html")
+    def two(r: Any) -> None:
+        r.send_bytes(page.encode(), "text/html; charset=utf-8")
+
+    url = site.url("/feeds/two-videos.html")
+    first = xdl("fetch", "--archive", "done.txt", "--playlist-items", "1", "-o", "out", url)
+    assert first.exit_code == 0, first.stderr
+    assert len(first.lines) == 1
+    stopped = xdl("fetch", "--archive", "done.txt", "--break-on-existing", "-o", "out", url)
+    assert stopped.exit_code == 0, stopped.stderr
+    assert [x.get("skipped") for x in stopped.lines] == ["archive"]
+    assert len(list(Path("out").iterdir())) == 1  # nor the page saved as a file
+    rest = xdl("fetch", "--archive", "done.txt", "-o", "out", url)
+    assert [x.get("skipped") for x in rest.lines if x["ok"]][-1] is None
+    assert len(list(Path("out").iterdir())) == 2

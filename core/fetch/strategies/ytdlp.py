@@ -80,6 +80,10 @@ class _Media:
         key = info.get("extractor_key") or info.get("ie_key") or info.get("extractor")
         if archive is not None and key and media_key(str(key), str(info.get("id"))) in archive:
             self.skipped_archive.add(str(info.get("id")))
+            if self.o.break_on_existing:
+                from ... import ytdlp
+
+                raise ytdlp.break_on_existing()
             return "already in the archive"
         if not incomplete and self.from_cache(info):
             return "placed from the cache"
@@ -246,6 +250,12 @@ class _Media:
                     continue  # not reached because of --max-downloads
                 raise errors.DownloadFailed("the downloader reported no file")
             results.append(self.saved(entry, Path(filepath), common))
+        if info.get("_xdl_broke_on_existing"):  # the archived entry it stopped at
+            listed = {str(r.id) for r in results}
+            for vid in sorted(self.skipped_archive - listed):
+                results.append(
+                    FetchResult(url=job.url, ok=True, skipped="archive", id=vid, playlist=playlist)
+                )
         for message in info.get("_xdl_errors") or []:
             from ...ytdlp import error_from_message
 
