@@ -137,6 +137,17 @@ def test_info_flat_lists_an_atom_feed(xdl: Any, site: Any, path: str) -> None:
     assert r.lines[0]["url"].startswith(site.url("/media/high.mp3?sig="))
 
 
+def test_info_describes_a_feed_by_its_first_entry(xdl: Any, site: Any) -> None:
+    atom = xdl("info", "--json", site.url("/podcast.atom"))
+    assert atom.exit_code == 0, atom.stderr
+    (line,) = atom.lines
+    assert (line["id"], line["title"]) == ("urn:uuid:atom-ep-2", "Atom Two: High tone")
+    assert line["upload_date"] == "20251202"
+    rss = xdl("info", "--json", site.url("/podcast.xml"))
+    assert rss.lines[0]["id"] == "lr-ep-2"
+    assert "__youtubedl_smuggle" not in rss.lines[0]["webpage_url"]
+
+
 def test_fetch_of_an_atom_feed_downloads_its_enclosures_not_the_xml(xdl: Any, site: Any) -> None:
     r = xdl("fetch", "-o", "out", site.url("/podcast-atom.xml"))
     assert r.exit_code == 0, r.stderr
