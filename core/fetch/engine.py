@@ -316,7 +316,8 @@ class Job:
                 return [self.skipped("archive", self.archive.path_of(url_key(self.url)))]
             key = feeds.archive_key(self.fields)  # a feed entry's: by its feed id, not URL
             if self.archive is not None and key is not None and key in self.archive:
-                entry = {"title": self.fields.get("title"), "id": self.fields.get("id")}
+                known = feeds.item_fields(self.fields)
+                entry = {k: known.get(k) for k in ("title", "id", "playlist")}
                 return [self.skipped("archive", self.archive.path_of(key), **entry)]
             if (hit := revalidate(self)) is not None:  # --cache: a 304 for a kept file
                 return hit
