@@ -4,7 +4,8 @@ podcast namespaces), through feedparser, one `FeedEntry` per item.
 Invariants:
 - A feed is told by its content type and first bytes (`looks_like_feed`), before
   yt-dlp sees the URL: `info --flat`, `fetch`, `queue run` and `transcript` read one
-  the same way, here. feedparser is only ever given bytes, never a URL to open.
+  the same way, here (`info` asks yt-dlp first, and reads a feed it cannot: Atom).
+  feedparser is only ever given bytes, never a URL to open.
 - An entry's `id` is the feed's own (RSS guid, Atom id); the enclosure URL, which may
   carry a tracking token that changes on every poll, is never its identity. Only an
   entry with no guid, no id and no link falls back to its enclosure URL without query.

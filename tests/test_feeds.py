@@ -111,6 +111,17 @@ def test_old_feed_formats_are_read_too(body: bytes, show: str, entry_id: str, ur
     assert (entry.playlist, entry.id, entry.url) == (show, entry_id, url)
 
 
+def test_an_entry_without_a_guid_is_known_by_its_link_then_its_enclosure_path() -> None:
+    body = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>S</title>
+<item><title>a</title><link>/a.html</link><enclosure url="/a.mp3?t=1" type="audio/mpeg"/></item>
+<item><title>b</title><enclosure url="https://cdn.example/b.mp3?sig=9" type="audio/mpeg"/></item>
+</channel></rss>"""
+    a, b = feeds.parse(body, "https://example.com/feed").entries
+    assert (a.id, a.url) == ("https://example.com/a.html", "https://example.com/a.mp3?t=1")
+    assert (b.id, b.url) == ("https://cdn.example/b.mp3", "https://cdn.example/b.mp3?sig=9")
+    assert a.enclosure is not None and a.enclosure.length is None
+
+
 def test_info_flat_lists_an_rss_podcast_with_its_metadata(xdl: Any, site: Any) -> None:
     r = xdl("info", "--flat", "--json", site.url("/podcast.xml"))
     assert r.exit_code == 0, r.stderr
