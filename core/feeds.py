@@ -18,7 +18,8 @@ Invariants:
   directory, per archive and feed URL, only once every entry of a poll was downloaded or
   skipped: the next poll asks with If-None-Match / If-Modified-Since, and a 304 is the
   whole answer (`skipped: "unchanged"`). A poll with a failure remembers nothing, so the
-  failed entries are tried again.
+  failed entries are tried again; an archive smaller than it was then (emptied to fetch
+  everything again) makes the next poll a full one.
 """
 
 from __future__ import annotations
@@ -390,6 +391,11 @@ def conditional_headers(url: str, archive: str | None) -> dict[str, str]:
         return {}
     if not isinstance(state, dict) or state.get("url") != url:
         return {}
+    # an archive only grows: a smaller one (emptied, deleted to fetch everything again)
+    # no longer holds what that poll saw downloaded
+    known = state.get("archive_size")
+    if not isinstance(known, int) or _size(archive) < known:
+        return {}
     headers = {}
     if isinstance(state.get("etag"), str):
         headers["If-None-Match"] = state["etag"]
@@ -404,7 +410,12 @@ def remember(feed: Feed, archive: str | None) -> None:
     if not archive or not (feed.etag or feed.last_modified):
         return
     path = _state_file(feed.url, archive)
-    state = {"url": feed.url, "etag": feed.etag, "last_modified": feed.last_modified}
+    state = {
+        "url": feed.url,
+        "etag": feed.etag,
+        "last_modified": feed.last_modified,
+        "archive_size": _size(archive),
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -412,6 +423,13 @@ def remember(feed: Feed, archive: str | None) -> None:
         os.replace(tmp, path)
     except OSError:
         pass
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(os.path.expanduser(path))
+    except OSError:
+        return -1
 
 
 def forget(url: str, archive: str | None) -> None:

@@ -254,6 +254,11 @@ def test_an_unchanged_feed_costs_one_304_and_no_body(xdl: Any, site: Any) -> Non
     asked = site.log[before:]
     assert [(r.path, r.status, r.body) for r in asked] == [("/podcast.xml?n=1", 304, 0)]
     assert "If-None-Match" in asked[0].headers
+    # an archive emptied (to fetch everything again) makes the next poll a full one
+    Path("done.txt").write_text("")
+    full = xdl("fetch", "--archive", "done.txt", "-o", "again", feed)
+    assert [x.get("skipped") for x in full.lines] == [None, None]
+    assert len(list(Path("again").iterdir())) == 2
     # without an archive nothing is remembered: every entry is listed again
     plain = xdl("fetch", "-o", "out", feed)
     assert [x["skipped"] for x in plain.lines] == ["exists", "exists"]
