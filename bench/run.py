@@ -809,6 +809,84 @@ def case_page(bench: Bench, site: media_site.Site) -> Area:
     return area
 
 
+def case_feeds(bench: Bench, site: media_site.Site, count: int) -> Area:
+    """A cron poll of `count` podcast feeds whose episodes are all in the archive: the
+    first poll reads every body (and skips every entry by its guid); the next ones ask
+    with If-None-Match and get 304s (issue 21)."""
+    area = Area(
+        "feeds",
+        f"Polling {count} unchanged feeds: `xdl fetch --archive`",
+        f"{count} RSS feeds of the test site (two episodes each, a new tracking token in "
+        "every enclosure URL on every poll), every episode already in the archive. The "
+        "first poll reads each feed whole; a later one sends the ETag the last complete "
+        "poll saw and gets `304 Not Modified`: no body, one `skipped: unchanged` line a feed.",
+    )
+    urls = [site.url(f"/podcast.xml?n={k}") for k in range(1, count + 1)]
+    listing = bench.tmp / "feeds.txt"
+    listing.write_text("".join(u + "\n" for u in urls))
+    archive = bench.tmp / "feeds-archive.txt"
+    archive.write_text(
+        "".join(f"feed {u} lr-ep-{e}-{k}\n" for k, u in enumerate(urls, 1) for e in (2, 1))
+    )
+    remembered = Path(bench.env["XDL_HOME"]) / "cache" / "feeds"
+    seen = [len(site.log)]
+    bodies: dict[str, list[int]] = {"first poll": [], "second poll": []}
+
+    def counted(label: str, lines: int) -> Callable[[Path], str | None]:
+        def check(out: Path) -> str | None:
+            with site.lock:
+                new, seen[0] = site.log[seen[0] :], len(site.log)
+            fed = [r for r in new if r.path.startswith("/podcast.xml")]
+            bodies[label].append(sum(1 for r in fed if r.status == 200))
+            if media := [r for r in new if r.path.startswith("/media/")]:
+                return f"{len(media)} episodes downloaded again"
+            return all_ok(lines, allow_skipped=True)(out)
+
+        return check
+
+    argv = [XDL, "fetch", "-q", "-j", "8", "--archive", str(archive), "-o", "feeds-out"]
+    cmds = [
+        Cmd(
+            "first poll",
+            [*argv, "-a", str(listing)],
+            shown=f"xdl fetch -j 8 --archive A -a FEEDS ({count} feeds, no ETag known)",
+            setup=lambda: shutil.rmtree(remembered, ignore_errors=True),
+            check=counted("first poll", 2 * count),
+        ),
+        Cmd(
+            "second poll",
+            [*argv, "-a", str(listing)],
+            shown=f"xdl fetch -j 8 --archive A -a FEEDS ({count} feeds, unchanged)",
+            check=counted("second poll", count),
+        ),
+    ]
+    area.measures = bench.measure(cmds, bench.runs(3, 2), warmup=0)
+    m = by_label(area.measures)
+    fetched = max(bodies["second poll"]) if bodies["second poll"] else None
+    per_feed = (m["second poll"].median or 0) / count if m["second poll"].ok else None
+    area.extra = [
+        f"Feed bodies fetched per poll: first {bodies['first poll']}, "
+        f"second {bodies['second poll']} (of {count})."
+    ]
+    area.goals = [
+        Goal(
+            area.key,
+            "feed bodies fetched by a second poll",
+            "-" if fetched is None else str(fetched),
+            "0",
+            None if fetched is None else fetched == 0,
+        ),
+        Goal(
+            area.key,
+            "second poll, per feed",
+            "-" if per_feed is None else f"{per_feed * 1000:.1f} ms",
+            "≤ 20 ms",
+            at_most(per_feed, 0.020),
+        ),
+    ]
+    return area
+
+
 def write_urls(path: Path, base: str, count: int, prefix: str) -> Path:
     path.write_text("".join(f"{base}/t/{prefix}{i:06d}.txt\n" for i in range(count)))
     return path
@@ -2174,6 +2252,7 @@ AREAS: dict[str, Callable[[Bench, str, media_site.Site, Path], Area]] = {
     "batch": lambda b, base, site, data: case_latency(b, site, 16 if b.quick else 40),
     "batch-files": lambda b, base, site, data: case_latency(b, site, 40, media=False),
     "page": lambda b, base, site, data: case_page(b, site),
+    "feeds": lambda b, base, site, data: case_feeds(b, site, 50 if b.quick else 200),
     "queue": lambda b, base, site, data: case_queue_scale(
         b, base, (1_000, 10_000) if b.quick else (1_000, 10_000, 100_000)
     ),

@@ -132,13 +132,16 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-def probe(url: str, net: NetworkOptions) -> tuple[Head, requests.Response]:
+def probe(
+    url: str, net: NetworkOptions, headers: Mapping[str, str] | None = None
+) -> tuple[Head, requests.Response]:
     """Start a streaming GET of `url` and report what is there from its headers.
 
     The open response is returned too: a plain file's download goes on reading it (one
     request, not a HEAD and then a GET); the caller closes it when it is not wanted.
+    `headers` (a feed's If-None-Match) may make it a 304, status 304 in the `Head`.
     """
-    resp = get(url, net)
+    resp = get(url, net, headers)
     if resp.status_code >= 400:
         resp.close()
         raise status_error(resp.status_code, resp.reason or "", url, resp.headers)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from . import errors
+from .feeds import FeedEntry
 from .network import NetworkOptions
 from .ytdlp import extract, unsmuggle
 
@@ -91,8 +92,22 @@ class Recommendation:
 
 
 def get_info(url: str, *, net: NetworkOptions | None = None) -> MediaInfo:
-    """Normalised metadata for one item (the first entry of a playlist counts as the item)."""
-    return describe(url, extract(url, net=net))
+    """Normalised metadata for one item (the first entry of a playlist counts as the item).
+    A feed yt-dlp does not read (Atom) is read by `feeds`: its first entry, named as the
+    feed names it. (yt-dlp is asked first: a page costs no request more.)"""
+    try:
+        return describe(url, extract(url, net=net))
+    except errors.UnsupportedUrl:
+        from . import feeds, ytdlp
+
+        feed = feeds.read(url, net or NetworkOptions())
+        if feed is None:
+            raise
+        if not feed.entries:
+            raise errors.UnsupportedUrl(f"playlist has no entries: {url}") from None
+        entry = feed.entries[0].to_dict()
+        known = feeds.item_fields(entry)
+        return describe(url, ytdlp.with_known(extract(entry["url"], net=net), known))
 
 
 def get_raw_info(url: str, *, net: NetworkOptions | None = None) -> dict[str, Any]:
@@ -104,8 +119,18 @@ def get_raw_info(url: str, *, net: NetworkOptions | None = None) -> dict[str, An
     }
 
 
-def list_entries(url: str, *, net: NetworkOptions | None = None) -> Iterator[PlaylistEntry]:
-    """A playlist's entries without resolving them; a single item is a playlist of one."""
+def list_entries(
+    url: str, *, net: NetworkOptions | None = None
+) -> Iterator[PlaylistEntry | FeedEntry]:
+    """A playlist's entries without resolving them; a single item is a playlist of one.
+    A feed (RSS, Atom) is read by `feeds`: its entries carry their date, description,
+    episode numbers and enclosure, which `fetch` names and tags the files with."""
+    from . import feeds
+
+    feed = feeds.read(url, net or NetworkOptions())
+    if feed is not None:
+        yield from feed.entries
+        return
     info = extract(url, net=net, flat=True)
     if info.get("_type") != "playlist":
         yield PlaylistEntry(
@@ -148,7 +173,7 @@ def describe(url: str, info: Mapping[str, Any]) -> MediaInfo:
         uploader=info.get("uploader") or info.get("channel"),
         duration=info.get("duration"),
         upload_date=info.get("upload_date"),
-        webpage_url=info.get("webpage_url"),
+        webpage_url=unsmuggle(str(info["webpage_url"]))[0] if info.get("webpage_url") else None,
         extractor=info.get("extractor_key") or info.get("extractor"),
         thumbnail=info.get("thumbnail"),
         description=info.get("description"),

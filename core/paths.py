@@ -35,6 +35,17 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir("xdl", appauthor=False))
 
 
+def cache_dir() -> Path:
+    """What can be lost at no cost but time (a feed's last ETag): XDG_CACHE_HOME."""
+    if home := _home():
+        return home / "cache"
+    if xdg := os.environ.get("XDG_CACHE_HOME"):
+        return Path(xdg) / "xdl"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("xdl", appauthor=False))
+
+
 def config_file() -> Path:
     """`XDL_CONFIG`, else config.toml in the config dir (it need not exist)."""
     if explicit := os.environ.get("XDL_CONFIG"):

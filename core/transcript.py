@@ -200,19 +200,39 @@ def get_transcripts(
     overwrite: bool = False,
     write: bool = True,
     rolling: bool | None = None,
+    fields: Mapping[str, Any] | None = None,
 ) -> Iterator[Transcript | dict[str, Any]]:
     """Fetch the chosen tracks of `url` (each item of a playlist) and convert them;
     write each under `output_dir` unless `write` is off (then `text` carries it). In a
     playlist, an entry that fails is a failed row of its own (a dict). Rolling repeats
     are removed when the content has them (not by the site's label), or as `rolling`
-    says."""
-    from . import ytdlp
+    says. A feed is read by `feeds`, as `info --flat` reads it; `fields` (the JSON
+    input line) may be one of its entries: named by the feed, with its podcast:transcript."""
+    from . import feeds
 
-    info = ytdlp.extract(url, net=net)
-    items = (
-        [e for e in info.get("entries") or [] if e] if info.get("_type") == "playlist" else [info]
-    )
+    feed = None if feeds.is_entry(fields or {}) else feeds.read(url, net or NetworkOptions())
+    if feed is not None:
+        if not feed.entries:
+            raise errors.NoSubtitles(f"the feed has no entries: {url}")
+        items: list[Any] = [entry.to_dict() for entry in feed.entries]
+    else:
+        info = entry_info(url, fields or {}, net)
+        items = (
+            [e for e in info.get("entries") or [] if e]
+            if info.get("_type") == "playlist"
+            else [info]
+        )
     for item in items:
+        if feed is not None:
+            try:
+                item = entry_info(item["url"], item, net)
+            except errors.XdlError as e:
+                if e.exit_code != 1:
+                    raise
+                log.error("%s: %s", item["url"], e.message)
+                yield {"ok": False, "url": url, "entry": item["url"], "title": item["title"],
+                       "error": e.to_dict()}  # fmt: skip
+                continue
         rows = _item_transcripts(
             url,
             item,
@@ -227,7 +247,7 @@ def get_transcripts(
             write,
             rolling,
         )
-        if len(items) == 1:
+        if len(items) == 1 and feed is None:
             yield from rows
             continue
         try:  # one entry of a playlist without captions must not hide the others
@@ -245,6 +265,18 @@ def get_transcripts(
                 "title": item.get("title"),
                 "error": e.to_dict(),
             }
+
+
+def entry_info(url: str, fields: Mapping[str, Any], net: NetworkOptions | None) -> dict[str, Any]:
+    """What yt-dlp says of `url`; for a feed entry's line, with the feed's title, guid and
+    date, and its podcast:transcript (no request for the media then)."""
+    from . import feeds, ytdlp
+
+    known = feeds.item_fields(fields)
+    podcast = feeds.subtitles_of(fields)
+    if podcast:
+        return {**known, "webpage_url": url, "subtitles": podcast}
+    return ytdlp.with_known(ytdlp.extract(url, net=net), known)
 
 
 def _item_transcripts(

@@ -130,7 +130,25 @@ def extract(
             info = ydl.extract_info(url, download=False, process=process)
         if info is None:
             raise errors.UnsupportedUrl(f"nothing to extract from {url}")
-        return dict(ydl.sanitize_info(info))
+        return dict(ydl.sanitize_info(page_title(info)))
+
+
+def page_title(info: dict[str, Any]) -> dict[str, Any]:
+    """A page with one HTML5 video keeps its own title: yt-dlp numbers the embeds of a
+    page, `Title (1)` with id `page-1`, even when there is only one (the id stays, as
+    archives know it; the stray ` (1)` goes)."""
+    title = info.get("title")
+    if (
+        info.get("_type", "video") == "video"
+        and info.get("extractor_key") in ("HTML5MediaEmbed", "Generic")
+        and isinstance(title, str)
+        and title.endswith(" (1)")
+        and str(info.get("id", "")).endswith("-1")
+    ):
+        info["title"] = title[: -len(" (1)")]
+        if info.get("fulltitle") == title:
+            info["fulltitle"] = info["title"]
+    return info
 
 
 _paused = 0
@@ -300,14 +318,23 @@ def _clean(message: str) -> str:
 
 
 def plan(
-    url: str, *, net: NetworkOptions | None = None, params: Mapping[str, Any] | None = None
+    url: str,
+    *,
+    net: NetworkOptions | None = None,
+    params: Mapping[str, Any] | None = None,
+    known: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """What `download` would fetch, without downloading: one dict per item, with the file
-    name yt-dlp would write (`_xdl_filename`) and, in a playlist, `_xdl_playlist[_index]`."""
+    name yt-dlp would write (`_xdl_filename`) and, in a playlist, `_xdl_playlist[_index]`.
+    `known` as for `download_recorded`."""
     opts = {**(net or NetworkOptions()).ytdlp_params(), **(params or {})}
     with make(opts) as ydl:
         with translate_errors(url):
-            info = ydl.extract_info(url, download=False)
+            info = ydl.extract_info(url, download=False, process=False)
+            if info is not None:
+                info = ydl.process_ie_result(
+                    with_known(page_title(info), known or {}), download=False
+                )
         if info is None:
             return []
         items: list[dict[str, Any]] = []
@@ -323,6 +350,30 @@ def plan(
         for entry in items:
             entry["_xdl_filename"] = ydl.prepare_filename(entry)
         return [dict(ydl.sanitize_info(entry)) for entry in items]
+
+
+def break_on_existing() -> BaseException:
+    """What a match filter raises to stop a playlist at an archived entry (yt-dlp's own
+    --break-on-existing: its playlist loop stops there)."""
+    from yt_dlp.utils import ExistingVideoReached
+
+    stop: BaseException = ExistingVideoReached()
+    return stop
+
+
+def with_known(first: dict[str, Any], known: Mapping[str, Any]) -> dict[str, Any]:
+    """An extracted item (before yt-dlp processes it) with the fields a JSON input line
+    knows better than the site: a feed entry's title, guid (its `id`, so its file name
+    and archive key do not depend on the enclosure URL), date, show and numbers. Set
+    before processing, so the template, the tags and the archive all see them."""
+    if not known:
+        return first
+    kind = first.get("_type", "video")
+    if kind == "video":
+        return {**first, **known}
+    if kind in ("url", "url_transparent"):  # yt-dlp keeps the inner id for these
+        return {**first, **known, "_type": "url_transparent"}
+    return first  # a page with several items: each keeps its own
 
 
 def download_with_youtube_dl(
@@ -447,6 +498,7 @@ def download_recorded(
     claim: Callable[[dict[str, Any], str], str | None] | None = None,
     stop: threading.Event | None = None,
     defaults: Mapping[str, Any] | None = None,
+    known: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Like `download`, for `xdl fetch`: errors about the URL itself raise (with their
     codes); in a playlist, an entry that fails does not stop the others (its message is
@@ -455,12 +507,13 @@ def download_recorded(
     `claim(info, planned_path)` is called for each item before yt-dlp opens any file for
     it; it may return another name (relative to the output folder) to write it under.
     `defaults` fill an item's fields the site left empty before it is named (what a JSON
-    input line knew: the show a feed entry came from).
+    input line knew: the show a feed entry came from); `known` fields replace the
+    site's (a feed entry's title, guid, date...: `with_known`).
     `stop` set ends a recording by ffmpeg (a live stream: its file is kept and finished;
     otherwise errors.Interrupted)."""
     _running.stop = stop
     try:
-        return _download_recorded(url, params, progress, claim, defaults or {})
+        return _download_recorded(url, params, progress, claim, defaults or {}, known or {})
     except KeyboardInterrupt:
         if stop is None or not stop.is_set():
             raise
@@ -475,9 +528,10 @@ def _download_recorded(
     progress: Callable[[dict[str, Any]], None] | None,
     claim: Callable[[dict[str, Any], str], str | None] | None,
     defaults: Mapping[str, Any],
+    known: Mapping[str, Any],
 ) -> dict[str, Any]:
     from yt_dlp.postprocessor.common import PostProcessor
-    from yt_dlp.utils import MaxDownloadsReached
+    from yt_dlp.utils import ExistingVideoReached, MaxDownloadsReached
 
     finished: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -522,15 +576,17 @@ def _download_recorded(
         trim = ydl.params.get("trim_file_name")
         if claim is not None:
             ydl.add_post_processor(_Claim(ydl), when="video")
+        first: dict[str, Any] | None = None
         try:
             with translate_errors(url):
                 first = ydl.extract_info(url, download=False, process=False)
                 if first is None:
                     raise errors.UnsupportedUrl(f"nothing to extract from {url}")
+                first = with_known(page_title(first), known)
                 if first.get("_type") in ("playlist", "multi_video"):
                     ydl.params["ignoreerrors"] = "only_download"  # entries fail one by one
                 info = ydl.process_ie_result(first, download=True)
-        except MaxDownloadsReached:
+        except (MaxDownloadsReached, ExistingVideoReached) as stop:  # --break-on-existing
             entries = [
                 {**ydl.sanitize_info(e), "_xdl_files": files.get(str(e.get("id")), [])}
                 for e in finished
@@ -538,9 +594,12 @@ def _download_recorded(
             head = entries[0] if entries else {}
             return {
                 "_type": "playlist",
-                "title": head.get("playlist_title") or head.get("playlist"),
+                "title": head.get("playlist_title")
+                or head.get("playlist")
+                or (first or {}).get("title"),
                 "entries": entries,
                 "_xdl_errors": failures,
+                "_xdl_broke_on_existing": isinstance(stop, ExistingVideoReached),
             }
         if info is None:
             raise errors.DownloadFailed(failures[-1] if failures else f"nothing from {url}")
@@ -614,3 +673,32 @@ def youtube_dl_format(selector: str) -> str:
         lambda m: _YDL_FORMAT_NAMES[m.group(1)],
         selector,
     )
+
+
+def playlist_indices(items: str, count: int) -> list[int]:
+    """The 1-based indices `--playlist-items` names among `count` entries, in yt-dlp's
+    syntax and order (`1,3-5`, `-2:`, `::2`); `bad_input` when it does not parse."""
+    from yt_dlp.utils import PlaylistEntries
+
+    try:
+        parts = list(PlaylistEntries.parse_playlist_items(items))
+    except ValueError as e:
+        raise errors.BadInput(f"--playlist-items: {e}") from None
+    chosen: list[int] = []
+    for part in parts:
+        if isinstance(part, int):
+            part = slice(part, part)
+        step = part.step or 1
+        if part.start is None:
+            start = 0 if step > 0 else count - 1
+        else:
+            start = part.start - 1 if part.start >= 0 else count + part.start
+        if part.stop is None:
+            stop = 0 if step < 0 else count
+        else:
+            stop = int(part.stop - 1 if part.stop >= 0 else count + part.stop)
+        stop += 1 if step > 0 else -1
+        for i in range(start, stop, step):
+            if 0 <= i < count:
+                chosen.append(i + 1)
+    return chosen

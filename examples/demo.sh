@@ -1,6 +1,6 @@
 #!/bin/sh
 # `make demo`: start the bundled loopback media site, run real pipelines against it,
-# print the JSON lines, stop the site. No internet needed.
+# print each command exactly as it runs, then its JSON lines; stop the site. No internet.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -12,37 +12,39 @@ base=$(cat "$work/site.url")
 export XDL_HOME="$work/home"
 cd "$work"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; }
+# note WHY: say what comes next; run 'COMMAND': print it as it is run, then run it.
+note() { printf '\n\033[1m# %s\033[0m\n' "$*" >&2; }
+run() { printf '\033[1m$ %s\033[0m\n' "$1" >&2; eval "$1"; }
 
-step "xdl info $base/watch.html"
-xdl info --json "$base/watch.html"
+note "metadata of a page"
+run "xdl info --json $base/watch.html"
 
-step "xdl formats $base/multi.html --recommend --platform mac"
-xdl formats --json "$base/multi.html" --recommend --platform mac
+note "the format that plays in QuickTime"
+run "xdl formats --json $base/multi.html --recommend --platform mac"
 
-step "xdl info --flat $base/feed.xml   (a podcast feed: one line per episode)"
-xdl info --flat --json "$base/feed.xml"
+note "a podcast feed (RSS with the iTunes namespace): one line per episode"
+run "xdl info --flat --json $base/podcast.xml"
 
-step "xdl fetch $base/watch.html $base/files/report -o downloads   (yt-dlp for the page, HTTP for the PDF)"
-xdl fetch -o downloads "$base/watch.html" "$base/files/report"
+note "yt-dlp for the page, HTTP for the PDF"
+run "xdl fetch -o downloads $base/watch.html $base/files/report"
 
-step "xdl info --flat $base/feed.xml | xdl fetch --audio -j 2 -o podcast   (then again: nothing new)"
-xdl info --flat --json "$base/feed.xml" | xdl fetch --audio -j 2 -o podcast --archive archive.txt
-xdl info --flat --json "$base/feed.xml" | xdl fetch --audio -j 2 -o podcast --archive archive.txt
+note "the feed's episodes as MP3s in a folder per show, then again: nothing new (the archive)"
+run "xdl info --flat --json $base/podcast.xml | xdl fetch --audio --audio-format mp3 -j 2 -o podcast --template '%(playlist)s/%(title)s [%(id)s].%(ext)s' --archive archive.txt"
+run "xdl info --flat --json $base/podcast.xml | xdl fetch --audio --audio-format mp3 -j 2 -o podcast --template '%(playlist)s/%(title)s [%(id)s].%(ext)s' --archive archive.txt"
 
-step "xdl transcript -l all $base/watch.html | xdl to-markdown   (captions into Markdown notes)"
-xdl transcript -l all "$base/watch.html" | xdl to-markdown
+note "captions into Markdown notes"
+run "xdl transcript -l all $base/watch.html | xdl to-markdown"
 cat ./*.en.md >&2
 
-step "xdl transcript -F md --timestamps --stdout $base/watch.html"
-xdl transcript -F md --timestamps --stdout "$base/watch.html" >&2
+note "a transcript as Markdown with timestamps, on stdout"
+run "xdl transcript -F md --timestamps --stdout $base/watch.html" >&2
 
-step "a config file: [defaults.fetch] and a [profiles.talks] table, then xdl fetch --profile talks"
+note "a config file: [defaults.fetch] and a [profiles.talks] table, then --profile talks"
 mkdir -p "$XDL_HOME/config"
 printf '[defaults.fetch]\noutput-dir = "videos"\n\n[profiles.talks]\nquality = "360p"\ncontainer = "mp4"\n' \
   > "$XDL_HOME/config/config.toml"
 cat "$XDL_HOME/config/config.toml" >&2
-xdl fetch --profile talks "$base/multi.html"
+run "xdl fetch --profile talks $base/multi.html"
 
-step "xdl doctor"
-xdl doctor --json || true
+note "is this machine ready?"
+run "xdl doctor --json" || true

@@ -33,7 +33,8 @@ def xdl_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own XDL_HOME and working directory; nothing from the user leaks in."""
     home = tmp_path / "xdl-home"
     for name in list(os.environ):
-        if name.startswith("XDL_") or name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        xdg = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
+        if name.startswith("XDL_") or name in xdg:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDL_HOME", str(home))
     work = tmp_path / "work"

@@ -112,7 +112,49 @@ FEED = """<?xml version="1.0" encoding="UTF-8"?>
 </channel></rss>
 """
 
+#: A podcast as RSS 2.0 with the iTunes namespace, and the same show as Atom 1.0. Every
+#: request gets its own `{token}` in the enclosure URLs (as tracking redirects and signed
+#: CDN URLs do); the ETag and Last-Modified are the feed's own, the same for every poll.
+PODCAST_RSS = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"
+ xmlns:podcast="https://podcastindex.org/namespace/1.0">
+<channel>
+<title>Loopback Radio{n}</title><link>{base}/</link><description>Two tones</description>
+<itunes:author>Tone Makers</itunes:author><itunes:image href="{base}/media/cover.jpg"/>
+<item><title>Episode 2: High tone</title><guid isPermaLink="false">lr-ep-2{m}</guid>
+<pubDate>Tue, 02 Dec 2025 08:00:00 GMT</pubDate><itunes:episode>2</itunes:episode>
+<itunes:duration>00:00:01</itunes:duration>
+<description><![CDATA[<p>An <b>880 Hz</b> tone &amp; nothing else.</p>]]></description>
+<enclosure url="{base}/media/high.mp3?token={token}" type="audio/mpeg" length="4486"/></item>
+<item><title>Episode 1: Low tone</title><guid isPermaLink="false">lr-ep-1{m}</guid>
+<pubDate>Mon, 01 Dec 2025 08:00:00 GMT</pubDate><itunes:episode>1</itunes:episode>
+<itunes:duration>1</itunes:duration>
+<description>A 220 Hz tone.</description>
+<podcast:transcript url="{base}/subs/en.vtt" type="text/vtt" language="en"/>
+<enclosure url="{base}/media/low.mp3?token={token}" type="audio/mpeg" length="4486"/></item>
+</channel></rss>
+"""
+
+PODCAST_ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+<title>Loopback Atom Radio</title><id>urn:uuid:loopback-atom-radio</id>
+<updated>2025-12-02T08:00:00Z</updated><author><name>Tone Makers</name></author>
+<entry><title>Atom Two: High tone</title><id>urn:uuid:atom-ep-2</id>
+<published>2025-12-02T08:00:00Z</published><updated>2025-12-02T08:00:00Z</updated>
+<summary>An 880 Hz tone.</summary>
+<link rel="enclosure" href="{base}/media/high.mp3?sig={token}" type="audio/mpeg" length="4486"/>
+</entry>
+<entry><title>Atom One: Low tone</title><id>urn:uuid:atom-ep-1</id>
+<published>2025-12-01T08:00:00Z</published><updated>2025-12-01T08:00:00Z</updated>
+<summary>A 220 Hz tone.</summary>
+<link rel="enclosure" href="{base}/media/low.mp3?sig={token}" type="audio/mpeg" length="4486"/>
+</entry>
+</feed>
+"""
+
 CONTENT_TYPES = {
+    ".jpg": "image/jpeg",
+    ".mp3": "audio/mpeg",
     ".mp4": "video/mp4",
     ".webm": "video/webm",
     ".m4a": "audio/mp4",
@@ -320,6 +362,28 @@ def install_routes(site: Site) -> None:
     site.route("/feed.xml")(
         lambda r: r.send_bytes(FEED.replace("{base}", site.base).encode(), "application/rss+xml")
     )
+
+    def podcast(template: str, content_type: str) -> Handler:
+        def serve(r: Request) -> None:
+            """`?n=K`: the K-th of many alike shows (its own title and guids)."""
+            n = r.query.get("n", "")
+            with site.lock:
+                site.state["tokens"] = token = site.state.get("tokens", 0) + 1
+            text = template.replace("{base}", site.base).replace("{n}", f" {n}" if n else "")
+            text = text.replace("{m}", f"-{n}" if n else "")
+            r.send_bytes(
+                text.replace("{token}", f"t{token}").encode(),
+                content_type,
+                etag=etag_of((text + content_type).encode()),
+                last_modified=1_764_662_400,
+            )
+
+        return serve
+
+    site.route("/podcast.xml")(podcast(PODCAST_RSS, "application/rss+xml"))
+    site.route("/podcast.rss")(podcast(PODCAST_RSS, "text/xml; charset=utf-8"))
+    site.route("/podcast.atom")(podcast(PODCAST_ATOM, "application/atom+xml"))
+    site.route("/podcast-atom.xml")(podcast(PODCAST_ATOM, "application/xml"))
 
     @site.route("/media/")
     def media(r: Request) -> None:

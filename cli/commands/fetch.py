@@ -80,11 +80,18 @@ def command(
     Fields: url, ok, path, bytes, sha256, strategy, attempts (strategy, ok, error,
     elapsed_s), title, id, extractor, elapsed_s, resumed_from (bytes, when resumed),
     skipped ("exists" or "archive"; an archive skip has the path while the file is
-    there), error (code, message), files (every file on disk for the item: path, kind =
-    media, audio, subtitles with lang, info_json, description, thumbnail); for a
-    playlist, one line per entry with playlist and playlist_index; for a live stream,
-    live ("ended": the stream or --live-duration ended it; "interrupted": Ctrl-C,
-    SIGTERM); with --dry-run, dry_run: true; placed from --cache, cached: true.
+    there; "unchanged": a feed that answered 304), error (code, message), files (every
+    file on disk for the item: path, kind = media, audio, subtitles with lang,
+    info_json, description, thumbnail); for a playlist, one line per entry with playlist
+    and playlist_index; for a live stream, live ("ended": the stream or --live-duration
+    ended it; "interrupted": Ctrl-C, SIGTERM); with --dry-run, dry_run: true; placed
+    from --cache, cached: true.
+
+    A feed (RSS, Atom) gives one line per entry, fetched as `xdl info --flat FEED` lists
+    it (the same names, tags and archive keys either way). With --archive an entry is
+    known by its guid, whatever its URL's tracking token, and a feed that got everything
+    last time is asked with If-None-Match / If-Modified-Since: unchanged, it is one 304
+    and one line, skipped: "unchanged".
 
     A live stream is recorded from now (from its start with --live-from-start, where the
     site offers that) until it ends, --live-duration passes, or Ctrl-C, which keeps the
@@ -102,6 +109,7 @@ def command(
       xdl fetch -x --audio-format mp3 URL
       cat urls.txt | xdl fetch -j 4 -r 2M --archive done.txt
       xdl info --flat https://example.com/feed.xml | xdl fetch --audio
+      xdl fetch --profile podcast --break-on-existing https://example.com/feed.xml
       xdl fetch --sha256 HEX -o downloads https://example.com/file.zip
       xdl fetch -o 'videos/%(uploader)s/%(title)s.%(ext)s' -O path URL
       xdl fetch --profile stream --live-duration 3600 https://example.com/live.m3u8

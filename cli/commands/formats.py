@@ -30,11 +30,13 @@ COLUMNS = [
     ("filesize", "SIZE"),
     ("protocol", "PROTO"),
     ("note", "NOTE"),
+    ("url", "URL"),  # last: never cut; rows of several inputs told apart
 ]
 RECOMMEND_COLUMNS = [
     ("selector", "SELECTOR"),
     ("ext", "EXT"),
     ("height", "HEIGHT"),
+    ("url", "URL"),
     ("reason", "REASON"),
 ]
 

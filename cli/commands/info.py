@@ -55,6 +55,14 @@ def command(
     languages), format_count. With --flat a playlist gives one line per entry (url, id,
     title, playlist, playlist_index), ready to pipe into `xdl fetch`.
 
+    A feed (RSS 0.9x-2.0, Atom, with the iTunes and podcast namespaces) gives with --flat
+    one line per entry: url (the enclosure, else the entry's link), id (its guid or Atom
+    id), title, playlist (the show), playlist_index, playlist_id, feed, upload_date
+    (YYYYMMDD), timestamp, description, duration (seconds), episode_number,
+    season_number, uploader, thumbnail, webpage_url, enclosure (url, type, length),
+    transcripts (podcast:transcript: url, ext, lang), extractor ("feed"). `xdl fetch`
+    names and tags the file from these, as `xdl fetch FEED` does.
+
     \b
     Examples:
       xdl info https://example.com/watch.html

@@ -27,6 +27,8 @@ from xdl.cli.options import (
 )
 from xdl.cli.output import Output
 from xdl.cli.progress import Reporter, progress_option, reporter
+from xdl.core import feeds
+from xdl.core.archive import open_archive
 
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
@@ -186,7 +188,11 @@ def add(
     the `existing` task's ID) unless --force, so a cron job can re-add a feed safely; a
     failed one is queued again (`"requeued": true`).
 
-    Fields: id, url, status, added, existing (the task already there), requeued.
+    A feed entry's line (`xdl info --flat FEED`) keeps its fields with the task, so it
+    is named and tagged as `xdl fetch` would; one already in the --archive (by its guid)
+    is not added: `"skipped": "archive"`.
+
+    Fields: id, url, status, added, existing (the task already there), requeued, skipped.
 
     \b
     Examples:
@@ -205,32 +211,36 @@ def add(
     good = 0
 
     def flush() -> None:
-        items = [p for p in pending if not isinstance(p, tuple)]
+        items = [p for p in pending if not isinstance(p, (tuple, dict))]
         added = iter(store.add(items, force=force)) if items else iter(())
         for p in pending:
             if isinstance(p, tuple):
                 out.fail(p[0], p[1])
+            elif isinstance(p, dict):
+                out.emit(p)
             else:
                 out.emit(next(added))
         pending.clear()
 
+    archive = open_archive(options.archive) if options.archive else None
     for item in read_inputs(inputs, batch_file):
         if item.error is not None:
             pending.append((item, item.error))
             continue
+        if archive is not None and feeds.archive_key(item.fields) in archive:
+            pending.append({"ok": True, "url": item.value, "skipped": "archive"})
+            continue  # a feed entry downloaded already, whatever its URL's token today
         try:  # the one rule `xdl fetch` uses for a line's fields (sha256, template...)
             task_options = options.for_input(item.fields)
         except errors.XdlError as e:
             pending.append((item, e))
             continue
+        stored = base if task_options == plain else task_options.to_dict()
+        if entry := feeds.entry_line(item.fields):  # a feed entry: named and tagged as fetch
+            stored = {**stored, "entry": entry}
         title = item.get("title")
         pending.append(
-            NewTask(
-                item.value,
-                base if task_options == plain else task_options.to_dict(),
-                priority,
-                title if isinstance(title, str) else None,
-            )
+            NewTask(item.value, stored, priority, title if isinstance(title, str) else None)
         )
         good += 1
         if good % ADD_CHUNK == 0:
@@ -592,20 +602,14 @@ def status(
 ) -> int:
     """Show tasks, one line each (a table on a terminal), or a --summary line.
 
-        Fields: id, url, status, priority, attempts, lost (runs that died holding it), title,
-        path, bytes, sha256, strategy,
-        last_error, added_at, updated_at, started_at, finished_at, next_attempt_at, worker
-    <<<<<<< HEAD
-        (host, pid, runner), lease_until, options. With --summary: queue, total, a count per
-        status (queued, running, done, failed, cancelled), bytes_done, domains (tasks per
-        domain), oldest_queued, active_workers, workers, paused, paused_hosts (sites that
-        refused requests, and until when every runner waits for them).
-    =======
-        (host, pid, runner; boot and pidns: where that pid is one), lease_until, options.
-        With --summary: queue, total, a count per status (queued, running, done, failed,
-        cancelled), bytes_done, domains (tasks per domain), oldest_queued, active_workers,
-        workers, paused.
-    >>>>>>> integ-queue
+    Fields: id, url, status, priority, attempts, lost (runs that died holding it), title,
+    path, bytes, sha256, strategy,
+    last_error, added_at, updated_at, started_at, finished_at, next_attempt_at, worker
+    (host, pid, runner; boot and pidns: where that pid is one), lease_until, options.
+    With --summary: queue, total, a count per status (queued, running, done, failed,
+    cancelled), bytes_done, domains (tasks per domain), oldest_queued, active_workers,
+    workers, paused, paused_hosts (sites that refused requests, and until when every
+    runner waits for them).
 
         \b
         Examples:

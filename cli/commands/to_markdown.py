@@ -144,7 +144,8 @@ def command(
     run across cues, paragraphs break at speakers, pauses and sentence ends. FILE.vtt
     becomes FILE.md next to it (an existing .md is left alone, `skipped: "exists"`,
     unless --overwrite). `-` reads a caption document from stdin and prints Markdown;
-    JSON lines with `path` (from `xdl transcript`) are read too.
+    JSON lines with `path` (from `xdl transcript`) are read too, and `xdl fetch` lines:
+    the subtitle files their `files` list (`no_subtitles` when there are none).
 
     Fields: path, output, format (vtt, srt, sbv, ttml, json3, srv1, srv2, srv3),
     encoding (the one the file was read in), words (in Chinese or Japanese, characters: also for
@@ -158,6 +159,7 @@ def command(
     Examples:
       xdl to-markdown talk.en.vtt
       xdl transcript URL | xdl to-markdown --timestamps
+      xdl fetch --subs URL | xdl to-markdown
       curl -s URL/captions.vtt | xdl to-markdown - > talk.md
       xdl to-markdown --stdout --no-speakers --sound-labels drop *.srt
     """
@@ -199,24 +201,47 @@ def command(
         if item.value == "-":
             data = stdin_document or b""
         target = output or ("-" if to_stdout or (item.value == "-" and not output) else None)
-        result, text = convert_file(
-            item.value,
-            layout,
-            data=data,
-            output=target,
-            output_dir=output_dir,
-            overwrite=overwrite,
-            rolling=dedupe,
-            encoding=encoding,
-        )
-        if target == "-":
-            _print_markdown(text, printed)
-            printed += 1
-            return []
-        return [result]
+        results = []
+        for path in _caption_files(item):
+            result, text = convert_file(
+                path,
+                layout,
+                data=data,
+                output=target,
+                output_dir=output_dir,
+                overwrite=overwrite,
+                rolling=dedupe,
+                encoding=encoding,
+            )
+            if target == "-":
+                _print_markdown(text, printed)
+                printed += 1
+            else:
+                results.append(result)
+        return results
 
     out.each(items, work)
     return out.close()
+
+
+def _caption_files(item: Input) -> list[str]:
+    """The caption files an input names: a `xdl fetch` line lists them in `files` (kind
+    `subtitles`; its `path` is the media), any other input is one file itself."""
+    from xdl.core import errors
+
+    files = item.fields.get("files")
+    if not isinstance(files, list):
+        return [item.value]
+    found = [
+        f["path"]
+        for f in files
+        if isinstance(f, dict) and f.get("kind") == "subtitles" and isinstance(f.get("path"), str)
+    ]
+    if not found:
+        raise errors.NoSubtitles(
+            "the line lists no subtitle files (fetch with --subs or --auto-subs)"
+        )
+    return found
 
 
 class _Prefixed(io.RawIOBase):

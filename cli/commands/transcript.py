@@ -168,6 +168,7 @@ def command(
             overwrite=overwrite,
             write=not to_stdout,
             rolling=dedupe,
+            fields=item.fields,
         ):
             if to_stdout and not isinstance(t, dict):
                 _print(t.text)

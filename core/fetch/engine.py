@@ -18,13 +18,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import errors
+from .. import errors, feeds
 from ..archive import open_archive, url_key
 from ..hosts import HostRule, budget, host_of
 from ..inputs import Input, check_url
 from ..ratelimit import TokenBucket
 from . import manifest
 from .cache import revalidate
+from .feed import fetch_feed
 from .options import (
     DEFAULT_TEMPLATE,
     BatchProgress,
@@ -284,11 +285,18 @@ class Job:
         #: Why the last media tier (yt-dlp) failed, for the line of a manifest refused.
         self.media_error: errors.XdlError | None = None
         self._manifest: str | None = None
+        self.entries_of: feeds.Feed | None = None  # the feed this URL turned out to be
+        self._probe_error: errors.XdlError | None = None  # the feed check's probe failed
+        self._claimed: bool | None = None
+        self._conditional: dict[str, str] | None = None
 
     def run(self) -> list[FetchResult]:
         try:
             with self.budget.download(self.url, self.rule, self.stop):
-                return self._run()
+                results = self._run()
+            if self.entries_of is not None:  # each entry holds a slot of its own host
+                return self.fetch_entries(self.entries_of)
+            return results
         except errors.Interrupted as e:
             return [failed(self.url, e, (), self.started)]
         finally:
@@ -303,7 +311,8 @@ class Job:
         """What the URL's server says about it (one streaming GET, kept for reuse)."""
         if self.head is None:
             started = self.budget.before_request(self.url, self.rule, self.stop)
-            self.head, self.response = http_module().probe(self.url, self.o.net)
+            conditional = self.conditional()
+            self.head, self.response = http_module().probe(self.url, self.o.net, conditional)
             self.budget.served(self.url, started)
         return self.head
 
@@ -332,6 +341,18 @@ class Job:
                 until=round(until, 3),
             ) from None
 
+    def conditional(self) -> dict[str, str]:
+        """If-None-Match / If-Modified-Since of a feed polled before into this archive."""
+        if self._conditional is None:
+            self._conditional = feeds.conditional_headers(self.url, self.o.archive)
+        return self._conditional
+
+    def probe_once(self) -> http.Head:
+        """`probe`, but a probe that failed already (the feed check's) is not sent again."""
+        if self._probe_error is not None:
+            raise self._probe_error
+        return self.probe()
+
     def _run(self) -> list[FetchResult]:
         attempts: list[Attempt] = []
         try:
@@ -341,8 +362,20 @@ class Job:
             self.folders = check_template(self.o.template)
             if self.archive is not None and url_key(self.url) in self.archive:
                 return [self.skipped("archive", self.archive.path_of(url_key(self.url)))]
+            key = feeds.archive_key(self.fields)  # a feed entry's: by its feed id, not URL
+            if self.archive is not None and key is not None and key in self.archive:
+                known = feeds.item_fields(self.fields)
+                entry = {k: known.get(k) for k in ("title", "id", "playlist")}
+                return [self.skipped("archive", self.archive.path_of(key), **entry)]
             if (hit := revalidate(self)) is not None:  # --cache: a 304 for a kept file
                 return hit
+            try:
+                if (feed := self.feed()) is not None:  # RSS/Atom: each entry as an input
+                    self.drop_response()
+                    self.entries_of = feed  # fetched once this job's host slot is given back
+                    return []
+            except feeds.Unchanged:
+                return [self.skipped("unchanged")]
             probing = time.monotonic()
             chain = self.chain()
         except errors.Fatal:
@@ -391,6 +424,7 @@ class Job:
                 self.budget.served(self.url, started)
             attempts.append(Attempt(name, True, None, since(begun)))
             done = tuple(attempts)
+            self.record_entry(results)
             return [
                 dataclasses.replace(r, strategy=name, attempts=done, elapsed_s=since(self.started))
                 for r in results
@@ -421,9 +455,10 @@ class Job:
             self.probed = True
             while True:
                 try:
-                    self.probe()
+                    self.probe_once()
                 except errors.XdlError as e:
                     if self.budget.refuses(self.url, e):  # asked again after the pause
+                        self._probe_error = None
                         self.refused(e)
                         continue
                     if e.final or e.code == "interrupted":
@@ -451,9 +486,58 @@ class Job:
             o.audio or o.format or o.quality or o.container or o.subs or o.write_info_json
             or o.write_description or o.embed_metadata or o.embed_thumbnail or o.embed_subs
             or o.embed_chapters or o.normalize or o.playlist_items or o.auto_subs
-            or o.template != DEFAULT_TEMPLATE
+            or o.template != DEFAULT_TEMPLATE or feeds.is_entry(self.fields)
         )  # fmt: skip
         return bool(_DIRECT_MEDIA.match(mime)) and not needs_ytdlp
+
+    def feed(self) -> feeds.Feed | None:
+        """The RSS/Atom feed this URL serves, read from the probe's own GET (conditional
+        with --archive: `feeds.Unchanged` on a 304), else None. Asked of every input
+        when xdl picks the downloader, but a feed entry's own and a site's page."""
+        if self.o.strategy != "auto" or feeds.is_entry(self.fields):
+            return None
+        if feeds.named_as_media(self.url):  # an enclosure itself: no request to tell
+            return None
+        # a feed polled before (its ETag known) is one still: no extractor to ask
+        if not self.conditional() and self._claimed_by_extractor():
+            return None
+        try:
+            self.probed = True
+            head = self.probe()
+        except errors.XdlError as e:
+            self._probe_error = e  # the downloaders' chain decides what it means
+            return None
+        if head.status == 304:
+            raise feeds.Unchanged(self.url)
+        if head.mime not in feeds.FEED_TYPES:
+            if head.mime not in feeds.MAYBE_TYPES:
+                return None
+            if not feeds.looks_like_feed(head.content_type, self._first_bytes()):
+                return None
+        body = feeds.read_body(self.response.raw, self.url)
+        return feeds.parse(body, self.url, etag=head.etag, modified=head.last_modified)
+
+    def fetch_entries(self, feed: feeds.Feed) -> list[FetchResult]:
+        """Each entry of `feed` fetched as its `info --flat` line would be."""
+        each = self.o.replace(playlist_items=None, max_downloads=None)
+
+        def run(url: str, fields: Mapping[str, Any]) -> list[FetchResult]:
+            job = Job(
+                url, each, self.stop, self.limiter, self.progress, time.monotonic(), self.max_wait
+            )
+            job.fields = fields
+            return job.run()
+
+        return fetch_feed(feed, self.o, run, archive=self.archive, stopped=self.stop.is_set)
+
+    def record_entry(self, results: list[FetchResult]) -> None:
+        """A feed entry's file goes in the archive under its feed id as well."""
+        key = feeds.archive_key(self.fields)
+        if self.archive is None or key is None or self.o.dry_run:
+            return
+        for result in results:
+            if result.ok and result.path:
+                self.archive.add(key, result.path)
 
     def manifest(self) -> str | None:
         """The stream manifest this URL serves (`HLS playlist`, `DASH manifest`...), else
@@ -489,9 +573,12 @@ class Job:
             return b""
 
     def _claimed_by_extractor(self) -> bool:
+        """Whether a site's own yt-dlp extractor takes the URL (asked once: ~5 ms)."""
         from .. import ytdlp
 
-        return ytdlp.extractor_for(self.url) is not None
+        if self._claimed is None:
+            self._claimed = ytdlp.extractor_for(self.url) is not None
+        return self._claimed
 
     def skipped(self, why: str, path: Path | None = None, **kw: Any) -> FetchResult:
         size = path.stat().st_size if path is not None and path.exists() else None

@@ -70,6 +70,7 @@ class FetchOptions:
     per_host: int | None = None
     retries: int = 3
     archive: str | None = None
+    break_on_existing: bool = False
     overwrite: bool = False
     min_size: int | None = None
     max_size: int | None = None

@@ -584,7 +584,11 @@ def fetch_download(
         options = options.replace(per_host=per_host)
     if sleep > options.sleep:
         options = options.replace(sleep=sleep)
-    results = fetch_one(task.url, options, stop=stop, progress=progress, max_wait=WAIT_IN_RUN)
+    entry = task.options.get("entry")  # a feed entry's fields (`queue add`)
+    fields = entry if isinstance(entry, dict) else None
+    results = fetch_one(
+        task.url, options, fields=fields, stop=stop, progress=progress, max_wait=WAIT_IN_RUN
+    )
     if not results:
         return {"ok": False, "url": task.url, "error": {"code": "no_formats", "message": "nothing"}}
     if len(results) == 1:

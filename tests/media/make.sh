@@ -16,3 +16,8 @@ ff -f lavfi -i "$tone" -c:a aac -b:a 32k -map_metadata -1 -fflags +bitexact -fla
 # An HLS stream of the 180p clip: playlist + segments.
 mkdir -p hls
 ff -i clip-180p.mp4 -c copy -f hls -hls_time 1 -hls_list_size 0 -hls_segment_filename 'hls/seg%d.ts' hls/index.m3u8
+# Two MP3 episodes for the loopback podcast feeds (RSS and Atom enclosures).
+ff -f lavfi -i "sine=frequency=220:duration=1:sample_rate=22050" -c:a libmp3lame -b:a 32k -map_metadata -1 -fflags +bitexact -flags:a +bitexact low.mp3
+ff -f lavfi -i "sine=frequency=880:duration=1:sample_rate=22050" -c:a libmp3lame -b:a 32k -map_metadata -1 -fflags +bitexact -flags:a +bitexact high.mp3
+# A small cover image for the podcast feeds (itunes:image).
+ff -f lavfi -i "color=c=orange:s=64x64:d=1" -frames:v 1 -map_metadata -1 -fflags +bitexact -flags:v +bitexact cover.jpg

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import errors
 from ...archive import media_key
+from ...feeds import is_entry, item_fields
 from ...inputs import shown
 from ...names import sanitize_filename
 from ..cache import keep_media, media_hit
@@ -79,6 +80,10 @@ class _Media:
         key = info.get("extractor_key") or info.get("ie_key") or info.get("extractor")
         if archive is not None and key and media_key(str(key), str(info.get("id"))) in archive:
             self.skipped_archive.add(str(info.get("id")))
+            if self.o.break_on_existing:
+                from ... import ytdlp
+
+                raise ytdlp.break_on_existing()
             return "already in the archive"
         if not incomplete and self.from_cache(info):
             return "placed from the cache"
@@ -245,6 +250,12 @@ class _Media:
                     continue  # not reached because of --max-downloads
                 raise errors.DownloadFailed("the downloader reported no file")
             results.append(self.saved(entry, Path(filepath), common))
+        if info.get("_xdl_broke_on_existing"):  # the archived entry it stopped at
+            listed = {str(r.id) for r in results}
+            for vid in sorted(self.skipped_archive - listed):
+                results.append(
+                    FetchResult(url=job.url, ok=True, skipped="archive", id=vid, playlist=playlist)
+                )
         for message in info.get("_xdl_errors") or []:
             from ...ytdlp import error_from_message
 
@@ -268,7 +279,7 @@ class _Media:
         o = self.o
         fresh = str(entry.get("id")) in self.downloading
         if o.normalize and fresh:
-            normalize_audio(path)
+            normalize_audio(path, o.audio_quality)
         size = path.stat().st_size
         if fresh and size == 0 and self.interrupted_live:  # stopped while ffmpeg probed
             path.unlink()
@@ -296,9 +307,11 @@ class _Media:
                 os.close(dirfd)
             keep_media(job=self.job, info=entry, path=path, size=size, sha256=digest, origin=origin)
         archive = self.job.archive
-        if archive is not None and common["extractor"] and common["id"]:
+        # a feed entry is archived by its feed and guid (the engine's `record_entry`):
+        # `generic 1` would shadow guid 1 of every other feed
+        by_id = archive is not None and not is_entry(self.job.fields)
+        if archive is not None and by_id and common["extractor"] and common["id"]:
             archive.add(media_key(str(common["extractor"]), str(common["id"])), path)
-            archive.add(media_key(str(common["extractor"]), str(common["id"])))
         live = None
         if fresh and entry.get("is_live"):
             live = "interrupted" if self.interrupted_live else "ended"
@@ -367,7 +380,8 @@ def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[F
         if job.o.dry_run:
             if youtube_dl:
                 raise errors.DownloadFailed("--dry-run is not supported with youtube-dl")
-            return media.planned(ytdlp.plan(job.url, net=job.o.net, params=params))
+            known = item_fields(job.fields)
+            return media.planned(ytdlp.plan(job.url, net=job.o.net, params=params, known=known))
         full = {**job.o.net.ytdlp_params(), **params}
         try:
             if youtube_dl:
@@ -377,7 +391,7 @@ def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[F
             else:
                 info = ytdlp.download_recorded(
                     job.url, full, media.hook, media.claim, stop=job.stop,
-                    defaults=input_defaults(job.fields),
+                    defaults=input_defaults(job.fields), known=item_fields(job.fields),
                 )  # fmt: skip
         except _Stopped:
             raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
@@ -564,14 +578,39 @@ _AUDIO_CODECS = {
 }
 
 
-def normalize_audio(path: Path) -> None:
-    """Loudness-normalise `path` in place with ffmpeg's loudnorm (EBU R128, -16 LUFS)."""
-    codec = _AUDIO_CODECS.get(path.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"])
+def normalize_audio(path: Path, quality: str | None = None) -> None:
+    """Loudness-normalise `path` in place with ffmpeg's loudnorm (EBU R128, -16 LUFS),
+    at its own sample rate (loudnorm works at 192 kHz) and, for a lossy format, at the
+    bitrate `--audio-quality` asked for (`128`, `128K`): the podcast profile's MP3 128k
+    stays 128k, whatever the extraction copied."""
+    codec = list(_AUDIO_CODECS.get(path.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"]))
+    bitrate = (quality or "").strip().lower().rstrip("k")
+    lossy = path.suffix.lower() not in (".flac", ".wav")
+    if lossy and bitrate.isdigit() and int(bitrate) > 10:
+        codec = [*codec[:2], "-b:a", f"{int(bitrate)}k"]
+    rate = _sample_rate(path)
     tmp = path.with_name(path.stem + ".normalizing" + path.suffix)
     cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(path), "-map", "0:a"]
-    cmd += ["-af", "loudnorm=I=-16:TP=-1.5:LRA=11", *codec, str(tmp)]
+    if path.suffix.lower() in (".mp3", ".m4a", ".flac"):  # the cover art, as embedded
+        cmd += ["-map", "0:v?", "-c:v", "copy"]
+    cmd += ["-af", "loudnorm=I=-16:TP=-1.5:LRA=11", *codec]
+    cmd += (["-ar", str(rate)] if rate else []) + ["-map_metadata", "0", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise errors.DownloadFailed(f"ffmpeg loudnorm failed: {proc.stderr.strip()[:200]}")
     os.replace(tmp, path)
+
+
+def _sample_rate(path: Path) -> int | None:
+    """The first audio stream's sample rate (ffprobe), None when it cannot say."""
+    try:
+        proc = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+             "stream=sample_rate", "-of", "csv=p=0", str(path)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    value = proc.stdout.strip().split("\n")[0]
+    return int(value) if value.isdigit() and 8000 <= int(value) <= 192000 else None
