@@ -102,7 +102,7 @@ def test_doctor_checks_the_database(xdl: Any, pg_url: str, monkeypatch: pytest.M
     ran = xdl("doctor", "--json")
     (queue,) = [r for r in ran.lines if r.get("check") == "queue" or r.get("name") == "queue"]
     assert queue["status"] == "ok", queue
-    assert "queue schema 1, 1 tasks" in queue["message"]
+    assert "queue schema 2, 1 tasks" in queue["message"]
     assert pg.PASSWORD not in ran.stdout + ran.stderr
 
 
