@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 QUICK ?=
 PREFIX ?= $(HOME)/.local
 
-.PHONY: all venv test lint bench demo docs install-extras clean
+.PHONY: all venv test test-fast lint bench demo docs install-extras clean
 
 all: test
 
@@ -23,8 +23,13 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy core
 
+# The whole suite on every core (pytest-xdist); its last line says how long it took.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
+
+# The edit loop: no lint, no test marked slow, stop at the first failure.
+test-fast: venv
+	$(BIN)/pytest -q -n auto -x -m "not slow"
 
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" sh examples/demo.sh
