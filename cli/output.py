@@ -2,6 +2,11 @@
 
 stdout carries JSON lines (or a table for people at a terminal); stderr says what
 failed, in short lines. The exit code comes from what was emitted.
+
+Every line written can be encoded and is one line for any reader: a lone surrogate in
+a row (the URL or path of an input that failed for holding one), NEL, U+2028 and U+2029
+are written as their JSON escapes (`\\ud800`), never a UnicodeEncodeError that would
+end the batch, never a break that splits a line in two.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -19,6 +25,21 @@ from xdl.core.errors import XdlError
 from xdl.core.inputs import Input, shown
 
 log = logging.getLogger("xdl")
+
+
+#: What a line must not hold raw: a UTF-16 surrogate alone (it has no UTF-8 encoding),
+#: and the line breaks other than LF that readers split on (Python's `splitlines`,
+#: JavaScript before ES2019): NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR.
+_UNSAFE = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
+
+
+def encodable(text: str) -> str:
+    """`text` with any lone surrogate, NEL, U+2028 or U+2029 escaped (`\\ud800`, valid
+    inside a JSON string too): writing it as UTF-8 cannot fail, and it stays one line
+    for every reader."""
+    if text.isascii() or not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class ReaderGone(Exception):
@@ -67,7 +88,8 @@ class Output:
             self._print(row)
             return
         try:
-            self.stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            line = encodable(json.dumps(row, ensure_ascii=False, default=str))
+            self.stream.write(line + "\n")
             self.stream.flush()
         except BrokenPipeError:
             silence_stdout()
@@ -81,7 +103,7 @@ class Output:
 
         try:
             for template in self.prints:
-                self.stream.write(print_template(template, row) + "\n")
+                self.stream.write(encodable(print_template(template, row)) + "\n")
             self.stream.flush()
         except BrokenPipeError:
             silence_stdout()
@@ -90,7 +112,7 @@ class Output:
     def fail(self, item: Input | str, error: XdlError, **extra: Any) -> None:
         """A failed line for one input, and a one-line message on stderr."""
         value = item.value if isinstance(item, Input) else item
-        log.error("%s: %s", shown(value), error.message)
+        log.error("%s: %s", shown(value), encodable(error.message))
         self.emit({"ok": False, self.key: value, **extra, "error": error.to_dict()})
 
     def each(self, items: Iterable[Input], work: Callable[[Input], Iterable[Result | Row]]) -> None:
@@ -111,7 +133,7 @@ class Output:
         """Print the table (if any) and return the exit code: 1 when anything failed."""
         if self.table and self.columns:
             width = shutil.get_terminal_size().columns if self.tty else None
-            self.stream.write(render_table(self.rows, self.columns, self.key, width))
+            self.stream.write(encodable(render_table(self.rows, self.columns, self.key, width)))
             self.stream.flush()
         return 1 if self.failures else 0
 

@@ -360,3 +360,119 @@ def test_an_endless_stdin_document_is_too_large(xdl: Any, monkeypatch: pytest.Mo
     assert ran.lines[0]["error"]["code"] == "too_large"
     assert "4 MiB" in ran.lines[0]["error"]["message"]
     assert endless.sent < 16 << 20  # it stopped soon after the cap
+
+
+# --- lone surrogates, NUL, absurd numbers: one failed line, never a lost batch ----------
+
+#: JSON lines as a program writes them: the surrogate as its escape, `\ud800`.
+SURROGATE_URL = '{"url": "http://127.0.0.1:1/\\ud800"}'
+SURROGATE_FIELD = '{"url": "http://127.0.0.1:1/x", "title": "a\\udfffb"}'
+SURROGATE_KEY = '{"url": "http://127.0.0.1:1/x", "\\ud800": 1}'
+HUGE_INT = '{"url": "http://127.0.0.1:1/x", "priority": ' + "1" * 5000 + "}"
+PAST_INT64 = '{"url": "http://127.0.0.1:1/x", "priority": 9223372036854775808}'
+PAST_FLOAT = '{"url": "http://127.0.0.1:1/x", "sha256": 1e400}'
+NAN = '{"url": "http://127.0.0.1:1/x", "audio": NaN}'
+ABSURD_LINES = [
+    SURROGATE_URL,
+    SURROGATE_FIELD,
+    SURROGATE_KEY,
+    HUGE_INT,
+    PAST_INT64,
+    PAST_FLOAT,
+    NAN,
+]
+ABSURD_IDS = ["surrogate-url", "surrogate-field", "surrogate-key", "5000-digits", "past-int64",
+              "1e400", "nan"]  # fmt: skip
+
+
+@pytest.mark.parametrize("line", ABSURD_LINES, ids=ABSURD_IDS)
+def test_absurd_json_lines_are_one_bad_input(line: str) -> None:
+    item = parse_line(line)
+    assert item is not None and item.error is not None, item
+    assert item.error.code == "bad_input" and len(item.error.message) <= 300
+    item.value.encode("utf-8")  # what the failed line echoes can be written
+
+
+@pytest.mark.parametrize(
+    ("line", "fine"),
+    [
+        ('{"url": "http://e.com/\\ud83d\\ude00"}', True),  # a pair: an emoji, not a surrogate
+        ('{"url": "http://e.com/x", "n": 9223372036854775807, "f": 1.5e300}', True),
+        ("http://e.com/\ud800", False),  # as an argument: the str itself
+    ],
+)
+def test_what_is_text_stays_usable(line: str, fine: bool) -> None:
+    item = parse_line(line)
+    assert item is not None and (item.error is None) is fine
+
+
+@pytest.mark.parametrize(
+    ("path", "fine"),
+    [("a\x00b.vtt", False), ("a\ud800.vtt", False), ("a\udcff.vtt", True), ("a b\n.vtt", True)],
+    ids=["nul", "surrogate", "non-utf8-argument", "odd-but-a-name"],
+)
+def test_a_path_that_no_file_can_have_is_bad_input(path: str, fine: bool) -> None:
+    """`\\udcff` is how Python keeps the byte 0xff of a non-UTF-8 file name given as an
+    argument (surrogateescape): a real name, kept."""
+    item = parse_line(path, "path")
+    assert item is not None and (item.error is None) is fine
+    if not fine:
+        assert item.error is not None and item.error.code == "bad_input"
+
+
+@pytest.mark.parametrize(
+    ("args", "path"),
+    [*COMMANDS, (("transcript", "-o", "subs"), "/watch.html")],
+    ids=[*(c[0][0] for c in COMMANDS), "transcript"],
+)
+@pytest.mark.parametrize("bad", ABSURD_LINES[::3], ids=ABSURD_IDS[::3])
+def test_an_absurd_line_between_good_ones(
+    xdl: Any, site: Any, qfile: Path, args: tuple[str, ...], path: str, bad: str
+) -> None:
+    """A lone surrogate made every command exit 3 (`internal error: UnicodeEncodeError`)
+    and `queue add` add none of its lines; 5000 digits made it a ValueError."""
+    good = [site.url(path), site.url(path) + "?2"]
+    ran = xdl(*args, input=f"{good[0]}\n{bad}\n{good[1]}\n")
+    assert_judged_alone(ran, good)
+    if args[0] == "queue":
+        assert [t["url"] for t in json.loads(qfile.read_text())["tasks"]] == good
+
+
+def test_to_markdown_judges_each_path_alone(xdl: Any, tmp_path: Path) -> None:
+    """A NUL byte in a path made `to-markdown` exit 3 (`embedded null byte`)."""
+    (tmp_path / "a.vtt").write_text(VTT)
+    (tmp_path / "b.vtt").write_text(VTT)
+    good = [str(tmp_path / "a.vtt"), str(tmp_path / "b.vtt")]
+    lines = [json.dumps({"path": p}) for p in ("x\x00y.vtt", "x\ud800.vtt")]
+    ran = xdl("to-markdown", input="\n".join([good[0], *lines, good[1]]) + "\n")
+    assert ran.exit_code == 1, ran.stderr
+    assert [r["ok"] for r in ran.lines] == [True, False, False, True]
+    assert [r["error"]["code"] for r in ran.lines[1:3]] == ["bad_input", "bad_input"]
+    assert "internal error" not in ran.stderr
+    assert (tmp_path / "b.md").read_text().strip() == "Still converted."
+
+
+def test_a_nul_in_a_file_argument_is_one_failed_line(xdl: Any, tmp_path: Path) -> None:
+    """click's Path type stat()ed every argument first: ValueError, exit 3."""
+    (tmp_path / "b.vtt").write_text(VTT)
+    ran = xdl("to-markdown", "x\x00.vtt", str(tmp_path / "b.vtt"))
+    assert ran.exit_code == 1, ran.stderr
+    assert [r["ok"] for r in ran.lines] == [False, True]
+    assert ran.lines[0]["error"]["code"] == "bad_input"
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udcffb", "\u2028", "x\x85y", "\u2029"])
+def test_the_writer_escapes_what_would_break_a_line(text: str) -> None:
+    """A lone surrogate cannot be written as UTF-8; NEL, U+2028 and U+2029 split a line
+    for `str.splitlines` and old JSON readers. Each is written as its JSON escape."""
+    from xdl.cli.output import Output
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="\n")
+    out = Output(stream=stream, key="path")
+    out.fail(text, inputs.BadInput("bad"))
+    out.emit({"ok": True, "path": "ok"})
+    stream.flush()
+    lines = raw.getvalue().decode("utf-8").splitlines()
+    assert len(lines) == 2 and lines[0].isascii()
+    assert json.loads(lines[0])["path"] == text and json.loads(lines[1])["ok"] is True
