@@ -113,22 +113,15 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     UTF-16 without BOM, then what charset-normalizer finds (cp1251, cp1250, ...), CP1252
     when it finds nothing. Line endings (CR, LF, CRLF, mixed) become LF."""
     forced = bool(encoding)
-    if encoding:
-        try:
-            encoding = codecs.lookup(encoding).name
-        except LookupError:
-            raise errors.BadInput(f"unknown encoding: {encoding}") from None
-    else:
-        encoding = ""
-    for bom, name in _BOMS:
-        if data.startswith(bom):
-            data = data[len(bom) :]
-            encoding = encoding or name
-            break
+    encoding = text_encoding(encoding) if encoding else ""
+    data, encoding = _after_bom(data, encoding)
     if not data.strip(b" \t\r\n\x00"):
         raise EmptyFile("empty file: no captions in it")
     if forced or encoding:
-        text = data.decode(encoding, "replace")
+        try:
+            text = data.decode(encoding, "replace")
+        except UnicodeError as e:  # a codec that refuses even with "replace" (idna)
+            raise errors.BadInput(f"cannot read the file as {encoding}: {e}") from None
     else:
         try:
             text, encoding = data.decode("utf-8"), "utf-8"
@@ -145,6 +138,33 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.lstrip("\ufeff"), encoding
+
+
+def _after_bom(data: bytes, encoding: str) -> tuple[bytes, str]:
+    """`data` without its byte order mark, and the encoding to read the rest in: the
+    one given, else the BOM's. `utf-16` and `utf-32` (which want a BOM in front of what
+    they read) become the BOM's byte order, little-endian without one."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            data = data[len(bom) :]
+            if not encoding or name.startswith(encoding + "-"):
+                encoding = name
+            break
+    if encoding in ("utf-16", "utf-32"):
+        encoding += "-le"
+    return data, encoding
+
+
+def text_encoding(name: str) -> str:
+    """The codec name of a text encoding, else `BadInput`: an unknown name, or a codec
+    that does not turn bytes into text (hex, base64, zlib, rot13)."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise errors.BadInput(f"unknown encoding: {name}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise errors.BadInput(f"not a text encoding: {name}")
+    return info.name
 
 
 #: How much of a file the encoding detector reads: enough text for any language.
@@ -350,6 +370,8 @@ class CueReader:
             text: str = self._decoder.decode(data, self._eof)
         except UnicodeDecodeError:
             raise Reencode(_fallback_encoding(self._fallback)) from None
+        except UnicodeError as e:  # a codec that refuses even with "replace" (idna)
+            raise errors.BadInput(f"cannot read the file as {self.encoding}: {e}") from None
         if self._cr:
             text, self._cr = self._cr + text, ""
         if "\r" in text:
@@ -364,16 +386,9 @@ class CueReader:
     def _start(self) -> str:
         encoding = self.forced or ""
         if encoding:
-            try:
-                encoding = codecs.lookup(encoding).name
-            except LookupError:
-                raise errors.BadInput(f"unknown encoding: {encoding}") from None
+            encoding = text_encoding(encoding)
         data = self._bytes(max(self.chunk, _DETECT_BYTES))
-        for bom, name in _BOMS:
-            if data.startswith(bom):
-                data = data[len(bom) :]
-                encoding = encoding or name
-                break
+        data, encoding = _after_bom(data, encoding)
         if not data.strip(b" \t\r\n\x00"):
             if self._eof:
                 raise EmptyFile("empty file: no captions in it")
@@ -565,20 +580,40 @@ _Segs = list[tuple[str | None, list[str]]]
 # --- WebVTT and SRT ---------------------------------------------------------------------
 
 
+#: The latest time a cue may have, in seconds (31,700 years): past it a number is not a
+#: time, and times stay finite through every sum and `* 1000` made of them.
+MAX_SECONDS = 1e12
+
+#: Digits read of a time's fraction (nanoseconds); the rest changes nothing, and
+#: `int()` of 4,300 digits or more raises.
+_FRACTION_DIGITS = 9
+
+
+def _checked(seconds: float) -> float:
+    """`seconds` when it can be a cue's time, else ValueError (the block is unreadable)."""
+    if not -MAX_SECONDS <= seconds <= MAX_SECONDS:  # also NaN
+        raise ValueError(f"not a time: {seconds}")
+    return seconds
+
+
 def _seconds(stamp: str) -> float | None:
     """`h:m:s.frac`, `m:s.frac`, `h:m:s`, `,` or `.` before the fraction, any digits:
-    `,08` is 80 ms (a decimal fraction), as players read it."""
+    `,08` is 80 ms (a decimal fraction), as players read it. None when it is not a
+    time (a number of any length never raises)."""
     main, sep, frac = stamp.replace(",", ".").partition(".")
     parts = main.split(":")
     if len(parts) == 4 and not sep:  # 00:02:33:44, frames-like; read as hundredths
         parts, frac, sep = parts[:3], parts[3], "."
-    if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+    if not 2 <= len(parts) <= 3 or not all(p.isdecimal() and len(p) <= 12 for p in parts):
         return None
-    if sep and not frac.isdigit():
+    if sep and not frac.isdecimal():
         return None
+    frac = frac[:_FRACTION_DIGITS]
     value = 0
     for p in parts:
         value = value * 60 + int(p)
+    if value > MAX_SECONDS:
+        return None
     return value + (int(frac) / 10 ** len(frac) if frac else 0.0)
 
 
@@ -1483,10 +1518,12 @@ def parse_json3(text: str) -> Captions:
 
     try:
         doc = json.loads(text)
-    except ValueError as e:
+    except RecursionError:
+        raise errors.ParseError("the JSON nests deeper than any captions do") from None
+    except ValueError as e:  # also int() of 4,300 digits and more
         if "Expecting" in str(e) and e.args and "char" in str(e) and text.rstrip()[-1:] != "}":
             raise Truncated(f"the JSON ends early ({e}): truncated?") from None
-        raise errors.ParseError(f"not valid JSON: {e}") from None
+        raise errors.ParseError(f"not valid JSON: {_short(str(e))}") from None
     events = doc.get("events") if isinstance(doc, dict) else None
     if not isinstance(events, list):
         raise NotCaptions("JSON, but not YouTube json3 captions (no events)")
@@ -1499,19 +1536,41 @@ def parse_json3(text: str) -> Captions:
         if not isinstance(segs, list):
             continue
         try:
-            start = float(event.get("tStartMs") or 0) / 1000
-            end = start + float(event.get("dDurationMs") or 0) / 1000
-            timed = [
-                (start + float(seg.get("tOffsetMs") or 0) / 1000, str(seg.get("utf8") or ""))
-                for seg in segs
-            ]
-        except (TypeError, ValueError, AttributeError):
-            skipped += 1
+            start = _checked(_ms(event.get("tStartMs")))
+            end = _checked(start + _ms(event.get("dDurationMs")))
+            timed = [(_checked(start + _ms(seg.get("tOffsetMs"))), _utf8(seg)) for seg in segs]
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            skipped += 1  # a time or a text that is something else: the event is unreadable
             continue
         cue = _timed_cue(start, end, timed)
         if cue is not None:
             cues.append(cue)
     return Captions("json3", _label_speakers(cues), skipped)
+
+
+def _ms(value: Any) -> float:
+    """A json3 time in milliseconds (a number, or a string of one) as seconds."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return float(value or 0) / 1000
+    if value is None:
+        return 0.0
+    raise TypeError(f"not a time: {type(value).__name__}")
+
+
+def _utf8(seg: Any) -> str:
+    """A json3 segment's text: a string (a number is written as one; anything else is
+    not text)."""
+    text = seg.get("utf8")
+    if text is None or isinstance(text, str):
+        return text or ""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return str(text)
+    raise TypeError(f"not text: {type(text).__name__}")
+
+
+def _short(message: str, limit: int = 200) -> str:
+    """A library's message, cut: it may quote what it could not read."""
+    return message if len(message) <= limit else message[: limit - 1] + "\u2026"
 
 
 def _timed_cue(start: float, end: float, timed: list[tuple[float, str]]) -> Cue | None:
@@ -1560,12 +1619,12 @@ def parse_srv3(text: str) -> Captions:
             version = "srv1" if el.get("start") is not None else "srv2"
         try:
             if el.get("start") is not None:
-                start = float(el.get("start") or 0)
-                end = start + float(el.get("dur") or 0)
+                start = _checked(float(el.get("start") or 0))
+                end = _checked(start + float(el.get("dur") or 0))
             else:
-                start = float(el.get("t") or 0) / 1000
-                end = start + float(el.get("d") or 0) / 1000
-        except ValueError:
+                start = _checked(float(el.get("t") or 0) / 1000)
+                end = _checked(start + float(el.get("d") or 0) / 1000)
+        except ValueError:  # also NaN, inf, 1e400: not a time
             skipped += 1
             continue
         if name == "p":  # srv3: words in <s t="offset ms">
@@ -1586,7 +1645,7 @@ def _srv3_pieces(p: Element, start: float) -> list[tuple[float, str]]:
     for child in p:
         at = pieces[-1][0]
         try:
-            at = start + float(child.get("t") or "x") / 1000
+            at = _checked(start + float(child.get("t") or "x") / 1000)
         except ValueError:
             pass
         pieces.append((at, "".join(child.itertext())))
@@ -1701,8 +1760,8 @@ class _Clock:
         multiplier = params.get("frameRateMultiplier")
         if multiplier:
             nums = re.split(r"[\s:/]+", multiplier.strip())
-            if len(nums) == 2 and all(x.isdigit() for x in nums) and int(nums[1]):
-                self.frame_rate *= int(nums[0]) / int(nums[1])
+            if len(nums) == 2 and all(x.isdecimal() and len(x) <= 9 for x in nums) and int(nums[1]):
+                self.frame_rate *= int(nums[0]) / int(nums[1]) or 1.0
         self.sub_frame_rate = _number(params.get("subFrameRate"), 1.0)
         default_ticks = self.frame_rate * self.sub_frame_rate if "frameRate" in params else 1.0
         self.tick_rate = _number(params.get("tickRate"), default_ticks)
@@ -1711,9 +1770,15 @@ class _Clock:
         self.absolute = "timing" in params
 
     def seconds(self, value: str | None) -> float | None:
+        """A time expression in seconds; None when it is not one (never raises)."""
         if not value:
             return None
-        value = value.strip()
+        try:
+            return _checked(self._seconds(value.strip()))
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            return None  # also int() of 4,300 digits, and a number no time can be
+
+    def _seconds(self, value: str) -> float:
         m = re.fullmatch(r"(\d+(?:\.\d+)?)(h|ms|m|s|f|t)", value)
         if m:
             number, unit = float(m.group(1)), m.group(2)
@@ -1721,16 +1786,17 @@ class _Clock:
             if factor is not None:
                 return number * factor
             rate = self.frame_rate if unit == "f" else self.tick_rate
-            return number / rate if rate else None
+            return number / rate
         m = re.fullmatch(r"(?:(\d+):)?(\d+(?:\.\d+)?)", value)
         if m:  # as Apple Music's lyrics write them: `19.764`, `3:58.640` (no unit)
             return int(m.group(1) or 0) * 60 + float(m.group(2))
         m = re.fullmatch(r"(\d+):(\d{1,2}):(\d{1,2})(?:\.(\d+)|:(\d+)(?:\.(\d+))?)?", value)
         if not m:
-            return None
+            raise ValueError(f"not a time expression: {value[:40]!r}")
         total = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
         if m.group(4):
-            return total + int(m.group(4)) / float(10 ** len(m.group(4)))
+            fraction = m.group(4)[:_FRACTION_DIGITS]
+            return total + int(fraction) / float(10 ** len(fraction))
         if m.group(5):
             frames = int(m.group(5)) + (int(m.group(6)) / self.sub_frame_rate if m.group(6) else 0)
             return total + frames / self.frame_rate
@@ -1738,10 +1804,12 @@ class _Clock:
 
 
 def _number(value: str | None, default: float) -> float:
+    """A rate (frames, ticks per second): a positive, finite number, else `default`."""
     try:
-        return float(value) if value else default
+        number = float(value) if value else default
     except ValueError:
         return default
+    return number if 0 < number <= MAX_SECONDS else default
 
 
 def _walk(

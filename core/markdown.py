@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import stat
@@ -274,7 +275,7 @@ def _escape(text: str) -> str:
 
 
 def clock(seconds: float) -> str:
-    s = int(seconds)
+    s = int(seconds) if math.isfinite(seconds) else 0
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
@@ -562,9 +563,10 @@ class _Replay:
 
 
 def read_source(path: str) -> IO[bytes]:
-    """A caption file opened for reading: a directory, a missing file or a regular file
-    over MAX_CAPTION_BYTES fails here; /dev/zero or a FIFO that never ends fails as it
-    is read (binary, or `too_large`), never with a MemoryError."""
+    """A caption file opened for reading: a directory, a missing file, a name no file
+    can have (a NUL byte) or a regular file over MAX_CAPTION_BYTES fails here;
+    /dev/zero or a FIFO that never ends fails as it is read (binary, or `too_large`),
+    never with a MemoryError."""
     where = shown(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 (the caller closes it)
@@ -584,6 +586,8 @@ def read_source(path: str) -> IO[bytes]:
         raise errors.BadInput(f"a directory, not a caption file: {where}") from None
     except OSError as e:
         raise errors.BadInput(f"cannot read {where}: {e.strerror or e}") from None
+    except ValueError:  # a NUL byte, or a character the file system cannot encode
+        raise errors.BadInput(f"not a file name: {where}") from None
 
 
 def read_capped(stream: IO[bytes], limit: int | None = None) -> bytes:

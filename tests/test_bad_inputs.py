@@ -476,3 +476,135 @@ def test_the_writer_escapes_what_would_break_a_line(text: str) -> None:
     lines = raw.getvalue().decode("utf-8").splitlines()
     assert len(lines) == 2 and lines[0].isascii()
     assert json.loads(lines[0])["path"] == text and json.loads(lines[1])["ok"] is True
+
+
+# --- caption files whose numbers or nesting no parser should trust -----------------------
+
+DIGITS = "1" * 5000
+TT = '<tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter"'
+GOOD_P = '<p begin="1s" end="2s">kept</p>'
+
+
+def _tt(p: str, params: str = "") -> str:
+    return f"{TT} {params}><body><div>{p}{GOOD_P}</div></body></tt>"
+
+
+def _json3(*events: str) -> str:
+    good = '{"tStartMs": 1000, "dDurationMs": 1000, "segs": [{"utf8": "kept"}]}'
+    return '{"wireMagic": "pb3", "events": [' + ",".join([*events, good]) + "]}"
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        f"1\n{DIGITS}:00:00,000 --> 00:00:02,000\nlost\n\n2\n00:00:01,000 --> 00:00:02,000\nkept\n",
+        _tt(f'<p begin="{DIGITS}s" end="2s">lost</p>'),
+        _tt(f'<p begin="{"9" * 400}s" end="2s">lost</p>'),  # a float past 1e308: inf
+        _tt(f'<p begin="{DIGITS}:00.5" end="2s">lost</p>'),
+        _tt(f'<p begin="00:00:01:{DIGITS}" end="2s">lost</p>'),
+        _tt(GOOD_P.replace("kept", "also kept"), f'ttp:frameRateMultiplier="{DIGITS} 1"'),
+        _tt('<p begin="30f" end="60f">also kept</p>', 'ttp:frameRate="nan" ttp:tickRate="-inf"'),
+        f'<timedtext><body><p t="nan" d="1">lost</p><p t="{"9" * 400}">lost</p>'
+        '<p t="1000" d="1000">kept</p></body></timedtext>',
+        _json3('{"tStartMs": 1e400, "segs": [{"utf8": "lost"}]}'),
+        _json3('{"tStartMs": ' + "9" * 4000 + ', "segs": [{"utf8": "lost"}]}'),
+        _json3('{"tStartMs": "NaN", "segs": [{"utf8": "lost"}]}'),
+        _json3('{"tStartMs": 0, "segs": [{"utf8": {"a": "lost"}}]}'),
+    ],
+    ids=[
+        "srt-5000-digit-hours",
+        "ttml-5000-digits",
+        "ttml-inf",
+        "ttml-5000-digit-minutes",
+        "ttml-5000-digit-frames",
+        "ttml-5000-digit-rate",
+        "ttml-nan-rates",
+        "srv3-nan-and-inf",
+        "json3-1e400",
+        "json3-4000-digits",
+        "json3-nan",
+        "json3-text-not-a-string",
+    ],
+)
+def test_a_time_no_clock_can_show_is_an_unreadable_block(
+    doc: str, xdl: Any, tmp_path: Path
+) -> None:
+    """Each raised (ValueError: int() of 5,000 digits; OverflowError; RecursionError) or
+    made a time of inf or NaN that `--timestamps` then failed on: exit 3, batch lost.
+    Now such a cue is set aside (counted, never silently) and the rest is read."""
+    from xdl.core.captions import parse
+
+    caps = parse(doc.encode())
+    assert "kept" in " ".join(c.text for c in caps.cues)
+    assert "lost" not in " ".join(c.text for c in caps.cues)
+    (tmp_path / "odd.txt").write_text(doc)
+    (tmp_path / "b.vtt").write_text(VTT)
+    for fmt in ("--timestamps", "--no-speakers"):
+        ran = xdl(
+            "to-markdown", "--overwrite", fmt, str(tmp_path / "odd.txt"), str(tmp_path / "b.vtt")
+        )
+        assert ran.exit_code == 0, ran.stderr
+        assert "kept" in (tmp_path / "odd.md").read_text()
+
+
+def test_a_long_fraction_is_read_to_the_nanosecond() -> None:
+    from xdl.core.captions import parse
+
+    (cue,) = parse(f"1\n00:00:01,{DIGITS} --> 00:00:02,000\nhi\n".encode()).cues
+    assert cue.start == pytest.approx(1.111111111) and cue.text == "hi"
+
+
+@pytest.mark.parametrize("depth", [100_000, 5000])
+def test_a_json3_file_nested_too_deep_is_a_parse_error(
+    xdl: Any, tmp_path: Path, depth: int
+) -> None:
+    """RecursionError from json.loads: exit 3, `internal error`."""
+    (tmp_path / "deep.json").write_text('{"events": ' + "[" * depth + "]" * depth + "}")
+    (tmp_path / "b.vtt").write_text(VTT)
+    ran = xdl("to-markdown", str(tmp_path / "deep.json"), str(tmp_path / "b.vtt"))
+    assert ran.exit_code == 1, ran.stderr
+    assert [r["ok"] for r in ran.lines] == [False, True]
+    assert ran.lines[0]["error"]["code"] == "parse_error"
+    assert "internal error" not in ran.stderr
+
+
+def test_an_encoding_that_is_not_text_is_a_usage_error(xdl: Any, tmp_path: Path) -> None:
+    """`hex` and `base64` are codecs, but of bytes to bytes: LookupError later, exit 3."""
+    (tmp_path / "b.vtt").write_text(VTT)
+    for name in ("hex", "base64", "rot13"):
+        ran = xdl("to-markdown", "--encoding", name, str(tmp_path / "b.vtt"))
+        assert ran.exit_code == 2, ran.stderr
+        assert "not a text encoding" in ran.stderr and not ran.stdout
+
+
+@pytest.mark.parametrize("name", ["utf-16", "utf-32"])
+def test_utf16_named_without_byte_order_reads_the_bom(name: str, xdl: Any, tmp_path: Path) -> None:
+    """`--encoding utf-16` on a file with a BOM: `UTF-16 stream does not start with BOM`."""
+    (tmp_path / "a.vtt").write_bytes(VTT.encode(name))  # Python writes the BOM
+    ran = xdl("to-markdown", "--encoding", name, "--stdout", str(tmp_path / "a.vtt"))
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.stdout.strip() == "Still converted."
+
+
+def test_a_codec_that_refuses_any_bytes_is_one_failed_line(xdl: Any, tmp_path: Path) -> None:
+    (tmp_path / "a.vtt").write_bytes(b"WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n\xff\n")
+    ran = xdl("to-markdown", "--encoding", "idna", str(tmp_path / "a.vtt"))
+    assert ran.exit_code == 1, ran.stderr
+    assert ran.lines[0]["error"]["code"] == "bad_input"
+    assert "internal error" not in ran.stderr
+
+
+def test_chapters_a_site_wrote_wrong_are_left_out() -> None:
+    """A chapter whose start is not a number raised ValueError in `transcript -F md`."""
+    from xdl.core.transcript import _chapters
+
+    listed = [
+        {"title": "one", "start_time": "soon"},
+        {"title": "two", "start_time": 5},
+        "not a chapter",
+        {"title": 3, "start_time": 1},
+        {"title": "three", "start_time": float("nan")},
+        {"title": "four"},
+    ]
+    assert _chapters(listed) == [(5.0, "two"), (0.0, "four")]
+    assert _chapters("nothing") == []

@@ -254,13 +254,14 @@ def _looks_like_captions(data: bytes) -> bool:
 
 
 def _known_encoding(value: str | None) -> str | None:
-    import codecs
+    from xdl.core.captions import text_encoding
+    from xdl.core.errors import BadInput
 
     if value:
         try:
-            codecs.lookup(value)
-        except LookupError:
-            raise click.BadParameter(f"unknown encoding: {value}") from None
+            text_encoding(value)
+        except BadInput as e:
+            raise click.BadParameter(e.message) from None
     return value
 
 
