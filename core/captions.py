@@ -6,6 +6,13 @@ leave entities encoded, delete any text between `<` and `>` and read `,08` as 8 
 So the WebVTT/SRT reader here is our own: one linear pass over the lines, a regex only
 on timing lines, and every block it cannot use is counted in `skipped_blocks`.
 TTML goes through the standard XML parser hardened by defusedxml (no entity expansion).
+
+Whatever the bytes, reading them gives cues or one of xdl's errors (`errors.XdlError`,
+a stable code), never another exception: a time that is not a finite number within
+MAX_SECONDS (5,000 digits, 1e400, NaN) makes its block unreadable (`skipped_blocks`),
+JSON nested past the parser's depth is `parse_error`. Memory follows the piece being
+read, not the file, for WebVTT and SRT: a WebVTT header longer than MAX_HEADER_CHARS
+is read past, never kept.
 """
 
 from __future__ import annotations
@@ -498,9 +505,7 @@ class CueReader:
             return
         stream = self.stream = CueStream(kind, self.rolling, self.assume)
         if kind == "vtt":
-            while not self._eof and buf.find("\n\n", buf.find("WEBVTT")) < 0:
-                buf += self._more()
-            buf = stream.header(buf)
+            buf = self._past_header(buf, stream)
         chunk = self.chunk
         while True:
             if not self._eof and len(buf) < chunk:
@@ -530,12 +535,56 @@ class CueReader:
             piece, buf = buf[:cut], buf[cut + 2 :]
             yield from self._feed(stream, piece)
 
+    def _past_header(self, buf: str, stream: CueStream) -> str:
+        """The text after the WebVTT header, read on as far as needed. A header longer
+        than MAX_HEADER_CHARS (a WEBVTT line with megabytes after it) is not kept: it is
+        read past a piece at a time, up to the next blank line, in bounded memory."""
+        while vtt_body(buf, self._eof) < 0:
+            if len(buf) > MAX_HEADER_CHARS:
+                break
+            buf += self._more()
+        else:
+            return stream.header(buf)
+        # No blank line and no cue timing in the first MAX_HEADER_CHARS: skip on, keeping
+        # only the last character read (a "\n" that may start the blank line).
+        start = buf.find("WEBVTT")
+        while True:
+            blank = buf.find("\n\n", start)
+            if blank >= 0:
+                return buf[blank + 2 :]
+            if self._eof:
+                return ""
+            buf, start = buf[-1:] + self._more(), 0
+
     def captions(self, cues: list[Cue]) -> Captions:
         """What was read, as `parse` would give it, with `cues` as its cues."""
         if self.whole is not None:
             return replace(self.whole, cues=cues, encoding=self.encoding)
         assert self.stream is not None
         return replace(self.stream.captions(cues), encoding=self.encoding)
+
+
+#: The longest WebVTT header kept in memory, in characters (real ones: the WEBVTT line
+#: and a few `Kind:`, `Language:`, `X-TIMESTAMP-MAP` lines). A longer one is skipped a
+#: piece at a time up to the next blank line: what it says is never used.
+MAX_HEADER_CHARS = 1 << 20
+
+
+def vtt_body(text: str, eof: bool = True) -> int:
+    """Where the cues of WebVTT `text` start: after the WEBVTT line and the header lines
+    under it, which end at a blank line or before a line holding `-->` (a cue timing, as
+    the WebVTT parser reads it: a header need not end with a blank line). -1 when `text`
+    does not tell yet (not `eof`: more of it follows)."""
+    nl = text.find("\n", text.find("WEBVTT"))
+    if nl < 0:  # all of it is the WEBVTT line
+        return len(text) if eof else -1
+    blank = text.find("\n\n", nl)
+    arrow = text.find("-->", nl, blank if blank >= 0 else len(text))
+    if arrow >= 0:
+        return text.rfind("\n", 0, arrow) + 1
+    if blank >= 0:
+        return blank + 2
+    return len(text) if eof else -1
 
 
 def _detectable(text: str) -> bool:
@@ -784,11 +833,11 @@ class CueStream:
         self.speaker: str | None = None
 
     def header(self, text: str) -> str:
-        """`text` without its WebVTT header (the WEBVTT line and the lines under it)."""
-        end = text.find("\n\n", text.find("WEBVTT"))
-        head, text = (text, "") if end < 0 else (text[:end], text[end + 2 :])
-        self.inline_seen = self.inline_seen or "<c>" in head
-        return text
+        """`text` without its WebVTT header (the WEBVTT line and the lines under it, up
+        to a blank line or a cue timing: see `vtt_body`)."""
+        end = vtt_body(text, eof=True)
+        self.inline_seen = self.inline_seen or "<c>" in text[:end]
+        return text[end:]
 
     def feed(self, text: str, final: bool = False, prepared: Prepared | None = None) -> list[Cue]:
         """The cues of the next piece of text (whole blocks: cut where a blank line
@@ -1263,8 +1312,7 @@ def _blocks(
     blank line, whitespace-only lines are padding, not breaks. Blocks of the usual shape
     (optional identifier, timing, text) take a fast path; the rest go line by line."""
     if vtt:  # the header: the WEBVTT line and the lines right under it
-        end = text.find("\n\n", text.find("WEBVTT"))
-        text = "" if end < 0 else text[end + 2 :]
+        text = text[vtt_body(text) :]
     reader = _BlockReader()
     cues: list[tuple[float, float, list[str]]] = []
     reader.feed(text, vtt, cues, ids, final=True)

@@ -608,3 +608,41 @@ def test_chapters_a_site_wrote_wrong_are_left_out() -> None:
     ]
     assert _chapters(listed) == [(5.0, "two"), (0.0, "four")]
     assert _chapters("nothing") == []
+
+
+# --- memory: a WebVTT header is never read whole -------------------------------------------
+
+#: The command in a fresh interpreter, then its own peak RSS: /proc's VmHWM, not
+#: getrusage's ru_maxrss, which Linux carries over an exec from the parent (pytest).
+PEAK_RSS = """
+import re, sys
+from xdl.cli.main import cli
+code = cli.main(sys.argv[1:], prog_name="xdl", standalone_mode=False)
+with open("/proc/self/status") as f:
+    peak = re.search(r"VmHWM:\\s+(\\d+) kB", f.read()).group(1)
+sys.stderr.write(f"peak_rss_kib={peak}\\n")
+sys.exit(code)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_a_huge_webvtt_header_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """`WEBVTT ` and 64 MiB on the same line was read whole, and copied: 150 MiB of
+    peak memory (a 150 MB header line: 326 MB; 600 MB: 1.2 GB and 111 s). Now it is
+    read past a piece at a time: the peak is the interpreter's own, ~40 MiB."""
+    doc = tmp_path / "header.vtt"
+    with doc.open("wb") as f:
+        f.write(b"WEBVTT ")
+        for _ in range(64):
+            f.write(b"x" * (1 << 20))
+        f.write(b"\n\n00:00:01.000 --> 00:00:02.000\nSaid after the header.\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, "to-markdown", "--stdout", str(doc)],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "XDL_HOME": str(tmp_path / "home")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().strip() == "Said after the header."
+    peak = int(proc.stderr.decode().rsplit("peak_rss_kib=", 1)[1])
+    assert peak < 100 << 10, f"peak RSS {peak >> 10} MiB for a 64 MiB header"
