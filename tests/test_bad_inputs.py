@@ -646,3 +646,41 @@ def test_a_huge_webvtt_header_is_read_in_bounded_memory(tmp_path: Path) -> None:
     assert proc.stdout.decode().strip() == "Said after the header."
     peak = int(proc.stderr.decode().rsplit("peak_rss_kib=", 1)[1])
     assert peak < 100 << 10, f"peak RSS {peak >> 10} MiB for a 64 MiB header"
+
+
+class _Endless(io.RawIOBase):
+    """A pipe of one byte, forever, counting what was read."""
+
+    def __init__(self, byte: bytes) -> None:
+        self.byte = byte
+        self.sent = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        buffer[: len(buffer)] = self.byte * len(buffer)
+        self.sent += len(buffer)
+        return len(buffer)
+
+
+def test_text_without_a_cue_timing_is_not_captions_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text with no timing was read up to the 64 MiB document cap, searched again at
+    every piece (75 s and 164 MB for 200 MB of `x`), then called `too_large`. Its
+    first MiB tells: not captions."""
+    from xdl.core import captions, markdown
+
+    monkeypatch.setattr(captions, "MAX_DOCUMENT_BYTES", 16 << 20)
+    source = _Endless(b"x")
+    with pytest.raises(captions.NotCaptions):
+        markdown.render_stream(io.BufferedReader(source), markdown.Layout(), io.BytesIO())
+    assert source.sent <= 8 << 20
+
+
+def test_a_timing_past_the_first_mib_is_not_looked_for() -> None:
+    from xdl.core.captions import DETECT_CHARS, NotCaptions, parse
+
+    cue = b"1\n00:00:01,000 --> 00:00:02,000\nlate\n"
+    assert parse(b"x" * (DETECT_CHARS - 100) + b"\n\n" + cue).cues[0].text == "late"
+    with pytest.raises(NotCaptions):
+        parse(b"x" * DETECT_CHARS + b"\n\n" + cue)
