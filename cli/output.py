@@ -21,8 +21,8 @@ import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, Protocol
 
-from xdl.core.errors import XdlError
-from xdl.core.inputs import Input, shown
+from xdl.core.errors import InternalError, XdlError
+from xdl.core.inputs import Input, shorten, shown
 
 log = logging.getLogger("xdl")
 
@@ -116,7 +116,8 @@ class Output:
         self.emit({"ok": False, self.key: value, **extra, "error": error.to_dict()})
 
     def each(self, items: Iterable[Input], work: Callable[[Input], Iterable[Result | Row]]) -> None:
-        """Run `work` on each input, emitting its rows; one failure never stops the others."""
+        """Run `work` on each input, emitting its rows; one failure never stops the others,
+        not even a bug (`internal_error`; XDL_DEBUG=1 raises it, with its traceback)."""
         for item in items:
             if item.error is not None:
                 self.fail(item, item.error)
@@ -128,6 +129,14 @@ class Output:
                 if e.exit_code != 1:
                     raise
                 self.fail(item, e)
+            except (ReaderGone, BrokenPipeError):
+                raise
+            except Exception as e:
+                if os.environ.get("XDL_DEBUG"):
+                    raise
+                log.debug("internal error on %s", shown(item.value), exc_info=True)
+                what = shorten(f"{type(e).__name__}: {e}", 300)
+                self.fail(item, InternalError(f"internal error: {what} (XDL_DEBUG=1 shows where)"))
 
     def close(self) -> int:
         """Print the table (if any) and return the exit code: 1 when anything failed."""

@@ -684,3 +684,30 @@ def test_a_timing_past_the_first_mib_is_not_looked_for() -> None:
     assert parse(b"x" * (DETECT_CHARS - 100) + b"\n\n" + cue).cues[0].text == "late"
     with pytest.raises(NotCaptions):
         parse(b"x" * DETECT_CHARS + b"\n\n" + cue)
+
+
+def test_a_bug_on_one_input_fails_that_input_only(
+    xdl: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC §3: the batch goes on, whatever one input meets; it used to end with exit 3
+    (`internal error`) and no line for the inputs after it."""
+    from xdl.core import markdown
+
+    real = markdown.convert_file
+
+    def convert_file(path: str, *args: Any, **kw: Any) -> Any:
+        if path.endswith("bug.vtt"):
+            raise RuntimeError("a bug")
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(markdown, "convert_file", convert_file)
+    files = [tmp_path / n for n in ("a.vtt", "bug.vtt", "b.vtt")]
+    for f in files:
+        f.write_text(VTT)
+    ran = xdl("to-markdown", *map(str, files))
+    assert ran.exit_code == 1, ran.stderr
+    assert [r["ok"] for r in ran.lines] == [True, False, True]
+    assert ran.lines[1]["error"]["code"] == "internal_error"
+    assert "RuntimeError: a bug" in ran.lines[1]["error"]["message"]
+    assert "Traceback" not in ran.stderr
+    assert (tmp_path / "b.md").exists()

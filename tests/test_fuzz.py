@@ -116,7 +116,7 @@ def assert_one_line_each(ran: Any, count: int) -> list[dict[str, Any]]:
     assert len(rows) == count, (ran.stdout[-3000:], ran.stderr[-2000:])
     for row in rows:
         assert isinstance(row.get("ok"), bool)
-        assert row["ok"] or row["error"]["code"] not in ("error", "download_failed")
+        assert row["ok"] or row["error"]["code"] not in ("error", "internal_error")
     return rows
 
 
