@@ -3,16 +3,17 @@
 stdout carries JSON lines (or a table for people at a terminal); stderr says what
 failed, in short lines. The exit code comes from what was emitted.
 
-Every line written can be encoded and is one line for any reader: a lone surrogate in
-a row (the URL or path of an input that failed for holding one), NEL, U+2028 and U+2029
-are written as their JSON escapes (`\\ud800`), never a UnicodeEncodeError that would
-end the batch, never a break that splits a line in two.
+Every line written is JSON (NaN and infinities become null), can be encoded, and is one
+line for any reader: a lone surrogate in a row (the URL or path of an input that failed
+for holding one), NEL, U+2028 and U+2029 are written as their JSON escapes (`\\ud800`),
+never a UnicodeEncodeError that would end the batch, never a break that splits a line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -88,7 +89,7 @@ class Output:
             self._print(row)
             return
         try:
-            line = encodable(json.dumps(row, ensure_ascii=False, default=str))
+            line = encodable(_dumps(row))
             self.stream.write(line + "\n")
             self.stream.flush()
         except BrokenPipeError:
@@ -145,6 +146,25 @@ class Output:
             self.stream.write(encodable(render_table(self.rows, self.columns, self.key, width)))
             self.stream.flush()
         return 1 if self.failures else 0
+
+
+def _dumps(row: Row) -> str:
+    """A row as one JSON object: NaN and infinities (which JSON has not, and which xdl's
+    own reader refuses) become null."""
+    try:
+        return json.dumps(row, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(row), ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def silence_stdout() -> None:

@@ -711,3 +711,19 @@ def test_a_bug_on_one_input_fails_that_input_only(
     assert "RuntimeError: a bug" in ran.lines[1]["error"]["message"]
     assert "Traceback" not in ran.stderr
     assert (tmp_path / "b.md").exists()
+
+
+def test_a_row_with_nan_is_still_json_that_xdl_reads_back() -> None:
+    """`json.dumps` writes NaN and Infinity, which are not JSON (jq refuses them) and
+    which xdl's own reader refuses: `info --raw | xdl fetch` would fail on its own line."""
+    from xdl.cli.output import Output
+
+    stream = io.StringIO()
+    row = {"ok": True, "url": "http://e.com/x", "ratio": float("nan"), "n": [float("inf"), 1.5]}
+    Output(stream=stream).emit(row)
+    line = stream.getvalue()
+    assert json.loads(line, parse_constant=lambda c: pytest.fail(c)) == {
+        "ok": True, "url": "http://e.com/x", "ratio": None, "n": [None, 1.5]
+    }  # fmt: skip
+    item = parse_line(line.strip())
+    assert item is not None and item.error is None
