@@ -292,6 +292,10 @@ CHUNK_CHARS = 4 << 20
 MAX_DOCUMENT_BYTES = 64 << 20
 #: The longest run of WebVTT/SRT text without a blank line (real cues: a few lines).
 MAX_BLOCK_CHARS = 64 << 20
+#: The longest line of WebVTT/SRT text, in characters (a whole talk in one cue: 200 KB).
+#: A cue's text is cleaned and cut into words whole, at some 25 bytes of memory a
+#: character: a longer line is `too_large`, never gigabytes.
+MAX_LINE_CHARS = 4 << 20
 
 
 #: A WebVTT file of word timings larger than this (in bytes: its size, or what was read
@@ -529,6 +533,11 @@ class CueReader:
                 # Inside a run of line feeds, `split` pairs them from where the run starts.
                 cut -= (cut - len(buf[:cut].rstrip("\n"))) % 2
             if cut < 0:  # one block longer than a piece: read on
+                # The line being read (at most two reads long when it is not the last
+                # by the next look) may not grow past MAX_LINE_CHARS.
+                if len(buf) - buf.rfind("\n") > MAX_LINE_CHARS:
+                    mib = MAX_LINE_CHARS >> 20
+                    raise errors.TooLarge(f"a line of more than {mib} Mi characters: not captions")
                 if self._eof:
                     yield from self._flush(stream)
                     yield stream.feed(buf, final=True)
@@ -766,7 +775,11 @@ def _clean_cue(joined: str, last: str | None, plain: bool) -> tuple[_Segs | None
     if "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
         return (
             None,
-            [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()],
+            [
+                " ".join(x.split()) if len(x) < _LONG else _spaced(x)
+                for x in joined.split("\n")
+                if x and not x.isspace()
+            ],
             True,
         )
     if "<v" in joined or "<V" in joined:
@@ -1012,7 +1025,7 @@ class CueStream:
                         and "{" not in new
                         and new.isascii()
                     ):
-                        line = " ".join(new.split())
+                        line = " ".join(new.split()) if len(new) < _LONG else _spaced(new)
                         if line:
                             rolled += 1
                             after_text = True
@@ -1416,6 +1429,28 @@ _FOLD = {
 }
 
 
+#: A line this long (in characters) is single-spaced a stretch at a time: a cue of
+#: megabytes on one line never becomes a string per word at once (90 MB for 4 MB).
+_LONG = 1 << 16
+_SPACE = re.compile(r"\s")
+
+
+def _spaced(line: str) -> str:
+    """`" ".join(line.split())`: single-spaced and stripped, in memory the size of `line`
+    (cut into stretches at spaces, so that no word is cut)."""
+    if len(line) < _LONG:
+        return " ".join(line.split())
+    out = []
+    start, size = 0, len(line)
+    while start < size:
+        m = _SPACE.search(line, min(start + _LONG, size))
+        end = m.start() if m else size
+        if piece := " ".join(line[start:end].split()):
+            out.append(piece)
+        start = end
+    return " ".join(out)
+
+
 def clean_text(text: str) -> list[str]:
     """Markup off, entities decoded once, odd spaces folded: the cue's non-empty lines."""
     if "{" in text:
@@ -1431,7 +1466,11 @@ def clean_text(text: str) -> list[str]:
         text = html.unescape(text)
     if not text.isascii():
         text = text.translate(_FOLD)
-    return [" ".join(line.split()) for line in text.split("\n") if line and not line.isspace()]
+    return [
+        " ".join(line.split()) if len(line) < _LONG else _spaced(line)
+        for line in text.split("\n")
+        if line and not line.isspace()
+    ]
 
 
 def _voices(text: str) -> _Segs:
@@ -1714,7 +1753,11 @@ def _plain_lines(text: str) -> list[str]:
     """Text that is not markup: odd spaces folded, the non-empty lines, single-spaced."""
     if not text.isascii():
         text = text.translate(_FOLD)
-    return [" ".join(line.split()) for line in text.split("\n") if line and not line.isspace()]
+    return [
+        " ".join(line.split()) if len(line) < _LONG else _spaced(line)
+        for line in text.split("\n")
+        if line and not line.isspace()
+    ]
 
 
 # --- TTML / DFXP ------------------------------------------------------------------------
@@ -1941,5 +1984,5 @@ def _ttml_text(el: Element) -> str:
                 parts.append(child.tail)
 
     walk(el)
-    lines = (" ".join(chunk.split()) for chunk in "".join(parts).split(_BR))
+    lines = (_spaced(chunk) for chunk in "".join(parts).split(_BR))
     return "\n".join(line for line in lines if line)

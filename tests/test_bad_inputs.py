@@ -727,3 +727,60 @@ def test_a_row_with_nan_is_still_json_that_xdl_reads_back() -> None:
     }  # fmt: skip
     item = parse_line(line.strip())
     assert item is not None and item.error is None
+
+
+# --- one cue of megabytes on one line ------------------------------------------------------
+
+
+class _Counting(str):
+    """A cue text that counts the calls of its `count` (a scan of all of it)."""
+
+    calls = 0
+
+    def count(self, *args: Any) -> int:  # type: ignore[override]
+        _Counting.calls += 1
+        return super().count(*args)
+
+
+def test_a_long_cue_is_scanned_once_not_once_a_paragraph() -> None:
+    """Each new paragraph inside a cue counted the words of the whole cue again: a
+    4 MB cue on one line took 28 s, 64 MB hours."""
+    from xdl.core.captions import Cue
+    from xdl.core.markdown import Layout, paragraphs
+
+    text = _Counting(" ".join(["word"] * 20_000))
+    _Counting.calls = 0
+    paras = paragraphs([Cue(0.0, 100.0, text)], Layout(min_words=50, max_words=100))
+    assert len(paras) == 200 and all(p.count == 100 for p in paras)
+    assert paras[1].start == pytest.approx(0.5)  # still placed by its share of the words
+    assert _Counting.calls <= 3
+
+
+def test_a_long_line_converts_the_same_word_for_word(tmp_path: Path) -> None:
+    """Past 64 Ki characters a line is cleaned and cut a stretch at a time: the same
+    Markdown, without a string per word at once."""
+    from xdl.core.captions import _spaced
+    from xdl.core.markdown import Layout, count_words, markdown_of
+
+    words = [f"w{i}\u3000" if i % 7 == 0 else f"w{i}" for i in range(40_000)]
+    line = "  ".join(words) + " 你好世界"
+    assert _spaced(line) == " ".join(line.split())
+    assert count_words(line) == 40_004  # and each Han character a word
+    doc = f"WEBVTT\n\n00:00:00.000 --> 00:01:00.000\n{line}\n".encode()
+    text, done = markdown_of(doc, Layout(max_words=1000))
+    assert done.words == 40_004 and text.split() == line.split()
+
+
+def test_a_line_of_megabytes_is_too_large(xdl: Any, tmp_path: Path) -> None:
+    """Cleaned and cut into words whole, a 64 MB line took 2 GB; past MAX_LINE_CHARS
+    (4 Mi characters) it is `too_large`, and the next file is converted."""
+    with (tmp_path / "long.vtt").open("wb") as f:
+        f.write(b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n")
+        for _ in range(6):
+            f.write(b"ab " * (1 << 18))
+    (tmp_path / "b.vtt").write_text(VTT)
+    ran = xdl("to-markdown", str(tmp_path / "long.vtt"), str(tmp_path / "b.vtt"))
+    assert ran.exit_code == 1, ran.stderr
+    assert [r["ok"] for r in ran.lines] == [False, True]
+    assert ran.lines[0]["error"]["code"] == "too_large"
+    assert "a line of more than 4 Mi" in ran.lines[0]["error"]["message"]
