@@ -101,6 +101,15 @@ def with_hook(row: dict[str, Any], on_ok: str | None, on_fail: str | None) -> di
     return row
 
 
+class FileArgument(click.Path):
+    """A FILE argument: completes as a file name on TAB (click.Path) but is not looked at
+    here: the reader judges each one alone (SPEC §2), so a name no file can have (a NUL
+    byte, an unencodable character) is one failed line, not a crash of the command."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value
+
+
 def input_options(kind: Kind = "url") -> Callable[[F], F]:
     """INPUT... arguments and -a/--batch-file; stdin is read by `read_inputs`."""
     metavar = "[URL]..." if kind == "url" else "[FILE]..."
@@ -108,7 +117,7 @@ def input_options(kind: Kind = "url") -> Callable[[F], F]:
     return _compose(
         # Files complete as file names on TAB (click.Path); URLs complete to nothing.
         click.argument(
-            "inputs", nargs=-1, metavar=metavar, type=click.Path() if kind != "url" else None
+            "inputs", nargs=-1, metavar=metavar, type=FileArgument() if kind != "url" else None
         ),
         click.option(
             "-a",

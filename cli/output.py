@@ -2,23 +2,45 @@
 
 stdout carries JSON lines (or a table for people at a terminal); stderr says what
 failed, in short lines. The exit code comes from what was emitted.
+
+Every line written is JSON (NaN and infinities become null), can be encoded, and is one
+line for any reader: a lone surrogate in a row (the URL or path of an input that failed
+for holding one), NEL, U+2028 and U+2029 are written as their JSON escapes (`\\ud800`),
+never a UnicodeEncodeError that would end the batch, never a break that splits a line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, Protocol
 
-from xdl.core.errors import XdlError
-from xdl.core.inputs import Input, shown
+from xdl.core.errors import InternalError, XdlError
+from xdl.core.inputs import Input, shorten, shown
 
 log = logging.getLogger("xdl")
+
+
+#: What a line must not hold raw: a UTF-16 surrogate alone (it has no UTF-8 encoding),
+#: and the line breaks other than LF that readers split on (Python's `splitlines`,
+#: JavaScript before ES2019): NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR.
+_UNSAFE = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
+
+
+def encodable(text: str) -> str:
+    """`text` with any lone surrogate, NEL, U+2028 or U+2029 escaped (`\\ud800`, valid
+    inside a JSON string too): writing it as UTF-8 cannot fail, and it stays one line
+    for every reader."""
+    if text.isascii() or not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class ReaderGone(Exception):
@@ -67,7 +89,8 @@ class Output:
             self._print(row)
             return
         try:
-            self.stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            line = encodable(_dumps(row))
+            self.stream.write(line + "\n")
             self.stream.flush()
         except BrokenPipeError:
             silence_stdout()
@@ -81,7 +104,7 @@ class Output:
 
         try:
             for template in self.prints:
-                self.stream.write(print_template(template, row) + "\n")
+                self.stream.write(encodable(print_template(template, row)) + "\n")
             self.stream.flush()
         except BrokenPipeError:
             silence_stdout()
@@ -90,11 +113,12 @@ class Output:
     def fail(self, item: Input | str, error: XdlError, **extra: Any) -> None:
         """A failed line for one input, and a one-line message on stderr."""
         value = item.value if isinstance(item, Input) else item
-        log.error("%s: %s", shown(value), error.message)
+        log.error("%s: %s", shown(value), encodable(error.message))
         self.emit({"ok": False, self.key: value, **extra, "error": error.to_dict()})
 
     def each(self, items: Iterable[Input], work: Callable[[Input], Iterable[Result | Row]]) -> None:
-        """Run `work` on each input, emitting its rows; one failure never stops the others."""
+        """Run `work` on each input, emitting its rows; one failure never stops the others,
+        not even a bug (`internal_error`; XDL_DEBUG=1 raises it, with its traceback)."""
         for item in items:
             if item.error is not None:
                 self.fail(item, item.error)
@@ -106,14 +130,41 @@ class Output:
                 if e.exit_code != 1:
                     raise
                 self.fail(item, e)
+            except (ReaderGone, BrokenPipeError):
+                raise
+            except Exception as e:
+                if os.environ.get("XDL_DEBUG"):
+                    raise
+                log.debug("internal error on %s", shown(item.value), exc_info=True)
+                what = shorten(f"{type(e).__name__}: {e}", 300)
+                self.fail(item, InternalError(f"internal error: {what} (XDL_DEBUG=1 shows where)"))
 
     def close(self) -> int:
         """Print the table (if any) and return the exit code: 1 when anything failed."""
         if self.table and self.columns:
             width = shutil.get_terminal_size().columns if self.tty else None
-            self.stream.write(render_table(self.rows, self.columns, self.key, width))
+            self.stream.write(encodable(render_table(self.rows, self.columns, self.key, width)))
             self.stream.flush()
         return 1 if self.failures else 0
+
+
+def _dumps(row: Row) -> str:
+    """A row as one JSON object: NaN and infinities (which JSON has not, and which xdl's
+    own reader refuses) become null."""
+    try:
+        return json.dumps(row, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(row), ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def silence_stdout() -> None:

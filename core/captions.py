@@ -6,6 +6,13 @@ leave entities encoded, delete any text between `<` and `>` and read `,08` as 8 
 So the WebVTT/SRT reader here is our own: one linear pass over the lines, a regex only
 on timing lines, and every block it cannot use is counted in `skipped_blocks`.
 TTML goes through the standard XML parser hardened by defusedxml (no entity expansion).
+
+Whatever the bytes, reading them gives cues or one of xdl's errors (`errors.XdlError`,
+a stable code), never another exception: a time that is not a finite number within
+MAX_SECONDS (5,000 digits, 1e400, NaN) makes its block unreadable (`skipped_blocks`),
+JSON nested past the parser's depth is `parse_error`. Memory follows the piece being
+read, not the file, for WebVTT and SRT: a WebVTT header longer than MAX_HEADER_CHARS
+is read past, never kept.
 """
 
 from __future__ import annotations
@@ -113,22 +120,15 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     UTF-16 without BOM, then what charset-normalizer finds (cp1251, cp1250, ...), CP1252
     when it finds nothing. Line endings (CR, LF, CRLF, mixed) become LF."""
     forced = bool(encoding)
-    if encoding:
-        try:
-            encoding = codecs.lookup(encoding).name
-        except LookupError:
-            raise errors.BadInput(f"unknown encoding: {encoding}") from None
-    else:
-        encoding = ""
-    for bom, name in _BOMS:
-        if data.startswith(bom):
-            data = data[len(bom) :]
-            encoding = encoding or name
-            break
+    encoding = text_encoding(encoding) if encoding else ""
+    data, encoding = _after_bom(data, encoding)
     if not data.strip(b" \t\r\n\x00"):
         raise EmptyFile("empty file: no captions in it")
     if forced or encoding:
-        text = data.decode(encoding, "replace")
+        try:
+            text = data.decode(encoding, "replace")
+        except UnicodeError as e:  # a codec that refuses even with "replace" (idna)
+            raise errors.BadInput(f"cannot read the file as {encoding}: {e}") from None
     else:
         try:
             text, encoding = data.decode("utf-8"), "utf-8"
@@ -145,6 +145,33 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.lstrip("\ufeff"), encoding
+
+
+def _after_bom(data: bytes, encoding: str) -> tuple[bytes, str]:
+    """`data` without its byte order mark, and the encoding to read the rest in: the
+    one given, else the BOM's. `utf-16` and `utf-32` (which want a BOM in front of what
+    they read) become the BOM's byte order, little-endian without one."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            data = data[len(bom) :]
+            if not encoding or name.startswith(encoding + "-"):
+                encoding = name
+            break
+    if encoding in ("utf-16", "utf-32"):
+        encoding += "-le"
+    return data, encoding
+
+
+def text_encoding(name: str) -> str:
+    """The codec name of a text encoding, else `BadInput`: an unknown name, or a codec
+    that does not turn bytes into text (hex, base64, zlib, rot13)."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise errors.BadInput(f"unknown encoding: {name}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise errors.BadInput(f"not a text encoding: {name}")
+    return info.name
 
 
 #: How much of a file the encoding detector reads: enough text for any language.
@@ -196,6 +223,12 @@ _SBV_TIMING = re.compile(
 )
 
 
+#: How far into a document its first cue timing is looked for, in characters: a real
+#: file has one in its first lines. Text without one this far is not captions (it used
+#: to be read up to 64 MiB and searched again at each piece: 75 s for 200 MB of junk).
+DETECT_CHARS = 1 << 20
+
+
 def detect(text: str) -> str:
     """ "vtt", "srt", "sbv", "ttml", "json3" or "srv3" (YouTube's timedtext XML, srv1-3),
     from the content (never from a file name)."""
@@ -213,8 +246,8 @@ def detect(text: str) -> str:
         if re.search(r"<(?:\w+:)?tt[\s>]", head):
             return "ttml"
         raise NotCaptions("XML, but not TTML/DFXP captions (no <tt> element)")
-    m = _TIMING.search(text)
-    if m is None and _SBV_TIMING.search(text):
+    m = _TIMING.search(text, 0, DETECT_CHARS)
+    if m is None and _SBV_TIMING.search(text, 0, DETECT_CHARS):
         return "sbv"
     if m is None:
         raise NotCaptions("no cue timings (00:00:01.000 --> 00:00:02.000) found: not captions")
@@ -259,6 +292,10 @@ CHUNK_CHARS = 4 << 20
 MAX_DOCUMENT_BYTES = 64 << 20
 #: The longest run of WebVTT/SRT text without a blank line (real cues: a few lines).
 MAX_BLOCK_CHARS = 64 << 20
+#: The longest line of WebVTT/SRT text, in characters (a whole talk in one cue: 200 KB).
+#: A cue's text is cleaned and cut into words whole, at some 25 bytes of memory a
+#: character: a longer line is `too_large`, never gigabytes.
+MAX_LINE_CHARS = 4 << 20
 
 
 #: A WebVTT file of word timings larger than this (in bytes: its size, or what was read
@@ -350,6 +387,8 @@ class CueReader:
             text: str = self._decoder.decode(data, self._eof)
         except UnicodeDecodeError:
             raise Reencode(_fallback_encoding(self._fallback)) from None
+        except UnicodeError as e:  # a codec that refuses even with "replace" (idna)
+            raise errors.BadInput(f"cannot read the file as {self.encoding}: {e}") from None
         if self._cr:
             text, self._cr = self._cr + text, ""
         if "\r" in text:
@@ -364,16 +403,9 @@ class CueReader:
     def _start(self) -> str:
         encoding = self.forced or ""
         if encoding:
-            try:
-                encoding = codecs.lookup(encoding).name
-            except LookupError:
-                raise errors.BadInput(f"unknown encoding: {encoding}") from None
+            encoding = text_encoding(encoding)
         data = self._bytes(max(self.chunk, _DETECT_BYTES))
-        for bom, name in _BOMS:
-            if data.startswith(bom):
-                data = data[len(bom) :]
-                encoding = encoding or name
-                break
+        data, encoding = _after_bom(data, encoding)
         if not data.strip(b" \t\r\n\x00"):
             if self._eof:
                 raise EmptyFile("empty file: no captions in it")
@@ -483,9 +515,7 @@ class CueReader:
             return
         stream = self.stream = CueStream(kind, self.rolling, self.assume)
         if kind == "vtt":
-            while not self._eof and buf.find("\n\n", buf.find("WEBVTT")) < 0:
-                buf += self._more()
-            buf = stream.header(buf)
+            buf = self._past_header(buf, stream)
         chunk = self.chunk
         while True:
             if not self._eof and len(buf) < chunk:
@@ -503,6 +533,11 @@ class CueReader:
                 # Inside a run of line feeds, `split` pairs them from where the run starts.
                 cut -= (cut - len(buf[:cut].rstrip("\n"))) % 2
             if cut < 0:  # one block longer than a piece: read on
+                # The line being read (at most two reads long when it is not the last
+                # by the next look) may not grow past MAX_LINE_CHARS.
+                if len(buf) - buf.rfind("\n") > MAX_LINE_CHARS:
+                    mib = MAX_LINE_CHARS >> 20
+                    raise errors.TooLarge(f"a line of more than {mib} Mi characters: not captions")
                 if self._eof:
                     yield from self._flush(stream)
                     yield stream.feed(buf, final=True)
@@ -515,6 +550,27 @@ class CueReader:
             piece, buf = buf[:cut], buf[cut + 2 :]
             yield from self._feed(stream, piece)
 
+    def _past_header(self, buf: str, stream: CueStream) -> str:
+        """The text after the WebVTT header, read on as far as needed. A header longer
+        than MAX_HEADER_CHARS (a WEBVTT line with megabytes after it) is not kept: it is
+        read past a piece at a time, up to the next blank line, in bounded memory."""
+        while vtt_body(buf, self._eof) < 0:
+            if len(buf) > MAX_HEADER_CHARS:
+                break
+            buf += self._more()
+        else:
+            return stream.header(buf)
+        # No blank line and no cue timing in the first MAX_HEADER_CHARS: skip on, keeping
+        # only the last character read (a "\n" that may start the blank line).
+        start = buf.find("WEBVTT")
+        while True:
+            blank = buf.find("\n\n", start)
+            if blank >= 0:
+                return buf[blank + 2 :]
+            if self._eof:
+                return ""
+            buf, start = buf[-1:] + self._more(), 0
+
     def captions(self, cues: list[Cue]) -> Captions:
         """What was read, as `parse` would give it, with `cues` as its cues."""
         if self.whole is not None:
@@ -523,11 +579,36 @@ class CueReader:
         return replace(self.stream.captions(cues), encoding=self.encoding)
 
 
+#: The longest WebVTT header kept in memory, in characters (real ones: the WEBVTT line
+#: and a few `Kind:`, `Language:`, `X-TIMESTAMP-MAP` lines). A longer one is skipped a
+#: piece at a time up to the next blank line: what it says is never used.
+MAX_HEADER_CHARS = 1 << 20
+
+
+def vtt_body(text: str, eof: bool = True) -> int:
+    """Where the cues of WebVTT `text` start: after the WEBVTT line and the header lines
+    under it, which end at a blank line or before a line holding `-->` (a cue timing, as
+    the WebVTT parser reads it: a header need not end with a blank line). -1 when `text`
+    does not tell yet (not `eof`: more of it follows)."""
+    nl = text.find("\n", text.find("WEBVTT"))
+    if nl < 0:  # all of it is the WEBVTT line
+        return len(text) if eof else -1
+    blank = text.find("\n\n", nl)
+    arrow = text.find("-->", nl, blank if blank >= 0 else len(text))
+    if arrow >= 0:
+        return text.rfind("\n", 0, arrow) + 1
+    if blank >= 0:
+        return blank + 2
+    return len(text) if eof else -1
+
+
 def _detectable(text: str) -> bool:
     """Is there enough of a document's start in `text` for `detect` to tell its format
     as it would from all of it?"""
     if len(text) < 4096:
         return False
+    if len(text) >= DETECT_CHARS:  # all `detect` looks at
+        return True
     head = text[:4096].lstrip()
     if head.startswith(("WEBVTT", "<")):
         return True
@@ -565,20 +646,40 @@ _Segs = list[tuple[str | None, list[str]]]
 # --- WebVTT and SRT ---------------------------------------------------------------------
 
 
+#: The latest time a cue may have, in seconds (31,700 years): past it a number is not a
+#: time, and times stay finite through every sum and `* 1000` made of them.
+MAX_SECONDS = 1e12
+
+#: Digits read of a time's fraction (nanoseconds); the rest changes nothing, and
+#: `int()` of 4,300 digits or more raises.
+_FRACTION_DIGITS = 9
+
+
+def _checked(seconds: float) -> float:
+    """`seconds` when it can be a cue's time, else ValueError (the block is unreadable)."""
+    if not -MAX_SECONDS <= seconds <= MAX_SECONDS:  # also NaN
+        raise ValueError(f"not a time: {seconds}")
+    return seconds
+
+
 def _seconds(stamp: str) -> float | None:
     """`h:m:s.frac`, `m:s.frac`, `h:m:s`, `,` or `.` before the fraction, any digits:
-    `,08` is 80 ms (a decimal fraction), as players read it."""
+    `,08` is 80 ms (a decimal fraction), as players read it. None when it is not a
+    time (a number of any length never raises)."""
     main, sep, frac = stamp.replace(",", ".").partition(".")
     parts = main.split(":")
     if len(parts) == 4 and not sep:  # 00:02:33:44, frames-like; read as hundredths
         parts, frac, sep = parts[:3], parts[3], "."
-    if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+    if not 2 <= len(parts) <= 3 or not all(p.isdecimal() and len(p) <= 12 for p in parts):
         return None
-    if sep and not frac.isdigit():
+    if sep and not frac.isdecimal():
         return None
+    frac = frac[:_FRACTION_DIGITS]
     value = 0
     for p in parts:
         value = value * 60 + int(p)
+    if value > MAX_SECONDS:
+        return None
     return value + (int(frac) / 10 ** len(frac) if frac else 0.0)
 
 
@@ -674,7 +775,11 @@ def _clean_cue(joined: str, last: str | None, plain: bool) -> tuple[_Segs | None
     if "<" not in joined and "&" not in joined and "{" not in joined and joined.isascii():
         return (
             None,
-            [" ".join(x.split()) for x in joined.split("\n") if x and not x.isspace()],
+            [
+                " ".join(x.split()) if len(x) < _LONG else _spaced(x)
+                for x in joined.split("\n")
+                if x and not x.isspace()
+            ],
             True,
         )
     if "<v" in joined or "<V" in joined:
@@ -749,11 +854,11 @@ class CueStream:
         self.speaker: str | None = None
 
     def header(self, text: str) -> str:
-        """`text` without its WebVTT header (the WEBVTT line and the lines under it)."""
-        end = text.find("\n\n", text.find("WEBVTT"))
-        head, text = (text, "") if end < 0 else (text[:end], text[end + 2 :])
-        self.inline_seen = self.inline_seen or "<c>" in head
-        return text
+        """`text` without its WebVTT header (the WEBVTT line and the lines under it, up
+        to a blank line or a cue timing: see `vtt_body`)."""
+        end = vtt_body(text, eof=True)
+        self.inline_seen = self.inline_seen or "<c>" in text[:end]
+        return text[end:]
 
     def feed(self, text: str, final: bool = False, prepared: Prepared | None = None) -> list[Cue]:
         """The cues of the next piece of text (whole blocks: cut where a blank line
@@ -920,7 +1025,7 @@ class CueStream:
                         and "{" not in new
                         and new.isascii()
                     ):
-                        line = " ".join(new.split())
+                        line = " ".join(new.split()) if len(new) < _LONG else _spaced(new)
                         if line:
                             rolled += 1
                             after_text = True
@@ -1228,8 +1333,7 @@ def _blocks(
     blank line, whitespace-only lines are padding, not breaks. Blocks of the usual shape
     (optional identifier, timing, text) take a fast path; the rest go line by line."""
     if vtt:  # the header: the WEBVTT line and the lines right under it
-        end = text.find("\n\n", text.find("WEBVTT"))
-        text = "" if end < 0 else text[end + 2 :]
+        text = text[vtt_body(text) :]
     reader = _BlockReader()
     cues: list[tuple[float, float, list[str]]] = []
     reader.feed(text, vtt, cues, ids, final=True)
@@ -1325,6 +1429,28 @@ _FOLD = {
 }
 
 
+#: A line this long (in characters) is single-spaced a stretch at a time: a cue of
+#: megabytes on one line never becomes a string per word at once (90 MB for 4 MB).
+_LONG = 1 << 16
+_SPACE = re.compile(r"\s")
+
+
+def _spaced(line: str) -> str:
+    """`" ".join(line.split())`: single-spaced and stripped, in memory the size of `line`
+    (cut into stretches at spaces, so that no word is cut)."""
+    if len(line) < _LONG:
+        return " ".join(line.split())
+    out = []
+    start, size = 0, len(line)
+    while start < size:
+        m = _SPACE.search(line, min(start + _LONG, size))
+        end = m.start() if m else size
+        if piece := " ".join(line[start:end].split()):
+            out.append(piece)
+        start = end
+    return " ".join(out)
+
+
 def clean_text(text: str) -> list[str]:
     """Markup off, entities decoded once, odd spaces folded: the cue's non-empty lines."""
     if "{" in text:
@@ -1340,7 +1466,11 @@ def clean_text(text: str) -> list[str]:
         text = html.unescape(text)
     if not text.isascii():
         text = text.translate(_FOLD)
-    return [" ".join(line.split()) for line in text.split("\n") if line and not line.isspace()]
+    return [
+        " ".join(line.split()) if len(line) < _LONG else _spaced(line)
+        for line in text.split("\n")
+        if line and not line.isspace()
+    ]
 
 
 def _voices(text: str) -> _Segs:
@@ -1483,10 +1613,12 @@ def parse_json3(text: str) -> Captions:
 
     try:
         doc = json.loads(text)
-    except ValueError as e:
+    except RecursionError:
+        raise errors.ParseError("the JSON nests deeper than any captions do") from None
+    except ValueError as e:  # also int() of 4,300 digits and more
         if "Expecting" in str(e) and e.args and "char" in str(e) and text.rstrip()[-1:] != "}":
             raise Truncated(f"the JSON ends early ({e}): truncated?") from None
-        raise errors.ParseError(f"not valid JSON: {e}") from None
+        raise errors.ParseError(f"not valid JSON: {_short(str(e))}") from None
     events = doc.get("events") if isinstance(doc, dict) else None
     if not isinstance(events, list):
         raise NotCaptions("JSON, but not YouTube json3 captions (no events)")
@@ -1499,19 +1631,41 @@ def parse_json3(text: str) -> Captions:
         if not isinstance(segs, list):
             continue
         try:
-            start = float(event.get("tStartMs") or 0) / 1000
-            end = start + float(event.get("dDurationMs") or 0) / 1000
-            timed = [
-                (start + float(seg.get("tOffsetMs") or 0) / 1000, str(seg.get("utf8") or ""))
-                for seg in segs
-            ]
-        except (TypeError, ValueError, AttributeError):
-            skipped += 1
+            start = _checked(_ms(event.get("tStartMs")))
+            end = _checked(start + _ms(event.get("dDurationMs")))
+            timed = [(_checked(start + _ms(seg.get("tOffsetMs"))), _utf8(seg)) for seg in segs]
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            skipped += 1  # a time or a text that is something else: the event is unreadable
             continue
         cue = _timed_cue(start, end, timed)
         if cue is not None:
             cues.append(cue)
     return Captions("json3", _label_speakers(cues), skipped)
+
+
+def _ms(value: Any) -> float:
+    """A json3 time in milliseconds (a number, or a string of one) as seconds."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return float(value or 0) / 1000
+    if value is None:
+        return 0.0
+    raise TypeError(f"not a time: {type(value).__name__}")
+
+
+def _utf8(seg: Any) -> str:
+    """A json3 segment's text: a string (a number is written as one; anything else is
+    not text)."""
+    text = seg.get("utf8")
+    if text is None or isinstance(text, str):
+        return text or ""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return str(text)
+    raise TypeError(f"not text: {type(text).__name__}")
+
+
+def _short(message: str, limit: int = 200) -> str:
+    """A library's message, cut: it may quote what it could not read."""
+    return message if len(message) <= limit else message[: limit - 1] + "\u2026"
 
 
 def _timed_cue(start: float, end: float, timed: list[tuple[float, str]]) -> Cue | None:
@@ -1560,12 +1714,12 @@ def parse_srv3(text: str) -> Captions:
             version = "srv1" if el.get("start") is not None else "srv2"
         try:
             if el.get("start") is not None:
-                start = float(el.get("start") or 0)
-                end = start + float(el.get("dur") or 0)
+                start = _checked(float(el.get("start") or 0))
+                end = _checked(start + float(el.get("dur") or 0))
             else:
-                start = float(el.get("t") or 0) / 1000
-                end = start + float(el.get("d") or 0) / 1000
-        except ValueError:
+                start = _checked(float(el.get("t") or 0) / 1000)
+                end = _checked(start + float(el.get("d") or 0) / 1000)
+        except ValueError:  # also NaN, inf, 1e400: not a time
             skipped += 1
             continue
         if name == "p":  # srv3: words in <s t="offset ms">
@@ -1586,7 +1740,7 @@ def _srv3_pieces(p: Element, start: float) -> list[tuple[float, str]]:
     for child in p:
         at = pieces[-1][0]
         try:
-            at = start + float(child.get("t") or "x") / 1000
+            at = _checked(start + float(child.get("t") or "x") / 1000)
         except ValueError:
             pass
         pieces.append((at, "".join(child.itertext())))
@@ -1599,7 +1753,11 @@ def _plain_lines(text: str) -> list[str]:
     """Text that is not markup: odd spaces folded, the non-empty lines, single-spaced."""
     if not text.isascii():
         text = text.translate(_FOLD)
-    return [" ".join(line.split()) for line in text.split("\n") if line and not line.isspace()]
+    return [
+        " ".join(line.split()) if len(line) < _LONG else _spaced(line)
+        for line in text.split("\n")
+        if line and not line.isspace()
+    ]
 
 
 # --- TTML / DFXP ------------------------------------------------------------------------
@@ -1701,8 +1859,8 @@ class _Clock:
         multiplier = params.get("frameRateMultiplier")
         if multiplier:
             nums = re.split(r"[\s:/]+", multiplier.strip())
-            if len(nums) == 2 and all(x.isdigit() for x in nums) and int(nums[1]):
-                self.frame_rate *= int(nums[0]) / int(nums[1])
+            if len(nums) == 2 and all(x.isdecimal() and len(x) <= 9 for x in nums) and int(nums[1]):
+                self.frame_rate *= int(nums[0]) / int(nums[1]) or 1.0
         self.sub_frame_rate = _number(params.get("subFrameRate"), 1.0)
         default_ticks = self.frame_rate * self.sub_frame_rate if "frameRate" in params else 1.0
         self.tick_rate = _number(params.get("tickRate"), default_ticks)
@@ -1711,9 +1869,15 @@ class _Clock:
         self.absolute = "timing" in params
 
     def seconds(self, value: str | None) -> float | None:
+        """A time expression in seconds; None when it is not one (never raises)."""
         if not value:
             return None
-        value = value.strip()
+        try:
+            return _checked(self._seconds(value.strip()))
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            return None  # also int() of 4,300 digits, and a number no time can be
+
+    def _seconds(self, value: str) -> float:
         m = re.fullmatch(r"(\d+(?:\.\d+)?)(h|ms|m|s|f|t)", value)
         if m:
             number, unit = float(m.group(1)), m.group(2)
@@ -1721,16 +1885,17 @@ class _Clock:
             if factor is not None:
                 return number * factor
             rate = self.frame_rate if unit == "f" else self.tick_rate
-            return number / rate if rate else None
+            return number / rate
         m = re.fullmatch(r"(?:(\d+):)?(\d+(?:\.\d+)?)", value)
         if m:  # as Apple Music's lyrics write them: `19.764`, `3:58.640` (no unit)
             return int(m.group(1) or 0) * 60 + float(m.group(2))
         m = re.fullmatch(r"(\d+):(\d{1,2}):(\d{1,2})(?:\.(\d+)|:(\d+)(?:\.(\d+))?)?", value)
         if not m:
-            return None
+            raise ValueError(f"not a time expression: {value[:40]!r}")
         total = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
         if m.group(4):
-            return total + int(m.group(4)) / float(10 ** len(m.group(4)))
+            fraction = m.group(4)[:_FRACTION_DIGITS]
+            return total + int(fraction) / float(10 ** len(fraction))
         if m.group(5):
             frames = int(m.group(5)) + (int(m.group(6)) / self.sub_frame_rate if m.group(6) else 0)
             return total + frames / self.frame_rate
@@ -1738,10 +1903,12 @@ class _Clock:
 
 
 def _number(value: str | None, default: float) -> float:
+    """A rate (frames, ticks per second): a positive, finite number, else `default`."""
     try:
-        return float(value) if value else default
+        number = float(value) if value else default
     except ValueError:
         return default
+    return number if 0 < number <= MAX_SECONDS else default
 
 
 def _walk(
@@ -1817,5 +1984,5 @@ def _ttml_text(el: Element) -> str:
                 parts.append(child.tail)
 
     walk(el)
-    lines = (" ".join(chunk.split()) for chunk in "".join(parts).split(_BR))
+    lines = (_spaced(chunk) for chunk in "".join(parts).split(_BR))
     return "\n".join(line for line in lines if line)

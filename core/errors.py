@@ -106,6 +106,13 @@ class Interrupted(XdlError):
     final = True
 
 
+class InternalError(XdlError):
+    """A bug met on one input: that input fails, the batch goes on (SPEC §3)."""
+
+    code = "internal_error"
+    final = True
+
+
 class Fatal(XdlError):
     """An error that stops the whole command: nothing can work (exit 3)."""
 

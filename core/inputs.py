@@ -2,11 +2,19 @@
 
 A line that is a JSON object contributes its `url` (or `webpage_url`, or `path` for
 files), and its other fields ride along, so one xdl command's output pipes into the next.
+
+Whatever a line holds, reading it never raises: an `Input` comes out with `error` set
+(bad_input, unsupported_url) or, when `error` is None, one that every later step can
+use: a JSON line's strings are text (no lone surrogate anywhere, in a key or a value),
+its numbers fit in int64 or a finite float, it nests at most MAX_JSON_DEPTH levels, a
+URL is http(s) and encodable, a path holds no NUL and can be encoded for the file system.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +44,15 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 
 #: How much of an input a message quotes: enough to recognise it, never a flood.
 QUOTE_CHARS = 200
+
+#: The largest integer a JSON line may hold, in magnitude: int64, as PostgreSQL, SQLite
+#: and most JSON readers keep them. A longer one is an attack on `int()` (4,300 digits
+#: and up raise ValueError), never a size, a count or a time.
+MAX_JSON_INT = 2**63 - 1
+
+#: A UTF-16 surrogate alone: valid in a JSON escape (`"\\ud800"`) and in a Python str,
+#: but no text. It cannot be encoded as UTF-8, so it reaches no file, URL or output.
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,8 @@ def check_url(url: str) -> str:
     size = len(url.encode("utf-8", "surrogatepass"))
     if size > MAX_URL_BYTES:
         raise BadInput(f"URL too long: {size} bytes (at most {MAX_URL_BYTES})")
+    if not url.isascii() and SURROGATE.search(url):
+        raise BadInput(f"not a URL (not valid UTF-8: a lone surrogate): {quote(url)}")
     if not url or any(ord(c) < 32 or c == "\x7f" for c in url) or " " in url:
         raise BadInput(f"not a URL: {quote(url)}")
     try:
@@ -106,18 +125,69 @@ def refused(message: str) -> RefusedUrl:
     return RefusedUrl(f"refused a redirect or link{shown}: only http and https URLs are fetched")
 
 
-def _too_deep(obj: Any, limit: int) -> bool:
-    """Does `obj` nest lists/objects more than `limit` levels? (No recursion.)"""
+class _OutOfRange(ValueError):
+    """A number in a JSON line that no field can mean (see `_loads`)."""
+
+
+def _int(text: str) -> int:
+    value = int(text) if len(text) <= 20 else None  # never int() of 100,000 digits
+    if value is None or abs(value) > MAX_JSON_INT:
+        raise _OutOfRange(f"a number out of range ({shorten(text, 24)})")
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _OutOfRange(f"a number out of range ({shorten(text, 24)})")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise _OutOfRange(f"{name} is not a JSON number")
+
+
+def _loads(text: str) -> Any:
+    """`json.loads`, refusing what no xdl line holds: NaN, Infinity, a number past int64
+    or beyond a float (1e400 would be inf). Raises ValueError (JSONDecodeError for bad
+    syntax) or RecursionError."""
+    return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+
+
+def _unusable(obj: Any, limit: int) -> str | None:
+    """Why a parsed JSON line cannot be used, else None: it nests lists/objects more than
+    `limit` levels, or a key or string holds a lone surrogate. (No recursion.)"""
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > limit:
-            return True
+            return TOO_DEEP
         if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
+            items: Iterable[Any] = (*value.keys(), *value.values())
         elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
-    return False
+            items = value
+        else:
+            continue
+        for v in items:
+            if isinstance(v, str):
+                if not v.isascii() and SURROGATE.search(v):
+                    return "JSON line holds a lone surrogate (\\ud800-\\udfff): not text"
+            elif isinstance(v, dict | list):
+                stack.append((v, depth + 1))
+    return None
+
+
+def check_path(path: str) -> str:
+    """Return `path` when it can name a file, else raise `BadInput`: a NUL byte, or a
+    character the file system cannot encode (a lone surrogate that is not one of the
+    bytes `surrogateescape` kept from a non-UTF-8 argument)."""
+    if "\x00" in path:
+        raise BadInput(f"not a file name (holds a NUL byte): {quote(path)}")
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        raise BadInput(f"not a file name (not encodable): {quote(path)}") from None
+    return path
 
 
 def parse_line(line: str, kind: Kind = "url", origin: str = "argument") -> Input | None:
@@ -128,13 +198,15 @@ def parse_line(line: str, kind: Kind = "url", origin: str = "argument") -> Input
     fields: dict[str, Any] = {}
     if text.startswith("{"):
         try:
-            obj = json.loads(text)
+            obj = _loads(text)
         except json.JSONDecodeError as e:
             return Input(text, origin=origin, error=BadInput(f"invalid JSON line: {e.msg}"))
         except RecursionError:  # nested deeper than the parser goes
             return Input(text, origin=origin, error=BadInput(TOO_DEEP))
-        if _too_deep(obj, MAX_JSON_DEPTH):
-            return Input(text, origin=origin, error=BadInput(TOO_DEEP))
+        except ValueError as e:  # _OutOfRange, or int()'s own digit limit
+            return Input(text, origin=origin, error=BadInput(f"invalid JSON line: {e}"))
+        if (why := _unusable(obj, MAX_JSON_DEPTH)) is not None:
+            return Input(text, origin=origin, error=BadInput(why))
         if not isinstance(obj, dict):
             return Input(text, origin=origin, error=BadInput("JSON input must be an object"))
         keys = ("path", "output", "url") if kind == "path" else ("url", "webpage_url")
@@ -143,11 +215,10 @@ def parse_line(line: str, kind: Kind = "url", origin: str = "argument") -> Input
             names = " or ".join(f"`{k}`" for k in keys)
             return Input(text, obj, origin, BadInput(f"JSON line has no {names}"))
         text, fields = found.strip(), obj
-    if kind == "url":
-        try:
-            check_url(text)
-        except XdlError as e:
-            return Input(text, fields, origin, e)
+    try:
+        check_url(text) if kind == "url" else check_path(text)
+    except XdlError as e:
+        return Input(text, fields, origin, e)
     return Input(text, fields, origin)
 
 

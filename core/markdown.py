@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -88,11 +89,26 @@ def join_words(parts: Sequence[str]) -> str:
 
 def count_words(text: str) -> int:
     """Words separated by spaces; in scripts without spaces (Han, kana) each character
-    counts as a word, so that word limits mean something there too."""
+    counts as a word, so that word limits mean something there too. (A text of
+    megabytes is counted without a string per word.)"""
+    if len(text) >= _SPLIT_CHARS:
+        return _count_long(text)
     if text.isascii():
         return len(text.split())
     han = len(_CJK.findall(text))
     return han + len(_CJK_TEXT.sub(" ", text).split()) if han else len(text.split())
+
+
+_WORD = re.compile(r"\S+")
+
+
+def _count_long(text: str) -> int:
+    """`count_words` of a long text, in constant memory."""
+    han = sum(1 for _ in _CJK.finditer(text))
+    if not han:
+        return sum(1 for _ in _WORD.finditer(text))
+    rest = re.compile(rf"(?:(?!{_CJK_TEXT.pattern})\S)+")
+    return han + sum(1 for _ in rest.finditer(text))
 
 
 def ends_sentence(word: str) -> bool:
@@ -192,6 +208,8 @@ class Paragraphs:
                     continue
             # Cue lines are non-empty and single-spaced: words are spaces + 1.
             index = 0
+            timed: tuple[float, ...] | None = None
+            total = 0
             for line in text.split("\n") if "\n" in text else (text,):
                 if speakers and line[-1] == ":" and (m := _LABEL.match(line)):
                     speaker = m.group(1)
@@ -207,7 +225,8 @@ class Paragraphs:
                     para.count += n
                     index += n
                     continue
-                for word in line.split(" "):
+                words = line.split(" ") if len(line) <= _SPLIT_CHARS else _words_of(line)
+                for word in words:
                     if word.startswith(">>"):  # a new, unnamed speaker
                         speaker, para, turn = None, None, True
                         word = word[2:]
@@ -215,12 +234,14 @@ class Paragraphs:
                             continue
                     if para is None:
                         at = cue.start
-                        timed = _word_times(cue, text)
-                        if index and index < len(timed):
-                            at = timed[index]  # json3, srv3: the word's own time
-                        elif index:
-                            total = text.count(" ") + text.count("\n") + 1
-                            at += (cue.end - cue.start) * index / total
+                        if index:  # what the cue's text tells, once a cue: it may be long
+                            if timed is None:
+                                timed = _word_times(cue, text)
+                            if index < len(timed):
+                                at = timed[index]  # json3, srv3: the word's own time
+                            else:
+                                total = total or text.count(" ") + text.count("\n") + 1
+                                at += (cue.end - cue.start) * index / total
                         para = Paragraph(at, speaker, turn=turn)
                         turn = False
                         out.append(para)
@@ -228,12 +249,28 @@ class Paragraphs:
                     para.count += 1 if word.isascii() else max(1, count_words(word))
                     index += 1
                     if para.count >= max_words or (para.count >= min_words and ends_sentence(word)):
+                        if len(para.parts) > 1:  # finished: one string, not a list of words
+                            para.parts = [para.text]
                         para = None
         self.next_chapter = next_chapter
         self.para, self.speaker, self.prev_end, self.turn = para, speaker, prev_end, turn
         # Every paragraph but the last is finished (only the last one can still grow).
         done, self.out = out[:-1], out[-1:]
         return [p for p in done if p.count or p.chapter]
+
+
+#: A line longer than this (in characters) is cut into words one at a time: a cue of
+#: megabytes on one line never becomes millions of strings at once.
+_SPLIT_CHARS = 1 << 16
+
+
+def _words_of(line: str) -> Iterator[str]:
+    """`line.split(" ")`, a word at a time."""
+    start = 0
+    while (end := line.find(" ", start)) >= 0:
+        yield line[start:end]
+        start = end + 1
+    yield line[start:]
 
 
 def _word_times(cue: Cue, text: str) -> tuple[float, ...]:
@@ -274,7 +311,7 @@ def _escape(text: str) -> str:
 
 
 def clock(seconds: float) -> str:
-    s = int(seconds)
+    s = int(seconds) if math.isfinite(seconds) else 0
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
@@ -562,9 +599,10 @@ class _Replay:
 
 
 def read_source(path: str) -> IO[bytes]:
-    """A caption file opened for reading: a directory, a missing file or a regular file
-    over MAX_CAPTION_BYTES fails here; /dev/zero or a FIFO that never ends fails as it
-    is read (binary, or `too_large`), never with a MemoryError."""
+    """A caption file opened for reading: a directory, a missing file, a name no file
+    can have (a NUL byte) or a regular file over MAX_CAPTION_BYTES fails here;
+    /dev/zero or a FIFO that never ends fails as it is read (binary, or `too_large`),
+    never with a MemoryError."""
     where = shown(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 (the caller closes it)
@@ -584,6 +622,8 @@ def read_source(path: str) -> IO[bytes]:
         raise errors.BadInput(f"a directory, not a caption file: {where}") from None
     except OSError as e:
         raise errors.BadInput(f"cannot read {where}: {e.strerror or e}") from None
+    except ValueError:  # a NUL byte, or a character the file system cannot encode
+        raise errors.BadInput(f"not a file name: {where}") from None
 
 
 def read_capped(stream: IO[bytes], limit: int | None = None) -> bytes:

@@ -4,6 +4,7 @@ published (vtt) or converted by our own code (srt, txt, md, json)."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -301,11 +302,7 @@ def _item_transcripts(
             langs = None
     title, item_id = info.get("title"), info.get("id")
     if fmt == "md":
-        chapters = [
-            (float(c.get("start_time") or 0), str(c.get("title") or ""))
-            for c in info.get("chapters") or []
-            if c.get("title")
-        ]
+        chapters = _chapters(info.get("chapters"))
         link = info.get("webpage_url") or url if layout.timestamps else None
         layout = replace(layout, title=layout.title or title, chapters=chapters, link=link)
     for track in pick(tracks(info), langs, source):
@@ -340,6 +337,22 @@ def _item_transcripts(
         body = data if fmt == "vtt" and published == "vtt" else text
         written = write_new(dest, body, overwrite, Path(output_dir or "."))
         yield replace(row, path=str(dest), skipped=None if written else "exists")
+
+
+def _chapters(listed: Any) -> list[tuple[float, str]]:
+    """(start seconds, title) of an item's chapters; one the site wrote wrong (no title,
+    a start that is not a finite number) is left out, never an error."""
+    out: list[tuple[float, str]] = []
+    for c in listed if isinstance(listed, list) else []:
+        if not isinstance(c, dict) or not isinstance(c.get("title"), str) or not c["title"]:
+            continue
+        try:
+            start = float(c.get("start_time") or 0)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if math.isfinite(start):
+            out.append((start, c["title"]))
+    return out
 
 
 def template_path(output_dir: str, rendered: str, fmt: str) -> Path:

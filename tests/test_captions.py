@@ -216,6 +216,49 @@ def test_vtt_header_blocks_are_not_text_and_not_skipped() -> None:
     assert parsed.skipped_blocks == 0
 
 
+HEADERLESS = (
+    b"WEBVTT\nKind: captions\n00:00:01.000 --> 00:00:02.000\nfirst cue\n\n"
+    b"00:00:03.000 --> 00:00:04.000\nsecond cue\n"
+)
+
+
+@pytest.mark.parametrize("chunk", [None, 16, 23])
+def test_a_header_without_a_blank_line_ends_at_the_first_timing(chunk: int | None) -> None:
+    """As the WebVTT parser reads it: a line with `-->` ends the header. The first cue
+    was taken for part of the header and lost."""
+    assert [c.text for c in cues(HEADERLESS)] == ["first cue", "second cue"]
+    text, _ = markdown_of(HEADERLESS, chunk=chunk)
+    assert text.strip() == "first cue second cue"
+
+
+@pytest.mark.parametrize("length", [0, 1, 15, 16, 17, 63, 64, 65, 200, 1000])
+def test_a_header_longer_than_the_cap_is_read_past(
+    length: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_HEADER_CHARS the header is skipped to the next blank line, a piece at a
+    time, wherever the pieces are cut."""
+    monkeypatch.setattr(captions, "MAX_HEADER_CHARS", 64)
+    for head in (b"x" * length, b"x" * length + b"\nKind: captions", b"\n".join([b"y"] * length)):
+        doc = b"WEBVTT " + head + b"\n\n00:00:01.000 --> 00:00:02.000\nafter\n"
+        for chunk in (16, 17, None):
+            text, _ = markdown_of(doc, chunk=chunk)
+            assert text.strip() == "after", (length, head[:20], chunk)
+
+
+def test_a_file_that_is_all_header_has_no_words() -> None:
+    text, done = markdown_of(b"WEBVTT " + b"x" * 5000, chunk=16)
+    assert text == "" and done.words == 0
+
+
+def markdown_of(data: bytes, chunk: int | None = None) -> tuple[str, markdown.Rendered]:
+    """`to-markdown`'s own path (`render_stream`), `chunk` characters at a time."""
+    import io
+
+    sink = io.BytesIO()
+    done = markdown.render_stream(io.BytesIO(data), markdown.Layout(), sink, chunk=chunk)
+    return sink.getvalue().decode(), done
+
+
 @pytest.mark.parametrize(
     "stamp, seconds",
     [

@@ -139,13 +139,15 @@ def command(
 
     The format is read from the content, not the name. A caption file may be at most
     1 GiB, read a piece at a time (larger, or endless, is `too_large`; binary data such
-    as /dev/zero is `not_captions`); a TTML, json3, srv3 or SBV document, read whole,
-    64 MiB. Tags, entities and YouTube's rolling repeats go; every word stays: sentences
-    run across cues, paragraphs break at speakers, pauses and sentence ends. FILE.vtt
-    becomes FILE.md next to it (an existing .md is left alone, `skipped: "exists"`,
-    unless --overwrite). `-` reads a caption document from stdin and prints Markdown;
-    JSON lines with `path` (from `xdl transcript`) are read too, and `xdl fetch` lines:
-    the subtitle files their `files` list (`no_subtitles` when there are none).
+    as /dev/zero, or text without a cue timing in its first MiB, is `not_captions`); a
+    TTML, json3, srv3 or SBV document, read whole, 64 MiB. A cue whose time is no time
+    (NaN, 5,000 digits) is one of skipped_blocks. Tags, entities and YouTube's rolling
+    repeats go; every word stays: sentences run across cues, paragraphs break at
+    speakers, pauses and sentence ends. FILE.vtt becomes FILE.md next to it (an
+    existing .md is left alone, `skipped: "exists"`, unless --overwrite). `-` reads a
+    caption document from stdin and prints Markdown; JSON lines with `path` (from
+    `xdl transcript`) are read too, and `xdl fetch` lines: the subtitle files their
+    `files` list (`no_subtitles` when there are none).
 
     Fields: path, output, format (vtt, srt, sbv, ttml, json3, srv1, srv2, srv3),
     encoding (the one the file was read in), words (in Chinese or Japanese, characters: also for
@@ -279,13 +281,14 @@ def _looks_like_captions(data: bytes) -> bool:
 
 
 def _known_encoding(value: str | None) -> str | None:
-    import codecs
+    from xdl.core.captions import text_encoding
+    from xdl.core.errors import BadInput
 
     if value:
         try:
-            codecs.lookup(value)
-        except LookupError:
-            raise click.BadParameter(f"unknown encoding: {value}") from None
+            text_encoding(value)
+        except BadInput as e:
+            raise click.BadParameter(e.message) from None
     return value
 
 
