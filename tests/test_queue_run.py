@@ -82,7 +82,7 @@ def test_retries_with_backoff_then_fails(store: JsonStore) -> None:
         "https://a.example/404": "failed",
     }
     failed = {r["url"]: r for r in rows if not r["ok"]}
-    assert failed["https://a.example/broken"]["error"]["code"] == "internal"
+    assert failed["https://a.example/broken"]["error"]["code"] == "internal_error"
     assert failed["https://a.example/broken"]["attempt"] == 3
     broken = next(t for t in JsonStore(store.path).tasks() if t.url.endswith("broken"))
     assert broken.error and "boom" in broken.error["message"]

@@ -161,7 +161,7 @@ def _batch(
                         results = [
                             failed(
                                 item.value,
-                                errors.DownloadFailed(f"internal error: {type(e).__name__}: {e}"),
+                                errors.InternalError(f"{type(e).__name__}: {e}"),
                                 (),
                                 time.monotonic(),
                             )

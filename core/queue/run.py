@@ -213,7 +213,7 @@ class _Runner:
             result = {
                 "ok": False,
                 "url": task.url,
-                "error": {"code": "internal", "message": message},
+                "error": {"code": "internal_error", "message": message},
             }
         if self.stop.is_set() and not result.get("ok"):
             self.give_back(task)
