@@ -162,7 +162,7 @@ FINAL_CODES = frozenset(
         for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.XdlError) and cls.final
     }
-    - {"interrupted", "rate_limited"}
+    - {"interrupted", "rate_limited", "internal_error"}  # a bug may not meet the task again
 )
 
 
