@@ -59,3 +59,27 @@ def test_well_known_sites_are_claimed_and_plain_files_are_not() -> None:
     assert ytdlp.extractor_for("https://www.youtube.com/watch?v=BaW_jenozKc") == "Youtube"
     assert ytdlp.extractor_for("https://vimeo.com/56015672") == "Vimeo"
     assert ytdlp.extractor_for("http://127.0.0.1:8080/t/r000001.txt") is None
+
+
+def every_test_url() -> list[str]:
+    """The URLs of yt-dlp's own test cases, for every extractor (thousands of real sites)."""
+    urls: list[str] = []
+    for ie in yt_dlp.extractor.gen_extractor_classes():
+        try:
+            cases = list(ie.get_testcases(include_onlymatching=True))
+        except Exception:
+            continue
+        urls += [case["url"] for case in cases if isinstance(case.get("url"), str)]
+    return urls
+
+
+def test_the_host_prefilter_never_changes_an_answer() -> None:
+    """Only the extractors whose patterns could name a URL's host are asked: on every URL
+    yt-dlp tests its extractors with, the answer is that of asking all of them."""
+    urls = every_test_url()
+    assert len(urls) > 3000
+    everything = ytdlp._url_matchers()
+    differ = [u for u in urls if ytdlp.extractor_for(u) != ytdlp._first_claim(u, everything)]
+    assert differ == []
+    # and it does prune: a host no pattern names is matched against a minority
+    assert len(ytdlp._by_host("http://127.0.0.1:8080/f.bin")) < len(everything) / 2
