@@ -335,13 +335,29 @@ def test_a_feed_entry_line_with_wrong_or_absurd_fields_is_still_one_line(
     text = "\n".join(json.dumps(line) for line in lines) + "\n"
     text = text.replace('"timestamp": 1e+300', '"timestamp": Infinity')
     r = xdl("fetch", "-o", "out", "--archive", "done.txt", input=text)
-    assert r.exit_code == 0, r.stderr
-    assert [x["ok"] for x in r.lines] == [True, True, True]
+    # Infinity and a lone surrogate are no JSON text (SPEC §3): one failed line each; the
+    # entry with fields of the wrong types is fetched, its odd fields ignored.
+    assert r.exit_code == 1, r.stderr
+    assert [x["ok"] for x in r.lines] == [False, False, True]
+    assert [x["error"]["code"] for x in r.lines[:2]] == ["bad_input", "bad_input"]
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr
     archive = Path("done.txt").read_text()
     assert "\x00" not in archive and "\x1b" not in archive
-    assert "feed - a\n" in archive and "feed - ../../b\n" in archive
+    assert "feed - a\n" not in archive
     out = Path("out").resolve()
+    assert out in Path(r.lines[2]["path"]).resolve().parents
+
+    # the same absurd fields, but as text: NUL, escapes and `..` never reach a name
+    lines[0]["timestamp"] = 1e300
+    lines[1]["title"] = "t \u001b[31m"
+    text = "\n".join(json.dumps(line) for line in lines) + "\n"
+    r = xdl("fetch", "-o", "out2", "--archive", "done2.txt", input=text)
+    assert r.exit_code == 0, r.stderr
+    assert [x["ok"] for x in r.lines] == [True, True, True]
+    archive = Path("done2.txt").read_text()
+    assert "\x00" not in archive and "\x1b" not in archive
+    assert "feed - a\n" in archive and "feed - ../../b\n" in archive
+    out = Path("out2").resolve()
     assert all(out in Path(x["path"]).resolve().parents for x in r.lines)
 
 
