@@ -49,6 +49,9 @@ PIPELINE_FROM = 4 * 1024 * 1024
 MAX_DISTINCT = 1000
 
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+#: Link a file by its descriptor (`linkat` through /proc): the file we wrote, not what
+#: is at its name by now.
+_PROC_FD = os.path.isdir("/proc/self/fd")
 
 
 def check_size(size: int | None, min_size: int | None, max_size: int | None) -> None:
@@ -177,17 +180,29 @@ def _lstat(name: str, dirfd: int) -> os.stat_result | None:
         return None
 
 
+def _open_error(e: OSError, path: Path) -> errors.XdlError:
+    if e.errno == errno.ELOOP:
+        return refuse_link(path)
+    if is_no_space(e):
+        return no_space(path, e)
+    return errors.OutputNotWritable(f"cannot open {path}: {e.strerror}")
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
 def _open_file(name: str, dirfd: int, flags: int, where: Path) -> int:
     """Open `name` in the folder without following a link; only regular files, never one
     with other hard links (its other name may be anywhere)."""
     try:
         fd = os.open(name, flags | _NOFOLLOW, 0o644, dir_fd=dirfd)
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise refuse_link(where / name) from None
-        if is_no_space(e):
-            raise no_space(where / name, e) from None
-        raise errors.OutputNotWritable(f"cannot open {where / name}: {e.strerror}") from None
+        raise _open_error(e, where / name) from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
         os.close(fd)
@@ -342,16 +357,40 @@ class Target:
     ) -> bool:
         """Lock this candidate's `.part` for our origin; False when it is another's."""
         while True:
-            existed = _lstat(self.part_name, self.dirfd) is not None
-            fd = _open_file(self.part_name, self.dirfd, os.O_RDWR | os.O_CREAT, self.folder)
+            fd, created = self._open_part()
+            st = os.fstat(fd)
+            if st.st_nlink > 1:
+                # A second name of the finished NAME: its download is between the link
+                # into place and the unlink of `.part`, or was killed there.
+                finished = self._finished_origin(st)
+                if finished is None:
+                    os.close(fd)
+                    raise errors.BadInput(
+                        f"refusing to write into {self.folder / self.part_name}: not a plain file"
+                    )
+                if finished != self.origin:  # NAME is another source's: a distinct name
+                    if _try_lock(fd):
+                        self._drop_finished_part(st)
+                    os.close(fd)
+                    return False
             if not self._lock(fd):
                 os.close(fd)
                 return False
             held = _lstat(self.part_name, self.dirfd)
-            if held is None or held.st_ino != os.fstat(fd).st_ino:
+            st = os.fstat(fd)
+            if held is None or (held.st_dev, held.st_ino) != (st.st_dev, st.st_ino):
                 os.close(fd)  # the holder before us renamed or removed it: look again
                 continue
-            self.fd, self._created = fd, not existed
+            if st.st_nlink > 1:  # its owner is gone (we hold the lock): drop the 2nd name
+                if self._finished_origin(st) is None:
+                    os.close(fd)
+                    raise errors.BadInput(
+                        f"refusing to write into {self.folder / self.part_name}: not a plain file"
+                    )
+                self._drop_finished_part(st)
+                os.close(fd)
+                continue
+            self.fd, self._created = fd, created
             break
         names = [self.name]
         if also_ext and not self.name.endswith("." + also_ext):
@@ -384,6 +423,50 @@ class Target:
             self.close()
             raise
         return True
+
+    def _open_part(self) -> tuple[int, bool]:
+        """Our `.part`, opened without following a link and created when missing:
+        (descriptor, created by us). Only a regular file; its links are the caller's."""
+        flags = os.O_RDWR | _NOFOLLOW
+        while True:
+            try:
+                try:
+                    fd = os.open(self.part_name, flags | os.O_CREAT | os.O_EXCL, 0o644,
+                                 dir_fd=self.dirfd)  # fmt: skip
+                    created = True
+                except FileExistsError:
+                    fd = os.open(self.part_name, flags, dir_fd=self.dirfd)
+                    created = False
+            except FileNotFoundError:
+                continue  # removed between the two opens: create it
+            except OSError as e:
+                raise _open_error(e, self.folder / self.part_name) from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise errors.BadInput(
+                    f"refusing to write into {self.folder / self.part_name}: not a plain file"
+                )
+            return fd, created
+
+    def _finished_origin(self, part: os.stat_result) -> str | None:
+        """The origin of NAME when `.part` (stat `part`) is a second name of it, a file a
+        download of ours finished (its origin recorded); else None (a link planted to a
+        file elsewhere, or to one of the user's own)."""
+        final = _lstat(self.name, self.dirfd)
+        if final is None or not stat.S_ISREG(final.st_mode):
+            return None
+        if (final.st_dev, final.st_ino) != (part.st_dev, part.st_ino):
+            return None
+        return read_origin(self.dirfd, self.name)
+
+    def _drop_finished_part(self, part: os.stat_result) -> None:
+        """Remove a `.part` left as a second name of the finished NAME (and its meta), its
+        owner gone (the caller holds its lock). The finished file is kept."""
+        held = _lstat(self.part_name, self.dirfd)
+        if held is None or (held.st_dev, held.st_ino) != (part.st_dev, part.st_ino):
+            return
+        self._unlink(self.meta_name)
+        self._unlink(self.part_name)
 
     def _lock(self, fd: int) -> bool:
         """Wait for the lock on `fd` while its holder is downloading the same source (or
@@ -594,25 +677,81 @@ class Target:
             )
         record_origin(self.fd, self.dirfd, self.name, self.origin)
         self._rename(overwrite)
-        self._unlink(self.meta_name)
         self._release_space()
         return self.written, digest
 
     def _rename(self, overwrite: bool) -> None:
-        kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
+        """Put the file we wrote in place as NAME: the file of our descriptor, whatever
+        is at `NAME.part` by now (a `.part` renamed away and replaced, by a link or
+        another file, is refused and nothing is put in place)."""
+        if not self._is_ours(_lstat(self.part_name, self.dirfd)):
+            raise errors.BadInput(
+                f"{self.folder / self.part_name} was replaced while downloading;"
+                " nothing was put in place"
+            )
         if overwrite:
-            os.replace(self.part_name, self.name, **kw)
+            self._replace_final()
+        else:
+            try:
+                self._link_final(self.name)
+            except FileExistsError:
+                raise errors.BadInput(f"{self.final} appeared while downloading; kept it") from None
+            except OSError:  # no hard links here (FAT, some network filesystems)
+                if _lstat(self.name, self.dirfd) is not None:
+                    raise errors.BadInput(f"{self.final} appeared while downloading") from None
+                self._rename_final()
+                return
+        # The meta first, while `.part` is still ours: once it is gone, another claim may
+        # make a new `.part` (and meta) of this name.
+        self._unlink(self.meta_name)
+        self._wrote_meta = False
+        if self._is_ours(_lstat(self.part_name, self.dirfd)):
+            self._unlink(self.part_name)
+
+    def _is_ours(self, found: os.stat_result | None) -> bool:
+        """Whether `found` (an lstat) is the very file of our descriptor."""
+        assert self.fd is not None
+        mine = os.fstat(self.fd)
+        return found is not None and (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def _link_final(self, name: str) -> None:
+        """Link the file of our descriptor as `name` (FileExistsError when taken)."""
+        assert self.fd is not None
+        if _PROC_FD:
+            os.link(f"/proc/self/fd/{self.fd}", name, dst_dir_fd=self.dirfd,
+                    follow_symlinks=True)  # fmt: skip
+        else:
+            os.link(self.part_name, name, src_dir_fd=self.dirfd, dst_dir_fd=self.dirfd,
+                    follow_symlinks=False)  # fmt: skip
+            if not self._is_ours(_lstat(name, self.dirfd)):  # swapped since we looked
+                self._unlink(name)
+                raise errors.BadInput(f"{self.folder / self.part_name} was replaced meanwhile")
+
+    def _replace_final(self) -> None:
+        """--overwrite: our file replaces NAME in one step."""
+        kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
+        tmp = f".{self.name[:200]}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            self._unlink(tmp)
+            self._link_final(tmp)
+        except OSError:  # no hard links here: the `.part` itself, checked after
+            self._rename_final(replace=True)
             return
         try:
-            os.link(self.part_name, self.name, follow_symlinks=False, **kw)
-        except FileExistsError:
-            raise errors.BadInput(f"{self.final} appeared while downloading; kept it") from None
-        except OSError:  # no hard links here (FAT, some network filesystems)
-            if _lstat(self.name, self.dirfd) is not None:
-                raise errors.BadInput(f"{self.final} appeared while downloading") from None
-            os.rename(self.part_name, self.name, **kw)
-            return
-        self._unlink(self.part_name)
+            os.replace(tmp, self.name, **kw)
+        finally:
+            self._unlink(tmp)
+
+    def _rename_final(self, replace: bool = False) -> None:
+        """Rename `.part` to NAME (where there are no hard links), then check that what
+        arrived is our file; a file swapped in meanwhile is taken back out."""
+        kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
+        (os.replace if replace else os.rename)(self.part_name, self.name, **kw)
+        if not self._is_ours(_lstat(self.name, self.dirfd)):
+            self._unlink(self.name)
+            raise errors.BadInput(f"{self.folder / self.part_name} was replaced meanwhile")
+        self._unlink(self.meta_name)
+        self._wrote_meta = False
 
     def _unlink(self, name: str) -> None:
         try:
@@ -626,9 +765,10 @@ class Target:
             self.finish_writing()
         except errors.XdlError:
             pass
-        if self.fd is not None:
+        if self.fd is not None and self._is_ours(_lstat(self.part_name, self.dirfd)):
+            self._unlink(self.meta_name)  # the meta first: the `.part` is ours till it goes
             self._unlink(self.part_name)
-            self._unlink(self.meta_name)
+            self._wrote_meta = False
         self._release_space()
 
     def close(self) -> None:
@@ -640,11 +780,11 @@ class Target:
         self._release_space()
         if self.fd is not None:
             held = _lstat(self.part_name, self.dirfd)
-            ours = held is not None and held.st_ino == os.fstat(self.fd).st_ino
-            if ours and self._created and held is not None and held.st_size == 0:
+            if self._is_ours(held) and self._created and held is not None and held.st_size == 0:
+                if self._wrote_meta:  # nothing to resume: the meta first (see _rename)
+                    self._unlink(self.meta_name)
                 self._unlink(self.part_name)
-                held = None
-            if held is None and self._wrote_meta:  # renamed into place, or nothing to resume
+            elif held is None and self._wrote_meta:  # renamed away by its downloader (yt-dlp)
                 self._unlink(self.meta_name)
             os.close(self.fd)
             self.fd = None

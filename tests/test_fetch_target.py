@@ -1,0 +1,283 @@
+"""The owned target (core/fetch/target.py) at the edges of its life: a kill between the
+link into place and the unlink of `.part`, claims of one name racing that window, a
+`.part` swapped for a link while it is written, a disk that fills up on each tier.
+
+Each test checks what a user sees: the line (code, sha256 against the bytes at its
+path), the exit code, the files left in the folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+import media_site
+from xdl.core import errors
+from xdl.core.fetch.target import Target
+
+XDL = str(Path(sys.executable).parent / "xdl")
+BIG = media_site.make_bytes(3 << 20, 83)
+DATA = media_site.make_bytes(64 * 1024, 81)
+OTHER = media_site.make_bytes(48 * 1024, 82)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def lines(out: str) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in out.splitlines() if x.strip()]
+
+
+def run(*args: str, cwd: Path, timeout: float = 120) -> tuple[int, list[dict[str, Any]], str]:
+    proc = subprocess.run([XDL, *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+    return proc.returncode, lines(proc.stdout), proc.stderr
+
+
+@pytest.fixture
+def work() -> Path:
+    return Path.cwd()
+
+
+@pytest.fixture(scope="module")
+def routes(site: Any) -> Any:
+    site.route("/tgt/a/same.bin")(lambda r: r.send_bytes(DATA, etag='"tgt-a"'))
+    site.route("/tgt/b/same.bin")(lambda r: r.send_bytes(OTHER, etag='"tgt-b"'))
+
+    @site.route("/tgt/n/same.bin")
+    def numbered(r: Any) -> None:
+        n = int(r.query["n"])
+        r.send_bytes(media_site.make_bytes(8 * 1024 + n, 100 + n))
+
+    @site.route("/tgt/swap.bin")
+    def swap(r: Any) -> None:
+        """Serves BIG; the first time for `key`, once xdl's `.part` of it is there, it is
+        renamed away and a link to `victim` put in its place (mid-download)."""
+        folder, victim = Path(r.query["dir"]), Path(r.query["victim"])
+        with site.lock:
+            first = r.command != "HEAD" and r.query["key"] not in site.state
+            if first:
+                site.state[r.query["key"]] = True
+        part = folder / "swap.bin.part"
+
+        def swap_part() -> None:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
+                time.sleep(0.01)
+            part.rename(folder / "moved.part")
+            part.symlink_to(victim)
+
+        if not first or r.headers.get("Range"):  # segments: the .part is there, sized
+            if first:
+                swap_part()
+            r.send_bytes(BIG, etag='"tgt-swap"')
+            return
+        r.send_status(200)
+        r.send_header("Content-Length", str(len(BIG)))
+        r.send_header("Accept-Ranges", "bytes")
+        r.send_header("ETag", '"tgt-swap"')
+        r.end_headers()
+        r.wfile.write(BIG[: 64 << 10])
+        r.wfile.flush()
+        swap_part()
+        r.wfile.write(BIG[64 << 10 :])
+
+    return site
+
+
+# -- 6: a kill between link(NAME.part -> NAME) and unlink(NAME.part) ----------------------
+
+
+def killed_after_link(folder: Path, name: str, url: str) -> None:
+    """The disk as a kill -9 between the link into place and the unlink of `.part` leaves
+    it: NAME and NAME.part one file (its origin recorded), the meta still there."""
+    os.link(folder / name, folder / f"{name}.part")
+    (folder / f"{name}.part.meta").write_text(json.dumps({"url": url}))
+
+
+def test_a_kill_after_the_link_into_place_does_not_fail_the_item_forever(
+    routes: Any, work: Path
+) -> None:
+    url = routes.url("/tgt/a/same.bin")
+    out = work / "out"
+    code, got, err = run("fetch", "--strategy", "http", "-o", str(out), url, cwd=work)
+    assert code == 0, err
+    killed_after_link(out, "same.bin", url)
+    code, got, err = run("fetch", "--strategy", "http", "-o", str(out), url, cwd=work)
+    assert code == 0, (got, err)
+    assert got[0]["skipped"] == "exists" and got[0]["sha256"] == sha(DATA)
+    assert sorted(p.name for p in out.iterdir()) == ["same.bin"]
+    assert (out / "same.bin").read_bytes() == DATA
+
+
+def test_a_kill_after_the_link_into_place_lets_another_source_take_a_distinct_name(
+    routes: Any, work: Path
+) -> None:
+    a, b = routes.url("/tgt/a/same.bin"), routes.url("/tgt/b/same.bin")
+    out = work / "out"
+    assert run("fetch", "--strategy", "http", "-o", str(out), a, cwd=work)[0] == 0
+    killed_after_link(out, "same.bin", a)
+    code, got, err = run("fetch", "--strategy", "http", "-o", str(out), b, cwd=work)
+    assert code == 0, (got, err)
+    assert Path(got[0]["path"]).name == "same (1).bin"
+    assert Path(got[0]["path"]).read_bytes() == OTHER and got[0]["sha256"] == sha(OTHER)
+    assert (out / "same.bin").read_bytes() == DATA
+    assert sorted(p.name for p in out.iterdir()) == ["same (1).bin", "same.bin"]
+
+
+def test_overwrite_after_a_kill_after_the_link_into_place(routes: Any, work: Path) -> None:
+    url = routes.url("/tgt/a/same.bin")
+    out = work / "out"
+    assert run("fetch", "--strategy", "http", "-o", str(out), url, cwd=work)[0] == 0
+    killed_after_link(out, "same.bin", url)
+    code, got, err = run("fetch", "--overwrite", "--strategy", "http", "-o", str(out), url,
+                         cwd=work)  # fmt: skip
+    assert code == 0, (got, err)
+    assert got[0]["sha256"] == sha(DATA) and not got[0].get("skipped"), got[0]
+    assert sorted(p.name for p in out.iterdir()) == ["same.bin"]
+    assert (out / "same.bin").read_bytes() == DATA
+
+
+@pytest.mark.parametrize("with_name", [False, True])
+def test_a_planted_hard_link_at_the_part_is_still_refused(
+    routes: Any, work: Path, with_name: bool
+) -> None:
+    """NAME.part a second name of a file elsewhere (and NAME too, when `with_name`): not a
+    leftover of ours (no origin recorded), refused; the file elsewhere untouched."""
+    out, victim = work / "out", work / "victim.txt"
+    out.mkdir()
+    victim.write_bytes(b"precious\n")
+    os.link(victim, out / "same.bin.part")
+    if with_name:
+        os.link(victim, out / "same.bin")
+    code, got, _ = run("fetch", "--strategy", "http", "-o", str(out),
+                       routes.url("/tgt/a/same.bin"), cwd=work)  # fmt: skip
+    assert code == 1 and got[0]["error"]["code"] == "bad_input"
+    assert victim.read_bytes() == b"precious\n"
+    assert (out / "same.bin.part").exists()
+
+
+def claim_write_commit(folder: Path, origin: str, data: bytes) -> Path:
+    with Target.claim(folder, "clip.bin", origin) as target:
+        assert target.done is None
+        target.begin(0, len(data), {})
+        target.write(data)
+        target.commit()
+        return target.final
+
+
+def test_claims_of_one_name_for_different_sources_never_fail(tmp_path: Path) -> None:
+    """Four threads claim one name for different sources while the others link theirs
+    into place: each gets its own distinct name, none fails, no `.part` is left."""
+    folder = tmp_path / "race"
+    folder.mkdir()
+    failures: list[BaseException] = []
+    placed: dict[str, Path] = {}
+    lock = threading.Lock()
+
+    def worker(t: int) -> None:
+        for i in range(40):
+            origin = f"https://example.invalid/{t}/{i}"
+            data = f"{origin}\n".encode() * 50
+            try:
+                path = claim_write_commit(folder, origin, data)
+            except BaseException as e:  # counted: the test says which
+                with lock:
+                    failures.append(e)
+                continue
+            with lock:
+                placed[origin] = path
+            assert path.read_bytes() == data
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [], failures[:3]
+    assert len(set(placed.values())) == 160
+    left = sorted(p.name for p in folder.iterdir() if ".part" in p.name)
+    assert left == [], left
+
+
+def test_many_jobs_of_one_name_leave_no_stray_part(routes: Any, work: Path) -> None:
+    urls = [routes.url(f"/tgt/n/same.bin?n={n}") for n in range(16)]
+    out = work / "out"
+    code, got, err = run("fetch", "-j", "8", "--strategy", "http", "-o", str(out), *urls,
+                         cwd=work)  # fmt: skip
+    assert code == 0, err
+    assert len({x["path"] for x in got}) == 16
+    for line in got:
+        assert sha(Path(line["path"]).read_bytes()) == line["sha256"]
+    assert [p.name for p in out.iterdir() if ".part" in p.name] == []
+
+
+def test_claim_on_a_leftover_link_of_a_user_file_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "elsewhere").write_bytes(b"x")
+    os.link(folder / "elsewhere", folder / "clip.bin.part")
+    with pytest.raises(errors.BadInput):
+        Target.claim(folder, "clip.bin", "https://example.invalid/x")
+
+
+# -- 7: a `.part` renamed away mid-download and replaced by a link ---------------------
+
+
+@pytest.mark.parametrize(
+    "strategy", ["http", "http-segments", "curl", "wget"], ids=lambda s: s.replace("-", "_")
+)
+def test_a_part_swapped_for_a_link_mid_download_is_refused(
+    routes: Any, work: Path, strategy: str
+) -> None:
+    if strategy in ("curl", "wget") and not shutil.which(strategy):
+        pytest.skip(f"{strategy} not installed")
+    out, victim = work / "out", work / "victim.txt"
+    out.mkdir()
+    victim.write_bytes(b"precious\n")
+    url = (
+        routes.url("/tgt/swap.bin")
+        + "?"
+        + urlencode({"dir": str(out), "victim": str(victim), "key": f"{work}-{strategy}"})
+    )
+    args = ["fetch", "--no-fallback", "--retries", "0", "-o", str(out)]
+    if strategy == "http-segments":
+        args += ["--strategy", "http", "--connections", "4"]
+    else:
+        args += ["--strategy", strategy]
+    code, got, err = run(*args, url, cwd=work)
+    assert code == 1, (got, err)
+    assert got[0]["error"]["code"] == "bad_input", got
+    assert "replaced" in got[0]["error"]["message"]
+    assert victim.read_bytes() == b"precious\n"
+    assert not os.path.lexists(out / "swap.bin")  # nothing put in place, no link
+    assert (out / "swap.bin.part").is_symlink()  # the planted link left as it was
+
+
+@pytest.fixture
+def tiny_disk(work: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs (root only; skipped where mounting is not allowed)."""
+    mnt = work / "tiny"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                          capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
