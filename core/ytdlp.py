@@ -5,6 +5,7 @@ yt-dlp never writes to stdout here: every message goes to our logger (stderr).
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -18,7 +19,14 @@ from typing import Any
 import yt_dlp
 from yt_dlp.downloader import external as _external
 from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
-from yt_dlp.utils import DownloadError, ExtractorError, Popen, UnsupportedError, variadic
+from yt_dlp.utils import (
+    DownloadError,
+    ExtractorError,
+    Popen,
+    UnsupportedError,
+    YoutubeDLError,
+    variadic,
+)
 
 from . import errors
 from .inputs import refused
@@ -244,11 +252,46 @@ def translate_errors(url: str) -> Iterator[None]:
     """Re-raise yt-dlp's exceptions as xdl's own, with a stable code."""
     try:
         yield
-    except (DownloadError, ExtractorError, RequestError) as e:
+    except (YoutubeDLError, RequestError) as e:
+        # YoutubeDLError: DownloadError, ExtractorError, and those yt-dlp lets out of
+        # process_info (UnavailableVideoError wraps an OSError such as a full disk).
+        raise to_xdl_error(e) from e
+    except OSError as e:
+        if full_disk(e) is None:
+            raise
         raise to_xdl_error(e) from e
 
 
+def full_disk(exc: BaseException) -> OSError | None:
+    """The ENOSPC / EDQUOT error behind `exc` (its exc_info, cause or context), if any."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return e
+        info = getattr(e, "exc_info", None)
+        if isinstance(info, tuple) and len(info) > 1 and isinstance(info[1], BaseException):
+            todo.append(info[1])
+        todo += [e.__cause__, e.__context__]
+    return None
+
+
+def no_space_error(e: OSError) -> errors.NoSpace:
+    where = f" while writing {os.path.basename(e.filename)}" if e.filename else ""
+    return errors.NoSpace(
+        f"the disk is full{where}: {e.strerror or 'no space left on device'};"
+        " the .part is kept for resuming"
+    )
+
+
 def to_xdl_error(exc: BaseException) -> errors.XdlError:
+    full = full_disk(exc)
+    if full is not None:
+        return no_space_error(full)
     cause: BaseException | None = exc
     if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
         cause = exc.exc_info[1]
@@ -269,7 +312,7 @@ def to_xdl_error(exc: BaseException) -> errors.XdlError:
         return errors.HttpError(f"HTTP {status} {reason}".strip(), status=status)
     text = f"{message} {cause!r}".lower()
     if "no space left on device" in text or "errno 28" in text:
-        return errors.NoSpace(message)
+        return errors.NoSpace(f"the disk is full: {message}")
     if "timed out" in text or "timeout" in text:
         return errors.Timeout(message)
     if isinstance(cause, TransportError) or "connection" in text or "resolve" in text:

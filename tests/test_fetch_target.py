@@ -94,6 +94,37 @@ def routes(site: Any) -> Any:
         swap_part()
         r.wfile.write(BIG[64 << 10 :])
 
+    @site.route("/tgt/nolength.bin")
+    def nolength(r: Any) -> None:  # no Content-Length: no space can be reserved ahead
+        r.send_status(200)
+        r.send_header("Content-Type", "application/octet-stream")
+        r.send_header("Connection", "close")
+        r.end_headers()
+        r.close_connection = True
+        if r.command != "HEAD":
+            for i in range(0, 2 * len(BIG), 64 << 10):
+                r.wfile.write((BIG + BIG)[i : i + (64 << 10)])
+
+    @site.route("/tgt/fills.bin")
+    def fills(r: Any) -> None:
+        """BIG in ranges; once xdl's `.part` is there (space reserved), another program
+        fills the disk."""
+        folder = Path(r.query["dir"])
+        if r.command != "HEAD" and r.headers.get("Range"):
+            with site.lock:
+                first = not (folder / "filler").exists()
+                if first:
+                    (folder / "filler").write_bytes(b"")
+            if first:
+                try:
+                    with open(folder / "filler", "wb") as f:
+                        while True:
+                            f.write(bytes(64 << 10))
+                            f.flush()
+                except OSError:
+                    pass
+        r.send_bytes(BIG, etag='"tgt-fills"')
+
     return site
 
 
@@ -281,3 +312,61 @@ def tiny_disk(work: Path) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+# -- 8: a full disk, on every tier ------------------------------------------------------
+
+
+def final_files(folder: Path) -> list[str]:
+    """What looks like a finished download in `folder` (not a working file, not filler)."""
+    working = (".part", ".part.meta", ".ytdl", "filler")
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(working)
+                  and ".part-Frag" not in p.name)  # fmt: skip
+
+
+def fill(folder: Path, leave: int) -> None:
+    free = shutil.disk_usage(folder).free
+    (folder / "filler").write_bytes(bytes(max(0, free - leave)))
+
+
+@pytest.mark.parametrize("page", ["watch.html", "hls.html", "audio.html"])
+def test_a_full_disk_on_the_ytdlp_tier_is_no_space(
+    routes: Any, work: Path, tiny_disk: Path, page: str
+) -> None:
+    fill(tiny_disk, 12 << 10)
+    code, got, err = run("fetch", "--strategy", "ytdlp", "--no-fallback", "--min-free", "0",
+                         "-o", str(tiny_disk), routes.url(f"/{page}"), cwd=work)  # fmt: skip
+    assert code == 1, (got, err)
+    assert got[0]["error"]["code"] == "no_space", got[0]["error"]
+    assert "disk is full" in got[0]["error"]["message"]
+    assert "internal error" not in err and "Traceback" not in err
+    assert final_files(tiny_disk) == []
+
+
+@pytest.mark.parametrize("strategy", ["http", "curl", "wget"])
+def test_a_full_disk_on_the_plain_tiers_is_no_space(
+    routes: Any, work: Path, tiny_disk: Path, strategy: str
+) -> None:
+    if strategy != "http" and not shutil.which(strategy):
+        pytest.skip(f"{strategy} not installed")
+    url = routes.url("/tgt/nolength.bin")
+    code, got, err = run("fetch", "--strategy", strategy, "--no-fallback", "--retries", "0",
+                         "-o", str(tiny_disk), url, cwd=work)  # fmt: skip
+    assert code == 1, (got, err)
+    assert got[0]["error"]["code"] == "no_space", got[0]["error"]
+    assert "internal error" not in err and "Traceback" not in err
+    assert final_files(tiny_disk) == []
+    assert (tiny_disk / "nolength.bin.part").stat().st_size > 0  # kept
+
+
+def test_a_disk_filled_by_another_under_segments_is_no_space(
+    routes: Any, work: Path, tiny_disk: Path
+) -> None:
+    url = routes.url("/tgt/fills.bin") + "?" + urlencode({"dir": str(tiny_disk)})
+    code, got, err = run("fetch", "--strategy", "http", "--no-fallback", "--retries", "0",
+                         "--connections", "4", "--min-free", "0", "-o", str(tiny_disk), url,
+                         cwd=work)  # fmt: skip
+    assert code == 1, (got, err)
+    assert got[0]["error"]["code"] == "no_space", got[0]["error"]
+    assert "internal error" not in err and "Traceback" not in err
+    assert final_files(tiny_disk) == []
