@@ -19,6 +19,7 @@ from typing import Any
 import yt_dlp
 from yt_dlp.downloader import external as _external
 from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
+from yt_dlp.postprocessor import ffmpeg as _ffmpeg_pp
 from yt_dlp.utils import (
     DownloadError,
     ExtractorError,
@@ -107,6 +108,33 @@ class _StoppablePopen(Popen):  # type: ignore[misc]
 
 # Only ExternalFD's subclasses use this name; each behaves the same with no stop given.
 _external.Popen = _StoppablePopen
+
+#: What ffmpeg says when it could not write its output. It still exits 0 when the disk
+#: fills while it writes the end of the file (the trailer, the close): its output then
+#: looks finished but is cut short.
+_FFMPEG_WRITE_FAILED = re.compile(
+    r"No space left on device|Disk quota exceeded|Error writing trailer|Error closing file"
+)
+
+
+def _checked_run_ffmpeg(
+    self: Any, input_path_opts: Any, output_path_opts: Any, **kwargs: Any
+) -> str:
+    """yt-dlp's real_run_ffmpeg, failing (and its output removed) when ffmpeg could not
+    write its output, even when it exited 0."""
+    stderr: str = _real_run_ffmpeg(self, input_path_opts, output_path_opts, **kwargs)
+    found = _FFMPEG_WRITE_FAILED.search(stderr or "")
+    if found is None:
+        return stderr
+    for out_path, _ in output_path_opts:
+        if out_path and os.path.isfile(out_path) and not os.path.islink(out_path):
+            os.unlink(out_path)
+    line = next((x for x in stderr.splitlines() if found.group(0) in x), found.group(0))
+    raise _ffmpeg_pp.FFmpegPostProcessorError(f"ffmpeg could not write its output: {line}")
+
+
+_real_run_ffmpeg = _ffmpeg_pp.FFmpegPostProcessor.real_run_ffmpeg
+_ffmpeg_pp.FFmpegPostProcessor.real_run_ffmpeg = _checked_run_ffmpeg
 
 
 def make(params: Mapping[str, Any] | None = None) -> yt_dlp.YoutubeDL:

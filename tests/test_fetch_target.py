@@ -370,3 +370,17 @@ def test_a_disk_filled_by_another_under_segments_is_no_space(
     assert got[0]["error"]["code"] == "no_space", got[0]["error"]
     assert "internal error" not in err and "Traceback" not in err
     assert final_files(tiny_disk) == []
+
+
+def test_a_disk_that_fills_while_ffmpeg_converts_is_no_space_not_a_cut_file(
+    routes: Any, work: Path, tiny_disk: Path
+) -> None:
+    """ffmpeg exits 0 when the disk fills as it writes the end of its output: the line
+    said ok for an mp3 cut short. Room for the download (12 KiB), not for the mp3."""
+    fill(tiny_disk, 20 << 10)
+    code, got, err = run("fetch", "--strategy", "ytdlp", "--no-fallback", "--min-free", "0",
+                         "--audio", "--audio-format", "mp3", "-o", str(tiny_disk),
+                         routes.url("/audio.html"), cwd=work)  # fmt: skip
+    assert code == 1, (got, err)
+    assert got[0]["error"]["code"] == "no_space", got[0]["error"]
+    assert [p.name for p in tiny_disk.iterdir() if p.suffix == ".mp3"] == []
