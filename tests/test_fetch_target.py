@@ -200,6 +200,42 @@ def test_a_planted_hard_link_at_the_part_is_still_refused(
     assert (out / "same.bin.part").exists()
 
 
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")
+@pytest.mark.parametrize(
+    ("overwrite", "syscall", "nth"),
+    [
+        (False, "linkat", 1),  # before the link into place: the .part resumes
+        (False, "unlinkat", 1),  # linked, the meta still there
+        (False, "unlinkat", 2),  # linked, the meta gone, the .part not yet
+        (True, "unlinkat", 1),  # --overwrite: before the meta goes
+        (True, "renameat", 1),  # --overwrite: before the rename into place
+    ],
+)
+def test_a_kill_at_each_step_of_putting_the_file_in_place_is_recovered(
+    routes: Any, work: Path, overwrite: bool, syscall: str, nth: int
+) -> None:
+    """kill -9 (strace's injection) at each link, rename and unlink of the commit; the
+    next run ends with the one whole file and nothing else in the folder."""
+    url, out = routes.url("/tgt/a/same.bin"), work / "out"
+    args = ["fetch", "--strategy", "http", "-o", str(out), url]
+    if overwrite:
+        assert run(*args, cwd=work)[0] == 0
+        (out / "same.bin").write_bytes(b"an older version\n")  # what --overwrite replaces
+        args.insert(1, "--overwrite")
+    killed = subprocess.run(
+        ["strace", "-f", "-qq", "-o", os.devnull, "-e", f"trace={syscall}",
+         "-e", f"inject={syscall}:signal=KILL:when={nth}", XDL, *args],
+        cwd=work, stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert killed.returncode != 0 and killed.stdout == b"", killed
+    code, got, err = run(*args, cwd=work)
+    assert code == 0, (got, err)
+    assert got[0]["sha256"] == sha(DATA) == sha((out / "same.bin").read_bytes())
+    assert sorted(p.name for p in out.iterdir()) == ["same.bin"]
+    code, got, err = run(*args, cwd=work)  # and again: the same
+    assert code == 0 and sorted(p.name for p in out.iterdir()) == ["same.bin"], (got, err)
+
+
 def claim_write_commit(folder: Path, origin: str, data: bytes) -> Path:
     with Target.claim(folder, "clip.bin", origin) as target:
         assert target.done is None

@@ -689,24 +689,28 @@ class Target:
                 f"{self.folder / self.part_name} was replaced while downloading;"
                 " nothing was put in place"
             )
-        if overwrite:
-            self._replace_final()
-        else:
-            try:
-                self._link_final(self.name)
-            except FileExistsError:
-                raise errors.BadInput(f"{self.final} appeared while downloading; kept it") from None
-            except OSError:  # no hard links here (FAT, some network filesystems)
-                if _lstat(self.name, self.dirfd) is not None:
-                    raise errors.BadInput(f"{self.final} appeared while downloading") from None
-                self._rename_final()
-                return
+        if overwrite:  # one rename (a kill leaves no temporary name), checked after
+            self._rename_final(replace=True)
+            return
+        try:
+            self._link_final(self.name)
+        except FileExistsError:
+            raise errors.BadInput(f"{self.final} appeared while downloading; kept it") from None
+        except OSError:  # no hard links here (FAT, some network filesystems)
+            if _lstat(self.name, self.dirfd) is not None:
+                raise errors.BadInput(f"{self.final} appeared while downloading") from None
+            self._rename_final()
+            return
         # The meta first, while `.part` is still ours: once it is gone, another claim may
-        # make a new `.part` (and meta) of this name.
-        self._unlink(self.meta_name)
-        self._wrote_meta = False
+        # make a new `.part` (and meta) of this name. A kill from here on leaves `.part` a
+        # second name of NAME: the next claim removes it.
+        self._drop_meta()
         if self._is_ours(_lstat(self.part_name, self.dirfd)):
             self._unlink(self.part_name)
+
+    def _drop_meta(self) -> None:
+        self._unlink(self.meta_name)
+        self._wrote_meta = False
 
     def _is_ours(self, found: os.stat_result | None) -> bool:
         """Whether `found` (an lstat) is the very file of our descriptor."""
@@ -727,31 +731,15 @@ class Target:
                 self._unlink(name)
                 raise errors.BadInput(f"{self.folder / self.part_name} was replaced meanwhile")
 
-    def _replace_final(self) -> None:
-        """--overwrite: our file replaces NAME in one step."""
-        kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
-        tmp = f".{self.name[:200]}.{os.getpid()}.{threading.get_ident()}.tmp"
-        try:
-            self._unlink(tmp)
-            self._link_final(tmp)
-        except OSError:  # no hard links here: the `.part` itself, checked after
-            self._rename_final(replace=True)
-            return
-        try:
-            os.replace(tmp, self.name, **kw)
-        finally:
-            self._unlink(tmp)
-
     def _rename_final(self, replace: bool = False) -> None:
         """Rename `.part` to NAME (where there are no hard links), then check that what
         arrived is our file; a file swapped in meanwhile is taken back out."""
         kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
+        self._drop_meta()  # while `.part` is ours (see _rename)
         (os.replace if replace else os.rename)(self.part_name, self.name, **kw)
         if not self._is_ours(_lstat(self.name, self.dirfd)):
             self._unlink(self.name)
             raise errors.BadInput(f"{self.folder / self.part_name} was replaced meanwhile")
-        self._unlink(self.meta_name)
-        self._wrote_meta = False
 
     def _unlink(self, name: str) -> None:
         try:
