@@ -105,6 +105,10 @@ def routes(site: Any) -> Any:
             for i in range(0, 2 * len(BIG), 64 << 10):
                 r.wfile.write((BIG + BIG)[i : i + (64 << 10)])
 
+    @site.route("/tgt/sized.bin")
+    def sized(r: Any) -> None:
+        r.send_bytes(media_site.make_bytes(int(r.query["size"]), 84))
+
     @site.route("/tgt/fills.bin")
     def fills(r: Any) -> None:
         """BIG in ranges; once xdl's `.part` is there (space reserved), another program
@@ -355,7 +359,7 @@ def tiny_disk(work: Path) -> Iterator[Path]:
 
 def final_files(folder: Path) -> list[str]:
     """What looks like a finished download in `folder` (not a working file, not filler)."""
-    working = (".part", ".part.meta", ".ytdl", "filler")
+    working = (".part", ".part.meta", ".ytdl", "filler", ".xdl-origins")
     return sorted(p.name for p in folder.iterdir() if not p.name.endswith(working)
                   and ".part-Frag" not in p.name)  # fmt: skip
 
@@ -420,3 +424,26 @@ def test_a_disk_that_fills_while_ffmpeg_converts_is_no_space_not_a_cut_file(
     assert code == 1, (got, err)
     assert got[0]["error"]["code"] == "no_space", got[0]["error"]
     assert [p.name for p in tiny_disk.iterdir() if p.suffix == ".mp3"] == []
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")
+def test_a_full_disk_where_the_origin_is_recorded_in_the_folder_is_no_space(
+    routes: Any, work: Path, tiny_disk: Path
+) -> None:
+    """A filesystem without xattrs (strace makes fsetxattr fail as on FAT) records the
+    origin in `.xdl-origins`; the download filled the disk to its last block, so that
+    line cannot be written: no_space, not an internal error, the file not put in place."""
+    fill(tiny_disk, 64 << 10)
+    size = shutil.disk_usage(tiny_disk).free - 4096  # the .part and its meta fill it
+    url = routes.url(f"/tgt/sized.bin?size={size}")
+    done = subprocess.run(
+        ["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=fsetxattr",
+         "-e", "inject=fsetxattr:error=EOPNOTSUPP", XDL, "fetch", "--strategy", "http",
+         "--no-fallback", "--min-free", "0", "-o", str(tiny_disk), url],
+        cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    got = lines(done.stdout)
+    assert done.returncode == 1, (got, done.stderr)
+    assert got[0]["error"]["code"] == "no_space", got[0]["error"]
+    assert "internal error" not in done.stderr
+    assert final_files(tiny_disk) == []

@@ -229,21 +229,30 @@ def read_origin(dirfd: int, name: str) -> str | None:
 
 
 def record_origin(fd: int, dirfd: int, name: str, origin: str) -> None:
-    """Record `origin` with the open file `fd` (to be called `name`)."""
+    """Record `origin` with the open file `fd` (to be called `name`); NoSpace when the
+    disk is too full for it (a file whose origin is not recorded is taken for another
+    source's by the next run)."""
     try:
         os.setxattr(fd, ORIGIN_XATTR, origin.encode("utf-8"))
         return
-    except OSError:
-        pass
+    except OSError as e:
+        if is_no_space(e):
+            raise no_space(name, e) from None
     line = json.dumps({"name": name, "url": origin}, ensure_ascii=False) + "\n"
     try:
         out = os.open(ORIGINS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644,
                       dir_fd=dirfd)  # fmt: skip
-    except OSError:
+    except OSError as e:
+        if is_no_space(e):
+            raise no_space(ORIGINS_FILE, e) from None
         return
     try:
         fcntl.flock(out, fcntl.LOCK_EX)
         os.write(out, line.encode("utf-8"))
+    except OSError as e:
+        if is_no_space(e):
+            raise no_space(ORIGINS_FILE, e) from None
+        raise
     finally:
         os.close(out)
 
