@@ -240,6 +240,28 @@ def test_a_kill_at_each_step_of_putting_the_file_in_place_is_recovered(
     assert code == 0 and sorted(p.name for p in out.iterdir()) == ["same.bin"], (got, err)
 
 
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")
+def test_a_kill_before_ytdlp_renames_its_whole_part_is_recovered(routes: Any, work: Path) -> None:
+    """Killed between the end of yt-dlp's download and its rename: the whole `.part`
+    made every later run fail (a resume past the end is 416, which yt-dlp does not
+    recover from) and the page was saved instead of the video."""
+    url, out = routes.url("/watch.html"), work / "out"
+    killed = subprocess.run(
+        ["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=rename",
+         "-e", "inject=rename:signal=KILL:when=1", XDL, "fetch", "-o", str(out), url],
+        cwd=work, stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert killed.returncode != 0 and killed.stdout == b"", killed
+    parts = [p for p in out.iterdir() if p.name.endswith(".mp4.part")]
+    assert len(parts) == 1 and parts[0].stat().st_size > 0
+    code, got, err = run("fetch", "-o", str(out), url, cwd=work)
+    assert code == 0, (got, err)
+    path = Path(got[0]["path"])
+    assert got[0]["strategy"] == "ytdlp" and path.suffix == ".mp4", got[0]
+    assert sha(path.read_bytes()) == got[0]["sha256"]
+    assert sorted(p.name for p in out.iterdir()) == [path.name]
+
+
 def claim_write_commit(folder: Path, origin: str, data: bytes) -> Path:
     with Target.claim(folder, "clip.bin", origin) as target:
         assert target.done is None

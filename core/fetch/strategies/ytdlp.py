@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
+import stat
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -194,6 +196,36 @@ class _Media:
             total = d.get("total_bytes") or d.get("total_bytes_estimate")
             job.progress(Path(name).name, done, int(total) if total else None)
 
+    def empty_stale_parts(self) -> bool:
+        """After HTTP 416 to a resume: empty the item's `.part` files (NAME.part and the
+        formats' NAME.fID.EXT.part; ours while we hold the item's claim) so that yt-dlp
+        starts them again. yt-dlp's own answer to a 416 (asking again without a range, to
+        see whether the `.part` is whole) sends the range again and fails; a kill between
+        a finished download and its rename left the item failing forever (yt-dlp issue
+        12994). True when there was one to empty."""
+        emptied = False
+        for target in self.targets:
+            stem = re.escape(os.path.splitext(target.name)[0])
+            ours = re.compile(rf"(?:{re.escape(target.name)}|{stem}\.f[\w-]+\.\w+)\.part")
+            try:
+                names = [e.name for e in os.scandir(target.folder) if ours.fullmatch(e.name)]
+            except OSError:
+                continue
+            for name in names:
+                try:
+                    fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=target.dirfd)  # fmt: skip
+                except OSError:
+                    continue
+                try:
+                    st = os.fstat(fd)
+                    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size:
+                        os.ftruncate(fd, 0)
+                        emptied = True
+                finally:
+                    os.close(fd)
+        return emptied
+
     def drop_parts(self) -> None:
         """The `.part` files of a download stopped past --max-size."""
         for part in self.parts:
@@ -341,10 +373,25 @@ class _Media:
         return results
 
 
+class _StalePart(Exception):
+    """A resume answered 416; the item's `.part` files were emptied: download again."""
+
+    def __init__(self, error: errors.XdlError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def _download(job: Job, youtube_dl: bool) -> list[FetchResult]:
     params = ytdlp_params(job.o)
     try:
-        return _download_with(job, youtube_dl, params)
+        try:
+            return _download_with(job, youtube_dl, params)
+        except _StalePart as stale:
+            log.debug("%s: %s on resuming; the .part started again", job.url, stale.error.message)
+            try:
+                return _download_with(job, youtube_dl, params, again=True)
+            except _StalePart as still:
+                raise still.error from None
     except errors.DownloadFailed as e:
         if not params.get("live_from_start") or "downloaded from the start" not in e.message:
             raise
@@ -358,7 +405,9 @@ def _download(job: Job, youtube_dl: bool) -> list[FetchResult]:
     return _download_with(job, youtube_dl, params)
 
 
-def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[FetchResult]:
+def _download_with(
+    job: Job, youtube_dl: bool, params: dict[str, Any], again: bool = False
+) -> list[FetchResult]:
     from ... import ytdlp
 
     media = _Media(job)
@@ -383,6 +432,10 @@ def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[F
             raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
         except errors.TooLarge:
             media.drop_parts()
+            raise
+        except errors.HttpError as e:
+            if e.details.get("status") == 416 and not again and media.empty_stale_parts():
+                raise _StalePart(e) from None
             raise
         if any(isinstance(e, errors.TooLarge) for e in media.raised.values()):
             media.drop_parts()
@@ -443,7 +496,6 @@ YOUTUBE_DL = YoutubeDl()
 
 def entry_url(entry: Mapping[str, Any], default: str) -> str:
     """A playlist entry's own URL, without yt-dlp's `#__youtubedl_smuggle` data."""
-    import re
 
     url = str(entry.get("webpage_url") or entry.get("original_url") or entry.get("url") or default)
     return re.sub(r"#__youtubedl_smuggle=.*$", "", url)
