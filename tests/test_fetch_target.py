@@ -262,6 +262,30 @@ def test_a_kill_before_ytdlp_renames_its_whole_part_is_recovered(routes: Any, wo
     assert sorted(p.name for p in out.iterdir()) == [path.name]
 
 
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")
+def test_a_kill_after_ytdlp_put_the_file_in_place_does_not_download_it_twice(
+    routes: Any, work: Path
+) -> None:
+    """Killed after yt-dlp renamed the file into place, before the line: the next run
+    knows the file as this source's (`exists`), not another's to keep beside a second
+    copy `NAME (1)`; no meta is left behind."""
+    url, out = routes.url("/watch.html"), work / "out"
+    code, planned, _ = run("fetch", "--dry-run", "-o", str(out), url, cwd=work)
+    final = planned[0]["path"]
+    killed = subprocess.run(
+        ["strace", "-f", "-qq", "-o", os.devnull, "-P", final, "-e", "trace=openat",
+         "-e", "inject=openat:signal=KILL:when=1", XDL, "fetch", "-o", str(out), url],
+        cwd=work, stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert killed.returncode != 0 and killed.stdout == b"", killed
+    assert Path(final).exists()
+    code, got, err = run("fetch", "-o", str(out), url, cwd=work)
+    assert code == 0, (got, err)
+    assert got[0]["path"] == final and got[0]["skipped"] == "exists", got[0]
+    assert sha(Path(final).read_bytes()) == got[0]["sha256"]
+    assert sorted(p.name for p in out.iterdir()) == [Path(final).name]
+
+
 def claim_write_commit(folder: Path, origin: str, data: bytes) -> Path:
     with Target.claim(folder, "clip.bin", origin) as target:
         assert target.done is None

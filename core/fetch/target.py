@@ -778,7 +778,10 @@ class Target:
         if self.fd is not None:
             held = _lstat(self.part_name, self.dirfd)
             if self._is_ours(held) and self._created and held is not None and held.st_size == 0:
-                if self._wrote_meta:  # nothing to resume: the meta first (see _rename)
+                # Nothing to resume: the meta first (see _rename); one we did not write
+                # was left by a download killed after its `.part` went (no link removed).
+                meta = _lstat(self.meta_name, self.dirfd)
+                if self._wrote_meta or (meta is not None and stat.S_ISREG(meta.st_mode)):
                     self._unlink(self.meta_name)
                 self._unlink(self.part_name)
             elif held is None and self._wrote_meta:  # renamed away by its downloader (yt-dlp)

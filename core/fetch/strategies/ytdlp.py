@@ -156,6 +156,11 @@ class _Media:
         )  # fmt: skip
         self.targets.append(target)
         check_no_links(target.folder, Path(target.name).stem)
+        if target.fd is not None:
+            # On the `.part` now: yt-dlp writes into it and renames it into place, so a
+            # kill before our line still leaves NAME with its origin (else the next run
+            # takes it for another source's and downloads it again as `NAME (1)`).
+            record_origin(target.fd, target.dirfd, target.name, origin)
         # When the file is there already (target.done), yt-dlp finds it under the name
         # chosen here and says so; we answer `exists`.
         if (*safe_folders, target.name) == relative.parts:
