@@ -286,6 +286,24 @@ def test_a_kill_after_ytdlp_put_the_file_in_place_does_not_download_it_twice(
     assert sorted(p.name for p in out.iterdir()) == [Path(final).name]
 
 
+def test_overwrite_from_the_cache_keeps_a_file_named_like_its_temporary(
+    routes: Any, work: Path
+) -> None:
+    """`same.bin.part.cache` is a name a server may give (only `.part` endings are
+    refused): placing `same.bin` from --cache with --overwrite must not remove it."""
+    url, cache = routes.url("/tgt/a/same.bin"), work / "cache"
+    assert run("fetch", "--cache", str(cache), "-o", str(work / "first"), url, cwd=work)[0] == 0
+    out = work / "out"
+    out.mkdir()
+    (out / "same.bin.part.cache").write_bytes(b"someone's own file\n")
+    code, got, err = run("fetch", "--overwrite", "--cache", str(cache), "-o", str(out), url,
+                         cwd=work)  # fmt: skip
+    assert code == 0 and got[0].get("cached"), (got, err)
+    assert (out / "same.bin.part.cache").read_bytes() == b"someone's own file\n"
+    assert sha((out / "same.bin").read_bytes()) == got[0]["sha256"] == sha(DATA)
+    assert sorted(p.name for p in out.iterdir()) == ["same.bin", "same.bin.part.cache"]
+
+
 def claim_write_commit(folder: Path, origin: str, data: bytes) -> Path:
     with Target.claim(folder, "clip.bin", origin) as target:
         assert target.done is None

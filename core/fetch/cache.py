@@ -49,6 +49,7 @@ from .target import (
     read_origin,
     record_origin,
     sha256_file,
+    temp_name,
 )
 
 if TYPE_CHECKING:
@@ -401,11 +402,18 @@ def _link(data: Path, target: Target, overwrite: bool) -> bool:
         if not overwrite:
             os.link(data, target.name, dst_dir_fd=target.dirfd, follow_symlinks=False)
             return True
-        tmp = target.part_name + ".cache"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=target.dirfd)
-        os.link(data, tmp, dst_dir_fd=target.dirfd, follow_symlinks=False)
-        os.replace(tmp, target.name, src_dir_fd=target.dirfd, dst_dir_fd=target.dirfd)
+        # A name no download is given (sanitised names never start with a dot), unique
+        # to this thread: `NAME.part.cache` may be another source's finished file.
+        tmp = temp_name(target.name, "cache")
+        try:
+            os.link(data, tmp, dst_dir_fd=target.dirfd, follow_symlinks=False)
+        except FileExistsError:  # a stale one of ours (this pid and thread, killed)
+            return False
+        try:
+            os.replace(tmp, target.name, src_dir_fd=target.dirfd, dst_dir_fd=target.dirfd)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=target.dirfd)
         return True
     except FileExistsError:
         raise errors.BadInput(f"{target.final} appeared meanwhile; kept it") from None

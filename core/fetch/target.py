@@ -802,6 +802,13 @@ class Target:
         self.release_folder()
 
 
+def temp_name(name: str, tag: str) -> str:
+    """A temporary name beside `name` that no download is given (a sanitised name never
+    starts with a dot), unique to this process and thread, under 255 bytes."""
+    short = name.encode("utf-8")[:150].decode("utf-8", "ignore")
+    return f".{short}.{os.getpid()}.{threading.get_ident()}.{tag}"
+
+
 def write_new(
     dest: Path, content: str | bytes | IO[bytes], overwrite: bool, root: Path | None = None
 ) -> bool:
@@ -820,7 +827,7 @@ def write_new(
         content = content.encode("utf-8")
     stream = io.BytesIO(content) if isinstance(content, bytes) else content
     name = dest.name
-    tmp = f".{name[:200]}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp = temp_name(name, "tmp")
     kw = {"src_dir_fd": dirfd, "dst_dir_fd": dirfd}
     try:
         found = _lstat(name, dirfd)
