@@ -21,6 +21,7 @@ from yt_dlp.downloader import external as _external
 from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
 from yt_dlp.postprocessor import ffmpeg as _ffmpeg_pp
 from yt_dlp.utils import (
+    DownloadCancelled,
     DownloadError,
     ExtractorError,
     Popen,
@@ -280,6 +281,8 @@ def translate_errors(url: str) -> Iterator[None]:
     """Re-raise yt-dlp's exceptions as xdl's own, with a stable code."""
     try:
         yield
+    except DownloadCancelled:  # --max-downloads and the like: the caller's to handle
+        raise
     except (YoutubeDLError, RequestError) as e:
         # YoutubeDLError: DownloadError, ExtractorError, and those yt-dlp lets out of
         # process_info (UnavailableVideoError wraps an OSError such as a full disk).
