@@ -304,6 +304,18 @@ def test_overwrite_from_the_cache_keeps_a_file_named_like_its_temporary(
     assert sorted(p.name for p in out.iterdir()) == ["same.bin", "same.bin.part.cache"]
 
 
+def test_an_empty_part_left_beside_a_finished_file_is_cleared(routes: Any, work: Path) -> None:
+    """A run killed while it looked at a finished file (its claim makes `.part`, then
+    sees the file is there) leaves an empty `.part`: the next run clears it."""
+    url, out = routes.url("/tgt/a/same.bin"), work / "out"
+    assert run("fetch", "--strategy", "http", "-o", str(out), url, cwd=work)[0] == 0
+    (out / "same.bin.part").write_bytes(b"")
+    (out / "same.bin.part.meta").write_text(json.dumps({"url": url}))
+    code, got, err = run("fetch", "--strategy", "http", "-o", str(out), url, cwd=work)
+    assert code == 0 and got[0]["skipped"] == "exists", (got, err)
+    assert sorted(p.name for p in out.iterdir()) == ["same.bin"]
+
+
 def claim_write_commit(folder: Path, origin: str, data: bytes) -> Path:
     with Target.claim(folder, "clip.bin", origin) as target:
         assert target.done is None

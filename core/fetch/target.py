@@ -6,7 +6,12 @@ Every downloader writes through a `Target`. It holds, for the download's whole l
   second writer of the same source waits for the first, a different source moves on to
   a distinct name (`NAME (1).ext`);
 - files opened relative to the folder's descriptor with `O_NOFOLLOW` (a planted link is
-  `bad_input`, its target untouched), hard-linked `.part` files refused;
+  `bad_input`, its target untouched), hard-linked `.part` files refused — except the one
+  a download leaves when it is killed between linking `.part` into place and unlinking
+  it (the very inode of NAME, whose origin is recorded): that `.part` is removed once
+  its lock is free, the finished file kept;
+- the file put in place is the file of our descriptor (linked through /proc/self/fd), and
+  only while `NAME.part` is still that file: one renamed away and replaced is refused;
 - the origin of the file (`user.xdg.origin.url`, as `curl --xattr` and `wget --xattr`
   write it; a `.xdl-origins` file in the folder where the filesystem has no xattrs), so
   `skipped: "exists"` answers only for the same source;
@@ -294,7 +299,6 @@ class Target:
         self.fd: int | None = None
         self.written = 0
         self.total: int | None = None
-        self._created = False
         self._wrote_meta = False
         self._hash = hashlib.sha256()
         self._release_space: Callable[[], None] = lambda: None
@@ -366,7 +370,7 @@ class Target:
     ) -> bool:
         """Lock this candidate's `.part` for our origin; False when it is another's."""
         while True:
-            fd, created = self._open_part()
+            fd = self._open_part()
             st = os.fstat(fd)
             if st.st_nlink > 1:
                 # A second name of the finished NAME: its download is between the link
@@ -399,7 +403,7 @@ class Target:
                 self._drop_finished_part(st)
                 os.close(fd)
                 continue
-            self.fd, self._created = fd, created
+            self.fd = fd
             break
         names = [self.name]
         if also_ext and not self.name.endswith("." + also_ext):
@@ -433,29 +437,20 @@ class Target:
             raise
         return True
 
-    def _open_part(self) -> tuple[int, bool]:
-        """Our `.part`, opened without following a link and created when missing:
-        (descriptor, created by us). Only a regular file; its links are the caller's."""
-        flags = os.O_RDWR | _NOFOLLOW
-        while True:
-            try:
-                try:
-                    fd = os.open(self.part_name, flags | os.O_CREAT | os.O_EXCL, 0o644,
-                                 dir_fd=self.dirfd)  # fmt: skip
-                    created = True
-                except FileExistsError:
-                    fd = os.open(self.part_name, flags, dir_fd=self.dirfd)
-                    created = False
-            except FileNotFoundError:
-                continue  # removed between the two opens: create it
-            except OSError as e:
-                raise _open_error(e, self.folder / self.part_name) from None
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.close(fd)
-                raise errors.BadInput(
-                    f"refusing to write into {self.folder / self.part_name}: not a plain file"
-                )
-            return fd, created
+    def _open_part(self) -> int:
+        """Our `.part`, opened without following a link and created when missing (only a
+        regular file; its links are the caller's to judge)."""
+        try:
+            fd = os.open(self.part_name, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644,
+                         dir_fd=self.dirfd)  # fmt: skip
+        except OSError as e:
+            raise _open_error(e, self.folder / self.part_name) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise errors.BadInput(
+                f"refusing to write into {self.folder / self.part_name}: not a plain file"
+            )
+        return fd
 
     def _finished_origin(self, part: os.stat_result) -> str | None:
         """The origin of NAME when `.part` (stat `part`) is a second name of it, a file a
@@ -769,7 +764,7 @@ class Target:
         self._release_space()
 
     def close(self) -> None:
-        """Release the lock and the files; an empty `.part` we created is removed."""
+        """Release the lock and the files; an empty `.part` is removed."""
         try:
             self.finish_writing()
         except errors.XdlError:
@@ -777,9 +772,10 @@ class Target:
         self._release_space()
         if self.fd is not None:
             held = _lstat(self.part_name, self.dirfd)
-            if self._is_ours(held) and self._created and held is not None and held.st_size == 0:
-                # Nothing to resume: the meta first (see _rename); one we did not write
-                # was left by a download killed after its `.part` went (no link removed).
+            if self._is_ours(held) and held is not None and held.st_size == 0:
+                # Nothing to resume (ours to remove: we hold its lock; whoever waits for
+                # it looks again). The meta first (see _rename); one we did not write was
+                # left by a run killed before it removed it (a link is not removed).
                 meta = _lstat(self.meta_name, self.dirfd)
                 if self._wrote_meta or (meta is not None and stat.S_ISREG(meta.st_mode)):
                     self._unlink(self.meta_name)
