@@ -316,6 +316,35 @@ def test_an_empty_part_left_beside_a_finished_file_is_cleared(routes: Any, work:
     assert sorted(p.name for p in out.iterdir()) == ["same.bin"]
 
 
+@pytest.mark.parametrize("page", ["/tgt/a/same.bin", "/watch.html"])
+def test_a_file_swapped_before_it_is_cached_is_not_cached(
+    routes: Any, work: Path, xdl: Any, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    """Another file of the same size put at the final name just before --cache keeps it
+    (an attacker in the folder, simulated at that moment): the cache must not keep it
+    under the checksum of the download, or a later `cached: true` line lies."""
+    from xdl.core.fetch import cache as cache_module
+
+    real_store = cache_module.Cache.store
+
+    def swapped_store(self: Any, key: str, src: Path, **kw: Any) -> None:
+        other = src.with_name("other")
+        other.write_bytes(bytes(src.stat().st_size))
+        os.replace(other, src)
+        real_store(self, key, src, **kw)
+
+    monkeypatch.setattr(cache_module.Cache, "store", swapped_store)
+    url, cache = routes.url(page), str(work / "cache")
+    first = xdl("fetch", "--cache", cache, "-o", "one", url)
+    assert first.exit_code == 0, first.stderr
+    monkeypatch.setattr(cache_module.Cache, "store", real_store)
+    again = xdl("fetch", "--cache", cache, "-o", "two", url)
+    assert again.exit_code == 0, again.stderr
+    line = again.lines[0]
+    assert sha(Path(line["path"]).read_bytes()) == line["sha256"], line
+    assert not line.get("cached")
+
+
 def claim_write_commit(folder: Path, origin: str, data: bytes) -> Path:
     with Target.claim(folder, "clip.bin", origin) as target:
         assert target.done is None

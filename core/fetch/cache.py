@@ -227,15 +227,17 @@ class Cache:
         origin: str,
         etag: str | None = None,
         last_modified: str | None = None,
+        inode: tuple[int, int] | None = None,
     ) -> None:
         """Keep the file `src` (just written and checked: `size` bytes, `sha256`) as the
-        entry `key`: hard-linked when on the same filesystem, else copied and verified.
+        entry `key`: hard-linked when on the same filesystem (and only when `src` is still
+        the file `inode` (st_dev, st_ino) that was checked), else copied and verified.
         Never raises for a problem with the cache (a warning says it)."""
         if self.max_size is not None and size > self.max_size:
             return
         try:
             with self.locked(key):
-                self._store(key, src, name, size, sha256, origin, etag, last_modified)
+                self._store(key, src, name, size, sha256, origin, etag, last_modified, inode)
         except (OSError, errors.XdlError) as e:
             log.warning("warning: could not keep %s in the cache %s: %s", name, self.root, e)
             return
@@ -251,6 +253,7 @@ class Cache:
         origin: str,
         etag: str | None,
         last_modified: str | None,
+        inode: tuple[int, int] | None = None,
     ) -> None:
         data = f"{key}.{sha256}.data"
         tmp = self.root / f".tmp-{key}-{os.getpid()}-{threading.get_ident()}.data"
@@ -258,12 +261,15 @@ class Cache:
         try:
             try:
                 os.link(src, tmp, follow_symlinks=False)
+                linked = True
             except OSError:  # another filesystem, or no hard links there
-                self._copy(src, tmp, sha256)
+                self._copy(src, tmp, sha256)  # hashed as it is copied
+                linked = False
                 with contextlib.suppress(OSError):
                     os.setxattr(tmp, ORIGIN_XATTR, origin.encode("utf-8"), follow_symlinks=False)
             st = os.stat(tmp, follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            swapped = linked and inode is not None and (st.st_dev, st.st_ino) != inode
+            if not stat.S_ISREG(st.st_mode) or st.st_size != size or swapped:
                 raise errors.DownloadFailed(f"{src} changed before it was cached")
             os.chmod(tmp, 0o444)  # a regular file, checked above
             os.replace(tmp, self.root / data)
@@ -521,16 +527,23 @@ def revalidate(job: Job) -> list[FetchResult] | None:
 
 
 def keep_file(
-    job: Job, path: Path, size: int, sha256: str, etag: str | None, last_modified: str | None
+    job: Job,
+    path: Path,
+    size: int,
+    sha256: str,
+    etag: str | None,
+    last_modified: str | None,
+    inode: tuple[int, int] | None = None,
 ) -> None:
-    """Keep a file the HTTP tier downloaded, when it has a validator to revalidate with."""
+    """Keep a file the HTTP tier downloaded (the file `inode`, at `path`), when it has a
+    validator to revalidate with."""
     cache = open_cache(job.o)
     strong = etag if etag and not etag.startswith("W/") else None
     if cache is None or not (strong or last_modified):
         return
     cache.store(
         url_entry_key(job.url), path, name=path.name, size=size, sha256=sha256,
-        origin=job.url, etag=strong, last_modified=last_modified,
+        origin=job.url, etag=strong, last_modified=last_modified, inode=inode,
     )  # fmt: skip
 
 
@@ -575,11 +588,18 @@ def media_hit(
 
 
 def keep_media(
-    *, job: Job, info: Mapping[str, Any], path: Path, size: int, sha256: str, origin: str
+    *,
+    job: Job,
+    info: Mapping[str, Any],
+    path: Path,
+    size: int,
+    sha256: str,
+    origin: str,
+    inode: tuple[int, int] | None = None,
 ) -> None:
     """Keep the file of a yt-dlp item just downloaded (not a live recording, not one with
-    side files)."""
+    side files): the file `inode`, hashed, at `path`."""
     cache = open_cache(job.o)
     key = _media_key(job, info) if cache is not None else None
     if cache is not None and key is not None and not info.get("was_live"):
-        cache.store(key, path, name=path.name, size=size, sha256=sha256, origin=origin)
+        cache.store(key, path, name=path.name, size=size, sha256=sha256, origin=origin, inode=inode)

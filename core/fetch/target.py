@@ -716,6 +716,13 @@ class Target:
         self._unlink(self.meta_name)
         self._wrote_meta = False
 
+    def identity(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the file we wrote (None once closed)."""
+        if self.fd is None:
+            return None
+        st = os.fstat(self.fd)
+        return st.st_dev, st.st_ino
+
     def _is_ours(self, found: os.stat_result | None) -> bool:
         """Whether `found` (an lstat) is the very file of our descriptor."""
         assert self.fd is not None

@@ -10,6 +10,8 @@ hook stops it past --max-size (inflated content included).
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
 import logging
 import os
 import re
@@ -26,12 +28,19 @@ from ...names import sanitize_filename
 from ..cache import keep_media, media_hit
 from ..options import FetchOptions
 from ..result import FetchResult, since
-from ..target import SPACE, Target, check_no_links, check_size, record_origin, sha256_file
+from ..target import SPACE, Target, check_no_links, check_size, record_origin
 
 if TYPE_CHECKING:
     from ..engine import Job
 
 log = logging.getLogger("xdl.fetch")
+
+
+def _sha256_fd(fd: int) -> str:
+    h = hashlib.sha256()
+    while block := os.read(fd, 1 << 20):
+        h.update(block)
+    return h.hexdigest()
 
 
 def youtube_dl_available() -> bool:
@@ -316,22 +325,34 @@ class _Media:
             except errors.XdlError:
                 path.unlink()
                 raise
-        digest = sha256_file(path)
-        if o.sha256 and digest != o.sha256 and fresh:
-            path.unlink()
-            raise errors.ChecksumMismatch(
-                f"sha256 is {digest}, expected {o.sha256}; file removed", sha256=digest
-            )
-        if fresh:
-            origin = str(entry.get("webpage_url") or entry.get("original_url") or self.job.url)
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                record_origin(fd, dirfd, path.name, origin)
-            finally:
-                os.close(fd)
-                os.close(dirfd)
-            keep_media(job=self.job, info=entry, path=path, size=size, sha256=digest, origin=origin)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise errors.BadInput(f"refusing a link: {path}") from None
+            raise errors.DownloadFailed(f"cannot read {path}: {e.strerror}") from None
+        try:
+            # The checksum, the origin and what the cache keeps: one file, this one.
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+                raise errors.BadInput(f"{path} was replaced while it was checked")
+            digest = _sha256_fd(fd)
+            if o.sha256 and digest != o.sha256 and fresh:
+                path.unlink()
+                raise errors.ChecksumMismatch(
+                    f"sha256 is {digest}, expected {o.sha256}; file removed", sha256=digest
+                )
+            if fresh:
+                origin = str(entry.get("webpage_url") or entry.get("original_url") or self.job.url)
+                dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    record_origin(fd, dirfd, path.name, origin)
+                finally:
+                    os.close(dirfd)
+                keep_media(job=self.job, info=entry, path=path, size=size, sha256=digest,
+                           origin=origin, inode=(st.st_dev, st.st_ino))  # fmt: skip
+        finally:
+            os.close(fd)
         archive = self.job.archive
         if archive is not None and common["extractor"] and common["id"]:
             archive.add(media_key(str(common["extractor"]), str(common["id"])), path)
