@@ -345,6 +345,28 @@ def test_a_file_swapped_before_it_is_cached_is_not_cached(
     assert not line.get("cached")
 
 
+@pytest.mark.parametrize("planted", ["lock", "json", "data"])
+def test_links_planted_in_the_cache_folder_are_never_written_through(
+    routes: Any, work: Path, planted: str
+) -> None:
+    from xdl.core.fetch.cache import url_entry_key
+
+    url, cache = routes.url("/tgt/a/same.bin"), work / "cache"
+    victim = work / "victim.txt"
+    victim.write_bytes(b"precious\n")
+    cache.mkdir()
+    key = url_entry_key(url)
+    name = {"lock": f"{key}.lock", "json": f"{key}.json", "data": f"{key}.{sha(DATA)}.data"}
+    (cache / name[planted]).symlink_to(victim)
+    for out in ("one", "two"):
+        code, got, err = run("fetch", "--cache", str(cache), "-o", str(work / out), url,
+                             cwd=work)  # fmt: skip
+        assert code == 0, (got, err)
+        assert sha(Path(got[0]["path"]).read_bytes()) == got[0]["sha256"] == sha(DATA)
+        assert "Traceback" not in err
+    assert victim.read_bytes() == b"precious\n"
+
+
 def claim_write_commit(folder: Path, origin: str, data: bytes) -> Path:
     with Target.claim(folder, "clip.bin", origin) as target:
         assert target.done is None
