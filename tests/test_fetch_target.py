@@ -367,6 +367,33 @@ def test_links_planted_in_the_cache_folder_are_never_written_through(
     assert victim.read_bytes() == b"precious\n"
 
 
+@pytest.mark.parametrize("fifo", ["same.bin.part.meta", ".xdl-origins", "cache-record"])
+def test_a_fifo_planted_where_xdl_reads_or_writes_does_not_hang_it(
+    routes: Any, work: Path, fifo: str
+) -> None:
+    """Opening a FIFO waits for its other end: one planted at the meta, the origins
+    index or a cache record hung xdl for ever (SIGTERM too: the thread is in open)."""
+    from xdl.core.fetch.cache import url_entry_key
+
+    url, out, cache = routes.url("/tgt/a/same.bin"), work / "out", work / "cache"
+    out.mkdir()
+    cache.mkdir()
+    if fifo == "cache-record":
+        os.mkfifo(cache / f"{url_entry_key(url)}.json")
+    else:
+        os.mkfifo(out / fifo)
+    if fifo == ".xdl-origins":  # read when a file of that name has no origin xattr
+        (out / "same.bin").write_bytes(b"the user's own\n")
+    code, got, err = run("fetch", "--strategy", "http", "--cache", str(cache), "-o", str(out),
+                         url, cwd=work, timeout=60)  # fmt: skip
+    if fifo == "same.bin.part.meta":
+        assert code == 1 and got[0]["error"]["code"] == "bad_input", (got, err)
+    else:
+        assert code == 0, (got, err)
+        assert sha(Path(got[0]["path"]).read_bytes()) == got[0]["sha256"] == sha(DATA)
+    assert "Traceback" not in err
+
+
 def claim_write_commit(folder: Path, origin: str, data: bytes) -> Path:
     with Target.claim(folder, "clip.bin", origin) as target:
         assert target.done is None

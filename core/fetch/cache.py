@@ -65,7 +65,25 @@ TAG_TEXT = (
 )
 #: Temporary files and unreferenced data older than this are a crashed writer's.
 STALE_AFTER = 3600.0
-_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+#: Opening files of the cache folder: never through a link, never waiting on a FIFO
+#: planted in its place (O_NONBLOCK changes nothing for a regular file).
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON of the regular file `path` (a record), or None (no file, a link, a FIFO,
+    not JSON)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return json.loads(f.read(1 << 20))
+        except (OSError, ValueError, RecursionError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -176,11 +194,7 @@ class Cache:
     def get(self, key: str) -> Entry | None:
         """The entry of `key` when its data is there as recorded; None otherwise (an entry
         whose data was changed or lost is dropped)."""
-        try:
-            with open(self.root / f"{key}.json", "rb") as f:
-                raw = json.loads(f.read(1 << 20))
-        except (OSError, ValueError, RecursionError):
-            return None
+        raw = _read_json(self.root / f"{key}.json")
         entry = Entry.from_dict(raw) if isinstance(raw, dict) else None
         if entry is None or entry.key != key:
             return None
@@ -337,12 +351,8 @@ class Cache:
         if fd is None and not locked:
             return False
         try:
-            try:
-                with open(self.root / f"{key}.json", "rb") as f:
-                    raw = json.loads(f.read(1 << 20))
-                data = raw.get("data") if isinstance(raw, dict) else None
-            except (OSError, ValueError, RecursionError):
-                data = None
+            raw = _read_json(self.root / f"{key}.json")
+            data = raw.get("data") if isinstance(raw, dict) else None
             names = [f"{key}.json"]
             if isinstance(data, str) and data.startswith(key + ".") and "/" not in data:
                 names.insert(0, data)
@@ -379,11 +389,7 @@ class Cache:
             elif item.name.endswith(".data"):
                 files[item.name] = age
             elif item.name.endswith(".json") and not item.name.startswith("."):
-                try:
-                    with open(item.path, "rb") as f:
-                        raw = json.loads(f.read(1 << 20))
-                except (OSError, ValueError, RecursionError):
-                    continue
+                raw = _read_json(Path(item.path))
                 entry = Entry.from_dict(raw) if isinstance(raw, dict) else None
                 if entry is not None:
                     entries.append(entry)

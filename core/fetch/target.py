@@ -53,7 +53,9 @@ PIPELINE_FROM = 4 * 1024 * 1024
 #: How many distinct names (`NAME (1).ext` ...) are tried before giving up.
 MAX_DISTINCT = 1000
 
-_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+#: Opening a name in the folder: never through a link, never waiting on a FIFO planted
+#: there (O_NONBLOCK changes nothing for a regular file; a FIFO is then refused).
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 #: Link a file by its descriptor (`linkat` through /proc): the file we wrote, not what
 #: is at its name by now.
 _PROC_FD = os.path.isdir("/proc/self/fd")
@@ -188,6 +190,8 @@ def _lstat(name: str, dirfd: int) -> os.stat_result | None:
 def _open_error(e: OSError, path: Path) -> errors.XdlError:
     if e.errno == errno.ELOOP:
         return refuse_link(path)
+    if e.errno == errno.ENXIO:  # a FIFO (no reader) or a socket
+        return errors.BadInput(f"refusing to write into {path}: not a plain file")
     if is_no_space(e):
         return no_space(path, e)
     return errors.OutputNotWritable(f"cannot open {path}: {e.strerror}")
@@ -225,6 +229,8 @@ def read_origin(dirfd: int, name: str) -> str | None:
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         return os.getxattr(fd, ORIGIN_XATTR).decode("utf-8", "replace")
     except OSError:
         pass
@@ -252,6 +258,8 @@ def record_origin(fd: int, dirfd: int, name: str, origin: str) -> None:
             raise no_space(ORIGINS_FILE, e) from None
         return
     try:
+        if not stat.S_ISREG(os.fstat(out).st_mode):
+            return
         fcntl.flock(out, fcntl.LOCK_EX)
         os.write(out, line.encode("utf-8"))
     except OSError as e:
@@ -269,6 +277,8 @@ def _origins_file(dirfd: int) -> dict[str, str]:
         return {}
     found: dict[str, str] = {}
     with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return found
         for raw in f:
             try:
                 rec = json.loads(raw)
@@ -501,6 +511,8 @@ class Target:
             return {}
         try:
             with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return {}
                 meta = json.loads(f.read(1 << 16))
         except (OSError, ValueError, RecursionError):
             return {}
