@@ -1,6 +1,8 @@
-"""The owned target (core/fetch/target.py) at the edges of its life: a kill between the
-link into place and the unlink of `.part`, claims of one name racing that window, a
-`.part` swapped for a link while it is written, a disk that fills up on each tier.
+"""The owned target (core/fetch/target.py) at the edges of its life: a kill at each link,
+rename and unlink that puts a file in place (strace's injection), claims of one name
+racing that window, a `.part` swapped for a link while it is written, a file swapped
+before --cache keeps it, links and FIFOs planted where xdl reads or writes, a disk that
+fills up on each tier (ffmpeg's output included).
 
 Each test checks what a user sees: the line (code, sha256 against the bytes at its
 path), the exit code, the files left in the folder."""

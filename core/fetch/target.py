@@ -5,8 +5,9 @@ Every downloader writes through a `Target`. It holds, for the download's whole l
 - an exclusive `flock` on `NAME.part`, so no other thread or process writes into it; a
   second writer of the same source waits for the first, a different source moves on to
   a distinct name (`NAME (1).ext`);
-- files opened relative to the folder's descriptor with `O_NOFOLLOW` (a planted link is
-  `bad_input`, its target untouched), hard-linked `.part` files refused — except the one
+- files opened relative to the folder's descriptor with `O_NOFOLLOW` and `O_NONBLOCK`
+  (a planted link is `bad_input`, its target untouched; a planted FIFO never makes xdl
+  wait), hard-linked `.part` files refused — except the one
   a download leaves when it is killed between linking `.part` into place and unlinking
   it (the very inode of NAME, whose origin is recorded): that `.part` is removed once
   its lock is free, the finished file kept;
