@@ -131,6 +131,36 @@ def routes(site: Any) -> Any:
                     pass
         r.send_bytes(BIG, etag='"tgt-fills"')
 
+    page = (
+        "<html><head><title>Swapped</title></head><body>"
+        '<video src="/tgt/swap.mp4" type="video/mp4"></video></body></html>'
+    )
+    site.route("/tgt/swap.html")(lambda r: r.send_bytes(page.encode(), "text/html"))
+
+    @site.route("/tgt/swap.mp4")
+    def swap_media(r: Any) -> None:
+        """The media yt-dlp fetches; once its `.part` has bytes, it is renamed away and a
+        link to `victim` put in its place (the folder and victim in site.state)."""
+        if r.command == "HEAD" or "swap-dir" not in site.state:
+            r.send_bytes(BIG, "video/mp4")
+            return
+        folder, victim = site.state.pop("swap-dir"), site.state["swap-victim"]
+        r.send_status(200)
+        r.send_header("Content-Type", "video/mp4")
+        r.send_header("Content-Length", str(len(BIG)))
+        r.end_headers()
+        r.wfile.write(BIG[: 64 << 10])
+        r.wfile.flush()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            parts = [p for p in folder.iterdir() if p.name.endswith(".mp4.part")]
+            if parts and parts[0].stat().st_size:
+                parts[0].rename(folder / "moved")
+                parts[0].symlink_to(victim)
+                break
+            time.sleep(0.01)
+        r.wfile.write(BIG[64 << 10 :])
+
     return site
 
 
@@ -491,6 +521,22 @@ def test_a_part_swapped_for_a_link_mid_download_is_refused(
     assert victim.read_bytes() == b"precious\n"
     assert not os.path.lexists(out / "swap.bin")  # nothing put in place, no link
     assert (out / "swap.bin.part").is_symlink()  # the planted link left as it was
+
+
+def test_a_ytdlp_part_swapped_for_a_link_leaves_no_link_as_the_file(
+    routes: Any, work: Path
+) -> None:
+    out, victim = work / "out", work / "victim.txt"
+    out.mkdir()
+    victim.write_bytes(b"precious\n")
+    routes.state["swap-victim"] = victim
+    routes.state["swap-dir"] = out
+    code, got, err = run("fetch", "--no-fallback", "-o", str(out), routes.url("/tgt/swap.html"),
+                         cwd=work)  # fmt: skip
+    assert code == 1, (got, err)
+    assert [p.name for p in out.iterdir() if p.is_symlink()] == []  # no link named as the file
+    assert victim.read_bytes() == b"precious\n"
+    assert got[0]["error"]["code"] == "bad_input" and "replaced" in got[0]["error"]["message"]
 
 
 @pytest.fixture

@@ -309,10 +309,18 @@ class _Media:
 
     def saved(self, entry: Mapping[str, Any], path: Path, common: dict[str, Any]) -> FetchResult:
         """The line of one item's file, after checking it is a plain file inside -o."""
-        if path.is_symlink() or self.out not in path.resolve().parents:
-            raise errors.BadInput(f"refusing a file outside --output-dir or a link: {path}")
         o = self.o
         fresh = str(entry.get("id")) in self.downloading
+        folder = path.parent.resolve()
+        if fresh and path.is_symlink() and (folder == self.out or self.out in folder.parents):
+            # Our claim checked no link was there: yt-dlp renamed one into place (its
+            # `.part` renamed away and replaced while it wrote). Not left as the file.
+            path.unlink()
+            raise errors.BadInput(
+                f"{path.name}.part was replaced by a link while downloading; nothing kept"
+            )
+        if path.is_symlink() or self.out not in path.resolve().parents:
+            raise errors.BadInput(f"refusing a file outside --output-dir or a link: {path}")
         if o.normalize and fresh:
             normalize_audio(path)
         size = path.stat().st_size
