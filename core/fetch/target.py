@@ -388,10 +388,15 @@ class Target:
                 # into place and the unlink of `.part`, or was killed there.
                 finished = self._finished_origin(st)
                 if finished is None:
-                    os.close(fd)
-                    raise errors.BadInput(
-                        f"refusing to write into {self.folder / self.part_name}: not a plain file"
-                    )
+                    now = os.fstat(fd)
+                    if self._part_is(now) and now.st_nlink > 1:
+                        os.close(fd)
+                        raise errors.BadInput(
+                            f"refusing to write into {self.folder / self.part_name}:"
+                            " not a plain file"
+                        )
+                    os.close(fd)  # its owner unlinked it meanwhile (and NAME went on)
+                    continue
                 if finished != self.origin:  # NAME is another source's: a distinct name
                     if _try_lock(fd):
                         self._drop_finished_part(st)
@@ -463,6 +468,11 @@ class Target:
             )
         return fd
 
+    def _part_is(self, st: os.stat_result) -> bool:
+        """Whether `.part` is (still) the file of stat `st`."""
+        held = _lstat(self.part_name, self.dirfd)
+        return held is not None and (held.st_dev, held.st_ino) == (st.st_dev, st.st_ino)
+
     def _finished_origin(self, part: os.stat_result) -> str | None:
         """The origin of NAME when `.part` (stat `part`) is a second name of it, a file a
         download of ours finished (its origin recorded); else None (a link planted to a
@@ -477,11 +487,9 @@ class Target:
     def _drop_finished_part(self, part: os.stat_result) -> None:
         """Remove a `.part` left as a second name of the finished NAME (and its meta), its
         owner gone (the caller holds its lock). The finished file is kept."""
-        held = _lstat(self.part_name, self.dirfd)
-        if held is None or (held.st_dev, held.st_ino) != (part.st_dev, part.st_ino):
-            return
-        self._unlink(self.meta_name)
-        self._unlink(self.part_name)
+        if self._part_is(part):
+            self._unlink(self.meta_name)
+            self._unlink(self.part_name)
 
     def _lock(self, fd: int) -> bool:
         """Wait for the lock on `fd` while its holder is downloading the same source (or
