@@ -5,6 +5,7 @@ yt-dlp never writes to stdout here: every message goes to our logger (stderr).
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -19,7 +20,16 @@ from typing import Any
 import yt_dlp
 from yt_dlp.downloader import external as _external
 from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
-from yt_dlp.utils import DownloadError, ExtractorError, Popen, UnsupportedError, variadic
+from yt_dlp.postprocessor import ffmpeg as _ffmpeg_pp
+from yt_dlp.utils import (
+    DownloadCancelled,
+    DownloadError,
+    ExtractorError,
+    Popen,
+    UnsupportedError,
+    YoutubeDLError,
+    variadic,
+)
 
 from . import errors
 from .inputs import refused
@@ -100,6 +110,33 @@ class _StoppablePopen(Popen):  # type: ignore[misc]
 
 # Only ExternalFD's subclasses use this name; each behaves the same with no stop given.
 _external.Popen = _StoppablePopen
+
+#: What ffmpeg says when it could not write its output. It still exits 0 when the disk
+#: fills while it writes the end of the file (the trailer, the close): its output then
+#: looks finished but is cut short.
+_FFMPEG_WRITE_FAILED = re.compile(
+    r"No space left on device|Disk quota exceeded|Error writing trailer|Error closing file"
+)
+
+
+def _checked_run_ffmpeg(
+    self: Any, input_path_opts: Any, output_path_opts: Any, **kwargs: Any
+) -> str:
+    """yt-dlp's real_run_ffmpeg, failing (and its output removed) when ffmpeg could not
+    write its output, even when it exited 0."""
+    stderr: str = _real_run_ffmpeg(self, input_path_opts, output_path_opts, **kwargs)
+    found = _FFMPEG_WRITE_FAILED.search(stderr or "")
+    if found is None:
+        return stderr
+    for out_path, _ in output_path_opts:
+        if out_path and os.path.isfile(out_path) and not os.path.islink(out_path):
+            os.unlink(out_path)
+    line = next((x for x in stderr.splitlines() if found.group(0) in x), found.group(0))
+    raise _ffmpeg_pp.FFmpegPostProcessorError(f"ffmpeg could not write its output: {line}")
+
+
+_real_run_ffmpeg = _ffmpeg_pp.FFmpegPostProcessor.real_run_ffmpeg
+_ffmpeg_pp.FFmpegPostProcessor.real_run_ffmpeg = _checked_run_ffmpeg
 
 
 def make(params: Mapping[str, Any] | None = None) -> yt_dlp.YoutubeDL:
@@ -399,11 +436,48 @@ def translate_errors(url: str) -> Iterator[None]:
     """Re-raise yt-dlp's exceptions as xdl's own, with a stable code."""
     try:
         yield
-    except (DownloadError, ExtractorError, RequestError) as e:
+    except DownloadCancelled:  # --max-downloads and the like: the caller's to handle
+        raise
+    except (YoutubeDLError, RequestError) as e:
+        # YoutubeDLError: DownloadError, ExtractorError, and those yt-dlp lets out of
+        # process_info (UnavailableVideoError wraps an OSError such as a full disk).
+        raise to_xdl_error(e) from e
+    except OSError as e:
+        if full_disk(e) is None:
+            raise
         raise to_xdl_error(e) from e
 
 
+def full_disk(exc: BaseException) -> OSError | None:
+    """The ENOSPC / EDQUOT error behind `exc` (its exc_info, cause or context), if any."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return e
+        info = getattr(e, "exc_info", None)
+        if isinstance(info, tuple) and len(info) > 1 and isinstance(info[1], BaseException):
+            todo.append(info[1])
+        todo += [e.__cause__, e.__context__]
+    return None
+
+
+def no_space_error(e: OSError) -> errors.NoSpace:
+    where = f" while writing {os.path.basename(e.filename)}" if e.filename else ""
+    return errors.NoSpace(
+        f"the disk is full{where}: {e.strerror or 'no space left on device'};"
+        " the .part is kept for resuming"
+    )
+
+
 def to_xdl_error(exc: BaseException) -> errors.XdlError:
+    full = full_disk(exc)
+    if full is not None:
+        return no_space_error(full)
     cause: BaseException | None = exc
     if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
         cause = exc.exc_info[1]
@@ -428,7 +502,7 @@ def to_xdl_error(exc: BaseException) -> errors.XdlError:
         return error
     text = f"{message} {cause!r}".lower()
     if "no space left on device" in text or "errno 28" in text:
-        return errors.NoSpace(message)
+        return errors.NoSpace(f"the disk is full: {message}")
     if "timed out" in text or "timeout" in text:
         return errors.Timeout(message)
     if isinstance(cause, TransportError) or "connection" in text or "resolve" in text:

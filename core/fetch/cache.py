@@ -49,6 +49,7 @@ from .target import (
     read_origin,
     record_origin,
     sha256_file,
+    temp_name,
 )
 
 if TYPE_CHECKING:
@@ -64,7 +65,25 @@ TAG_TEXT = (
 )
 #: Temporary files and unreferenced data older than this are a crashed writer's.
 STALE_AFTER = 3600.0
-_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+#: Opening files of the cache folder: never through a link, never waiting on a FIFO
+#: planted in its place (O_NONBLOCK changes nothing for a regular file).
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON of the regular file `path` (a record), or None (no file, a link, a FIFO,
+    not JSON)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return json.loads(f.read(1 << 20))
+        except (OSError, ValueError, RecursionError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -175,11 +194,7 @@ class Cache:
     def get(self, key: str) -> Entry | None:
         """The entry of `key` when its data is there as recorded; None otherwise (an entry
         whose data was changed or lost is dropped)."""
-        try:
-            with open(self.root / f"{key}.json", "rb") as f:
-                raw = json.loads(f.read(1 << 20))
-        except (OSError, ValueError, RecursionError):
-            return None
+        raw = _read_json(self.root / f"{key}.json")
         entry = Entry.from_dict(raw) if isinstance(raw, dict) else None
         if entry is None or entry.key != key:
             return None
@@ -226,15 +241,17 @@ class Cache:
         origin: str,
         etag: str | None = None,
         last_modified: str | None = None,
+        inode: tuple[int, int] | None = None,
     ) -> None:
         """Keep the file `src` (just written and checked: `size` bytes, `sha256`) as the
-        entry `key`: hard-linked when on the same filesystem, else copied and verified.
+        entry `key`: hard-linked when on the same filesystem (and only when `src` is still
+        the file `inode` (st_dev, st_ino) that was checked), else copied and verified.
         Never raises for a problem with the cache (a warning says it)."""
         if self.max_size is not None and size > self.max_size:
             return
         try:
             with self.locked(key):
-                self._store(key, src, name, size, sha256, origin, etag, last_modified)
+                self._store(key, src, name, size, sha256, origin, etag, last_modified, inode)
         except (OSError, errors.XdlError) as e:
             log.warning("warning: could not keep %s in the cache %s: %s", name, self.root, e)
             return
@@ -250,6 +267,7 @@ class Cache:
         origin: str,
         etag: str | None,
         last_modified: str | None,
+        inode: tuple[int, int] | None = None,
     ) -> None:
         data = f"{key}.{sha256}.data"
         tmp = self.root / f".tmp-{key}-{os.getpid()}-{threading.get_ident()}.data"
@@ -257,12 +275,15 @@ class Cache:
         try:
             try:
                 os.link(src, tmp, follow_symlinks=False)
+                linked = True
             except OSError:  # another filesystem, or no hard links there
-                self._copy(src, tmp, sha256)
+                self._copy(src, tmp, sha256)  # hashed as it is copied
+                linked = False
                 with contextlib.suppress(OSError):
                     os.setxattr(tmp, ORIGIN_XATTR, origin.encode("utf-8"), follow_symlinks=False)
             st = os.stat(tmp, follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            swapped = linked and inode is not None and (st.st_dev, st.st_ino) != inode
+            if not stat.S_ISREG(st.st_mode) or st.st_size != size or swapped:
                 raise errors.DownloadFailed(f"{src} changed before it was cached")
             os.chmod(tmp, 0o444)  # a regular file, checked above
             os.replace(tmp, self.root / data)
@@ -330,12 +351,8 @@ class Cache:
         if fd is None and not locked:
             return False
         try:
-            try:
-                with open(self.root / f"{key}.json", "rb") as f:
-                    raw = json.loads(f.read(1 << 20))
-                data = raw.get("data") if isinstance(raw, dict) else None
-            except (OSError, ValueError, RecursionError):
-                data = None
+            raw = _read_json(self.root / f"{key}.json")
+            data = raw.get("data") if isinstance(raw, dict) else None
             names = [f"{key}.json"]
             if isinstance(data, str) and data.startswith(key + ".") and "/" not in data:
                 names.insert(0, data)
@@ -372,11 +389,7 @@ class Cache:
             elif item.name.endswith(".data"):
                 files[item.name] = age
             elif item.name.endswith(".json") and not item.name.startswith("."):
-                try:
-                    with open(item.path, "rb") as f:
-                        raw = json.loads(f.read(1 << 20))
-                except (OSError, ValueError, RecursionError):
-                    continue
+                raw = _read_json(Path(item.path))
                 entry = Entry.from_dict(raw) if isinstance(raw, dict) else None
                 if entry is not None:
                     entries.append(entry)
@@ -401,11 +414,18 @@ def _link(data: Path, target: Target, overwrite: bool) -> bool:
         if not overwrite:
             os.link(data, target.name, dst_dir_fd=target.dirfd, follow_symlinks=False)
             return True
-        tmp = target.part_name + ".cache"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=target.dirfd)
-        os.link(data, tmp, dst_dir_fd=target.dirfd, follow_symlinks=False)
-        os.replace(tmp, target.name, src_dir_fd=target.dirfd, dst_dir_fd=target.dirfd)
+        # A name no download is given (sanitised names never start with a dot), unique
+        # to this thread: `NAME.part.cache` may be another source's finished file.
+        tmp = temp_name(target.name, "cache")
+        try:
+            os.link(data, tmp, dst_dir_fd=target.dirfd, follow_symlinks=False)
+        except FileExistsError:  # a stale one of ours (this pid and thread, killed)
+            return False
+        try:
+            os.replace(tmp, target.name, src_dir_fd=target.dirfd, dst_dir_fd=target.dirfd)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=target.dirfd)
         return True
     except FileExistsError:
         raise errors.BadInput(f"{target.final} appeared meanwhile; kept it") from None
@@ -512,16 +532,23 @@ def revalidate(job: Job) -> list[FetchResult] | None:
 
 
 def keep_file(
-    job: Job, path: Path, size: int, sha256: str, etag: str | None, last_modified: str | None
+    job: Job,
+    path: Path,
+    size: int,
+    sha256: str,
+    etag: str | None,
+    last_modified: str | None,
+    inode: tuple[int, int] | None = None,
 ) -> None:
-    """Keep a file the HTTP tier downloaded, when it has a validator to revalidate with."""
+    """Keep a file the HTTP tier downloaded (the file `inode`, at `path`), when it has a
+    validator to revalidate with."""
     cache = open_cache(job.o)
     strong = etag if etag and not etag.startswith("W/") else None
     if cache is None or not (strong or last_modified):
         return
     cache.store(
         url_entry_key(job.url), path, name=path.name, size=size, sha256=sha256,
-        origin=job.url, etag=strong, last_modified=last_modified,
+        origin=job.url, etag=strong, last_modified=last_modified, inode=inode,
     )  # fmt: skip
 
 
@@ -566,11 +593,18 @@ def media_hit(
 
 
 def keep_media(
-    *, job: Job, info: Mapping[str, Any], path: Path, size: int, sha256: str, origin: str
+    *,
+    job: Job,
+    info: Mapping[str, Any],
+    path: Path,
+    size: int,
+    sha256: str,
+    origin: str,
+    inode: tuple[int, int] | None = None,
 ) -> None:
     """Keep the file of a yt-dlp item just downloaded (not a live recording, not one with
-    side files)."""
+    side files): the file `inode`, hashed, at `path`."""
     cache = open_cache(job.o)
     key = _media_key(job, info) if cache is not None else None
     if cache is not None and key is not None and not info.get("was_live"):
-        cache.store(key, path, name=path.name, size=size, sha256=sha256, origin=origin)
+        cache.store(key, path, name=path.name, size=size, sha256=sha256, origin=origin, inode=inode)

@@ -5,8 +5,14 @@ Every downloader writes through a `Target`. It holds, for the download's whole l
 - an exclusive `flock` on `NAME.part`, so no other thread or process writes into it; a
   second writer of the same source waits for the first, a different source moves on to
   a distinct name (`NAME (1).ext`);
-- files opened relative to the folder's descriptor with `O_NOFOLLOW` (a planted link is
-  `bad_input`, its target untouched), hard-linked `.part` files refused;
+- files opened relative to the folder's descriptor with `O_NOFOLLOW` and `O_NONBLOCK`
+  (a planted link is `bad_input`, its target untouched; a planted FIFO never makes xdl
+  wait), hard-linked `.part` files refused — except the one
+  a download leaves when it is killed between linking `.part` into place and unlinking
+  it (the very inode of NAME, whose origin is recorded): that `.part` is removed once
+  its lock is free, the finished file kept;
+- the file put in place is the file of our descriptor (linked through /proc/self/fd), and
+  only while `NAME.part` is still that file: one renamed away and replaced is refused;
 - the origin of the file (`user.xdg.origin.url`, as `curl --xattr` and `wget --xattr`
   write it; a `.xdl-origins` file in the folder where the filesystem has no xattrs), so
   `skipped: "exists"` answers only for the same source;
@@ -48,7 +54,12 @@ PIPELINE_FROM = 4 * 1024 * 1024
 #: How many distinct names (`NAME (1).ext` ...) are tried before giving up.
 MAX_DISTINCT = 1000
 
-_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+#: Opening a name in the folder: never through a link, never waiting on a FIFO planted
+#: there (O_NONBLOCK changes nothing for a regular file; a FIFO is then refused).
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+#: Link a file by its descriptor (`linkat` through /proc): the file we wrote, not what
+#: is at its name by now.
+_PROC_FD = os.path.isdir("/proc/self/fd")
 
 
 def check_size(size: int | None, min_size: int | None, max_size: int | None) -> None:
@@ -177,17 +188,31 @@ def _lstat(name: str, dirfd: int) -> os.stat_result | None:
         return None
 
 
+def _open_error(e: OSError, path: Path) -> errors.XdlError:
+    if e.errno == errno.ELOOP:
+        return refuse_link(path)
+    if e.errno == errno.ENXIO:  # a FIFO (no reader) or a socket
+        return errors.BadInput(f"refusing to write into {path}: not a plain file")
+    if is_no_space(e):
+        return no_space(path, e)
+    return errors.OutputNotWritable(f"cannot open {path}: {e.strerror}")
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
 def _open_file(name: str, dirfd: int, flags: int, where: Path) -> int:
     """Open `name` in the folder without following a link; only regular files, never one
     with other hard links (its other name may be anywhere)."""
     try:
         fd = os.open(name, flags | _NOFOLLOW, 0o644, dir_fd=dirfd)
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise refuse_link(where / name) from None
-        if is_no_space(e):
-            raise no_space(where / name, e) from None
-        raise errors.OutputNotWritable(f"cannot open {where / name}: {e.strerror}") from None
+        raise _open_error(e, where / name) from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
         os.close(fd)
@@ -205,6 +230,8 @@ def read_origin(dirfd: int, name: str) -> str | None:
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         return os.getxattr(fd, ORIGIN_XATTR).decode("utf-8", "replace")
     except OSError:
         pass
@@ -214,21 +241,32 @@ def read_origin(dirfd: int, name: str) -> str | None:
 
 
 def record_origin(fd: int, dirfd: int, name: str, origin: str) -> None:
-    """Record `origin` with the open file `fd` (to be called `name`)."""
+    """Record `origin` with the open file `fd` (to be called `name`); NoSpace when the
+    disk is too full for it (a file whose origin is not recorded is taken for another
+    source's by the next run)."""
     try:
         os.setxattr(fd, ORIGIN_XATTR, origin.encode("utf-8"))
         return
-    except OSError:
-        pass
+    except OSError as e:
+        if is_no_space(e):
+            raise no_space(name, e) from None
     line = json.dumps({"name": name, "url": origin}, ensure_ascii=False) + "\n"
     try:
         out = os.open(ORIGINS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644,
                       dir_fd=dirfd)  # fmt: skip
-    except OSError:
+    except OSError as e:
+        if is_no_space(e):
+            raise no_space(ORIGINS_FILE, e) from None
         return
     try:
+        if not stat.S_ISREG(os.fstat(out).st_mode):
+            return
         fcntl.flock(out, fcntl.LOCK_EX)
         os.write(out, line.encode("utf-8"))
+    except OSError as e:
+        if is_no_space(e):
+            raise no_space(ORIGINS_FILE, e) from None
+        raise
     finally:
         os.close(out)
 
@@ -240,6 +278,8 @@ def _origins_file(dirfd: int) -> dict[str, str]:
         return {}
     found: dict[str, str] = {}
     with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return found
         for raw in f:
             try:
                 rec = json.loads(raw)
@@ -270,7 +310,6 @@ class Target:
         self.fd: int | None = None
         self.written = 0
         self.total: int | None = None
-        self._created = False
         self._wrote_meta = False
         self._hash = hashlib.sha256()
         self._release_space: Callable[[], None] = lambda: None
@@ -342,16 +381,45 @@ class Target:
     ) -> bool:
         """Lock this candidate's `.part` for our origin; False when it is another's."""
         while True:
-            existed = _lstat(self.part_name, self.dirfd) is not None
-            fd = _open_file(self.part_name, self.dirfd, os.O_RDWR | os.O_CREAT, self.folder)
+            fd = self._open_part()
+            st = os.fstat(fd)
+            if st.st_nlink > 1:
+                # A second name of the finished NAME: its download is between the link
+                # into place and the unlink of `.part`, or was killed there.
+                finished = self._finished_origin(st)
+                if finished is None:
+                    now = os.fstat(fd)
+                    if self._part_is(now) and now.st_nlink > 1:
+                        os.close(fd)
+                        raise errors.BadInput(
+                            f"refusing to write into {self.folder / self.part_name}:"
+                            " not a plain file"
+                        )
+                    os.close(fd)  # its owner unlinked it meanwhile (and NAME went on)
+                    continue
+                if finished != self.origin:  # NAME is another source's: a distinct name
+                    if _try_lock(fd):
+                        self._drop_finished_part(st)
+                    os.close(fd)
+                    return False
             if not self._lock(fd):
                 os.close(fd)
                 return False
             held = _lstat(self.part_name, self.dirfd)
-            if held is None or held.st_ino != os.fstat(fd).st_ino:
+            st = os.fstat(fd)
+            if held is None or (held.st_dev, held.st_ino) != (st.st_dev, st.st_ino):
                 os.close(fd)  # the holder before us renamed or removed it: look again
                 continue
-            self.fd, self._created = fd, not existed
+            if st.st_nlink > 1:  # its owner is gone (we hold the lock): drop the 2nd name
+                if self._finished_origin(st) is None:
+                    os.close(fd)
+                    raise errors.BadInput(
+                        f"refusing to write into {self.folder / self.part_name}: not a plain file"
+                    )
+                self._drop_finished_part(st)
+                os.close(fd)
+                continue
+            self.fd = fd
             break
         names = [self.name]
         if also_ext and not self.name.endswith("." + also_ext):
@@ -385,6 +453,44 @@ class Target:
             raise
         return True
 
+    def _open_part(self) -> int:
+        """Our `.part`, opened without following a link and created when missing (only a
+        regular file; its links are the caller's to judge)."""
+        try:
+            fd = os.open(self.part_name, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644,
+                         dir_fd=self.dirfd)  # fmt: skip
+        except OSError as e:
+            raise _open_error(e, self.folder / self.part_name) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise errors.BadInput(
+                f"refusing to write into {self.folder / self.part_name}: not a plain file"
+            )
+        return fd
+
+    def _part_is(self, st: os.stat_result) -> bool:
+        """Whether `.part` is (still) the file of stat `st`."""
+        held = _lstat(self.part_name, self.dirfd)
+        return held is not None and (held.st_dev, held.st_ino) == (st.st_dev, st.st_ino)
+
+    def _finished_origin(self, part: os.stat_result) -> str | None:
+        """The origin of NAME when `.part` (stat `part`) is a second name of it, a file a
+        download of ours finished (its origin recorded); else None (a link planted to a
+        file elsewhere, or to one of the user's own)."""
+        final = _lstat(self.name, self.dirfd)
+        if final is None or not stat.S_ISREG(final.st_mode):
+            return None
+        if (final.st_dev, final.st_ino) != (part.st_dev, part.st_ino):
+            return None
+        return read_origin(self.dirfd, self.name)
+
+    def _drop_finished_part(self, part: os.stat_result) -> None:
+        """Remove a `.part` left as a second name of the finished NAME (and its meta), its
+        owner gone (the caller holds its lock). The finished file is kept."""
+        if self._part_is(part):
+            self._unlink(self.meta_name)
+            self._unlink(self.part_name)
+
     def _lock(self, fd: int) -> bool:
         """Wait for the lock on `fd` while its holder is downloading the same source (or
         has not said yet which); False at once when it holds it for another source."""
@@ -414,6 +520,8 @@ class Target:
             return {}
         try:
             with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return {}
                 meta = json.loads(f.read(1 << 16))
         except (OSError, ValueError, RecursionError):
             return {}
@@ -594,25 +702,76 @@ class Target:
             )
         record_origin(self.fd, self.dirfd, self.name, self.origin)
         self._rename(overwrite)
-        self._unlink(self.meta_name)
         self._release_space()
         return self.written, digest
 
     def _rename(self, overwrite: bool) -> None:
-        kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
-        if overwrite:
-            os.replace(self.part_name, self.name, **kw)
+        """Put the file we wrote in place as NAME: the file of our descriptor, whatever
+        is at `NAME.part` by now (a `.part` renamed away and replaced, by a link or
+        another file, is refused and nothing is put in place)."""
+        if not self._is_ours(_lstat(self.part_name, self.dirfd)):
+            raise errors.BadInput(
+                f"{self.folder / self.part_name} was replaced while downloading;"
+                " nothing was put in place"
+            )
+        if overwrite:  # one rename (a kill leaves no temporary name), checked after
+            self._rename_final(replace=True)
             return
         try:
-            os.link(self.part_name, self.name, follow_symlinks=False, **kw)
+            self._link_final(self.name)
         except FileExistsError:
             raise errors.BadInput(f"{self.final} appeared while downloading; kept it") from None
         except OSError:  # no hard links here (FAT, some network filesystems)
             if _lstat(self.name, self.dirfd) is not None:
                 raise errors.BadInput(f"{self.final} appeared while downloading") from None
-            os.rename(self.part_name, self.name, **kw)
+            self._rename_final()
             return
-        self._unlink(self.part_name)
+        # The meta first, while `.part` is still ours: once it is gone, another claim may
+        # make a new `.part` (and meta) of this name. A kill from here on leaves `.part` a
+        # second name of NAME: the next claim removes it.
+        self._drop_meta()
+        if self._is_ours(_lstat(self.part_name, self.dirfd)):
+            self._unlink(self.part_name)
+
+    def _drop_meta(self) -> None:
+        self._unlink(self.meta_name)
+        self._wrote_meta = False
+
+    def identity(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the file we wrote (None once closed)."""
+        if self.fd is None:
+            return None
+        st = os.fstat(self.fd)
+        return st.st_dev, st.st_ino
+
+    def _is_ours(self, found: os.stat_result | None) -> bool:
+        """Whether `found` (an lstat) is the very file of our descriptor."""
+        assert self.fd is not None
+        mine = os.fstat(self.fd)
+        return found is not None and (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def _link_final(self, name: str) -> None:
+        """Link the file of our descriptor as `name` (FileExistsError when taken)."""
+        assert self.fd is not None
+        if _PROC_FD:
+            os.link(f"/proc/self/fd/{self.fd}", name, dst_dir_fd=self.dirfd,
+                    follow_symlinks=True)  # fmt: skip
+        else:
+            os.link(self.part_name, name, src_dir_fd=self.dirfd, dst_dir_fd=self.dirfd,
+                    follow_symlinks=False)  # fmt: skip
+            if not self._is_ours(_lstat(name, self.dirfd)):  # swapped since we looked
+                self._unlink(name)
+                raise errors.BadInput(f"{self.folder / self.part_name} was replaced meanwhile")
+
+    def _rename_final(self, replace: bool = False) -> None:
+        """Rename `.part` to NAME (where there are no hard links), then check that what
+        arrived is our file; a file swapped in meanwhile is taken back out."""
+        kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
+        self._drop_meta()  # while `.part` is ours (see _rename)
+        (os.replace if replace else os.rename)(self.part_name, self.name, **kw)
+        if not self._is_ours(_lstat(self.name, self.dirfd)):
+            self._unlink(self.name)
+            raise errors.BadInput(f"{self.folder / self.part_name} was replaced meanwhile")
 
     def _unlink(self, name: str) -> None:
         try:
@@ -626,13 +785,14 @@ class Target:
             self.finish_writing()
         except errors.XdlError:
             pass
-        if self.fd is not None:
+        if self.fd is not None and self._is_ours(_lstat(self.part_name, self.dirfd)):
+            self._unlink(self.meta_name)  # the meta first: the `.part` is ours till it goes
             self._unlink(self.part_name)
-            self._unlink(self.meta_name)
+            self._wrote_meta = False
         self._release_space()
 
     def close(self) -> None:
-        """Release the lock and the files; an empty `.part` we created is removed."""
+        """Release the lock and the files; an empty `.part` is removed."""
         try:
             self.finish_writing()
         except errors.XdlError:
@@ -640,11 +800,15 @@ class Target:
         self._release_space()
         if self.fd is not None:
             held = _lstat(self.part_name, self.dirfd)
-            ours = held is not None and held.st_ino == os.fstat(self.fd).st_ino
-            if ours and self._created and held is not None and held.st_size == 0:
+            if self._is_ours(held) and held is not None and held.st_size == 0:
+                # Nothing to resume (ours to remove: we hold its lock; whoever waits for
+                # it looks again). The meta first (see _rename); one we did not write was
+                # left by a run killed before it removed it (a link is not removed).
+                meta = _lstat(self.meta_name, self.dirfd)
+                if self._wrote_meta or (meta is not None and stat.S_ISREG(meta.st_mode)):
+                    self._unlink(self.meta_name)
                 self._unlink(self.part_name)
-                held = None
-            if held is None and self._wrote_meta:  # renamed into place, or nothing to resume
+            elif held is None and self._wrote_meta:  # renamed away by its downloader (yt-dlp)
                 self._unlink(self.meta_name)
             os.close(self.fd)
             self.fd = None
@@ -660,6 +824,13 @@ class Target:
 
     def __exit__(self, *exc: object) -> None:
         self.release_folder()
+
+
+def temp_name(name: str, tag: str) -> str:
+    """A temporary name beside `name` that no download is given (a sanitised name never
+    starts with a dot), unique to this process and thread, under 255 bytes."""
+    short = name.encode("utf-8")[:150].decode("utf-8", "ignore")
+    return f".{short}.{os.getpid()}.{threading.get_ident()}.{tag}"
 
 
 def write_new(
@@ -680,7 +851,7 @@ def write_new(
         content = content.encode("utf-8")
     stream = io.BytesIO(content) if isinstance(content, bytes) else content
     name = dest.name
-    tmp = f".{name[:200]}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp = temp_name(name, "tmp")
     kw = {"src_dir_fd": dirfd, "dst_dir_fd": dirfd}
     try:
         found = _lstat(name, dirfd)

@@ -125,7 +125,7 @@ def saved(
     if validators is not None and job.o.cache:
         from ..cache import keep_file
 
-        keep_file(job, target.final, size, digest, *validators)
+        keep_file(job, target.final, size, digest, *validators, inode=target.identity())
     return FetchResult(
         url=job.url,
         ok=True,

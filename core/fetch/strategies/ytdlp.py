@@ -10,8 +10,12 @@ hook stops it past --max-size (inflated content included).
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
 import logging
 import os
+import re
+import stat
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,12 +29,19 @@ from ...names import sanitize_filename
 from ..cache import keep_media, media_hit
 from ..options import FetchOptions
 from ..result import FetchResult, since
-from ..target import SPACE, Target, check_no_links, check_size, record_origin, sha256_file
+from ..target import SPACE, Target, check_no_links, check_size, record_origin
 
 if TYPE_CHECKING:
     from ..engine import Job
 
 log = logging.getLogger("xdl.fetch")
+
+
+def _sha256_fd(fd: int) -> str:
+    h = hashlib.sha256()
+    while block := os.read(fd, 1 << 20):
+        h.update(block)
+    return h.hexdigest()
 
 
 def youtube_dl_available() -> bool:
@@ -159,6 +170,11 @@ class _Media:
         )  # fmt: skip
         self.targets.append(target)
         check_no_links(target.folder, Path(target.name).stem)
+        if target.fd is not None:
+            # On the `.part` now: yt-dlp writes into it and renames it into place, so a
+            # kill before our line still leaves NAME with its origin (else the next run
+            # takes it for another source's and downloads it again as `NAME (1)`).
+            record_origin(target.fd, target.dirfd, target.name, origin)
         # When the file is there already (target.done), yt-dlp finds it under the name
         # chosen here and says so; we answer `exists`.
         if (*safe_folders, target.name) == relative.parts:
@@ -198,6 +214,36 @@ class _Media:
         if job.progress:
             total = d.get("total_bytes") or d.get("total_bytes_estimate")
             job.progress(Path(name).name, done, int(total) if total else None)
+
+    def empty_stale_parts(self) -> bool:
+        """After HTTP 416 to a resume: empty the item's `.part` files (NAME.part and the
+        formats' NAME.fID.EXT.part; ours while we hold the item's claim) so that yt-dlp
+        starts them again. yt-dlp's own answer to a 416 (asking again without a range, to
+        see whether the `.part` is whole) sends the range again and fails; a kill between
+        a finished download and its rename left the item failing forever (yt-dlp issue
+        12994). True when there was one to empty."""
+        emptied = False
+        for target in self.targets:
+            stem = re.escape(os.path.splitext(target.name)[0])
+            ours = re.compile(rf"(?:{re.escape(target.name)}|{stem}\.f[\w-]+\.\w+)\.part")
+            try:
+                names = [e.name for e in os.scandir(target.folder) if ours.fullmatch(e.name)]
+            except OSError:
+                continue
+            for name in names:
+                try:
+                    fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=target.dirfd)  # fmt: skip
+                except OSError:
+                    continue
+                try:
+                    st = os.fstat(fd)
+                    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size:
+                        os.ftruncate(fd, 0)
+                        emptied = True
+                finally:
+                    os.close(fd)
+        return emptied
 
     def drop_parts(self) -> None:
         """The `.part` files of a download stopped past --max-size."""
@@ -274,10 +320,18 @@ class _Media:
 
     def saved(self, entry: Mapping[str, Any], path: Path, common: dict[str, Any]) -> FetchResult:
         """The line of one item's file, after checking it is a plain file inside -o."""
-        if path.is_symlink() or self.out not in path.resolve().parents:
-            raise errors.BadInput(f"refusing a file outside --output-dir or a link: {path}")
         o = self.o
         fresh = str(entry.get("id")) in self.downloading
+        folder = path.parent.resolve()
+        if fresh and path.is_symlink() and (folder == self.out or self.out in folder.parents):
+            # Our claim checked no link was there: yt-dlp renamed one into place (its
+            # `.part` renamed away and replaced while it wrote). Not left as the file.
+            path.unlink()
+            raise errors.BadInput(
+                f"{path.name}.part was replaced by a link while downloading; nothing kept"
+            )
+        if path.is_symlink() or self.out not in path.resolve().parents:
+            raise errors.BadInput(f"refusing a file outside --output-dir or a link: {path}")
         if o.normalize and fresh:
             normalize_audio(path, o.audio_quality)
         size = path.stat().st_size
@@ -290,22 +344,34 @@ class _Media:
             except errors.XdlError:
                 path.unlink()
                 raise
-        digest = sha256_file(path)
-        if o.sha256 and digest != o.sha256 and fresh:
-            path.unlink()
-            raise errors.ChecksumMismatch(
-                f"sha256 is {digest}, expected {o.sha256}; file removed", sha256=digest
-            )
-        if fresh:
-            origin = str(entry.get("webpage_url") or entry.get("original_url") or self.job.url)
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                record_origin(fd, dirfd, path.name, origin)
-            finally:
-                os.close(fd)
-                os.close(dirfd)
-            keep_media(job=self.job, info=entry, path=path, size=size, sha256=digest, origin=origin)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise errors.BadInput(f"refusing a link: {path}") from None
+            raise errors.DownloadFailed(f"cannot read {path}: {e.strerror}") from None
+        try:
+            # The checksum, the origin and what the cache keeps: one file, this one.
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+                raise errors.BadInput(f"{path} was replaced while it was checked")
+            digest = _sha256_fd(fd)
+            if o.sha256 and digest != o.sha256 and fresh:
+                path.unlink()
+                raise errors.ChecksumMismatch(
+                    f"sha256 is {digest}, expected {o.sha256}; file removed", sha256=digest
+                )
+            if fresh:
+                origin = str(entry.get("webpage_url") or entry.get("original_url") or self.job.url)
+                dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    record_origin(fd, dirfd, path.name, origin)
+                finally:
+                    os.close(dirfd)
+                keep_media(job=self.job, info=entry, path=path, size=size, sha256=digest,
+                           origin=origin, inode=(st.st_dev, st.st_ino))  # fmt: skip
+        finally:
+            os.close(fd)
         archive = self.job.archive
         # a feed entry is archived by its feed and guid (the engine's `record_entry`):
         # `generic 1` would shadow guid 1 of every other feed
@@ -354,10 +420,25 @@ class _Media:
         return results
 
 
+class _StalePart(Exception):
+    """A resume answered 416; the item's `.part` files were emptied: download again."""
+
+    def __init__(self, error: errors.XdlError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def _download(job: Job, youtube_dl: bool) -> list[FetchResult]:
     params = ytdlp_params(job.o)
     try:
-        return _download_with(job, youtube_dl, params)
+        try:
+            return _download_with(job, youtube_dl, params)
+        except _StalePart as stale:
+            log.debug("%s: %s on resuming; the .part started again", job.url, stale.error.message)
+            try:
+                return _download_with(job, youtube_dl, params, again=True)
+            except _StalePart as still:
+                raise still.error from None
     except errors.DownloadFailed as e:
         if not params.get("live_from_start") or "downloaded from the start" not in e.message:
             raise
@@ -371,7 +452,9 @@ def _download(job: Job, youtube_dl: bool) -> list[FetchResult]:
     return _download_with(job, youtube_dl, params)
 
 
-def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[FetchResult]:
+def _download_with(
+    job: Job, youtube_dl: bool, params: dict[str, Any], again: bool = False
+) -> list[FetchResult]:
     from ... import ytdlp
 
     media = _Media(job)
@@ -397,6 +480,10 @@ def _download_with(job: Job, youtube_dl: bool, params: dict[str, Any]) -> list[F
             raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
         except errors.TooLarge:
             media.drop_parts()
+            raise
+        except errors.HttpError as e:
+            if e.details.get("status") == 416 and not again and media.empty_stale_parts():
+                raise _StalePart(e) from None
             raise
         if any(isinstance(e, errors.TooLarge) for e in media.raised.values()):
             media.drop_parts()
@@ -457,7 +544,6 @@ YOUTUBE_DL = YoutubeDl()
 
 def entry_url(entry: Mapping[str, Any], default: str) -> str:
     """A playlist entry's own URL, without yt-dlp's `#__youtubedl_smuggle` data."""
-    import re
 
     url = str(entry.get("webpage_url") or entry.get("original_url") or entry.get("url") or default)
     return re.sub(r"#__youtubedl_smuggle=.*$", "", url)
