@@ -639,3 +639,21 @@ def test_a_feed_entry_is_filed_under_the_show_its_json_line_names(xdl: Any, site
     assert path.parent.name == "Loopback Podcast" and path.exists()
     ran = xdl("fetch", "-o", "pod2", "--template", template, site.url("/watch.html"))
     assert Path(ran.lines[0]["path"]).parent.name != "Loopback Podcast"
+
+
+def test_a_page_whose_video_yt_dlp_cannot_get_is_not_saved_as_the_media(
+    xdl: Any, site: Any
+) -> None:
+    """yt-dlp found a video on the page and could not download it (403): the page itself
+    is never the result (SPEC §5a: no page saved for an extract that failed)."""
+    from media_site import video_page
+
+    page = video_page("Locked Clip", [], []).replace("<video", '<video src="/locked/clip.mp4"', 1)
+    site.route("/locked/page.html")(lambda r: r.send_bytes(page.encode(), "text/html"))
+    site.route("/locked/clip.mp4")(lambda r: r.send_bytes(b"no\n", "text/plain", status=403))
+    ran = xdl("fetch", "--retries", "0", "-o", "out", site.url("/locked/page.html"))
+    assert ran.exit_code == 1, ran.stderr
+    (line,) = ran.lines
+    assert line["ok"] is False and line["error"]["code"] == "http_error"
+    assert [a["strategy"] for a in line["attempts"]] == ["ytdlp"]
+    assert not Path("out").exists() or not any(Path("out").iterdir())

@@ -416,6 +416,10 @@ class Job:
                     continue
                 if e.final or transient(e):  # the next downloader would do no better
                     break
+                if REGISTRY[name].media and e.code != "unsupported_url" and self._a_page():
+                    # yt-dlp found media on the page and failed to get it: a plain-file
+                    # tier would save the page itself as the media
+                    chain = chain[: n + 1] + [t for t in chain[n + 1 :] if REGISTRY[t].media]
                 n += 1
                 if n < len(chain):
                     self.stop.wait(min(2.0, 0.25 * 2 ** (n - 1)))  # backoff between tiers
@@ -478,6 +482,10 @@ class Job:
             else:
                 chain = files
         return chain if self.o.fallback else chain[:1]
+
+    def _a_page(self) -> bool:
+        """An HTML page, or a URL a site's extractor claims (not probed: a page too)."""
+        return self.head is None or self.head.mime in ("text/html", "application/xhtml+xml")
 
     def _plain_media_file(self, mime: str) -> bool:
         """A direct media file that yt-dlp would only save as is, under a stranger name."""
