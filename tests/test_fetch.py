@@ -462,7 +462,8 @@ def test_a_playlist_gives_one_line_per_entry(xdl: Any, site: Any) -> None:
 
 
 def test_a_broken_playlist_entry_does_not_stop_the_others(xdl: Any, site: Any) -> None:
-    feed = media_site.FEED.replace("{base}/audio.html", "{base}/gone.html")
+    # a path no other test serves (test_transcript adds a /gone.html to the shared site)
+    feed = media_site.FEED.replace("{base}/audio.html", "{base}/fetch/never-served.html")
 
     @site.route("/fetch/broken-feed.xml")
     def broken_feed(r: Any) -> None:

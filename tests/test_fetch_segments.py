@@ -129,7 +129,13 @@ def test_a_part_written_at_offsets_resumes_on_one_connection(seg: Any, work: Pat
     try:
         proc = subprocess.Popen([XDL, "fetch", "-N", "3", seg.url("/seg/limited.bin")], cwd=work,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-        time.sleep(2.5)
+        part = work / "limited.bin.part"
+        deadline = time.monotonic() + 60  # until each connection has written (not a sleep)
+        while time.monotonic() < deadline and not (
+            part.exists() and (work / "limited.bin.part.meta").exists()
+        ):
+            time.sleep(0.05)
+        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     finally:
