@@ -162,7 +162,7 @@ def network_options(f: F) -> F:
     return _compose(
         click.option(
             "--timeout",
-            type=click.FloatRange(min=0.1),
+            type=Seconds(min=0.1),
             metavar="SECONDS",
             help="Give up on a connection or read that stalls this long.",
         ),
@@ -231,6 +231,23 @@ def parse_size(text: str) -> int:
     if size < 0 or size != size:
         raise ValueError(f"{text!r} is not a size like 500K, 2M or 1.5G")
     return int(size)
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds: finite (`nan` and `inf` are no duration; click's range lets
+    NaN through, as every comparison with it is false), at most `max` (a day by default:
+    a longer wait is a typo, and a time past the clock's range crashes)."""
+
+    name = "seconds"
+
+    def __init__(self, min: float = 0, max: float = 86400.0, **kwargs: Any) -> None:
+        super().__init__(min=min, max=max, **kwargs)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super(click.FloatRange, self).convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 class SizeType(click.ParamType):
@@ -474,7 +491,7 @@ def download_options(f: F) -> F:
         ),
         click.option(
             "--sleep",
-            type=click.FloatRange(min=0),
+            type=Seconds(min=0),
             default=0.0,
             metavar="SECONDS",
             help="At least this long between two requests to one host (every job's).",

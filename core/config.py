@@ -30,7 +30,7 @@ from typing import Any
 
 from . import paths
 from .errors import BadInput, ConfigError
-from .hosts import HostRule, check_rule
+from .hosts import HostRule, check_rule, host_key
 
 #: Tables a config file may have at the top.
 TOP_LEVEL = ("defaults", "profiles", "hosts")
@@ -196,11 +196,12 @@ def _hosts(cfg: Config, table: Any) -> dict[str, HostRule]:
                 f'{where}: [hosts."{host}"] has {unknown[0]!r}; it may set per-host and sleep'
             )
         try:
-            rules[host.strip().lower()] = check_rule(
+            rules[host_key(host)] = check_rule(
                 keys.get("per-host"), keys.get("sleep"), f'[hosts."{host}"]'
             )
         except BadInput as e:
-            raise ConfigError(f"{where}: {e.message}") from None
+            written = next((k for k in entry if normalize_key(k) == "per-host"), "per-host")
+            raise ConfigError(f"{where}: {e.message.replace('per-host', written)}") from None
     return rules
 
 

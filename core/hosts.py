@@ -53,6 +53,8 @@ QUIET = 8.0
 MAX_QUIET = 120.0
 #: A 403 this soon (seconds) after a host refused requests is a ban: it pauses the host.
 BANNED_AFTER = 300.0
+#: A ban (a 403 after refusals) pauses its host this long (seconds), at least.
+BAN_PAUSE = 600.0
 #: What a recovery step gives back: the interval shortened by this factor.
 RECOVER = 0.95
 
@@ -66,14 +68,38 @@ def is_refusal(e: errors.XdlError) -> bool:
 
 
 def host_of(url: str) -> str:
-    """The budget's key for `url`: its host name, lower case, and its port when given."""
+    """The budget's key for `url`: its host name (lower case, IDNA, no trailing dot;
+    an IPv6 address in brackets) and its port when it is not the scheme's own."""
     try:
         parts = urlsplit(url)
-        name = (parts.hostname or "").lower()
+        name = (parts.hostname or "").lower().rstrip(".")
         port = parts.port
     except ValueError:
         return ""
-    return f"{name}:{port}" if port else name
+    return host_key(name, port, parts.scheme.lower())
+
+
+def host_key(name: str, port: int | None = None, scheme: str = "") -> str:
+    """`name[:port]` as the budget keys a host (a config table's name goes through it too)."""
+    name = name.strip().lower().rstrip(".")
+    if name.startswith("[") and "]" in name:  # "[::1]:8080" as written in a config file
+        inner, _, rest = name[1:].partition("]")
+        name = inner
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+    elif name.count(":") == 1:
+        name, _, given = name.partition(":")
+        port = int(given) if given.isascii() and given.isdigit() else port
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+    if ":" in name:
+        name = f"[{name}]"
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        return name
+    return f"{name}:{port}"
 
 
 @dataclass(frozen=True)
@@ -95,16 +121,18 @@ def check_rule(per_host: object, sleep: object, where: str) -> HostRule:
     if per_host is not None and (
         not isinstance(per_host, int) or isinstance(per_host, bool) or per_host < 1
     ):
-        raise errors.BadInput(f"{where}: per_host must be a whole number >= 1, not {per_host!r}")
+        raise errors.BadInput(f"{where}: per-host must be a whole number >= 1, not {per_host!r}")
     if sleep is None:
         sleep = 0.0
     if (
         not isinstance(sleep, int | float)
         or isinstance(sleep, bool)
         or not math.isfinite(sleep)
-        or sleep < 0
+        or not 0 <= sleep <= MAX_PAUSE
     ):
-        raise errors.BadInput(f"{where}: sleep must be a number of seconds >= 0, not {sleep!r}")
+        raise errors.BadInput(
+            f"{where}: sleep must be a number of seconds from 0 to {MAX_PAUSE:.0f}, not {sleep!r}"
+        )
     return HostRule(per_host, float(sleep))
 
 
@@ -114,7 +142,7 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() is true, and no int
         return float(int(value[:12]))
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -218,7 +246,7 @@ class Budget:
 
     def rule(self, host: str, given: HostRule | None = None) -> HostRule:
         configured = self.rules.get(host)
-        if configured is None and ":" in host:
+        if configured is None and ":" in host and not host.endswith("]"):
             configured = self.rules.get(host.rsplit(":", 1)[0])
         rule = given or HostRule()
         return rule.merged(configured) if configured else rule
@@ -335,6 +363,8 @@ class Budget:
                         ra,
                     )
                 wait = min(MAX_PAUSE, max(MIN_PAUSE, ra))
+            if status == 403:  # banned: the site is left alone for a while, whatever it said
+                wait = max(wait, BAN_PAUSE)
             until = max(state.paused_until, wall + wait)
             state.paused_until = until
             if episode:
@@ -444,7 +474,10 @@ def _wait(seconds: float, stop: threading.Event | None) -> None:
 
 
 def _clock(wall: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(wall))
+    """A moment for people: the time of day, with the date when it is not within a day."""
+    if abs(wall - time.time()) < 43200:
+        return time.strftime("%H:%M:%S", time.localtime(wall))
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
 
 
 _budget = Budget()

@@ -16,6 +16,7 @@ from click.shell_completion import CompletionItem
 
 from xdl.cli.config import profile_option
 from xdl.cli.options import (
+    Seconds,
     download_options,
     exec_options,
     input_options,
@@ -69,7 +70,7 @@ def queue_options(f: F) -> F:
     """--queue FILE|URL (XDL_QUEUE) and --lock-timeout, on every queue command."""
     f = click.option(
         "--lock-timeout",
-        type=click.FloatRange(min=0),
+        type=Seconds(min=0),
         default=30.0,
         show_default=True,
         metavar="SECONDS",
@@ -259,7 +260,7 @@ def add(
 )
 @click.option(
     "--lease",
-    type=click.FloatRange(min=0.5),
+    type=Seconds(min=0.5),
     default=60.0,
     show_default=True,
     metavar="SECONDS",
@@ -274,7 +275,7 @@ def add(
 )
 @click.option(
     "--backoff",
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     default=10.0,
     show_default=True,
     metavar="SECONDS",
@@ -289,14 +290,14 @@ def add(
 )
 @click.option(
     "--sleep",
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     default=0.0,
     metavar="SECONDS",
     help="At least this long between two requests to one site, across every runner.",
 )
 @click.option(
     "--max-wait",
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0, max=30 * 86400.0),
     default=86400.0,
     show_default=True,
     metavar="SECONDS",
@@ -305,7 +306,7 @@ def add(
 )
 @click.option(
     "--poll",
-    type=click.FloatRange(min=0.05),
+    type=Seconds(min=0.05),
     default=1.0,
     show_default=True,
     metavar="SECONDS",
@@ -313,7 +314,7 @@ def add(
 )
 @click.option(
     "--status-every",
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     default=300.0,
     show_default=True,
     metavar="SECONDS",

@@ -333,7 +333,8 @@ class Job:
         until = self.budget.refused(self.url, status if isinstance(status, int) else 429,
                                     retry_after)  # fmt: skip
         host = host_of(self.url)
-        if self.refusals > MAX_REFUSALS or until - time.time() > self.max_wait:
+        banned = status == 403  # asking again is what gets a client banned for longer
+        if banned or self.refusals > MAX_REFUSALS or until - time.time() > self.max_wait:
             raise errors.RateLimited(
                 f"{host} refused requests ({e.message}); paused until "
                 + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)),
@@ -457,6 +458,7 @@ class Job:
             chain = everything
         else:
             self.probed = True
+            failures = 0
             while True:
                 try:
                     self.probe_once()
@@ -464,6 +466,11 @@ class Job:
                     if self.budget.refuses(self.url, e):  # asked again after the pause
                         self._probe_error = None
                         self.refused(e)
+                        continue
+                    if transient(e) and failures < self.o.retries:  # a 5xx, a reset: again
+                        self._probe_error = None
+                        failures += 1
+                        self.stop.wait(min(4.0, 0.5 * 2 ** (failures - 1)))
                         continue
                     if e.final or e.code == "interrupted":
                         raise

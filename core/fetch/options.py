@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
+from ..hosts import check_rule
 from ..network import NetworkOptions
 
 DEFAULT_TEMPLATE = "%(title)s [%(id)s].%(ext)s"
@@ -117,6 +118,7 @@ class FetchOptions:
         net["headers"] = dict(headers)
         _check_types(cls, kwargs)
         _check_types(NetworkOptions, {k: v for k, v in net.items() if k != "headers"})
+        check_rule(kwargs.get("per_host"), kwargs.get("sleep", 0.0), "the task's options")
         if kwargs.get("sha256") is not None:  # a stored task is checked as a fetch line is
             kwargs["sha256"] = check_sha256(kwargs["sha256"], "the task's sha256")
         return cls(**kwargs, net=NetworkOptions(**net))

@@ -74,7 +74,13 @@ def open_target(job: Job, name: str, length: int | None) -> Target | list[FetchR
     if target.done is not None:
         target.release_folder()
         path = target.done
-        return [job.skipped("exists", path, title=path.stem, sha256=sha256_file(path))]
+        digest = sha256_file(path)
+        if o.sha256 and digest != o.sha256:  # what is there is not what was asked for
+            raise errors.ChecksumMismatch(
+                f"{path.name} is here already with sha256 {digest}, not the expected"
+                f" {o.sha256}; --overwrite downloads it again"
+            )
+        return [job.skipped("exists", path, title=path.stem, sha256=digest)]
     return target
 
 

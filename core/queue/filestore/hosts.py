@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from typing import Any
 
 import filelock
 
-from ...hosts import CEILING
+from ...hosts import CEILING, MAX_PAUSE
 
 
 class FileBoard:
@@ -44,17 +46,13 @@ class FileBoard:
 
     def _read(self) -> dict[str, Any]:
         try:
-            st = os.stat(self.path)
+            st = os.stat(self.path, follow_symlinks=False)
         except FileNotFoundError:
             self._seen, self._cached = None, {}
             return {}
         key = (st.st_mtime_ns, st.st_size)
         if key != self._seen:
-            try:
-                data = json.loads(self.path.read_bytes())
-            except (OSError, ValueError):
-                data = {}
-            self._cached = data if isinstance(data, dict) else {}
+            self._cached = _board(_read_regular(self.path))
             self._seen = key
         return self._cached
 
@@ -65,7 +63,11 @@ class FileBoard:
             hosts = {k: dict(v) for k, v in self._read().items() if isinstance(v, dict)}
             yield hosts
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(hosts, separators=(",", ":")))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # whatever is there (a planted link) is not written through
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(hosts, separators=(",", ":")))
             os.replace(tmp, self.path)
             self._seen = None
 
@@ -179,3 +181,62 @@ class FileBoard:
                     table = hosts.setdefault(host, {}).setdefault("slots", {})
                     for slot in slots:
                         table[slot] = until
+
+
+def _read_regular(path: Path) -> bytes:
+    """The board's bytes; nothing when it is not a plain file (a FIFO, a link, a device
+    planted there is never waited on or followed)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(1 << 22)
+    finally:
+        os.close(fd)
+
+
+def _board(data: bytes) -> dict[str, Any]:
+    """The board as read: every host's numbers finite and within bounds (a pause or a
+    slot lease at most a day ahead, an interval at most a day), anything else dropped.
+    The board is advisory: a hand-edited or torn one costs politeness, never a task."""
+    try:
+        raw = json.loads(data) if data else {}
+    except ValueError:
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    horizon = time.time() + MAX_PAUSE
+    board: dict[str, Any] = {}
+    for host, entry in raw.items():
+        if not isinstance(host, str) or not isinstance(entry, dict):
+            continue
+        clean: dict[str, Any] = {}
+        for key in ("paused_until", "next_at", "episode", "recovered_at"):
+            value = _number(entry.get(key))
+            if value is not None:
+                clean[key] = min(value, horizon)
+        for key in ("interval", "floor"):
+            value = _number(entry.get(key))
+            if value is not None:
+                clean[key] = min(value, MAX_PAUSE)
+        slots = entry.get("slots")
+        if isinstance(slots, dict):
+            leases = {str(k): _number(v) for k, v in slots.items()}
+            clean["slots"] = {k: min(v, horizon) for k, v in leases.items() if v is not None}
+        served = entry.get("served")
+        if isinstance(served, dict):
+            counts = {str(k): _number(v) for k, v in served.items()}
+            clean["served"] = {k: int(v) for k, v in counts.items() if v is not None}
+        board[host] = clean
+    return board
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
