@@ -46,8 +46,8 @@ MIN_PAUSE = 1.0
 MAX_BACKOFF = 60.0
 #: After a refusal the host's rate is the one it served, times this (a margin); steps back
 #: up never go past `CEILING` times it (a site's limit is found once, not probed again).
-RATE_MARGIN = 0.92
-CEILING = 0.97
+RATE_MARGIN = 0.97
+CEILING = 0.99
 #: After a refusal, nothing is given back for this long (doubled per refusal, capped).
 QUIET = 8.0
 MAX_QUIET = 120.0
