@@ -236,7 +236,7 @@ def add(
         except errors.XdlError as e:
             pending.append((item, e))
             continue
-        stored = base if task_options == plain else task_options.to_dict()
+        stored = base if task_options is plain else task_options.to_dict()
         if entry := feeds.entry_line(item.fields):  # a feed entry: named and tagged as fetch
             stored = {**stored, "entry": entry}
         title = item.get("title")

@@ -127,8 +127,15 @@ class FetchOptions:
         return dataclasses.replace(self, **changes)
 
     def for_input(self, fields: Mapping[str, Any] | None) -> FetchOptions:
-        """These options for one input line (see `for_input`)."""
-        return for_input(self, fields)
+        """These options for one input line (see `for_input`); a line with no override
+        of its own gets one shared copy (`queue add` of 100,000 plain URLs)."""
+        if fields and not fields.keys().isdisjoint(_FIELD_TYPES):
+            return for_input(self, fields)
+        plain: FetchOptions | None = self.__dict__.get("_plain")
+        if plain is None:
+            plain = for_input(self, None)
+            object.__setattr__(self, "_plain", plain)
+        return plain
 
     @property
     def free_space_margin(self) -> int:
