@@ -289,32 +289,20 @@ def _host_labels(pattern: str) -> frozenset[str] | None:
         return None  # `://` inside a group may be one alternative of several
     if _depth(pattern, bar=True) < 0:
         return None  # a `|` outside every group: another alternative names no host
-    depth = 0
-    in_class = False
-    depths: list[int] = []
-    i = start + 3
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\":
-            depths += [depth, depth]
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth <= 0:
+    depths: list[int] = []  # the group depth at each character of the host part
+    end = len(pattern)
+    for i, c, depth in _structure(pattern, start + 3):
+        if c == "|" and depth <= 0:
             return None
-        elif c == "/":
+        if c == "/" and depth >= 0:
+            end = i
             break
-        depths.append(depth)
-        i += 1
-    if depth != 0 or i >= len(pattern):  # the host part ends inside a group, or never
+        depths += [depth] * (2 if c == "\\" else 1)
+    else:
+        return None  # the host part never ends
+    if (depths[-1] if depths else 0) != 0:  # the host part ends inside a group
         return None
+    i = end
     host = pattern[start + 3 : i]
     labels = set()
     for m in _LABEL.finditer(host):
@@ -333,26 +321,36 @@ def _host_labels(pattern: str) -> frozenset[str] | None:
 _DOT_GROUP = re.compile(r"\\\.\)[?*+]?$")
 
 
-def _depth(text: str, bar: bool = False) -> int:
-    """How many groups are open at the end of a piece of pattern (escapes and classes
-    skipped); with `bar`, -1 when a `|` stands outside every group."""
-    depth, i, in_class = 0, 0, False
+def _structure(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, group depth after it) of a regex pattern from `start`, the
+    inside of classes and escaped characters left out: only `\\` itself is given for an
+    escape (its character skipped), and `(`, `)`, `|`, `/` and the rest outside classes."""
+    depth, i, in_class = 0, start, False
     while i < len(text):
         c = text[i]
         if c == "\\":
+            yield i, c, depth
             i += 2
             continue
         if in_class:
             in_class = c != "]"
+            yield i, "]" if not in_class else "", depth
         elif c == "[":
             in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and bar and depth == 0:
-            return -1
+            yield i, "", depth
+        else:
+            depth += (c == "(") - (c == ")")
+            yield i, c, depth
         i += 1
+
+
+def _depth(text: str, bar: bool = False) -> int:
+    """How many groups are open at the end of a piece of pattern; with `bar`, -1 when a
+    `|` stands outside every group."""
+    depth = 0
+    for _, c, depth in _structure(text):
+        if bar and c == "|" and depth == 0:
+            return -1
     return depth
 
 
