@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,47 @@ def pg_server() -> Iterator[Any]:
 def pg_url(pg_server: Any) -> str:
     """A fresh, empty database on the test server, as a queue URL (with its password)."""
     return str(pg_server.url(pg_server.new_database()))
+
+
+# -- a queue on both stores ------------------------------------------------------------
+
+
+@pytest.fixture(params=["json", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the queue is: a JSON file, or a fresh database on the test server."""
+    if request.param == "json":
+        return str(tmp_path / "queue.json")
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def opened(location: str) -> Iterator[Callable[[], Any]]:
+    """Open the queue as another process would (no cached state); all closed at the end."""
+    from xdl.core.queue import open_store
+
+    stores: list[Any] = []
+
+    def open_one() -> Any:
+        stores.append(open_store(location, lock_timeout=5))
+        return stores[-1]
+
+    yield open_one
+    for s in stores:
+        s.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs (root only; skipped where mounting is not allowed)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                          capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

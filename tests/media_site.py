@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 MEDIA = Path(__file__).parent / "media"
@@ -477,7 +477,15 @@ def start(port: int = 0) -> Site:
     """Start the site on 127.0.0.1 (a free port unless given) in a daemon thread."""
     site = Site()
     install_routes(site)
-    handler = type("SiteRequest", (Request,), {"site": site})
+    return serve(site, type("SiteRequest", (Request,), {"site": site}), port)
+
+
+S = TypeVar("S", bound=Any)
+
+
+def serve(site: S, handler: type[BaseHTTPRequestHandler], port: int = 0) -> S:
+    """`site` served by `handler` on 127.0.0.1 (a free port unless given) in a daemon
+    thread; its `server` and `base` set."""
     server = QuietServer(("127.0.0.1", port), handler)
     site.server = server
     site.base = f"http://127.0.0.1:{server.server_address[1]}"

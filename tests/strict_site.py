@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import media_site
-from media_site import MEDIA, QuietServer, etag_of, make_bytes, video_page
+from media_site import MEDIA, QuietServer, etag_of, make_bytes, serve, video_page
 
 CLIP = MEDIA / "clip-180p.mp4"
 FILE_SIZE = 32 * 1024
@@ -257,12 +257,7 @@ def start(rules: Rules | None = None, **kw: Any) -> StrictSite:
     """Start a strict site on 127.0.0.1 (a free port) in a daemon thread:
     `start(per_second=4, retry_after=1)`."""
     site = StrictSite(replace(rules or Rules(), **kw))
-    handler = type("StrictSiteRequest", (StrictRequest,), {"strict": site})
-    server = QuietServer(("127.0.0.1", 0), handler)
-    site.server = server
-    site.base = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return site
+    return serve(site, type("StrictSiteRequest", (StrictRequest,), {"strict": site}))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -366,23 +365,6 @@ def test_max_size_stops_an_inflating_ytdlp_download(own: Any, work: Path) -> Non
     assert lines(out)[0]["error"]["code"] == "too_large"
     assert biggest < 16 << 20, biggest  # stopped near 1M, far from the 64 MiB it inflates to
     assert [p.name for p in work.iterdir() if p.stat().st_size > 0] == []
-
-
-@pytest.fixture
-def tiny_disk(work: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs (root only; skipped where mounting is not allowed)."""
-    mnt = work / "tiny"
-    mnt.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-                          capture_output=True)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_mid_write_is_no_space_and_keeps_the_part(

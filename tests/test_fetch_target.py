@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -537,23 +536,6 @@ def test_a_ytdlp_part_swapped_for_a_link_leaves_no_link_as_the_file(
     assert [p.name for p in out.iterdir() if p.is_symlink()] == []  # no link named as the file
     assert victim.read_bytes() == b"precious\n"
     assert got[0]["error"]["code"] == "bad_input" and "replaced" in got[0]["error"]["message"]
-
-
-@pytest.fixture
-def tiny_disk(work: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs (root only; skipped where mounting is not allowed)."""
-    mnt = work / "tiny"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-                          capture_output=True)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 # -- 8: a full disk, on every tier ------------------------------------------------------

@@ -9,35 +9,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from xdl.core.queue import HOST, MAX_LOST, NewTask, QueueStore, Worker, open_store
-
-
-@pytest.fixture(params=["json", "postgres"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where the queue is: a JSON file, or a fresh database on the test server."""
-    if request.param == "json":
-        return str(tmp_path / "queue.json")
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def opened(location: str) -> Iterator[Callable[[], QueueStore]]:
-    """Open the queue as another process would (no cached state); all closed at the end."""
-    stores: list[QueueStore] = []
-
-    def open_one() -> QueueStore:
-        stores.append(open_store(location, lock_timeout=5))
-        return stores[-1]
-
-    yield open_one
-    for s in stores:
-        s.close()
+from xdl.core.queue import HOST, MAX_LOST, NewTask, QueueStore, Worker
 
 
 @pytest.fixture

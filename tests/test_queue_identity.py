@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from xdl.core.queue import HOST, NewTask, QueueStore, Worker, open_store, rules
+from xdl.core.queue import HOST, NewTask, QueueStore, Worker, rules
 from xdl.core.queue.model import BOOT_ID, PID_NS
 
 pytestmark = pytest.mark.skipif(
@@ -71,24 +70,6 @@ def test_a_worker_says_where_its_pid_means_something() -> None:
     here = Worker.here().to_dict()
     assert (here["host"], here["boot"], here["pidns"]) == (HOST, BOOT_ID, PID_NS)
     assert len(here["runner"]) == 12 and here["runner"] != Worker.here().runner
-
-
-@pytest.fixture(params=["json", "postgres"])
-def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], QueueStore]]:
-    location = (
-        str(tmp_path / "queue.json")
-        if request.param == "json"
-        else str(request.getfixturevalue("pg_url"))
-    )
-    stores: list[QueueStore] = []
-
-    def open_one() -> QueueStore:
-        stores.append(open_store(location, lock_timeout=5))
-        return stores[-1]
-
-    yield open_one
-    for s in stores:
-        s.close()
 
 
 def twin(**fields: Any) -> Worker:
