@@ -31,10 +31,10 @@ def main(base: str) -> dict[str, float | None]:
     )
     found["import_yt_dlp_s"] = timed(lambda: __import__("yt_dlp"))
     try:
-        from xdl.core import ytdlp
+        from xdl.core import extractors
     except ImportError:
         return found
-    probe = getattr(ytdlp, "extractor_for", None)
+    probe = getattr(extractors, "extractor_for", None)
     if probe is None:
         found["extractor_for_first_s"] = found["extractor_for_per_url_ms"] = None
         return found

@@ -1959,9 +1959,9 @@ def case_diagnose(bench: Bench, base: str) -> Area:
             "paid by every process that may need yt-dlp (`fetch`, `info`, `queue run`)",
         ],
         [
-            "`xdl.core.ytdlp.extractor_for(url)`, first call",
+            "`xdl.core.extractors.extractor_for(url)`, first call",
             fmt_seconds(first),
-            "tries every yt-dlp extractor's URL pattern; the first call compiles them all",
+            "reads the extractor index kept in the cache (built once per yt-dlp, ~1 s)",
         ],
         [
             "`extractor_for(url)`, each later URL",

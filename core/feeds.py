@@ -313,9 +313,10 @@ def read(url: str, net: NetworkOptions, *, archive: str | None = None) -> Feed |
     With `archive`, the poll is conditional on what the last complete poll saw; an
     unchanged feed raises `Unchanged`. Pages claimed by a specific yt-dlp extractor are
     never requested here."""
-    from . import http, ytdlp
+    from . import http
+    from .extractors import extractor_for
 
-    if ytdlp.extractor_for(url) is not None:
+    if extractor_for(url) is not None:
         return None
     resp = http.get(url, net, conditional_headers(url, archive))
     with resp:

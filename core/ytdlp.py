@@ -12,8 +12,7 @@ import os
 import re
 import subprocess
 import threading
-import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +27,6 @@ from yt_dlp.utils import (
     Popen,
     UnsupportedError,
     YoutubeDLError,
-    variadic,
 )
 
 from . import errors
@@ -236,197 +234,6 @@ def download(
         if info is None:
             raise errors.DownloadFailed(f"yt-dlp downloaded nothing from {url}")
         return dict(ydl.sanitize_info(info))
-
-
-def extractor_for(url: str) -> str | None:
-    """The name of the specific (non-generic) yt-dlp extractor that claims `url`, if any:
-    the first in yt-dlp's own order, as `yt-dlp URL` would choose. Only the extractors
-    that could claim the URL's host are asked (`_by_host`): for a host no pattern names
-    (a CDN, a file server, 127.0.0.1) that is the ~15 % of them that name no host."""
-    return _first_claim(url, _by_host(url))
-
-
-def _first_claim(
-    url: str, matchers: Iterable[tuple[str, Any, tuple[re.Pattern[str], ...] | None]]
-) -> str | None:
-    for name, ie, patterns in matchers:
-        if patterns is None:
-            claimed = ie.suitable(url)
-        else:
-            claimed = False
-            for pattern in patterns:
-                if pattern.match(url):
-                    claimed = True
-                    break
-        if claimed and ie.working():
-            return name
-    return None
-
-
-#: Host labels too common to tell sites apart (a pattern naming only these names no host).
-_COMMON_LABELS = frozenset(
-    {
-        "com", "net", "org", "www", "edu", "gov", "info", "co", "uk", "de", "fr", "io", "me",
-        "tv", "app", "web", "video", "videos", "player", "embed", "api", "cdn", "static",
-        "media", "live", "www2", "mobile", "m",
-    }
-)  # fmt: skip
-_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
-_host_index: tuple[list[int], dict[str, list[int]]] | None = None
-_by_host_cache: dict[str, list[tuple[str, Any, tuple[re.Pattern[str], ...] | None]]] = {}
-
-
-def _host_labels(pattern: str) -> frozenset[str] | None:
-    """The literal host labels a URL pattern requires one of (`youtube` in
-    `https?://(?:www\\.)?youtube\\.com/...`), or None when it may match any host. A
-    label counts only where it is whole and required: outside every group, between
-    `://` or an escaped dot and an escaped dot, a `:` or the host's end, with no
-    quantifier. Anything less plain (an alternation, a class inside a name, a group open
-    where the host ends, verbose patterns) is None: conservative, it only ever costs a
-    match, never a missed claim."""
-    start = pattern.find("://")
-    if start < 0 or "|" in pattern[:start] or _depth(pattern[:start]) != 0:
-        return None  # `://` inside a group may be one alternative of several
-    if _depth(pattern, bar=True) < 0:
-        return None  # a `|` outside every group: another alternative names no host
-    depths: list[int] = []  # the group depth at each character of the host part
-    end = len(pattern)
-    for i, c, depth in _structure(pattern, start + 3):
-        if c == "|" and depth <= 0:
-            return None
-        if c == "/" and depth >= 0:
-            end = i
-            break
-        depths += [depth] * (2 if c == "\\" else 1)
-    else:
-        return None  # the host part never ends
-    if (depths[-1] if depths else 0) != 0:  # the host part ends inside a group
-        return None
-    i = end
-    host = pattern[start + 3 : i]
-    labels = set()
-    for m in _LABEL.finditer(host):
-        a, b = m.span()
-        before, after = host[:a], host[b:]
-        whole_before = a == 0 or before.endswith("\\.") or bool(_DOT_GROUP.search(before))
-        whole_after = after == "" or after.startswith(("\\.", ":", "(?::"))
-        if depths[a] == 0 and whole_before and whole_after and not before.endswith("\\"):
-            label = m.group().lower()
-            if len(label) >= 3 and label not in _COMMON_LABELS:
-                labels.add(label)
-    return frozenset(labels) or None
-
-
-#: An optional group of labels just before a label: `(?:www\\.)?`, `(?:[^/]+\\.)*`.
-_DOT_GROUP = re.compile(r"\\\.\)[?*+]?$")
-
-
-def _structure(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
-    """(index, character, group depth after it) of a regex pattern from `start`, the
-    inside of classes and escaped characters left out: only `\\` itself is given for an
-    escape (its character skipped), and `(`, `)`, `|`, `/` and the rest outside classes."""
-    depth, i, in_class = 0, start, False
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            yield i, c, depth
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-            yield i, "]" if not in_class else "", depth
-        elif c == "[":
-            in_class = True
-            yield i, "", depth
-        else:
-            depth += (c == "(") - (c == ")")
-            yield i, c, depth
-        i += 1
-
-
-def _depth(text: str, bar: bool = False) -> int:
-    """How many groups are open at the end of a piece of pattern; with `bar`, -1 when a
-    `|` stands outside every group."""
-    depth = 0
-    for _, c, depth in _structure(text):
-        if bar and c == "|" and depth == 0:
-            return -1
-    return depth
-
-
-def _by_host(url: str) -> list[tuple[str, Any, tuple[re.Pattern[str], ...] | None]]:
-    """The extractors that may claim a URL of this host, in yt-dlp's order (cached per
-    host): every one whose patterns name no host, and those naming one of its labels."""
-    global _host_index
-    try:
-        host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    except ValueError:
-        host = ""
-    found = _by_host_cache.get(host)
-    if found is not None:
-        return found
-    table = _url_matchers()
-    with _matchers_lock:
-        if _host_index is None:
-            anywhere: list[int] = []
-            named: dict[str, list[int]] = {}
-            for n, (_, _ie, patterns) in enumerate(table):
-                sources = [p.pattern for p in patterns] if patterns is not None else []
-                labels = [_host_labels(p) for p in sources]
-                if patterns is None or not sources or any(x is None for x in labels):
-                    anywhere.append(n)
-                    continue
-                for label in frozenset().union(*[x for x in labels if x is not None]):
-                    named.setdefault(label, []).append(n)
-            _host_index = (anywhere, named)
-        anywhere, named = _host_index
-    picked = set(anywhere)
-    for label in re.split(r"[.\-]", host) + host.split("."):
-        picked.update(named.get(label, ()))
-    found = [table[n] for n in sorted(picked)]
-    if len(_by_host_cache) < 4096:
-        _by_host_cache[host] = found
-    return found
-
-
-_matchers: list[tuple[str, Any, tuple[re.Pattern[str], ...] | None]] | None = None
-_matchers_lock = threading.Lock()
-
-
-def _url_matchers() -> list[tuple[str, Any, tuple[re.Pattern[str], ...] | None]]:
-    """Every specific extractor with its compiled `_VALID_URL`s, once per process. Asking
-    each class `suitable(url)` costs ~2.7 µs of Python per extractor, 4.7 ms per URL over
-    ~1,750 of them (most of a `fetch -j 8` of small files); matching the patterns in one
-    loop costs a fifth. Extractors with a `suitable` of their own (~80) are still asked."""
-    global _matchers
-    with _matchers_lock:
-        if _matchers is None:
-            from yt_dlp.extractor.common import InfoExtractor
-
-            default = {InfoExtractor.suitable.__func__}
-            try:
-                from yt_dlp.extractor.lazy_extractors import LazyLoadExtractor
-            except ImportError:  # yt-dlp built without its lazy extractors
-                pass
-            else:
-                default.add(LazyLoadExtractor.suitable.__func__)
-            table: list[tuple[str, Any, tuple[re.Pattern[str], ...] | None]] = []
-            for ie in yt_dlp.extractor.gen_extractor_classes():
-                name = str(ie.ie_key())
-                if name == "Generic":
-                    continue
-                if getattr(ie.suitable, "__func__", None) not in default:
-                    table.append((name, ie, None))
-                elif ie._VALID_URL:  # None or False: the class claims no URL
-                    # compiled once for yt-dlp too: its own loop (extract_info) reads them
-                    # where it caches them, on the class
-                    patterns = ie.__dict__.get("_VALID_URL_RE")
-                    if patterns is None:
-                        patterns = tuple(map(re.compile, variadic(ie._VALID_URL)))
-                        ie._VALID_URL_RE = patterns
-                    table.append((name, ie, patterns))
-            _matchers = table
-        return _matchers
 
 
 @contextmanager

@@ -29,10 +29,27 @@ def site() -> Iterator[Any]:
     running.stop()
 
 
+@pytest.fixture(scope="session")
+def extractor_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """yt-dlp's extractor index, built once per test process (~1 s) for every test's own
+    cache directory to start with, as a user's has after the first run."""
+    from xdl.core import extractors
+
+    path = tmp_path_factory.mktemp("extractor-index") / extractors.CACHE_NAME
+    key = extractors.installed_key()
+    assert key is not None
+    extractors._write(path, key, extractors.build())
+    return path
+
+
 @pytest.fixture(autouse=True)
-def xdl_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own XDL_HOME and working directory; nothing from the user leaks in."""
+def xdl_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extractor_index: Path) -> Path:
+    """Every test gets its own XDL_HOME and working directory; nothing from the user leaks
+    in. Its cache holds the extractor index (a hard link: a test replacing it replaces
+    the link only)."""
     home = tmp_path / "xdl-home"
+    (home / "cache").mkdir(parents=True)
+    os.link(extractor_index, home / "cache" / extractor_index.name)
     for name in list(os.environ):
         xdg = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
         if name.startswith("XDL_") or name in xdg:

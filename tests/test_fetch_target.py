@@ -29,7 +29,8 @@ from xdl.core.fetch.target import Target
 
 XDL = str(Path(sys.executable).parent / "xdl")
 BIG = media_site.make_bytes(3 << 20, 83)
-DATA = media_site.make_bytes(64 * 1024, 81)
+DATA = media_site.make_bytes(320 * 1024, 81)  # above SMALL_FILE: written with a meta
+SMALL = media_site.make_bytes(2048, 82)  # at most SMALL_FILE: no meta
 OTHER = media_site.make_bytes(48 * 1024, 82)
 
 
@@ -55,6 +56,7 @@ def work() -> Path:
 @pytest.fixture(scope="module")
 def routes(site: Any) -> Any:
     site.route("/tgt/a/same.bin")(lambda r: r.send_bytes(DATA, etag='"tgt-a"'))
+    site.route("/tgt/small/same.bin")(lambda r: r.send_bytes(SMALL, etag='"tgt-small"'))
     site.route("/tgt/b/same.bin")(lambda r: r.send_bytes(OTHER, etag='"tgt-b"'))
 
     @site.route("/tgt/n/same.bin")
@@ -237,21 +239,25 @@ def test_a_planted_hard_link_at_the_part_is_still_refused(
 
 @pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")
 @pytest.mark.parametrize(
-    ("overwrite", "syscall", "nth"),
+    ("where", "overwrite", "syscall", "nth"),
     [
-        (False, "linkat", 1),  # before the link into place: the .part resumes
-        (False, "unlinkat", 1),  # linked, the meta still there
-        (False, "unlinkat", 2),  # linked, the meta gone, the .part not yet
-        (True, "unlinkat", 1),  # --overwrite: before the meta goes
-        (True, "renameat", 1),  # --overwrite: before the rename into place
+        ("a", False, "linkat", 1),  # before the link into place: the .part resumes
+        ("a", False, "unlinkat", 1),  # linked, the meta still there
+        ("a", False, "unlinkat", 2),  # linked, the meta gone, the .part not yet
+        ("a", True, "unlinkat", 1),  # --overwrite: before the meta goes
+        ("a", True, "renameat", 1),  # --overwrite: before the rename into place
+        ("small", False, "linkat", 1),  # a small file (no meta): before the link
+        ("small", False, "unlinkat", 1),  # linked, the .part not yet removed
+        ("small", True, "renameat", 1),  # --overwrite: before the rename into place
     ],
 )
 def test_a_kill_at_each_step_of_putting_the_file_in_place_is_recovered(
-    routes: Any, work: Path, overwrite: bool, syscall: str, nth: int
+    routes: Any, work: Path, where: str, overwrite: bool, syscall: str, nth: int
 ) -> None:
     """kill -9 (strace's injection) at each link, rename and unlink of the commit; the
     next run ends with the one whole file and nothing else in the folder."""
-    url, out = routes.url("/tgt/a/same.bin"), work / "out"
+    url, out = routes.url(f"/tgt/{where}/same.bin"), work / "out"
+    data = DATA if where == "a" else SMALL
     args = ["fetch", "--strategy", "http", "-o", str(out), url]
     if overwrite:
         assert run(*args, cwd=work)[0] == 0
@@ -265,7 +271,7 @@ def test_a_kill_at_each_step_of_putting_the_file_in_place_is_recovered(
     assert killed.returncode != 0 and killed.stdout == b"", killed
     code, got, err = run(*args, cwd=work)
     assert code == 0, (got, err)
-    assert got[0]["sha256"] == sha(DATA) == sha((out / "same.bin").read_bytes())
+    assert got[0]["sha256"] == sha(data) == sha((out / "same.bin").read_bytes())
     assert sorted(p.name for p in out.iterdir()) == ["same.bin"]
     code, got, err = run(*args, cwd=work)  # and again: the same
     assert code == 0 and sorted(p.name for p in out.iterdir()) == ["same.bin"], (got, err)
@@ -618,7 +624,7 @@ def test_a_full_disk_where_the_origin_is_recorded_in_the_folder_is_no_space(
     origin in `.xdl-origins`; the download filled the disk to its last block, so that
     line cannot be written: no_space, not an internal error, the file not put in place."""
     fill(tiny_disk, 64 << 10)
-    size = shutil.disk_usage(tiny_disk).free - 4096  # the .part and its meta fill it
+    size = shutil.disk_usage(tiny_disk).free  # the .part fills it (small: no meta)
     url = routes.url(f"/tgt/sized.bin?size={size}")
     done = subprocess.run(
         ["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=fsetxattr",

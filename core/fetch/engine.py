@@ -588,11 +588,11 @@ class Job:
             return b""
 
     def _claimed_by_extractor(self) -> bool:
-        """Whether a site's own yt-dlp extractor takes the URL (asked once: ~5 ms)."""
-        from .. import ytdlp
+        """Whether a site's own yt-dlp extractor takes the URL (asked once)."""
+        from ..extractors import extractor_for
 
         if self._claimed is None:
-            self._claimed = ytdlp.extractor_for(self.url) is not None
+            self._claimed = extractor_for(self.url) is not None
         return self._claimed
 
     def skipped(self, why: str, path: Path | None = None, **kw: Any) -> FetchResult:

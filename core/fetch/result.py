@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ class Attempt:
     elapsed_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,10 @@ class FetchResult:
     last_of_source: bool = dataclasses.field(default=True, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        del d["source"], d["last_of_source"]
+        # by hand: dataclasses.asdict copies deeply, and cost 1.5 ms a line
+        d = {name: getattr(self, name) for name in _LINE_FIELDS}
+        if self.error is not None:
+            d["error"] = copy.deepcopy(self.error)
         d["attempts"] = [a.to_dict() for a in self.attempts]
         d["files"] = [dict(f) for f in self.files] or (
             [{"path": self.path, "kind": "media"}] if self.path else []
@@ -71,6 +74,9 @@ class FetchResult:
         if not self.cached:
             del d["cached"]
         return d
+
+
+_LINE_FIELDS = tuple(f.name for f in dataclasses.fields(FetchResult) if f.compare)
 
 
 def failed(

@@ -53,6 +53,10 @@ FREE_SPACE_MARGIN = 16 * 1024 * 1024
 PIPELINE_FROM = 4 * 1024 * 1024
 #: How many distinct names (`NAME (1).ext` ...) are tried before giving up.
 MAX_DISTINCT = 1000
+#: A download known to be at most this long writes no `.part.meta`: after an
+#: interruption it starts again whole (a meta written and removed costs more than the
+#: file itself: ~1.2 ms a file on ext4). It says whose the `.part` is only by its lock.
+SMALL_FILE = 256 * 1024
 
 #: Opening a name in the folder: never through a link, never waiting on a FIFO planted
 #: there (O_NONBLOCK changes nothing for a regular file; a FIFO is then refused).
@@ -311,6 +315,8 @@ class Target:
         self.written = 0
         self.total: int | None = None
         self._wrote_meta = False
+        self._meta_absent = False  # no `.part.meta` at all when we last looked
+        self.small = False  # set by claim(): no meta unless one is there already
         self._hash = hashlib.sha256()
         self._release_space: Callable[[], None] = lambda: None
         self._stages: list[_Stage] = []
@@ -351,12 +357,14 @@ class Target:
         parts: tuple[str, ...] = (),
         also_ext: str | None = None,
         same_part: Callable[[dict[str, Any]], bool] | None = None,
+        expected: int | None = None,
     ) -> Target:
         """Own `folder/parts.../name` (or a distinct name) for `origin`. `also_ext` is the
         extension the file will end with after processing (`--audio-format mp3`): a
         file of that name counts as this one. `same_part(meta)` says whether a `.part`
         left by another URL holds the same content (the HTTP tier compares strong ETags:
-        a signed URL changes, its file does not)."""
+        a signed URL changes, its file does not). `expected`: the length the server
+        announced (a small file is written without a meta)."""
         dirfd = open_folder(folder, parts)
         where = folder.joinpath(*parts)
         try:
@@ -365,6 +373,7 @@ class Target:
                 target = cls(where, dirfd, candidate, origin)
                 target.stop, target.limiter, target.progress = stop, limiter, progress
                 target.max_size, target.margin = max_size, margin
+                target.small = expected is not None and expected <= SMALL_FILE
                 if target._take(overwrite, also_ext, same_part):
                     return target
         except BaseException:
@@ -439,15 +448,18 @@ class Target:
                 self.close()
                 self.done = self.folder / name
                 return True
-        holder = self._meta_origin()
+        meta = self._read_meta()
+        holder = meta.get("url") if isinstance(meta.get("url"), str) else None
         others = holder is not None and holder != self.origin
-        if others and (same_part is None or not same_part(self._read_meta())):
+        if others and (same_part is None or not same_part(meta)):
             self.close()
             return False
+        if self.small and self._meta_absent:  # said by the lock alone (see SMALL_FILE)
+            return True
         # Say whose it is at once: a download of another source that finds it locked
         # moves on to a distinct name instead of waiting for this one to end.
         try:
-            self.write_meta(self._read_meta())
+            self.write_meta(meta)
         except BaseException:
             self.close()
             raise
@@ -514,8 +526,12 @@ class Target:
         return url if isinstance(url, str) else None
 
     def _read_meta(self) -> dict[str, Any]:
+        self._meta_absent = False
         try:
             fd = os.open(self.meta_name, os.O_RDONLY | _NOFOLLOW, dir_fd=self.dirfd)
+        except FileNotFoundError:
+            self._meta_absent = True
+            return {}
         except OSError:
             return {}
         try:
@@ -571,7 +587,9 @@ class Target:
             # close write the whole file out first (auto_da_alloc), 0.3 s a GiB.
             os.ftruncate(self.fd, offset)
         os.lseek(self.fd, offset, os.SEEK_SET)
-        self.write_meta(meta)
+        if self._wrote_meta or not (self.small and offset == 0 and total is not None
+                                    and total <= SMALL_FILE):  # fmt: skip
+            self.write_meta(meta)
         if total is None or total - offset >= PIPELINE_FROM:
             self._stages = [
                 _Stage(self._write_all, "xdl-write"),
@@ -734,7 +752,8 @@ class Target:
             self._unlink(self.part_name)
 
     def _drop_meta(self) -> None:
-        self._unlink(self.meta_name)
+        if self._wrote_meta or not (self.small and self._meta_absent):
+            self._unlink(self.meta_name)
         self._wrote_meta = False
 
     def identity(self) -> tuple[int, int] | None:

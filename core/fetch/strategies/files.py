@@ -3,8 +3,10 @@ checks before a byte is written, the owned target, and the line of a saved file.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -19,6 +21,16 @@ from ..target import Target, check_size, sha256_file
 
 if TYPE_CHECKING:
     from ..engine import Job
+
+
+@functools.lru_cache(maxsize=16)
+def _which(program: str, path: str | None) -> bool:
+    return shutil.which(program, path=path) is not None
+
+
+def on_path(program: str) -> bool:
+    """Whether `program` is on PATH (asked once per PATH: not a directory walk per input)."""
+    return _which(program, os.environ.get("PATH"))
 
 
 def default_timeout() -> float:
@@ -70,6 +82,7 @@ def open_target(job: Job, name: str, length: int | None) -> Target | list[FetchR
         max_size=o.max_size,
         margin=o.free_space_margin,
         same_part=same_content(job),
+        expected=length,
     )
     if target.done is not None:
         target.release_folder()

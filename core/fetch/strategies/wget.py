@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import TYPE_CHECKING
 
 from . import files
@@ -18,7 +17,7 @@ class Wget:
     missing = "--strategy wget: wget not on PATH"
 
     def available(self) -> bool:
-        return shutil.which("wget") is not None
+        return files.on_path("wget")
 
     def run(self, job: Job) -> list[FetchResult]:
         net = job.o.net

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -44,6 +45,7 @@ def _sha256_fd(fd: int) -> str:
     return h.hexdigest()
 
 
+@functools.cache
 def youtube_dl_available() -> bool:
     import importlib.util
 
