@@ -350,3 +350,37 @@ def test_stored_options_of_the_wrong_type_are_bad_input(stored: dict[str, Any]) 
 def test_stored_options_round_trip() -> None:
     opts = FetchOptions(retries=5, sub_langs=("en", "de"), max_size=10, sleep=1)
     assert FetchOptions.from_dict(opts.to_dict()) == opts
+
+
+@pytest.mark.parametrize("no_proxy", [None, "127.0.0.1"])
+def test_the_environment_proxy_is_used_unless_no_proxy_names_the_host(
+    site: Any, tmp_path: Path, no_proxy: str | None
+) -> None:
+    """http_proxy is honoured as requests (and curl) do, though it is looked up once per
+    host, not per request: a proxy that refuses ends the download, and `no_proxy`
+    naming the host goes around it."""
+    import os
+    import socket
+    import sys
+
+    with socket.socket() as s:  # a port nothing listens on: the proxy refuses
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["http_proxy"] = f"http://127.0.0.1:{dead}"
+    if no_proxy:
+        env["no_proxy"] = no_proxy
+    xdl = str(Path(sys.executable).parent / "xdl")
+    urls = [site.url(f"/files/blob.bin?n={i}") for i in range(3)]
+    done = subprocess.run(
+        [xdl, "fetch", "--strategy", "http", "--no-fallback", "-o", str(tmp_path), *urls],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    got = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(got) == 3
+    if no_proxy:
+        assert done.returncode == 0 and all(line["ok"] for line in got), done.stderr
+    else:
+        assert done.returncode == 1
+        assert {line["error"]["code"] for line in got} == {"network"}, got
+        assert "refused" in got[0]["error"]["message"]
