@@ -756,6 +756,121 @@ def case_latency(
     return area
 
 
+#: The small files of issue 22: every `/s/NAME` of the static server is this many bytes.
+SMALL_FILE = 2048
+
+
+def case_small_files(bench: Bench, base: str, counts: Sequence[int]) -> Area:
+    """Many small plain files on loopback, 8 at once: xdl against aria2c and curl."""
+    area = Area(
+        "small-files",
+        "Many small files, 8 at once: xdl, aria2c and curl",
+        f"{' and '.join(f'{n:,}' for n in counts)} distinct URLs of {SMALL_FILE:,}-byte "
+        "files (`/s/NAME.bin`) from the static server on loopback, fetched 8 at once "
+        "into an empty folder: `xdl fetch -j 8`, `aria2c -j 8` and curl's own parallel "
+        "mode (`curl -Z --parallel-max 8`). Each tool writes every file whole; xdl also "
+        "hashes each (sha256) and prints its JSON line.",
+    )
+    if reason := unavailable(bench, ["fetch"], ["--jobs"]):
+        area.skipped = reason
+        return area
+    tmp = bench.tmp / "small-files"
+    tmp.mkdir()
+    out = tmp / "out"
+    by_count: dict[int, dict[str, Measure]] = {}
+    for count in counts:
+        urls = tmp / f"urls-{count}.txt"
+        urls.write_text("".join(f"{base}/s/f{i:06d}.bin\n" for i in range(count)))
+        config = tmp / f"curl-{count}.cfg"
+        config.write_text("".join(f'url = "{base}/s/f{i:06d}.bin"\n' for i in range(count)))
+        in_out = files_in(out, count, SMALL_FILE)
+        cmds = [
+            Cmd(
+                f"xdl@{count}",
+                [XDL, "fetch", "-j", "8", "-q", "-o", str(out), "-a", str(urls)],
+                shown=f"xdl fetch -j 8 -q -o OUT -a urls.txt  ({count:,} URLs)",
+                setup=fresh(out),
+                check=both(all_ok(count), in_out),
+            ),
+            Cmd(
+                f"aria2c@{count}",
+                ["aria2c", "-q", "-j", "8", "-d", str(out), "-i", str(urls)],
+                shown=f"aria2c -q -j 8 -d OUT -i urls.txt  ({count:,} URLs)",
+                setup=fresh(out),
+                check=in_out,
+                skip=missing("aria2c", "aria2c"),
+            ),
+            Cmd(
+                f"curl@{count}",
+                ["curl", "-s", "-Z", "--parallel-max", "8", "--remote-name-all", "-K", str(config)],
+                shown=f"curl -s -Z --parallel-max 8 --remote-name-all -K urls.cfg  ({count:,})",
+                cwd=out,
+                setup=fresh(out),
+                check=in_out,
+                skip=missing("curl", "curl"),
+            ),
+        ]
+        measures = bench.measure(cmds, bench.runs(5, 3) if count <= 1000 else bench.runs(3, 2))
+        area.measures += measures
+        by_count[count] = by_label(measures)
+    shutil.rmtree(out, ignore_errors=True)
+    for count, m in by_count.items():
+        xdl, aria = m[f"xdl@{count}"], m[f"aria2c@{count}"]
+        r = ratio(xdl, aria)
+        area.goals.append(
+            Goal(
+                area.key,
+                f"{count:,} small files, 8 at once: xdl / aria2c (wall)",
+                fmt_ratio(r),
+                "≤ 1.2×",
+                at_most(r, 1.2),
+            )
+        )
+        per_file = xdl.cpu_median / count * 1000 if xdl.cpu_median else None
+        area.goals.append(
+            Goal(
+                area.key,
+                f"{count:,} small files: xdl CPU (user + system) per file",
+                f"{per_file:.2f} ms" if per_file else "–",
+                "≤ 2 ms",
+                at_most(per_file, 2.0),
+            )
+        )
+    first, last = min(by_count), max(by_count)
+    if first != last:
+        small, big = by_count[first][f"xdl@{first}"], by_count[last][f"xdl@{last}"]
+        peaks = (big.peak_rss_mb, small.peak_rss_mb)
+        grew = peaks[0] / peaks[1] if peaks[0] and peaks[1] else None
+        area.goals.append(
+            Goal(
+                area.key,
+                f"xdl's peak memory, {last:,} files / {first:,} files",
+                fmt_ratio(grew),
+                "≤ 1.1× (flat)",
+                at_most(grew, 1.1),
+            )
+        )
+    area.extra.append(
+        markdown_table(
+            ["files", "xdl / aria2c", "xdl / curl -Z", "xdl CPU / aria2c CPU"],
+            [
+                [
+                    f"{count:,}",
+                    fmt_ratio(ratio(m[f"xdl@{count}"], m[f"aria2c@{count}"])),
+                    fmt_ratio(ratio(m[f"xdl@{count}"], m[f"curl@{count}"])),
+                    fmt_ratio(
+                        m[f"xdl@{count}"].cpu_median / m[f"aria2c@{count}"].cpu_median
+                        if m[f"xdl@{count}"].cpu_median and m[f"aria2c@{count}"].cpu_median
+                        else None
+                    ),
+                ]
+                for count, m in by_count.items()
+            ],
+        )
+    )
+    return area
+
+
 def case_page(bench: Bench, site: media_site.Site) -> Area:
     area = Area(
         "page",
@@ -2130,6 +2245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = tmp / "data"
     data.mkdir()
     (data / "tiny.txt").write_text("xdl bench ok\n")
+    (data / "small.bin").write_bytes(bytes(range(256)) * (SMALL_FILE // 256))
     static = None
     site = None
     areas: list[Area] = []
@@ -2251,6 +2367,9 @@ AREAS: dict[str, Callable[[Bench, str, media_site.Site, Path], Area]] = {
     "cache": _area_cache,
     "batch": lambda b, base, site, data: case_latency(b, site, 16 if b.quick else 40),
     "batch-files": lambda b, base, site, data: case_latency(b, site, 40, media=False),
+    "small-files": lambda b, base, site, data: case_small_files(
+        b, base, (500,) if b.quick else (500, 5000)
+    ),
     "page": lambda b, base, site, data: case_page(b, site),
     "feeds": lambda b, base, site, data: case_feeds(b, site, 50 if b.quick else 200),
     "queue": lambda b, base, site, data: case_queue_scale(

@@ -66,6 +66,7 @@ http {{
         listen 127.0.0.1:{port};
         root {root};
         location /t/ {{ try_files /tiny.txt =404; }}
+        location /s/ {{ try_files /small.bin =404; }}
         location /limited/ {{ limit_rate {per_connection}; }}
     }}
 }}
@@ -131,11 +132,10 @@ class _StaticHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        file = (
-            self.root / "tiny.txt"
-            if path.startswith("/t/")
-            else (self.root / path.lstrip("/")).resolve()
-        )
+        if path.startswith(("/t/", "/s/")):  # any name: the one tiny or small file
+            file = self.root / ("tiny.txt" if path.startswith("/t/") else "small.bin")
+        else:
+            file = (self.root / path.lstrip("/")).resolve()
         if not file.is_file() or (self.root not in file.parents and file.parent != self.root):
             body = b"not found\n"
             self.send_response(404)
