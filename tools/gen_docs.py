@@ -74,13 +74,14 @@ ENVIRONMENT = [
     ("XDL_NO_CONFIG", "When 1, ignore the config file (as --no-config)."),
     (
         "XDL_HOME",
-        "Keep everything (config, queue, data) under this one directory: "
-        "XDL_HOME/config/config.toml, XDL_HOME/data/queue.json.",
+        "Keep everything (config, queue, data, cache) under this one directory: "
+        "XDL_HOME/config/config.toml, XDL_HOME/data/queue.json, XDL_HOME/cache.",
     ),
     ("XDL_QUEUE", "The queue file (as --queue)."),
     ("XDL_DEBUG", "When set, internal errors show a Python traceback."),
     ("XDG_CONFIG_HOME", "Base of the config directory (default $HOME/.config)."),
     ("XDG_DATA_HOME", "Base of the data directory: queue, archives (default $HOME/.local/share)."),
+    ("XDG_CACHE_HOME", "Base of the cache directory: what can be lost (default $HOME/.cache)."),
 ]
 
 FILES = [
@@ -95,6 +96,15 @@ FILES = [
     (
         "$XDG_DATA_HOME/xdl/podcast-archive.txt",
         "The download archive of the built-in podcast profile.",
+    ),
+    (
+        "$XDG_CACHE_HOME/xdl/yt-dlp-extractors.json",
+        "What each yt-dlp extractor's URL patterns need, made once per installed yt-dlp:"
+        " a plain file's URL is told apart without loading yt-dlp. Safe to delete.",
+    ),
+    (
+        "$XDG_CACHE_HOME/xdl/feeds/",
+        "The ETag and Last-Modified of each feed polled with --archive. Safe to delete.",
     ),
 ]
 
