@@ -38,7 +38,7 @@ class _Session(requests.Session):
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
+    ) -> Any:
         if not self.trust_env:
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         proxies = dict(proxies or {})
@@ -49,7 +49,7 @@ class _Session(requests.Session):
         return self._merged(proxies, stream, verify, cert)
 
     def _merged(self, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
-        merge = requests.sessions.merge_setting
+        merge: Any = requests.sessions.merge_setting
         return {
             "proxies": merge(proxies, self.proxies),
             "stream": merge(stream, self.stream),

@@ -53,7 +53,7 @@ from .target import (
 )
 
 if TYPE_CHECKING:
-    from .engine import Job
+    from .job import Job
 
 log = logging.getLogger("xdl.fetch")
 

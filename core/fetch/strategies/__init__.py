@@ -12,7 +12,7 @@ from . import curl, http, wget, ytdlp
 from .ytdlp import youtube_dl_available
 
 if TYPE_CHECKING:
-    from ..engine import Job
+    from ..job import Job
     from ..result import FetchResult
 
 

@@ -20,7 +20,7 @@ from ..result import FetchResult
 from ..target import Target, check_size, sha256_file
 
 if TYPE_CHECKING:
-    from ..engine import Job
+    from ..job import Job
 
 
 @functools.lru_cache(maxsize=16)

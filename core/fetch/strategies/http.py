@@ -11,7 +11,7 @@ from ...hosts import is_refusal
 from . import files, segments
 
 if TYPE_CHECKING:
-    from ..engine import Job
+    from ..job import Job
     from ..result import FetchResult
 
 log = logging.getLogger("xdl.fetch")

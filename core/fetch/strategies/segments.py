@@ -23,7 +23,7 @@ from ... import errors
 from . import files
 
 if TYPE_CHECKING:
-    from ..engine import Job
+    from ..job import Job
     from ..target import Target
 
 log = logging.getLogger("xdl.fetch")

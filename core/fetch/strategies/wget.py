@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from . import files
 
 if TYPE_CHECKING:
-    from ..engine import Job
+    from ..job import Job
     from ..result import FetchResult
 
 

@@ -33,7 +33,7 @@ from ..result import FetchResult, since
 from ..target import SPACE, Target, check_no_links, check_size, record_origin
 
 if TYPE_CHECKING:
-    from ..engine import Job
+    from ..job import Job
 
 log = logging.getLogger("xdl.fetch")
 

@@ -1,0 +1,211 @@
+"""One input on its way through the downloaders: what every downloader is handed.
+
+A `Job` holds the request (URL, options, the input's fields), what the first response
+taught (`probe`: one streaming GET, kept open for the HTTP tier to go on reading) and
+the per-host budget its requests go through (`get`). It imports no downloader: the
+engine (`engine.py`) runs the chain, the downloaders (`strategies/`) take a Job.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import errors, feeds
+from ..archive import open_archive
+from ..hosts import HostRule, budget, host_of
+from ..ratelimit import TokenBucket
+from . import manifest
+from .options import FetchOptions, Progress
+from .result import FetchResult, since
+
+if TYPE_CHECKING:
+    from .. import http
+
+log = logging.getLogger("xdl.fetch")
+
+#: A refused input is tried again (after the host's pause) this many times at most.
+MAX_REFUSALS = 8
+
+
+def http_module() -> Any:
+    """core.http, imported on first use (requests is slow to import; `--help` is not)."""
+    from .. import http as module
+
+    return module
+
+
+class Job:
+    """One input through the strategy chain: what every strategy is handed."""
+
+    def __init__(
+        self,
+        url: str,
+        options: FetchOptions,
+        stop: threading.Event,
+        limiter: TokenBucket | None,
+        progress: Progress | None,
+        started: float,
+        max_wait: float = math.inf,
+    ) -> None:
+        self.url = url
+        self.o = options
+        self.stop = stop
+        self.limiter = limiter
+        self.progress = progress
+        self.started = started
+        self.head: http.Head | None = None
+        self.response: Any = None  # the probe's open GET, which the HTTP tier may reuse
+        self.probed = False
+        self.budget = budget()
+        self.rule = HostRule(options.per_host, options.sleep)
+        #: A pause longer than this (seconds) ends the input as `rate_limited` at once
+        #: (the queue defers the task to the pause's end instead of holding a worker).
+        self.max_wait = max_wait
+        self.refusals = 0
+        self.archive = open_archive(options.archive) if options.archive else None
+        self.out = Path(options.output_dir).expanduser()
+        self.folders: tuple[str, ...] = ()
+        self.fields: Mapping[str, Any] = {}  # the input's JSON fields
+        #: Why the last media tier (yt-dlp) failed, for the line of a manifest refused.
+        self.media_error: errors.XdlError | None = None
+        self._manifest: str | None = None
+        self.entries_of: feeds.Feed | None = None  # the feed this URL turned out to be
+        self._probe_error: errors.XdlError | None = None  # the feed check's probe failed
+        self._claimed: bool | None = None
+        self._conditional: dict[str, str] | None = None
+
+    def drop_response(self) -> None:
+        resp, self.response = self.response, None
+        if resp is not None:
+            resp.close()
+
+    def probe(self) -> http.Head:
+        """What the URL's server says about it (one streaming GET, kept for reuse)."""
+        if self.head is None:
+            # everything slow first (the import of requests, a file read): the request
+            # goes out when its budget says, not a first import later
+            http, conditional = http_module(), self.conditional()
+            started = self.budget.before_request(self.url, self.rule, self.stop)
+            self.head, self.response = http.probe(self.url, self.o.net, conditional)
+            self.budget.served(self.url, started)
+        return self.head
+
+    def get(self, headers: Mapping[str, str] | None = None) -> Any:
+        """A streaming GET of the input's URL within its host's budget (paced, and
+        waiting out the host's pause): what every downloader's own request goes through."""
+        http = http_module()
+        started = self.budget.before_request(self.url, self.rule, self.stop)
+        resp = http.get(self.url, self.o.net, headers)
+        self.budget.served(self.url, started)
+        return resp
+
+    def refused(self, e: errors.XdlError) -> None:
+        """The site refused a request: pause its host for everyone; RateLimited when this
+        input was refused too often, or the pause is longer than this run waits."""
+        self.refusals += 1
+        retry_after = e.retry_after if isinstance(e, errors.HttpError) else None
+        status = e.details.get("status")
+        until = self.budget.refused(self.url, status if isinstance(status, int) else 429,
+                                    retry_after)  # fmt: skip
+        host = host_of(self.url)
+        banned = status == 403  # asking again is what gets a client banned for longer
+        if banned or self.refusals > MAX_REFUSALS or until - time.time() > self.max_wait:
+            raise errors.RateLimited(
+                f"{host} refused requests ({e.message}); paused until "
+                + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)),
+                host=host,
+                until=round(until, 3),
+            ) from None
+
+    def conditional(self) -> dict[str, str]:
+        """If-None-Match / If-Modified-Since of a feed polled before into this archive."""
+        if self._conditional is None:
+            self._conditional = feeds.conditional_headers(self.url, self.o.archive)
+        return self._conditional
+
+    def probe_once(self) -> http.Head:
+        """`probe`, but a probe that failed already (the feed check's) is not sent again."""
+        if self._probe_error is not None:
+            raise self._probe_error
+        return self.probe()
+
+    def manifest(self) -> str | None:
+        """The stream manifest this URL serves (`HLS playlist`, `DASH manifest`...), else
+        None: told by its content type, or by its first bytes when the type leaves it open
+        (text-like bodies, or a URL named like one): those of the probe's own GET."""
+        if self._manifest is None:
+            try:
+                head = self.probe()
+            except errors.XdlError:
+                return None  # nothing to judge by; the download itself says what is wrong
+            kind = manifest.by_type(head.content_type)
+            if kind is None and manifest.worth_sniffing(head.content_type, head.length, head.url):
+                kind = manifest.by_content(self.first_bytes())
+            self._manifest = kind or ""
+        return self._manifest or None
+
+    def first_bytes(self) -> bytes:
+        """The body's first bytes: read from the probe's open GET when there is one (and
+        handed back to whoever reads it next: no second request), else a ranged GET."""
+        resp = self.response
+        try:
+            if resp is not None and not resp.headers.get("Content-Encoding"):
+                first = bytes(resp.raw.read(manifest.SNIFF_BYTES) or b"")
+                resp.raw = _Replayed(first, resp.raw)
+                return first
+            resp = http_module().get(
+                self.url, self.o.net, {"Range": f"bytes=0-{manifest.SNIFF_BYTES - 1}"}
+            )
+            with resp:
+                return bytes(resp.raw.read(manifest.SNIFF_BYTES, decode_content=True) or b"")
+        except Exception as e:  # the download itself will say what is wrong
+            log.debug("%s: could not read its first bytes: %s", self.url, e)
+            return b""
+
+    def claimed_by_extractor(self) -> bool:
+        """Whether a site's own yt-dlp extractor takes the URL (asked once)."""
+        from ..extractors import extractor_for
+
+        if self._claimed is None:
+            self._claimed = extractor_for(self.url) is not None
+        return self._claimed
+
+    def skipped(self, why: str, path: Path | None = None, **kw: Any) -> FetchResult:
+        size = path.stat().st_size if path is not None and path.exists() else None
+        return FetchResult(
+            url=self.url,
+            ok=True,
+            path=str(path) if path else None,
+            bytes=size,
+            skipped=why,
+            elapsed_s=since(self.started),
+            **kw,
+        )
+
+
+class _Replayed:
+    """A response body whose first bytes were read already: `read` gives them again
+    first, then goes on with the body; everything else is the body's own."""
+
+    def __init__(self, first: bytes, raw: Any) -> None:
+        self._first = first
+        self._raw = raw
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        if not self._first:
+            return bytes(self._raw.read(amt, *args, **kwargs))
+        if amt is None:
+            rest = bytes(self._raw.read(None, *args, **kwargs))
+            data, self._first = self._first + rest, b""
+            return data
+        data, self._first = self._first[:amt], self._first[amt:]
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
