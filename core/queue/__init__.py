@@ -2,7 +2,7 @@
 
 `model` holds the task and what operations return, `rules` what a change does to a task
 (claim order, settle, recover, retry/cancel/remove, duplicates), `store` the `QueueStore`
-protocol and `open_store`, `location` the queue's name as people see it (never a
+protocol, `stores` its `open_store`, `location` the queue's name as people see it (never a
 password), `run` the runner; `filestore/` keeps the queue in one JSON file on one host,
 `postgres` in a PostgreSQL database shared by many hosts.
 """
@@ -26,7 +26,8 @@ from .model import (
     iso,
 )
 from .rules import ACTIVE, HOST, MAX_LOST, worker_gone
-from .store import QueueStore, open_store
+from .store import QueueStore
+from .stores import open_store
 
 __all__ = [
     "ACTIVE",

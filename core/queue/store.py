@@ -1,16 +1,14 @@
-"""The `QueueStore` protocol, the only thing `queue run`, the CLI and `doctor` see, and
-`open_store`, which picks the store from a path or a database URL (one module per store:
-`filestore/` for a JSON file, `postgres` for PostgreSQL).
+"""The `QueueStore` protocol, the only thing `queue run`, the CLI and `doctor` see (one
+implementation per store: `filestore/` for a JSON file, `postgres` for PostgreSQL;
+`stores.open_store` picks one from a path or a database URL).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import rules
-from .location import is_url
 from .model import (
     Added,
     Backup,
@@ -142,20 +140,3 @@ class TaskChanges:
             return rules.not_removable(rec)
 
         return self._change(ids, change, "remove")
-
-
-def open_store(location: Path | str | None = None, lock_timeout: float | None = None) -> QueueStore:
-    """The queue at `location`: a PostgreSQL URL, or a JSON file's path (default:
-    `XDL_QUEUE`, else queue.json in the data dir)."""
-    from .. import paths
-
-    timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
-    if location is None:
-        location = paths.queue_location()
-    if is_url(location):
-        from .postgres import PostgresStore  # the only import of psycopg
-
-        return PostgresStore(str(location), timeout)
-    from .filestore import JsonStore
-
-    return JsonStore(Path(location), timeout)

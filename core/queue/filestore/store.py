@@ -54,7 +54,7 @@ from ..model import (
     Worker,
     domain,
 )
-from ..store import TaskChanges
+from ..store import DEFAULT_LOCK_TIMEOUT, TaskChanges
 from . import fastpath
 from .backups import Backups
 from .files import dump, stat_key, write_all, write_atomic
@@ -66,8 +66,6 @@ from .state import (
     options_key,
     state_from_document,
 )
-
-DEFAULT_LOCK_TIMEOUT = 30.0
 
 
 class JsonStore(TaskChanges):
