@@ -306,3 +306,46 @@ def test_a_caller_that_stops_reading_stops_the_run(store: JsonStore) -> None:
             break
     events.close()  # type: ignore[attr-defined]
     assert sorted(statuses(store).values()) == ["done", "queued", "queued", "queued"]
+
+
+class _Twice:
+    """A store that hands one claimed task out twice in one claim (as a held-ahead task
+    whose lease lapsed comes back to the runner that holds it): every call but `finish`
+    is the JSON store's own."""
+
+    def __init__(self, store: JsonStore) -> None:
+        self._store = store
+        self.doubled = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def finish(self, *args: Any, **kwargs: Any) -> Any:
+        finished = self._store.finish(*args, **kwargs)
+        if finished.claimed and not self.doubled:
+            self.doubled = True
+            return finished._replace(claimed=(*finished.claimed, finished.claimed[0]))
+        return finished
+
+
+def test_a_task_handed_out_twice_is_downloaded_once_and_the_run_goes_on(
+    store: JsonStore,
+) -> None:
+    """A task that comes back while its first copy waits (or runs) was a KeyError that
+    stopped every worker; it is one download, and every other task is done too."""
+    add(store, *(f"https://a.example/{i}" for i in range(5)))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+        with lock:
+            seen.append(task.id)
+        time.sleep(0.02)
+        return {"ok": True, "url": task.url, "path": f"/d/{task.id}", "bytes": 1}
+
+    twice = _Twice(store)
+    report = run_all(twice, download, options=RunOptions(jobs=2))  # type: ignore[arg-type]
+    assert twice.doubled
+    assert sorted(seen) == [1, 2, 3, 4, 5]
+    assert (report.done, report.failed) == (5, 0)
+    assert set(statuses(store).values()) == {"done"}

@@ -187,7 +187,8 @@ class _Runner:
                     return None
                 if self.ready:
                     task, _ = self.ready.popleft()
-                    if self.in_flight[task.id].is_set():  # cancelled before it started
+                    event = self.in_flight.get(task.id)
+                    if event is None or event.is_set():  # cancelled before it started
                         log.warning("task %s (%s) was cancelled or taken back", task.id, task.url)
                         self.in_flight.pop(task.id, None)
                         continue
@@ -303,10 +304,16 @@ class _Runner:
                 with self.lock:
                     self.claimed -= want - len(finished.claimed)
                     now = time.monotonic()
+                    fresh = []
                     for task in finished.claimed:
-                        self.in_flight[task.id] = threading.Event()
-                        self.ready.append((task, now))
-                    self.task_ready.notify(len(finished.claimed))
+                        # a task we hold already (waiting, or running) that came back
+                        # to us is the one download: its lease is renewed with the rest
+                        if task.id not in self.in_flight:
+                            self.in_flight[task.id] = threading.Event()
+                            self.ready.append((task, now))
+                            fresh.append(task)
+                    self.claimed -= len(finished.claimed) - len(fresh)
+                    self.task_ready.notify(len(fresh))
                 self.given_up(finished.given_up)
                 retrying = False
                 for attempt, recorded in zip(attempts, finished.recorded):
