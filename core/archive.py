@@ -8,14 +8,22 @@ another process has changed it.
 Where each entry's file was saved goes to a sidecar, `FILE.paths` (JSON lines, the last
 line for a key wins), so the archive itself stays yt-dlp's and a line skipped because
 of the archive can still say where the file is (when it is still there).
+
+Both are read and written only as regular files (a FIFO planted there is refused, not
+waited on); the sidecar, xdl's own, never through a link. A line is written whole or not
+at all: a write cut short by a full disk is taken back, and a line left unfinished by
+someone else is ended before ours, so two entries never run together.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import threading
 from pathlib import Path
+from typing import Any
 
 from .errors import OutputNotWritable
 
@@ -40,7 +48,7 @@ class Archive:
         """Where `key`'s file was saved, if recorded and the file is still there."""
         found: str | None = None
         try:
-            with open(self.paths_file, encoding="utf-8", errors="replace") as f:
+            with _open_plain(self.paths_file, os.O_RDONLY | os.O_NOFOLLOW) as f:
                 for line in f:
                     try:
                         record = json.loads(line)
@@ -65,8 +73,11 @@ class Archive:
             return
         entries: set[str] = set()
         if stat is not None:
-            with open(self.path, encoding="utf-8", errors="replace") as f:
-                entries = {line.strip() for line in f if line.strip()}
+            try:
+                with _open_plain(self.path, os.O_RDONLY) as f:
+                    entries = {line.strip() for line in f if line.strip()}
+            except OSError as e:
+                raise OutputNotWritable(f"cannot read the archive {self.path}: {e}") from e
         self._entries, self._seen = entries, stat
 
     def __contains__(self, key: object) -> bool:
@@ -85,25 +96,43 @@ class Archive:
                     self._refresh()
                     if path is not None:
                         record = json.dumps({"key": key, "path": os.fspath(path)})
-                        _append(self.paths_file, record)
+                        _append(self.paths_file, record, os.O_NOFOLLOW)
                     if key in self._entries:
                         return
-                    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                    try:
-                        os.write(fd, (key + "\n").encode())
-                    finally:
-                        os.close(fd)
+                    _append(self.path, key)
                     self._entries.add(key)
                     self._seen = self._stat()
             except (OSError, Timeout) as e:
                 raise OutputNotWritable(f"cannot write the archive {self.path}: {e}") from e
 
 
-def _append(path: Path, line: str) -> None:
-    """One whole line per write (O_APPEND), as for the archive."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def _open_plain(path: Path, flags: int) -> Any:
+    """A regular file opened for reading text (FileNotFoundError when missing)."""
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        os.write(fd, (line + "\n").encode())
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, encoding="utf-8", errors="replace")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _append(path: Path, line: str, flags: int = 0) -> None:
+    """`line` appended whole in one write (O_APPEND), or not at all (under the lock)."""
+    flags |= os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o644)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = (line + "\n").encode()
+        if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
+            data = b"\n" + data  # a line left unfinished: ours is not joined to it
+        if os.write(fd, data) != len(data):  # the disk filled up mid-line
+            os.ftruncate(fd, st.st_size)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
     finally:
         os.close(fd)
 

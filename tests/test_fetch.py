@@ -443,6 +443,52 @@ def test_the_archive_skips_on_a_second_run(xdl: Any, site: Any) -> None:
     assert not Path("two").exists() or list(Path("two").iterdir()) == []
 
 
+def test_an_archive_line_left_unfinished_is_not_joined_to_the_next(xdl: Any, site: Any) -> None:
+    """An archive whose last line has no newline (an editor, a full disk before): the new
+    entry goes on a line of its own, and both still count."""
+    Path("done.txt").write_text("youtube abc123")  # no newline
+    url = site.url("/files/report")
+    ran = xdl("fetch", "--archive", "done.txt", "-o", "one", url)
+    assert ran.exit_code == 0, ran.stderr
+    assert Path("done.txt").read_text().splitlines() == ["youtube abc123", f"url {url}"]
+
+
+def test_a_write_cut_short_leaves_no_half_line(tmp_path: Path, monkeypatch: Any) -> None:
+    """A full disk that takes part of a line: the part is taken back, the error is a
+    clear one, and the archive is as it was (no half entry to join the next)."""
+    import os
+
+    from xdl.core import archive, errors
+
+    path = tmp_path / "done.txt"
+    path.write_text("url https://a.example/1\n")
+    real = os.write
+    monkeypatch.setattr(archive.os, "write", lambda fd, data: real(fd, data[:7]))
+    with pytest.raises(errors.OutputNotWritable, match="No space left"):
+        archive.Archive(path).add("url https://a.example/2")
+    monkeypatch.undo()
+    assert path.read_text() == "url https://a.example/1\n"
+    archive.Archive(path).add("url https://a.example/3")
+    assert path.read_text().splitlines() == ["url https://a.example/1", "url https://a.example/3"]
+
+
+def test_links_and_fifos_at_the_archive_s_files(xdl_cmd: Any, site: Any, tmp_path: Path) -> None:
+    """The sidecar (`FILE.paths`, xdl's own) is never written through a link planted
+    there; a FIFO where the archive is read is refused at once, not waited on."""
+    import os
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine\n")
+    Path("done.txt.paths").symlink_to(precious)
+    url = site.url("/files/report")
+    ran = xdl_cmd("fetch", "--archive", "done.txt", "-o", "one", url, timeout=60)
+    assert ran.exit_code == 3 and "archive" in ran.stderr, (ran.stdout, ran.stderr)
+    assert precious.read_text() == "mine\n"
+    os.mkfifo("fifo.txt")
+    ran = xdl_cmd("fetch", "--archive", "fifo.txt", "-o", "two", url, timeout=60)
+    assert ran.exit_code == 3 and "not a regular file" in ran.stderr, ran.stderr
+
+
 def test_dry_run_downloads_nothing(xdl: Any, site: Any) -> None:
     ran = xdl("fetch", "--dry-run", site.url("/files/report"), site.url("/watch.html"))
     assert ran.exit_code == 0, ran.stderr
