@@ -30,10 +30,12 @@ from xdl.cli.output import Output
 from xdl.cli.progress import Reporter, progress_option, reporter
 from xdl.core import feeds
 from xdl.core.archive import open_archive
+from xdl.core.queue import STATUSES
 
 if TYPE_CHECKING:
     from xdl.core.fetch import FetchOptions
     from xdl.core.queue import QueueStore
+    from xdl.core.queue.monitor import Monitor
     from xdl.core.queue.run import Download, RunOptions, RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,7 +43,6 @@ log = logging.getLogger("xdl")
 #: --watch's status lines: at warning level so that they show without -v (-q hides them).
 status_log = logging.getLogger("xdl.status")
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ADD_CHUNK = 10000
 COLUMNS = [
     ("id", "ID"),
@@ -399,6 +400,8 @@ def run(
             total = store.summary().counts.get("queued", 0)
             total = min(total, max_tasks) if max_tasks else total
         bars = reporter(progress, total)
+        from xdl.core.queue.monitor import Monitor
+
         monitor = Monitor(store, metrics_file, status_every if watch and not quiet else 0)
         try:
             report = _run_and_print(
@@ -493,7 +496,6 @@ def _run_and_print(
 def _service_logs(watch: bool) -> Iterator[None]:
     """With --watch (a service), every stderr line starts with its UTC time."""
     import logging
-    import time
 
     handlers = logging.getLogger("xdl").handlers
     kept = [(h, h.formatter) for h in handlers]
@@ -507,77 +509,6 @@ def _service_logs(watch: bool) -> Iterator[None]:
     finally:
         for h, formatter in kept:
             h.setFormatter(formatter)
-
-
-class Monitor:
-    """`--metrics FILE` and --watch's status lines, kept as the run's events come."""
-
-    def __init__(self, store: QueueStore, metrics: str | None, every: float) -> None:
-        from xdl.core.queue.run import RunReport
-
-        self.store = store
-        self.metrics = metrics
-        self.every = every
-        self.report = RunReport(0, 0, 0, 0, False)
-        self.last_success: float | None = None
-        self.changed = metrics is not None  # the file is written once at the start too
-        self.next_status = time.monotonic() + every if every else None
-        self.warned = False
-
-    def tallied(self, report: RunReport) -> None:
-        """The run's counts, as the run yields them (changed: the metrics are due)."""
-        if report != self.report:
-            self.report = report
-            self.changed = True
-
-    def emitted(self, row: dict[str, Any]) -> None:
-        if row.get("ok"):
-            self.last_success = time.time()
-            self.changed = True
-
-    def tick(self) -> None:
-        if self.metrics and self.changed:
-            self.changed = False
-            self.write_metrics()
-        if self.next_status is not None and time.monotonic() >= self.next_status:
-            self.next_status = time.monotonic() + self.every
-            self.say_status()
-
-    def write_metrics(self) -> None:
-        from xdl.core.errors import XdlError
-        from xdl.core.queue.metrics import render_metrics, write_metrics
-
-        assert self.metrics is not None
-        try:
-            from xdl.core import hosts
-
-            budget = hosts.budget()
-            summary = dataclasses.replace(self.store.summary(), paused_hosts=budget.paused())
-            text = render_metrics(summary, self.report, self.last_success, budget.refused_total)
-            write_metrics(self.metrics, text)
-        except (OSError, XdlError) as e:
-            if not self.warned:
-                log.warning("cannot write the metrics to %s: %s", self.metrics, e)
-            self.warned = True
-
-    def say_status(self) -> None:
-        from xdl.core.errors import XdlError
-
-        try:
-            counts = self.store.summary().to_dict()
-        except XdlError as e:
-            log.warning("status: cannot read the queue: %s", e.message)
-            return
-        queue = ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
-        r = self.report
-        status_log.warning(
-            "status: %s; %s bytes done; this run: %d done, %d failed, %d retried",
-            queue,
-            counts.get("bytes_done", 0),
-            r.done,
-            r.failed,
-            r.retried,
-        )
 
 
 @command.command("status")
