@@ -130,7 +130,7 @@ class Bench:
         self.runs_override = runs
         self.started = time.monotonic()
         home = tmp / "xdl-home"
-        home.mkdir()
+        home.mkdir(exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("XDL_")}
         env.update(
             XDL_HOME=str(home),
