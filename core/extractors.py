@@ -90,14 +90,7 @@ class Index:
 
     def candidates(self, url: str) -> Iterator[tuple[int, int]]:
         """(extractor, pattern) pairs that could match `url`, in yt-dlp's order."""
-        if not url.isascii():  # case-insensitive patterns fold some letters beyond ASCII
-            for e, ex in enumerate(self.extractors):
-                if ex.patterns is None:
-                    yield e, -1
-                else:
-                    yield from ((e, p) for p in range(len(ex.patterns)))
-            return
-        low = url.lower()
+        low = url.lower() if url.isascii() else url.translate(_FOLD)
         found = set(self.always)
         for start in {low[i : i + 3] for i in range(len(low) - 2)}:
             for literal, where in self.by_start.get(start, ()):
@@ -133,7 +126,9 @@ class Index:
                 continue
             asked.add(e)  # its other patterns need no asking
             if ex.own_suitable or ex.patterns is None:
-                ie = _classes()[ex.name]
+                ie = _classes().get(ex.name)
+                if ie is None:
+                    raise _Stale(ex.name)
                 if ie.suitable(url) and ie.working():
                     return ex.name
             elif ex.working:
@@ -141,10 +136,34 @@ class Index:
         return None
 
 
+#: Letters as a case-insensitive pattern's ASCII letter sees them: A-Z, and the four
+#: beyond ASCII that Python's `re` matches to one (İ ı ſ, the Kelvin sign); any other is no
+#: ASCII letter's (the needs hold ASCII only). Not str.lower(): `İ` would become two.
+_FOLD = str.maketrans(
+    {
+        **{chr(c): chr(c + 32) for c in range(65, 91)},
+        "\u0130": "i",
+        "\u0131": "i",
+        "\u017f": "s",
+        "\u212a": "k",
+    }
+)
+
+
 def extractor_for(url: str) -> str | None:
     """The name of the specific (non-generic) yt-dlp extractor that claims `url`, if any:
-    the first in yt-dlp's own order that is working, as `yt-dlp URL` would choose."""
-    return index().first_claim(url)
+    the first in yt-dlp's own order that is working, as `yt-dlp URL` would choose (its
+    plugins left out, as `xdl fetch` does not load them)."""
+    used = index()
+    try:
+        return used.first_claim(url)
+    except (_Stale, re.error) as e:  # a cache that is not this yt-dlp's: made again
+        log.debug("the extractor index is stale (%s): building it again", e)
+        return rebuilt(used).first_claim(url)
+
+
+class _Stale(Exception):
+    """The index names an extractor the installed yt-dlp has not."""
 
 
 _index: Index | None = None
@@ -163,6 +182,18 @@ def index() -> Index:
                 extractors = build()
                 if key is not None:
                     _write(cache_path(), key, extractors)
+            _index = Index(extractors)
+        return _index
+
+
+def rebuilt(stale: Index) -> Index:
+    """The index built afresh (once: another thread may have done it already)."""
+    global _index
+    with _lock:
+        if _index is stale or _index is None:
+            extractors = build()
+            if (key := installed_key()) is not None:
+                _write(cache_path(), key, extractors)
             _index = Index(extractors)
         return _index
 
@@ -194,6 +225,12 @@ def installed_key() -> list[Any] | None:
         else:
             stats.append([str(root / name), st.st_size, st.st_mtime_ns])
     flags = os.environ.get("YTDLP_NO_LAZY_EXTRACTORS", "")
+    if flags or stats[1] is None:  # the patterns are read from the modules themselves
+        try:
+            with os.scandir(root / "extractor") as entries:
+                stats.append(max(e.stat().st_mtime_ns for e in entries if e.name.endswith(".py")))
+        except (OSError, ValueError):
+            return None
     return [FORMAT, list(sys.version_info[:2]), flags, stats]
 
 
@@ -253,6 +290,7 @@ def _write(path: Path, key: list[Any], extractors: list[Extractor]) -> None:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_leftovers(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=".extractors.", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, separators=(",", ":"))
@@ -266,6 +304,21 @@ def _write(path: Path, key: list[Any], extractors: list[Extractor]) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _drop_leftovers(folder: Path) -> None:
+    """Temporary files of a writer killed before its rename (an hour old: not a live one)."""
+    import time
+
+    old = time.time() - 3600
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                ours = entry.name.startswith(".extractors.")
+                if ours and entry.stat(follow_symlinks=False).st_mtime < old:
+                    os.unlink(entry.path)
+    except OSError:
+        pass
 
 
 def build() -> list[Extractor]:
@@ -294,13 +347,18 @@ _classes_cache: dict[str, Any] | None = None
 
 
 def _classes() -> dict[str, Any]:
-    """The specific extractor classes by name, in yt-dlp's order (importing yt-dlp)."""
+    """yt-dlp's own specific extractor classes by name, in its order (importing yt-dlp).
+    Not its plugins': whether they are there depends on what ran before in the process
+    (yt-dlp loads them when a YoutubeDL is made), and the index must not."""
     global _classes_cache
     if _classes_cache is None:
         import yt_dlp.extractor
+        from yt_dlp.extractor import extractors as builtin
 
+        lookup = getattr(builtin, "_CLASS_LOOKUP", None)
+        classes = lookup.values() if lookup else yt_dlp.extractor.gen_extractor_classes()
         found: dict[str, Any] = {}
-        for ie in yt_dlp.extractor.gen_extractor_classes():
+        for ie in classes:
             name = str(ie.ie_key())
             if name != "Generic":
                 found.setdefault(name, ie)

@@ -9,6 +9,7 @@ import functools
 import os
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import requests
 import requests.adapters
 import urllib3.exceptions
+import urllib3.util.url
 
 from . import __version__, errors
 from .inputs import quote, refused
@@ -29,6 +31,25 @@ USER_AGENT = f"Mozilla/5.0 (compatible; xdl/{__version__})"
 _local = threading.local()
 _cookie_jars: dict[str, Any] = {}
 _cookie_lock = threading.Lock()
+
+
+class _AsGiven:
+    """urllib3's pattern for percent-escapes, but the URL's own are kept as given
+    (`%2f` is not made `%2F`): a signed URL's signature covers its exact text. The one
+    yt-dlp puts in place when imported; here for the downloads that do not import it."""
+
+    def __init__(self, pattern: Any) -> None:
+        self._pattern = pattern
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pattern, name)
+
+    def subn(self, repl: Any, string: str, *args: Any, **kwargs: Any) -> tuple[str, int]:
+        return string, self._pattern.subn(repl, string, *args, **kwargs)[1]
+
+
+if hasattr(urllib3.util.url, "_PERCENT_RE"):
+    urllib3.util.url._PERCENT_RE = _AsGiven(urllib3.util.url._PERCENT_RE)  # type: ignore[assignment]
 
 
 class _Session(requests.Session):
@@ -65,7 +86,15 @@ def _origin(url: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _environ_proxies(origin: str, no_proxy: str | None) -> dict[str, str]:
-    return dict(requests.utils.get_environ_proxies(origin, no_proxy=no_proxy))
+    """requests' proxies for `origin`, but `no_proxy` entries with a port hold for an IP
+    address too (`127.0.0.1:8080`), as urllib and yt-dlp read them."""
+    found = dict(requests.utils.get_environ_proxies(origin, no_proxy=no_proxy))
+    if found.get("no"):
+        hostport = origin.partition("://")[2].rpartition("@")[2]
+        bypass: Any = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009
+        if bypass(hostport, {"no": found["no"]}):
+            return {}
+    return found
 
 
 @functools.lru_cache(maxsize=1)

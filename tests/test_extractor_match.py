@@ -283,3 +283,62 @@ def test_an_unwritable_cache_costs_time_only(xdl_env: Path) -> None:
     )
     assert out == "Vimeo"
     assert cache.read_text() == "a file where the cache folder would be\n"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.youtube.com/watch?v=BaW_jenozKc&t=%C4%B0",  # İ beyond ASCII in the query
+        "https://vimeo.com/56015672#caf\u00e9",
+        "http://127.0.0.1:8080/files/\u0444\u0430\u0439\u043b.bin",  # a Cyrillic name
+        "https://www.YOUTUBE.com/watch?v=BaW_jenozKc",
+        "https://vimeo.\u212aom/56015672",  # the Kelvin sign, which (?i) takes for a k
+        "https://\u0131nstagram.com/p/aye83DjauH/",  # dotless ı, which (?i) takes for an i
+    ],
+)
+def test_urls_beyond_ascii_get_the_same_answer(url: str) -> None:
+    """Letters beyond ASCII are folded as `re` folds them under (?i), not scanned with
+    every pattern: the answer is still yt-dlp's."""
+    assert extractors.extractor_for(url) == asked_one_by_one(url)
+
+
+def test_the_letters_that_re_folds_onto_ascii_are_all_folded() -> None:
+    """The fold table is complete: no other character matches an ASCII letter in
+    Python's case-insensitive `re` (checked over all of Unicode)."""
+    letters = re.compile("[a-z]", re.IGNORECASE)
+    beyond = {chr(c) for c in range(128, sys.maxunicode + 1) if letters.fullmatch(chr(c))}
+    assert beyond == {"İ", "ı", "ſ", "\u212a"}
+    assert all(ch.translate(extractors._FOLD).isascii() for ch in beyond)
+
+
+def test_an_index_naming_what_yt_dlp_has_not_is_built_again(xdl_env: Path) -> None:
+    """An index made where a plugin extractor was loaded (or by another yt-dlp) names a
+    class this process has not: it is made again, never a KeyError on every URL; and
+    a pattern that does not compile (a hand edit) is the same."""
+    path = xdl_env / "cache" / extractors.CACHE_NAME
+    kept = json.loads(path.read_text())
+    own = next(i for i, x in enumerate(kept["extractors"]) if x[2])  # a suitable of its own
+    plugin = ["MyPluginNobodyHas", True, True, None]  # asked on every URL
+    broken = [[kept["extractors"][own][0], True, False, [["https?://vimeo\\\\.com/(((", []]]]]
+    for planted in ([plugin, *kept["extractors"]], broken + kept["extractors"]):
+        path.write_text(json.dumps({**kept, "extractors": planted}))
+        out = run_fresh(
+            "from xdl.core.extractors import extractor_for as f;"
+            "print(f('http://127.0.0.1:1/f.bin'), f('https://vimeo.com/56015672'))"
+        )
+        assert out == "None Vimeo"
+        assert json.loads(path.read_text())["extractors"] == kept["extractors"]
+
+
+def test_a_killed_writer_s_temporary_files_are_cleared(xdl_env: Path) -> None:
+    import os
+    import time
+
+    cache = xdl_env / "cache"
+    old, new = cache / ".extractors.dead1", cache / ".extractors.live2"
+    old.write_text("{")
+    new.write_text("{")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    (cache / extractors.CACHE_NAME).unlink()
+    assert run_fresh("from xdl.core.extractors import extractor_for as f; print(f('x'))") == "None"
+    assert not old.exists() and new.exists()  # a live writer's is left alone

@@ -352,7 +352,7 @@ def test_stored_options_round_trip() -> None:
     assert FetchOptions.from_dict(opts.to_dict()) == opts
 
 
-@pytest.mark.parametrize("no_proxy", [None, "127.0.0.1"])
+@pytest.mark.parametrize("no_proxy", [None, "127.0.0.1", "HOSTPORT"])
 def test_the_environment_proxy_is_used_unless_no_proxy_names_the_host(
     site: Any, tmp_path: Path, no_proxy: str | None
 ) -> None:
@@ -368,8 +368,8 @@ def test_the_environment_proxy_is_used_unless_no_proxy_names_the_host(
         dead = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["http_proxy"] = f"http://127.0.0.1:{dead}"
-    if no_proxy:
-        env["no_proxy"] = no_proxy
+    if no_proxy:  # HOSTPORT: an entry with the site's port, for an IP address
+        env["no_proxy"] = no_proxy.replace("HOSTPORT", site.base.split("//")[1])
     xdl = str(Path(sys.executable).parent / "xdl")
     urls = [site.url(f"/files/blob.bin?n={i}") for i in range(3)]
     done = subprocess.run(
@@ -384,3 +384,13 @@ def test_the_environment_proxy_is_used_unless_no_proxy_names_the_host(
         assert done.returncode == 1
         assert {line["error"]["code"] for line in got} == {"network"}, got
         assert "refused" in got[0]["error"]["message"]
+
+
+def test_a_url_s_percent_escapes_reach_the_server_as_given(xdl_cmd: Any, site: Any) -> None:
+    """A signed URL's signature covers its exact text: `%2f` is not sent as `%2F`
+    (whether or not an earlier input of the run loaded yt-dlp, which did this too)."""
+    url = site.url("/files/blob.bin?sig=ab%2fcd%3d&k=%c3%a9")
+    ran = xdl_cmd("fetch", "-o", "out", url, timeout=60)
+    assert ran.exit_code == 0, ran.stderr
+    sent = [r.path for r in site.log if r.path.startswith("/files/blob.bin?sig=")]
+    assert sent and set(sent) == {"/files/blob.bin?sig=ab%2fcd%3d&k=%c3%a9"}, sent

@@ -637,3 +637,62 @@ def test_a_full_disk_where_the_origin_is_recorded_in_the_folder_is_no_space(
     assert got[0]["error"]["code"] == "no_space", got[0]["error"]
     assert "internal error" not in done.stderr
     assert final_files(tiny_disk) == []
+
+
+def test_a_folder_planted_at_the_meta_fails_that_input_only(routes: Any, work: Path) -> None:
+    """A directory where the `.part.meta` goes ended the whole batch (exit 3, no line for
+    any input); now that input fails `bad_input` and the next one is fetched."""
+    out = work / "out"
+    out.mkdir()
+    (out / "same.bin.part.meta").mkdir()
+    other = routes.url("/tgt/sized.bin?size=4096")
+    code, got, err = run("fetch", "--strategy", "http", "-o", str(out),
+                         routes.url("/tgt/a/same.bin"), other, cwd=work, timeout=60)  # fmt: skip
+    assert code == 1, (got, err)
+    assert [line["ok"] for line in got] == [False, True], got
+    assert got[0]["error"]["code"] == "bad_input"
+    assert "Traceback" not in err
+
+
+def test_a_small_file_held_by_another_source_is_not_waited_for(
+    site: Any, routes: Any, work: Path
+) -> None:
+    """A small download writes no meta; its `.part` says its source by an xattr, so a
+    process fetching another URL of the same name goes on to a distinct name at once
+    instead of waiting out the first download (here held open until the second ends)."""
+    held = threading.Event()
+
+    @site.route("/tgt/held/same.bin")
+    def held_open(r: Any) -> None:
+        r.send_status(200)
+        r.send_header("Content-Length", str(len(SMALL)))
+        r.end_headers()
+        r.wfile.write(SMALL[:100])
+        r.wfile.flush()
+        held.wait(60)
+        r.wfile.write(SMALL[100:])
+
+    out = work / "out"
+    out.mkdir()
+    first = subprocess.Popen(
+        [XDL, "fetch", "--strategy", "http", "-o", str(out), routes.url("/tgt/held/same.bin")],
+        cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (out / "same.bin.part").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (out / "same.bin.part").exists()
+        assert not (out / "same.bin.part.meta").exists()  # small: no meta
+        code, got, err = run("fetch", "--strategy", "http", "-o", str(out),
+                             routes.url("/tgt/small/same.bin"), cwd=work, timeout=20)  # fmt: skip
+        assert first.poll() is None  # the first is still held open: nobody waited for it
+        assert code == 0, (got, err)
+        assert Path(got[0]["path"]).name == "same (1).bin"
+        assert sha(Path(got[0]["path"]).read_bytes()) == sha(SMALL)
+    finally:
+        held.set()
+        stdout, _ = first.communicate(timeout=60)
+    done = lines(stdout.decode())
+    assert done[0]["ok"] and Path(done[0]["path"]).name == "same.bin", done
+    assert sorted(p.name for p in out.iterdir()) == ["same (1).bin", "same.bin"]

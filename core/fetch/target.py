@@ -55,7 +55,7 @@ PIPELINE_FROM = 4 * 1024 * 1024
 MAX_DISTINCT = 1000
 #: A download known to be at most this long writes no `.part.meta`: after an
 #: interruption it starts again whole (a meta written and removed costs more than the
-#: file itself: ~1.2 ms a file on ext4). It says whose the `.part` is only by its lock.
+#: file itself: ~1.2 ms a file on ext4). Its `.part` says whose it is by an xattr.
 SMALL_FILE = 256 * 1024
 
 #: Opening a name in the folder: never through a link, never waiting on a FIFO planted
@@ -195,7 +195,7 @@ def _lstat(name: str, dirfd: int) -> os.stat_result | None:
 def _open_error(e: OSError, path: Path) -> errors.XdlError:
     if e.errno == errno.ELOOP:
         return refuse_link(path)
-    if e.errno == errno.ENXIO:  # a FIFO (no reader) or a socket
+    if e.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO (no reader), a socket, a folder
         return errors.BadInput(f"refusing to write into {path}: not a plain file")
     if is_no_space(e):
         return no_space(path, e)
@@ -242,6 +242,14 @@ def read_origin(dirfd: int, name: str) -> str | None:
     finally:
         os.close(fd)
     return _origins_file(dirfd).get(name)
+
+
+def _xattr_origin(fd: int) -> str | None:
+    """The origin a small download's `.part` was marked with when claimed, if any."""
+    try:
+        return os.getxattr(fd, ORIGIN_XATTR).decode("utf-8", "replace")
+    except OSError:
+        return None
 
 
 def record_origin(fd: int, dirfd: int, name: str, origin: str) -> None:
@@ -454,7 +462,11 @@ class Target:
         if others and (same_part is None or not same_part(meta)):
             self.close()
             return False
-        if self.small and self._meta_absent:  # said by the lock alone (see SMALL_FILE)
+        if self.small and self._meta_absent:  # said by an xattr, not a meta (SMALL_FILE)
+            try:
+                os.setxattr(self.fd, ORIGIN_XATTR, self.origin.encode("utf-8"))
+            except OSError:  # no xattrs here: a claim of another source waits for the lock
+                pass
             return True
         # Say whose it is at once: a download of another source that finds it locked
         # moves on to a distinct name instead of waiting for this one to end.
@@ -512,7 +524,7 @@ class Target:
                 return True
             except BlockingIOError:
                 pass
-            holder = self._meta_origin()
+            holder = self._meta_origin() or _xattr_origin(fd)
             if holder is not None and holder != self.origin:
                 return False
             if self.stop is not None and self.stop.wait(0.1):
