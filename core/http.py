@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,7 @@ class _Session(requests.Session):
         proxies = dict(proxies or {})
         for key, value in _environ_proxies(_origin(str(url)), proxies.get("no_proxy")).items():
             proxies.setdefault(key, value)
+        _socks_ready(proxies.values())
         if verify is True or verify is None:
             verify = _environ_ca_bundle() or verify
         return self._merged(proxies, stream, verify, cert)
@@ -77,6 +78,13 @@ class _Session(requests.Session):
             "verify": merge(verify, self.verify),
             "cert": merge(cert, self.cert),
         }
+
+
+def _socks_ready(proxies: Iterable[Any]) -> None:
+    """SOCKS proxies go through yt-dlp's SOCKS support, which it installs into requests
+    when its networking is imported (requests alone needs PySocks): imported then."""
+    if any(isinstance(p, str) and p.lower().startswith("socks") for p in proxies):
+        import yt_dlp.networking._requests  # noqa: F401
 
 
 def _origin(url: str) -> str:
@@ -145,6 +153,7 @@ def request_kwargs(net: NetworkOptions, extra: Mapping[str, str] | None = None) 
     kwargs: dict[str, Any] = {"headers": headers, "timeout": (min(timeout, 15.0), timeout)}
     if net.proxy:
         kwargs["proxies"] = {"http": net.proxy, "https": net.proxy}
+        _socks_ready([net.proxy])
     jar = _cookies(net.cookies)
     if jar is not None:
         kwargs["cookies"] = jar

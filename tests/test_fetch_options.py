@@ -394,3 +394,85 @@ def test_a_url_s_percent_escapes_reach_the_server_as_given(xdl_cmd: Any, site: A
     assert ran.exit_code == 0, ran.stderr
     sent = [r.path for r in site.log if r.path.startswith("/files/blob.bin?sig=")]
     assert sent and set(sent) == {"/files/blob.bin?sig=ab%2fcd%3d&k=%c3%a9"}, sent
+
+
+class Socks5:
+    """A SOCKS5 proxy on loopback (no authentication, CONNECT only) that counts what it
+    carried: enough to tell that xdl went through it."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connected: list[tuple[str, int]] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(client,), daemon=True).start()
+
+    def _one(self, client: Any) -> None:
+        import socket
+        import struct
+        import threading
+
+        def exactly(n: int) -> bytes:
+            data = b""
+            while len(data) < n:
+                data += client.recv(n - len(data)) or b"\0" * (n - len(data))
+            return data
+
+        with client:
+            _, methods = exactly(2)
+            exactly(methods)
+            client.sendall(b"\x05\x00")
+            _, _, _, kind = exactly(4)
+            size = 4 if kind == 1 else exactly(1)[0]  # IPv4, or a name's length
+            host = socket.inet_ntoa(exactly(4)) if kind == 1 else exactly(size).decode()
+            port = struct.unpack("!H", exactly(2))[0]
+            self.connected.append((host, port))
+            upstream = socket.create_connection((host, port))
+            client.sendall(b"\x05\x00\x00\x01" + bytes(4) + b"\x00\x00")
+
+            def pump(a: Any, b: Any) -> None:
+                try:
+                    while data := a.recv(65536):
+                        b.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    b.close()
+
+            with upstream:
+                back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+                back.start()
+                pump(client, upstream)
+                back.join(10)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h"])
+def test_a_socks_proxy_carries_a_plain_download(xdl_cmd: Any, site: Any, scheme: str) -> None:
+    """--proxy socks5://: the documented SOCKS support holds for plain files too (they no
+    longer load yt-dlp, whose SOCKS support requests uses: it is loaded for them)."""
+    proxy = Socks5()
+    try:
+        url = site.url("/files/blob.bin?via=socks")
+        ran = xdl_cmd("fetch", "--proxy", f"{scheme}://127.0.0.1:{proxy.port}", "-o", "out", url,
+                      timeout=60)  # fmt: skip
+    finally:
+        proxy.close()
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.lines[0]["ok"] and ran.lines[0]["strategy"] == "http", ran.lines
+    site_port = int(site.base.rsplit(":", 1)[1])
+    assert proxy.connected and {port for _, port in proxy.connected} == {site_port}
