@@ -346,7 +346,13 @@ def test_every_command_in_the_cookbook_exists() -> None:
 @pytest.mark.skipif(
     shutil.which("make") is None or shutil.which("bash") is None, reason="needs make and bash"
 )
-def test_makefile_turns_urls_into_notes_and_a_second_make_does_nothing(shell, site) -> None:
+def test_makefile_turns_urls_into_notes_once_and_make_clean_keeps_the_media(
+    shell, site, home: Path
+) -> None:
+    """One run of the recipe, looked at from every side: `make` makes a note per URL,
+    a second `make` does nothing, `make clean && make` takes the media from the download
+    cache (~/.cache/xdl, which clean keeps: no media bytes on the wire), and a URL
+    without captions fails alone."""
     urls = Path("urls.txt")
     urls.write_text(f"# talks\n{site.url('/watch.html')}\n\n{site.url('/multi.html')}\r\n")
     make = f"make -f {EXAMPLES / 'Makefile'}"
@@ -360,6 +366,10 @@ def test_makefile_turns_urls_into_notes_and_a_second_make_does_nothing(shell, si
     ]
     for note in notes:
         assert "Hello from the loopback site." in note.read_text()
+    first = {p.name: json.loads(p.read_text()) for p in Path("media/.done").glob("*.json")}
+    assert len(first) == 2 and all(x["ok"] and not x.get("cached") for x in first.values())
+    assert any(r.path.startswith("/media/") for r in site.log)
+    assert (home / ".cache/xdl/downloads/CACHEDIR.TAG").is_file()
     fetched = len(site.requests("/subs/en.vtt"))
 
     again = shell(make)
@@ -367,6 +377,19 @@ def test_makefile_turns_urls_into_notes_and_a_second_make_does_nothing(shell, si
     assert "Nothing to be done" in again.stdout
     assert shell(f"{make} -q").returncode == 0  # everything up to date
     assert len(site.requests("/subs/en.vtt")) == fetched  # nothing downloaded again
+
+    site.clear_log()
+    r = shell(f"{make} clean && {make}")
+    assert r.returncode == 0, r.stderr
+    again_done = {p.name: json.loads(p.read_text()) for p in Path("media/.done").glob("*.json")}
+    assert again_done.keys() == first.keys()
+    for name, line in again_done.items():
+        assert line["cached"] is True and line["sha256"] == first[name]["sha256"]
+        assert hashlib.sha256(Path(line["path"]).read_bytes()).hexdigest() == line["sha256"]
+    media = [r for r in site.log if r.path.startswith("/media/")]
+    assert media == []  # no media request, so no media bytes on the wire
+    notes = sorted(Path("notes").glob("*.md"))
+    assert len(notes) == 2  # the notes were made again
 
     # a new URL makes only its note; one without captions leaves none and fails the run
     with urls.open("a") as f:
@@ -379,31 +402,3 @@ def test_makefile_turns_urls_into_notes_and_a_second_make_does_nothing(shell, si
     assert sorted(Path("notes").glob("*.md")) == notes
     assert not list(Path("notes").glob("*.tmp"))
     assert shell(f"{make} -q").returncode != 0  # the failed one is still to do
-
-
-@pytest.mark.skipif(
-    shutil.which("make") is None or shutil.which("bash") is None, reason="needs make and bash"
-)
-def test_makefile_clean_and_make_transfers_no_media_bytes(shell, site, home: Path) -> None:
-    """The Makefile fetches each URL's media through the download cache (~/.cache/xdl),
-    which `make clean` keeps: the media of a second `make` comes from it, not the wire."""
-    Path("urls.txt").write_text(f"{site.url('/watch.html')}\n{site.url('/multi.html')}\n")
-    make = f"make -f {EXAMPLES / 'Makefile'}"
-    r = shell(make)
-    assert r.returncode == 0, r.stderr
-    first = {p.name: json.loads(p.read_text()) for p in Path("media/.done").glob("*.json")}
-    assert len(first) == 2 and all(x["ok"] and not x.get("cached") for x in first.values())
-    assert any(r.path.startswith("/media/") for r in site.log)
-    assert (home / ".cache/xdl/downloads/CACHEDIR.TAG").is_file()
-
-    site.clear_log()
-    r = shell(f"{make} clean && {make}")
-    assert r.returncode == 0, r.stderr
-    again = {p.name: json.loads(p.read_text()) for p in Path("media/.done").glob("*.json")}
-    assert again.keys() == first.keys()
-    for name, line in again.items():
-        assert line["cached"] is True and line["sha256"] == first[name]["sha256"]
-        assert hashlib.sha256(Path(line["path"]).read_bytes()).hexdigest() == line["sha256"]
-    media = [r for r in site.log if r.path.startswith("/media/")]
-    assert media == []  # no media request, so no media bytes on the wire
-    assert len(list(Path("notes").glob("*.md"))) == 2  # the notes were made again
