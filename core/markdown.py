@@ -664,15 +664,6 @@ def _size(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def write_new(
-    dest: Path, content: str | bytes | IO[bytes], overwrite: bool, root: Path | None = None
-) -> bool:
-    """Write `dest` whole, never through a link (see `fetch.target.write_new`)."""
-    from .fetch.target import write_new as write
-
-    return write(dest, content, overwrite, root)
-
-
 def convert_file(
     path: str,
     layout: Layout,
@@ -691,6 +682,8 @@ def convert_file(
     import io
     import tempfile
     from contextlib import nullcontext
+
+    from .files import write_new
 
     if isinstance(data, bytes):
         source: IO[bytes] = io.BytesIO(check_size(data))
