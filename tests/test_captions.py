@@ -237,7 +237,7 @@ def test_a_header_longer_than_the_cap_is_read_past(
 ) -> None:
     """Past MAX_HEADER_CHARS the header is skipped to the next blank line, a piece at a
     time, wherever the pieces are cut."""
-    monkeypatch.setattr(captions, "MAX_HEADER_CHARS", 64)
+    monkeypatch.setattr(captions.reader, "MAX_HEADER_CHARS", 64)
     for head in (b"x" * length, b"x" * length + b"\nKind: captions", b"\n".join([b"y"] * length)):
         doc = b"WEBVTT " + head + b"\n\n00:00:01.000 --> 00:00:02.000\nafter\n"
         for chunk in (16, 17, None):

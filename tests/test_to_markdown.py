@@ -354,7 +354,8 @@ def test_a_second_process_reading_ahead_changes_nothing(
     """Past PARALLEL_BYTES, a worker process reads the next piece (word timings off, cues
     found) while this one cleans the current one: the same Markdown and counts as the
     file read whole, and the worker is gone afterwards."""
-    from xdl.core import caption_worker, captions, markdown
+    from xdl.core import captions, markdown
+    from xdl.core.captions import worker as caption_worker
 
     data = make(300_000)
     whole, caps, paras = markdown.convert(data, markdown.Layout(timestamps=True))
@@ -363,7 +364,7 @@ def test_a_second_process_reading_ahead_changes_nothing(
     recv, start = worker.recv, worker.__init__
     monkeypatch.setattr(worker, "recv", lambda w: received.append(1) or recv(w))
     monkeypatch.setattr(worker, "__init__", lambda w: start(w) or pids.append(w._pid))
-    monkeypatch.setattr(captions, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(captions.reader, "PARALLEL_BYTES", 0)
     row, text = streamed(data, chunk, timestamps=True)
     assert text == whole
     assert row["duplicates_removed"] == caps.duplicates_removed > 1000
@@ -378,7 +379,8 @@ def test_a_file_known_to_be_large_gets_its_worker_at_the_second_piece(
 ) -> None:
     """A regular file's size is known before it is read: past PARALLEL_BYTES, the worker
     takes the second piece already (a pipe has to be read that far first)."""
-    from xdl.core import caption_worker, captions, markdown
+    from xdl.core import captions, markdown
+    from xdl.core.captions import worker as caption_worker
 
     data = rolling(300_000)
     path = tmp_path / "auto.vtt"
@@ -388,7 +390,7 @@ def test_a_file_known_to_be_large_gets_its_worker_at_the_second_piece(
     worker = caption_worker.Worker
     send = worker.send
     monkeypatch.setattr(worker, "send", lambda w, t: sent.append(len(t)) or send(w, t))
-    monkeypatch.setattr(captions, "PARALLEL_BYTES", 200_000)
+    monkeypatch.setattr(captions.reader, "PARALLEL_BYTES", 200_000)
     _, text = markdown.convert_file(str(path), markdown.Layout(), output="-", chunk=65536)
     assert text == whole
     pieces = len(data) // 65536
@@ -398,7 +400,8 @@ def test_a_file_known_to_be_large_gets_its_worker_at_the_second_piece(
 def test_a_worker_that_dies_is_done_without(monkeypatch: pytest.MonkeyPatch) -> None:
     import signal
 
-    from xdl.core import caption_worker, captions, markdown
+    from xdl.core import captions, markdown
+    from xdl.core.captions import worker as caption_worker
 
     data = rolling(300_000)
     whole, _, _ = markdown.convert(data, markdown.Layout())
@@ -413,7 +416,7 @@ def test_a_worker_that_dies_is_done_without(monkeypatch: pytest.MonkeyPatch) -> 
         return recv(worker)
 
     monkeypatch.setattr(caption_worker.Worker, "recv", dies)
-    monkeypatch.setattr(captions, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(captions.reader, "PARALLEL_BYTES", 0)
     assert streamed(data, 4096)[1] == whole
     assert len(calls) == 3
 
@@ -426,7 +429,7 @@ def test_ctrl_c_with_a_worker_exits_130_and_leaves_no_process(tmp_path: Path) ->
 
     data = rolling(600_000)
     script = (
-        "import xdl.core.captions as c; c.PARALLEL_BYTES = 0; c.CHUNK_CHARS = 4096\n"
+        "import xdl.core.captions.reader as c; c.PARALLEL_BYTES = 0; c.CHUNK_CHARS = 4096\n"
         "from xdl.cli.main import main; main()"
     )
     proc = subprocess.Popen(

@@ -1,0 +1,320 @@
+"""A caption document read from a binary stream a piece at a time: memory follows the
+piece, not the file, for WebVTT and SRT; a large file of word timings is read a piece
+ahead by a second process (`worker`)."""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from .cues import Captions, Cue, EmptyFile, NotCaptions, gc_paused
+from .decode import (
+    DETECT_BYTES,
+    Reencode,
+    after_bom,
+    fallback_encoding,
+    refuse_binary,
+    text_encoding,
+)
+from .formats import detect, detectable, parse_decoded
+from .stream import CueStream, Decisions
+from .vtt import MAX_HEADER_CHARS, Prepared, vtt_body
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+
+#: How much text (in characters) is parsed at a time, cut where a blank line starts:
+#: memory follows this, not the size of the file.
+CHUNK_CHARS = 4 << 20
+
+
+#: Formats parsed as a whole document (XML, JSON, SBV): how large one may be, in bytes.
+MAX_DOCUMENT_BYTES = 64 << 20
+
+
+#: The longest run of WebVTT/SRT text without a blank line (real cues: a few lines).
+MAX_BLOCK_CHARS = 64 << 20
+
+
+#: The longest line of WebVTT/SRT text, in characters (a whole talk in one cue: 200 KB).
+#: A cue's text is cleaned and cut into words whole, at some 25 bytes of memory a
+#: character: a longer line is `too_large`, never gigabytes.
+MAX_LINE_CHARS = 4 << 20
+
+
+#: A WebVTT file of word timings larger than this (in bytes: its size, or what was read
+#: of a stream) is read a piece ahead by a second process (`caption_worker`); smaller
+#: ones never start it.
+PARALLEL_BYTES = 16 << 20
+
+
+class TooLong(errors.TooLarge):
+    """More bytes than allowed (the caller turns it into its own `too_large`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+class CueReader:
+    """The cues of a caption document read from `read` (a binary stream's `read`), a
+    list per piece of text, never the whole document at once for WebVTT and SRT.
+
+    Decoding is decided on the first bytes (as `decode` decides it on all of them; a
+    file that stops being UTF-8 later raises `Reencode`). After the last piece,
+    `stream.used != stream.decided()` means the file decides otherwise than its first
+    piece did: parse it again with `assume=stream.decided()`."""
+
+    def __init__(
+        self,
+        read: Any,
+        *,
+        rolling: bool | None = None,
+        encoding: str | None = None,
+        assume: Decisions | None = None,
+        chunk: int | None = None,
+        limit: int | None = None,
+        document_limit: int | None = None,
+        parallel: int | None = None,
+        size: int | None = None,
+    ) -> None:
+        self.read = read
+        #: A file of more bytes than this (`size`, when known, else as read so far) is
+        #: read with a second process (see `_feed`).
+        self.parallel = PARALLEL_BYTES if parallel is None else parallel
+        self.expected = size or 0
+        self._worker: Worker | None = None
+        self._pending: str | None = None  # the piece the worker holds
+        self._worker_lost = False
+        self.rolling = rolling
+        self.forced = encoding
+        self.assume = assume
+        self.chunk = max(16, chunk or CHUNK_CHARS)
+        self.limit = limit
+        self.document_limit = MAX_DOCUMENT_BYTES if document_limit is None else document_limit
+        self.size = 0  # bytes read
+        self.format = ""
+        self.encoding = ""
+        self.stream: CueStream | None = None
+        self.whole: Captions | None = None
+        self._fallback: bytes = b""
+        self._eof = False
+        self._strict = False
+        self._decoder: Any = None
+        self._cr = ""
+
+    def _bytes(self, n: int) -> bytes:
+        parts = []
+        got = 0
+        while got < n:
+            data = self.read(n - got)
+            if not data:
+                self._eof = True
+                break
+            parts.append(data)
+            got += len(data)
+        self.size += got
+        if self.limit is not None and self.size > self.limit:
+            raise TooLong(self.limit)
+        return b"".join(parts)
+
+    def _text(self, data: bytes) -> str:
+        try:
+            text: str = self._decoder.decode(data, self._eof)
+        except UnicodeDecodeError:
+            raise Reencode(fallback_encoding(self._fallback)) from None
+        except UnicodeError as e:  # a codec that refuses even with "replace" (idna)
+            raise errors.BadInput(f"cannot read the file as {self.encoding}: {e}") from None
+        if self._cr:
+            text, self._cr = self._cr + text, ""
+        if "\r" in text:
+            if text[-1] == "\r" and not self._eof:
+                text, self._cr = text[:-1], "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text
+
+    def _more(self) -> str:
+        return self._text(self._bytes(self.chunk))
+
+    def _start(self) -> str:
+        encoding = self.forced or ""
+        if encoding:
+            encoding = text_encoding(encoding)
+        data = self._bytes(max(self.chunk, DETECT_BYTES))
+        data, encoding = after_bom(data, encoding)
+        if not data.strip(b" \t\r\n\x00"):
+            if self._eof:
+                raise EmptyFile("empty file: no captions in it")
+            if b"\x00" in data:
+                raise NotCaptions("binary data, not a caption file")
+        if not encoding:
+            self._fallback = data[:DETECT_BYTES]
+            try:
+                codecs.getincrementaldecoder("utf-8")("strict").decode(data, self._eof)
+                encoding, self._strict = "utf-8", True
+            except UnicodeDecodeError:
+                encoding = fallback_encoding(self._fallback)
+        self.encoding = encoding
+        self._decoder = codecs.getincrementaldecoder(encoding)(
+            "strict" if self._strict else "replace"
+        )
+        text = self._text(data)
+        refuse_binary(text)
+        return text.lstrip("\ufeff")
+
+    def __iter__(self) -> Iterator[list[Cue]]:
+        with gc_paused():
+            try:
+                yield from self._cues()
+            finally:
+                self._stop_worker()
+
+    def _feed(self, stream: CueStream, piece: str) -> Iterator[list[Cue]]:
+        """`stream.feed(piece)`; on a large file of word timings, with the timings taken
+        off by a second process one piece ahead (see `caption_worker`)."""
+        used = stream.used
+        if (
+            self._worker is None
+            and not self._worker_lost
+            and max(self.size, self.expected) > self.parallel
+            and used is not None
+            and used.inline
+            and hasattr(os, "fork")
+        ):
+            from .worker import Worker
+
+            try:
+                self._worker = Worker()
+            except OSError:  # no process to be had: all of it here, as for small files
+                self._worker_lost = True
+        prepared = self._receive() if self._pending is not None else None
+        worker = self._worker
+        if worker is not None:
+            try:
+                worker.send(piece)
+            except OSError:  # the worker has gone: its work is done here from now on
+                self._stop_worker(lost=True)
+        if self._worker is None:
+            yield from self._flush(stream, prepared)
+            yield stream.feed(piece)
+            return
+        pending, self._pending = self._pending, piece
+        if pending is not None:
+            yield stream.feed(pending, prepared=prepared)
+
+    def _receive(self) -> Prepared | None:
+        """The worker's result for the piece it holds; None when it has gone."""
+        if self._worker is None:
+            return None
+        try:
+            return self._worker.recv()
+        except (EOFError, OSError):
+            self._stop_worker(lost=True)
+            return None
+
+    def _flush(self, stream: CueStream, prepared: Prepared | None = None) -> Iterator[list[Cue]]:
+        """The piece the worker holds, fed (before any piece after it)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if prepared is None:
+            prepared = self._receive()
+        yield stream.feed(pending, prepared=prepared)
+
+    def _stop_worker(self, lost: bool = False) -> None:
+        self._worker_lost = self._worker_lost or lost
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
+
+    def _cues(self) -> Iterator[list[Cue]]:
+        buf = self._start()
+        while not self._eof and not detectable(buf):
+            if self.size > self.document_limit:
+                raise TooLong(self.document_limit)
+            buf += self._more()
+        kind = detect(buf)
+        self.format = kind
+        if kind not in ("vtt", "srt"):  # a whole document (XML, JSON, SBV)
+            parts = [buf]
+            while True:
+                if self.size > self.document_limit:
+                    raise TooLong(self.document_limit)
+                if self._eof:
+                    break
+                parts.append(self._more())
+            caps = parse_decoded("".join(parts), self.encoding, rolling=self.rolling)
+            del parts, buf
+            self.whole = caps
+            self.format = caps.format
+            yield caps.cues
+            return
+        stream = self.stream = CueStream(kind, self.rolling, self.assume)
+        if kind == "vtt":
+            buf = self._past_header(buf, stream)
+        chunk = self.chunk
+        while True:
+            if not self._eof and len(buf) < chunk:
+                buf += self._more()
+                continue
+            if self._eof and len(buf) <= chunk:
+                yield from self._flush(stream)
+                yield stream.feed(buf, final=True)
+                return
+            end = len(buf.rstrip())  # a piece never holds the last text read so far
+            cut = buf.rfind("\n\n", 0, min(chunk, end) if end else len(buf))
+            if cut < 0:
+                cut = buf.find("\n\n", 0, end)
+            if cut > 0 and buf[cut - 1] == "\n":
+                # Inside a run of line feeds, `split` pairs them from where the run starts.
+                cut -= (cut - len(buf[:cut].rstrip("\n"))) % 2
+            if cut < 0:  # one block longer than a piece: read on
+                # The line being read (at most two reads long when it is not the last
+                # by the next look) may not grow past MAX_LINE_CHARS.
+                if len(buf) - buf.rfind("\n") > MAX_LINE_CHARS:
+                    mib = MAX_LINE_CHARS >> 20
+                    raise errors.TooLarge(f"a line of more than {mib} Mi characters: not captions")
+                if self._eof:
+                    yield from self._flush(stream)
+                    yield stream.feed(buf, final=True)
+                    return
+                if len(buf) > MAX_BLOCK_CHARS:
+                    mib = MAX_BLOCK_CHARS >> 20
+                    raise errors.TooLarge(f"more than {mib} MiB of text without a blank line")
+                buf += self._more()
+                continue
+            piece, buf = buf[:cut], buf[cut + 2 :]
+            yield from self._feed(stream, piece)
+
+    def _past_header(self, buf: str, stream: CueStream) -> str:
+        """The text after the WebVTT header, read on as far as needed. A header longer
+        than MAX_HEADER_CHARS (a WEBVTT line with megabytes after it) is not kept: it is
+        read past a piece at a time, up to the next blank line, in bounded memory."""
+        while vtt_body(buf, self._eof) < 0:
+            if len(buf) > MAX_HEADER_CHARS:
+                break
+            buf += self._more()
+        else:
+            return stream.header(buf)
+        # No blank line and no cue timing in the first MAX_HEADER_CHARS: skip on, keeping
+        # only the last character read (a "\n" that may start the blank line).
+        start = buf.find("WEBVTT")
+        while True:
+            blank = buf.find("\n\n", start)
+            if blank >= 0:
+                return buf[blank + 2 :]
+            if self._eof:
+                return ""
+            buf, start = buf[-1:] + self._more(), 0
+
+    def captions(self, cues: list[Cue]) -> Captions:
+        """What was read, as `parse` would give it, with `cues` as its cues."""
+        if self.whole is not None:
+            return replace(self.whole, cues=cues, encoding=self.encoding)
+        assert self.stream is not None
+        return replace(self.stream.captions(cues), encoding=self.encoding)

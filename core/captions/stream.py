@@ -1,0 +1,331 @@
+"""WebVTT or SRT text fed in pieces, cleaned, de-duplicated and labelled cues out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from itertools import islice
+
+from .blocks import BlockReader, joined_lines, usual_cues
+from .cues import LONG, PADDING, Captions, Cue, Segs, clean_cue, spaced
+from .rolling import add_cue, repeated, repeats_last
+from .speakers import SPEAKER_LABEL, apply_labels, is_id_name, is_name, label_names
+from .vtt import WORD_TIMINGS, Prepared, vtt_body
+
+
+def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> Captions:
+    """WebVTT or SRT text (LF line endings) into cues."""
+    stream = CueStream(kind, rolling)
+    if kind == "vtt":
+        text = stream.header(text)
+    cues = stream.feed(text, final=True)
+    return stream.captions(cues)
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What `CueStream` decides from the whole file: whether YouTube's word timings are
+    in it, whether it rolls, whether cue identifiers are speakers, which `NAME:` labels
+    are speakers. A stream fed in several pieces decides from the first and checks at
+    the end (`CueStream.decided`); the caller parses again when they differ."""
+
+    inline: bool
+    rolling: bool
+    named: bool
+    labels: frozenset[str]
+
+
+_Cleaned = tuple[float, float, Segs | None, list[str], str | None]
+
+
+class CueStream:
+    """WebVTT or SRT text fed in pieces cut at blank lines (`feed`), cleaned cues out.
+
+    Memory stays with the piece: cues are cleaned, de-duplicated and labelled as they
+    come. What needs the whole file (see `Decisions`) is decided from the first piece
+    (all of a file of one piece, so exact there) and counted over the rest."""
+
+    def __init__(
+        self, kind: str, rolling: bool | None = None, assume: Decisions | None = None
+    ) -> None:
+        self.kind = kind
+        self.forced = rolling
+        self.used = assume
+        self.reader = BlockReader()
+        self.held: list[tuple[float, float, list[str]]] = []
+        self.held_id: str | None = None
+        self.inline_seen = False
+        self.candidates = self.repeats = 0
+        self.last: str | None = None
+        self.after_text = False  # the last cleaned cue had text (a blank one may follow)
+        self.last_plain = False
+        self.ids_total = self.ids_named = 0
+        self.ids_seen: set[str] | None = set()  # None once a name came back
+        self.found: dict[str, int] = {}
+        self.labelled = self.count = 0
+        self.prev: list[str] = []
+        self.prev_end = 0.0
+        self.removed = 0
+        self.speaker: str | None = None
+
+    def header(self, text: str) -> str:
+        """`text` without its WebVTT header (the WEBVTT line and the lines under it, up
+        to a blank line or a cue timing: see `vtt_body`)."""
+        end = vtt_body(text, eof=True)
+        self.inline_seen = self.inline_seen or "<c>" in text[:end]
+        return text[end:]
+
+    def feed(self, text: str, final: bool = False, prepared: Prepared | None = None) -> list[Cue]:
+        """The cues of the next piece of text (whole blocks: cut where a blank line
+        starts). The last cue of a piece waits for the next one: text after a blank line
+        may still belong to it. `prepared`: what `prepare` made of `text` (in another
+        process) for a stream that has decided that word timings are in it."""
+        fast = None
+        if prepared is not None:
+            assert self.used is not None and self.used.inline
+            self.inline_seen = self.inline_seen or prepared.has_c
+            if prepared.text is not None:
+                text = prepared.text
+            elif final or self.reader.depth:  # not as the worker assumed: read it here
+                text = WORD_TIMINGS.sub("", text)
+            else:
+                fast = prepared.cues
+        else:
+            if "<c>" in text:
+                self.inline_seen = True
+            inline = self.used.inline if self.used is not None else self.inline_seen
+            if inline:  # YouTube's word timings, the bulk of the file: off in one pass
+                text = WORD_TIMINGS.sub("", text)
+            if self.used is not None and not final and not self.reader.depth:
+                fast = usual_cues(text)
+        ids: dict[int, str] = {}
+        raw = self.held
+        if self.held_id is not None:
+            ids[0] = self.held_id
+        used = self.used
+        if fast:
+            # Every block a cue of the usual shape: the last one waits, as `BlockReader`
+            # would keep it, and the reader goes on from it.
+            self.reader.first = False
+            starts, ends, texts = fast
+            n = len(texts) - 1
+            self.held, self.held_id = [(starts[n], ends[n], [texts[n]])], None
+            self.reader.current = self.held[0][2]
+            assert used is not None
+            out: list[Cue] = []
+            self._clean_dedupe(joined_lines(raw), ids, used, out)
+            self._clean_dedupe(islice(zip(starts, ends, texts), n), {}, used, out)
+            del fast, starts, ends, texts
+        else:
+            self.reader.feed(text, self.kind == "vtt", raw, ids, final)
+            del text
+            if final or not raw:
+                self.held, self.held_id = [], None
+            else:
+                self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
+            if used is not None:
+                out = []
+                self._clean_dedupe(joined_lines(raw), ids, used, out)
+            else:  # the first piece: decide from it
+                cleaned = self._clean(raw, ids)
+                used = Decisions(self.inline_seen, self._rolling(), self._named(), frozenset())
+                out = self._dedupe(cleaned, used)
+                del cleaned
+            del raw
+        self._count_labels(out)
+        if self.used is None:
+            used = replace(used, labels=self._labels())
+            self.used = used
+        return self._apply_labels(out, used.labels)
+
+    def decided(self) -> Decisions:
+        """What the whole file decides (compare with `used` after the last piece)."""
+        return Decisions(self.inline_seen, self._rolling(), self._named(), self._labels())
+
+    def _rolling(self) -> bool:
+        """Rolling captions: forced, or most cues so far open with the last line of the
+        cue before (with word timings, a fifth is enough)."""
+        if self.forced is not None:
+            return self.forced
+        share, minimum = (0.2, 1) if self.inline_seen else (0.6, 20)
+        return self.candidates >= minimum and self.repeats >= share * self.candidates
+
+    def captions(self, cues: list[Cue]) -> Captions:
+        rolling = self.used.rolling if self.used is not None else False
+        r = self.reader
+        return Captions(
+            self.kind, cues, r.skipped, self.removed, rolling, segment_headers=r.headers
+        )
+
+    def _clean(
+        self, raw: list[tuple[float, float, list[str]]], ids: dict[int, str]
+    ) -> list[_Cleaned]:
+        cleaned: list[_Cleaned] = []
+        append = cleaned.append
+        last = self.last
+        plain = self.last_plain  # `last` came from text without markup (see below)
+        candidates = repeats = texts = 0
+        after_text = self.after_text
+        for number, (start, end, lines) in enumerate(raw):
+            joined = lines[0] if len(lines) == 1 else "\n".join(lines)
+            segs, flat, is_plain = clean_cue(joined, last, plain)
+            if flat:
+                if last is not None:
+                    candidates += 1
+                    repeats += flat[0] == last or repeats_last(last, flat)
+                last = flat[-1]
+                plain = is_plain
+                after_text = True
+                texts += 1
+                if ids:
+                    ident = ids.get(number)
+                    append((start, end, segs, flat, ident))
+                    if ident:
+                        self._count_id(ident)
+                else:
+                    append((start, end, segs, flat, None))
+            elif after_text:
+                append((start, end, None, [], None))  # a blank cue: a pause
+                after_text = False
+        self.last, self.after_text, self.last_plain = last, after_text, plain
+        self.candidates += candidates
+        self.repeats += repeats
+        self.ids_total += texts
+        return cleaned
+
+    def _clean_dedupe(
+        self,
+        raw: Iterable[tuple[float, float, str]],
+        ids: dict[int, str],
+        used: Decisions,
+        out: list[Cue],
+    ) -> None:
+        """`_dedupe(_clean(raw, ids), used)` in one pass, appended to `out`: once the
+        decisions are made (every piece after the first), nothing waits between them.
+        Each cue's text is its lines joined."""
+        rolling, named = used.rolling, used.named
+        append = out.append
+        last = self.last
+        plain = self.last_plain
+        after_text = self.after_text
+        prev, prev_end = self.prev, self.prev_end
+        candidates = repeats = texts = removed = 0
+        rolled = 0  # cues taken by the shortcuts: each a candidate, a repeat, a removal
+        new_cue = tuple.__new__  # `Cue(...)` without the Python frame of its __new__
+        for number, (start, end, joined) in enumerate(raw):
+            if (
+                plain
+                and rolling
+                and joined.startswith(last)  # type: ignore[arg-type]
+                and prev
+                and prev[-1] == last
+                and start <= prev_end + 1.0
+                and not (ids and number in ids)
+            ):
+                # The two cues rolling captions are made of, in a few steps (as the
+                # general ones below would take them): a snapshot of the last line, and
+                # the last line with a new one under it.
+                tail = joined[len(last) :]
+                if tail in PADDING:
+                    rolled += 1
+                    after_text = True
+                    prev, prev_end = [last], end
+                    continue
+                if tail[:1] == "\n" and len(prev) == 1:
+                    new = tail[1:]
+                    if (
+                        "\n" not in new
+                        and "<" not in new
+                        and "&" not in new
+                        and "{" not in new
+                        and new.isascii()
+                    ):
+                        line = " ".join(new.split()) if len(new) < LONG else spaced(new)
+                        if line:
+                            rolled += 1
+                            after_text = True
+                            prev, prev_end = [last, line], end
+                            last = line
+                            append(new_cue(Cue, (start, end, line, None, None)))
+                            continue
+            segs, flat, is_plain = clean_cue(joined, last, plain)
+            if not flat:
+                if after_text:  # a blank cue: a pause, after which a line said again stays
+                    prev = []
+                    after_text = False
+                continue
+            if last is not None:
+                candidates += 1
+                repeats += flat[0] == last or repeats_last(last, flat)
+            last = flat[-1]
+            plain = is_plain
+            after_text = True
+            texts += 1
+            ident = ids.get(number) if ids else None
+            if ident:
+                self._count_id(ident)
+            k, grown = 0, None
+            if rolling:
+                if prev and start <= prev_end + 1.0:
+                    k, grown = repeated(prev, flat)
+                    removed += k
+                prev, prev_end = flat, end
+            add_cue(append, start, end, segs, flat, k, grown, ident if named else None)
+        self.last, self.after_text, self.last_plain = last, after_text, plain
+        self.candidates += candidates + rolled
+        self.repeats += repeats + rolled
+        self.ids_total += texts + rolled
+        self.prev, self.prev_end = prev, prev_end
+        self.removed += removed + rolled
+
+    def _count_id(self, ident: str) -> None:
+        if is_id_name(ident):
+            self.ids_named += 1
+            if self.ids_seen is not None:
+                if ident in self.ids_seen:
+                    self.ids_seen = None
+                else:
+                    self.ids_seen.add(ident)
+
+    def _named(self) -> bool:
+        n = self.ids_named
+        return n >= 2 and n >= self.ids_total / 2 and self.ids_seen is None
+
+    def _dedupe(self, cleaned: list[_Cleaned], used: Decisions) -> list[Cue]:
+        rolling, named = used.rolling, used.named
+        out: list[Cue] = []
+        removed = 0
+        prev, prev_end = self.prev, self.prev_end
+        for start, end, segs, flat, ident in cleaned:
+            if not flat:
+                prev = []  # after a pause, a line said again is said again
+                continue
+            k, grown = 0, None
+            if rolling:
+                if prev and start <= prev_end + 1.0:
+                    k, grown = repeated(prev, flat)
+                    removed += k
+                prev, prev_end = flat, end
+            add_cue(out.append, start, end, segs, flat, k, grown, ident if named else None)
+        self.prev, self.prev_end = prev, prev_end
+        self.removed += removed
+        return out
+
+    def _count_labels(self, cues: list[Cue]) -> None:
+        self.count += len(cues)
+        found = self.found
+        for cue in cues:
+            if cue.speaker is None and ":" in cue.text:
+                m = SPEAKER_LABEL.match(cue.text)
+                if m and is_name(m.group(1)):
+                    self.labelled += 1
+                    found[m.group(1)] = found.get(m.group(1), 0) + 1
+
+    def _labels(self) -> frozenset[str]:
+        return label_names(self.found, self.labelled, self.count)
+
+    def _apply_labels(self, cues: list[Cue], names: frozenset[str]) -> list[Cue]:
+        if not names:
+            return cues
+        out, self.speaker = apply_labels(cues, names, self.speaker)
+        return out
