@@ -488,51 +488,32 @@ def render_stream(
     encoding: str | None = None,
     chunk: int | None = None,
 ) -> Rendered:
-    """Caption bytes from `source` to Markdown written to `sink`, a piece at a time:
-    memory follows the piece (`captions.CHUNK_CHARS`), not the file, for WebVTT and SRT.
-
-    `source` is read again from the start (seek, or a copy kept as it is read) when
-    what the whole file decides differs from what its first piece did; `sink` is then
-    rewritten. Larger than MAX_CAPTION_BYTES is `too_large`."""
-    replay = source if _seekable(source) else _Replay(source)
-    size = _file_size(source)
-    assume: captions.Decisions | None = None
-    for attempt in range(6):
-        replay.seek(0)
-        sink.seek(0)
-        sink.truncate()
-        reader = captions.CueReader(
-            replay.read,
-            rolling=rolling,
-            encoding=encoding,
-            assume=assume,
-            chunk=chunk,
-            limit=MAX_CAPTION_BYTES,
-            document_limit=min(MAX_CAPTION_BYTES, captions.MAX_DOCUMENT_BYTES),
-            size=size,
-        )
-        pending: list[str] = []
-        writer = MarkdownWriter(layout, pending.append)
-        maker = Paragraphs(layout)
-        try:
-            for cues in reader:
-                writer.write(maker.add(cues))
-                if pending:
-                    sink.write("".join(pending).encode("utf-8"))
-                    pending.clear()
-        except captions.Reencode as e:
-            encoding, assume = e.encoding, None
-            continue
-        except captions.TooLong as e:
-            raise too_large(e.limit) from None
-        writer.write(maker.close())
-        writer.close()
-        sink.write("".join(pending).encode("utf-8"))
-        stream = reader.stream
-        if stream is not None and stream.used != (decided := stream.decided()) and attempt < 5:
-            assume = decided  # the first piece decided otherwise than the whole file
-            continue
-        break
+    """Caption bytes from `source` to Markdown written to `sink`, a piece at a time, in
+    one pass: memory follows the piece (`captions.CHUNK_CHARS`), not the file, for
+    WebVTT and SRT. Larger than MAX_CAPTION_BYTES is `too_large`."""
+    reader = captions.CueReader(
+        source.read,
+        rolling=rolling,
+        encoding=encoding,
+        chunk=chunk,
+        limit=MAX_CAPTION_BYTES,
+        document_limit=min(MAX_CAPTION_BYTES, captions.MAX_DOCUMENT_BYTES),
+        size=_file_size(source),
+    )
+    pending: list[str] = []
+    writer = MarkdownWriter(layout, pending.append)
+    maker = Paragraphs(layout)
+    try:
+        for cues in reader:
+            writer.write(maker.add(cues))
+            if pending:
+                sink.write("".join(pending).encode("utf-8"))
+                pending.clear()
+    except captions.TooLong as e:
+        raise too_large(e.limit) from None
+    writer.write(maker.close())
+    writer.close()
+    sink.write("".join(pending).encode("utf-8"))
     return Rendered(
         reader.captions([]),
         reader.size,
@@ -561,41 +542,6 @@ def _file_size(stream: IO[bytes]) -> int | None:
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         return None
     return info.st_size if stat.S_ISREG(info.st_mode) else None
-
-
-def _seekable(stream: IO[bytes]) -> bool:
-    try:
-        return stream.seekable()
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
-class _Replay:
-    """A stream that cannot seek (a pipe), kept as it is read so that it can be read
-    again from the start: in memory while small, then in a temporary file."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        import tempfile
-
-        self.stream = stream
-        self.copy = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
-        self.kept = 0
-        self.pos = 0
-
-    def seek(self, pos: int) -> None:
-        self.pos = pos
-
-    def read(self, n: int) -> bytes:
-        if self.pos < self.kept:
-            self.copy.seek(self.pos)
-            data = self.copy.read(min(n, self.kept - self.pos))
-        else:
-            data = self.stream.read(n)
-            self.copy.seek(self.kept)
-            self.copy.write(data)
-            self.kept += len(data)
-        self.pos += len(data)
-        return data
 
 
 def read_source(path: str) -> IO[bytes]:

@@ -37,8 +37,8 @@ from .cues import (
     gc_paused,
 )
 from .cues import spaced as _spaced
-from .decode import Reencode, decode, detect_encoding, text_encoding
-from .formats import DETECT_CHARS, detect, parse, parse_decoded
+from .decode import Decoder, decode, detect_encoding, text_encoding
+from .formats import DETECT_CHARS, detect, parse_decoded
 from .reader import (
     CHUNK_CHARS,
     MAX_BLOCK_CHARS,
@@ -47,6 +47,7 @@ from .reader import (
     PARALLEL_BYTES,
     CueReader,
     TooLong,
+    parse,
 )
 from .stream import CueStream, Decisions, parse_text
 from .times import MAX_SECONDS
@@ -66,10 +67,10 @@ __all__ = [
     "CueReader",
     "CueStream",
     "Decisions",
+    "Decoder",
     "EmptyFile",
     "NotCaptions",
     "Prepared",
-    "Reencode",
     "TooLong",
     "Truncated",
     "UnsafeXml",

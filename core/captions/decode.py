@@ -18,35 +18,79 @@ _BOMS = (
 
 
 def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
-    """Text and the encoding used: `encoding` when given, else a BOM, then UTF-8, then
-    UTF-16 without BOM, then what charset-normalizer finds (cp1251, cp1250, ...), CP1252
-    when it finds nothing. Line endings (CR, LF, CRLF, mixed) become LF."""
-    forced = bool(encoding)
-    encoding = text_encoding(encoding) if encoding else ""
-    data, encoding = after_bom(data, encoding)
-    if not data.strip(b" \t\r\n\x00"):
-        raise EmptyFile("empty file: no captions in it")
-    if forced or encoding:
+    """All of `data` as text (see `Decoder`), and the encoding it was read in."""
+    decoder = Decoder(encoding)
+    text = decoder.start(data, eof=True)
+    return text, decoder.encoding
+
+
+class Decoder:
+    """Caption bytes to text a piece at a time, line endings (CR, LF, CRLF, mixed) made LF.
+
+    The encoding is decided once, from the first bytes given to `start`: `encoding` when
+    given, else a BOM's, else UTF-8 when the first DETECT_BYTES are UTF-8, else UTF-16
+    without a BOM, else what charset-normalizer finds in them (cp1251, cp1250, ...),
+    CP1252 when it finds nothing. A file that is UTF-8 that far and stops being UTF-8
+    later is read on from its first byte that is not in the encoding its first bytes
+    suggest (CP1252 for ASCII): what came before is read as it was, never again."""
+
+    def __init__(self, encoding: str | None = None) -> None:
+        self.forced = text_encoding(encoding) if encoding else ""
+        self.encoding = ""
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._sniff = b""  # while read as strict UTF-8: the first bytes, to tell what follows
+        self._cr = ""
+
+    def start(self, data: bytes, eof: bool) -> str:
+        """The text of the first bytes of a file (DETECT_BYTES of them at least, unless
+        `eof`: there are no more), which decide the encoding; binary data is refused."""
+        data, encoding = after_bom(data, self.forced)
+        if not data.strip(b" \t\r\n\x00"):
+            if eof:
+                raise EmptyFile("empty file: no captions in it")
+            if b"\x00" in data:
+                raise NotCaptions("binary data, not a caption file")
+        handling = "replace"
+        if not encoding:
+            sniff = data[:DETECT_BYTES]
+            try:
+                codecs.getincrementaldecoder("utf-8")().decode(
+                    sniff, eof and len(sniff) == len(data)
+                )
+                encoding, handling, self._sniff = "utf-8", "strict", sniff
+            except UnicodeDecodeError:
+                encoding = fallback_encoding(sniff)
+        self.encoding = encoding
+        self._decoder = codecs.getincrementaldecoder(encoding)(handling)
+        text = self.feed(data, eof)
+        refuse_binary(text)
+        return text.lstrip("\ufeff")
+
+    def feed(self, data: bytes, eof: bool) -> str:
+        """The text of the next bytes (`eof`: the last ones)."""
+        assert self._decoder is not None
         try:
-            text = data.decode(encoding, "replace")
+            text: str = self._decoder.decode(data, eof)
+        except UnicodeDecodeError as e:  # UTF-8 up to here, not after all
+            text = self._fall_back(e, eof)
         except UnicodeError as e:  # a codec that refuses even with "replace" (idna)
-            raise errors.BadInput(f"cannot read the file as {encoding}: {e}") from None
-    else:
-        try:
-            text, encoding = data.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            head = data[:4096]
-            if head.count(0) > len(head) // 4 and (head[1::2].count(0) > len(head) // 3):
-                text, encoding = data.decode("utf-16-le", "replace"), "utf-16-le"
-            elif head.count(0) > len(head) // 4 and (head[0::2].count(0) > len(head) // 3):
-                text, encoding = data.decode("utf-16-be", "replace"), "utf-16-be"
-            else:
-                encoding = detect_encoding(data)
-                text = data.decode(encoding, "replace")
-    refuse_binary(text)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text.lstrip("\ufeff"), encoding
+            raise errors.BadInput(f"cannot read the file as {self.encoding}: {e}") from None
+        if self._cr:
+            text, self._cr = self._cr + text, ""
+        if "\r" in text:
+            if text[-1] == "\r" and not eof:
+                text, self._cr = text[:-1], "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return text
+
+    def _fall_back(self, e: UnicodeDecodeError, eof: bool) -> str:
+        """The text of bytes that stop being UTF-8 at `e.start`: UTF-8 before it, and from
+        there on (this and every later piece) the encoding the first bytes suggest."""
+        read = e.object[: e.start].decode("utf-8")  # what the decoder held, and the new bytes
+        self.encoding = fallback_encoding(self._sniff)
+        self._sniff = b""
+        self._decoder = codecs.getincrementaldecoder(self.encoding)("replace")
+        return read + self._decoder.decode(e.object[e.start :], eof)
 
 
 def after_bom(data: bytes, encoding: str) -> tuple[bytes, str]:
@@ -122,11 +166,3 @@ def fallback_encoding(data: bytes) -> str:
     if head.count(0) > len(head) // 4 and (head[0::2].count(0) > len(head) // 3):
         return "utf-16-be"
     return detect_encoding(data)
-
-
-class Reencode(Exception):
-    """Text read as UTF-8 up to here is not UTF-8 after all: read it again in `encoding`."""
-
-    def __init__(self, encoding: str) -> None:
-        super().__init__(encoding)
-        self.encoding = encoding

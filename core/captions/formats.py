@@ -7,7 +7,6 @@ import re
 from dataclasses import replace
 
 from .cues import Captions, NotCaptions, gc_paused
-from .decode import decode
 from .sbv import SBV_TIMING, parse_sbv
 from .stream import parse_text
 from .times import TIMING
@@ -60,17 +59,6 @@ def detectable(text: str) -> bool:
     if head.startswith("{") and re.search(r'"(?:events|wireMagic)"', head):
         return True
     return TIMING.search(text) is not None
-
-
-def parse(data: bytes, *, rolling: bool | None = None, encoding: str | None = None) -> Captions:
-    """Parse a caption document of any supported format.
-
-    `rolling`: True to remove YouTube-style rolling repeats, False to keep every line,
-    None to decide from the file (inline word timings, or most cues repeating their
-    predecessor's last line). Creator-made captions never match and keep everything.
-    `encoding` overrides the detected one."""
-    text, used = decode(data, encoding)
-    return parse_decoded(text, used, rolling=rolling)
 
 
 def parse_decoded(text: str, used: str, *, rolling: bool | None = None) -> Captions:

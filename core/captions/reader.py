@@ -4,24 +4,17 @@ ahead by a second process (`worker`)."""
 
 from __future__ import annotations
 
-import codecs
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .cues import Captions, Cue, EmptyFile, NotCaptions, gc_paused
-from .decode import (
-    DETECT_BYTES,
-    Reencode,
-    after_bom,
-    fallback_encoding,
-    refuse_binary,
-    text_encoding,
-)
+from .cues import Captions, Cue, gc_paused
+from .decode import DETECT_BYTES, Decoder
 from .formats import detect, detectable, parse_decoded
-from .stream import CueStream, Decisions
+from .stream import CueStream
 from .vtt import MAX_HEADER_CHARS, Prepared, vtt_body
 
 if TYPE_CHECKING:
@@ -65,10 +58,8 @@ class CueReader:
     """The cues of a caption document read from `read` (a binary stream's `read`), a
     list per piece of text, never the whole document at once for WebVTT and SRT.
 
-    Decoding is decided on the first bytes (as `decode` decides it on all of them; a
-    file that stops being UTF-8 later raises `Reencode`). After the last piece,
-    `stream.used != stream.decided()` means the file decides otherwise than its first
-    piece did: parse it again with `assume=stream.decided()`."""
+    Read once: the encoding is decided on the first bytes (`decode.Decoder`), what the
+    cleaning needs to know of the file on its first pieces (`stream.Decisions`)."""
 
     def __init__(
         self,
@@ -76,7 +67,6 @@ class CueReader:
         *,
         rolling: bool | None = None,
         encoding: str | None = None,
-        assume: Decisions | None = None,
         chunk: int | None = None,
         limit: int | None = None,
         document_limit: int | None = None,
@@ -92,21 +82,19 @@ class CueReader:
         self._pending: str | None = None  # the piece the worker holds
         self._worker_lost = False
         self.rolling = rolling
-        self.forced = encoding
-        self.assume = assume
+        self.decoder = Decoder(encoding)
         self.chunk = max(16, chunk or CHUNK_CHARS)
         self.limit = limit
         self.document_limit = MAX_DOCUMENT_BYTES if document_limit is None else document_limit
         self.size = 0  # bytes read
         self.format = ""
-        self.encoding = ""
         self.stream: CueStream | None = None
         self.whole: Captions | None = None
-        self._fallback: bytes = b""
         self._eof = False
-        self._strict = False
-        self._decoder: Any = None
-        self._cr = ""
+
+    @property
+    def encoding(self) -> str:
+        return self.decoder.encoding
 
     def _bytes(self, n: int) -> bytes:
         parts = []
@@ -123,49 +111,12 @@ class CueReader:
             raise TooLong(self.limit)
         return b"".join(parts)
 
-    def _text(self, data: bytes) -> str:
-        try:
-            text: str = self._decoder.decode(data, self._eof)
-        except UnicodeDecodeError:
-            raise Reencode(fallback_encoding(self._fallback)) from None
-        except UnicodeError as e:  # a codec that refuses even with "replace" (idna)
-            raise errors.BadInput(f"cannot read the file as {self.encoding}: {e}") from None
-        if self._cr:
-            text, self._cr = self._cr + text, ""
-        if "\r" in text:
-            if text[-1] == "\r" and not self._eof:
-                text, self._cr = text[:-1], "\r"
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
-        return text
-
     def _more(self) -> str:
-        return self._text(self._bytes(self.chunk))
+        data = self._bytes(self.chunk)
+        return self.decoder.feed(data, self._eof)
 
     def _start(self) -> str:
-        encoding = self.forced or ""
-        if encoding:
-            encoding = text_encoding(encoding)
-        data = self._bytes(max(self.chunk, DETECT_BYTES))
-        data, encoding = after_bom(data, encoding)
-        if not data.strip(b" \t\r\n\x00"):
-            if self._eof:
-                raise EmptyFile("empty file: no captions in it")
-            if b"\x00" in data:
-                raise NotCaptions("binary data, not a caption file")
-        if not encoding:
-            self._fallback = data[:DETECT_BYTES]
-            try:
-                codecs.getincrementaldecoder("utf-8")("strict").decode(data, self._eof)
-                encoding, self._strict = "utf-8", True
-            except UnicodeDecodeError:
-                encoding = fallback_encoding(self._fallback)
-        self.encoding = encoding
-        self._decoder = codecs.getincrementaldecoder(encoding)(
-            "strict" if self._strict else "replace"
-        )
-        text = self._text(data)
-        refuse_binary(text)
-        return text.lstrip("\ufeff")
+        return self.decoder.start(self._bytes(max(self.chunk, DETECT_BYTES)), self._eof)
 
     def __iter__(self) -> Iterator[list[Cue]]:
         with gc_paused():
@@ -254,7 +205,7 @@ class CueReader:
             self.format = caps.format
             yield caps.cues
             return
-        stream = self.stream = CueStream(kind, self.rolling, self.assume)
+        stream = self.stream = CueStream(kind, self.rolling)
         if kind == "vtt":
             buf = self._past_header(buf, stream)
         chunk = self.chunk
@@ -318,3 +269,21 @@ class CueReader:
             return replace(self.whole, cues=cues, encoding=self.encoding)
         assert self.stream is not None
         return replace(self.stream.captions(cues), encoding=self.encoding)
+
+
+def parse(data: bytes, *, rolling: bool | None = None, encoding: str | None = None) -> Captions:
+    """Parse a caption document of any supported format, as `CueReader` reads it.
+
+    `rolling`: True to remove YouTube-style rolling repeats, False to keep every line,
+    None to decide from the file (inline word timings, or most cues repeating their
+    predecessor's last line). Creator-made captions never match and keep everything.
+    `encoding` overrides the detected one."""
+    reader = CueReader(
+        io.BytesIO(data).read,
+        rolling=rolling,
+        encoding=encoding,
+        document_limit=len(data),
+        parallel=len(data),  # all of it here: no second process
+    )
+    cues = [cue for piece in reader for cue in piece]
+    return reader.captions(cues)

@@ -22,12 +22,19 @@ def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> 
     return stream.captions(cues)
 
 
+#: How much text (in characters) the decisions that need the whole file (see
+#: `Decisions`) are made from: the cues of the first pieces fed until this much was fed,
+#: or of all of the text when it is shorter. The reader's first piece is longer (see
+#: `reader.CHUNK_CHARS`): it decides alone, as when it was all that was read.
+DECIDE_CHARS = 2 << 20
+
+
 @dataclass(frozen=True)
 class Decisions:
-    """What `CueStream` decides from the whole file: whether YouTube's word timings are
-    in it, whether it rolls, whether cue identifiers are speakers, which `NAME:` labels
-    are speakers. A stream fed in several pieces decides from the first and checks at
-    the end (`CueStream.decided`); the caller parses again when they differ."""
+    """What `CueStream` decides from the start of the file (its first DECIDE_CHARS, all of
+    it when shorter): whether YouTube's word timings are in it, whether it rolls,
+    whether cue identifiers are speakers, which `NAME:` labels are speakers. Made once,
+    never revised: the text is read once."""
 
     inline: bool
     rolling: bool
@@ -36,23 +43,25 @@ class Decisions:
 
 
 _Cleaned = tuple[float, float, Segs | None, list[str], str | None]
+_Raw = list[tuple[float, float, list[str]]]
 
 
 class CueStream:
     """WebVTT or SRT text fed in pieces cut at blank lines (`feed`), cleaned cues out.
 
     Memory stays with the piece: cues are cleaned, de-duplicated and labelled as they
-    come. What needs the whole file (see `Decisions`) is decided from the first piece
-    (all of a file of one piece, so exact there) and counted over the rest."""
+    come. What needs more than one cue (see `Decisions`) is decided from the cues of the
+    first DECIDE_CHARS of text, kept raw until then, and holds for the rest."""
 
-    def __init__(
-        self, kind: str, rolling: bool | None = None, assume: Decisions | None = None
-    ) -> None:
+    def __init__(self, kind: str, rolling: bool | None = None) -> None:
         self.kind = kind
         self.forced = rolling
-        self.used = assume
+        self.used: Decisions | None = None
         self.reader = BlockReader()
-        self.held: list[tuple[float, float, list[str]]] = []
+        self.waiting: _Raw = []  # the raw cues read before the decisions
+        self.waiting_ids: dict[int, str] = {}
+        self.fed = 0  # characters fed before the decisions
+        self.held: _Raw = []
         self.held_id: str | None = None
         self.inline_seen = False
         self.candidates = self.repeats = 0
@@ -78,11 +87,54 @@ class CueStream:
     def feed(self, text: str, final: bool = False, prepared: Prepared | None = None) -> list[Cue]:
         """The cues of the next piece of text (whole blocks: cut where a blank line
         starts). The last cue of a piece waits for the next one: text after a blank line
-        may still belong to it. `prepared`: what `prepare` made of `text` (in another
-        process) for a stream that has decided that word timings are in it."""
+        may still belong to it; so do all the cues read before the decisions are made.
+        `prepared`: what `prepare` made of `text` (in another process) for a stream that
+        has decided that word timings are in it."""
+        used = self.used
+        if used is None:
+            return self._gather(text, final)
+        out = self._read(text, final, prepared, used)
+        self._count_labels(out)
+        return self._apply_labels(out, used.labels)
+
+    def _gather(self, text: str, final: bool) -> list[Cue]:
+        """Before the decisions: the piece's cues kept raw; decided once DECIDE_CHARS of
+        text came, or the last of it."""
+        self.fed += len(text)
+        if "<c>" in text:
+            self.inline_seen = True
+        if self.inline_seen:  # YouTube's word timings, the bulk of the file: off in one pass
+            text = WORD_TIMINGS.sub("", text)
+        self.reader.feed(text, self.kind == "vtt", self.waiting, self.waiting_ids, final)
+        del text
+        if final or self.fed >= DECIDE_CHARS:
+            return self._decide(final)
+        return []
+
+    def _decide(self, final: bool) -> list[Cue]:
+        """The decisions, from the cues read so far, and those cues cleaned (all but the
+        last, which may still grow, unless the text has ended)."""
+        raw, ids = self.waiting, self.waiting_ids
+        self.waiting, self.waiting_ids = [], {}
+        if not final and raw:
+            self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
+        cleaned = self._clean(raw, ids)
+        del raw
+        used = Decisions(self.inline_seen, self._rolling(), self._named(), frozenset())
+        out = self._dedupe(cleaned, used)
+        del cleaned
+        self._count_labels(out)
+        self.used = used = replace(used, labels=self._labels())
+        return self._apply_labels(out, used.labels)
+
+    def _read(
+        self, text: str, final: bool, prepared: Prepared | None, used: Decisions
+    ) -> list[Cue]:
+        """A piece after the decisions, cleaned and de-duplicated: by one regex call when
+        every block is a cue of the usual shape, else block by block."""
         fast = None
         if prepared is not None:
-            assert self.used is not None and self.used.inline
+            assert used.inline
             self.inline_seen = self.inline_seen or prepared.has_c
             if prepared.text is not None:
                 text = prepared.text
@@ -93,16 +145,15 @@ class CueStream:
         else:
             if "<c>" in text:
                 self.inline_seen = True
-            inline = self.used.inline if self.used is not None else self.inline_seen
-            if inline:  # YouTube's word timings, the bulk of the file: off in one pass
+            if used.inline:  # YouTube's word timings, the bulk of the file: off in one pass
                 text = WORD_TIMINGS.sub("", text)
-            if self.used is not None and not final and not self.reader.depth:
+            if not final and not self.reader.depth:
                 fast = usual_cues(text)
         ids: dict[int, str] = {}
         raw = self.held
         if self.held_id is not None:
             ids[0] = self.held_id
-        used = self.used
+        out: list[Cue] = []
         if fast:
             # Every block a cue of the usual shape: the last one waits, as `BlockReader`
             # would keep it, and the reader goes on from it.
@@ -111,36 +162,17 @@ class CueStream:
             n = len(texts) - 1
             self.held, self.held_id = [(starts[n], ends[n], [texts[n]])], None
             self.reader.current = self.held[0][2]
-            assert used is not None
-            out: list[Cue] = []
             self._clean_dedupe(joined_lines(raw), ids, used, out)
             self._clean_dedupe(islice(zip(starts, ends, texts), n), {}, used, out)
-            del fast, starts, ends, texts
+            return out
+        self.reader.feed(text, self.kind == "vtt", raw, ids, final)
+        del text
+        if final or not raw:
+            self.held, self.held_id = [], None
         else:
-            self.reader.feed(text, self.kind == "vtt", raw, ids, final)
-            del text
-            if final or not raw:
-                self.held, self.held_id = [], None
-            else:
-                self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
-            if used is not None:
-                out = []
-                self._clean_dedupe(joined_lines(raw), ids, used, out)
-            else:  # the first piece: decide from it
-                cleaned = self._clean(raw, ids)
-                used = Decisions(self.inline_seen, self._rolling(), self._named(), frozenset())
-                out = self._dedupe(cleaned, used)
-                del cleaned
-            del raw
-        self._count_labels(out)
-        if self.used is None:
-            used = replace(used, labels=self._labels())
-            self.used = used
-        return self._apply_labels(out, used.labels)
-
-    def decided(self) -> Decisions:
-        """What the whole file decides (compare with `used` after the last piece)."""
-        return Decisions(self.inline_seen, self._rolling(), self._named(), self._labels())
+            self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
+        self._clean_dedupe(joined_lines(raw), ids, used, out)
+        return out
 
     def _rolling(self) -> bool:
         """Rolling captions: forced, or most cues so far open with the last line of the
