@@ -88,6 +88,12 @@ class BlockReader:
             if block[0] == "\n":
                 block = block.lstrip("\n")
                 arrow = block.find("-->")
+            if block.startswith("WEBVTT") and (number or not first):
+                # A joined segment's header right above its first cue: the cue stays.
+                headers += 1
+                current = None
+                block = block[block.rfind("\n", 0, arrow) + 1 :]
+                arrow = block.find("-->")
             # The usual shape, without splitting lines: [identifier] timing, then the text.
             timing = rest = None
             nl = block.find("\n")

@@ -41,9 +41,31 @@ def detect(text: str) -> str:
         return "sbv"
     if m is None:
         raise NotCaptions("no cue timings (00:00:01.000 --> 00:00:02.000) found: not captions")
-    if re.search(r"^[ \t]*WEBVTT", text[: m.start()], re.M):
-        return "vtt"
-    return "srt"
+    return "vtt" if _webvtt(text, m) else "srt"
+
+
+def _webvtt(text: str, m: re.Match[str]) -> bool:
+    """Is text whose first cue timing is `m`, and that does not start with WEBVTT, WebVTT
+    all the same? It is when a WEBVTT line comes before that timing, when that timing
+    is the first line and writes `.` before its milliseconds (SRT writes `,`), or when
+    WEBVTT headers come further on: HLS caption segments joined into one file (live
+    automatic captions), the first of which lost its header."""
+    before = text[: m.start()]
+    if re.search(r"^[ \t]*WEBVTT", before, re.M):
+        return True
+    if "." in m.group(1) and not before.strip():
+        return True
+    return segment_header(text, m.end()) >= 0
+
+
+def segment_header(text: str, start: int = 0) -> int:
+    """Where the first `WEBVTT` line after `start` (within DETECT_CHARS) starts, else -1."""
+    at = start
+    while (at := text.find("\nWEBVTT", at, DETECT_CHARS)) >= 0:
+        at += 1
+        if text[at + 6 : at + 7] in ("", " ", "\t", "\n"):
+            return at
+    return -1
 
 
 def detectable(text: str) -> bool:
@@ -58,7 +80,12 @@ def detectable(text: str) -> bool:
         return True
     if head.startswith("{") and re.search(r'"(?:events|wireMagic)"', head):
         return True
-    return TIMING.search(text) is not None
+    m = TIMING.search(text)
+    if m is None:
+        return False
+    # A file that is WebVTT by its first timing, or by a WEBVTT line before it or after
+    # it, is told now; one that looks like SRT only by all that `detect` looks at.
+    return _webvtt(text, m)
 
 
 def parse_decoded(text: str, used: str, *, rolling: bool | None = None) -> Captions:

@@ -49,7 +49,24 @@ def label_names(found: dict[str, int], labelled: int, total: int) -> frozenset[s
     if not found:
         return frozenset()
     everyone = labelled >= 2 and labelled >= total / 2
-    return frozenset(n for n, count in found.items() if everyone or (count >= 2 and n.isupper()))
+    return frozenset(
+        n
+        for n, count in found.items()
+        if (everyone and (count >= 2 or written_as_name(n))) or (count >= 2 and n.isupper())
+    )
+
+
+#: Words of a name that are not capitalised (`Maria de Souza`, `Ludwig van Beethoven`).
+_PARTICLES_TEXT = "al bin bint da das de del della der di do dos du el ibn la le van von y zu"
+_PARTICLES = frozenset(_PARTICLES_TEXT.split())
+
+
+def written_as_name(label: str) -> bool:
+    """Is every word of a label (before its `(Role)`) capitalised, as a person's name is
+    written? A label seen once must be: `Action items:` that opens a cue Zoom could not
+    name is words said, `Li Wei:` is a speaker."""
+    name = label.split(" (", 1)[0]
+    return all(word[0].isupper() or word in _PARTICLES for word in name.split())
 
 
 def apply_labels(

@@ -10,7 +10,7 @@ from .blocks import BlockReader, joined_lines, usual_cues
 from .cues import LONG, PADDING, Captions, Cue, Segs, clean_cue, spaced
 from .rolling import add_cue, repeated, repeats_last
 from .speakers import SPEAKER_LABEL, apply_labels, is_id_name, is_name, label_names
-from .vtt import WORD_TIMINGS, Prepared, vtt_body
+from .vtt import WORD_TIMINGS, Prepared, split_segments, vtt_body
 
 
 def parse_text(text: str, kind: str = "vtt", *, rolling: bool | None = None) -> Captions:
@@ -101,6 +101,7 @@ class CueStream:
         """Before the decisions: the piece's cues kept raw; decided once DECIDE_CHARS of
         text came, or the last of it."""
         self.fed += len(text)
+        text = split_segments(text)
         if "<c>" in text:
             self.inline_seen = True
         if self.inline_seen:  # YouTube's word timings, the bulk of the file: off in one pass
@@ -139,10 +140,11 @@ class CueStream:
             if prepared.text is not None:
                 text = prepared.text
             elif final or self.reader.depth:  # not as the worker assumed: read it here
-                text = WORD_TIMINGS.sub("", text)
+                text = WORD_TIMINGS.sub("", split_segments(text))
             else:
                 fast = prepared.cues
         else:
+            text = split_segments(text)
             if "<c>" in text:
                 self.inline_seen = True
             if used.inline:  # YouTube's word timings, the bulk of the file: off in one pass
