@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from itertools import islice
 
 from .blocks import BlockReader, joined_lines, usual_cues
-from .cues import LONG, PADDING, Captions, Cue, Segs, clean_cue, spaced
+from .cues import LONG, PADDING, Captions, Cue, clean_cue, spaced
 from .rolling import add_cue, repeated, repeats_last
 from .speakers import SPEAKER_LABEL, apply_labels, is_id_name, is_name, label_names
 from .vtt import WORD_TIMINGS, Prepared, split_segments, vtt_body
@@ -42,7 +42,6 @@ class Decisions:
     labels: frozenset[str]
 
 
-_Cleaned = tuple[float, float, Segs | None, list[str], str | None]
 _Raw = list[tuple[float, float, list[str]]]
 
 
@@ -114,19 +113,36 @@ class CueStream:
 
     def _decide(self, final: bool) -> list[Cue]:
         """The decisions, from the cues read so far, and those cues cleaned (all but the
-        last, which may still grow, unless the text has ended)."""
+        last, which may still grow, unless the text has ended).
+
+        Cleaned once on a guess (word timings: rolling; none: not), which the counts
+        made on the way then confirm (as they are the same whatever is decided); cleaned
+        again only when they do not."""
         raw, ids = self.waiting, self.waiting_ids
         self.waiting, self.waiting_ids = [], {}
         if not final and raw:
             self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
-        cleaned = self._clean(raw, ids)
-        del raw
+        rolling = self.inline_seen if self.forced is None else self.forced
+        guess = Decisions(self.inline_seen, rolling, False, frozenset())
+        out: list[Cue] = []
+        self._clean_dedupe(joined_lines(raw), ids, guess, out)
         used = Decisions(self.inline_seen, self._rolling(), self._named(), frozenset())
-        out = self._dedupe(cleaned, used)
-        del cleaned
+        if used != guess:
+            self._restart()
+            out = []
+            self._clean_dedupe(joined_lines(raw), ids, used, out)
+        del raw
         self._count_labels(out)
         self.used = used = replace(used, labels=self._labels())
         return self._apply_labels(out, used.labels)
+
+    def _restart(self) -> None:
+        """What cleaning counts and carries from cue to cue, as before the first cue."""
+        self.candidates = self.repeats = self.removed = 0
+        self.ids_total = self.ids_named = 0
+        self.ids_seen = set()
+        self.last, self.after_text, self.last_plain = None, False, False
+        self.prev, self.prev_end = [], 0.0
 
     def _read(
         self, text: str, final: bool, prepared: Prepared | None, used: Decisions
@@ -191,42 +207,6 @@ class CueStream:
             self.kind, cues, r.skipped, self.removed, rolling, segment_headers=r.headers
         )
 
-    def _clean(
-        self, raw: list[tuple[float, float, list[str]]], ids: dict[int, str]
-    ) -> list[_Cleaned]:
-        cleaned: list[_Cleaned] = []
-        append = cleaned.append
-        last = self.last
-        plain = self.last_plain  # `last` came from text without markup (see below)
-        candidates = repeats = texts = 0
-        after_text = self.after_text
-        for number, (start, end, lines) in enumerate(raw):
-            joined = lines[0] if len(lines) == 1 else "\n".join(lines)
-            segs, flat, is_plain = clean_cue(joined, last, plain)
-            if flat:
-                if last is not None:
-                    candidates += 1
-                    repeats += flat[0] == last or repeats_last(last, flat)
-                last = flat[-1]
-                plain = is_plain
-                after_text = True
-                texts += 1
-                if ids:
-                    ident = ids.get(number)
-                    append((start, end, segs, flat, ident))
-                    if ident:
-                        self._count_id(ident)
-                else:
-                    append((start, end, segs, flat, None))
-            elif after_text:
-                append((start, end, None, [], None))  # a blank cue: a pause
-                after_text = False
-        self.last, self.after_text, self.last_plain = last, after_text, plain
-        self.candidates += candidates
-        self.repeats += repeats
-        self.ids_total += texts
-        return cleaned
-
     def _clean_dedupe(
         self,
         raw: Iterable[tuple[float, float, str]],
@@ -234,9 +214,8 @@ class CueStream:
         used: Decisions,
         out: list[Cue],
     ) -> None:
-        """`_dedupe(_clean(raw, ids), used)` in one pass, appended to `out`: once the
-        decisions are made (every piece after the first), nothing waits between them.
-        Each cue's text is its lines joined."""
+        """The cues of `raw` (each one's text its lines joined) cleaned and, when they
+        roll, de-duplicated, appended to `out`; counted on the way for the decisions."""
         rolling, named = used.rolling, used.named
         append = out.append
         last = self.last
@@ -324,26 +303,6 @@ class CueStream:
     def _named(self) -> bool:
         n = self.ids_named
         return n >= 2 and n >= self.ids_total / 2 and self.ids_seen is None
-
-    def _dedupe(self, cleaned: list[_Cleaned], used: Decisions) -> list[Cue]:
-        rolling, named = used.rolling, used.named
-        out: list[Cue] = []
-        removed = 0
-        prev, prev_end = self.prev, self.prev_end
-        for start, end, segs, flat, ident in cleaned:
-            if not flat:
-                prev = []  # after a pause, a line said again is said again
-                continue
-            k, grown = 0, None
-            if rolling:
-                if prev and start <= prev_end + 1.0:
-                    k, grown = repeated(prev, flat)
-                    removed += k
-                prev, prev_end = flat, end
-            add_cue(out.append, start, end, segs, flat, k, grown, ident if named else None)
-        self.prev, self.prev_end = prev, prev_end
-        self.removed += removed
-        return out
 
     def _count_labels(self, cues: list[Cue]) -> None:
         self.count += len(cues)
