@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from itertools import islice
 
-from .blocks import BlockReader, joined_lines, usual_cues
+from .blocks import BlockReader, UsualCues, joined_lines, usual_cues
 from .cues import LONG, PADDING, Captions, Cue, clean_cue, spaced
 from .rolling import add_cue, repeated, repeats_last
 from .speakers import SPEAKER_LABEL, apply_labels, is_id_name, is_name, label_names
@@ -43,6 +43,8 @@ class Decisions:
 
 
 _Raw = list[tuple[float, float, list[str]]]
+#: Cues to clean (start, end, text) and their identifiers (by their place in the batch).
+_Batch = tuple[Iterable[tuple[float, float, str]], dict[int, str]]
 
 
 class CueStream:
@@ -57,8 +59,7 @@ class CueStream:
         self.forced = rolling
         self.used: Decisions | None = None
         self.reader = BlockReader()
-        self.waiting: _Raw = []  # the raw cues read before the decisions
-        self.waiting_ids: dict[int, str] = {}
+        self.waiting: list[_Batch] = []  # the cues read before the decisions
         self.fed = 0  # characters fed before the decisions
         self.held: _Raw = []
         self.held_id: str | None = None
@@ -97,41 +98,36 @@ class CueStream:
         return self._apply_labels(out, used.labels)
 
     def _gather(self, text: str, final: bool) -> list[Cue]:
-        """Before the decisions: the piece's cues kept raw; decided once DECIDE_CHARS of
-        text came, or the last of it."""
+        """Before the decisions: the piece's cues kept, not yet cleaned; decided once
+        DECIDE_CHARS of text came, or the last of it."""
         self.fed += len(text)
-        text = split_segments(text)
-        if "<c>" in text:
-            self.inline_seen = True
-        if self.inline_seen:  # YouTube's word timings, the bulk of the file: off in one pass
-            text = WORD_TIMINGS.sub("", text)
-        self.reader.feed(text, self.kind == "vtt", self.waiting, self.waiting_ids, final)
+        text = self._plain(text, False)
+        for cues, ids in self._parse(text, final):
+            self.waiting.append((list(cues), ids))
         del text
         if final or self.fed >= DECIDE_CHARS:
-            return self._decide(final)
+            return self._decide()
         return []
 
-    def _decide(self, final: bool) -> list[Cue]:
-        """The decisions, from the cues read so far, and those cues cleaned (all but the
-        last, which may still grow, unless the text has ended).
+    def _decide(self) -> list[Cue]:
+        """The decisions, from the cues read so far, and those cues cleaned.
 
         Cleaned once on a guess (word timings: rolling; none: not), which the counts
         made on the way then confirm (as they are the same whatever is decided); cleaned
         again only when they do not."""
-        raw, ids = self.waiting, self.waiting_ids
-        self.waiting, self.waiting_ids = [], {}
-        if not final and raw:
-            self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
+        waiting, self.waiting = self.waiting, []
         rolling = self.inline_seen if self.forced is None else self.forced
         guess = Decisions(self.inline_seen, rolling, False, frozenset())
         out: list[Cue] = []
-        self._clean_dedupe(joined_lines(raw), ids, guess, out)
+        for cues, ids in waiting:
+            self._clean_dedupe(cues, ids, guess, out)
         used = Decisions(self.inline_seen, self._rolling(), self._named(), frozenset())
         if used != guess:
             self._restart()
             out = []
-            self._clean_dedupe(joined_lines(raw), ids, used, out)
-        del raw
+            for cues, ids in waiting:
+                self._clean_dedupe(cues, ids, used, out)
+        del waiting
         self._count_labels(out)
         self.used = used = replace(used, labels=self._labels())
         return self._apply_labels(out, used.labels)
@@ -147,8 +143,7 @@ class CueStream:
     def _read(
         self, text: str, final: bool, prepared: Prepared | None, used: Decisions
     ) -> list[Cue]:
-        """A piece after the decisions, cleaned and de-duplicated: by one regex call when
-        every block is a cue of the usual shape, else block by block."""
+        """A piece after the decisions, cleaned and de-duplicated."""
         fast = None
         if prepared is not None:
             assert used.inline
@@ -160,37 +155,54 @@ class CueStream:
             else:
                 fast = prepared.cues
         else:
-            text = split_segments(text)
-            if "<c>" in text:
-                self.inline_seen = True
-            if used.inline:  # YouTube's word timings, the bulk of the file: off in one pass
-                text = WORD_TIMINGS.sub("", text)
-            if not final and not self.reader.depth:
-                fast = usual_cues(text)
+            text = self._plain(text, used.inline)
+        out: list[Cue] = []
+        for cues, ids in self._parse(text, final, fast):
+            self._clean_dedupe(cues, ids, used, out)
+        return out
+
+    def _plain(self, text: str, inline: bool) -> str:
+        """A piece with joined segments' headers apart and, when the file has them (or
+        this piece does, before the decisions), YouTube's word timings off: the bulk of
+        such a file, off in one pass."""
+        text = split_segments(text)
+        if "<c>" in text:
+            self.inline_seen = True
+        return WORD_TIMINGS.sub("", text) if inline or self.inline_seen else text
+
+    def _parse(self, text: str, final: bool, fast: UsualCues | None = None) -> list[_Batch]:
+        """The cues of a piece, each with its text, in batches with their identifiers:
+        the cue held from the piece before first; the last cue held for the next piece
+        (text after a blank line may still belong to it) unless `final`. By one regex
+        call when every block is a cue of the usual shape, else block by block."""
         ids: dict[int, str] = {}
         raw = self.held
         if self.held_id is not None:
             ids[0] = self.held_id
-        out: list[Cue] = []
+        if fast is None and not self.reader.depth:
+            # The blank lines that end a file end no cue (BlockReader passes them by).
+            fast = usual_cues(text.rstrip("\n") if final else text)
+            if fast and final and not fast.texts[-1].strip():
+                fast = None  # the file may end inside that cue's timing: see BlockReader
         if fast:
             # Every block a cue of the usual shape: the last one waits, as `BlockReader`
             # would keep it, and the reader goes on from it.
             self.reader.first = False
             starts, ends, texts = fast
-            n = len(texts) - 1
-            self.held, self.held_id = [(starts[n], ends[n], [texts[n]])], None
-            self.reader.current = self.held[0][2]
-            self._clean_dedupe(joined_lines(raw), ids, used, out)
-            self._clean_dedupe(islice(zip(starts, ends, texts), n), {}, used, out)
-            return out
+            n = len(texts) if final else len(texts) - 1
+            if final:
+                self.held, self.held_id = [], None
+            else:
+                self.held, self.held_id = [(starts[n], ends[n], [texts[n]])], None
+                self.reader.current = self.held[0][2]
+            return [(joined_lines(raw), ids), (islice(zip(starts, ends, texts), n), {})]
         self.reader.feed(text, self.kind == "vtt", raw, ids, final)
         del text
         if final or not raw:
             self.held, self.held_id = [], None
         else:
             self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
-        self._clean_dedupe(joined_lines(raw), ids, used, out)
-        return out
+        return [(joined_lines(raw), ids)]
 
     def _rolling(self) -> bool:
         """Rolling captions: forced, or most cues so far open with the last line of the
