@@ -7,8 +7,8 @@ count). `convert` makes the same Markdown from a whole parse (`captions.parse`).
 
 from __future__ import annotations
 
+import functools
 import io
-import json
 import math
 import os
 import re
@@ -20,7 +20,6 @@ from typing import IO, Any, Literal
 
 from . import captions, errors
 from .captions import Captions, Cue, gc_paused, parse
-from .inputs import shown
 
 #: The largest caption document read, in bytes. Real ones are a few MB (a 10-hour
 #: stream's automatic captions); reading more would only fill memory (/dev/zero).
@@ -30,10 +29,19 @@ SoundLabels = Literal["keep", "drop"]
 
 _SENTENCE_END = frozenset(".!?…。！？")
 #: Scripts written without spaces between words (Han, kana), and their punctuation.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_CJK_TEXT = re.compile(
+_CJK_CHARS = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+_CJK_TEXT_CHARS = (
     r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
 )
+
+
+@functools.cache
+def _cjk(text: bool = False) -> re.Pattern[str]:
+    """Han and kana (`text`: and their punctuation), compiled when first needed: only
+    text that is not ASCII asks, and the compiling is a third of this module's import."""
+    return re.compile(_CJK_TEXT_CHARS if text else _CJK_CHARS)
+
+
 _CLOSERS = frozenset("\"')]}”’»")
 _SOUND = re.compile(r"\s*(?:\[[^\[\]\n]*\]|\([^()\n]*\))")
 _LABEL = re.compile(r"^([A-Z][A-Z0-9'. -]{0,40}[A-Z0-9.]):$")
@@ -77,11 +85,11 @@ def join_words(parts: Sequence[str]) -> str:
     """Pieces of text joined by spaces, except between two pieces of a script written
     without spaces (Chinese, Japanese): there, as the source wrote them."""
     joined = " ".join(parts)
-    if joined.isascii() or not _CJK_TEXT.search(joined):
+    if joined.isascii() or not _cjk(True).search(joined):
         return joined
     out = [parts[0]] if parts else []
     for part in parts[1:]:
-        if not (_CJK_TEXT.match(part[:1]) and _CJK_TEXT.match(out[-1][-1:])):
+        if not (_cjk(True).match(part[:1]) and _cjk(True).match(out[-1][-1:])):
             out.append(" ")
         out.append(part)
     return "".join(out)
@@ -95,8 +103,8 @@ def count_words(text: str) -> int:
         return _count_long(text)
     if text.isascii():
         return len(text.split())
-    han = len(_CJK.findall(text))
-    return han + len(_CJK_TEXT.sub(" ", text).split()) if han else len(text.split())
+    han = len(_cjk().findall(text))
+    return han + len(_cjk(True).sub(" ", text).split()) if han else len(text.split())
 
 
 _WORD = re.compile(r"\S+")
@@ -104,10 +112,10 @@ _WORD = re.compile(r"\S+")
 
 def _count_long(text: str) -> int:
     """`count_words` of a long text, in constant memory."""
-    han = sum(1 for _ in _CJK.finditer(text))
+    han = sum(1 for _ in _cjk().finditer(text))
     if not han:
         return sum(1 for _ in _WORD.finditer(text))
-    rest = re.compile(rf"(?:(?!{_CJK_TEXT.pattern})\S)+")
+    rest = re.compile(rf"(?:(?!{_CJK_TEXT_CHARS})\S)+")
     return han + sum(1 for _ in rest.finditer(text))
 
 
@@ -278,7 +286,7 @@ def _word_times(cue: Cue, text: str) -> tuple[float, ...]:
     sound labels were dropped, nor in a script without spaces (a word is a character)."""
     if cue.words is None or text is not cue.text:
         return ()
-    return cue.words if text.isascii() or not _CJK.search(text) else ()
+    return cue.words if text.isascii() or not _cjk().search(text) else ()
 
 
 def _drop_sound_labels(text: str) -> str:
@@ -415,6 +423,8 @@ def render_srt(caps: Captions) -> str:
 
 def render_json(caps: Captions) -> str:
     """The cleaned cues as a JSON array of {start, end, speaker, text}."""
+    import json
+
     return json.dumps([c.to_dict() for c in caps.cues], ensure_ascii=False, indent=1) + "\n"
 
 
@@ -549,6 +559,8 @@ def read_source(path: str) -> IO[bytes]:
     can have (a NUL byte) or a regular file over MAX_CAPTION_BYTES fails here;
     /dev/zero or a FIFO that never ends fails as it is read (binary, or `too_large`),
     never with a MemoryError."""
+    from .inputs import shown
+
     where = shown(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 (the caller closes it)

@@ -4,7 +4,6 @@ and the cleaning of a cue's text (markup off, entities decoded, odd spaces folde
 from __future__ import annotations
 
 import gc
-import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -160,6 +159,13 @@ def spaced(line: str) -> str:
     return " ".join(out)
 
 
+def unescape(text: str) -> str:
+    """`html.unescape` (its module and table of entities loaded only for text with `&`)."""
+    from html import unescape as html_unescape
+
+    return html_unescape(text)
+
+
 def clean_text(text: str) -> list[str]:
     """Markup off, entities decoded once, odd spaces folded: the cue's non-empty lines."""
     if "{" in text:
@@ -172,7 +178,7 @@ def clean_text(text: str) -> list[str]:
         if "<" in text:
             text = _TAGS.sub("", text)
     if "&" in text:
-        text = html.unescape(text)
+        text = unescape(text)
     if not text.isascii():
         text = text.translate(FOLD)
     return [
@@ -194,7 +200,7 @@ def voices(text: str) -> Segs:
             speaker = None
         else:
             name = m.group(1)
-            speaker = " ".join(html.unescape(name).split()) or None if name else None
+            speaker = " ".join(unescape(name).split()) or None if name else None
         pos = m.end()
     segments.append((speaker, clean_text(text[pos:])))
     merged: list[tuple[str | None, list[str]]] = []

@@ -10,8 +10,6 @@ from .cues import Captions, NotCaptions, gc_paused
 from .sbv import SBV_TIMING, parse_sbv
 from .stream import parse_text
 from .times import TIMING
-from .ttml import parse_ttml
-from .youtube import parse_json3, parse_srv3
 
 #: How far into a document its first cue timing is looked for, in characters: a real
 #: file has one in its first lines. Text without one this far is not captions (it used
@@ -91,6 +89,9 @@ def detectable(text: str) -> bool:
 def parse_decoded(text: str, used: str, *, rolling: bool | None = None) -> Captions:
     """`parse` of a document already decoded (in `used`), line endings LF."""
     kind = detect(text)
+    from .ttml import parse_ttml  # loaded for the documents that need them
+    from .youtube import parse_json3, parse_srv3
+
     if kind == "ttml":
         caps = parse_ttml(text)
     elif kind == "json3":

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from xml.etree.ElementTree import Element
+from typing import TYPE_CHECKING
 
 from .cues import Captions, Cue, NotCaptions, clean_text, spaced
 from .times import FRACTION_DIGITS, MAX_SECONDS, checked
 from .xmldoc import attr_of, local_name, xml_root
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 
 def parse_ttml(text: str) -> Captions:

@@ -4,11 +4,13 @@ too deep), for TTML and YouTube's srv1-3."""
 from __future__ import annotations
 
 import re
-from typing import Any
-from xml.etree.ElementTree import Element
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .cues import Truncated, UnsafeXml
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 #: How deeply a TTML document may nest elements. Real ones nest tt/body/div/p/span/span:
 #: a handful. The walk below recurses, so a deeper file is refused before it starts.

@@ -3,16 +3,17 @@ words each come once, with their own times."""
 
 from __future__ import annotations
 
-import html
 import re
-from typing import Any
-from xml.etree.ElementTree import Element
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .cues import FOLD, Captions, Cue, NotCaptions, Truncated, plain_lines
+from .cues import FOLD, Captions, Cue, NotCaptions, Truncated, plain_lines, unescape
 from .speakers import label_speakers
 from .times import checked
 from .xmldoc import local_name, xml_root
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 
 def parse_json3(text: str) -> Captions:
@@ -137,7 +138,7 @@ def parse_srv3(text: str) -> Captions:
             if cue is not None:
                 cues.append(cue)
             continue
-        lines = plain_lines(html.unescape("".join(el.itertext())))
+        lines = plain_lines(unescape("".join(el.itertext())))
         if lines:
             cues.append(Cue(start, end, "\n".join(lines)))
     return Captions(version, label_speakers(cues), skipped)
