@@ -184,32 +184,33 @@ class Paragraphs:
         drop_sounds = layout.sound_labels == "drop"
         speakers = layout.speakers
         gap = layout.gap
-        for cue in cues:
-            chapter = None
-            while next_chapter < len(chapters) and cue.start >= chapters[next_chapter][0] - 0.001:
-                chapter = chapters[next_chapter][1]
-                next_chapter += 1
-            if chapter is not None:
+        n_chapters = len(chapters)
+        for start, end, text, cue_speaker, cue_words in cues:
+            if next_chapter < n_chapters and start >= chapters[next_chapter][0] - 0.001:
+                chapter = None
+                while next_chapter < n_chapters and start >= chapters[next_chapter][0] - 0.001:
+                    chapter = chapters[next_chapter][1]
+                    next_chapter += 1
                 para = None
-                out.append(Paragraph(cue.start, None, [], 0, chapter))
-            if cue.speaker is not None and cue.speaker != speaker:
-                speaker = cue.speaker
+                out.append(Paragraph(start, None, [], 0, chapter))
+            if cue_speaker is not None and cue_speaker != speaker:
+                speaker = cue_speaker
                 para = None
             if (
                 para is not None
                 and prev_end is not None
-                and cue.start - prev_end >= gap
+                and start - prev_end >= gap
                 and para.parts
                 and (
                     not punctuated
                     or ends_sentence(para.parts[-1])
                     or para.parts[-1][-1] in ")]"
-                    or cue.start - prev_end >= 4 * gap
+                    or start - prev_end >= 4 * gap
                 )
             ):
                 para = None
-            prev_end = cue.end
-            text = cue.text
+            prev_end = end
+            text_of_cue = text
             if drop_sounds and ("[" in text or "(" in text):
                 text = " ".join(_drop_sound_labels(text.replace("\n", " ")).split())
                 if not text:
@@ -224,11 +225,13 @@ class Paragraphs:
                     para = None
                     continue
                 n = line.count(" ") + 1 if line.isascii() else count_words(line)
-                if (
-                    para is not None
-                    and para.count + n < (max_words if _no_stop(line) else limit)
-                    and ">>" not in line
-                ):
+                if para is not None and ">>" not in line:
+                    stops = "." in line or "?" in line or "!" in line or "…" in line
+                    fits = para.count + n < (limit if stops else max_words)
+                else:
+                    fits = False
+                if fits:
+                    assert para is not None
                     para.parts.append(line)  # no paragraph can end inside this line
                     para.count += n
                     index += n
@@ -241,15 +244,15 @@ class Paragraphs:
                         if not word:
                             continue
                     if para is None:
-                        at = cue.start
+                        at = start
                         if index:  # what the cue's text tells, once a cue: it may be long
                             if timed is None:
-                                timed = _word_times(cue, text)
+                                timed = _word_times(cue_words, text, text_of_cue)
                             if index < len(timed):
                                 at = timed[index]  # json3, srv3: the word's own time
                             else:
                                 total = total or text.count(" ") + text.count("\n") + 1
-                                at += (cue.end - cue.start) * index / total
+                                at += (end - start) * index / total
                         para = Paragraph(at, speaker, turn=turn)
                         turn = False
                         out.append(para)
@@ -281,12 +284,13 @@ def _words_of(line: str) -> Iterator[str]:
     yield line[start:]
 
 
-def _word_times(cue: Cue, text: str) -> tuple[float, ...]:
-    """The cue's word times when the word counts of `paragraphs` index them: not once
-    sound labels were dropped, nor in a script without spaces (a word is a character)."""
-    if cue.words is None or text is not cue.text:
+def _word_times(words: tuple[float, ...] | None, text: str, said: str) -> tuple[float, ...]:
+    """A cue's word times (`words`, of its text `said`) when the word counts of
+    `paragraphs` index them (in `text`): not once sound labels were dropped, nor in a
+    script without spaces (a word is a character)."""
+    if words is None or text is not said:
         return ()
-    return cue.words if text.isascii() or not _cjk().search(text) else ()
+    return words if text.isascii() or not _cjk().search(text) else ()
 
 
 def _drop_sound_labels(text: str) -> str:
@@ -296,10 +300,6 @@ def _drop_sound_labels(text: str) -> str:
         return " " if text[m.end() : m.end() + 1].isalnum() else ""
 
     return _SOUND.sub(gap, text)
-
-
-def _no_stop(line: str) -> bool:
-    return "." not in line and "?" not in line and "!" not in line and "…" not in line
 
 
 def _escape(text: str) -> str:
