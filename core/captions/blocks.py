@@ -11,11 +11,14 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from .cues import Truncated
-from .times import ENDS, ENDS_LF, HM, SS, cut_short, partial_timing, read_timing
+from .times import ENDS_LF, HM, SS, cue_times, cut_short, partial_timing, read_timing
 
 
 class BlockReader:
-    """`_blocks` over a text fed in pieces: what carries from one piece to the next."""
+    """The blocks of WebVTT or SRT text fed in pieces cut at blank lines, read into cues
+    (start, end, the chunks of lines of their text); what carries from one piece to the
+    next (the cue a blank line may continue, an open STYLE block) and what was set aside
+    (`skipped` unusable blocks, `headers` of joined HLS segments)."""
 
     def __init__(self) -> None:
         self.current: list[str] | None = None
@@ -31,7 +34,8 @@ class BlockReader:
         ids: dict[int, str] | None,
         final: bool,
     ) -> None:
-        """The cues of `text` appended to `cues` (see `_blocks`)."""
+        """The cues of `text` appended to `cues`; `ids` collects the cue identifiers that
+        are not sequence numbers, by cue index. `final`: the text ends here."""
         blocks = text.split("\n\n")
         last = len(blocks) - 1
         if final:
@@ -41,14 +45,17 @@ class BlockReader:
             last = -1  # more text follows: no block here is the file's last
         first, self.first = self.first, False
         current = self.current
-        depth = self.depth
-        skipped = headers = 0
-        hm, ss, ends, ends_lf = HM, SS, ENDS, ENDS_LF
+        hm, ss, ends_lf = HM, SS, ENDS_LF
         append = cues.append
         for number, block in enumerate(blocks):
-            if block[12:17] == " --> " and block[29:30] in ends_lf and not depth and number != last:
+            if (
+                block[12:17] == " --> "
+                and block[29:30] in ends_lf
+                and not self.depth
+                and number != last
+            ):
                 # The usual cue (`00:00:01.000 --> 00:00:02.000 ...`, then its text), as
-                # the general path below would read it, in a few steps.
+                # `_timed` would read it, in a few steps.
                 nl = block.find("\n", 29)
                 if nl > 0 and block.find("-->", nl + 1) < 0:
                     try:
@@ -60,85 +67,88 @@ class BlockReader:
                         current = [block[nl + 1 :]]
                         append((start, end, current))
                         continue
-            if depth > 0:
-                depth += block.count("{") - block.count("}")
-                continue
-            arrow = block.find("-->")
-            if arrow < 0:
-                if not block or block.isspace():
-                    continue
-                block = block.lstrip("\n")
-                lines = block.split("\n")
-                if lines[0].startswith("WEBVTT") and (number or not first):
-                    headers += 1  # a joined segment's header
-                    current = None
-                    continue
-                word = lines[0].split(None, 1)[0] if vtt else ""
-                if word in ("NOTE", "STYLE", "REGION"):
-                    if word == "STYLE":
-                        depth = block.count("{") - block.count("}")
-                    continue
-                if number == last and partial_timing(lines[-1]):
-                    raise Truncated(f"the file ends inside a cue timing ({lines[-1].strip()!r})")
-                if current is not None:
-                    current.append(block)  # a blank line inside a cue
-                elif not all(line.startswith(("Region:", "X-TIMESTAMP-MAP")) for line in lines):
-                    skipped += 1
-                continue
-            if block[0] == "\n":
-                block = block.lstrip("\n")
-                arrow = block.find("-->")
-            if block.startswith("WEBVTT") and (number or not first):
-                # A joined segment's header right above its first cue: the cue stays.
-                headers += 1
-                current = None
-                block = block[block.rfind("\n", 0, arrow) + 1 :]
-                arrow = block.find("-->")
-            # The usual shape, without splitting lines: [identifier] timing, then the text.
-            timing = rest = None
-            nl = block.find("\n")
-            if nl < 0:
-                timing, rest = block, ""
-            elif arrow < nl:
-                if block.find("-->", nl + 1) < 0:
-                    timing, rest = block[:nl], block[nl + 1 :]
+            self.current = current
+            if self.depth > 0:
+                self.depth += block.count("{") - block.count("}")
+            elif "-->" not in block:
+                self._text(block, vtt, number == last, bool(number) or not first)
             else:
-                head = block[:nl]
-                second, _, after = block[nl + 1 :].partition("\n")
-                if "-->" in second and "-->" not in after:
-                    timing, rest = second, after
-                    if ids is not None and not head.strip().isdigit():
-                        ids[len(cues)] = head.strip()
-            if timing is None or rest is None:
-                current, n = _scan(block.split("\n"), current, cues, number == last)
-                skipped += n
-                continue
-            times = None
-            if timing[12:17] == " --> " and timing[29:30] in ends:
-                try:  # read_timing's fast path, inlined: this runs once per cue
-                    times = hm[timing[:6]] + ss[timing[6:12]], hm[timing[17:23]] + ss[timing[23:29]]
-                except KeyError:
-                    pass
-            elif timing[13:18] == " --> " and timing[31:32] in ends:
-                try:  # the same past 99 hours (long live streams)
-                    times = hm[timing[:7]] + ss[timing[7:13]], hm[timing[18:25]] + ss[timing[25:31]]
-                except KeyError:
-                    pass
-            if times is None:
-                times = read_timing(timing)
-                if times is None:
-                    if number == last and not rest.strip() and partial_timing(timing):
-                        raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
-                    skipped += 1
-                    current = None
-                    continue
-            if number == last and not rest.strip() and cut_short(timing, times):
+                self._timed(block, cues, ids, number == last, bool(number) or not first)
+            current = self.current
+        self.current = current
+
+    def _text(self, block: str, vtt: bool, is_last: bool, later: bool) -> None:
+        """A block without a timing: blank, a joined segment's header (`later`: not the
+        file's first block), NOTE, STYLE or REGION, or text after a blank line inside a
+        cue."""
+        if not block or block.isspace():
+            return
+        block = block.lstrip("\n")
+        lines = block.split("\n")
+        if lines[0].startswith("WEBVTT") and later:
+            self.headers += 1  # a joined segment's header
+            self.current = None
+            return
+        word = lines[0].split(None, 1)[0] if vtt else ""
+        if word in ("NOTE", "STYLE", "REGION"):
+            if word == "STYLE":
+                self.depth = block.count("{") - block.count("}")
+            return
+        if is_last and partial_timing(lines[-1]):
+            raise Truncated(f"the file ends inside a cue timing ({lines[-1].strip()!r})")
+        if self.current is not None:
+            self.current.append(block)  # a blank line inside a cue
+        elif not all(line.startswith(("Region:", "X-TIMESTAMP-MAP")) for line in lines):
+            self.skipped += 1
+
+    def _timed(
+        self,
+        block: str,
+        cues: list[tuple[float, float, list[str]]],
+        ids: dict[int, str] | None,
+        is_last: bool,
+        later: bool,
+    ) -> None:
+        """A block with a timing: of the usual shape ([identifier] timing, then the text)
+        without splitting its lines, else line by line (`_scan`)."""
+        if block[0] == "\n":
+            block = block.lstrip("\n")
+        arrow = block.find("-->")
+        if block.startswith("WEBVTT") and later:
+            # A joined segment's header right above its first cue: the cue stays.
+            self.headers += 1
+            self.current = None
+            block = block[block.rfind("\n", 0, arrow) + 1 :]
+            arrow = block.find("-->")
+        timing = rest = None
+        nl = block.find("\n")
+        if nl < 0:
+            timing, rest = block, ""
+        elif arrow < nl:
+            if block.find("-->", nl + 1) < 0:
+                timing, rest = block[:nl], block[nl + 1 :]
+        else:
+            head = block[:nl]
+            second, _, after = block[nl + 1 :].partition("\n")
+            if "-->" in second and "-->" not in after:
+                timing, rest = second, after
+                if ids is not None and not head.strip().isdigit():
+                    ids[len(cues)] = head.strip()
+        if timing is None or rest is None:
+            self.current, n = _scan(block.split("\n"), self.current, cues, is_last)
+            self.skipped += n
+            return
+        times = cue_times(timing)
+        if times is None:
+            if is_last and not rest.strip() and partial_timing(timing):
                 raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
-            current = [rest]
-            append((times[0], times[1], current))
-        self.current, self.depth = current, depth
-        self.skipped += skipped
-        self.headers += headers
+            self.skipped += 1
+            self.current = None
+            return
+        if is_last and not rest.strip() and cut_short(timing, times):
+            raise Truncated(f"the file ends inside a cue timing ({timing.strip()!r})")
+        self.current = [rest]
+        cues.append((times[0], times[1], self.current))
 
 
 def _scan(

@@ -189,58 +189,61 @@ class CueReader:
             if self.size > self.document_limit:
                 raise TooLong(self.document_limit)
             buf += self._more()
-        kind = detect(buf)
-        self.format = kind
-        if kind not in ("vtt", "srt"):  # a whole document (XML, JSON, SBV)
-            parts = [buf]
-            while True:
-                if self.size > self.document_limit:
-                    raise TooLong(self.document_limit)
-                if self._eof:
-                    break
-                parts.append(self._more())
-            caps = parse_decoded("".join(parts), self.encoding, rolling=self.rolling)
-            del parts, buf
-            self.whole = caps
-            self.format = caps.format
-            yield caps.cues
+        kind = self.format = detect(buf)
+        if kind not in ("vtt", "srt"):
+            yield self._whole(buf)
             return
         stream = self.stream = CueStream(kind, self.rolling)
         if kind == "vtt":
             buf = self._past_header(buf, stream)
+        yield from self._pieces(stream, buf)
+
+    def _whole(self, buf: str) -> list[Cue]:
+        """The cues of a document parsed whole (XML, JSON, SBV): `buf` and the rest of
+        it, at most `document_limit` bytes."""
+        parts = [buf]
+        del buf
+        while True:
+            if self.size > self.document_limit:
+                raise TooLong(self.document_limit)
+            if self._eof:
+                break
+            parts.append(self._more())
+        caps = parse_decoded("".join(parts), self.encoding, rolling=self.rolling)
+        del parts
+        self.whole = caps
+        self.format = caps.format
+        return caps.cues
+
+    def _pieces(self, stream: CueStream, buf: str) -> Iterator[list[Cue]]:
+        """WebVTT or SRT text (`buf` and the rest of it) fed to `stream` a piece at a
+        time, each cut where a blank line starts."""
         chunk = self.chunk
         while True:
             if not self._eof and len(buf) < chunk:
                 buf += self._more()
                 continue
             if self._eof and len(buf) <= chunk:
-                yield from self._flush(stream)
-                yield stream.feed(buf, final=True)
-                return
-            end = len(buf.rstrip())  # a piece never holds the last text read so far
-            cut = buf.rfind("\n\n", 0, min(chunk, end) if end else len(buf))
-            if cut < 0:
-                cut = buf.find("\n\n", 0, end)
-            if cut > 0 and buf[cut - 1] == "\n":
-                # Inside a run of line feeds, `split` pairs them from where the run starts.
-                cut -= (cut - len(buf[:cut].rstrip("\n"))) % 2
-            if cut < 0:  # one block longer than a piece: read on
-                # The line being read (at most two reads long when it is not the last
-                # by the next look) may not grow past MAX_LINE_CHARS.
-                if len(buf) - buf.rfind("\n") > MAX_LINE_CHARS:
-                    mib = MAX_LINE_CHARS >> 20
-                    raise errors.TooLarge(f"a line of more than {mib} Mi characters: not captions")
-                if self._eof:
-                    yield from self._flush(stream)
-                    yield stream.feed(buf, final=True)
-                    return
-                if len(buf) > MAX_BLOCK_CHARS:
-                    mib = MAX_BLOCK_CHARS >> 20
-                    raise errors.TooLarge(f"more than {mib} MiB of text without a blank line")
-                buf += self._more()
+                break
+            cut = piece_end(buf, chunk)
+            if cut >= 0:
+                piece, buf = buf[:cut], buf[cut + 2 :]
+                yield from self._feed(stream, piece)
                 continue
-            piece, buf = buf[:cut], buf[cut + 2 :]
-            yield from self._feed(stream, piece)
+            # One block longer than a piece: read on. The line being read (at most two
+            # reads long when it is not the last by the next look) may not grow past
+            # MAX_LINE_CHARS, nor the block past MAX_BLOCK_CHARS.
+            if len(buf) - buf.rfind("\n") > MAX_LINE_CHARS:
+                mib = MAX_LINE_CHARS >> 20
+                raise errors.TooLarge(f"a line of more than {mib} Mi characters: not captions")
+            if self._eof:
+                break
+            if len(buf) > MAX_BLOCK_CHARS:
+                mib = MAX_BLOCK_CHARS >> 20
+                raise errors.TooLarge(f"more than {mib} MiB of text without a blank line")
+            buf += self._more()
+        yield from self._flush(stream)
+        yield stream.feed(buf, final=True)
 
     def _past_header(self, buf: str, stream: CueStream) -> str:
         """The text after the WebVTT header, read on as far as needed. A header longer
@@ -269,6 +272,20 @@ class CueReader:
             return replace(self.whole, cues=cues, encoding=self.encoding)
         assert self.stream is not None
         return replace(self.stream.captions(cues), encoding=self.encoding)
+
+
+def piece_end(buf: str, chunk: int) -> int:
+    """Where the next piece of `buf` ends: at the last blank line within `chunk`
+    characters (the first one further on for a longer block), never in the text that
+    ends `buf` (more of it may follow); -1 when there is no such blank line."""
+    end = len(buf.rstrip())
+    cut = buf.rfind("\n\n", 0, min(chunk, end) if end else len(buf))
+    if cut < 0:
+        cut = buf.find("\n\n", 0, end)
+    if cut > 0 and buf[cut - 1] == "\n":
+        # Inside a run of line feeds, `split` pairs them from where the run starts.
+        cut -= (cut - len(buf[:cut].rstrip("\n"))) % 2
+    return cut
 
 
 def parse(data: bytes, *, rolling: bool | None = None, encoding: str | None = None) -> Captions:

@@ -52,7 +52,7 @@ class CueStream:
 
     Memory stays with the piece: cues are cleaned, de-duplicated and labelled as they
     come. What needs more than one cue (see `Decisions`) is decided from the cues of the
-    first DECIDE_CHARS of text, kept raw until then, and holds for the rest."""
+    first DECIDE_CHARS of text, kept uncleaned until then, and holds for the rest."""
 
     def __init__(self, kind: str, rolling: bool | None = None) -> None:
         self.kind = kind
@@ -227,7 +227,9 @@ class CueStream:
         out: list[Cue],
     ) -> None:
         """The cues of `raw` (each one's text its lines joined) cleaned and, when they
-        roll, de-duplicated, appended to `out`; counted on the way for the decisions."""
+        roll, de-duplicated (`rolling`), appended to `out`; counted on the way for the
+        decisions. One loop, the two cues rolling captions are made of taken in a few
+        steps inline: it runs once per cue, hundreds of thousands of times a file."""
         rolling, named = used.rolling, used.named
         append = out.append
         last = self.last
