@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from itertools import islice
 
@@ -43,8 +43,9 @@ class Decisions:
 
 
 _Raw = list[tuple[float, float, list[str]]]
-#: Cues to clean (start, end, text) and their identifiers (by their place in the batch).
-_Batch = tuple[Iterable[tuple[float, float, str]], dict[int, str]]
+#: Cues to clean (start, end, text), as often as asked, and their identifiers (by their
+#: place in the batch).
+_Batch = tuple[Callable[[], Iterable[tuple[float, float, str]]], dict[int, str]]
 
 
 class CueStream:
@@ -102,8 +103,7 @@ class CueStream:
         DECIDE_CHARS of text came, or the last of it."""
         self.fed += len(text)
         text = self._plain(text, False)
-        for cues, ids in self._parse(text, final):
-            self.waiting.append((list(cues), ids))
+        self.waiting += self._parse(text, final)
         del text
         if final or self.fed >= DECIDE_CHARS:
             return self._decide()
@@ -120,13 +120,13 @@ class CueStream:
         guess = Decisions(self.inline_seen, rolling, False, frozenset())
         out: list[Cue] = []
         for cues, ids in waiting:
-            self._clean_dedupe(cues, ids, guess, out)
+            self._clean_dedupe(cues(), ids, guess, out)
         used = Decisions(self.inline_seen, self._rolling(), self._named(), frozenset())
         if used != guess:
             self._restart()
             out = []
             for cues, ids in waiting:
-                self._clean_dedupe(cues, ids, used, out)
+                self._clean_dedupe(cues(), ids, used, out)
         del waiting
         self._count_labels(out)
         self.used = used = replace(used, labels=self._labels())
@@ -158,7 +158,7 @@ class CueStream:
             text = self._plain(text, used.inline)
         out: list[Cue] = []
         for cues, ids in self._parse(text, final, fast):
-            self._clean_dedupe(cues, ids, used, out)
+            self._clean_dedupe(cues(), ids, used, out)
         return out
 
     def _plain(self, text: str, inline: bool) -> str:
@@ -171,10 +171,11 @@ class CueStream:
         return WORD_TIMINGS.sub("", text) if inline or self.inline_seen else text
 
     def _parse(self, text: str, final: bool, fast: UsualCues | None = None) -> list[_Batch]:
-        """The cues of a piece, each with its text, in batches with their identifiers:
-        the cue held from the piece before first; the last cue held for the next piece
-        (text after a blank line may still belong to it) unless `final`. By one regex
-        call when every block is a cue of the usual shape, else block by block."""
+        """The cues of a piece, each with its text, in batches with their identifiers
+        (each to read as often as needed: it stays as it is): the cue held from the
+        piece before first; the last cue held for the next piece (text after a blank
+        line may still belong to it) unless `final`. By one regex call when every block
+        is a cue of the usual shape, else block by block."""
         ids: dict[int, str] = {}
         raw = self.held
         if self.held_id is not None:
@@ -195,14 +196,17 @@ class CueStream:
             else:
                 self.held, self.held_id = [(starts[n], ends[n], [texts[n]])], None
                 self.reader.current = self.held[0][2]
-            return [(joined_lines(raw), ids), (islice(zip(starts, ends, texts), n), {})]
+            return [
+                (lambda: joined_lines(raw), ids),
+                (lambda: islice(zip(starts, ends, texts), n), {}),
+            ]
         self.reader.feed(text, self.kind == "vtt", raw, ids, final)
         del text
         if final or not raw:
             self.held, self.held_id = [], None
         else:
             self.held, self.held_id = [raw.pop()], ids.pop(len(raw), None)
-        return [(joined_lines(raw), ids)]
+        return [(lambda: joined_lines(raw), ids)]
 
     def _rolling(self) -> bool:
         """Rolling captions: forced, or most cues so far open with the last line of the
