@@ -271,7 +271,15 @@ class CueStream:
                         and "{" not in new
                         and new.isascii()
                     ):
-                        line = " ".join(new.split()) if len(new) < LONG else spaced(new)
+                        if (
+                            new[:1] != " "
+                            and new[-1:] != " "
+                            and "  " not in new
+                            and new.isprintable()
+                        ):
+                            line = new  # single-spaced already (and not empty)
+                        else:
+                            line = " ".join(new.split()) if len(new) < LONG else spaced(new)
                         if line:
                             rolled += 1
                             after_text = True
