@@ -21,7 +21,7 @@ and SRT blocks), `vtt` (WebVTT's header and word timings), `stream` (cues cleane
 de-duplicated and labelled as they come), `cues` (the model and the cleaning),
 `rolling` (YouTube's rolling repeats), `speakers` (`NAME:` labels), `sbv`, `ttml`,
 `youtube` (json3, srv1-3), `worker` (the second process). This module is what the rest
-of xdl uses.
+of xdl uses; its constants are copies (to change one, change it where it is defined).
 """
 
 from __future__ import annotations

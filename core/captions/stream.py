@@ -95,7 +95,6 @@ class CueStream:
         if used is None:
             return self._gather(text, final)
         out = self._read(text, final, prepared, used)
-        self._count_labels(out)
         return self._apply_labels(out, used.labels)
 
     def _gather(self, text: str, final: bool) -> list[Cue]:
@@ -331,6 +330,7 @@ class CueStream:
         return n >= 2 and n >= self.ids_total / 2 and self.ids_seen is None
 
     def _count_labels(self, cues: list[Cue]) -> None:
+        """The `NAME:` labels at the start of cues, for the decisions (see `_labels`)."""
         self.count += len(cues)
         found = self.found
         for cue in cues:
