@@ -7,8 +7,8 @@ count). `convert` makes the same Markdown from a whole parse (`captions.parse`).
 
 from __future__ import annotations
 
+import functools
 import io
-import json
 import math
 import os
 import re
@@ -20,7 +20,6 @@ from typing import IO, Any, Literal
 
 from . import captions, errors
 from .captions import Captions, Cue, gc_paused, parse
-from .inputs import shown
 
 #: The largest caption document read, in bytes. Real ones are a few MB (a 10-hour
 #: stream's automatic captions); reading more would only fill memory (/dev/zero).
@@ -30,10 +29,19 @@ SoundLabels = Literal["keep", "drop"]
 
 _SENTENCE_END = frozenset(".!?…。！？")
 #: Scripts written without spaces between words (Han, kana), and their punctuation.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_CJK_TEXT = re.compile(
+_CJK_CHARS = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+_CJK_TEXT_CHARS = (
     r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
 )
+
+
+@functools.cache
+def _cjk(text: bool = False) -> re.Pattern[str]:
+    """Han and kana (`text`: and their punctuation), compiled when first needed: only
+    text that is not ASCII asks, and the compiling is a third of this module's import."""
+    return re.compile(_CJK_TEXT_CHARS if text else _CJK_CHARS)
+
+
 _CLOSERS = frozenset("\"')]}”’»")
 _SOUND = re.compile(r"\s*(?:\[[^\[\]\n]*\]|\([^()\n]*\))")
 _LABEL = re.compile(r"^([A-Z][A-Z0-9'. -]{0,40}[A-Z0-9.]):$")
@@ -77,11 +85,11 @@ def join_words(parts: Sequence[str]) -> str:
     """Pieces of text joined by spaces, except between two pieces of a script written
     without spaces (Chinese, Japanese): there, as the source wrote them."""
     joined = " ".join(parts)
-    if joined.isascii() or not _CJK_TEXT.search(joined):
+    if joined.isascii() or not _cjk(True).search(joined):
         return joined
     out = [parts[0]] if parts else []
     for part in parts[1:]:
-        if not (_CJK_TEXT.match(part[:1]) and _CJK_TEXT.match(out[-1][-1:])):
+        if not (_cjk(True).match(part[:1]) and _cjk(True).match(out[-1][-1:])):
             out.append(" ")
         out.append(part)
     return "".join(out)
@@ -95,8 +103,8 @@ def count_words(text: str) -> int:
         return _count_long(text)
     if text.isascii():
         return len(text.split())
-    han = len(_CJK.findall(text))
-    return han + len(_CJK_TEXT.sub(" ", text).split()) if han else len(text.split())
+    han = len(_cjk().findall(text))
+    return han + len(_cjk(True).sub(" ", text).split()) if han else len(text.split())
 
 
 _WORD = re.compile(r"\S+")
@@ -104,10 +112,10 @@ _WORD = re.compile(r"\S+")
 
 def _count_long(text: str) -> int:
     """`count_words` of a long text, in constant memory."""
-    han = sum(1 for _ in _CJK.finditer(text))
+    han = sum(1 for _ in _cjk().finditer(text))
     if not han:
         return sum(1 for _ in _WORD.finditer(text))
-    rest = re.compile(rf"(?:(?!{_CJK_TEXT.pattern})\S)+")
+    rest = re.compile(rf"(?:(?!{_CJK_TEXT_CHARS})\S)+")
     return han + sum(1 for _ in rest.finditer(text))
 
 
@@ -176,32 +184,33 @@ class Paragraphs:
         drop_sounds = layout.sound_labels == "drop"
         speakers = layout.speakers
         gap = layout.gap
-        for cue in cues:
-            chapter = None
-            while next_chapter < len(chapters) and cue.start >= chapters[next_chapter][0] - 0.001:
-                chapter = chapters[next_chapter][1]
-                next_chapter += 1
-            if chapter is not None:
+        n_chapters = len(chapters)
+        for start, end, text, cue_speaker, cue_words in cues:
+            if next_chapter < n_chapters and start >= chapters[next_chapter][0] - 0.001:
+                chapter = None
+                while next_chapter < n_chapters and start >= chapters[next_chapter][0] - 0.001:
+                    chapter = chapters[next_chapter][1]
+                    next_chapter += 1
                 para = None
-                out.append(Paragraph(cue.start, None, [], 0, chapter))
-            if cue.speaker is not None and cue.speaker != speaker:
-                speaker = cue.speaker
+                out.append(Paragraph(start, None, [], 0, chapter))
+            if cue_speaker is not None and cue_speaker != speaker:
+                speaker = cue_speaker
                 para = None
             if (
                 para is not None
                 and prev_end is not None
-                and cue.start - prev_end >= gap
+                and start - prev_end >= gap
                 and para.parts
                 and (
                     not punctuated
                     or ends_sentence(para.parts[-1])
                     or para.parts[-1][-1] in ")]"
-                    or cue.start - prev_end >= 4 * gap
+                    or start - prev_end >= 4 * gap
                 )
             ):
                 para = None
-            prev_end = cue.end
-            text = cue.text
+            prev_end = end
+            text_of_cue = text
             if drop_sounds and ("[" in text or "(" in text):
                 text = " ".join(_drop_sound_labels(text.replace("\n", " ")).split())
                 if not text:
@@ -216,11 +225,13 @@ class Paragraphs:
                     para = None
                     continue
                 n = line.count(" ") + 1 if line.isascii() else count_words(line)
-                if (
-                    para is not None
-                    and para.count + n < (max_words if _no_stop(line) else limit)
-                    and ">>" not in line
-                ):
+                if para is not None and ">>" not in line:
+                    stops = "." in line or "?" in line or "!" in line or "…" in line
+                    fits = para.count + n < (limit if stops else max_words)
+                else:
+                    fits = False
+                if fits:
+                    assert para is not None
                     para.parts.append(line)  # no paragraph can end inside this line
                     para.count += n
                     index += n
@@ -233,15 +244,15 @@ class Paragraphs:
                         if not word:
                             continue
                     if para is None:
-                        at = cue.start
+                        at = start
                         if index:  # what the cue's text tells, once a cue: it may be long
                             if timed is None:
-                                timed = _word_times(cue, text)
+                                timed = _word_times(cue_words, text, text_of_cue)
                             if index < len(timed):
                                 at = timed[index]  # json3, srv3: the word's own time
                             else:
                                 total = total or text.count(" ") + text.count("\n") + 1
-                                at += (cue.end - cue.start) * index / total
+                                at += (end - start) * index / total
                         para = Paragraph(at, speaker, turn=turn)
                         turn = False
                         out.append(para)
@@ -273,12 +284,13 @@ def _words_of(line: str) -> Iterator[str]:
     yield line[start:]
 
 
-def _word_times(cue: Cue, text: str) -> tuple[float, ...]:
-    """The cue's word times when the word counts of `paragraphs` index them: not once
-    sound labels were dropped, nor in a script without spaces (a word is a character)."""
-    if cue.words is None or text is not cue.text:
+def _word_times(words: tuple[float, ...] | None, text: str, said: str) -> tuple[float, ...]:
+    """A cue's word times (`words`, of its text `said`) when the word counts of
+    `paragraphs` index them (in `text`): not once sound labels were dropped, nor in a
+    script without spaces (a word is a character)."""
+    if words is None or text is not said:
         return ()
-    return cue.words if text.isascii() or not _CJK.search(text) else ()
+    return words if text.isascii() or not _cjk().search(text) else ()
 
 
 def _drop_sound_labels(text: str) -> str:
@@ -288,10 +300,6 @@ def _drop_sound_labels(text: str) -> str:
         return " " if text[m.end() : m.end() + 1].isalnum() else ""
 
     return _SOUND.sub(gap, text)
-
-
-def _no_stop(line: str) -> bool:
-    return "." not in line and "?" not in line and "!" not in line and "…" not in line
 
 
 def _escape(text: str) -> str:
@@ -415,6 +423,8 @@ def render_srt(caps: Captions) -> str:
 
 def render_json(caps: Captions) -> str:
     """The cleaned cues as a JSON array of {start, end, speaker, text}."""
+    import json
+
     return json.dumps([c.to_dict() for c in caps.cues], ensure_ascii=False, indent=1) + "\n"
 
 
@@ -488,51 +498,32 @@ def render_stream(
     encoding: str | None = None,
     chunk: int | None = None,
 ) -> Rendered:
-    """Caption bytes from `source` to Markdown written to `sink`, a piece at a time:
-    memory follows the piece (`captions.CHUNK_CHARS`), not the file, for WebVTT and SRT.
-
-    `source` is read again from the start (seek, or a copy kept as it is read) when
-    what the whole file decides differs from what its first piece did; `sink` is then
-    rewritten. Larger than MAX_CAPTION_BYTES is `too_large`."""
-    replay = source if _seekable(source) else _Replay(source)
-    size = _file_size(source)
-    assume: captions.Decisions | None = None
-    for attempt in range(6):
-        replay.seek(0)
-        sink.seek(0)
-        sink.truncate()
-        reader = captions.CueReader(
-            replay.read,
-            rolling=rolling,
-            encoding=encoding,
-            assume=assume,
-            chunk=chunk,
-            limit=MAX_CAPTION_BYTES,
-            document_limit=min(MAX_CAPTION_BYTES, captions.MAX_DOCUMENT_BYTES),
-            size=size,
-        )
-        pending: list[str] = []
-        writer = MarkdownWriter(layout, pending.append)
-        maker = Paragraphs(layout)
-        try:
-            for cues in reader:
-                writer.write(maker.add(cues))
-                if pending:
-                    sink.write("".join(pending).encode("utf-8"))
-                    pending.clear()
-        except captions.Reencode as e:
-            encoding, assume = e.encoding, None
-            continue
-        except captions.TooLong as e:
-            raise too_large(e.limit) from None
-        writer.write(maker.close())
-        writer.close()
-        sink.write("".join(pending).encode("utf-8"))
-        stream = reader.stream
-        if stream is not None and stream.used != (decided := stream.decided()) and attempt < 5:
-            assume = decided  # the first piece decided otherwise than the whole file
-            continue
-        break
+    """Caption bytes from `source` to Markdown written to `sink`, a piece at a time, in
+    one pass: memory follows the piece (`captions.CHUNK_CHARS`), not the file, for
+    WebVTT and SRT. Larger than MAX_CAPTION_BYTES is `too_large`."""
+    reader = captions.CueReader(
+        source.read,
+        rolling=rolling,
+        encoding=encoding,
+        chunk=chunk,
+        limit=MAX_CAPTION_BYTES,
+        document_limit=min(MAX_CAPTION_BYTES, captions.MAX_DOCUMENT_BYTES),
+        size=_file_size(source),
+    )
+    pending: list[str] = []
+    writer = MarkdownWriter(layout, pending.append)
+    maker = Paragraphs(layout)
+    try:
+        for cues in reader:
+            writer.write(maker.add(cues))
+            if pending:
+                sink.write("".join(pending).encode("utf-8"))
+                pending.clear()
+    except captions.TooLong as e:
+        raise too_large(e.limit) from None
+    writer.write(maker.close())
+    writer.close()
+    sink.write("".join(pending).encode("utf-8"))
     return Rendered(
         reader.captions([]),
         reader.size,
@@ -563,46 +554,13 @@ def _file_size(stream: IO[bytes]) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-def _seekable(stream: IO[bytes]) -> bool:
-    try:
-        return stream.seekable()
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
-class _Replay:
-    """A stream that cannot seek (a pipe), kept as it is read so that it can be read
-    again from the start: in memory while small, then in a temporary file."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        import tempfile
-
-        self.stream = stream
-        self.copy = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
-        self.kept = 0
-        self.pos = 0
-
-    def seek(self, pos: int) -> None:
-        self.pos = pos
-
-    def read(self, n: int) -> bytes:
-        if self.pos < self.kept:
-            self.copy.seek(self.pos)
-            data = self.copy.read(min(n, self.kept - self.pos))
-        else:
-            data = self.stream.read(n)
-            self.copy.seek(self.kept)
-            self.copy.write(data)
-            self.kept += len(data)
-        self.pos += len(data)
-        return data
-
-
 def read_source(path: str) -> IO[bytes]:
     """A caption file opened for reading: a directory, a missing file, a name no file
     can have (a NUL byte) or a regular file over MAX_CAPTION_BYTES fails here;
     /dev/zero or a FIFO that never ends fails as it is read (binary, or `too_large`),
     never with a MemoryError."""
+    from .inputs import shown
+
     where = shown(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 (the caller closes it)
@@ -664,15 +622,6 @@ def _size(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def write_new(
-    dest: Path, content: str | bytes | IO[bytes], overwrite: bool, root: Path | None = None
-) -> bool:
-    """Write `dest` whole, never through a link (see `fetch.target.write_new`)."""
-    from .fetch.target import write_new as write
-
-    return write(dest, content, overwrite, root)
-
-
 def convert_file(
     path: str,
     layout: Layout,
@@ -691,6 +640,8 @@ def convert_file(
     import io
     import tempfile
     from contextlib import nullcontext
+
+    from .files import write_new
 
     if isinstance(data, bytes):
         source: IO[bytes] = io.BytesIO(check_size(data))

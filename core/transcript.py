@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from . import errors
 from .captions import Captions, parse
+from .files import write_new
 from .markdown import (
     Layout,
     count_words,
@@ -19,7 +20,6 @@ from .markdown import (
     render_json,
     render_srt,
     render_text,
-    write_new,
 )
 from .names import inside, sanitize_filename
 from .network import NetworkOptions

@@ -237,7 +237,7 @@ def test_a_header_longer_than_the_cap_is_read_past(
 ) -> None:
     """Past MAX_HEADER_CHARS the header is skipped to the next blank line, a piece at a
     time, wherever the pieces are cut."""
-    monkeypatch.setattr(captions, "MAX_HEADER_CHARS", 64)
+    monkeypatch.setattr(captions.reader, "MAX_HEADER_CHARS", 64)
     for head in (b"x" * length, b"x" * length + b"\nKind: captions", b"\n".join([b"y"] * length)):
         doc = b"WEBVTT " + head + b"\n\n00:00:01.000 --> 00:00:02.000\nafter\n"
         for chunk in (16, 17, None):
@@ -638,7 +638,7 @@ def test_short_automatic_captions_are_rolling() -> None:
 def test_live_captions_type_each_word_once() -> None:
     data = (FIXTURES / "youtube_live.vtt").read_bytes()
     parsed = parse(data)
-    assert parsed.format == "srt" and parsed.rolling  # no WEBVTT line
+    assert parsed.format == "vtt" and parsed.rolling  # no WEBVTT line, `.` milliseconds
     out = md(data).split()
     assert out[:6] == ["good", "evening", "everyone", "and", "welcome", "to"]
     assert len(out) == 46 and out[-3:] == ["minutes", "thank", "you"]
@@ -649,6 +649,80 @@ def test_hls_segment_headers_are_counted_not_text() -> None:
     assert parsed.segment_headers == 2 and parsed.skipped_blocks == 0
     text = " ".join(c.text for c in parsed.cues)
     assert "WEBVTT" not in text and "MPEGTS" not in text and "Kind" not in text
+
+
+def _stamp(ms: int) -> str:
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def live_hls(segments: int, between: str) -> tuple[bytes, list[str]]:
+    """Live automatic captions as they are captured from HLS: segment files of six cues,
+    each with its own WEBVTT header, joined end to end (`between`: what ends a segment
+    file); the first segment's header is missing (the capture began inside it). Each cue
+    shows the last two lines said and the line being typed, its new words timed with
+    `<c>`. Written for this test in the shape of the live captures reported in #23 (no
+    such file is copied here); every word is numbered, so a word said twice shows."""
+    said = "good evening and welcome to the city council meeting we hear the public"
+    vocab = said.split()
+    spoken: list[str] = []
+    lines: list[list[str]] = [[]]
+    blocks = []
+    t = 1000
+    for n in range(segments * 6):
+        new = [f"{vocab[(n + k) % len(vocab)]}{len(spoken) + k}" for k in range(1 + n % 3)]
+        spoken += new
+        typing = lines[-1]
+        first = [] if typing else new[:1]
+        timed = "".join(
+            f"<{_stamp(t + 90 * (k + 1))}><c> {w}</c>" for k, w in enumerate(new[len(first) :])
+        )
+        current = " ".join(typing + first) + timed
+        shown = [" ".join(line) for line in lines[-3:-1]] + [current]
+        blocks.append(
+            f"{_stamp(t)} --> {_stamp(t + 400)} align:start position:0%\n" + "\n".join(shown)
+        )
+        typing += new
+        if len(typing) >= 6:
+            lines = [*lines[-2:], []]
+        t += 410
+    out = []
+    for s in range(segments):
+        head = f"WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{900_000 + 540_000 * s},LOCAL:00:00:00.000\n\n"
+        out.append((head if s else "") + "\n\n".join(blocks[6 * s : 6 * s + 6]) + between)
+    return "".join(out).encode(), spoken
+
+
+@pytest.mark.parametrize("between", ["\n\n", "\n"])
+@pytest.mark.parametrize("chunk", [None, 4096])
+def test_live_captions_joined_from_hls_segments_say_each_word_once(
+    between: str, chunk: int | None
+) -> None:
+    """No WEBVTT first, 199 segment headers further on: WebVTT (it was read as SRT). A
+    segment that ends without a blank line puts the next one's header under its last
+    cue's text: the header is still a header, and the repeats under it still go."""
+    data, spoken = live_hls(200, between)
+    assert not data.startswith(b"WEBVTT") and data.count(b"WEBVTT") == 199
+    parsed = parse(data)
+    assert parsed.format == "vtt" and parsed.rolling
+    assert parsed.segment_headers == 199 and parsed.skipped_blocks == 0
+    whole = md(data)
+    assert whole.split() == spoken  # each word once, in order; no WEBVTT, no MPEGTS
+    text, done = markdown.markdown_of(data, markdown.Layout()) if chunk is None else (None, None)
+    if chunk is not None:
+        import io
+
+        sink = io.BytesIO()
+        done = markdown.render_stream(io.BytesIO(data), markdown.Layout(), sink, chunk=chunk)
+        text = sink.getvalue().decode()
+    assert text == whole and done is not None and done.caps.segment_headers == 199
+
+
+def test_a_timing_line_first_with_a_comma_is_still_srt() -> None:
+    """Only a first timing written the WebVTT way (`.`), or WEBVTT lines, make a file
+    without a header WebVTT: SubRip's own `,` stays SubRip."""
+    assert parse(b"00:00:01,000 --> 00:00:02,000\nhello\n").format == "srt"
+    assert parse(b"1\n00:00:01.000 --> 00:00:02.000\nhello\n").format == "srt"
+    assert parse(b"00:00:01.000 --> 00:00:02.000\nhello\n").format == "vtt"
 
 
 @pytest.mark.parametrize(
@@ -720,6 +794,27 @@ def test_zoom_names_with_a_role_and_a_cue_without_a_name() -> None:
     assert out.startswith("**Maria Ortiz (TA):** Shall we start\n\n**Ken Sato:** sure, go.")
     quiet = md(doc, speakers=False)  # names gone, a turn still a paragraph
     assert quiet.startswith("Shall we start\n\nsure, go.") and "Ken" not in quiet
+
+
+def test_zoom_a_cue_without_a_name_that_opens_with_a_phrase_and_a_colon() -> None:
+    """A cue Zoom could not name, whose words open with a capitalised phrase and a colon
+    (`Action items: ...`), continues the turn before it: the phrase is words said, not a
+    speaker (it was taken for one, and its two words were lost). A name seen once,
+    written as names are, is still one (`Li Wei`, `Maria de Souza`)."""
+    doc = (
+        b"WEBVTT\n\n1\n00:00:00.510 --> 00:00:03.550\nMaria de Souza: Thanks all for coming\n\n"
+        b"2\n00:00:03.790 --> 00:00:07.080\nKen Sato: I will keep it short. And then\n\n"
+        b"3\n00:00:07.170 --> 00:00:09.520\nAction items: send the notes, book the room\n\n"
+        b"4\n00:00:09.830 --> 00:00:12.050\nKen Sato: that is all.\n\n"
+        b"5\n00:00:12.300 --> 00:00:14.050\nLi Wei: None from QA.\n"
+    )
+    parsed = parse(doc)
+    speakers = [c.speaker for c in parsed.cues]
+    assert speakers == ["Maria de Souza", "Ken Sato", "Ken Sato", "Ken Sato", "Li Wei"]
+    assert parsed.cues[2].text == "Action items: send the notes, book the room"
+    out = md(doc)
+    assert "Action items: send the notes" in out and "**Action items:**" not in out
+    assert "**Li Wei:** None from QA." in out and "**Maria de Souza:** Thanks" in out
 
 
 def test_apple_lyrics_as_apple_writes_them() -> None:

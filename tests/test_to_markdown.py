@@ -314,8 +314,8 @@ def test_rolling_captions_in_pieces(chunk: int | None) -> None:
 
 
 def test_what_only_a_later_piece_shows_decides_for_the_whole_file() -> None:
-    """Creator-made-looking cues first, YouTube's word timings only further on: the word
-    timings still decide (the file is read again), as when it is read whole."""
+    """Creator-made-looking cues first, YouTube's word timings only further on: within
+    the first DECIDE_CHARS, the word timings still decide, however small the pieces."""
     from xdl.core import markdown
 
     plain = "".join(
@@ -325,6 +325,42 @@ def test_what_only_a_later_piece_shows_decides_for_the_whole_file() -> None:
     whole, caps, _ = markdown.convert(data, markdown.Layout())
     assert caps.rolling
     assert streamed(data, 200)[1] == whole
+
+
+def test_the_source_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the start of a file decides holds for all of it: past DECIDE_CHARS nothing is
+    read again (it used to be, up to six times, when a later piece decided otherwise),
+    and the cues read before the decision are not lost."""
+    import io
+
+    from xdl.core import captions, markdown
+
+    plain = "".join(
+        f"00:00:{i:02d}.000 --> 00:00:{i:02d}.500\nline number {i}\n\n" for i in range(40)
+    )
+    data = ("WEBVTT\n\n" + plain).encode() + rolling(20_000)[len(b"WEBVTT\n") :]
+    monkeypatch.setattr(captions.stream, "DECIDE_CHARS", 1000)
+
+    class Once(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data, self.sent = memoryview(data), 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            n = min(len(buffer), len(self.data) - self.sent)
+            buffer[:n] = self.data[self.sent : self.sent + n]
+            self.sent += n
+            return n
+
+    source = Once()
+    sink = io.BytesIO()
+    done = markdown.render_stream(source, markdown.Layout(), sink, chunk=200)  # type: ignore[arg-type]
+    assert source.sent == len(data) == done.source_size
+    text = sink.getvalue().decode()
+    assert text.startswith("line number 0 line number 1 ")
+    assert not done.caps.rolling  # decided by the plain cues it started with
 
 
 def unusual_rolling(size: int) -> bytes:
@@ -354,7 +390,8 @@ def test_a_second_process_reading_ahead_changes_nothing(
     """Past PARALLEL_BYTES, a worker process reads the next piece (word timings off, cues
     found) while this one cleans the current one: the same Markdown and counts as the
     file read whole, and the worker is gone afterwards."""
-    from xdl.core import caption_worker, captions, markdown
+    from xdl.core import captions, markdown
+    from xdl.core.captions import worker as caption_worker
 
     data = make(300_000)
     whole, caps, paras = markdown.convert(data, markdown.Layout(timestamps=True))
@@ -363,7 +400,8 @@ def test_a_second_process_reading_ahead_changes_nothing(
     recv, start = worker.recv, worker.__init__
     monkeypatch.setattr(worker, "recv", lambda w: received.append(1) or recv(w))
     monkeypatch.setattr(worker, "__init__", lambda w: start(w) or pids.append(w._pid))
-    monkeypatch.setattr(captions, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(captions.reader, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(captions.stream, "DECIDE_CHARS", 4096)  # decided on the first pieces
     row, text = streamed(data, chunk, timestamps=True)
     assert text == whole
     assert row["duplicates_removed"] == caps.duplicates_removed > 1000
@@ -378,7 +416,8 @@ def test_a_file_known_to_be_large_gets_its_worker_at_the_second_piece(
 ) -> None:
     """A regular file's size is known before it is read: past PARALLEL_BYTES, the worker
     takes the second piece already (a pipe has to be read that far first)."""
-    from xdl.core import caption_worker, captions, markdown
+    from xdl.core import captions, markdown
+    from xdl.core.captions import worker as caption_worker
 
     data = rolling(300_000)
     path = tmp_path / "auto.vtt"
@@ -388,7 +427,8 @@ def test_a_file_known_to_be_large_gets_its_worker_at_the_second_piece(
     worker = caption_worker.Worker
     send = worker.send
     monkeypatch.setattr(worker, "send", lambda w, t: sent.append(len(t)) or send(w, t))
-    monkeypatch.setattr(captions, "PARALLEL_BYTES", 200_000)
+    monkeypatch.setattr(captions.reader, "PARALLEL_BYTES", 200_000)
+    monkeypatch.setattr(captions.stream, "DECIDE_CHARS", 4096)  # decided on the first piece
     _, text = markdown.convert_file(str(path), markdown.Layout(), output="-", chunk=65536)
     assert text == whole
     pieces = len(data) // 65536
@@ -398,7 +438,8 @@ def test_a_file_known_to_be_large_gets_its_worker_at_the_second_piece(
 def test_a_worker_that_dies_is_done_without(monkeypatch: pytest.MonkeyPatch) -> None:
     import signal
 
-    from xdl.core import caption_worker, captions, markdown
+    from xdl.core import captions, markdown
+    from xdl.core.captions import worker as caption_worker
 
     data = rolling(300_000)
     whole, _, _ = markdown.convert(data, markdown.Layout())
@@ -413,7 +454,8 @@ def test_a_worker_that_dies_is_done_without(monkeypatch: pytest.MonkeyPatch) -> 
         return recv(worker)
 
     monkeypatch.setattr(caption_worker.Worker, "recv", dies)
-    monkeypatch.setattr(captions, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(captions.reader, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(captions.stream, "DECIDE_CHARS", 4096)
     assert streamed(data, 4096)[1] == whole
     assert len(calls) == 3
 
@@ -426,7 +468,8 @@ def test_ctrl_c_with_a_worker_exits_130_and_leaves_no_process(tmp_path: Path) ->
 
     data = rolling(600_000)
     script = (
-        "import xdl.core.captions as c; c.PARALLEL_BYTES = 0; c.CHUNK_CHARS = 4096\n"
+        "import xdl.core.captions.reader as c; c.PARALLEL_BYTES = 0; c.CHUNK_CHARS = 4096\n"
+        "import xdl.core.captions.stream as s; s.DECIDE_CHARS = 4096\n"
         "from xdl.cli.main import main; main()"
     )
     proc = subprocess.Popen(
@@ -468,7 +511,9 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_a_file_that_stops_being_utf8_is_read_again_in_its_encoding() -> None:
+def test_a_file_that_stops_being_utf8_is_read_on_in_its_encoding() -> None:
+    """UTF-8 for the first 256 KiB, CP1252 further on: read once, the CP1252 bytes as
+    CP1252 from the first of them; the same whole or a piece at a time."""
     from xdl.core import markdown
 
     cue = "00:00:01.000 --> 00:00:02.000\nplain words\n\n"
@@ -477,7 +522,19 @@ def test_a_file_that_stops_being_utf8_is_read_again_in_its_encoding() -> None:
     whole, caps, _ = markdown.convert(data, markdown.Layout())
     row, text = streamed(data, 4096)
     assert text == whole and "café" in text
-    assert row["encoding"] == caps.encoding != "utf-8"
+    assert row["encoding"] == caps.encoding == "cp1252"
+
+
+def test_what_was_read_as_utf8_stays_utf8_when_the_file_stops_being_utf8() -> None:
+    """A file joined from a UTF-8 one and a CP1252 one: each part reads as written (the
+    whole file used to be read again as CP1252: `naïve` became `naÃ¯ve`)."""
+
+    cue = "00:00:01.000 --> 00:00:02.000\nnaïve words.\n\n"
+    data = ("WEBVTT\n\n" + cue * 8_000).encode() + cue.replace("naïve", "café").encode("cp1252")
+    assert len(data) > 256 * 1024
+    for chunk in (4096, None):
+        _, text = streamed(data, chunk)
+        assert "naïve" in text and "café" in text and "Ã" not in text
 
 
 def test_a_file_just_over_the_cap_is_too_large(xdl: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ..archive import url_key
+from ..files import temp_name
 from .options import FetchOptions
 from .result import Attempt, FetchResult, since
 from .target import (
@@ -49,7 +50,6 @@ from .target import (
     read_origin,
     record_origin,
     sha256_file,
-    temp_name,
 )
 
 if TYPE_CHECKING:

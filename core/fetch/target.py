@@ -22,10 +22,8 @@ Every downloader writes through a `Target`. It holds, for the download's whole l
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
-import io
 import json
 import os
 import queue
@@ -35,9 +33,19 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .. import errors
+from ..files import (
+    NOFOLLOW,
+    is_no_space,
+    lstat_in,
+    no_space,
+    open_error,
+    open_folder,
+    open_plain,
+    refuse_link,
+)
 from ..names import distinct_name
 from ..ratelimit import TokenBucket
 
@@ -58,9 +66,6 @@ MAX_DISTINCT = 1000
 #: file itself: ~1.2 ms a file on ext4). Its `.part` says whose it is by an xattr.
 SMALL_FILE = 256 * 1024
 
-#: Opening a name in the folder: never through a link, never waiting on a FIFO planted
-#: there (O_NONBLOCK changes nothing for a regular file; a FIFO is then refused).
-_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 #: Link a file by its descriptor (`linkat` through /proc): the file we wrote, not what
 #: is at its name by now.
 _PROC_FD = os.path.isdir("/proc/self/fd")
@@ -74,15 +79,6 @@ def check_size(size: int | None, min_size: int | None, max_size: int | None) -> 
         raise errors.TooLarge(f"{size} bytes is more than --max-size {max_size}", bytes=size)
     if min_size is not None and size < min_size:
         raise errors.TooSmall(f"{size} bytes is less than --min-size {min_size}", bytes=size)
-
-
-def is_no_space(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
-def no_space(where: object, exc: BaseException | None = None) -> errors.NoSpace:
-    why = f": {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else ""
-    return errors.NoSpace(f"the disk is full while writing {where}{why}; the .part is kept")
 
 
 # -- free space ---------------------------------------------------------------------------
@@ -136,43 +132,6 @@ def check_free_space(directory: Path, needed: int, margin: int = FREE_SPACE_MARG
 # -- folders and links --------------------------------------------------------------------
 
 
-def refuse_link(where: object) -> errors.BadInput:
-    return errors.BadInput(f"refusing to write through a symbolic link: {where}")
-
-
-def open_folder(root: Path, parts: tuple[str, ...] = (), create: bool = True) -> int:
-    """A descriptor of `root/parts...`, each folder below `root` opened without following
-    links (and created when missing). `root` itself is the user's `-o`: it may be a link."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    where = root
-    try:
-        for part in parts:
-            if part in ("", ".", ".."):
-                raise errors.BadInput(f"not a folder name inside --output-dir: {part!r}")
-            where = where / part
-            if create:
-                try:
-                    os.mkdir(part, 0o777, dir_fd=fd)
-                except FileExistsError:
-                    pass
-            try:
-                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=fd)
-            except OSError as e:
-                if e.errno == errno.ELOOP:
-                    raise refuse_link(where) from None
-                if e.errno == errno.ENOTDIR:
-                    if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
-                        raise refuse_link(where) from None
-                    raise errors.BadInput(f"not a folder: {where}") from None
-                raise
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
 def check_no_links(folder: Path, stem: str) -> None:
     """BadInput when a symbolic link in `folder` starts with `stem`: where a downloader
     that opens its own files (yt-dlp) would write NAME, NAME.part, NAME.en.vtt..."""
@@ -185,23 +144,6 @@ def check_no_links(folder: Path, stem: str) -> None:
             raise refuse_link(folder / entry.name)
 
 
-def _lstat(name: str, dirfd: int) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-
-
-def _open_error(e: OSError, path: Path) -> errors.XdlError:
-    if e.errno == errno.ELOOP:
-        return refuse_link(path)
-    if e.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO (no reader), a socket, a folder
-        return errors.BadInput(f"refusing to write into {path}: not a plain file")
-    if is_no_space(e):
-        return no_space(path, e)
-    return errors.OutputNotWritable(f"cannot open {path}: {e.strerror}")
-
-
 def _try_lock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -210,27 +152,13 @@ def _try_lock(fd: int) -> bool:
         return False
 
 
-def _open_file(name: str, dirfd: int, flags: int, where: Path) -> int:
-    """Open `name` in the folder without following a link; only regular files, never one
-    with other hard links (its other name may be anywhere)."""
-    try:
-        fd = os.open(name, flags | _NOFOLLOW, 0o644, dir_fd=dirfd)
-    except OSError as e:
-        raise _open_error(e, where / name) from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-        os.close(fd)
-        raise errors.BadInput(f"refusing to write into {where / name}: not a plain file")
-    return fd
-
-
 # -- origins ------------------------------------------------------------------------------
 
 
 def read_origin(dirfd: int, name: str) -> str | None:
     """Where the file `name` came from: its xattr, else the folder's `.xdl-origins`."""
     try:
-        fd = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=dirfd)
+        fd = os.open(name, os.O_RDONLY | NOFOLLOW, dir_fd=dirfd)
     except OSError:
         return None
     try:
@@ -264,7 +192,7 @@ def record_origin(fd: int, dirfd: int, name: str, origin: str) -> None:
             raise no_space(name, e) from None
     line = json.dumps({"name": name, "url": origin}, ensure_ascii=False) + "\n"
     try:
-        out = os.open(ORIGINS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644,
+        out = os.open(ORIGINS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644,
                       dir_fd=dirfd)  # fmt: skip
     except OSError as e:
         if is_no_space(e):
@@ -285,7 +213,7 @@ def record_origin(fd: int, dirfd: int, name: str, origin: str) -> None:
 
 def _origins_file(dirfd: int) -> dict[str, str]:
     try:
-        fd = os.open(ORIGINS_FILE, os.O_RDONLY | _NOFOLLOW, dir_fd=dirfd)
+        fd = os.open(ORIGINS_FILE, os.O_RDONLY | NOFOLLOW, dir_fd=dirfd)
     except OSError:
         return {}
     found: dict[str, str] = {}
@@ -422,7 +350,7 @@ class Target:
             if not self._lock(fd):
                 os.close(fd)
                 return False
-            held = _lstat(self.part_name, self.dirfd)
+            held = lstat_in(self.part_name, self.dirfd)
             st = os.fstat(fd)
             if held is None or (held.st_dev, held.st_ino) != (st.st_dev, st.st_ino):
                 os.close(fd)  # the holder before us renamed or removed it: look again
@@ -442,7 +370,7 @@ class Target:
         if also_ext and not self.name.endswith("." + also_ext):
             names.append(os.path.splitext(self.name)[0] + "." + also_ext)
         for name in names:
-            found = _lstat(name, self.dirfd)
+            found = lstat_in(name, self.dirfd)
             if found is None:
                 continue
             if stat.S_ISLNK(found.st_mode):
@@ -481,10 +409,10 @@ class Target:
         """Our `.part`, opened without following a link and created when missing (only a
         regular file; its links are the caller's to judge)."""
         try:
-            fd = os.open(self.part_name, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644,
+            fd = os.open(self.part_name, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644,
                          dir_fd=self.dirfd)  # fmt: skip
         except OSError as e:
-            raise _open_error(e, self.folder / self.part_name) from None
+            raise open_error(e, self.folder / self.part_name) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise errors.BadInput(
@@ -494,14 +422,14 @@ class Target:
 
     def _part_is(self, st: os.stat_result) -> bool:
         """Whether `.part` is (still) the file of stat `st`."""
-        held = _lstat(self.part_name, self.dirfd)
+        held = lstat_in(self.part_name, self.dirfd)
         return held is not None and (held.st_dev, held.st_ino) == (st.st_dev, st.st_ino)
 
     def _finished_origin(self, part: os.stat_result) -> str | None:
         """The origin of NAME when `.part` (stat `part`) is a second name of it, a file a
         download of ours finished (its origin recorded); else None (a link planted to a
         file elsewhere, or to one of the user's own)."""
-        final = _lstat(self.name, self.dirfd)
+        final = lstat_in(self.name, self.dirfd)
         if final is None or not stat.S_ISREG(final.st_mode):
             return None
         if (final.st_dev, final.st_ino) != (part.st_dev, part.st_ino):
@@ -540,7 +468,7 @@ class Target:
     def _read_meta(self) -> dict[str, Any]:
         self._meta_absent = False
         try:
-            fd = os.open(self.meta_name, os.O_RDONLY | _NOFOLLOW, dir_fd=self.dirfd)
+            fd = os.open(self.meta_name, os.O_RDONLY | NOFOLLOW, dir_fd=self.dirfd)
         except FileNotFoundError:
             self._meta_absent = True
             return {}
@@ -565,7 +493,7 @@ class Target:
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         data = json.dumps({**meta, "url": self.origin}).encode("utf-8")
-        fd = _open_file(self.meta_name, self.dirfd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+        fd = open_plain(self.meta_name, self.dirfd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                         self.folder)  # fmt: skip
         self._wrote_meta = True
         try:
@@ -739,7 +667,7 @@ class Target:
         """Put the file we wrote in place as NAME: the file of our descriptor, whatever
         is at `NAME.part` by now (a `.part` renamed away and replaced, by a link or
         another file, is refused and nothing is put in place)."""
-        if not self._is_ours(_lstat(self.part_name, self.dirfd)):
+        if not self._is_ours(lstat_in(self.part_name, self.dirfd)):
             raise errors.BadInput(
                 f"{self.folder / self.part_name} was replaced while downloading;"
                 " nothing was put in place"
@@ -752,7 +680,7 @@ class Target:
         except FileExistsError:
             raise errors.BadInput(f"{self.final} appeared while downloading; kept it") from None
         except OSError:  # no hard links here (FAT, some network filesystems)
-            if _lstat(self.name, self.dirfd) is not None:
+            if lstat_in(self.name, self.dirfd) is not None:
                 raise errors.BadInput(f"{self.final} appeared while downloading") from None
             self._rename_final()
             return
@@ -760,7 +688,7 @@ class Target:
         # make a new `.part` (and meta) of this name. A kill from here on leaves `.part` a
         # second name of NAME: the next claim removes it.
         self._drop_meta()
-        if self._is_ours(_lstat(self.part_name, self.dirfd)):
+        if self._is_ours(lstat_in(self.part_name, self.dirfd)):
             self._unlink(self.part_name)
 
     def _drop_meta(self) -> None:
@@ -790,7 +718,7 @@ class Target:
         else:
             os.link(self.part_name, name, src_dir_fd=self.dirfd, dst_dir_fd=self.dirfd,
                     follow_symlinks=False)  # fmt: skip
-            if not self._is_ours(_lstat(name, self.dirfd)):  # swapped since we looked
+            if not self._is_ours(lstat_in(name, self.dirfd)):  # swapped since we looked
                 self._unlink(name)
                 raise errors.BadInput(f"{self.folder / self.part_name} was replaced meanwhile")
 
@@ -800,7 +728,7 @@ class Target:
         kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
         self._drop_meta()  # while `.part` is ours (see _rename)
         (os.replace if replace else os.rename)(self.part_name, self.name, **kw)
-        if not self._is_ours(_lstat(self.name, self.dirfd)):
+        if not self._is_ours(lstat_in(self.name, self.dirfd)):
             self._unlink(self.name)
             raise errors.BadInput(f"{self.folder / self.part_name} was replaced meanwhile")
 
@@ -816,7 +744,7 @@ class Target:
             self.finish_writing()
         except errors.XdlError:
             pass
-        if self.fd is not None and self._is_ours(_lstat(self.part_name, self.dirfd)):
+        if self.fd is not None and self._is_ours(lstat_in(self.part_name, self.dirfd)):
             self._unlink(self.meta_name)  # the meta first: the `.part` is ours till it goes
             self._unlink(self.part_name)
             self._wrote_meta = False
@@ -830,12 +758,12 @@ class Target:
             pass
         self._release_space()
         if self.fd is not None:
-            held = _lstat(self.part_name, self.dirfd)
+            held = lstat_in(self.part_name, self.dirfd)
             if self._is_ours(held) and held is not None and held.st_size == 0:
                 # Nothing to resume (ours to remove: we hold its lock; whoever waits for
                 # it looks again). The meta first (see _rename); one we did not write was
                 # left by a run killed before it removed it (a link is not removed).
-                meta = _lstat(self.meta_name, self.dirfd)
+                meta = lstat_in(self.meta_name, self.dirfd)
                 if self._wrote_meta or (meta is not None and stat.S_ISREG(meta.st_mode)):
                     self._unlink(self.meta_name)
                 self._unlink(self.part_name)
@@ -855,68 +783,6 @@ class Target:
 
     def __exit__(self, *exc: object) -> None:
         self.release_folder()
-
-
-def temp_name(name: str, tag: str) -> str:
-    """A temporary name beside `name` that no download is given (a sanitised name never
-    starts with a dot), unique to this process and thread, under 255 bytes."""
-    short = name.encode("utf-8")[:150].decode("utf-8", "ignore")
-    return f".{short}.{os.getpid()}.{threading.get_ident()}.{tag}"
-
-
-def write_new(
-    dest: Path, content: str | bytes | IO[bytes], overwrite: bool, root: Path | None = None
-) -> bool:
-    """Write a file (subtitles, Markdown) whole, from memory or a binary stream: to a new
-    temporary file beside it, then linked into place. False (nothing written) when `dest`
-    exists and `overwrite` is off; a link at `dest`, or in its folders below `root`, is
-    refused."""
-    folder = root if root is not None else dest.parent
-    parts = dest.parent.relative_to(root).parts if root is not None else ()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        dirfd = open_folder(folder, parts)
-    except OSError as e:
-        raise errors.OutputNotWritable(f"cannot write in {folder}: {e.strerror or e}") from None
-    if isinstance(content, str):
-        content = content.encode("utf-8")
-    stream = io.BytesIO(content) if isinstance(content, bytes) else content
-    name = dest.name
-    tmp = temp_name(name, "tmp")
-    kw = {"src_dir_fd": dirfd, "dst_dir_fd": dirfd}
-    try:
-        found = _lstat(name, dirfd)
-        if found is not None and stat.S_ISLNK(found.st_mode):
-            raise refuse_link(dest)
-        if found is not None and not overwrite:
-            return False
-        fd = _open_file(tmp, dirfd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dest.parent)
-        try:
-            while view := memoryview(stream.read(1 << 20)):
-                while view:
-                    view = view[os.write(fd, view) :]
-        except OSError as e:
-            raise (no_space(dest, e) if is_no_space(e) else e) from None
-        finally:
-            os.close(fd)
-        if overwrite:
-            os.replace(tmp, name, **kw)
-            return True
-        try:
-            os.link(tmp, name, follow_symlinks=False, **kw)
-        except FileExistsError:
-            return False
-        except OSError:  # no hard links on this filesystem
-            if _lstat(name, dirfd) is not None:
-                return False
-            os.rename(tmp, name, **kw)
-        return True
-    finally:
-        try:
-            os.unlink(tmp, dir_fd=dirfd)
-        except FileNotFoundError:
-            pass
-        os.close(dirfd)
 
 
 class _Stage:

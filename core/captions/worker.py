@@ -13,7 +13,7 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
-from .captions import Prepared, prepare
+from .vtt import Prepared, prepare
 
 
 class Worker:

@@ -1,0 +1,160 @@
+"""Files that xdl writes whole (subtitles, Markdown) and the rules every file it writes
+follows (SPEC §5): opened relative to a folder's descriptor without following links,
+never into a FIFO or a file with other hard links, written under a temporary name and
+linked into place. The downloads' owned target (`fetch.target`) builds on these.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import IO
+
+from . import errors
+
+#: Opening a name in the folder: never through a link, never waiting on a FIFO planted
+#: there (O_NONBLOCK changes nothing for a regular file; a FIFO is then refused).
+NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def is_no_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(where: object, exc: BaseException | None = None) -> errors.NoSpace:
+    why = f": {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else ""
+    return errors.NoSpace(f"the disk is full while writing {where}{why}; the .part is kept")
+
+
+def refuse_link(where: object) -> errors.BadInput:
+    return errors.BadInput(f"refusing to write through a symbolic link: {where}")
+
+
+def open_folder(root: Path, parts: tuple[str, ...] = (), create: bool = True) -> int:
+    """A descriptor of `root/parts...`, each folder below `root` opened without following
+    links (and created when missing). `root` itself is the user's `-o`: it may be a link."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    where = root
+    try:
+        for part in parts:
+            if part in ("", ".", ".."):
+                raise errors.BadInput(f"not a folder name inside --output-dir: {part!r}")
+            where = where / part
+            if create:
+                try:
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            try:
+                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW, dir_fd=fd)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise refuse_link(where) from None
+                if e.errno == errno.ENOTDIR:
+                    if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                        raise refuse_link(where) from None
+                    raise errors.BadInput(f"not a folder: {where}") from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def lstat_in(name: str, dirfd: int) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def open_error(e: OSError, path: Path) -> errors.XdlError:
+    if e.errno == errno.ELOOP:
+        return refuse_link(path)
+    if e.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO (no reader), a socket, a folder
+        return errors.BadInput(f"refusing to write into {path}: not a plain file")
+    if is_no_space(e):
+        return no_space(path, e)
+    return errors.OutputNotWritable(f"cannot open {path}: {e.strerror}")
+
+
+def open_plain(name: str, dirfd: int, flags: int, where: Path) -> int:
+    """Open `name` in the folder without following a link; only regular files, never one
+    with other hard links (its other name may be anywhere)."""
+    try:
+        fd = os.open(name, flags | NOFOLLOW, 0o644, dir_fd=dirfd)
+    except OSError as e:
+        raise open_error(e, where / name) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(fd)
+        raise errors.BadInput(f"refusing to write into {where / name}: not a plain file")
+    return fd
+
+
+def temp_name(name: str, tag: str) -> str:
+    """A temporary name beside `name` that no download is given (a sanitised name never
+    starts with a dot), unique to this process and thread, under 255 bytes."""
+    short = name.encode("utf-8")[:150].decode("utf-8", "ignore")
+    return f".{short}.{os.getpid()}.{threading.get_ident()}.{tag}"
+
+
+def write_new(
+    dest: Path, content: str | bytes | IO[bytes], overwrite: bool, root: Path | None = None
+) -> bool:
+    """Write a file (subtitles, Markdown) whole, from memory or a binary stream: to a new
+    temporary file beside it, then linked into place. False (nothing written) when `dest`
+    exists and `overwrite` is off; a link at `dest`, or in its folders below `root`, is
+    refused."""
+    folder = root if root is not None else dest.parent
+    parts = dest.parent.relative_to(root).parts if root is not None else ()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        dirfd = open_folder(folder, parts)
+    except OSError as e:
+        raise errors.OutputNotWritable(f"cannot write in {folder}: {e.strerror or e}") from None
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    stream = io.BytesIO(content) if isinstance(content, bytes) else content
+    name = dest.name
+    tmp = temp_name(name, "tmp")
+    kw = {"src_dir_fd": dirfd, "dst_dir_fd": dirfd}
+    try:
+        found = lstat_in(name, dirfd)
+        if found is not None and stat.S_ISLNK(found.st_mode):
+            raise refuse_link(dest)
+        if found is not None and not overwrite:
+            return False
+        fd = open_plain(tmp, dirfd, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dest.parent)
+        try:
+            while view := memoryview(stream.read(1 << 20)):
+                while view:
+                    view = view[os.write(fd, view) :]
+        except OSError as e:
+            raise (no_space(dest, e) if is_no_space(e) else e) from None
+        finally:
+            os.close(fd)
+        if overwrite:
+            os.replace(tmp, name, **kw)
+            return True
+        try:
+            os.link(tmp, name, follow_symlinks=False, **kw)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this filesystem
+            if lstat_in(name, dirfd) is not None:
+                return False
+            os.rename(tmp, name, **kw)
+        return True
+    finally:
+        try:
+            os.unlink(tmp, dir_fd=dirfd)
+        except FileNotFoundError:
+            pass
+        os.close(dirfd)
