@@ -7,13 +7,14 @@ count). `convert` makes the same Markdown from a whole parse (`captions.parse`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import math
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -327,6 +328,72 @@ def timestamp_link(url: str, seconds: float) -> str:
     """`url` at a moment: YouTube and most players read `t=SECONDS`."""
     sep = "&" if "?" in url else "?"
     return f"{url}{sep}t={int(seconds)}"
+
+
+#: An info.json larger than this is not read (yt-dlp's are a few MB with every format).
+MAX_INFO_BYTES = 64 << 20
+
+
+def with_info(layout: Layout, info: Mapping[str, Any], url: str | None = None) -> Layout:
+    """`layout` with what an item's yt-dlp metadata says: its title (as `# heading`
+    unless one was given), its chapters (`##` sections at their times) and, with
+    timestamps, its page (each paragraph's time links there, `&t=SECONDS`)."""
+    title = info.get("title") if isinstance(info.get("title"), str) else None
+    page = info.get("webpage_url") if isinstance(info.get("webpage_url"), str) else None
+    link = (page or url) if layout.timestamps else None
+    return dataclasses.replace(
+        layout, title=layout.title or title, chapters=chapters_of(info), link=link
+    )
+
+
+def chapters_of(info: Mapping[str, Any]) -> list[tuple[float, str]]:
+    """(start seconds, title) of an item's chapters; one the site wrote wrong (no title,
+    a start that is not a finite number) is left out, never an error."""
+    listed = info.get("chapters")
+    out: list[tuple[float, str]] = []
+    for c in listed if isinstance(listed, list) else []:
+        if not isinstance(c, dict) or not isinstance(c.get("title"), str) or not c["title"]:
+            continue
+        try:
+            start = float(c.get("start_time") or 0)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if math.isfinite(start):
+            out.append((start, c["title"]))
+    return out
+
+
+def read_info(path: str) -> dict[str, Any]:
+    """An item's metadata from `NAME.info.json` (`xdl fetch --write-info-json`): a
+    regular file holding one JSON object, at most MAX_INFO_BYTES (`bad_input` otherwise,
+    `not_found` when missing)."""
+    import json
+
+    from .inputs import shown
+
+    where = shown(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise errors.NotFound(f"no such info file: {where}") from None
+    except (OSError, ValueError) as e:
+        raise errors.BadInput(f"cannot read the info file {where}: {e}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_INFO_BYTES:
+        os.close(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise errors.BadInput(f"not a regular file: {where}")
+        raise errors.BadInput(f"{where} is over {_size(MAX_INFO_BYTES)}: not an info file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_INFO_BYTES + 1)
+    try:
+        info = json.loads(data)
+    except (ValueError, RecursionError):
+        info = None
+    if not isinstance(info, dict):
+        raise errors.BadInput(f"not an info.json (one JSON object): {where}")
+    return info
 
 
 def render_markdown(caps: Captions, layout: Layout) -> tuple[str, list[Paragraph]]:

@@ -4,7 +4,6 @@ published (vtt) or converted by our own code (srt, txt, md, json)."""
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from .markdown import (
     render_json,
     render_srt,
     render_text,
+    with_info,
 )
 from .names import inside, sanitize_filename
 from .network import NetworkOptions
@@ -302,9 +302,7 @@ def _item_transcripts(
             langs = None
     title, item_id = info.get("title"), info.get("id")
     if fmt == "md":
-        chapters = _chapters(info.get("chapters"))
-        link = info.get("webpage_url") or url if layout.timestamps else None
-        layout = replace(layout, title=layout.title or title, chapters=chapters, link=link)
+        layout = with_info(layout, info, url)
     for track in pick(tracks(info), langs, source):
         entry = choose_format(track, fmt)
         data = ytdlp.fetch_text(str(entry["url"]), net=net, headers=entry.get("http_headers"))
@@ -337,22 +335,6 @@ def _item_transcripts(
         body = data if fmt == "vtt" and published == "vtt" else text
         written = write_new(dest, body, overwrite, Path(output_dir or "."))
         yield replace(row, path=str(dest), skipped=None if written else "exists")
-
-
-def _chapters(listed: Any) -> list[tuple[float, str]]:
-    """(start seconds, title) of an item's chapters; one the site wrote wrong (no title,
-    a start that is not a finite number) is left out, never an error."""
-    out: list[tuple[float, str]] = []
-    for c in listed if isinstance(listed, list) else []:
-        if not isinstance(c, dict) or not isinstance(c.get("title"), str) or not c["title"]:
-            continue
-        try:
-            start = float(c.get("start_time") or 0)
-        except (TypeError, ValueError, OverflowError):
-            continue
-        if math.isfinite(start):
-            out.append((start, c["title"]))
-    return out
 
 
 def template_path(output_dir: str, rendered: str, fmt: str) -> Path:

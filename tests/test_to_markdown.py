@@ -565,3 +565,114 @@ def test_a_whole_document_format_has_its_own_cap(xdl: Any, monkeypatch: pytest.M
     assert "TTML" in ran.lines[0]["error"]["message"]
     Path("small.ttml").write_text(ttml[:200] + ttml[-30:])
     assert xdl("to-markdown", "small.ttml").exit_code == 0
+
+
+CHAPTERED = (
+    "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nWelcome everyone.\n\n"
+    "00:01:00.000 --> 00:01:03.000\nNow the details.\n\n"
+    "00:02:00.000 --> 00:02:03.000\nThanks for listening.\n"
+)
+INFO = {
+    "id": "abc",
+    "title": "A Chaptered Talk",
+    "webpage_url": "https://video.example/watch?v=abc",
+    "chapters": [
+        {"start_time": 0, "end_time": 60, "title": "Opening"},
+        {"start_time": 60, "end_time": 120, "title": "Details"},
+        {"start_time": "soon", "title": "A chapter the site wrote wrong"},
+        {"start_time": 120, "end_time": 180, "title": "End"},
+    ],
+}
+LINK = "https://video.example/watch?v=abc&t="
+AS_TRANSCRIPT = (
+    "# A Chaptered Talk\n\n## Opening\n\n"
+    f"[00:00:01]({LINK}1) Welcome everyone.\n\n## Details\n\n"
+    f"[00:01:00]({LINK}60) Now the details.\n\n## End\n\n"
+    f"[00:02:00]({LINK}120) Thanks for listening.\n"
+)
+
+
+def test_info_json_gives_the_title_chapters_and_links(xdl: Any) -> None:
+    """A file fetched earlier with --write-info-json: `--info` makes the same Markdown
+    as `xdl transcript -F md --timestamps` made from the site."""
+    Path("talk.en.vtt").write_text(CHAPTERED)
+    Path("talk.info.json").write_text(json.dumps(INFO))
+    ran = xdl("to-markdown", "--info", "talk.info.json", "--timestamps", "talk.en.vtt")
+    assert ran.exit_code == 0, ran.stderr
+    assert Path("talk.en.md").read_text() == AS_TRANSCRIPT
+    plain = xdl("to-markdown", "--info", "talk.info.json", "--stdout", "talk.en.vtt")
+    assert "[00:" not in plain.stdout and "## Details\n\nNow the details." in plain.stdout
+    titled = xdl("to-markdown", "--info", "talk.info.json", "--title", "Mine", "--stdout",
+                 "talk.en.vtt")  # fmt: skip
+    assert titled.stdout.startswith("# Mine\n\n## Opening")
+
+
+def test_a_fetch_line_s_info_json_is_used(xdl: Any) -> None:
+    """`xdl fetch --subs --write-info-json URL | xdl to-markdown`: the line lists the
+    info.json beside the subtitles, and it is read as --info would be."""
+    Path("talk.en.vtt").write_text(CHAPTERED)
+    Path("talk.info.json").write_text(json.dumps(INFO))
+    line = {
+        "url": "https://video.example/watch?v=abc",
+        "ok": True,
+        "path": "talk.mp4",
+        "files": [
+            {"path": "talk.mp4", "kind": "media"},
+            {"path": "talk.en.vtt", "kind": "subtitles"},
+            {"path": "talk.info.json", "kind": "info_json"},
+        ],
+    }
+    ran = xdl("to-markdown", "--timestamps", input=json.dumps(line) + "\n")
+    assert ran.exit_code == 0, ran.stderr
+    assert Path("talk.en.md").read_text() == AS_TRANSCRIPT
+
+
+@pytest.mark.parametrize("planted", ["missing", "not json", "a list", "a folder", "a fifo"])
+def test_a_bad_info_file_is_a_clear_error(xdl: Any, planted: str) -> None:
+    Path("talk.en.vtt").write_text(CHAPTERED)
+    info = Path("talk.info.json")
+    if planted == "not json":
+        info.write_text("{nope")
+    elif planted == "a list":
+        info.write_text("[1, 2]")
+    elif planted == "a folder":
+        info.mkdir()
+    elif planted == "a fifo":
+        os.mkfifo(info)
+    ran = xdl("to-markdown", "--info", str(info), "talk.en.vtt")
+    assert ran.exit_code == 2, (ran.stdout, ran.stderr)
+    assert "--info" in ran.stderr and "Traceback" not in ran.stderr
+    assert not Path("talk.en.md").exists()
+    # in a fetch line it fails that line only, with a code
+    line = {
+        "url": "u",
+        "ok": True,
+        "files": [
+            {"path": "talk.en.vtt", "kind": "subtitles"},
+            {"path": str(info), "kind": "info_json"},
+        ],
+    }
+    ran = xdl("to-markdown", input=json.dumps(line) + "\n")
+    assert ran.exit_code == 1
+    assert ran.lines[0]["error"]["code"] in ("bad_input", "not_found")
+
+
+def test_fetch_with_info_json_into_to_markdown_end_to_end(xdl_cmd: Any, site: Any) -> None:
+    """The README recipe, checked on what it writes: the note has the page's title and
+    each paragraph's time links back to the page at that moment."""
+    page = site.url("/watch.html")
+    fetched = xdl_cmd("fetch", "--subs", "--write-info-json", "-o", "media", page, timeout=120)
+    assert fetched.exit_code == 0, fetched.stderr
+    kinds = {f["kind"] for f in fetched.lines[0]["files"]}
+    assert {"subtitles", "info_json"} <= kinds
+    ran = xdl_cmd("to-markdown", "--timestamps", input=fetched.stdout.encode(), timeout=60)
+    assert ran.exit_code == 0, ran.stderr
+    info = json.loads(
+        Path(
+            next(f["path"] for f in fetched.lines[0]["files"] if f["kind"] == "info_json")
+        ).read_text()
+    )
+    note = Path(ran.lines[0]["output"]).read_text()
+    assert note.startswith(f"# {info['title']}\n\n")
+    assert f"]({info['webpage_url']}?t=" in note or f"]({info['webpage_url']}&t=" in note
+    assert "Hello from the loopback site." in note

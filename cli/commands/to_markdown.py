@@ -103,6 +103,14 @@ def make_layout(
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the Markdown, not JSON lines.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing .md file.")
 @click.option("--title", metavar="TEXT", help="A `# TEXT` heading at the top.")
+@click.option(
+    "--info",
+    "info_file",
+    metavar="FILE",
+    help="The item's NAME.info.json (fetch --write-info-json): its title as heading, its "
+    "chapters as sections, and with --timestamps each time a link to its page "
+    "[default: the one an `xdl fetch` line lists].",
+)
 @layout_options
 @click.option(
     "--dedupe/--no-dedupe",
@@ -126,6 +134,7 @@ def command(
     to_stdout: bool,
     overwrite: bool,
     title: str | None,
+    info_file: str | None,
     min_words: int,
     max_words: int,
     gap: float,
@@ -162,12 +171,14 @@ def command(
       xdl to-markdown talk.en.vtt
       xdl transcript URL | xdl to-markdown --timestamps
       xdl fetch --subs URL | xdl to-markdown
+      xdl fetch --subs --write-info-json URL | xdl to-markdown --timestamps
+      xdl to-markdown --info talk.info.json --timestamps talk.en.vtt
       curl -s URL/captions.vtt | xdl to-markdown - > talk.md
       xdl to-markdown --stdout --no-speakers --sound-labels drop *.srt
     """
     from xdl.core import errors
     from xdl.core.inputs import iter_inputs
-    from xdl.core.markdown import convert_file, read_capped
+    from xdl.core.markdown import convert_file, read_capped, read_info, with_info
 
     if output and output_dir:
         raise click.UsageError("-o/--output and --output-dir cannot be used together")
@@ -176,6 +187,11 @@ def command(
     if output and to_stdout:
         raise click.UsageError("-o FILE and --stdout cannot be used together")
     layout = make_layout(min_words, max_words, gap, speakers, timestamps, sound_labels, title)
+    if info_file is not None:  # read once, for every input; a bad one is a usage error
+        try:
+            layout = with_info(layout, read_info(info_file))
+        except errors.XdlError as e:
+            raise click.BadParameter(e.message, param_hint="--info") from None
 
     stdin_document: IO[bytes] | None = None
     if not inputs and batch_file is None and sys.stdin is not None and not sys.stdin.isatty():
@@ -204,10 +220,13 @@ def command(
             data = stdin_document or b""
         target = output or ("-" if to_stdout or (item.value == "-" and not output) else None)
         results = []
+        used = layout
+        if info_file is None and (listed := _info_file(item)) is not None:
+            used = with_info(layout, read_info(listed), item.fields.get("url"))
         for path in _caption_files(item):
             result, text = convert_file(
                 path,
-                layout,
+                used,
                 data=data,
                 output=target,
                 output_dir=output_dir,
@@ -244,6 +263,15 @@ def _caption_files(item: Input) -> list[str]:
             "the line lists no subtitle files (fetch with --subs or --auto-subs)"
         )
     return found
+
+
+def _info_file(item: Input) -> str | None:
+    """The info.json a `xdl fetch` line lists (`--write-info-json`), if any."""
+    files = item.fields.get("files")
+    for f in files if isinstance(files, list) else []:
+        if isinstance(f, dict) and f.get("kind") == "info_json" and isinstance(f.get("path"), str):
+            return str(f["path"])
+    return None
 
 
 class _Prefixed(io.RawIOBase):
