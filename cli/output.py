@@ -88,13 +88,7 @@ class Output:
         if self.prints:
             self._print(row)
             return
-        try:
-            line = encodable(_dumps(row))
-            self.stream.write(line + "\n")
-            self.stream.flush()
-        except BrokenPipeError:
-            silence_stdout()
-            raise ReaderGone() from None
+        write_out(encodable(_dumps(row)) + "\n", self.stream)
 
     def _print(self, row: Row) -> None:
         """`--print TEMPLATE`: a line per template for each item that did not fail."""
@@ -102,13 +96,8 @@ class Output:
             return
         from xdl.core.ytdlp import print_template
 
-        try:
-            for template in self.prints:
-                self.stream.write(encodable(print_template(template, row)) + "\n")
-            self.stream.flush()
-        except BrokenPipeError:
-            silence_stdout()
-            raise ReaderGone() from None
+        write_out("".join(encodable(print_template(t, row)) + "\n" for t in self.prints),
+                  self.stream)  # fmt: skip
 
     def fail(self, item: Input | str, error: XdlError, **extra: Any) -> None:
         """A failed line for one input, and a one-line message on stderr."""
@@ -165,6 +154,18 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+def write_out(text: str, stream: IO[str] | None = None) -> None:
+    """`text` on stdout (or `stream`), flushed; a reader that went away (a closed pipe:
+    `| head`) is ReaderGone, which ends the command quietly: the one place for it."""
+    out = stream if stream is not None else sys.stdout
+    try:
+        out.write(text)
+        out.flush()
+    except BrokenPipeError:
+        silence_stdout()
+        raise ReaderGone() from None
 
 
 def silence_stdout() -> None:

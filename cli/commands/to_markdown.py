@@ -328,13 +328,6 @@ def _only_one(items: Any) -> list[Input]:
 
 
 def _print_markdown(text: str, printed: int) -> None:
-    from xdl.cli.output import ReaderGone, silence_stdout
+    from xdl.cli.output import write_out
 
-    try:
-        if printed:
-            sys.stdout.write("\n")
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        silence_stdout()
-        raise ReaderGone() from None
+    write_out(("\n" if printed else "") + text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
@@ -183,11 +182,6 @@ def command(
 
 
 def _print(text: str) -> None:
-    from xdl.cli.output import ReaderGone, silence_stdout
+    from xdl.cli.output import write_out
 
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        silence_stdout()
-        raise ReaderGone() from None
+    write_out(text)
