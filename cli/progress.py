@@ -168,13 +168,8 @@ class JsonProgress:
         """A host refused requests: every download from it waits until `until`."""
         row = {"event": "waiting", "host": host, "time": round(time.time(), 3)}
         row["until"] = round(until, 3)
-        stream = self.stream or sys.stderr
         with self.lock:
-            try:
-                stream.write(json.dumps(row) + "\n")
-                stream.flush()
-            except (BrokenPipeError, ValueError):
-                pass
+            self._line(row)
 
     @contextmanager
     def above(self) -> Iterator[None]:
@@ -210,6 +205,10 @@ class JsonProgress:
             elapsed_s=round(elapsed, 3),
             **extra,
         )
+        self._line(row)
+
+    def _line(self, row: Mapping[str, Any]) -> None:
+        """One event line; a progress reader that went away stops no download."""
         stream = self.stream or sys.stderr
         try:
             stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
