@@ -596,7 +596,7 @@ def test_a_codec_that_refuses_any_bytes_is_one_failed_line(xdl: Any, tmp_path: P
 
 def test_chapters_a_site_wrote_wrong_are_left_out() -> None:
     """A chapter whose start is not a number raised ValueError in `transcript -F md`."""
-    from xdl.core.transcript import _chapters
+    from xdl.core.markdown import chapters_of
 
     listed = [
         {"title": "one", "start_time": "soon"},
@@ -606,8 +606,8 @@ def test_chapters_a_site_wrote_wrong_are_left_out() -> None:
         {"title": "three", "start_time": float("nan")},
         {"title": "four"},
     ]
-    assert _chapters(listed) == [(5.0, "two"), (0.0, "four")]
-    assert _chapters("nothing") == []
+    assert chapters_of({"chapters": listed}) == [(5.0, "two"), (0.0, "four")]
+    assert chapters_of({"chapters": "nothing"}) == []
 
 
 # --- memory: a WebVTT header is never read whole -------------------------------------------
