@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 import re
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -88,8 +89,10 @@ class _StoppablePopen(Popen):  # type: ignore[misc]
 
     def wait(self, timeout: float | None = None) -> int:
         stop: threading.Event | None = getattr(_running, "stop", None)
-        if stop is None or timeout is not None or self._xdl_stopping:
+        if stop is None or timeout is not None:
             return int(super().wait(timeout))
+        if self._xdl_stopping:
+            return self._wait_stopped()
         while True:
             try:
                 code = int(super().wait(0.2))
@@ -105,6 +108,22 @@ class _StoppablePopen(Popen):  # type: ignore[misc]
                 raise KeyboardInterrupt
             return code
 
+
+    def _wait_stopped(self) -> int:
+        """ffmpeg asked to stop (`q` on its stdin, or one Ctrl-C) looks at that only between
+        packets: a live stream that stalls, no new segment listed, keeps it waiting on the
+        playlist for good. A second SIGINT ends that wait, and ffmpeg still finishes its
+        file; SIGKILL only if even that is not heard."""
+        for then in (signal.SIGINT, signal.SIGINT, signal.SIGKILL):
+            try:
+                return int(super().wait(STOP_GRACE))
+            except subprocess.TimeoutExpired:
+                self.send_signal(then)
+        return int(super().wait())
+
+
+#: Seconds a stopped ffmpeg has to finish its file before the next, firmer signal.
+STOP_GRACE = 2.0
 
 # Only ExternalFD's subclasses use this name; each behaves the same with no stop given.
 _external.Popen = _StoppablePopen

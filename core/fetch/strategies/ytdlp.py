@@ -566,6 +566,10 @@ def ytdlp_params(o: FetchOptions) -> dict[str, Any]:
         "noplaylist": o.no_playlist,
         # yt-dlp counts characters: 80 of them stay under 255 bytes even in 3-byte scripts
         "trim_file_name": 80,
+        # ffmpeg (which records live streams) writes each packet as it comes: stopped while
+        # a stalled stream keeps it waiting, it can only be interrupted, and the recording
+        # so far is on disk, not lost in its buffer (see ytdlp._StoppablePopen).
+        "external_downloader_args": {"ffmpeg_o": ["-flush_packets", "1"]},
     }
     fmt = o.format
     if fmt is None and o.audio:
