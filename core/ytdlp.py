@@ -108,7 +108,6 @@ class _StoppablePopen(Popen):  # type: ignore[misc]
                 raise KeyboardInterrupt
             return code
 
-
     def _wait_stopped(self) -> int:
         """ffmpeg asked to stop (`q` on its stdin, or one Ctrl-C) looks at that only between
         packets: a live stream that stalls, no new segment listed, keeps it waiting on the
