@@ -121,9 +121,20 @@ def command(
       xdl transcript URL | xdl to-markdown
       xdl transcript -F txt --stdout URL | wc -w
     """
-    from xdl.core.transcript import get_transcripts
+    from xdl.core.transcript import TranscriptOptions, get_transcripts
 
-    wanted = [x.strip() for x in langs.split(",") if x.strip()] if langs else None
+    options = TranscriptOptions(
+        langs=[x.strip() for x in langs.split(",") if x.strip()] if langs else None,
+        source=source,  # type: ignore[arg-type]
+        fmt=fmt,
+        layout=layout,
+        net=net,
+        output_dir=output_dir,
+        template=template,
+        overwrite=overwrite,
+        write=not to_stdout,
+        rolling=dedupe,
+    )
     items: Any = read_inputs(inputs, batch_file)
     if to_stdout:
         items = list(items)
@@ -155,20 +166,7 @@ def command(
         bars.finished(pending or {"ok": True, "url": item.value})
 
     def transcripts(item: Input) -> Iterator[Any]:
-        for t in get_transcripts(
-            item.value,
-            langs=wanted,
-            source=source,  # type: ignore[arg-type]
-            fmt=fmt,
-            layout=layout,
-            net=net,
-            output_dir=output_dir,
-            template=template,
-            overwrite=overwrite,
-            write=not to_stdout,
-            rolling=dedupe,
-            fields=item.fields,
-        ):
+        for t in get_transcripts(item.value, options, fields=item.fields):
             if to_stdout and not isinstance(t, dict):
                 _print(t.text)
             yield t
