@@ -266,7 +266,7 @@ def streamed(data: bytes, chunk: int | None = None, **kw: Any) -> tuple[dict[str
 
     source = io.BufferedReader(Pipe())
     result, text = markdown.convert_file(
-        "-", markdown.Layout(**kw), data=source, output="-", chunk=chunk
+        "-", markdown.MarkdownOptions(markdown.Layout(**kw)), data=source, output="-", chunk=chunk
     )
     return result.to_dict(), text
 
@@ -429,7 +429,7 @@ def test_a_file_known_to_be_large_gets_its_worker_at_the_second_piece(
     monkeypatch.setattr(worker, "send", lambda w, t: sent.append(len(t)) or send(w, t))
     monkeypatch.setattr(captions.reader, "PARALLEL_BYTES", 200_000)
     monkeypatch.setattr(captions.stream, "DECIDE_CHARS", 4096)  # decided on the first piece
-    _, text = markdown.convert_file(str(path), markdown.Layout(), output="-", chunk=65536)
+    _, text = markdown.convert_file(str(path), markdown.MarkdownOptions(), output="-", chunk=65536)
     assert text == whole
     pieces = len(data) // 65536
     assert len(sent) >= pieces - 2  # all but the first and the last

@@ -104,7 +104,7 @@ def command(
     """
     from xdl.core import errors
     from xdl.core.inputs import iter_inputs
-    from xdl.core.markdown import convert_file, read_capped, read_info, with_info
+    from xdl.core.markdown import MarkdownOptions, convert_file, read_capped, read_info, with_info
 
     if output and output_dir:
         raise click.UsageError("-o/--output and --output-dir cannot be used together")
@@ -118,6 +118,13 @@ def command(
             layout = with_info(layout, read_info(info_file))
         except errors.XdlError as e:
             raise click.BadParameter(e.message, param_hint="--info") from None
+    options = MarkdownOptions(
+        layout=layout,
+        output_dir=output_dir,
+        overwrite=overwrite,
+        rolling=dedupe,
+        encoding=encoding,
+    )
 
     stdin_document: IO[bytes] | None = None
     if not inputs and batch_file is None and sys.stdin is not None and not sys.stdin.isatty():
@@ -146,20 +153,12 @@ def command(
             data = stdin_document or b""
         target = output or ("-" if to_stdout or (item.value == "-" and not output) else None)
         results = []
-        used = layout
+        used = options
         if info_file is None and (listed := _info_file(item)) is not None:
-            used = with_info(layout, read_info(listed), item.fields.get("url"))
+            listed_layout = with_info(layout, read_info(listed), item.fields.get("url"))
+            used = dataclasses.replace(options, layout=listed_layout)
         for path in _caption_files(item):
-            result, text = convert_file(
-                path,
-                used,
-                data=data,
-                output=target,
-                output_dir=output_dir,
-                overwrite=overwrite,
-                rolling=dedupe,
-                encoding=encoding,
-            )
+            result, text = convert_file(path, used, data=data, output=target)
             if target == "-":
                 _print_markdown(text, printed)
                 printed += 1
