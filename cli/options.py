@@ -194,6 +194,75 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
     return headers
 
 
+def layout_options(f: F) -> F:
+    """The paragraph options of `to-markdown` and `transcript -F md|txt`, handed over as
+    `layout` (a --max-words below --min-words is --min-words)."""
+
+    @functools.wraps(f)
+    def wrapper(
+        *args: Any,
+        min_words: int,
+        max_words: int,
+        gap: float,
+        speakers: bool,
+        timestamps: bool,
+        sound_labels: str,
+        **kwargs: Any,
+    ) -> Any:
+        from xdl.core.markdown import Layout
+
+        kwargs["layout"] = Layout(
+            min_words=min_words,
+            max_words=max(max_words, min_words),
+            gap=gap,
+            speakers=speakers,
+            timestamps=timestamps,
+            sound_labels="drop" if sound_labels == "drop" else "keep",
+        )
+        return f(*args, **kwargs)
+
+    return _compose(
+        click.option(
+            "--min-words",
+            type=click.IntRange(min=1),
+            default=50,
+            show_default=True,
+            metavar="N",
+            help="A paragraph ends at a sentence end once it has N words.",
+        ),
+        click.option(
+            "--max-words",
+            type=click.IntRange(min=1),
+            default=250,
+            show_default=True,
+            metavar="N",
+            help="A paragraph never runs past N words (unpunctuated automatic captions).",
+        ),
+        click.option(
+            "--gap",
+            type=click.FloatRange(min=0),
+            default=1.5,
+            show_default=True,
+            metavar="SECONDS",
+            help="A pause this long after a sentence starts a new paragraph.",
+        ),
+        click.option(
+            "--speakers/--no-speakers",
+            default=True,
+            show_default=True,
+            help="**Name:** at each change of speaker (<v Name>, NAME: lines, >>).",
+        ),
+        click.option("--timestamps", is_flag=True, help="Start each paragraph with its time."),
+        click.option(
+            "--sound-labels",
+            type=click.Choice(["keep", "drop"]),
+            default="keep",
+            show_default=True,
+            help="Keep or drop [Music], (laughs) and the like.",
+        ),
+    )(wrapper)  # type: ignore[return-value]
+
+
 def read_inputs(
     inputs: tuple[str, ...], batch_file: IO[bytes] | None, kind: Kind = "url"
 ) -> Iterator[Input]:

@@ -65,6 +65,19 @@ class Layout:
     chapters: Sequence[tuple[float, str]] = ()
 
 
+@dataclass(frozen=True)
+class MarkdownOptions:
+    """What `to-markdown` does with each input: its layout, where NAME.md goes (next to
+    the input unless `output_dir`), whether an existing one is replaced, and how the input
+    is read (`rolling`: None when its content decides, `encoding`: None when detected)."""
+
+    layout: Layout = field(default_factory=Layout)
+    output_dir: str | None = None
+    overwrite: bool = False
+    rolling: bool | None = None
+    encoding: str | None = None
+
+
 @dataclass
 class Paragraph:
     """A paragraph's text as pieces (cue lines or words) joined by spaces."""
@@ -691,18 +704,15 @@ def _size(n: int) -> str:
 
 def convert_file(
     path: str,
-    layout: Layout,
+    options: MarkdownOptions,
     *,
     data: bytes | IO[bytes] | None = None,
     output: str | None = None,
-    output_dir: str | None = None,
-    overwrite: bool = False,
-    rolling: bool | None = None,
-    encoding: str | None = None,
     chunk: int | None = None,
 ) -> tuple[Converted, str]:
     """Convert one caption file (or `data`: its bytes, or a stream of them); write it
-    next to the input (or to `output`, or into `output_dir`) unless `output` is "-".
+    next to the input (or to `output`, or into `options.output_dir`) unless `output` is
+    "-".
     Returns the result and the Markdown ("" when written to a file)."""
     import io
     import tempfile
@@ -716,18 +726,25 @@ def convert_file(
         source = read_source(path) if data is None else data
     owned = source if data is None else nullcontext()  # stdin stays open: not ours
     with owned, tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as sink:
-        done = render_stream(source, layout, sink, rolling=rolling, encoding=encoding, chunk=chunk)
+        done = render_stream(
+            source,
+            options.layout,
+            sink,
+            rolling=options.rolling,
+            encoding=options.encoding,
+            chunk=chunk,
+        )
         if output == "-":
             sink.seek(0)
             return summary(path, None, done), sink.read().decode("utf-8")
         if output:
             dest = Path(output)
-        elif output_dir:
-            dest = Path(output_dir) / markdown_name(path)
+        elif options.output_dir:
+            dest = Path(options.output_dir) / markdown_name(path)
         else:
             dest = Path(path).parent / markdown_name(path)
         sink.seek(0)
-        written = write_new(dest, sink, overwrite)
+        written = write_new(dest, sink, options.overwrite)
     return summary(path, str(dest), done, None if written else "exists"), ""
 
 

@@ -76,6 +76,24 @@ class Transcript:
         return row
 
 
+@dataclass(frozen=True)
+class TranscriptOptions:
+    """What `xdl transcript` does with every input: which tracks (`langs`, `source`), in
+    which format, laid out how, written where (unless `write` is off); `rolling` forces
+    the removal of rolling repeats on or off (None: decided by the content)."""
+
+    langs: Sequence[str] | None = None
+    source: Source | None = None
+    fmt: str = "vtt"
+    layout: Layout = field(default_factory=Layout)
+    net: NetworkOptions | None = None
+    output_dir: str | None = None
+    template: str = DEFAULT_TEMPLATE
+    overwrite: bool = False
+    write: bool = True
+    rolling: bool | None = None
+
+
 def tracks(info: Mapping[str, Any]) -> list[Track]:
     """Every subtitle track of an item: creator-made first, then automatic."""
     out: list[Track] = []
@@ -189,19 +207,7 @@ def render_vtt(caps: Captions) -> str:
 
 
 def get_transcripts(
-    url: str,
-    *,
-    langs: Sequence[str] | None = None,
-    source: Source | None = None,
-    fmt: str = "vtt",
-    layout: Layout | None = None,
-    net: NetworkOptions | None = None,
-    output_dir: str | None = None,
-    template: str = DEFAULT_TEMPLATE,
-    overwrite: bool = False,
-    write: bool = True,
-    rolling: bool | None = None,
-    fields: Mapping[str, Any] | None = None,
+    url: str, options: TranscriptOptions, fields: Mapping[str, Any] | None = None
 ) -> Iterator[Transcript | dict[str, Any]]:
     """Fetch the chosen tracks of `url` (each item of a playlist) and convert them;
     write each under `output_dir` unless `write` is off (then `text` carries it). In a
@@ -211,6 +217,7 @@ def get_transcripts(
     input line) may be one of its entries: named by the feed, with its podcast:transcript."""
     from . import feeds
 
+    net = options.net
     feed = None if feeds.is_entry(fields or {}) else feeds.read(url, net or NetworkOptions())
     if feed is not None:
         if not feed.entries:
@@ -234,20 +241,7 @@ def get_transcripts(
                 yield {"ok": False, "url": url, "entry": item["url"], "title": item["title"],
                        "error": e.to_dict()}  # fmt: skip
                 continue
-        rows = _item_transcripts(
-            url,
-            item,
-            langs,
-            source,
-            fmt,
-            layout or Layout(),
-            net,
-            output_dir,
-            template,
-            overwrite,
-            write,
-            rolling,
-        )
+        rows = _item_transcripts(url, item, options)
         if len(items) == 1 and feed is None:
             yield from rows
             continue
@@ -281,21 +275,12 @@ def entry_info(url: str, fields: Mapping[str, Any], net: NetworkOptions | None) 
 
 
 def _item_transcripts(
-    url: str,
-    info: Mapping[str, Any],
-    langs: Sequence[str] | None,
-    source: Source | None,
-    fmt: str,
-    layout: Layout,
-    net: NetworkOptions | None,
-    output_dir: str | None,
-    template: str,
-    overwrite: bool,
-    write: bool,
-    rolling: bool | None = None,
+    url: str, info: Mapping[str, Any], options: TranscriptOptions
 ) -> Iterator[Transcript]:
     from . import ytdlp
 
+    langs, fmt, layout, rolling = options.langs, options.fmt, options.layout, options.rolling
+    folder = options.output_dir or "."
     if not langs:
         langs = [lang for lang in (info.get("language"), "en") if lang]
         if not any(t.lang.split("-")[0] in langs for t in tracks(info)):
@@ -303,9 +288,11 @@ def _item_transcripts(
     title, item_id = info.get("title"), info.get("id")
     if fmt == "md":
         layout = with_info(layout, info, url)
-    for track in pick(tracks(info), langs, source):
+    for track in pick(tracks(info), langs, options.source):
         entry = choose_format(track, fmt)
-        data = ytdlp.fetch_text(str(entry["url"]), net=net, headers=entry.get("http_headers"))
+        data = ytdlp.fetch_text(
+            str(entry["url"]), net=options.net, headers=entry.get("http_headers")
+        )
         published = str(entry.get("ext") or "vtt").lower()
         if fmt == "vtt" and published == "vtt":
             caps = parse(data, rolling=rolling)  # checks it is captions, counts its words
@@ -327,13 +314,13 @@ def _item_transcripts(
             skipped_blocks=caps.skipped_blocks,
             text=text,
         )
-        if not write:
+        if not options.write:
             yield row
             continue
         fields = {**info, "lang": track.lang, "ext": fmt, "subtitle_source": track.source}
-        dest = template_path(output_dir or ".", ytdlp.render_template(template, fields), fmt)
+        dest = template_path(folder, ytdlp.render_template(options.template, fields), fmt)
         body = data if fmt == "vtt" and published == "vtt" else text
-        written = write_new(dest, body, overwrite, Path(output_dir or "."))
+        written = write_new(dest, body, options.overwrite, Path(folder))
         yield replace(row, path=str(dest), skipped=None if written else "exists")
 
 

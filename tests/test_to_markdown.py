@@ -109,6 +109,17 @@ def test_options_change_the_markdown(xdl: Any) -> None:
     assert ran.stdout == "# My Talk\n\n[00:01:05] Hi.\n"
 
 
+@pytest.mark.parametrize(("min_words", "paragraphs"), [("1", 4), ("6", 2)])
+def test_max_words_is_never_below_min_words(xdl: Any, min_words: str, paragraphs: int) -> None:
+    """Unpunctuated words break at --max-words; a --max-words below --min-words is
+    --min-words."""
+    cues = (f"00:00:{i:02d}.000 --> 00:00:{i + 1:02d}.000\nword{i}\n" for i in range(12))
+    Path("t.vtt").write_text("WEBVTT\n\n" + "\n".join(cues))
+    ran = xdl("to-markdown", "--stdout", "--min-words", min_words, "--max-words", "3", "t.vtt")
+    assert ran.exit_code == 0, ran.stderr
+    assert len(ran.stdout.strip().split("\n\n")) == paragraphs, ran.stdout
+
+
 def test_youtube_auto_captions_through_the_command(xdl: Any) -> None:
     Path("auto.vtt").write_bytes((FIXTURES / "youtube_auto.vtt").read_bytes())
     (row,) = xdl("to-markdown", "auto.vtt").lines
@@ -266,7 +277,7 @@ def streamed(data: bytes, chunk: int | None = None, **kw: Any) -> tuple[dict[str
 
     source = io.BufferedReader(Pipe())
     result, text = markdown.convert_file(
-        "-", markdown.Layout(**kw), data=source, output="-", chunk=chunk
+        "-", markdown.MarkdownOptions(markdown.Layout(**kw)), data=source, output="-", chunk=chunk
     )
     return result.to_dict(), text
 
@@ -429,7 +440,7 @@ def test_a_file_known_to_be_large_gets_its_worker_at_the_second_piece(
     monkeypatch.setattr(worker, "send", lambda w, t: sent.append(len(t)) or send(w, t))
     monkeypatch.setattr(captions.reader, "PARALLEL_BYTES", 200_000)
     monkeypatch.setattr(captions.stream, "DECIDE_CHARS", 4096)  # decided on the first piece
-    _, text = markdown.convert_file(str(path), markdown.Layout(), output="-", chunk=65536)
+    _, text = markdown.convert_file(str(path), markdown.MarkdownOptions(), output="-", chunk=65536)
     assert text == whole
     pieces = len(data) // 65536
     assert len(sent) >= pieces - 2  # all but the first and the last

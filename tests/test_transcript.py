@@ -14,7 +14,7 @@ import pytest
 import media_site
 from xdl.core import errors
 from xdl.core.markdown import Layout
-from xdl.core.transcript import Track, _item_transcripts, pick, tracks
+from xdl.core.transcript import Track, TranscriptOptions, _item_transcripts, pick, tracks
 
 TTML = b"""<?xml version="1.0" encoding="UTF-8"?>
 <tt xmlns="http://www.w3.org/ns/ttml"><body><div>
@@ -193,9 +193,8 @@ def test_chapters_and_timestamp_links(caption_site: Any) -> None:
         ],
         "subtitles": {"en": [{"url": caption_site.url("/subs/chaptered.vtt"), "ext": "vtt"}]},
     }
-    (t,) = _item_transcripts(
-        "u", info, None, None, "md", Layout(timestamps=True), None, None, "", False, False
-    )
+    options = TranscriptOptions(fmt="md", layout=Layout(timestamps=True), write=False)
+    (t,) = _item_transcripts("u", info, options)
     link = "https://video.example/watch?v=abc&t="
     assert t.text == (
         "# A Chaptered Talk\n\n## Opening\n\n"

@@ -165,7 +165,9 @@ def render(out: Path, dirs: list[str], with_generated: bool) -> int:
                     del data
 
                     def run(path: Path = path) -> tuple[str, dict[str, Any]]:
-                        row, text = markdown.convert_file(str(path), markdown.Layout(), output="-")
+                        row, text = markdown.convert_file(
+                            str(path), markdown.MarkdownOptions(), output="-"
+                        )
                         return text, row.to_dict() | {"path": None}
 
                     emit(f"{name} file", outcome(run))

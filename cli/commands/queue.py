@@ -251,68 +251,102 @@ def add(
     return out.close()
 
 
+#: What run_options' options hand over as RunOptions; --per-host and --sleep, declared among
+#: them, pass through to the command: they are the downloader's.
+_RUN_PARAMS = ("jobs", "watch", "max_tasks", "lease", "retries", "backoff", "max_wait", "poll")
+
+
+def run_options(f: F) -> F:
+    """What the runner takes (-j, --watch, --lease, retries...), handed over as `options`."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from xdl.core.queue.run import RunOptions
+
+        kwargs["options"] = RunOptions(**{name: kwargs.pop(name) for name in _RUN_PARAMS})
+        return f(*args, **kwargs)
+
+    for option in reversed(
+        [
+            click.option(
+                "-j",
+                "--jobs",
+                type=click.IntRange(1, 64),
+                default=1,
+                show_default=True,
+                help="Workers.",
+            ),
+            click.option(
+                "--watch", is_flag=True, help="Keep polling for new tasks until interrupted."
+            ),
+            click.option(
+                "--max-tasks",
+                type=click.IntRange(min=1),
+                metavar="N",
+                help="Stop after taking N tasks.",
+            ),
+            click.option(
+                "--lease",
+                type=Seconds(min=0.5),
+                default=60.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="A running task whose runner stops renewing it this long is taken back.",
+            ),
+            click.option(
+                "--retries",
+                type=click.IntRange(min=0),
+                default=3,
+                show_default=True,
+                help="Retry a failed download this many times (not-found and the like: never).",
+            ),
+            click.option(
+                "--backoff",
+                type=Seconds(min=0),
+                default=10.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="Wait before the first retry; doubled for each one after.",
+            ),
+            click.option(
+                "--per-host",
+                type=click.IntRange(min=1),
+                metavar="N",
+                help="At most N downloads from one site at once, across every runner of this queue"
+                " (a task added with a lower --per-host keeps its own).",
+            ),
+            click.option(
+                "--sleep",
+                type=Seconds(min=0),
+                default=0.0,
+                metavar="SECONDS",
+                help="At least this long between two requests to one site, across every runner.",
+            ),
+            click.option(
+                "--max-wait",
+                type=Seconds(min=0, max=30 * 86400.0),
+                default=86400.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="A task whose site refuses it (429, Retry-After) waits for the site without"
+                " spending an attempt, this long at most; then it fails rate_limited.",
+            ),
+            click.option(
+                "--poll",
+                type=Seconds(min=0.05),
+                default=1.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="How often to look for new tasks when there are none.",
+            ),
+        ]
+    ):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
 @command.command("run")
-@click.option(
-    "-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Workers."
-)
-@click.option("--watch", is_flag=True, help="Keep polling for new tasks until interrupted.")
-@click.option(
-    "--max-tasks", type=click.IntRange(min=1), metavar="N", help="Stop after taking N tasks."
-)
-@click.option(
-    "--lease",
-    type=Seconds(min=0.5),
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="A running task whose runner stops renewing it this long is taken back.",
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(min=0),
-    default=3,
-    show_default=True,
-    help="Retry a failed download this many times (not-found and the like: never).",
-)
-@click.option(
-    "--backoff",
-    type=Seconds(min=0),
-    default=10.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Wait before the first retry; doubled for each one after.",
-)
-@click.option(
-    "--per-host",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="At most N downloads from one site at once, across every runner of this queue"
-    " (a task added with a lower --per-host keeps its own).",
-)
-@click.option(
-    "--sleep",
-    type=Seconds(min=0),
-    default=0.0,
-    metavar="SECONDS",
-    help="At least this long between two requests to one site, across every runner.",
-)
-@click.option(
-    "--max-wait",
-    type=Seconds(min=0, max=30 * 86400.0),
-    default=86400.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="A task whose site refuses it (429, Retry-After) waits for the site without"
-    " spending an attempt, this long at most; then it fails rate_limited.",
-)
-@click.option(
-    "--poll",
-    type=Seconds(min=0.05),
-    default=1.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How often to look for new tasks when there are none.",
-)
+@run_options
 @click.option(
     "--status-every",
     type=Seconds(min=0),
@@ -336,16 +370,9 @@ def add(
 @queue_options
 @verbosity_options
 def run(
-    jobs: int,
-    watch: bool,
-    max_tasks: int | None,
-    lease: float,
-    retries: int,
-    backoff: float,
+    options: RunOptions,
     per_host: int | None,
     sleep: float,
-    max_wait: float,
-    poll: float,
     status_every: float,
     metrics_file: str | None,
     exec_cmd: str | None,
@@ -388,34 +415,26 @@ def run(
       */15 * * * * xdl queue run -q >> ~/fetched.jsonl
     """
     from xdl.core import hosts
-    from xdl.core.queue.run import RunOptions, fetch_download
+    from xdl.core.queue.run import fetch_download
 
     store = _store(queue_path, lock_timeout)
-    hosts.share(store.host_board(lease))  # one budget per site for every runner of the queue
+    # one budget per site for every runner of the queue
+    hosts.share(store.host_board(options.lease))
     out = Output(None, None)
     quiet = bool(click.get_current_context().meta.get("xdl.quiet"))
-    with _service_logs(watch):
+    with _service_logs(options.watch):
         total = None
-        if progress == "bars" and not watch:  # the overall bar counts to what is queued now
+        if progress == "bars" and not options.watch:  # the overall bar: what is queued now
             total = store.summary().counts.get("queued", 0)
-            total = min(total, max_tasks) if max_tasks else total
+            total = min(total, options.max_tasks) if options.max_tasks else total
         bars = reporter(progress, total)
         from xdl.core.queue.monitor import Monitor
 
-        monitor = Monitor(store, metrics_file, status_every if watch and not quiet else 0)
+        monitor = Monitor(store, metrics_file, status_every if options.watch and not quiet else 0)
         try:
             report = _run_and_print(
                 store,
-                RunOptions(
-                    jobs=jobs,
-                    watch=watch,
-                    max_tasks=max_tasks,
-                    lease=lease,
-                    retries=retries,
-                    backoff=backoff,
-                    max_wait=max_wait,
-                    poll=poll,
-                ),
+                options,
                 functools.partial(fetch_download, per_host=per_host, sleep=sleep),
                 out,
                 bars,

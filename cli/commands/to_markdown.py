@@ -2,88 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from xdl.cli.options import input_options, read_inputs, verbosity_options
+from xdl.cli.options import input_options, layout_options, read_inputs, verbosity_options
 from xdl.cli.output import Output
 
 if TYPE_CHECKING:
     from xdl.core.inputs import Input
     from xdl.core.markdown import Layout
-
-
-def layout_options(f: Any) -> Any:
-    """The paragraph options shared by `to-markdown` and `transcript -F md|txt`."""
-    for decorator in reversed(
-        [
-            click.option(
-                "--min-words",
-                type=click.IntRange(min=1),
-                default=50,
-                show_default=True,
-                metavar="N",
-                help="A paragraph ends at a sentence end once it has N words.",
-            ),
-            click.option(
-                "--max-words",
-                type=click.IntRange(min=1),
-                default=250,
-                show_default=True,
-                metavar="N",
-                help="A paragraph never runs past N words (unpunctuated automatic captions).",
-            ),
-            click.option(
-                "--gap",
-                type=click.FloatRange(min=0),
-                default=1.5,
-                show_default=True,
-                metavar="SECONDS",
-                help="A pause this long after a sentence starts a new paragraph.",
-            ),
-            click.option(
-                "--speakers/--no-speakers",
-                default=True,
-                show_default=True,
-                help="**Name:** at each change of speaker (<v Name>, NAME: lines, >>).",
-            ),
-            click.option("--timestamps", is_flag=True, help="Start each paragraph with its time."),
-            click.option(
-                "--sound-labels",
-                type=click.Choice(["keep", "drop"]),
-                default="keep",
-                show_default=True,
-                help="Keep or drop [Music], (laughs) and the like.",
-            ),
-        ]
-    ):
-        f = decorator(f)
-    return f
-
-
-def make_layout(
-    min_words: int,
-    max_words: int,
-    gap: float,
-    speakers: bool,
-    timestamps: bool,
-    sound_labels: str,
-    title: str | None = None,
-) -> Layout:
-    from xdl.core.markdown import Layout
-
-    return Layout(
-        min_words=min_words,
-        max_words=max(max_words, min_words),
-        gap=gap,
-        speakers=speakers,
-        timestamps=timestamps,
-        title=title,
-        sound_labels="drop" if sound_labels == "drop" else "keep",
-    )
 
 
 @click.command("to-markdown")
@@ -135,12 +66,7 @@ def command(
     overwrite: bool,
     title: str | None,
     info_file: str | None,
-    min_words: int,
-    max_words: int,
-    gap: float,
-    speakers: bool,
-    timestamps: bool,
-    sound_labels: str,
+    layout: Layout,
     dedupe: bool | None,
     encoding: str | None,
 ) -> int:
@@ -178,7 +104,7 @@ def command(
     """
     from xdl.core import errors
     from xdl.core.inputs import iter_inputs
-    from xdl.core.markdown import convert_file, read_capped, read_info, with_info
+    from xdl.core.markdown import MarkdownOptions, convert_file, read_capped, read_info, with_info
 
     if output and output_dir:
         raise click.UsageError("-o/--output and --output-dir cannot be used together")
@@ -186,12 +112,19 @@ def command(
         output, to_stdout = None, True
     if output and to_stdout:
         raise click.UsageError("-o FILE and --stdout cannot be used together")
-    layout = make_layout(min_words, max_words, gap, speakers, timestamps, sound_labels, title)
+    layout = dataclasses.replace(layout, title=title)
     if info_file is not None:  # read once, for every input; a bad one is a usage error
         try:
             layout = with_info(layout, read_info(info_file))
         except errors.XdlError as e:
             raise click.BadParameter(e.message, param_hint="--info") from None
+    options = MarkdownOptions(
+        layout=layout,
+        output_dir=output_dir,
+        overwrite=overwrite,
+        rolling=dedupe,
+        encoding=encoding,
+    )
 
     stdin_document: IO[bytes] | None = None
     if not inputs and batch_file is None and sys.stdin is not None and not sys.stdin.isatty():
@@ -220,20 +153,12 @@ def command(
             data = stdin_document or b""
         target = output or ("-" if to_stdout or (item.value == "-" and not output) else None)
         results = []
-        used = layout
+        used = options
         if info_file is None and (listed := _info_file(item)) is not None:
-            used = with_info(layout, read_info(listed), item.fields.get("url"))
+            listed_layout = with_info(layout, read_info(listed), item.fields.get("url"))
+            used = dataclasses.replace(options, layout=listed_layout)
         for path in _caption_files(item):
-            result, text = convert_file(
-                path,
-                used,
-                data=data,
-                output=target,
-                output_dir=output_dir,
-                overwrite=overwrite,
-                rolling=dedupe,
-                encoding=encoding,
-            )
+            result, text = convert_file(path, used, data=data, output=target)
             if target == "-":
                 _print_markdown(text, printed)
                 printed += 1

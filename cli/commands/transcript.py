@@ -8,15 +8,21 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from xdl.cli.commands.to_markdown import layout_options, make_layout
 from xdl.cli.config import profile_option
-from xdl.cli.options import input_options, network_options, read_inputs, verbosity_options
+from xdl.cli.options import (
+    input_options,
+    layout_options,
+    network_options,
+    read_inputs,
+    verbosity_options,
+)
 from xdl.cli.output import Output
 from xdl.cli.progress import progress_option, reporter
 from xdl.core.errors import XdlError
 
 if TYPE_CHECKING:
     from xdl.core.inputs import Input
+    from xdl.core.markdown import Layout
     from xdl.core.network import NetworkOptions
 
 
@@ -81,12 +87,7 @@ def command(
     template: str,
     to_stdout: bool,
     overwrite: bool,
-    min_words: int,
-    max_words: int,
-    gap: float,
-    speakers: bool,
-    timestamps: bool,
-    sound_labels: str,
+    layout: Layout,
     dedupe: bool | None,
     net: NetworkOptions,
     progress: str,
@@ -120,10 +121,20 @@ def command(
       xdl transcript URL | xdl to-markdown
       xdl transcript -F txt --stdout URL | wc -w
     """
-    from xdl.core.transcript import get_transcripts
+    from xdl.core.transcript import TranscriptOptions, get_transcripts
 
-    wanted = [x.strip() for x in langs.split(",") if x.strip()] if langs else None
-    layout = make_layout(min_words, max_words, gap, speakers, timestamps, sound_labels)
+    options = TranscriptOptions(
+        langs=[x.strip() for x in langs.split(",") if x.strip()] if langs else None,
+        source=source,  # type: ignore[arg-type]
+        fmt=fmt,
+        layout=layout,
+        net=net,
+        output_dir=output_dir,
+        template=template,
+        overwrite=overwrite,
+        write=not to_stdout,
+        rolling=dedupe,
+    )
     items: Any = read_inputs(inputs, batch_file)
     if to_stdout:
         items = list(items)
@@ -155,20 +166,7 @@ def command(
         bars.finished(pending or {"ok": True, "url": item.value})
 
     def transcripts(item: Input) -> Iterator[Any]:
-        for t in get_transcripts(
-            item.value,
-            langs=wanted,
-            source=source,  # type: ignore[arg-type]
-            fmt=fmt,
-            layout=layout,
-            net=net,
-            output_dir=output_dir,
-            template=template,
-            overwrite=overwrite,
-            write=not to_stdout,
-            rolling=dedupe,
-            fields=item.fields,
-        ):
+        for t in get_transcripts(item.value, options, fields=item.fields):
             if to_stdout and not isinstance(t, dict):
                 _print(t.text)
             yield t
