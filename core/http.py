@@ -25,6 +25,11 @@ from .names import filename_from_content_disposition
 from .network import NetworkOptions
 
 CHUNK = 1 << 20
+#: A body's reads (`chunks`): the smallest asked for, and how long one takes when the
+#: link is fast (ask for more) or slow (ask for less).
+FAST_PIECE = 64 * 1024
+FAST_READ = 0.05
+SLOW_READ = 0.25
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"Mozilla/5.0 (compatible; xdl/{__version__})"
 
@@ -269,28 +274,36 @@ def chunks(
 ) -> Iterator[bytes]:
     """The body in pieces of up to `size` bytes; a broken transfer raised as ours.
 
-    The read size adapts: it doubles while reads come back fast (large chunks, little
-    per-chunk overhead on a fast link) and halves when they are slow, so a slow
-    transfer still yields (and notices a stop) several times a second. `wanted()`, when
-    given, says how many more bytes the reader takes: a read never waits for more, and
-    the body ends when it says 0 (a range that another connection took over).
+    A read does not wait long for its piece, so a slow transfer yields, and notices a
+    stop, as its bytes come (a read of 64 KiB at 2 KiB/s held a Ctrl-C for 30 s). On a
+    slow link a read takes what the connection has (urllib3's read1: one receive); while
+    reads come back fast they ask for more, doubling up to `size` (big pieces: little
+    work per byte), and halve when they turn slow, down to read1 again. `wanted()`,
+    when given, says how many more bytes the reader takes: a read never asks for more,
+    and the body ends when it says 0 (a range that another connection took over).
     """
     raw = resp.raw
-    amount = min(size, 64 * 1024)
+    read_some = getattr(raw, "read1", None)  # urllib3 < 2 has none: reads of a FAST_PIECE
+    amount = 0 if read_some else FAST_PIECE  # 0: what comes (read1)
+    got = 0
     try:
         while True:
-            began = time.monotonic()
-            room = wanted() if wanted is not None else amount
+            room = wanted() if wanted is not None else size
             if room <= 0:
                 return
-            data = raw.read(min(amount, room))
+            began = time.monotonic()
+            if amount:  # to a multiple of FAST_PIECE: the writes stay page-aligned
+                data = raw.read(min(amount - got % FAST_PIECE, room))
+            else:
+                data = read_some(min(FAST_PIECE, room))  # type: ignore[misc]
             if not data:
                 return
-            yield data
+            got += len(data)
             took = time.monotonic() - began
-            if took < 0.05 and amount < size:
-                amount = min(size, amount * 2)
-            elif took > 0.25 and amount > 16 * 1024:
-                amount //= 2
+            if took < FAST_READ and (amount or len(data) >= FAST_PIECE // 4):
+                amount = min(size, max(FAST_PIECE, 2 * amount))
+            elif took > SLOW_READ and amount:
+                amount = amount // 2 if amount > FAST_PIECE else (0 if read_some else amount)
+            yield data
     except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as e:
         raise translate(e, resp.url) from e

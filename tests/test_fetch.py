@@ -43,7 +43,7 @@ def routes(site: Any) -> Any:
             SLOW_BODY,
             etag=media_site.etag_of(SLOW_BODY),
             rate=float(r.query.get("rate", 200 * 1024)),
-            chunk=16 * 1024,
+            chunk=int(r.query.get("chunk", 16 * 1024)),
         )
 
     @site.route("/fetch/fast.bin")
@@ -575,6 +575,27 @@ def test_a_signal_keeps_a_resumable_part(routes: Any, sig: int, code: int) -> No
     (done,) = [json.loads(x) for x in out.decode().splitlines()]
     assert done["resumed_from"] and done["resumed_from"] >= kept
     assert done["sha256"] == sha(SLOW_BODY) == file_sha(work / "slow-etag.bin")
+
+
+def test_a_signal_mid_trickle_stops_without_waiting_for_the_next_bytes(routes: Any) -> None:
+    """A body that trickles (1 KiB every half second): Ctrl-C stops xdl with what came so
+    far, not once a read's worth (64 KiB: 32 s) has come."""
+    work = Path.cwd()
+    url = routes.url("/fetch/slow-etag.bin?rate=2048&chunk=1024")
+    proc = _start(["--strategy", "http", url], work)
+    part = work / "slow-etag.bin.part"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 12, "waited for a read's worth of the body"
+    assert proc.returncode == 130, err.decode()
+    (line,) = [json.loads(x) for x in out.decode().splitlines()]
+    assert line["error"]["code"] == "interrupted"
+    kept = part.read_bytes()
+    assert 0 < len(kept) < 64 * 1024 and kept == SLOW_BODY[: len(kept)]
 
 
 def test_progress_bars_appear_at_a_terminal(routes: Any) -> None:

@@ -246,7 +246,7 @@ def wait_for(condition: Any, timeout: float = 30) -> None:
     "to", ["xdl", pytest.param("its process group", marks=pytest.mark.slow)]
 )  # ~6 s each
 def test_ctrl_c_while_recording_keeps_a_playable_recording(
-    stream: Any, tmp_path: Path, to: str
+    stream: Any, segments: list[bytes], tmp_path: Path, to: str
 ) -> None:
     """SIGINT to xdl alone (kill -INT): xdl stops ffmpeg itself. To the process group (a
     terminal's Ctrl-C): ffmpeg has it too. Either way: the recording so far, finished
@@ -260,7 +260,10 @@ def test_ctrl_c_while_recording_keeps_a_playable_recording(
         start_new_session=to != "xdl",
     )  # fmt: skip
     try:
+        # ffmpeg has written two segments' worth (reading seg3 it may still be probing)
         wait_for(lambda: stream.requests(f"/live/{key}/seg3.ts"))
+        two = len(segments[0]) + len(segments[1])
+        wait_for(lambda: [p for p in out.glob("*.part") if p.stat().st_size >= two])
         if to == "xdl":
             proc.send_signal(signal.SIGINT)
         else:

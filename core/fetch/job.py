@@ -207,5 +207,10 @@ class _Replayed:
         data, self._first = self._first[:amt], self._first[amt:]
         return data
 
+    def read1(self, amt: int = -1, *args: Any, **kwargs: Any) -> bytes:
+        if not self._first:
+            return bytes(self._raw.read1(amt, *args, **kwargs))
+        return self.read(amt if amt > 0 else len(self._first))  # what was read, first
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
