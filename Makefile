@@ -23,15 +23,19 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy core
 
-# The whole suite on every core (pytest-xdist); its last line says how long it took.
+# The whole suite (pytest-xdist); its last line says how long it took. Most tests wait on
+# servers and subprocesses, not on a core: two workers a core, and an idle worker takes
+# tests from a busy one (worksteal), so the slow ones do not all end up last on one.
+JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) * 2 )))
+PYTEST_XDIST := -n $(JOBS) --dist worksteal
 test: lint
-	$(BIN)/pytest -q -n auto
+	$(BIN)/pytest -q $(PYTEST_XDIST)
 
 # The edit loop: no lint, no test marked slow, none of the end-to-end suites that start
 # real servers, several processes or whole pipelines (CI runs them all), first failure stops.
 FAST_SKIP := cookbook queue_pg queue_procs queue_hosts politeness fuzz queue_e2e fetch_target
 test-fast: venv
-	$(BIN)/pytest -q -n auto -x -m "not slow" $(foreach f,$(FAST_SKIP),--ignore=tests/test_$(f).py)
+	$(BIN)/pytest -q $(PYTEST_XDIST) -x -m "not slow" $(foreach f,$(FAST_SKIP),--ignore=tests/test_$(f).py)
 
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" sh examples/demo.sh
