@@ -32,10 +32,12 @@ test: lint
 	$(BIN)/pytest -q $(PYTEST_XDIST)
 
 # The edit loop: no lint, no test marked slow, none of the end-to-end suites that start
-# real servers, several processes or whole pipelines (CI runs them all), first failure stops.
+# real servers, several processes or whole pipelines (CI runs them all), and none that
+# took over half a second the last time it ran (pytest's cache keeps each test's time:
+# the first run, or one after `make test`, teaches it); the first failure stops.
 FAST_SKIP := cookbook queue_pg queue_procs queue_hosts politeness fuzz queue_e2e fetch_target
 test-fast: venv
-	$(BIN)/pytest -q $(PYTEST_XDIST) -x -m "not slow" $(foreach f,$(FAST_SKIP),--ignore=tests/test_$(f).py)
+	$(BIN)/pytest -q $(PYTEST_XDIST) -x -m "not slow" --quick 0.5 $(foreach f,$(FAST_SKIP),--ignore=tests/test_$(f).py)
 
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" sh examples/demo.sh

@@ -18,6 +18,47 @@ from click.testing import CliRunner
 import media_site
 from xdl.cli.main import cli
 
+# -- make test-fast: the tests that were quick the last time they ran ---------------------
+
+#: Where each test's last time (setup, call and teardown, seconds) is kept, by node id.
+DURATIONS = "xdl/durations"
+_timed: dict[str, float] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--quick",
+        type=float,
+        metavar="SECONDS",
+        help="Leave out the tests that took longer than SECONDS the last time they ran "
+        "(make test-fast; a test never timed runs).",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    limit = config.getoption("--quick")
+    if limit is None or getattr(config, "cache", None) is None:
+        return
+    took: dict[str, float] = config.cache.get(DURATIONS, {})
+    slow = [item for item in items if took.get(item.nodeid, 0.0) > limit]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if took.get(item.nodeid, 0.0) <= limit]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _timed[report.nodeid] = _timed.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or getattr(config, "cache", None) is None or not _timed:
+        return  # an xdist worker: its controller saw the same reports
+    took: dict[str, float] = config.cache.get(DURATIONS, {})
+    took.update((name, round(seconds, 3)) for name, seconds in _timed.items())
+    config.cache.set(DURATIONS, took)
+
+
 TESTS = Path(__file__).parent
 
 
