@@ -4,17 +4,19 @@ errors become exit codes (SPEC §4)."""
 from __future__ import annotations
 
 import importlib
-import os
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from xdl.core import __version__
+
+if TYPE_CHECKING:
+    from xdl.cli.output import Run
 
 #: command name -> (module under xdl.cli.commands defining `command`, its one-line help).
 #: The help is repeated here so that `xdl --help` imports no command module (a test
@@ -82,10 +84,15 @@ class XdlGroup(LazyGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> int:
+        from xdl.cli.output import Run
+
+        run = Run()
+        extra.setdefault("obj", run)
         code = _exit_status(
             lambda: super(XdlGroup, self).main(
                 args, prog_name, complete_var, standalone_mode=False, **extra
-            )
+            ),
+            run,
         )
         if standalone_mode:
             sys.exit(code)
@@ -168,7 +175,7 @@ def main() -> None:
     cli.main(prog_name="xdl")
 
 
-def _exit_status(invoke: Callable[[], Any]) -> int:
+def _exit_status(invoke: Callable[[], Any], run: Run | None = None) -> int:
     try:
         code = invoke()
         return code if isinstance(code, int) else 0
@@ -197,7 +204,9 @@ def _exit_status(invoke: Callable[[], Any]) -> int:
         if isinstance(e, XdlError):
             _stderr(f"error: {e.message}")
             return e.exit_code if e.exit_code != 1 else 3
-        if os.environ.get("XDL_DEBUG"):
+        from xdl.cli.output import tracebacks_wanted
+
+        if tracebacks_wanted(run):
             raise
         _stderr(f"internal error: {type(e).__name__}: {e} (XDL_DEBUG=1 shows the traceback)")
         return 3

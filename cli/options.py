@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
@@ -35,7 +34,11 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> An
     elif param.name == "quiet":
         root.setLevel(logging.ERROR)
     elif param.name == "traceback":
-        os.environ["XDL_DEBUG"] = "1"
+        from xdl.cli.output import Run
+
+        run = ctx.find_object(Run)
+        if run is not None:
+            run.tracebacks = True
     ctx.meta[f"xdl.{param.name}"] = value
     return value
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from typing import Any
+
+import pytest
 
 from xdl.cli.output import Output, render_table
 from xdl.core.errors import NotFound
@@ -79,3 +83,23 @@ def test_render_table_never_cuts_the_last_column() -> None:
     assert len(wrapped) > 1 and all(len(line) <= 80 for line in wrapped)
     indent = header.index("MESSAGE")
     assert " ".join(line[indent:] for line in wrapped) == hint
+
+
+def test_traceback_raises_the_bug_and_leaves_the_environment_alone(
+    xdl: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--traceback shows where a bug is; it used to write XDL_DEBUG=1 into the process's
+    environment, which every later command of the process (and each hook) inherited."""
+    from xdl.core import info
+
+    def broken(url: str, **kw: Any) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(info, "get_info", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        xdl("info", "--traceback", "http://127.0.0.1:9/x")
+    assert "XDL_DEBUG" not in os.environ
+    ran = xdl("info", "http://127.0.0.1:9/x")  # the next command line: the bug is a line
+    assert ran.exit_code == 1
+    assert ran.lines[0]["error"]["code"] == "internal_error"
+    assert "internal error: RuntimeError: a bug" in ran.stderr
