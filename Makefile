@@ -28,7 +28,10 @@ lint: venv
 # tests from a busy one (worksteal), so the slow ones do not all end up last on one.
 JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) * 2 )))
 PYTEST_XDIST := -n $(JOBS) --dist worksteal
+# xdl's bytecode first: the suite starts xdl as a process hundreds of times, and under
+# PYTHONDONTWRITEBYTECODE an editable install compiles its modules again at each start.
 test: lint
+	$(BIN)/python -m compileall -q cli core
 	$(BIN)/pytest -q $(PYTEST_XDIST)
 
 # The edit loop: no lint, no test marked slow, none of the end-to-end suites that start
@@ -37,6 +40,7 @@ test: lint
 # the first run, or one after `make test`, teaches it); the first failure stops.
 FAST_SKIP := cookbook queue_pg queue_procs queue_hosts politeness fuzz queue_e2e fetch_target
 test-fast: venv
+	$(BIN)/python -m compileall -q cli core
 	$(BIN)/pytest -q $(PYTEST_XDIST) -x -m "not slow" --quick 0.5 $(foreach f,$(FAST_SKIP),--ignore=tests/test_$(f).py)
 
 demo: venv
