@@ -292,10 +292,12 @@ def chunks(
             if room <= 0:
                 return
             began = time.monotonic()
-            if amount:  # to a multiple of FAST_PIECE: the writes stay page-aligned
+            if amount >= FAST_PIECE:  # to a multiple of it: the writes stay page-aligned
                 data = raw.read(min(amount - got % FAST_PIECE, room))
+            elif amount:  # `size` below FAST_PIECE (a --limit-rate's pieces)
+                data = raw.read(min(amount, room))
             else:
-                data = read_some(min(FAST_PIECE, room))  # type: ignore[misc]
+                data = read_some(min(FAST_PIECE, size, room))  # type: ignore[misc]
             if not data:
                 return
             got += len(data)
