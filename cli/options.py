@@ -16,7 +16,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("xdl")
 
 
-def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+def compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Several decorators as one (an option group), applied in the order written."""
+
     def apply(f: F) -> F:
         for d in reversed(decorators):
             f = d(f)
@@ -43,7 +45,7 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> An
     return value
 
 
-verbosity_options = _compose(
+verbosity_options = compose(
     click.option(
         "-q",
         "--quiet",
@@ -71,7 +73,7 @@ verbosity_options = _compose(
 )
 
 
-exec_options = _compose(
+exec_options = compose(
     click.option(
         "--exec",
         "exec_cmd",
@@ -117,7 +119,7 @@ def input_options(kind: Kind = "url") -> Callable[[F], F]:
     """INPUT... arguments and -a/--batch-file; stdin is read by `read_inputs`."""
     metavar = "[URL]..." if kind == "url" else "[FILE]..."
     what = "URLs" if kind == "url" else "files"
-    return _compose(
+    return compose(
         # Files complete as file names on TAB (click.Path); URLs complete to nothing.
         click.argument(
             "inputs", nargs=-1, metavar=metavar, type=FileArgument() if kind != "url" else None
@@ -162,7 +164,7 @@ def network_options(f: F) -> F:
         kwargs["net"] = NetworkOptions(timeout, proxy, user_agent, parse_headers(headers), cookies)
         return f(*args, **kwargs)
 
-    return _compose(
+    return compose(
         click.option(
             "--timeout",
             type=Seconds(min=0.1),
@@ -224,7 +226,7 @@ def layout_options(f: F) -> F:
         )
         return f(*args, **kwargs)
 
-    return _compose(
+    return compose(
         click.option(
             "--min-words",
             type=click.IntRange(min=1),
@@ -434,7 +436,7 @@ def download_options(f: F) -> F:
         kwargs["options"] = FetchOptions(**values, net=net)
         return f(*args, **kwargs)
 
-    return _compose(
+    return compose(
         click.option(
             "-o",
             "--output-dir",

@@ -17,6 +17,7 @@ from click.shell_completion import CompletionItem
 from xdl.cli.config import profile_option
 from xdl.cli.options import (
     Seconds,
+    compose,
     download_options,
     exec_options,
     input_options,
@@ -266,83 +267,77 @@ def run_options(f: F) -> F:
         kwargs["options"] = RunOptions(**{name: kwargs.pop(name) for name in _RUN_PARAMS})
         return f(*args, **kwargs)
 
-    for option in reversed(
-        [
-            click.option(
-                "-j",
-                "--jobs",
-                type=click.IntRange(1, 64),
-                default=1,
-                show_default=True,
-                help="Workers.",
-            ),
-            click.option(
-                "--watch", is_flag=True, help="Keep polling for new tasks until interrupted."
-            ),
-            click.option(
-                "--max-tasks",
-                type=click.IntRange(min=1),
-                metavar="N",
-                help="Stop after taking N tasks.",
-            ),
-            click.option(
-                "--lease",
-                type=Seconds(min=0.5),
-                default=60.0,
-                show_default=True,
-                metavar="SECONDS",
-                help="A running task whose runner stops renewing it this long is taken back.",
-            ),
-            click.option(
-                "--retries",
-                type=click.IntRange(min=0),
-                default=3,
-                show_default=True,
-                help="Retry a failed download this many times (not-found and the like: never).",
-            ),
-            click.option(
-                "--backoff",
-                type=Seconds(min=0),
-                default=10.0,
-                show_default=True,
-                metavar="SECONDS",
-                help="Wait before the first retry; doubled for each one after.",
-            ),
-            click.option(
-                "--per-host",
-                type=click.IntRange(min=1),
-                metavar="N",
-                help="At most N downloads from one site at once, across every runner of this queue"
-                " (a task added with a lower --per-host keeps its own).",
-            ),
-            click.option(
-                "--sleep",
-                type=Seconds(min=0),
-                default=0.0,
-                metavar="SECONDS",
-                help="At least this long between two requests to one site, across every runner.",
-            ),
-            click.option(
-                "--max-wait",
-                type=Seconds(min=0, max=30 * 86400.0),
-                default=86400.0,
-                show_default=True,
-                metavar="SECONDS",
-                help="A task whose site refuses it (429, Retry-After) waits for the site without"
-                " spending an attempt, this long at most; then it fails rate_limited.",
-            ),
-            click.option(
-                "--poll",
-                type=Seconds(min=0.05),
-                default=1.0,
-                show_default=True,
-                metavar="SECONDS",
-                help="How often to look for new tasks when there are none.",
-            ),
-        ]
-    ):
-        wrapper = option(wrapper)
-    return wrapper  # type: ignore[return-value]
+    return compose(
+        click.option(
+            "-j",
+            "--jobs",
+            type=click.IntRange(1, 64),
+            default=1,
+            show_default=True,
+            help="Workers.",
+        ),
+        click.option("--watch", is_flag=True, help="Keep polling for new tasks until interrupted."),
+        click.option(
+            "--max-tasks",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Stop after taking N tasks.",
+        ),
+        click.option(
+            "--lease",
+            type=Seconds(min=0.5),
+            default=60.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="A running task whose runner stops renewing it this long is taken back.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=0),
+            default=3,
+            show_default=True,
+            help="Retry a failed download this many times (not-found and the like: never).",
+        ),
+        click.option(
+            "--backoff",
+            type=Seconds(min=0),
+            default=10.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="Wait before the first retry; doubled for each one after.",
+        ),
+        click.option(
+            "--per-host",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="At most N downloads from one site at once, across every runner of this queue"
+            " (a task added with a lower --per-host keeps its own).",
+        ),
+        click.option(
+            "--sleep",
+            type=Seconds(min=0),
+            default=0.0,
+            metavar="SECONDS",
+            help="At least this long between two requests to one site, across every runner.",
+        ),
+        click.option(
+            "--max-wait",
+            type=Seconds(min=0, max=30 * 86400.0),
+            default=86400.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="A task whose site refuses it (429, Retry-After) waits for the site without"
+            " spending an attempt, this long at most; then it fails rate_limited.",
+        ),
+        click.option(
+            "--poll",
+            type=Seconds(min=0.05),
+            default=1.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="How often to look for new tasks when there are none.",
+        ),
+    )(wrapper)  # type: ignore[return-value]
 
 
 @command.command("run")
