@@ -284,7 +284,7 @@ def chunks(
     """
     raw = resp.raw
     read_some = getattr(raw, "read1", None)  # urllib3 < 2 has none: reads of a FAST_PIECE
-    amount = 0 if read_some else FAST_PIECE  # 0: what comes (read1)
+    amount = 0 if read_some else min(size, FAST_PIECE)  # 0: what comes (read1)
     got = 0
     try:
         while True:
