@@ -302,7 +302,10 @@ def chunks(
                 return
             got += len(data)
             took = time.monotonic() - began
-            if took < FAST_READ and (amount or len(data) >= FAST_PIECE // 4):
+            # One quick receive of 4 KiB says the link is fast (bytes were waiting): more
+            # read1 calls on a fast link doubled the kernel's time for the whole body
+            # (1 GiB from loopback: 2.5 s of system CPU, not 1.0; farm-bench, A/B).
+            if took < FAST_READ and (amount or len(data) >= FAST_PIECE // 16):
                 amount = min(size, max(FAST_PIECE, 2 * amount))
             elif took > SLOW_READ and amount:
                 amount = amount // 2 if amount > FAST_PIECE else (0 if read_some else amount)
