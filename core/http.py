@@ -304,7 +304,7 @@ def chunks(
             took = time.monotonic() - began
             # One quick receive of 4 KiB says the link is fast (bytes were waiting): more
             # read1 calls on a fast link doubled the kernel's time for the whole body
-            # (1 GiB from loopback: 2.5 s of system CPU, not 1.0; farm-bench, A/B).
+            # (1 GiB from loopback: 2.4-5.2 s of system CPU, not 0.9-1.1; alternating runs).
             if took < FAST_READ and (amount or len(data) >= FAST_PIECE // 16):
                 amount = min(size, max(FAST_PIECE, 2 * amount))
             elif took > SLOW_READ and amount:
