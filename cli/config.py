@@ -9,17 +9,21 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from xdl.core import config as core_config
 from xdl.core.errors import ConfigError
 
+if TYPE_CHECKING:
+    from xdl.core.context import Context
+
 log = logging.getLogger("xdl")
 
 #: ctx.meta key holding the loaded Config on the root context.
 META = "xdl.config"
+CONTEXT = "xdl.context"
 
 
 def options_by_key(command: click.Command) -> dict[str, tuple[click.Option, bool]]:
@@ -252,8 +256,19 @@ def setup(ctx: click.Context, explicit: Path | None, disabled: bool) -> None:
             return
         raise
     ctx.meta[META] = cfg
-    from xdl.core import hosts
-
-    hosts.configure(cfg.hosts)
     if name and (defaults := default_map(cfg, root, name)):
         ctx.default_map = defaults
+
+
+def shared() -> Context:
+    """What the downloads of this command line share (`core.context`): made at the first
+    ask, its per-host budget from the config's [hosts] table."""
+    from xdl.core.context import Context
+    from xdl.core.hosts import Budget
+
+    meta = click.get_current_context().meta  # one for the whole command line
+    if CONTEXT not in meta:
+        cfg = meta.get(META) or core_config.Config()
+        meta[CONTEXT] = Context(Budget(cfg.hosts))
+    context: Context = meta[CONTEXT]
+    return context

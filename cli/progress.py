@@ -13,9 +13,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from xdl.core.hosts import Budget
 
 F = TypeVar("F", bound=Callable[..., Any])
 MODES = ("bars", "json", "none")
@@ -338,13 +341,13 @@ class Bars:
 Reporter = JsonProgress | Bars
 
 
-def reporter(mode: str, total: int | None = None) -> Reporter | None:
-    """The progress display for --progress MODE, or None."""
+def reporter(mode: str, total: int | None = None, budget: Budget | None = None) -> Reporter | None:
+    """The progress display for --progress MODE, or None; JSON events say when the
+    downloads of `budget` wait for a site."""
     if mode == "json":
-        from xdl.core import hosts
-
         events = JsonProgress()
-        hosts.budget().on_waiting = events.waiting
+        if budget is not None:
+            budget.on_waiting = events.waiting
         return events
     if mode == "bars":
         return Bars(total)

@@ -23,9 +23,12 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import OutputNotWritable
+
+if TYPE_CHECKING:
+    from .context import Context
 
 
 def media_key(extractor: str, video_id: str) -> str:
@@ -137,14 +140,7 @@ def _append(path: Path, line: str, flags: int = 0) -> None:
         os.close(fd)
 
 
-_archives: dict[str, Archive] = {}
-_archives_lock = threading.Lock()
-
-
-def open_archive(path: str) -> Archive:
-    """One Archive object per file per process, shared by all jobs."""
+def open_archive(path: str, ctx: Context) -> Archive:
+    """The one Archive object of the file in this command's context, shared by all jobs."""
     key = os.path.abspath(os.path.expanduser(path))
-    with _archives_lock:
-        if key not in _archives:
-            _archives[key] = Archive(key)
-        return _archives[key]
+    return ctx.once(("archive", key), lambda: Archive(key))

@@ -1,8 +1,8 @@
 """The per-host budget (SPEC §5a): a site's limits are the site's, not one worker's.
 
 Everything that talks to one host draws on one `Budget`: every worker and every
-downloader of the process and, through a `Shared` board, every runner of one queue on
-every host. Per host it keeps
+downloader of one command (its `context.Context` holds it) and, through a `Shared`
+board, every runner of one queue on every host. Per host it keeps
 
 - slots: at most `per_host` downloads at once (a yt-dlp job holds its slot throughout);
 - pacing: at least `sleep` seconds between two request starts;
@@ -226,7 +226,7 @@ Waiting = Callable[[str, float], None]
 
 
 class Budget:
-    """One process's budget for every host (thread-safe); `shared`, when given, is the
+    """One command's budget for every host (thread-safe); `shared`, when given, is the
     queue's board that every runner of the queue draws on too: pauses, the interval
     learnt from refusals, pacing and slots are then the board's."""
 
@@ -294,11 +294,16 @@ class Budget:
     # -- each request -----------------------------------------------------------------
 
     def before_request(
-        self, url: str, given: HostRule | None = None, stop: threading.Event | None = None
+        self,
+        url: str,
+        given: HostRule | None = None,
+        stop: threading.Event | None = None,
+        max_wait: float = math.inf,
     ) -> float:
         """Wait until a request to `url`'s host may start: its pause over, and the
         interval since the last request start passed. Returns when it starts (monotonic:
-        hand it to `served`). Interrupted when `stop` is set."""
+        hand it to `served`). Interrupted when `stop` is set; RateLimited at once when
+        the host is paused for longer than `max_wait` seconds (a queue defers the task)."""
         host = host_of(url)
         rule = self.rule(host, given)
         told = 0.0
@@ -324,6 +329,8 @@ class Budget:
                         start = max(now, state.next_start)
                     state.next_start = start + interval
                     break
+            if until - wall > max_wait:
+                raise paused_error(host, until)
             if until > told:
                 told = until
                 with self._lock:  # said once per pause, not by every worker waiting
@@ -473,29 +480,18 @@ def _wait(seconds: float, stop: threading.Event | None) -> None:
         raise errors.Interrupted("interrupted while waiting for the site")
 
 
+def paused_error(host: str, until: float, why: str = "") -> errors.RateLimited:
+    """The line of an input that does not wait for its host's pause (`until`, wall)."""
+    return errors.RateLimited(
+        f"{host} refused requests{f' ({why})' if why else ''}; paused until "
+        + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)),
+        host=host,
+        until=round(until, 3),
+    )
+
+
 def _clock(wall: float) -> str:
     """A moment for people: the time of day, with the date when it is not within a day."""
     if abs(wall - time.time()) < 43200:
         return time.strftime("%H:%M:%S", time.localtime(wall))
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
-
-
-_budget = Budget()
-
-
-def budget() -> Budget:
-    """The process's budget (the CLI configures it once, from the config's host table)."""
-    return _budget
-
-
-def configure(rules: Mapping[str, HostRule]) -> Budget:
-    """Start the process's budget afresh with these host rules (the config's)."""
-    global _budget
-    _budget = Budget(rules)
-    return _budget
-
-
-def share(board: Shared) -> Budget:
-    """From now on the process's budget is shared with every runner of a queue."""
-    _budget.shared = board
-    return _budget

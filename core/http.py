@@ -12,7 +12,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import requests.adapters
@@ -24,6 +24,9 @@ from .inputs import quote, refused
 from .names import filename_from_content_disposition
 from .network import NetworkOptions
 
+if TYPE_CHECKING:
+    from .context import Context
+
 CHUNK = 1 << 20
 #: A body's reads (`chunks`): the smallest asked for, and how long one takes when the
 #: link is fast (ask for more) or slow (ask for less).
@@ -34,8 +37,6 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"Mozilla/5.0 (compatible; xdl/{__version__})"
 
 _local = threading.local()
-_cookie_jars: dict[str, Any] = {}
-_cookie_lock = threading.Lock()
 
 
 class _AsGiven:
@@ -129,27 +130,34 @@ def session() -> requests.Session:
     return s
 
 
-def _cookies(path: str | None) -> Any:
+def _cookies(path: str | None, ctx: Context | None) -> Any:
+    """The cookie jar of a `--cookies` file: one per file in the command's context (the
+    answers' Set-Cookie go on with its later requests), read afresh without one."""
     if not path:
         return None
-    with _cookie_lock:
-        if path not in _cookie_jars:
-            from http.cookiejar import LoadError, MozillaCookieJar
-
-            jar = MozillaCookieJar(path)
-            try:
-                jar.load(ignore_discard=True, ignore_expires=True)
-            except (OSError, LoadError) as e:
-                raise errors.BadInput(f"cannot read cookies file {path}: {e}") from e
-            for cookie in jar:
-                if cookie.expires == 0:  # 0 means a session cookie, as for curl and yt-dlp
-                    cookie.expires = None
-                    cookie.discard = True
-            _cookie_jars[path] = jar
-        return _cookie_jars[path]
+    if ctx is not None:
+        return ctx.once(("cookies", path), lambda: _read_cookies(path))
+    return _read_cookies(path)
 
 
-def request_kwargs(net: NetworkOptions, extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+def _read_cookies(path: str) -> Any:
+    from http.cookiejar import LoadError, MozillaCookieJar
+
+    jar = MozillaCookieJar(path)
+    try:
+        jar.load(ignore_discard=True, ignore_expires=True)
+    except (OSError, LoadError) as e:
+        raise errors.BadInput(f"cannot read cookies file {path}: {e}") from e
+    for cookie in jar:
+        if cookie.expires == 0:  # 0 means a session cookie, as for curl and yt-dlp
+            cookie.expires = None
+            cookie.discard = True
+    return jar
+
+
+def request_kwargs(
+    net: NetworkOptions, extra: Mapping[str, str] | None = None, ctx: Context | None = None
+) -> dict[str, Any]:
     headers = dict(net.headers)
     if net.user_agent:
         headers["User-Agent"] = net.user_agent
@@ -159,7 +167,7 @@ def request_kwargs(net: NetworkOptions, extra: Mapping[str, str] | None = None) 
     if net.proxy:
         kwargs["proxies"] = {"http": net.proxy, "https": net.proxy}
         _socks_ready([net.proxy])
-    jar = _cookies(net.cookies)
+    jar = _cookies(net.cookies, ctx)
     if jar is not None:
         kwargs["cookies"] = jar
     return kwargs
@@ -220,7 +228,10 @@ def _short(exc: BaseException) -> str:
 
 
 def probe(
-    url: str, net: NetworkOptions, headers: Mapping[str, str] | None = None
+    url: str,
+    net: NetworkOptions,
+    headers: Mapping[str, str] | None = None,
+    ctx: Context | None = None,
 ) -> tuple[Head, requests.Response]:
     """Start a streaming GET of `url` and report what is there from its headers.
 
@@ -228,7 +239,7 @@ def probe(
     request, not a HEAD and then a GET); the caller closes it when it is not wanted.
     `headers` (a feed's If-None-Match) may make it a 304, status 304 in the `Head`.
     """
-    resp = get(url, net, headers)
+    resp = get(url, net, headers, ctx)
     if resp.status_code >= 400:
         resp.close()
         raise status_error(resp.status_code, resp.reason or "", url, resp.headers)
@@ -256,11 +267,15 @@ def head_of(resp: requests.Response) -> Head:
 
 
 def get(
-    url: str, net: NetworkOptions, headers: Mapping[str, str] | None = None
+    url: str,
+    net: NetworkOptions,
+    headers: Mapping[str, str] | None = None,
+    ctx: Context | None = None,
 ) -> requests.Response:
     """A streaming GET; HTTP errors (>= 400) raised as ours, the response closed."""
+    kwargs = request_kwargs(net, headers, ctx)
     try:
-        resp = session().get(url, stream=True, allow_redirects=True, **request_kwargs(net, headers))
+        resp = session().get(url, stream=True, allow_redirects=True, **kwargs)
     except requests.RequestException as e:
         raise translate(e, url) from e
     if resp.status_code >= 400 and resp.status_code != 416:

@@ -8,7 +8,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from xdl.cli.config import profile_option
+from xdl.cli.config import profile_option, shared
 from xdl.cli.options import (
     download_options,
     exec_options,
@@ -123,7 +123,8 @@ def command(
     if progress == "bars" and (inputs or _a_file(batch_file)):
         items = list(items)  # a known number of inputs: the overall bar has a total
         total = len(items)
-    bars = reporter(progress, total)
+    ctx = shared()
+    bars = reporter(progress, total, ctx.budget)
     out = Output(None, None, prints=prints)
     stop = threading.Event()
     results = iter(
@@ -133,6 +134,7 @@ def command(
             jobs=jobs,
             stop=stop,
             progress=bars.update if bars else None,
+            ctx=ctx,
         )
     )
     interrupt: KeyboardInterrupt | None = None

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from xdl.cli.config import profile_option
+from xdl.cli.config import profile_option, shared
 from xdl.cli.options import (
     Seconds,
     compose,
@@ -30,7 +30,7 @@ from xdl.cli.options import (
 from xdl.cli.output import Output
 from xdl.cli.progress import Reporter, progress_option, reporter
 from xdl.core import feeds
-from xdl.core.archive import open_archive
+from xdl.core.archive import Archive
 from xdl.core.queue import STATUSES
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def add(
                 out.emit(next(added))
         pending.clear()
 
-    archive = open_archive(options.archive) if options.archive else None
+    archive = Archive(options.archive) if options.archive else None
     for item in read_inputs(inputs, batch_file):
         if item.error is not None:
             pending.append((item, item.error))
@@ -409,12 +409,11 @@ def run(
       xdl queue run --watch --status-every 60 --metrics /var/lib/node_exporter/xdl.prom
       */15 * * * * xdl queue run -q >> ~/fetched.jsonl
     """
-    from xdl.core import hosts
     from xdl.core.queue.run import fetch_download
 
     store = _store(queue_path, lock_timeout)
-    # one budget per site for every runner of the queue
-    hosts.share(store.host_board(options.lease))
+    ctx = shared()
+    ctx.budget.shared = store.host_board(options.lease)  # one budget per site for every runner
     out = Output(None, None)
     quiet = bool(click.get_current_context().meta.get("xdl.quiet"))
     with _service_logs(options.watch):
@@ -422,15 +421,16 @@ def run(
         if progress == "bars" and not options.watch:  # the overall bar: what is queued now
             total = store.summary().counts.get("queued", 0)
             total = min(total, options.max_tasks) if options.max_tasks else total
-        bars = reporter(progress, total)
+        bars = reporter(progress, total, ctx.budget)
         from xdl.core.queue.monitor import Monitor
 
-        monitor = Monitor(store, metrics_file, status_every if options.watch and not quiet else 0)
+        every = status_every if options.watch and not quiet else 0
+        monitor = Monitor(store, ctx.budget, metrics_file, every)
         try:
             report = _run_and_print(
                 store,
                 options,
-                functools.partial(fetch_download, per_host=per_host, sleep=sleep),
+                functools.partial(fetch_download, per_host=per_host, sleep=sleep, ctx=ctx),
                 out,
                 bars,
                 monitor,

@@ -6,7 +6,7 @@
 - `target`: the owned output file — lock, no-follow, names, origin, limits, checksum.
 """
 
-from .engine import fetch_many, fetch_one, preflight, shared_limiter
+from .engine import fetch_many, fetch_one, preflight, rate_limiter
 from .options import (
     AUDIO_FORMATS,
     CONTAINERS,
@@ -33,7 +33,7 @@ __all__ = [
     "fetch_many",
     "fetch_one",
     "preflight",
-    "shared_limiter",
+    "rate_limiter",
     "split_langs",
     "ytdlp_params",
 ]

@@ -53,6 +53,7 @@ from .target import (
 )
 
 if TYPE_CHECKING:
+    from ..context import Context
     from .job import Job
 
 log = logging.getLogger("xdl.fetch")
@@ -446,26 +447,24 @@ def _set_origin(target: Target) -> None:
         os.close(fd)
 
 
-# -- one cache per folder per process ----------------------------------------------------
-
-_caches: dict[tuple[str, int | None], Cache | None] = {}
-_caches_lock = threading.Lock()
+# -- one cache per folder per command ----------------------------------------------------
 
 
-def open_cache(o: FetchOptions) -> Cache | None:
-    """The cache of these options (None when off, a dry run, or the folder unusable)."""
+def open_cache(o: FetchOptions, ctx: Context) -> Cache | None:
+    """The cache of these options (None when off, a dry run, or the folder unusable): one
+    object per folder in the command's context."""
     if not o.cache or o.dry_run:
         return None
     root = Path(o.cache).expanduser().resolve()
-    with _caches_lock:
-        spot = (str(root), o.cache_size)
-        if spot not in _caches:
-            try:
-                _caches[spot] = Cache(root, o.cache_size)
-            except OSError as e:
-                log.warning("warning: --cache %s is not usable (%s); downloading without", root, e)
-                _caches[spot] = None
-        return _caches[spot]
+
+    def make() -> Cache | None:
+        try:
+            return Cache(root, o.cache_size)
+        except OSError as e:
+            log.warning("warning: --cache %s is not usable (%s); downloading without", root, e)
+            return None
+
+    return ctx.once(("cache", str(root), o.cache_size), make)
 
 
 # -- the plain-file tier -----------------------------------------------------------------
@@ -476,7 +475,7 @@ def revalidate(job: Job) -> list[FetchResult] | None:
     GET. None otherwise: no entry, no validator, or a fresh answer — then the open
     response is the job's probe, which the HTTP tier goes on reading."""
     o = job.o
-    cache = open_cache(o)
+    cache = open_cache(o, job.ctx)
     if cache is None or o.audio or o.strategy not in ("auto", "http"):
         return None
     entry = cache.get(url_entry_key(job.url))
@@ -509,6 +508,7 @@ def revalidate(job: Job) -> list[FetchResult] | None:
     target = Target.claim(
         job.out.resolve(), entry.name, job.url, overwrite=o.overwrite, stop=job.stop,
         progress=job.progress, max_size=o.max_size, margin=o.free_space_margin,
+        space=job.ctx.space,
     )  # fmt: skip
     with target:
         if target.done is not None:
@@ -542,7 +542,7 @@ def keep_file(
 ) -> None:
     """Keep a file the HTTP tier downloaded (the file `inode`, at `path`), when it has a
     validator to revalidate with."""
-    cache = open_cache(job.o)
+    cache = open_cache(job.o, job.ctx)
     strong = etag if etag and not etag.startswith("W/") else None
     if cache is None or not (strong or last_modified):
         return
@@ -570,7 +570,7 @@ def media_hit(
     sha256, or None. `claim(ext)` owns the item's file as yt-dlp would name it, ending
     in `ext` (the cached file's: audio extraction may have changed it)."""
     o = job.o
-    cache = open_cache(o)
+    cache = open_cache(o, job.ctx)
     key = _media_key(job, info) if cache is not None else None
     entry = cache.get(key) if cache is not None and key is not None else None
     if cache is None or entry is None or (o.sha256 and o.sha256 != entry.sha256):
@@ -604,7 +604,7 @@ def keep_media(
 ) -> None:
     """Keep the file of a yt-dlp item just downloaded (not a live recording, not one with
     side files): the file `inode`, hashed, at `path`."""
-    cache = open_cache(job.o)
+    cache = open_cache(job.o, job.ctx)
     key = _media_key(job, info) if cache is not None else None
     if cache is not None and key is not None and not info.get("was_live"):
         cache.store(key, path, name=path.name, size=size, sha256=sha256, origin=origin, inode=inode)

@@ -16,10 +16,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import errors, feeds
 from ..archive import url_key
+from ..context import Context, given
 from ..inputs import Input, check_url
 from ..ratelimit import TokenBucket
 from .cache import revalidate
@@ -35,9 +36,6 @@ from .options import (
 from .result import Attempt, FetchResult, failed, since
 from .strategies import REGISTRY, youtube_dl_available
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger("xdl.fetch")
 
 
@@ -50,6 +48,7 @@ def fetch_one(
     limiter: TokenBucket | None = None,
     progress: Progress | None = None,
     max_wait: float = math.inf,
+    ctx: Context | None = None,
 ) -> list[FetchResult]:
     """Download one input; a playlist gives one result per entry.
 
@@ -59,8 +58,10 @@ def fetch_one(
     stops every input. `fields` are the input's JSON fields: `sha256`, `template` and
     `audio` there override `options` (a wrong type is `bad_input`). `limiter` is a
     `ratelimit.TokenBucket`; when not given, `options.rate_limit` draws on the
-    process-wide bucket for that rate. A refusal (429) pauses the input's host; a pause
-    longer than `max_wait` seconds ends the input as `rate_limited` at once.
+    context's bucket for that rate. `ctx` is what the command's downloads share (the
+    per-host budget, free space, caches, archives, cookies; `context.Context`): one of
+    its own when not given. A refusal (429) pauses the input's host; a pause longer than
+    `max_wait` seconds ends the input as `rate_limited` at once.
     """
     started = time.monotonic()
     try:
@@ -70,9 +71,10 @@ def fetch_one(
         raise
     except errors.XdlError as e:
         return [failed(url, e, (), started)]
+    ctx = given(ctx)
     if limiter is None and opts.rate_limit:
-        limiter = shared_limiter(opts.rate_limit)
-    job = Job(url, opts, stop or threading.Event(), limiter, progress, started, max_wait)
+        limiter = rate_limiter(ctx, opts.rate_limit)
+    job = Job(url, opts, ctx, stop or threading.Event(), limiter, progress, started, max_wait)
     job.fields = fields or {}
     return run(job)
 
@@ -85,8 +87,10 @@ def fetch_many(
     stop: threading.Event | None = None,
     progress: BatchProgress | None = None,
     limiter: TokenBucket | None = None,
+    ctx: Context | None = None,
 ) -> Iterator[FetchResult]:
-    """Download a batch on `jobs` threads, yielding results as each finishes.
+    """Download a batch on `jobs` threads, yielding results as each finishes; the
+    threads share `ctx` (one of the batch's own when not given).
 
     Inputs that failed to parse give failed results; one failure never stops the others.
     `progress(input_url, key, done, total)` is called from the worker threads.
@@ -97,9 +101,10 @@ def fetch_many(
     """
     preflight(options)
     stop = stop or threading.Event()
+    ctx = given(ctx)
     if limiter is None and options.rate_limit:
-        limiter = shared_limiter(options.rate_limit)
-    return _batch(inputs, options, max(1, jobs), stop, progress, limiter)
+        limiter = rate_limiter(ctx, options.rate_limit)
+    return _batch(inputs, options, max(1, jobs), stop, progress, limiter, ctx)
 
 
 def _batch(
@@ -109,6 +114,7 @@ def _batch(
     stop: threading.Event,
     progress: BatchProgress | None,
     limiter: TokenBucket | None,
+    ctx: Context,
 ) -> Iterator[FetchResult]:
     interrupt: BaseException | None = None
     source = iter(inputs)
@@ -136,6 +142,7 @@ def _batch(
                         stop=stop,
                         limiter=limiter,
                         progress=functools.partial(progress, item.value) if progress else None,
+                        ctx=ctx,
                     )
                     pending[future] = item
                 if not pending:
@@ -209,15 +216,10 @@ def preflight(options: FetchOptions) -> None:
         raise errors.OutputNotWritable(f"the output directory {out} is not writable")
 
 
-_limiters: dict[int, TokenBucket] = {}
-_limiters_lock = threading.Lock()
-
-
-def shared_limiter(rate: int) -> TokenBucket:
-    """The process's one bucket for `rate`: every job and tier drawing on the same
+def rate_limiter(ctx: Context, rate: int) -> TokenBucket:
+    """The command's one bucket for `rate`: every job and tier drawing on the same
     --rate-limit shares it (`xdl fetch -j N`, and `xdl queue run -j N` calling fetch_one)."""
-    with _limiters_lock:
-        return _limiters.setdefault(rate, TokenBucket(rate))
+    return ctx.once(("rate", rate), lambda: TokenBucket(rate))
 
 
 def transient(e: errors.XdlError) -> bool:
@@ -295,7 +297,7 @@ def _run(job: Job) -> list[FetchResult]:
                 raise errors.Interrupted("interrupted")
             started = None
             if name != "http":  # the HTTP tier's requests go through job.get
-                started = job.budget.before_request(job.url, job.rule, job.stop)
+                started = job.budget.before_request(job.url, job.rule, job.stop, job.max_wait)
             results = REGISTRY[name].run(job)
         except errors.Fatal:
             raise
@@ -441,7 +443,9 @@ def fetch_entries(job: Job, feed: feeds.Feed) -> list[FetchResult]:
     each = job.o.replace(playlist_items=None, max_downloads=None)
 
     def one(url: str, fields: Mapping[str, Any]) -> list[FetchResult]:
-        entry = Job(url, each, job.stop, job.limiter, job.progress, time.monotonic(), job.max_wait)
+        entry = Job(
+            url, each, job.ctx, job.stop, job.limiter, job.progress, time.monotonic(), job.max_wait
+        )
         entry.fields = fields
         return run(entry)
 
@@ -458,4 +462,4 @@ def record_entry(job: Job, results: list[FetchResult]) -> None:
             job.archive.add(key, result.path)
 
 
-__all__ = ["fetch_many", "fetch_one", "preflight", "shared_limiter", "youtube_dl_available"]
+__all__ = ["fetch_many", "fetch_one", "preflight", "rate_limiter", "youtube_dl_available"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors, feeds
 from ..archive import open_archive
-from ..hosts import HostRule, budget, host_of
+from ..hosts import HostRule, host_of, paused_error
 from ..ratelimit import TokenBucket
 from . import manifest
 from .options import FetchOptions, Progress
@@ -26,6 +26,7 @@ from .result import FetchResult, since
 
 if TYPE_CHECKING:
     from .. import http
+    from ..context import Context
 
 log = logging.getLogger("xdl.fetch")
 
@@ -47,6 +48,7 @@ class Job:
         self,
         url: str,
         options: FetchOptions,
+        ctx: Context,
         stop: threading.Event,
         limiter: TokenBucket | None,
         progress: Progress | None,
@@ -55,6 +57,7 @@ class Job:
     ) -> None:
         self.url = url
         self.o = options
+        self.ctx = ctx
         self.stop = stop
         self.limiter = limiter
         self.progress = progress
@@ -62,13 +65,13 @@ class Job:
         self.head: http.Head | None = None
         self.response: Any = None  # the probe's open GET, which the HTTP tier may reuse
         self.probed = False
-        self.budget = budget()
+        self.budget = ctx.budget
         self.rule = HostRule(options.per_host, options.sleep)
         #: A pause longer than this (seconds) ends the input as `rate_limited` at once
         #: (the queue defers the task to the pause's end instead of holding a worker).
         self.max_wait = max_wait
         self.refusals = 0
-        self.archive = open_archive(options.archive) if options.archive else None
+        self.archive = open_archive(options.archive, ctx) if options.archive else None
         self.out = Path(options.output_dir).expanduser()
         self.folders: tuple[str, ...] = ()
         self.fields: Mapping[str, Any] = {}  # the input's JSON fields
@@ -91,8 +94,8 @@ class Job:
             # everything slow first (the import of requests, a file read): the request
             # goes out when its budget says, not a first import later
             http, conditional = http_module(), self.conditional()
-            started = self.budget.before_request(self.url, self.rule, self.stop)
-            self.head, self.response = http.probe(self.url, self.o.net, conditional)
+            started = self.budget.before_request(self.url, self.rule, self.stop, self.max_wait)
+            self.head, self.response = http.probe(self.url, self.o.net, conditional, self.ctx)
             self.budget.served(self.url, started)
         return self.head
 
@@ -100,8 +103,8 @@ class Job:
         """A streaming GET of the input's URL within its host's budget (paced, and
         waiting out the host's pause): what every downloader's own request goes through."""
         http = http_module()
-        started = self.budget.before_request(self.url, self.rule, self.stop)
-        resp = http.get(self.url, self.o.net, headers)
+        started = self.budget.before_request(self.url, self.rule, self.stop, self.max_wait)
+        resp = http.get(self.url, self.o.net, headers, self.ctx)
         self.budget.served(self.url, started)
         return resp
 
@@ -116,12 +119,7 @@ class Job:
         host = host_of(self.url)
         banned = status == 403  # asking again is what gets a client banned for longer
         if banned or self.refusals > MAX_REFUSALS or until - time.time() > self.max_wait:
-            raise errors.RateLimited(
-                f"{host} refused requests ({e.message}); paused until "
-                + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)),
-                host=host,
-                until=round(until, 3),
-            ) from None
+            raise paused_error(host, until, e.message) from None
 
     def conditional(self) -> dict[str, str]:
         """If-None-Match / If-Modified-Since of a feed polled before into this archive."""
@@ -160,7 +158,7 @@ class Job:
                 resp.raw = _Replayed(first, resp.raw)
                 return first
             resp = http_module().get(
-                self.url, self.o.net, {"Range": f"bytes=0-{manifest.SNIFF_BYTES - 1}"}
+                self.url, self.o.net, {"Range": f"bytes=0-{manifest.SNIFF_BYTES - 1}"}, self.ctx
             )
             with resp:
                 return bytes(resp.raw.read(manifest.SNIFF_BYTES, decode_content=True) or b"")

@@ -16,7 +16,7 @@ Every downloader writes through a `Target`. It holds, for the download's whole l
 - the origin of the file (`user.xdg.origin.url`, as `curl --xattr` and `wget --xattr`
   write it; a `.xdl-origins` file in the folder where the filesystem has no xattrs), so
   `skipped: "exists"` answers only for the same source;
-- the size rule, the free space reserved across the jobs of this process, `no_space` on
+- the size rule, the free space reserved across the jobs of one command, `no_space` on
   a full disk (the `.part` kept), and the checksum of the bytes written to the file.
 """
 
@@ -85,8 +85,8 @@ def check_size(size: int | None, min_size: int | None, max_size: int | None) -> 
 
 
 class SpaceBook:
-    """Free space promised to the downloads of this process, per filesystem: `-j N`
-    downloads check the disk together, not each alone."""
+    """Free space promised to the downloads of one command, per filesystem (its
+    `Context` holds it): `-j N` downloads check the disk together, not each alone."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -119,14 +119,6 @@ class SpaceBook:
                     self._held[device] = max(0, self._held.get(device, 0) - needed)
 
         return release
-
-
-SPACE = SpaceBook()
-
-
-def check_free_space(directory: Path, needed: int, margin: int = FREE_SPACE_MARGIN) -> None:
-    """NoSpace unless `needed` bytes (plus the margin and what other jobs hold) are free."""
-    SPACE.reserve(directory, needed, margin)()
 
 
 # -- folders and links --------------------------------------------------------------------
@@ -262,6 +254,7 @@ class Target:
         self.progress: ProgressFn | None = None
         self.max_size: int | None = None
         self.margin = FREE_SPACE_MARGIN
+        self.space = SpaceBook()  # set by claim(): the command's
 
     @property
     def final(self) -> Path:
@@ -290,6 +283,7 @@ class Target:
         progress: ProgressFn | None = None,
         max_size: int | None = None,
         margin: int = FREE_SPACE_MARGIN,
+        space: SpaceBook | None = None,
         parts: tuple[str, ...] = (),
         also_ext: str | None = None,
         same_part: Callable[[dict[str, Any]], bool] | None = None,
@@ -309,6 +303,7 @@ class Target:
                 target = cls(where, dirfd, candidate, origin)
                 target.stop, target.limiter, target.progress = stop, limiter, progress
                 target.max_size, target.margin = max_size, margin
+                target.space = space or target.space
                 target.small = expected is not None and expected <= SMALL_FILE
                 if target._take(overwrite, also_ext, same_part):
                     return target
@@ -511,7 +506,7 @@ class Target:
         check_size(total, None, self.max_size)
         self._release_space()
         if total is not None:
-            self._release_space = SPACE.reserve(self.folder, total - offset, self.margin)
+            self._release_space = self.space.reserve(self.folder, total - offset, self.margin)
         self.total = total
         self._hash = hashlib.sha256()
         self.written = 0
@@ -548,7 +543,8 @@ class Target:
         check_size(total, None, self.max_size)
         self._release_space()
         allocated = os.fstat(self.fd).st_blocks * 512
-        self._release_space = SPACE.reserve(self.folder, max(0, total - allocated), self.margin)
+        needed = max(0, total - allocated)
+        self._release_space = self.space.reserve(self.folder, needed, self.margin)
         self.total = total
         os.ftruncate(self.fd, total)
         self.write_meta(meta)

@@ -13,8 +13,8 @@ import logging
 import time
 from typing import Any
 
-from .. import hosts
 from ..errors import XdlError
+from ..hosts import Budget
 from .metrics import render_metrics, write_metrics
 from .model import STATUSES
 from .run import RunReport
@@ -27,8 +27,11 @@ status_log = logging.getLogger("xdl.status")
 class Monitor:
     """`--metrics FILE` and --watch's status lines, kept as the run's events come."""
 
-    def __init__(self, store: QueueStore, metrics: str | None, every: float) -> None:
+    def __init__(
+        self, store: QueueStore, budget: Budget, metrics: str | None, every: float
+    ) -> None:
         self.store = store
+        self.budget = budget  # the run's: its paused hosts and refusals go in the metrics
         self.metrics = metrics
         self.every = every
         self.report = RunReport(0, 0, 0, 0, False)
@@ -59,7 +62,7 @@ class Monitor:
     def write_metrics(self) -> None:
         assert self.metrics is not None
         try:
-            budget = hosts.budget()
+            budget = self.budget
             summary = dataclasses.replace(self.store.summary(), paused_hosts=budget.paused())
             text = render_metrics(summary, self.report, self.last_success, budget.refused_total)
             write_metrics(self.metrics, text)

@@ -22,12 +22,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
 from . import rules
 from .model import Outcome, Task, Worker
 from .store import QueueStore
+
+if TYPE_CHECKING:
+    from ..context import Context
 
 log = logging.getLogger("xdl.queue")
 
@@ -577,10 +580,12 @@ def fetch_download(
     *,
     per_host: int | None = None,
     sleep: float = 0.0,
+    ctx: Context | None = None,
 ) -> dict[str, Any]:
     """Download one task with the same engine as `xdl fetch`: one result for the task
     (a playlist's entries are folded into one: ok when all are). `per_host` and `sleep`
-    are `queue run`'s own, laid over the task's (the stricter wins)."""
+    are `queue run`'s own, laid over the task's (the stricter wins). `ctx` is what the run's
+    downloads share (`context.Context`: its budget is the queue's board)."""
     from ..fetch import FetchOptions, fetch_one
 
     try:
@@ -594,7 +599,13 @@ def fetch_download(
     entry = task.options.get("entry")  # a feed entry's fields (`queue add`)
     fields = entry if isinstance(entry, dict) else None
     results = fetch_one(
-        task.url, options, fields=fields, stop=stop, progress=progress, max_wait=WAIT_IN_RUN
+        task.url,
+        options,
+        fields=fields,
+        stop=stop,
+        progress=progress,
+        max_wait=WAIT_IN_RUN,
+        ctx=ctx,
     )
     if not results:
         return {"ok": False, "url": task.url, "error": {"code": "no_formats", "message": "nothing"}}

@@ -81,6 +81,7 @@ def open_target(job: Job, name: str, length: int | None) -> Target | list[FetchR
         progress=job.progress,
         max_size=o.max_size,
         margin=o.free_space_margin,
+        space=job.ctx.space,
         same_part=same_content(job),
         expected=length,
     )

@@ -30,7 +30,7 @@ from ...names import sanitize_filename
 from ..cache import keep_media, media_hit
 from ..options import FetchOptions
 from ..result import FetchResult, since
-from ..target import SPACE, Target, check_no_links, check_size, record_origin
+from ..target import Target, check_no_links, check_size, record_origin
 
 if TYPE_CHECKING:
     from ..job import Job
@@ -136,7 +136,8 @@ class _Media:
         size = int(sum(sizes))
         try:
             check_size(size, self.o.min_size, self.o.max_size)
-            self.releases.append(SPACE.reserve(self.out, size, self.o.free_space_margin))
+            space = self.job.ctx.space
+            self.releases.append(space.reserve(self.out, size, self.o.free_space_margin))
         except errors.XdlError as e:
             raise self.fail(e) from None
 

@@ -1,0 +1,73 @@
+"""What one command's downloads share lives in its `Context`, not in the process: two
+commands in one process (a program that imports xdl, these tests) share nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import strict_site
+from strict_site import StrictSite
+
+from xdl.core.context import Context
+from xdl.core.fetch import FetchOptions, fetch_one, rate_limiter
+
+
+@pytest.fixture
+def strict() -> Iterator[StrictSite]:
+    # /f/1.bin is refused once with a pause far longer than any test waits
+    site = strict_site.start(refuse_first=1, refuse_prefix="/f/1.", retry_after=600)
+    yield site
+    site.stop()
+
+
+def test_a_sites_pause_holds_for_its_command_only(strict: StrictSite, tmp_path: Path) -> None:
+    options = FetchOptions(output_dir=str(tmp_path), strategy="http")
+    first = Context()
+    [refused] = fetch_one(strict.url("/f/1.bin"), options, ctx=first, max_wait=0)
+    assert refused.error and refused.error["code"] == "rate_limited"
+
+    # the same command: the host is paused for all its downloads, no request goes out
+    [held] = fetch_one(strict.url("/f/2.bin"), options, ctx=first, max_wait=0)
+    assert held.error and held.error["code"] == "rate_limited"
+    assert [h.path for h in strict.hits()] == ["/f/1.bin"]
+
+    # another command in the same process knows nothing of that pause
+    [other] = fetch_one(strict.url("/f/2.bin"), options, ctx=Context(), max_wait=0)
+    assert other.ok, other.error
+    assert Path(other.path or "").read_bytes() == strict_site.file_bytes(2)
+
+
+def test_one_thing_per_key_even_when_threads_ask_at_once() -> None:
+    ctx, made, start = Context(), [], threading.Barrier(8)
+
+    def ask() -> None:
+        start.wait()
+        ctx.once("k", lambda: made.append(1) or object())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert made == [1]
+    assert rate_limiter(ctx, 1000) is rate_limiter(ctx, 1000)
+    assert rate_limiter(ctx, 1000) is not rate_limiter(Context(), 1000)
+
+
+def test_what_could_not_be_made_is_made_again_at_the_next_ask() -> None:
+    ctx, calls = Context(), []
+
+    def make() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("not yet")
+        return "made"
+
+    with pytest.raises(OSError):
+        ctx.once("k", make)
+    assert ctx.once("k", make) == "made"
+    assert ctx.once("k", make) == "made"
+    assert len(calls) == 2
