@@ -6,11 +6,14 @@ import functools
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from xdl.core.inputs import Input, Kind, iter_inputs
+
+if TYPE_CHECKING:
+    from xdl.core.markdown import Timestamps
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("xdl")
@@ -199,6 +202,35 @@ def parse_headers(values: tuple[str, ...]) -> dict[str, str]:
     return headers
 
 
+class ModeFlags(click.Command):
+    """A command whose options may be given alone or with a mode (`--timestamps`,
+    `--timestamps=link`, `--timestamps link`): the next word is the option's mode only
+    when it is one of its modes. `--timestamps talk.vtt` is the option alone and a file,
+    as before it had modes (click alone would take `talk.vtt` as the mode)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, alone_when_no_mode(self.params, args))
+
+
+def alone_when_no_mode(params: list[click.Parameter], args: list[str]) -> list[str]:
+    """`args` with `--opt WORD` written `--opt=DEFAULT WORD` for each option whose value
+    may be left out (`flag_value`) when WORD is not one of its choices."""
+    modes = {
+        name: (str(p.flag_value), set(p.type.choices))
+        for p in params
+        if isinstance(p, click.Option) and isinstance(p.type, click.Choice)
+        and getattr(p, "_flag_needs_value", False)
+        for name in p.opts
+    }  # fmt: skip
+    out = list(args)
+    for i, word in enumerate(args[:-1]):
+        if word == "--":
+            break
+        if word in modes and args[i + 1] not in modes[word][1] and args[i + 1][:1] != "-":
+            out[i] = f"{word}={modes[word][0]}"
+    return out
+
+
 def layout_options(f: F) -> F:
     """The paragraph options of `to-markdown` and `transcript -F md|txt`, handed over as
     `layout` (a --max-words below --min-words is --min-words)."""
@@ -210,7 +242,7 @@ def layout_options(f: F) -> F:
         max_words: int,
         gap: float,
         speakers: bool,
-        timestamps: bool,
+        timestamps: Timestamps | None,
         sound_labels: str,
         **kwargs: Any,
     ) -> Any:
@@ -221,7 +253,7 @@ def layout_options(f: F) -> F:
             max_words=max(max_words, min_words),
             gap=gap,
             speakers=speakers,
-            timestamps=timestamps,
+            timestamps=timestamps or "none",
             sound_labels="drop" if sound_labels == "drop" else "keep",
         )
         return f(*args, **kwargs)
@@ -257,7 +289,15 @@ def layout_options(f: F) -> F:
             show_default=True,
             help="**Name:** at each change of speaker (<v Name>, NAME: lines, >>).",
         ),
-        click.option("--timestamps", is_flag=True, help="Start each paragraph with its time."),
+        click.option(
+            "--timestamps",
+            type=click.Choice(["auto", "plain", "link"]),
+            is_flag=False,
+            flag_value="auto",
+            help="Start each paragraph with its time, linked to the page at that moment"
+            " when the page is known (=auto, alone); =plain never links, =link warns"
+            " when it cannot.",
+        ),
         click.option(
             "--sound-labels",
             type=click.Choice(["keep", "drop"]),

@@ -27,6 +27,9 @@ from .captions import Captions, Cue, gc_paused, parse
 MAX_CAPTION_BYTES = 1 << 30
 
 SoundLabels = Literal["keep", "drop"]
+#: Times at the start of paragraphs: none; `[hh:mm:ss]` linked to the page when it is
+#: known (auto); never linked (plain); linked, with a warning when no page is known (link).
+Timestamps = Literal["none", "auto", "plain", "link"]
 
 _SENTENCE_END = frozenset(".!?…。！？")
 #: Scripts written without spaces between words (Han, kana), and their punctuation.
@@ -56,10 +59,10 @@ class Layout:
     max_words: int = 250
     gap: float = 1.5
     speakers: bool = True
-    timestamps: bool = False
+    timestamps: Timestamps = "none"
     title: str | None = None
     sound_labels: SoundLabels = "keep"
-    #: With timestamps: each paragraph links to `link` + t=SECONDS (a URL) when given.
+    #: The page the times link to (`link` + t=SECONDS), when known: the item's.
     link: str | None = None
     #: (start seconds, title) of chapters: `##` sections.
     chapters: Sequence[tuple[float, str]] = ()
@@ -352,11 +355,17 @@ def with_info(layout: Layout, info: Mapping[str, Any], url: str | None = None) -
     unless one was given), its chapters (`##` sections at their times) and, with
     timestamps, its page (each paragraph's time links there, `&t=SECONDS`)."""
     title = info.get("title") if isinstance(info.get("title"), str) else None
-    page = info.get("webpage_url") if isinstance(info.get("webpage_url"), str) else None
-    link = (page or url) if layout.timestamps else None
+    link = page_of(info.get("webpage_url")) or page_of(url) or layout.link
     return dataclasses.replace(
         layout, title=layout.title or title, chapters=chapters_of(info), link=link
     )
+
+
+def page_of(url: object) -> str | None:
+    """`url` when it is a web page's address (http or https) that times can link to."""
+    if isinstance(url, str) and url.lower().startswith(("http://", "https://")):
+        return url
+    return None
 
 
 def chapters_of(info: Mapping[str, Any]) -> list[tuple[float, str]]:
@@ -460,9 +469,9 @@ class MarkdownWriter:
                 text = f"**{_escape(p.speaker)}:** {text}"
             if p.speaker:
                 self.shown = p.speaker
-            if layout.timestamps:
+            if layout.timestamps != "none":
                 stamp = clock(p.start)
-                if layout.link:
+                if layout.link and layout.timestamps != "plain":
                     stamp = f"[{stamp}]({timestamp_link(layout.link, p.start)})"
                 else:
                     stamp = f"[{stamp}]"

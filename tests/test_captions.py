@@ -537,7 +537,7 @@ def test_a_pause_after_a_sentence_starts_a_paragraph() -> None:
 
 def test_timestamps_title_and_sound_labels() -> None:
     doc = "WEBVTT\n\n01:02:03.000 --> 01:02:04.000\n[Music] Hello (laughs) there.\n"
-    assert md(doc, timestamps=True, title="A Talk") == (
+    assert md(doc, timestamps="auto", title="A Talk") == (
         "# A Talk\n\n[01:02:03] [Music] Hello (laughs) there.\n"
     )
     assert md(doc, sound_labels="drop") == "Hello there.\n"

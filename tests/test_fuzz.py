@@ -318,7 +318,9 @@ def test_any_bytes_parse_or_fail_with_a_code(data: bytes, rolling: bool | None) 
     data=DOCUMENT,
     chunk=st.sampled_from([None, 16, 64]),
     layout=st.builds(
-        Layout, timestamps=st.booleans(), sound_labels=st.sampled_from(["keep", "drop"])
+        Layout,
+        timestamps=st.sampled_from(["none", "auto", "plain", "link"]),
+        sound_labels=st.sampled_from(["keep", "drop"]),
     ),
 )
 def test_any_bytes_render_or_fail_with_a_code(
@@ -338,4 +340,4 @@ def test_any_bytes_render_or_fail_with_a_code(
 @given(data=DOCUMENT, fmt=st.sampled_from(transcript.FORMATS))
 def test_any_bytes_convert_or_fail_with_a_code(data: bytes, fmt: str) -> None:
     """`transcript -F`'s path: every output format."""
-    _read(lambda: transcript.convert(data, fmt, Layout(timestamps=True)))
+    _read(lambda: transcript.convert(data, fmt, Layout(timestamps="auto")))

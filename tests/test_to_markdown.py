@@ -300,8 +300,8 @@ def test_tiny_pieces_give_the_same_markdown(path: Path, chunk: int) -> None:
     assert text == whole
     assert row == streamed(data)[0]
     assert (
-        streamed(data, chunk, timestamps=True)[1]
-        == (markdown.convert(data, markdown.Layout(timestamps=True))[0])
+        streamed(data, chunk, timestamps="auto")[1]
+        == (markdown.convert(data, markdown.Layout(timestamps="auto"))[0])
     )
 
 
@@ -405,7 +405,7 @@ def test_a_second_process_reading_ahead_changes_nothing(
     from xdl.core.captions import worker as caption_worker
 
     data = make(300_000)
-    whole, caps, paras = markdown.convert(data, markdown.Layout(timestamps=True))
+    whole, caps, paras = markdown.convert(data, markdown.Layout(timestamps="auto"))
     received, pids = [], []
     worker = caption_worker.Worker
     recv, start = worker.recv, worker.__init__
@@ -413,7 +413,7 @@ def test_a_second_process_reading_ahead_changes_nothing(
     monkeypatch.setattr(worker, "__init__", lambda w: start(w) or pids.append(w._pid))
     monkeypatch.setattr(captions.reader, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(captions.stream, "DECIDE_CHARS", 4096)  # decided on the first pieces
-    row, text = streamed(data, chunk, timestamps=True)
+    row, text = streamed(data, chunk, timestamps="auto")
     assert text == whole
     assert row["duplicates_removed"] == caps.duplicates_removed > 1000
     assert row["skipped_blocks"] == caps.skipped_blocks
@@ -636,6 +636,55 @@ def test_a_fetch_line_s_info_json_is_used(xdl: Any) -> None:
     ran = xdl("to-markdown", "--timestamps", input=json.dumps(line) + "\n")
     assert ran.exit_code == 0, ran.stderr
     assert Path("talk.en.md").read_text() == AS_TRANSCRIPT
+
+
+@pytest.mark.parametrize(
+    "given, linked",
+    [
+        (["--timestamps"], True),
+        (["--timestamps=auto"], True),
+        (["--timestamps", "link"], True),
+        (["--timestamps=link"], True),
+        (["--timestamps=plain"], False),
+        (["--timestamps", "plain"], False),
+    ],
+)
+def test_timestamps_link_to_the_page_unless_plain(xdl: Any, given: list[str], linked: bool) -> None:
+    """Each mode, written with `=` or as the next word; `--timestamps FILE` (above) is
+    still the option alone and a file."""
+    Path("talk.en.vtt").write_text(CHAPTERED)
+    Path("talk.info.json").write_text(json.dumps(INFO))
+    ran = xdl("to-markdown", "--info", "talk.info.json", *given, "--stdout", "talk.en.vtt")
+    assert ran.exit_code == 0, ran.stderr
+    if linked:
+        assert ran.stdout == AS_TRANSCRIPT
+    else:
+        assert ran.stdout == AS_TRANSCRIPT.replace(f"]({LINK}1)", "]").replace(
+            f"]({LINK}60)", "]"
+        ).replace(f"]({LINK}120)", "]")
+        assert "](" not in ran.stdout
+
+
+def test_timestamps_link_without_a_known_page_says_so(xdl: Any) -> None:
+    Path("talk.en.vtt").write_text(CHAPTERED)
+    ran = xdl("to-markdown", "--timestamps", "link", "--stdout", "talk.en.vtt")
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.stdout.startswith("[00:00:01] Welcome everyone.")
+    assert "no page is known to link its times to" in ran.stderr
+
+
+def test_a_lines_url_is_the_page_times_link_to(xdl: Any) -> None:
+    """`xdl transcript URL | xdl to-markdown --timestamps`: the line's `url` is the page
+    (an info.json, when listed, says it better); a `url` that is not a web address is
+    not linked to."""
+    Path("talk.en.vtt").write_text(CHAPTERED)
+    line = {"ok": True, "url": "https://video.example/watch?v=abc", "path": "talk.en.vtt"}
+    ran = xdl("to-markdown", "--timestamps", "--stdout", input=json.dumps(line) + "\n")
+    assert ran.exit_code == 0, ran.stderr
+    assert ran.stdout.startswith(f"[00:00:01]({LINK}1) Welcome everyone.")
+    line["url"] = "file:///etc/passwd"
+    ran = xdl("to-markdown", "--timestamps", "--stdout", input=json.dumps(line) + "\n")
+    assert ran.stdout.startswith("[00:00:01] Welcome everyone.")
 
 
 @pytest.mark.parametrize("planted", ["missing", "not json", "a list", "a folder", "a fifo"])

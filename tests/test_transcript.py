@@ -193,7 +193,7 @@ def test_chapters_and_timestamp_links(caption_site: Any) -> None:
         ],
         "subtitles": {"en": [{"url": caption_site.url("/subs/chaptered.vtt"), "ext": "vtt"}]},
     }
-    options = TranscriptOptions(fmt="md", layout=Layout(timestamps=True), write=False)
+    options = TranscriptOptions(fmt="md", layout=Layout(timestamps="auto"), write=False)
     (t,) = _item_transcripts("u", info, options)
     link = "https://video.example/watch?v=abc&t="
     assert t.text == (
@@ -335,7 +335,7 @@ def test_json3_words_keep_their_own_times() -> None:
         {"start": 0.72, "text": "we're"},
     ]
     assert [c.start for c in caps.cues if c.words] == [c.words[0] for c in caps.cues if c.words]
-    md, _, _ = convert(data, "md", Layout(min_words=2, max_words=3, timestamps=True))
+    md, _, _ = convert(data, "md", Layout(min_words=2, max_words=3, timestamps="auto"))
     # "going" is said at 0.96 s: a guess along the cue (0.16 + 4.48 * 3/6) would say 2.4
     from xdl.core.markdown import paragraphs
 

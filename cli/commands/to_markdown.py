@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from xdl.cli.options import input_options, layout_options, read_inputs, verbosity_options
+from xdl.cli.options import (
+    ModeFlags,
+    input_options,
+    layout_options,
+    read_inputs,
+    verbosity_options,
+)
 from xdl.cli.output import Output
+from xdl.core.inputs import shown
 
 if TYPE_CHECKING:
     from xdl.core.inputs import Input
     from xdl.core.markdown import Layout
 
+log = logging.getLogger("xdl")
 
-@click.command("to-markdown")
+
+@click.command("to-markdown", cls=ModeFlags)
 @input_options("path")
 @click.option(
     "-o",
@@ -104,7 +114,14 @@ def command(
     """
     from xdl.core import errors
     from xdl.core.inputs import iter_inputs
-    from xdl.core.markdown import MarkdownOptions, convert_file, read_capped, read_info, with_info
+    from xdl.core.markdown import (
+        MarkdownOptions,
+        convert_file,
+        page_of,
+        read_capped,
+        read_info,
+        with_info,
+    )
 
     if output and output_dir:
         raise click.UsageError("-o/--output and --output-dir cannot be used together")
@@ -157,6 +174,14 @@ def command(
         if info_file is None and (listed := _info_file(item)) is not None:
             listed_layout = with_info(layout, read_info(listed), item.fields.get("url"))
             used = dataclasses.replace(options, layout=listed_layout)
+        elif not layout.link and (page := page_of(item.fields.get("url"))):
+            used = dataclasses.replace(options, layout=dataclasses.replace(layout, link=page))
+        if used.layout.timestamps == "link" and not used.layout.link:
+            log.warning(
+                "%s: no page is known to link its times to (--info NAME.info.json, or a"
+                " fetch or transcript line): they are plain",
+                shown(item.value),
+            )
         for path in _caption_files(item):
             result, text = convert_file(path, used, data=data, output=target)
             if target == "-":

@@ -10,6 +10,7 @@ import click
 
 from xdl.cli.config import profile_option
 from xdl.cli.options import (
+    ModeFlags,
     input_options,
     layout_options,
     network_options,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from xdl.core.network import NetworkOptions
 
 
-@click.command()
+@click.command(cls=ModeFlags)
 @input_options("url")
 @profile_option
 @click.option(
