@@ -817,6 +817,41 @@ def test_zoom_a_cue_without_a_name_that_opens_with_a_phrase_and_a_colon() -> Non
     assert "**Li Wei:** None from QA." in out and "**Maria de Souza:** Thanks" in out
 
 
+@pytest.mark.parametrize(
+    "opener, speaker",
+    [
+        ("Summary: we ship on Friday", None),  # a heading word: never a name
+        ("Outcome: we ship on Friday", None),  # one word, where names are full names
+        ("Ana Lima: we ship on Friday", "Ana Lima"),  # a full name, seen once
+    ],
+)
+def test_zoom_a_one_word_label_seen_once_among_full_names(opener: str, speaker: str) -> None:
+    doc = (
+        "WEBVTT\n\n1\n00:00:00.510 --> 00:00:03.550\nMaria de Souza: Thanks all for coming\n\n"
+        "2\n00:00:03.790 --> 00:00:07.080\nKen Sato: I will keep it short.\n\n"
+        f"3\n00:00:07.170 --> 00:00:09.520\n{opener}\n\n"
+        "4\n00:00:09.830 --> 00:00:12.050\nKen Sato: that is all.\n\n"
+        "5\n00:00:12.300 --> 00:00:14.050\nMaria de Souza: Thanks.\n"
+    ).encode()
+    cue = parse(doc).cues[2]
+    if speaker is None:
+        assert (cue.speaker, cue.text) == ("Ken Sato", opener)
+        assert f"{opener.split(':')[0]}:** " not in md(doc)
+    else:
+        assert (cue.speaker, cue.text) == (speaker, "we ship on Friday")
+
+
+def test_one_word_names_seen_once_are_names_where_names_are_one_word() -> None:
+    doc = (
+        b"WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nAlice: Hi there.\n\n"
+        b"00:00:01.000 --> 00:00:02.000\nBob: Hello.\n\n"
+        b"00:00:02.000 --> 00:00:03.000\nCarol: Sorry I am late.\n\n"
+        b"00:00:03.000 --> 00:00:04.000\nAlice: No problem.\n\n"
+        b"00:00:04.000 --> 00:00:05.000\nBob: Let us start.\n"
+    )
+    assert [c.speaker for c in parse(doc).cues] == ["Alice", "Bob", "Carol", "Alice", "Bob"]
+
+
 def test_apple_lyrics_as_apple_writes_them() -> None:
     """Real Apple Music lyrics: every time from the start of the song (the <div>s have
     times too), the singer named by the agent the head declares."""
