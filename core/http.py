@@ -5,8 +5,10 @@ Requests' exceptions are caught here and re-raised as xdl's own errors.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import socket
 import threading
 import time
 import urllib.request
@@ -284,10 +286,72 @@ def get(
     return resp
 
 
+class _Stopper:
+    """Shuts the connections of the bodies being read when their download is asked to
+    stop: a read waiting on a connection that sends nothing returns at once, where it
+    waited out the read timeout (`--timeout`, 30 s). One thread, while bodies are read,
+    looks at their stop events a few times a second."""
+
+    EVERY = 0.2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reading: dict[int, tuple[threading.Event, Any]] = {}
+        self._watching = False
+
+    def watch(self, stop: threading.Event, resp: requests.Response) -> int | None:
+        sock = _socket_of(resp)
+        if sock is None:
+            return None
+        with self._lock:
+            key = id(sock)
+            self._reading[key] = (stop, sock)
+            if not self._watching:
+                self._watching = True
+                threading.Thread(target=self._run, name="xdl-stopper", daemon=True).start()
+        return key
+
+    def done(self, key: int | None) -> None:
+        if key is not None:
+            with self._lock:
+                self._reading.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.EVERY)
+            with self._lock:
+                if not self._reading:
+                    self._watching = False
+                    return
+                stopped = [k for k, (stop, _) in self._reading.items() if stop.is_set()]
+                socks = [self._reading.pop(k)[1] for k in stopped]
+            for sock in socks:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+_stopper = _Stopper()
+
+
+def _socket_of(resp: requests.Response) -> socket.socket | None:
+    """The socket a response's body comes from: its connection's, or (a body that ends
+    when the server closes: the connection let it go) the one its file reads."""
+    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+    if sock is None:  # urllib3 -> http.client's response -> its buffered SocketIO
+        reader = getattr(getattr(getattr(resp.raw, "_fp", None), "fp", None), "raw", None)
+        sock = getattr(reader, "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
 def chunks(
-    resp: requests.Response, size: int = CHUNK, wanted: Callable[[], int] | None = None
+    resp: requests.Response,
+    size: int = CHUNK,
+    wanted: Callable[[], int] | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[bytes]:
     """The body in pieces of up to `size` bytes; a broken transfer raised as ours.
+    `stop` set ends the reading (`Interrupted`) even while the connection sends nothing:
+    the connection is shut, and the end that makes is never taken for the body's.
 
     A read does not wait long for its piece, so a slow transfer yields, and notices a
     stop, as its bytes come (a read of 64 KiB at 2 KiB/s held a Ctrl-C for 30 s). On a
@@ -301,6 +365,7 @@ def chunks(
     read_some = getattr(raw, "read1", None)  # urllib3 < 2 has none: reads of a FAST_PIECE
     amount = 0 if read_some else min(size, FAST_PIECE)  # 0: what comes (read1)
     got = 0
+    watched = _stopper.watch(stop, resp) if stop is not None else None
     try:
         while True:
             room = wanted() if wanted is not None else size
@@ -314,6 +379,8 @@ def chunks(
             else:
                 data = read_some(min(FAST_PIECE, size, room))  # type: ignore[misc]
             if not data:
+                if stop is not None and stop.is_set():
+                    raise errors.Interrupted("interrupted")
                 return
             got += len(data)
             took = time.monotonic() - began
@@ -326,4 +393,8 @@ def chunks(
                 amount = amount // 2 if amount > FAST_PIECE else (0 if read_some else amount)
             yield data
     except (requests.RequestException, OSError, urllib3.exceptions.HTTPError) as e:
+        if stop is not None and stop.is_set():
+            raise errors.Interrupted("interrupted") from None
         raise translate(e, resp.url) from e
+    finally:
+        _stopper.done(watched)

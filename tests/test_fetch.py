@@ -598,6 +598,55 @@ def test_a_signal_mid_trickle_stops_without_waiting_for_the_next_bytes(routes: A
     assert 0 < len(kept) < 64 * 1024 and kept == SLOW_BODY[: len(kept)]
 
 
+@pytest.mark.parametrize("length", ["Content-Length", "none", "chunked"])
+def test_a_signal_while_the_connection_sends_nothing_stops_at_once(
+    routes: Any, length: str
+) -> None:
+    """The server sends 5,000 bytes and then nothing at all: Ctrl-C stops xdl at once,
+    not after the read timeout (60 s here), and the end of the connection that the stop
+    makes is never taken for the end of a body that has no length: the line says
+    `interrupted`, NAME is not written, the `.part` holds the bytes that came."""
+    first = SLOW_BODY[:5000]
+    released = threading.Event()
+
+    @routes.route(f"/fetch/stall-{length}.bin")
+    def stall(r: Any) -> None:
+        r.send_response(200)
+        r.send_header("Content-Type", "application/octet-stream")
+        if length == "Content-Length":
+            r.send_header("Content-Length", str(len(SLOW_BODY)))
+        elif length == "chunked":
+            r.send_header("Transfer-Encoding", "chunked")
+        else:
+            r.send_header("Connection", "close")
+            r.close_connection = True
+        r.end_headers()
+        r.wfile.write(b"%x\r\n%s\r\n" % (len(first), first) if length == "chunked" else first)
+        r.wfile.flush()
+        released.wait(90)
+
+    work = Path.cwd()
+    name = f"stall-{length}.bin"
+    proc = _start(["--strategy", "http", "--timeout", "60", routes.url(f"/fetch/{name}")], work)
+    part = work / (name + ".part")
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
+            time.sleep(0.05)
+        time.sleep(0.3)  # the read is waiting now
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=90)
+        assert time.monotonic() - sent < 10, "waited for the read timeout"
+    finally:
+        released.set()
+    assert proc.returncode == 130, err.decode()
+    (line,) = [json.loads(x) for x in out.decode().splitlines()]
+    assert line["ok"] is False and line["error"]["code"] == "interrupted"
+    assert not (work / name).exists()
+    assert part.read_bytes() == first
+
+
 def test_progress_bars_appear_at_a_terminal(routes: Any) -> None:
     """stderr at a tty gets tqdm bars (even a pty that says it is 0x0); stdout (a pipe)
     still gets only the JSON line."""

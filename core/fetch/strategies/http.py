@@ -100,7 +100,7 @@ class Http:
                                 "total": total,
                             },
                         )
-                        for data in http.chunks(resp, files.chunk_size(job)):
+                        for data in http.chunks(resp, files.chunk_size(job), stop=job.stop):
                             target.write(data)
                         size, digest = target.commit(o.sha256, o.min_size, overwrite=o.overwrite)
                         kept = (etag, resp.headers.get("Last-Modified"))  # for --cache

@@ -289,7 +289,7 @@ def _fetch(
                     response.close()
                     raise RangesRefused(f"HTTP {response.status_code} to a ranged request")
             with response, _unclaimed_on_error(plan, r):
-                for data in http.chunks(response, chunk, lambda: plan.room(r)):
+                for data in http.chunks(response, chunk, lambda: plan.room(r), stop):
                     n = 0 if stop.is_set() else plan.claim(r, len(data))
                     if n <= 0:
                         break
