@@ -19,6 +19,7 @@ from queue_runs import run_all
 
 import media_site
 from xdl.core import queue as q
+from xdl.core.fetch.result import FetchResult
 from xdl.core.queue import JsonStore, NewTask, Task, Worker
 from xdl.core.queue.filestore.files import dump
 from xdl.core.queue.run import RunOptions
@@ -126,8 +127,8 @@ def test_run_queue_counts_given_up_tasks_as_failed(tmp_path: Path) -> None:
     lose(store, q.MAX_LOST)
     rows: list[dict[str, Any]] = []
 
-    def download(task: Task, stop: threading.Event, progress: Any = None) -> dict[str, Any]:
-        return {"ok": True, "url": task.url, "path": "/x", "bytes": 1}
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> FetchResult:
+        return FetchResult(ok=True, url=task.url, path="/x", bytes=1)
 
     report = run_all(store, download, options=RunOptions(retries=0), rows=rows)
     assert (report.done, report.failed) == (1, 1)

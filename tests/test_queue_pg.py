@@ -16,6 +16,7 @@ import pytest
 
 import pg_server as pg
 from xdl.core.errors import QueueCorrupt, QueueUnavailable
+from xdl.core.fetch.result import FetchResult
 from xdl.core.queue import NewTask, Worker, open_store
 from xdl.core.queue.run import RunOptions, RunReport, run_queue
 
@@ -179,10 +180,10 @@ def test_a_runner_outlives_a_server_restart(pg_server: Any) -> None:
     store.add([NewTask(f"https://r.example/{i}") for i in range(40)])
     done: list[int] = []
 
-    def download(task: Any, stop: threading.Event, progress: Any = None) -> dict[str, Any]:
+    def download(task: Any, stop: threading.Event, progress: Any = None) -> FetchResult:
         time.sleep(0.05)
         done.append(task.id)
-        return {"ok": True, "url": task.url, "path": f"/x/{task.id}", "bytes": 1}
+        return FetchResult(ok=True, url=task.url, path=f"/x/{task.id}", bytes=1)
 
     report: list[Any] = []
     runner = threading.Thread(
@@ -370,7 +371,7 @@ def test_a_runner_uses_three_connections_whatever_its_workers(pg_url: str) -> No
     seen: list[int] = []
     all_at_work = threading.Barrier(8, timeout=120)
 
-    def download(task: Any, stop: threading.Event, progress: Any = None) -> dict[str, Any]:
+    def download(task: Any, stop: threading.Event, progress: Any = None) -> FetchResult:
         if task.id <= 8 and not task.lost:  # the first 8: all 8 workers at work at once
             all_at_work.wait()
         with psycopg.connect(pg_url, autocommit=True, application_name="probe") as probe:
@@ -379,7 +380,7 @@ def test_a_runner_uses_three_connections_whatever_its_workers(pg_url: str) -> No
                 "AND backend_type = 'client backend' AND application_name <> 'probe'"
             ).fetchone()  # type: ignore[misc]
         seen.append(int(n))
-        return {"ok": True, "url": task.url, "path": f"/x/{task.id}", "bytes": 1}
+        return FetchResult(ok=True, url=task.url, path=f"/x/{task.id}", bytes=1)
 
     options = RunOptions(jobs=8, lease=3)  # renewals every second: the heartbeat is there
     report = [e for e in run_queue(store, download, options=options) if isinstance(e, RunReport)]

@@ -21,6 +21,7 @@ from xdl.core.queue import JsonStore, NewTask
 
 RUNNER = r"""
 import os, sys, threading, time
+from xdl.core.fetch.result import FetchResult
 from xdl.core.queue import JsonStore
 from xdl.core.queue.run import RunOptions, run_queue
 
@@ -42,7 +43,7 @@ def download(task, stop, progress=None):
                     break
             time.sleep(0.01)
     note(f"end {task.id} {os.getpid()}")
-    return {"ok": True, "url": task.url, "path": f"/fake/{task.id}", "bytes": task.id}
+    return FetchResult(ok=True, url=task.url, path=f"/fake/{task.id}", bytes=task.id)
 
 jobs = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 options = RunOptions(jobs=jobs, lease=3600, poll=0.05)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from queue_runs import InBackground, run_all
 
 from xdl.core import errors
+from xdl.core.fetch.result import FetchResult
 from xdl.core.queue import JsonStore, NewTask, Task
 from xdl.core.queue.rules import backoff_delay
 from xdl.core.queue.run import RunOptions, RunReport, TaskResult, run_queue
@@ -36,10 +37,10 @@ def test_drains_and_records_results(store: JsonStore) -> None:
     seen: list[int] = []
     lock = threading.Lock()
 
-    def download(task: Task, stop: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> FetchResult:
         with lock:
             seen.append(task.id)
-        return {"ok": True, "url": task.url, "path": f"/d/{task.id}", "bytes": task.id}
+        return FetchResult(ok=True, url=task.url, path=f"/d/{task.id}", bytes=task.id)
 
     rows: list[dict[str, Any]] = []
     report = run_all(store, download, options=RunOptions(jobs=3), rows=rows)
@@ -56,16 +57,18 @@ def test_retries_with_backoff_then_fails(store: JsonStore) -> None:
     add(store, "https://a.example/flaky", "https://a.example/broken", "https://a.example/404")
     calls: dict[str, int] = {}
 
-    def download(task: Task, stop: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> FetchResult:
         name = task.url.rsplit("/", 1)[1]
         calls[name] = calls.get(name, 0) + 1
         if name == "404":
-            return {"ok": False, "url": task.url, "error": {"code": "not_found", "message": "404"}}
+            return FetchResult(
+                ok=False, url=task.url, error={"code": "not_found", "message": "404"}
+            )
         if name == "flaky" and calls[name] < 3:
             raise errors.NetworkError("connection reset")
         if name == "broken":
             raise RuntimeError("boom")
-        return {"ok": True, "url": task.url, "path": "/x", "bytes": 1}
+        return FetchResult(ok=True, url=task.url, path="/x", bytes=1)
 
     rows: list[dict[str, Any]] = []
     report = run_all(
@@ -97,7 +100,7 @@ def test_max_tasks(store: JsonStore) -> None:
     add(store, *(f"https://a.example/{i}" for i in range(5)))
     report = run_all(
         store,
-        lambda t, s, p: {"ok": True, "url": t.url},
+        lambda t, s, p: FetchResult(ok=True, url=t.url),
         options=RunOptions(jobs=2, max_tasks=3),
     )
     assert report.done == 3
@@ -107,7 +110,7 @@ def test_max_tasks(store: JsonStore) -> None:
 def test_paused_queue_is_not_run(store: JsonStore) -> None:
     add(store, "https://a.example/1")
     store.set_paused(True)
-    report = run_all(store, lambda t, s, p: {"ok": True, "url": t.url})
+    report = run_all(store, lambda t, s, p: FetchResult(ok=True, url=t.url))
     assert report.done == 0
     assert statuses(store) == {"https://a.example/1": "queued"}
 
@@ -128,10 +131,10 @@ def test_stop_puts_in_flight_tasks_back(store: JsonStore) -> None:
     stop = threading.Event()
     started = threading.Barrier(3)
 
-    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> FetchResult:
         started.wait(timeout=30)
         event.wait(timeout=30)  # a download that runs until told to stop
-        return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": "x"}}
+        return FetchResult(ok=False, url=task.url, error={"code": "interrupted", "message": "x"})
 
     run = InBackground(store, download, options=RunOptions(jobs=2), stop=stop)
     started.wait(timeout=30)
@@ -153,12 +156,12 @@ def test_short_downloads_are_claimed_ahead_and_a_stop_gives_those_back(
     stop = threading.Event()
     started = threading.Barrier(9)
 
-    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> FetchResult:
         if "quick" in task.url:
-            return {"ok": True, "url": task.url}
+            return FetchResult(ok=True, url=task.url)
         started.wait(timeout=30)
         event.wait(timeout=30)
-        return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": "x"}}
+        return FetchResult(ok=False, url=task.url, error={"code": "interrupted", "message": "x"})
 
     run = InBackground(store, download, options=RunOptions(jobs=8), stop=stop)
     started.wait(timeout=30)
@@ -179,10 +182,10 @@ def test_tasks_held_ahead_go_back_when_downloads_turn_long(store: JsonStore) -> 
     add(store, *(f"https://a.example/long{i}" for i in range(20)))
     release = threading.Event()
 
-    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> FetchResult:
         if "long" in task.url:
             release.wait(timeout=30)
-        return {"ok": True, "url": task.url}
+        return FetchResult(ok=True, url=task.url)
 
     run = InBackground(store, download, options=RunOptions(jobs=8))
     try:  # 8 long downloads and 8 claimed ahead; HOLD_AHEAD later, those 8 went back
@@ -201,13 +204,13 @@ def test_cancel_stops_a_running_download(store: JsonStore) -> None:
     started = threading.Event()
     stopped: list[int] = []
 
-    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> FetchResult:
         if task.url.endswith("long"):
             started.set()
             if event.wait(timeout=30):
                 stopped.append(task.id)
-            return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": ""}}
-        return {"ok": True, "url": task.url}
+            return FetchResult(ok=False, url=task.url, error={"code": "interrupted", "message": ""})
+        return FetchResult(ok=True, url=task.url)
 
     th = threading.Thread(
         target=run_all, args=(store, download), kwargs={"options": RunOptions(lease=0.3)}
@@ -226,7 +229,7 @@ def test_cancel_stops_a_running_download(store: JsonStore) -> None:
 def test_fatal_error_stops_the_run_and_keeps_the_task(store: JsonStore) -> None:
     add(store, "https://a.example/1", "https://a.example/2")
 
-    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> FetchResult:
         raise errors.OutputNotWritable("cannot write to /nope")
 
     with pytest.raises(errors.OutputNotWritable):
@@ -239,7 +242,7 @@ def test_leases_are_renewed_while_working(store: JsonStore) -> None:
     leases: list[float] = []
     done = threading.Event()
 
-    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> FetchResult:
         for _ in range(50):
             (t,) = JsonStore(store.path).tasks()
             assert t.lease_until is not None
@@ -248,7 +251,7 @@ def test_leases_are_renewed_while_working(store: JsonStore) -> None:
                 break
             event.wait(0.1)
         done.set()
-        return {"ok": True, "url": task.url}
+        return FetchResult(ok=True, url=task.url)
 
     run_all(store, download, options=RunOptions(lease=0.3))
     assert len(set(leases)) >= 3  # renewed (a stale lease would have been taken back)
@@ -264,13 +267,15 @@ def test_run_queue_yields_each_attempt_as_it_is_recorded_and_the_report_last(
     first_seen = threading.Event()
     calls: list[str] = []
 
-    def download(task: Task, stop: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> FetchResult:
         calls.append(task.url)
         if task.url.endswith("flaky"):
             assert first_seen.wait(timeout=30), "the first result was not yielded in time"
             if calls.count(task.url) == 1:
-                return {"ok": False, "url": task.url, "error": {"code": "network", "message": "x"}}
-        return {"ok": True, "url": task.url, "path": "/x", "bytes": 1}
+                return FetchResult(
+                    ok=False, url=task.url, error={"code": "network", "message": "x"}
+                )
+        return FetchResult(ok=True, url=task.url, path="/x", bytes=1)
 
     events = []
     for event in run_queue(store, download, options=RunOptions(jobs=2, backoff=0.01, poll=0.01)):
@@ -294,11 +299,11 @@ def test_a_caller_that_stops_reading_stops_the_run(store: JsonStore) -> None:
     back, as a stop does."""
     add(store, *(f"https://a.example/{i}" for i in range(4)))
 
-    def download(task: Task, event: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, event: threading.Event, progress: Any = None) -> FetchResult:
         if task.id > 1:
             event.wait(timeout=30)
-            return {"ok": False, "url": task.url, "error": {"code": "interrupted", "message": ""}}
-        return {"ok": True, "url": task.url}
+            return FetchResult(ok=False, url=task.url, error={"code": "interrupted", "message": ""})
+        return FetchResult(ok=True, url=task.url)
 
     events = run_queue(store, download, options=RunOptions(jobs=2))
     for event in events:
@@ -337,11 +342,11 @@ def test_a_task_handed_out_twice_is_downloaded_once_and_the_run_goes_on(
     seen: list[int] = []
     lock = threading.Lock()
 
-    def download(task: Task, stop: threading.Event, progress: Any = None) -> Mapping[str, Any]:
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> FetchResult:
         with lock:
             seen.append(task.id)
         time.sleep(0.02)
-        return {"ok": True, "url": task.url, "path": f"/d/{task.id}", "bytes": 1}
+        return FetchResult(ok=True, url=task.url, path=f"/d/{task.id}", bytes=1)
 
     twice = _Twice(store)
     report = run_all(twice, download, options=RunOptions(jobs=2))  # type: ignore[arg-type]

@@ -51,6 +51,9 @@ class FetchResult:
     #: info_json, description, thumbnail); a plain download's is its one file.
     files: tuple[dict[str, str], ...] = ()
     cached: bool = False
+    #: A playlist downloaded as one queue task: each entry's result (this one is the
+    #: task's: ok when all are, their bytes added up).
+    entries: tuple[FetchResult, ...] = ()
     #: Not in the line: the batch input this result answers, and whether it is that
     #: input's last result (a playlist gives several), for progress displays.
     source: str | None = dataclasses.field(default=None, compare=False)
@@ -73,6 +76,10 @@ class FetchResult:
             del d["dry_run"]
         if not self.cached:
             del d["cached"]
+        if self.entries:
+            d["entries"] = [e.to_dict() for e in self.entries]
+        else:
+            del d["entries"]
         return d
 
 

@@ -13,10 +13,13 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .model import BOOT_ID, PID_NS, NewTask, Outcome, Record, Task, Worker
+
+if TYPE_CHECKING:
+    from ..fetch.result import FetchResult
 
 #: Statuses a re-added URL is not queued again from (a cron job re-adding a feed must not
 #: bring back what a person cancelled); re-adding a failed URL requeues it.
@@ -171,16 +174,15 @@ def backoff_delay(attempts: int, base: float, cap: float) -> float:
     return float(min(cap, base * 2 ** max(0, attempts - 1)))
 
 
-def after_attempt(
-    task: Task, result: Mapping[str, Any], policy: RetryPolicy, now: float
-) -> Outcome:
+def after_attempt(task: Task, result: FetchResult, policy: RetryPolicy, now: float) -> Outcome:
     """What one finished attempt means, for both stores: done; retry at T (an attempt
     spent); wait for the host until T (`rate_limited`: no attempt spent, up to
     `policy.max_wait` from the first refusal); or failed for good."""
-    kept = {k: result.get(k) for k in RESULT_FIELDS if result.get(k) is not None} or None
-    if result.get("ok"):
+    found = {k: getattr(result, k) for k in RESULT_FIELDS}
+    kept = {k: v for k, v in found.items() if v is not None} or None
+    if result.ok:
         return Outcome(task.id, kept)
-    error = dict(result.get("error") or {"code": "error", "message": "download failed"})
+    error = dict(result.error or {"code": "error", "message": "download failed"})
     code = error.get("code")
     if code == "rate_limited":
         before = task.error or {}

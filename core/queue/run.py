@@ -6,8 +6,8 @@ counts (`RunReport`) while nothing is recorded, and the final `RunReport` last. 
 caller iterates; nothing calls back into it but the downloads' progress (from the worker
 threads, as `fetch_many`'s).
 
-The download itself is a callable (`download(task, stop, progress) -> result dict`), by default
-`fetch_download`, which runs the same engine as `xdl fetch`; tests inject a fake.
+The download itself is a callable (`download(task, stop, progress) -> FetchResult`), by
+default `fetch_download`, which runs the same engine as `xdl fetch`; tests inject a fake.
 While tasks run, a heartbeat renews their leases and stops the downloads of tasks that
 were cancelled or taken back. When `stop` is set (SIGINT/SIGTERM), in-flight downloads
 are told to stop and their tasks go back to `queued`, keeping their `.part` files.
@@ -16,15 +16,17 @@ are told to stop and their tasks go back to `queued`, keeping their `.part` file
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
+from ..fetch.result import FetchResult, failed
 from . import rules
 from .model import Outcome, Task, Worker
 from .store import QueueStore
@@ -36,7 +38,7 @@ log = logging.getLogger("xdl.queue")
 
 #: progress(key, done_bytes, total_bytes_or_None), as the fetch engine calls it.
 Progress = Callable[[str, int, "int | None"], None]
-Download = Callable[[Task, threading.Event, Progress], Mapping[str, Any]]
+Download = Callable[[Task, threading.Event, Progress], FetchResult]
 #: progress(task, key, done_bytes, total_bytes_or_None), from the worker threads.
 TaskProgress = Callable[[Task, str, int, "int | None"], None]
 #: The longest a finished attempt waits to be recorded with others (and its line printed).
@@ -205,30 +207,25 @@ class _Runner:
         event = self.in_flight[task.id]
         started = time.monotonic()
         try:
-            result = dict(self.download(task, event, self.progress_of(task)))
+            result = self.download(task, event, self.progress_of(task))
         except errors.Fatal:
             self.give_back(task)
             raise
         except errors.XdlError as e:
-            result = {"ok": False, "url": task.url, "error": e.to_dict()}
+            result = failed(task.url, e, (), started)
         except Exception as e:
             log.debug("download of task %s raised", task.id, exc_info=True)
-            message = f"{type(e).__name__}: {e}"
-            result = {
-                "ok": False,
-                "url": task.url,
-                "error": {"code": "internal_error", "message": message},
-            }
-        if self.stop.is_set() and not result.get("ok"):
+            result = failed(task.url, errors.InternalError(f"{type(e).__name__}: {e}"), (), started)
+        if self.stop.is_set() and not result.ok:
             self.give_back(task)
             with self.lock:
                 self.released += 1
             return
-        if event.is_set() and not result.get("ok"):
+        if event.is_set() and not result.ok:
             log.warning("task %s (%s) was cancelled or taken back: stopped", task.id, task.url)
             self.done_with(task.id)
             return
-        row = {**result, "task": task.id, "url": task.url, "attempt": task.attempts}
+        row = {**result.to_dict(), "task": task.id, "url": task.url, "attempt": task.attempts}
         outcome = rules.after_attempt(task, result, self.policy, time.time())
         if outcome.error is not None:
             row["error"] = dict(outcome.error)
@@ -581,17 +578,18 @@ def fetch_download(
     per_host: int | None = None,
     sleep: float = 0.0,
     ctx: Context | None = None,
-) -> dict[str, Any]:
+) -> FetchResult:
     """Download one task with the same engine as `xdl fetch`: one result for the task
     (a playlist's entries are folded into one: ok when all are). `per_host` and `sleep`
     are `queue run`'s own, laid over the task's (the stricter wins). `ctx` is what the run's
     downloads share (`context.Context`: its budget is the queue's board)."""
     from ..fetch import FetchOptions, fetch_one
 
+    started = time.monotonic()
     try:
         options = FetchOptions.from_dict(task.options)
     except errors.XdlError as e:  # a hand-edited task: this task fails, the others run
-        return {"ok": False, "url": task.url, "error": e.to_dict()}
+        return failed(task.url, e, (), started)
     if per_host is not None and (options.per_host is None or per_host < options.per_host):
         options = options.replace(per_host=per_host)
     if sleep > options.sleep:
@@ -608,16 +606,14 @@ def fetch_download(
         ctx=ctx,
     )
     if not results:
-        return {"ok": False, "url": task.url, "error": {"code": "no_formats", "message": "nothing"}}
+        return failed(task.url, errors.NoFormats("nothing was downloaded"), (), started)
     if len(results) == 1:
-        return results[0].to_dict()
-    rows = [r.to_dict() for r in results]
-    failed = [r for r in rows if not r.get("ok")]
-    first = failed[0] if failed else rows[0]
-    return {
-        **first,
-        "ok": not failed,
-        "url": task.url,
-        "bytes": sum(r.get("bytes") or 0 for r in rows),
-        "entries": rows,
-    }
+        return results[0]
+    bad = [r for r in results if not r.ok]
+    return dataclasses.replace(
+        bad[0] if bad else results[0],
+        ok=not bad,
+        url=task.url,
+        bytes=sum(r.bytes or 0 for r in results),
+        entries=tuple(results),
+    )
