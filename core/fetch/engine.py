@@ -74,9 +74,8 @@ def fetch_one(
     ctx = given(ctx)
     if limiter is None and opts.rate_limit:
         limiter = rate_limiter(ctx, opts.rate_limit)
-    job = Job(url, opts, ctx, stop or threading.Event(), limiter, progress, started, max_wait)
-    job.fields = fields or {}
-    return run(job)
+    stop = stop or threading.Event()
+    return run(Job(url, opts, ctx, stop, limiter, progress, started, max_wait, fields or {}))
 
 
 def fetch_many(
@@ -246,8 +245,8 @@ def run(job: Job) -> list[FetchResult]:
     try:
         with job.budget.download(job.url, job.rule, job.stop):
             results = _run(job)
-        if job.entries_of is not None:  # each entry holds a slot of its own host
-            return fetch_entries(job, job.entries_of)
+        if isinstance(results, feeds.Feed):  # each entry holds a slot of its own host
+            return fetch_entries(job, results)
         return results
     except errors.Interrupted as e:
         return [failed(job.url, e, (), job.started)]
@@ -255,13 +254,16 @@ def run(job: Job) -> list[FetchResult]:
         job.drop_response()
 
 
-def _run(job: Job) -> list[FetchResult]:
+def _run(job: Job) -> list[FetchResult] | feeds.Feed:
+    """The input's lines, or the feed it turned out to be (its entries are fetched once
+    this input's host slot is given back)."""
     attempts: list[Attempt] = []
     try:
         if job.stop.is_set():
             raise errors.Interrupted("interrupted before it started")
         check_url(job.url)
-        job.folders = check_template(job.o.template)
+        if not job.folders:
+            job = dataclasses.replace(job, folders=check_template(job.o.template))
         if job.archive is not None and url_key(job.url) in job.archive:
             return [job.skipped("archive", job.archive.path_of(url_key(job.url)))]
         key = feeds.archive_key(job.fields)  # a feed entry's: by its feed id, not URL
@@ -274,8 +276,7 @@ def _run(job: Job) -> list[FetchResult]:
         try:
             if (feed := feed_of(job)) is not None:  # RSS/Atom: each entry as an input
                 job.drop_response()
-                job.entries_of = feed  # fetched once this job's host slot is given back
-                return []
+                return feed
         except feeds.Unchanged:
             return [job.skipped("unchanged")]
         probing = time.monotonic()
@@ -283,7 +284,7 @@ def _run(job: Job) -> list[FetchResult]:
     except errors.Fatal:
         raise
     except errors.XdlError as e:
-        if job.probed:  # the probe is the HTTP tier's first request: say so
+        if job.found.probed:  # the probe is the HTTP tier's first request: say so
             tried = (Attempt("http", False, f"{e.code}: {e.message}", since(probing)),)
             return [failed(job.url, e, tried, job.started)]
         return [failed(job.url, e, (), job.started)]
@@ -304,7 +305,7 @@ def _run(job: Job) -> list[FetchResult]:
         except errors.XdlError as e:
             last = e
             if REGISTRY[name].media:
-                job.media_error = e
+                job.found.media_error = e
             attempts.append(Attempt(name, False, f"{e.code}: {e.message}", since(begun)))
             log.debug("%s: %s failed: %s", job.url, name, e.message)
             if job.stop.is_set():
@@ -359,32 +360,33 @@ def chain_of(job: Job) -> list[str]:
     elif job.claimed_by_extractor():
         chain = everything
     else:
-        job.probed = True
+        job.found.probed = True
         failures = 0
         while True:
             try:
                 job.probe_once()
             except errors.XdlError as e:
                 if job.budget.refuses(job.url, e):  # asked again after the pause
-                    job._probe_error = None
+                    job.found.error = None
                     job.refused(e)
                     continue
                 if transient(e) and failures < job.o.retries:  # a 5xx, a reset: again
-                    job._probe_error = None
+                    job.found.error = None
                     failures += 1
                     job.stop.wait(min(4.0, 0.5 * 2 ** (failures - 1)))
                     continue
                 if e.final or e.code == "interrupted":
                     raise
                 log.debug("%s: probe failed (%s); trying yt-dlp first", job.url, e.message)
-                job.head = None
+                job.found.head = None
             break
-        if job.head is not None and _plain_media_file(job, job.head.mime):
+        head = job.found.head
+        if head is not None and _plain_media_file(job, head.mime):
             # A bare video/audio file that needs none of yt-dlp's processing: save it
             # like a file (one request, resumable, its real name); yt-dlp is the fallback.
             chain = files + media
         elif (
-            job.head is None or _YTDLP_TYPES.match(job.head.mime) or job.manifest()
+            head is None or _YTDLP_TYPES.match(head.mime) or job.manifest()
         ):  # a manifest served as text/plain is a stream too: yt-dlp records it
             job.drop_response()
             chain = everything
@@ -395,7 +397,8 @@ def chain_of(job: Job) -> list[str]:
 
 def _a_page(job: Job) -> bool:
     """An HTML page, or a URL a site's extractor claims (not probed: a page too)."""
-    return job.head is None or job.head.mime in ("text/html", "application/xhtml+xml")
+    head = job.found.head
+    return head is None or head.mime in ("text/html", "application/xhtml+xml")
 
 
 def _plain_media_file(job: Job, mime: str) -> bool:
@@ -422,10 +425,10 @@ def feed_of(job: Job) -> feeds.Feed | None:
     if not job.conditional() and job.claimed_by_extractor():
         return None
     try:
-        job.probed = True
+        job.found.probed = True
         head = job.probe()
     except errors.XdlError as e:
-        job._probe_error = e  # the downloaders' chain decides what it means
+        job.found.error = e  # the downloaders' chain decides what it means
         return None
     if head.status == 304:
         raise feeds.Unchanged(job.url)
@@ -434,7 +437,7 @@ def feed_of(job: Job) -> feeds.Feed | None:
             return None
         if not feeds.looks_like_feed(head.content_type, job.first_bytes()):
             return None
-    body = feeds.read_body(job.response.raw, job.url)
+    body = feeds.read_body(job.found.response.raw, job.url)
     return feeds.parse(body, job.url, etag=head.etag, modified=head.last_modified)
 
 
@@ -443,10 +446,8 @@ def fetch_entries(job: Job, feed: feeds.Feed) -> list[FetchResult]:
     each = job.o.replace(playlist_items=None, max_downloads=None)
 
     def one(url: str, fields: Mapping[str, Any]) -> list[FetchResult]:
-        entry = Job(
-            url, each, job.ctx, job.stop, job.limiter, job.progress, time.monotonic(), job.max_wait
-        )
-        entry.fields = fields
+        entry = Job(url, each, job.ctx, job.stop, job.limiter, job.progress, time.monotonic(),
+                    job.max_wait, fields)  # fmt: skip
         return run(entry)
 
     return fetch_feed(feed, job.o, one, archive=job.archive, stopped=job.stop.is_set)

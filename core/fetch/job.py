@@ -1,18 +1,22 @@
 """One input on its way through the downloaders: what every downloader is handed.
 
-A `Job` holds the request (URL, options, the input's fields), what the first response
-taught (`probe`: one streaming GET, kept open for the HTTP tier to go on reading) and
-the per-host budget its requests go through (`get`). It imports no downloader: the
-engine (`engine.py`) runs the chain, the downloaders (`strategies/`) take a Job.
+A `Job` is the request, frozen (URL, options, the input's fields, the command's
+`Context` and stop), whose requests all go through its host's budget (`get`, `probe`),
+and `found` (a `Probe`): what the site answered so far, the one part that changes (the
+first response's head, its GET kept open for the HTTP tier to go on reading, refusals).
+It imports no downloader: the engine (`engine.py`) runs the chain, the downloaders
+(`strategies/`) take a Job.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +30,9 @@ from .result import FetchResult, since
 
 if TYPE_CHECKING:
     from .. import http
+    from ..archive import Archive
     from ..context import Context
+    from ..hosts import Budget
 
 log = logging.getLogger("xdl.fetch")
 
@@ -41,63 +47,55 @@ def http_module() -> Any:
     return module
 
 
+@dataclass(frozen=True, eq=False)
 class Job:
-    """One input through the strategy chain: what every strategy is handed."""
+    """One input through the strategy chain: the request every strategy is handed,
+    frozen, and `found`, what the site answered it so far (its only changing part)."""
 
-    def __init__(
-        self,
-        url: str,
-        options: FetchOptions,
-        ctx: Context,
-        stop: threading.Event,
-        limiter: TokenBucket | None,
-        progress: Progress | None,
-        started: float,
-        max_wait: float = math.inf,
-    ) -> None:
-        self.url = url
-        self.o = options
-        self.ctx = ctx
-        self.stop = stop
-        self.limiter = limiter
-        self.progress = progress
-        self.started = started
-        self.head: http.Head | None = None
-        self.response: Any = None  # the probe's open GET, which the HTTP tier may reuse
-        self.probed = False
-        self.budget = ctx.budget
-        self.rule = HostRule(options.per_host, options.sleep)
-        #: A pause longer than this (seconds) ends the input as `rate_limited` at once
-        #: (the queue defers the task to the pause's end instead of holding a worker).
-        self.max_wait = max_wait
-        self.refusals = 0
-        self.archive = open_archive(options.archive, ctx) if options.archive else None
-        self.out = Path(options.output_dir).expanduser()
-        self.folders: tuple[str, ...] = ()
-        self.fields: Mapping[str, Any] = {}  # the input's JSON fields
-        #: Why the last media tier (yt-dlp) failed, for the line of a manifest refused.
-        self.media_error: errors.XdlError | None = None
-        self._manifest: str | None = None
-        self.entries_of: feeds.Feed | None = None  # the feed this URL turned out to be
-        self._probe_error: errors.XdlError | None = None  # the feed check's probe failed
-        self._claimed: bool | None = None
-        self._conditional: dict[str, str] | None = None
+    url: str
+    o: FetchOptions
+    ctx: Context
+    stop: threading.Event
+    limiter: TokenBucket | None = None
+    progress: Progress | None = None
+    started: float = 0.0
+    #: A pause longer than this (seconds) ends the input as `rate_limited` at once
+    #: (the queue defers the task to the pause's end instead of holding a worker).
+    max_wait: float = math.inf
+    fields: Mapping[str, Any] = field(default_factory=dict)  # the input's JSON fields
+    folders: tuple[str, ...] = ()  # the template's folders (checked)
+    found: Probe = field(default_factory=lambda: Probe())
+
+    @property
+    def budget(self) -> Budget:
+        return self.ctx.budget
+
+    @functools.cached_property
+    def rule(self) -> HostRule:
+        return HostRule(self.o.per_host, self.o.sleep)
+
+    @functools.cached_property
+    def archive(self) -> Archive | None:
+        return open_archive(self.o.archive, self.ctx) if self.o.archive else None
+
+    @functools.cached_property
+    def out(self) -> Path:
+        return Path(self.o.output_dir).expanduser()
 
     def drop_response(self) -> None:
-        resp, self.response = self.response, None
-        if resp is not None:
-            resp.close()
+        self.found.drop()
 
     def probe(self) -> http.Head:
         """What the URL's server says about it (one streaming GET, kept for reuse)."""
-        if self.head is None:
+        found = self.found
+        if found.head is None:
             # everything slow first (the import of requests, a file read): the request
             # goes out when its budget says, not a first import later
             http, conditional = http_module(), self.conditional()
             started = self.budget.before_request(self.url, self.rule, self.stop, self.max_wait)
-            self.head, self.response = http.probe(self.url, self.o.net, conditional, self.ctx)
+            found.head, found.response = http.probe(self.url, self.o.net, conditional, self.ctx)
             self.budget.served(self.url, started)
-        return self.head
+        return found.head
 
     def get(self, headers: Mapping[str, str] | None = None) -> Any:
         """A streaming GET of the input's URL within its host's budget (paced, and
@@ -111,33 +109,33 @@ class Job:
     def refused(self, e: errors.XdlError) -> None:
         """The site refused a request: pause its host for everyone; RateLimited when this
         input was refused too often, or the pause is longer than this run waits."""
-        self.refusals += 1
+        self.found.refusals += 1
         retry_after = e.retry_after if isinstance(e, errors.HttpError) else None
         status = e.details.get("status")
         until = self.budget.refused(self.url, status if isinstance(status, int) else 429,
                                     retry_after)  # fmt: skip
         host = host_of(self.url)
         banned = status == 403  # asking again is what gets a client banned for longer
-        if banned or self.refusals > MAX_REFUSALS or until - time.time() > self.max_wait:
+        if banned or self.found.refusals > MAX_REFUSALS or until - time.time() > self.max_wait:
             raise paused_error(host, until, e.message) from None
 
     def conditional(self) -> dict[str, str]:
         """If-None-Match / If-Modified-Since of a feed polled before into this archive."""
-        if self._conditional is None:
-            self._conditional = feeds.conditional_headers(self.url, self.o.archive)
-        return self._conditional
+        if self.found.conditional is None:
+            self.found.conditional = feeds.conditional_headers(self.url, self.o.archive)
+        return self.found.conditional
 
     def probe_once(self) -> http.Head:
         """`probe`, but a probe that failed already (the feed check's) is not sent again."""
-        if self._probe_error is not None:
-            raise self._probe_error
+        if self.found.error is not None:
+            raise self.found.error
         return self.probe()
 
     def manifest(self) -> str | None:
         """The stream manifest this URL serves (`HLS playlist`, `DASH manifest`...), else
         None: told by its content type, or by its first bytes when the type leaves it open
         (text-like bodies, or a URL named like one): those of the probe's own GET."""
-        if self._manifest is None:
+        if self.found.manifest is None:
             try:
                 head = self.probe()
             except errors.XdlError:
@@ -145,13 +143,13 @@ class Job:
             kind = manifest.by_type(head.content_type)
             if kind is None and manifest.worth_sniffing(head.content_type, head.length, head.url):
                 kind = manifest.by_content(self.first_bytes())
-            self._manifest = kind or ""
-        return self._manifest or None
+            self.found.manifest = kind or ""
+        return self.found.manifest or None
 
     def first_bytes(self) -> bytes:
         """The body's first bytes: read from the probe's open GET when there is one (and
         handed back to whoever reads it next: no second request), else a ranged GET."""
-        resp = self.response
+        resp = self.found.response
         try:
             if resp is not None and not resp.headers.get("Content-Encoding"):
                 first = bytes(resp.raw.read(manifest.SNIFF_BYTES) or b"")
@@ -170,9 +168,9 @@ class Job:
         """Whether a site's own yt-dlp extractor takes the URL (asked once)."""
         from ..extractors import extractor_for
 
-        if self._claimed is None:
-            self._claimed = extractor_for(self.url) is not None
-        return self._claimed
+        if self.found.claimed is None:
+            self.found.claimed = extractor_for(self.url) is not None
+        return self.found.claimed
 
     def skipped(self, why: str, path: Path | None = None, **kw: Any) -> FetchResult:
         size = path.stat().st_size if path is not None and path.exists() else None
@@ -185,6 +183,38 @@ class Job:
             elapsed_s=since(self.started),
             **kw,
         )
+
+
+class Probe:
+    """What the site answered one input so far: the first response's head and its open
+    GET (which the HTTP tier goes on reading: `take_response`), and what was learnt
+    from it and from the downloaders tried."""
+
+    def __init__(self) -> None:
+        self.head: http.Head | None = None
+        self.response: Any = None  # the probe's open GET, which the HTTP tier may reuse
+        self.probed = False  # the first request was the probe (the HTTP tier's own)
+        self.error: errors.XdlError | None = None  # the feed check's probe failed so
+        self.manifest: str | None = None  # "" when not a manifest
+        self.claimed: bool | None = None
+        self.conditional: dict[str, str] | None = None
+        self.refusals = 0
+        #: Why the last media tier (yt-dlp) failed, for the line of a manifest refused.
+        self.media_error: errors.XdlError | None = None
+
+    def adopt(self, head: http.Head, response: Any) -> None:
+        """A response got elsewhere (a conditional GET of the cache) is the probe's."""
+        self.head, self.response, self.probed = head, response, True
+
+    def take_response(self) -> Any:
+        """The probe's open GET, handed over to the one who reads it (None when none)."""
+        resp, self.response = self.response, None
+        return resp
+
+    def drop(self) -> None:
+        resp = self.take_response()
+        if resp is not None:
+            resp.close()
 
 
 class _Replayed:

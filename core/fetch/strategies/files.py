@@ -109,7 +109,7 @@ def refuse_manifest(job: Job) -> None:
     kind = job.manifest()
     if kind is None:
         return
-    why = job.media_error
+    why = job.found.media_error
     tried = (
         f"yt-dlp could not record it ({why.code}: {why.message})"
         if why
@@ -122,7 +122,7 @@ def refuse_manifest(job: Job) -> None:
 
 def same_content(job: Job) -> Callable[[dict[str, Any]], bool]:
     """A `.part` another URL left holds this file when both have the same strong ETag."""
-    etag = job.head.etag if job.head is not None else None
+    etag = job.found.head.etag if job.found.head is not None else None
 
     def same(meta: dict[str, Any]) -> bool:
         return bool(etag) and not str(etag).startswith("W/") and meta.get("etag") == etag
@@ -162,7 +162,7 @@ def piped(job: Job, tool: str, cmd: list[str]) -> list[FetchResult]:
     progress) from the start: they do not resume."""
     try:
         name = file_name(job)
-        length = job.head.length if job.head else None
+        length = job.found.head.length if job.found.head else None
     except errors.XdlError as e:
         if e.final or job.o.dry_run:
             raise

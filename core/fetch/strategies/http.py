@@ -29,12 +29,12 @@ class Http:
         from ... import http
 
         name = files.file_name(job)
-        target = files.open_target(job, name, job.head.length if job.head else None)
+        head = job.found.head
+        target = files.open_target(job, name, head.length if head else None)
         if isinstance(target, list):
             return target
         o = job.o
         with target:
-            head = job.head
             etag = head.etag if head and head.etag and not head.etag.startswith("W/") else None
             validator = etag or (head.last_modified if head else None)
             if (
@@ -70,9 +70,11 @@ class Http:
                 else:
                     offset = 0
                 try:
-                    reuse = job.response if not headers else None
-                    job.response = None
-                    resp = reuse if reuse is not None else job.get(headers)
+                    first = job.found.take_response()  # the probe's GET, from byte 0
+                    if first is not None and headers:
+                        first.close()
+                        first = None
+                    resp = first if first is not None else job.get(headers)
                     with resp:
                         if resp.status_code == 416:  # our .part is no use: start again
                             target.restart()

@@ -205,8 +205,10 @@ def download(
         plan = Plan.split(total, n)
     meta = {**meta, "total": total}
     target.preallocate(total, {**meta, "ranges": plan.to_meta()})
-    first = job.response if resumed == 0 else None  # the probe's GET already reads from 0
-    job.response = None
+    first = job.found.take_response()  # the probe's GET already reads from 0
+    if first is not None and resumed:
+        first.close()
+        first = None
     if first is not None and first.status_code != 200:
         first.close()
         first = None
