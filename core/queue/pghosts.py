@@ -13,12 +13,13 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from ..hosts import CEILING
 
-if TYPE_CHECKING:
-    from .postgres import PostgresStore
+#: run(work, atomic=...): work(cursor) in one transaction of the queue's database.
+Transaction = Callable[..., Any]
 
 LOOK_EVERY = 0.2
 NOW = "extract(epoch from clock_timestamp())"
@@ -48,8 +49,10 @@ _ENSURE = "INSERT INTO xdl_hosts (host) VALUES (%(host)s) ON CONFLICT (host) DO 
 class PgBoard:
     """`hosts.Shared` in the queue's database."""
 
-    def __init__(self, store: PostgresStore, lease: float = 30.0) -> None:
-        self.store = store
+    def __init__(self, run: Transaction, lease: float = 30.0) -> None:
+        #: the store's way to run `work(cursor)` in a transaction (`atomic=False`: one
+        #: statement), a lost connection made again: `PostgresStore._do`
+        self.run = run
         self.lease = lease
         self.runner = secrets.token_hex(6)
         self._mutex = threading.Lock()
@@ -64,7 +67,7 @@ class PgBoard:
             cur.execute(statement, values)
             return cur.fetchone()
 
-        return self.store._do(work, atomic=False)
+        return self.run(work, atomic=False)
 
     def look(self, host: str) -> tuple[float, float, float]:
         now = time.monotonic()
@@ -121,7 +124,7 @@ class PgBoard:
             )
             return interval
 
-        interval = float(self.store._do(work))
+        interval = float(self.run(work))
         with self._mutex:
             self._looked.pop(host, None)
         return interval
@@ -171,7 +174,7 @@ class PgBoard:
             )
             return True
 
-        if not self.store._do(work):
+        if not self.run(work):
             return False
         with self._mutex:
             self._held.setdefault(host, []).append(slot)
@@ -202,7 +205,7 @@ class PgBoard:
             return list(cur.fetchall())
 
         now = time.time()
-        return {row["host"]: now + row["remaining"] for row in self.store._do(work, atomic=False)}
+        return {row["host"]: now + row["remaining"] for row in self.run(work, atomic=False)}
 
     def _renew(self) -> None:
         while True:

@@ -236,7 +236,7 @@ class PostgresStore(TaskChanges):
         """What every runner of this queue shares about sites (pauses, slots, pacing);
         a slot not renewed for `lease` seconds is free again (its runner died)."""
         if self._board is None:
-            self._board = PgBoard(self, lease)
+            self._board = PgBoard(self._do, lease)
         return self._board
 
     def close(self) -> None:
