@@ -1,7 +1,8 @@
 """The fast path for a cold process on a very large queue (a one-shot `queue add`, a
 `queue run --max-tasks 1`): a few tasks are read out of the snapshot's bytes (one task a
-line, as `files.dump` writes it) instead of parsing them all. Each function returns None
-when only the full load can decide; the store then does that.
+line, as `files.dump` writes it) instead of parsing them all. Pure: the store reads
+the bytes and replays the journal (`JsonStore._light_base`), these decide, the store
+writes. None when only the full load can decide; the store then does that.
 """
 
 from __future__ import annotations
@@ -9,27 +10,47 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ...errors import QueueCorrupt
 from .. import rules
 from ..model import Finished, Outcome, Record, Task, Worker
 from .state import SCHEMA_VERSION, State, check_header, check_task
 
-if TYPE_CHECKING:
-    from .store import JsonStore
+#: What a light path starts from (`JsonStore._light_base`): the snapshot's bytes, where
+#: its first line (the queue's header) ends, that header, and the journal replayed onto
+#: an empty state.
+Base = tuple[bytes, int, dict[str, Any], State]
 
 
-def light_view(store: JsonStore, count: int) -> tuple[State, Callable[[str], Record | None]] | None:
-    """For a few adds in a cold process: the snapshot's first line (the queue's header)
-    and the journal, with URLs looked up by searching the snapshot's bytes (one task a
-    line, as `_dump` writes it) instead of parsing them all. None when the full load is
-    needed anyway (an older or foreign file, a compaction or a backup due...)."""
-    if count > 16:
+def header_of(data: bytes) -> tuple[int, dict[str, Any], State] | None:
+    """Where the snapshot's header line ends, the header, and an empty state under it;
+    None when it is not one this version writes (the full load then judges the file)."""
+    head_end = data.find(b"\n")
+    head = data[:head_end]
+    if head_end < 0 or not head.endswith(b',"tasks":['):
         return None
-    base = light_base(store, count)
-    if base is None:
+    try:
+        meta = json.loads(head[: -len(',"tasks":[')] + b"}")
+    except ValueError:
         return None
+    if (
+        not isinstance(meta, dict)
+        or meta.get("version") != SCHEMA_VERSION
+        or meta.get("kind") != "xdl-queue"
+    ):
+        return None
+    state = State()
+    try:
+        state.generation, state.paused, state.next_id, state.options = check_header(meta)
+    except ValueError:
+        return None  # the full load says so, properly
+    return head_end, meta, state
+
+
+def light_view(base: Base) -> tuple[State, Callable[[str], Record | None]]:
+    """For a few adds in a cold process: the snapshot's header and the journal, with URLs
+    looked up by searching the snapshot's bytes (one task a line, as `_dump` writes it)
+    instead of parsing them all."""
     data, head_end, _, state = base
     journal_urls: dict[str, list[Record]] = {}
     for rec in state.tasks.values():
@@ -57,52 +78,13 @@ def light_view(store: JsonStore, count: int) -> tuple[State, Callable[[str], Rec
     return state, lookup
 
 
-def light_base(store: JsonStore, count: int) -> tuple[bytes, int, dict[str, Any], State] | None:
-    """The snapshot's bytes, its header, and the journal replayed onto an empty state;
-    None when a full load is needed anyway."""
-    try:
-        data = store.path.read_bytes()
-    except OSError:
-        return None
-    head_end = data.find(b"\n")
-    head = data[:head_end]
-    if head_end < 0 or not head.endswith(b',"tasks":['):
-        return None
-    try:
-        meta = json.loads(head[: -len(',"tasks":[')] + b"}")
-    except ValueError:
-        return None
-    if (
-        not isinstance(meta, dict)
-        or meta.get("version") != SCHEMA_VERSION
-        or meta.get("kind") != "xdl-queue"
-    ):
-        return None
-    state = State()
-    try:
-        state.generation, state.paused, state.next_id, state.options = check_header(meta)
-    except ValueError:
-        return None  # the full load says so, properly
-    store._snap_key = None
-    try:
-        store._replay(state, from_offset=0)
-    except QueueCorrupt:
-        return None  # the full load says so, properly
-    tasks = data.count(b"\n") - 2
-    if store._jops + count > 1000 + tasks // 20 or store.backup.due(tasks > 0):
-        return None
-    return data, head_end, meta, state
-
-
 def light_finish(
-    store: JsonStore, worker: Worker, outcome: Outcome | None, lease: float | None
-) -> Finished | None:
+    base: Base, worker: Worker, outcome: Outcome | None, lease: float | None
+) -> tuple[list[dict[str, Any]], Finished] | None:
     """`finish` in a cold process: our task and the claim candidates (the snapshot's
     claim hint, and what the journal changed) are read by id from the snapshot's bytes.
-    None when the full load must decide (a task to take back, the hint used up...)."""
-    base = light_base(store, 2)
-    if base is None:
-        return None
+    The journal's ops to append and what `finish` returns; None when the full load must
+    decide (a task to take back, the hint used up...)."""
     data, head_end, meta, state = base
     hint = meta.get("claim_hint")
     if not isinstance(hint, dict):
@@ -152,9 +134,7 @@ def light_finish(
                     ops.append({"op": "put", "task": new})
     except (LookupError, ValueError, TypeError, KeyError):
         return None
-    if ops:
-        store._append(state, ops)
-    return Finished(
+    return ops, Finished(
         (recorded,) if outcome is not None else (),
         (Task.from_record(new, state.options),) if new else (),
     )

@@ -113,6 +113,29 @@ class JsonStore(TaskChanges):
         the snapshot's bytes. Once loaded (a runner), it only reads what changed."""
         return self._state is None and not self._loaded
 
+    def _light_base(self, count: int) -> fastpath.Base | None:
+        """Where a light path for `count` tasks starts (`fastpath.Base`); None when a full
+        load is needed anyway (an older or foreign file, a compaction or a backup due)."""
+        if not self._light_allowed():
+            return None
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return None
+        header = fastpath.header_of(data)
+        if header is None:
+            return None
+        head_end, meta, state = header
+        self._snap_key = None
+        try:
+            self._replay(state, from_offset=0)
+        except QueueCorrupt:
+            return None  # the full load says so, properly
+        tasks = data.count(b"\n") - 2
+        if self._jops + count > 1000 + tasks // 20 or self.backup.due(tasks > 0):
+            return None
+        return data, head_end, meta, state
+
     # -- locking and loading --
 
     @contextlib.contextmanager
@@ -493,10 +516,10 @@ class JsonStore(TaskChanges):
         """Add tasks; a URL already queued, running or done is not added again unless
         `force` (nor a cancelled one); a failed one is requeued."""
         with self._locked(load=False):
-            view = fastpath.light_view(self, len(items)) if self._light_allowed() else None
-            if view is not None:
+            base = self._light_base(len(items)) if len(items) <= 16 else None
+            if base is not None:
                 # A cold process adding a few URLs: no need to parse the whole queue.
-                state, lookup = view
+                state, lookup = fastpath.light_view(base)
                 try:
                     ops, results = self._add_ops(state, lookup, items, force)
                 except (ValueError, TypeError, KeyError, AttributeError):
@@ -573,13 +596,17 @@ class JsonStore(TaskChanges):
         with self._locked(load=False):
             if self._light_allowed() and len(outcomes) <= 1 and claim <= 1:
                 try:
-                    light = fastpath.light_finish(
-                        self, worker, outcomes[0] if outcomes else None, lease if claim else None
+                    base = self._light_base(2)
+                    outcome = outcomes[0] if outcomes else None
+                    light = base and fastpath.light_finish(
+                        base, worker, outcome, lease if claim else None
                     )
+                    if base and light:
+                        if light[0]:
+                            self._append(base[3], light[0])
+                        return light[1]
                 finally:
                     self._state = self._snap_key = None
-                if light is not None:
-                    return light
             state = self._refresh()
             now = time.time()
             ops: list[dict[str, Any]] = []
