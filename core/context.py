@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from .fetch.target import SpaceBook
-    from .hosts import Budget
+from .files import SpaceBook
+from .hosts import Budget
 
 T = TypeVar("T")
 
@@ -30,9 +29,6 @@ class Context:
     """The shared things of one command (thread-safe)."""
 
     def __init__(self, budget: Budget | None = None) -> None:
-        from .fetch.target import SpaceBook
-        from .hosts import Budget
-
         self.budget: Budget = budget if budget is not None else Budget()
         self.space: SpaceBook = SpaceBook()
         self._made: dict[Hashable, Any] = {}

@@ -9,8 +9,10 @@ from __future__ import annotations
 import errno
 import io
 import os
+import shutil
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -158,3 +160,43 @@ def write_new(
         except FileNotFoundError:
             pass
         os.close(dirfd)
+
+
+class SpaceBook:
+    """Free space promised to the downloads of one command, per filesystem (its
+    `Context` holds it): `-j N` downloads check the disk together, not each alone."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, int] = {}
+
+    def reserve(self, directory: Path, needed: int, margin: int) -> Callable[[], None]:
+        """Promise `needed` bytes in `directory` (NoSpace when they are not there);
+        returns the function that gives them back."""
+        try:
+            device = os.stat(directory).st_dev
+            free = shutil.disk_usage(directory).free
+        except OSError:
+            return lambda: None
+        with self._lock:
+            held = self._held.get(device, 0)
+            if needed + held + margin > free:
+                raise errors.NoSpace(
+                    f"needs {needed} bytes but only {free - held} are free in {directory}"
+                    f" (keeping --min-free {margin})",
+                    needed=needed,
+                    free=max(0, free - held),
+                )
+            self._held[device] = held + needed
+        released = threading.Event()
+
+        def release() -> None:
+            if not released.is_set():
+                released.set()
+                with self._lock:
+                    self._held[device] = max(0, self._held.get(device, 0) - needed)
+
+        return release
+
+
+# -- folders and links --------------------------------------------------------------------

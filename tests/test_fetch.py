@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 import media_site
-from xdl.core.fetch import target as partfile
 
 MEDIA = Path(__file__).parent / "media"
 
@@ -410,7 +409,7 @@ def test_no_space_is_checked_before_starting(
     xdl: Any, site: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        partfile.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000)
+        shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000)
     )
     ran = xdl("fetch", site.url("/files/blob.bin"))
     assert ran.exit_code == 1

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import queue
-import shutil
 import stat
 import threading
 import time
@@ -38,6 +37,7 @@ from typing import Any
 from .. import errors
 from ..files import (
     NOFOLLOW,
+    SpaceBook,
     is_no_space,
     lstat_in,
     no_space,
@@ -79,49 +79,6 @@ def check_size(size: int | None, min_size: int | None, max_size: int | None) -> 
         raise errors.TooLarge(f"{size} bytes is more than --max-size {max_size}", bytes=size)
     if min_size is not None and size < min_size:
         raise errors.TooSmall(f"{size} bytes is less than --min-size {min_size}", bytes=size)
-
-
-# -- free space ---------------------------------------------------------------------------
-
-
-class SpaceBook:
-    """Free space promised to the downloads of one command, per filesystem (its
-    `Context` holds it): `-j N` downloads check the disk together, not each alone."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[int, int] = {}
-
-    def reserve(self, directory: Path, needed: int, margin: int) -> Callable[[], None]:
-        """Promise `needed` bytes in `directory` (NoSpace when they are not there);
-        returns the function that gives them back."""
-        try:
-            device = os.stat(directory).st_dev
-            free = shutil.disk_usage(directory).free
-        except OSError:
-            return lambda: None
-        with self._lock:
-            held = self._held.get(device, 0)
-            if needed + held + margin > free:
-                raise errors.NoSpace(
-                    f"needs {needed} bytes but only {free - held} are free in {directory}"
-                    f" (keeping --min-free {margin})",
-                    needed=needed,
-                    free=max(0, free - held),
-                )
-            self._held[device] = held + needed
-        released = threading.Event()
-
-        def release() -> None:
-            if not released.is_set():
-                released.set()
-                with self._lock:
-                    self._held[device] = max(0, self._held.get(device, 0) - needed)
-
-        return release
-
-
-# -- folders and links --------------------------------------------------------------------
 
 
 def check_no_links(folder: Path, stem: str) -> None:
