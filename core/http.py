@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import socket
 import threading
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 import requests.adapters
+import urllib3
+import urllib3.connection
 import urllib3.exceptions
 import urllib3.util.url
 
@@ -118,6 +121,34 @@ def _environ_ca_bundle() -> str | None:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
 
 
+class _Watched:
+    """A connection whose wait for the answer's head ends when the request's download
+    is asked to stop (`get(stop=)`, held for this thread while it asks)."""
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        key = _stopper.watch(getattr(_local, "stop", None), getattr(self, "sock", None))
+        try:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            _stopper.done(key)
+
+
+class _HTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
 def session() -> requests.Session:
     """This thread's session (connection pooling without sharing across threads)."""
     s: requests.Session | None = getattr(_local, "session", None)
@@ -126,6 +157,7 @@ def session() -> requests.Session:
         s.headers["User-Agent"] = USER_AGENT
         s.headers["Accept-Encoding"] = "identity"  # byte counts and ranges are of the file
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4)
+        adapter.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         s.mount("http://", adapter)
         s.mount("https://", adapter)
         _local.session = s
@@ -234,6 +266,7 @@ def probe(
     net: NetworkOptions,
     headers: Mapping[str, str] | None = None,
     ctx: Context | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[Head, requests.Response]:
     """Start a streaming GET of `url` and report what is there from its headers.
 
@@ -241,7 +274,7 @@ def probe(
     request, not a HEAD and then a GET); the caller closes it when it is not wanted.
     `headers` (a feed's If-None-Match) may make it a 304, status 304 in the `Head`.
     """
-    resp = get(url, net, headers, ctx)
+    resp = get(url, net, headers, ctx, stop)
     if resp.status_code >= 400:
         resp.close()
         raise status_error(resp.status_code, resp.reason or "", url, resp.headers)
@@ -273,13 +306,20 @@ def get(
     net: NetworkOptions,
     headers: Mapping[str, str] | None = None,
     ctx: Context | None = None,
+    stop: threading.Event | None = None,
 ) -> requests.Response:
-    """A streaming GET; HTTP errors (>= 400) raised as ours, the response closed."""
+    """A streaming GET; HTTP errors (>= 400) raised as ours, the response closed.
+    `stop` set while the server has not answered ends the wait (`Interrupted`)."""
     kwargs = request_kwargs(net, headers, ctx)
+    _local.stop = stop
     try:
         resp = session().get(url, stream=True, allow_redirects=True, **kwargs)
     except requests.RequestException as e:
+        if stop is not None and stop.is_set():
+            raise errors.Interrupted("interrupted while waiting for the server") from None
         raise translate(e, url) from e
+    finally:
+        _local.stop = None
     if resp.status_code >= 400 and resp.status_code != 416:
         resp.close()
         raise status_error(resp.status_code, resp.reason or "", url, resp.headers)
@@ -287,24 +327,24 @@ def get(
 
 
 class _Stopper:
-    """Shuts the connections of the bodies being read when their download is asked to
-    stop: a read waiting on a connection that sends nothing returns at once, where it
-    waited out the read timeout (`--timeout`, 30 s). One thread, while bodies are read,
-    looks at their stop events a few times a second."""
+    """Shuts the connections that a download waits on when it is asked to stop: a
+    server that sends nothing (no answer yet, or a body that stalls) ends the wait at
+    once, where it lasted the read timeout (`--timeout`, 30 s). One thread, while
+    something is waited on, looks at the stop events a few times a second."""
 
     EVERY = 0.2
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._reading: dict[int, tuple[threading.Event, Any]] = {}
+        self._reading: dict[int, tuple[threading.Event, socket.socket]] = {}
+        self._keys = itertools.count()
         self._watching = False
 
-    def watch(self, stop: threading.Event, resp: requests.Response) -> int | None:
-        sock = _socket_of(resp)
-        if sock is None:
+    def watch(self, stop: threading.Event | None, sock: socket.socket | None) -> int | None:
+        if stop is None or sock is None:
             return None
         with self._lock:
-            key = id(sock)
+            key = next(self._keys)
             self._reading[key] = (stop, sock)
             if not self._watching:
                 self._watching = True
@@ -365,7 +405,7 @@ def chunks(
     read_some = getattr(raw, "read1", None)  # urllib3 < 2 has none: reads of a FAST_PIECE
     amount = 0 if read_some else min(size, FAST_PIECE)  # 0: what comes (read1)
     got = 0
-    watched = _stopper.watch(stop, resp) if stop is not None else None
+    watched = _stopper.watch(stop, _socket_of(resp))
     try:
         while True:
             room = wanted() if wanted is not None else size

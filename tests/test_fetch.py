@@ -646,6 +646,28 @@ def test_a_signal_while_the_connection_sends_nothing_stops_at_once(
     assert part.read_bytes() == first
 
 
+@pytest.mark.parametrize("strategy", ["http", "auto"])
+def test_a_signal_before_the_server_answers_stops_at_once(routes: Any, strategy: str) -> None:
+    """A server that takes the request and never answers: Ctrl-C stops xdl at once (it
+    waited out the read timeout, 60 s here, and then said `timeout`), the line says
+    `interrupted`, and nothing is written."""
+    work = Path.cwd()
+    url = routes.url(f"/hang?delay=60&s={strategy}")
+    proc = _start(["--strategy", strategy, "--timeout", "60", url], work)
+    deadline = time.monotonic() + 30
+    while not any(f"s={strategy}" in r.path for r in routes.requests("/hang")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the request never came"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=90)
+    assert time.monotonic() - sent < 10, "waited for the read timeout"
+    assert proc.returncode == 130, err.decode()
+    (line,) = [json.loads(x) for x in out.decode().splitlines()]
+    assert line["ok"] is False and line["error"]["code"] == "interrupted"
+    assert list(work.iterdir()) == []
+
+
 def test_progress_bars_appear_at_a_terminal(routes: Any) -> None:
     """stderr at a tty gets tqdm bars (even a pty that says it is 0x0); stdout (a pipe)
     still gets only the JSON line."""

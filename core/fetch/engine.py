@@ -284,6 +284,8 @@ def _run(job: Job) -> list[FetchResult] | feeds.Feed:
     except errors.Fatal:
         raise
     except errors.XdlError as e:
+        if job.stop.is_set() and not isinstance(e, errors.Interrupted):
+            e = errors.Interrupted("interrupted")  # what the stop made it: not the site's
         if job.found.probed:  # the probe is the HTTP tier's first request: say so
             tried = (Attempt("http", False, f"{e.code}: {e.message}", since(probing)),)
             return [failed(job.url, e, tried, job.started)]

@@ -93,7 +93,9 @@ class Job:
             # goes out when its budget says, not a first import later
             http, conditional = http_module(), self.conditional()
             started = self.budget.before_request(self.url, self.rule, self.stop, self.max_wait)
-            found.head, found.response = http.probe(self.url, self.o.net, conditional, self.ctx)
+            found.head, found.response = http.probe(
+                self.url, self.o.net, conditional, self.ctx, self.stop
+            )
             self.budget.served(self.url, started)
         return found.head
 
@@ -102,7 +104,7 @@ class Job:
         waiting out the host's pause): what every downloader's own request goes through."""
         http = http_module()
         started = self.budget.before_request(self.url, self.rule, self.stop, self.max_wait)
-        resp = http.get(self.url, self.o.net, headers, self.ctx)
+        resp = http.get(self.url, self.o.net, headers, self.ctx, self.stop)
         self.budget.served(self.url, started)
         return resp
 
