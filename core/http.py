@@ -5,9 +5,7 @@ Requests' exceptions are caught here and re-raised as xdl's own errors.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import itertools
 import os
 import socket
 import threading
@@ -24,7 +22,7 @@ import urllib3.connection
 import urllib3.exceptions
 import urllib3.util.url
 
-from . import __version__, errors
+from . import __version__, errors, stopping
 from .inputs import quote, refused
 from .names import filename_from_content_disposition
 from .network import NetworkOptions
@@ -121,34 +119,6 @@ def _environ_ca_bundle() -> str | None:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
 
 
-class _Watched:
-    """A connection whose wait for the answer's head ends when the request's download
-    is asked to stop (`get(stop=)`, held for this thread while it asks)."""
-
-    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        key = _stopper.watch(getattr(_local, "stop", None), getattr(self, "sock", None))
-        try:
-            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
-        finally:
-            _stopper.done(key)
-
-
-class _HTTPConnection(_Watched, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
 def session() -> requests.Session:
     """This thread's session (connection pooling without sharing across threads)."""
     s: requests.Session | None = getattr(_local, "session", None)
@@ -157,7 +127,6 @@ def session() -> requests.Session:
         s.headers["User-Agent"] = USER_AGENT
         s.headers["Accept-Encoding"] = "identity"  # byte counts and ranges are of the file
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4)
-        adapter.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         s.mount("http://", adapter)
         s.mount("https://", adapter)
         _local.session = s
@@ -311,66 +280,17 @@ def get(
     """A streaming GET; HTTP errors (>= 400) raised as ours, the response closed.
     `stop` set while the server has not answered ends the wait (`Interrupted`)."""
     kwargs = request_kwargs(net, headers, ctx)
-    _local.stop = stop
     try:
-        resp = session().get(url, stream=True, allow_redirects=True, **kwargs)
+        with stopping.during(stop):
+            resp = session().get(url, stream=True, allow_redirects=True, **kwargs)
     except requests.RequestException as e:
         if stop is not None and stop.is_set():
             raise errors.Interrupted("interrupted while waiting for the server") from None
         raise translate(e, url) from e
-    finally:
-        _local.stop = None
     if resp.status_code >= 400 and resp.status_code != 416:
         resp.close()
         raise status_error(resp.status_code, resp.reason or "", url, resp.headers)
     return resp
-
-
-class _Stopper:
-    """Shuts the connections that a download waits on when it is asked to stop: a
-    server that sends nothing (no answer yet, or a body that stalls) ends the wait at
-    once, where it lasted the read timeout (`--timeout`, 30 s). One thread, while
-    something is waited on, looks at the stop events a few times a second."""
-
-    EVERY = 0.2
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._reading: dict[int, tuple[threading.Event, socket.socket]] = {}
-        self._keys = itertools.count()
-        self._watching = False
-
-    def watch(self, stop: threading.Event | None, sock: socket.socket | None) -> int | None:
-        if stop is None or sock is None:
-            return None
-        with self._lock:
-            key = next(self._keys)
-            self._reading[key] = (stop, sock)
-            if not self._watching:
-                self._watching = True
-                threading.Thread(target=self._run, name="xdl-stopper", daemon=True).start()
-        return key
-
-    def done(self, key: int | None) -> None:
-        if key is not None:
-            with self._lock:
-                self._reading.pop(key, None)
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.EVERY)
-            with self._lock:
-                if not self._reading:
-                    self._watching = False
-                    return
-                stopped = [k for k, (stop, _) in self._reading.items() if stop.is_set()]
-                socks = [self._reading.pop(k)[1] for k in stopped]
-            for sock in socks:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-
-_stopper = _Stopper()
 
 
 def _socket_of(resp: requests.Response) -> socket.socket | None:
@@ -405,7 +325,7 @@ def chunks(
     read_some = getattr(raw, "read1", None)  # urllib3 < 2 has none: reads of a FAST_PIECE
     amount = 0 if read_some else min(size, FAST_PIECE)  # 0: what comes (read1)
     got = 0
-    watched = _stopper.watch(stop, _socket_of(resp))
+    watched = stopping.watch(stop, _socket_of(resp))
     try:
         while True:
             room = wanted() if wanted is not None else size
@@ -437,4 +357,4 @@ def chunks(
             raise errors.Interrupted("interrupted") from None
         raise translate(e, resp.url) from e
     finally:
-        _stopper.done(watched)
+        stopping.done(watched)

@@ -30,7 +30,7 @@ from yt_dlp.utils import (
     YoutubeDLError,
 )
 
-from . import errors
+from . import errors, stopping
 from .inputs import refused
 from .network import NetworkOptions
 
@@ -73,10 +73,6 @@ BASE_PARAMS: dict[str, Any] = {
 }
 
 
-#: The stop event of the download running on this thread (see `_StoppablePopen`).
-_running = threading.local()
-
-
 class _StoppablePopen(Popen):  # type: ignore[misc]
     """The process of yt-dlp's external downloaders (ffmpeg, which records live streams),
     whose wait also ends when the download on this thread is asked to stop: a Ctrl-C
@@ -88,7 +84,7 @@ class _StoppablePopen(Popen):  # type: ignore[misc]
     _xdl_stopping = False
 
     def wait(self, timeout: float | None = None) -> int:
-        stop: threading.Event | None = getattr(_running, "stop", None)
+        stop = stopping.current()
         if stop is None or timeout is not None:
             return int(super().wait(timeout))
         if self._xdl_stopping:
@@ -545,15 +541,13 @@ def download_recorded(
     site's (a feed entry's title, guid, date...: `with_known`).
     `stop` set ends a recording by ffmpeg (a live stream: its file is kept and finished;
     otherwise errors.Interrupted)."""
-    _running.stop = stop
     try:
-        return _download_recorded(url, params, progress, claim, defaults or {}, known or {})
+        with stopping.during(stop):
+            return _download_recorded(url, params, progress, claim, defaults or {}, known or {})
     except KeyboardInterrupt:
         if stop is None or not stop.is_set():
             raise
         raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
-    finally:
-        _running.stop = None
 
 
 def _download_recorded(

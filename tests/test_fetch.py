@@ -646,11 +646,11 @@ def test_a_signal_while_the_connection_sends_nothing_stops_at_once(
     assert part.read_bytes() == first
 
 
-@pytest.mark.parametrize("strategy", ["http", "auto"])
+@pytest.mark.parametrize("strategy", ["http", "auto", "ytdlp"])
 def test_a_signal_before_the_server_answers_stops_at_once(routes: Any, strategy: str) -> None:
     """A server that takes the request and never answers: Ctrl-C stops xdl at once (it
-    waited out the read timeout, 60 s here, and then said `timeout`), the line says
-    `interrupted`, and nothing is written."""
+    waited out the read timeout, 60 s here, and then said `timeout`; yt-dlp's own
+    request, 20 s), the line says `interrupted`, and nothing is written."""
     work = Path.cwd()
     url = routes.url(f"/hang?delay=60&s={strategy}")
     proc = _start(["--strategy", strategy, "--timeout", "60", url], work)

@@ -1,0 +1,113 @@
+"""A download asked to stop (Ctrl-C, SIGTERM, a `queue run` stopping) stops what it
+waits on, not only between two reads.
+
+- `during(stop)`: the stop of the download on this thread, while it runs code that
+  cannot be handed one (yt-dlp's extraction and downloaders, requests' own calls).
+- `watch(stop, sock)` / `done(key)`: a socket whose wait ends when `stop` is set. One
+  thread looks at the watched stop events a few times a second and shuts the sockets
+  of those set: a server that sends nothing ends the wait at once, where it lasted the
+  read timeout (`--timeout`, 30 s; yt-dlp's 20 s).
+- Every urllib3 connection (ours through requests, and yt-dlp's) has its wait for the
+  answer's head watched for the stop of the thread that asks (`install`, done at
+  import): a server that takes the request and never answers.
+
+What a shut socket makes (an end of the body, a reset) is never the site's answer: the
+code that reads says `interrupted` when its stop is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+#: How often (seconds) the watcher looks at the stop events.
+EVERY = 0.2
+
+_local = threading.local()
+
+
+def current() -> threading.Event | None:
+    """The stop of the download running on this thread (`during`), if any."""
+    stop: threading.Event | None = getattr(_local, "stop", None)
+    return stop
+
+
+@contextlib.contextmanager
+def during(stop: threading.Event | None) -> Iterator[None]:
+    """`stop` is this thread's download's while the block runs."""
+    before = current()
+    _local.stop = stop
+    try:
+        yield
+    finally:
+        _local.stop = before
+
+
+class _Watcher:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[threading.Event, socket.socket]] = {}
+        self._keys = itertools.count()
+        self._running = False
+
+    def watch(self, stop: threading.Event | None, sock: Any) -> int | None:
+        if stop is None or not isinstance(sock, socket.socket):
+            return None
+        with self._lock:
+            key = next(self._keys)
+            self._waiting[key] = (stop, sock)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="xdl-stopper", daemon=True).start()
+        return key
+
+    def done(self, key: int | None) -> None:
+        if key is not None:
+            with self._lock:
+                self._waiting.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(EVERY)
+            with self._lock:
+                if not self._waiting:
+                    self._running = False
+                    return
+                stopped = [k for k, (stop, _) in self._waiting.items() if stop.is_set()]
+                socks = [self._waiting.pop(k)[1] for k in stopped]
+            for sock in socks:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+_watcher = _Watcher()
+watch = _watcher.watch
+done = _watcher.done
+
+
+def install() -> None:
+    """Watch every urllib3 connection's wait for an answer (once per process)."""
+    import urllib3.connection
+
+    cls = urllib3.connection.HTTPConnection
+    if getattr(cls.getresponse, "_xdl_watched", False):
+        return
+    plain = cls.getresponse
+
+    def getresponse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        key = watch(current(), getattr(self, "sock", None))
+        try:
+            return plain(self, *args, **kwargs)
+        finally:
+            done(key)
+
+    getresponse._xdl_watched = True  # type: ignore[attr-defined]
+    cls.getresponse = getresponse  # type: ignore[method-assign]
+
+
+install()
