@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from xdl.core.inputs import Input, Kind, iter_inputs
 
@@ -214,21 +215,56 @@ class ModeFlags(click.Command):
 
 def alone_when_no_mode(params: list[click.Parameter], args: list[str]) -> list[str]:
     """`args` with `--opt WORD` written `--opt=DEFAULT WORD` for each option whose value
-    may be left out (`flag_value`) when WORD is not one of its choices."""
-    modes = {
-        name: (str(p.flag_value), set(p.type.choices))
-        for p in params
-        if isinstance(p, click.Option) and isinstance(p.type, click.Choice)
-        and getattr(p, "_flag_needs_value", False)
-        for name in p.opts
-    }  # fmt: skip
+    may be left out (`flag_value`) when WORD is not one of its choices (`-`, stdin, is a
+    word too). The values of other options are passed over as they are."""
+    modes: dict[str, tuple[str, set[str]]] = {}
+    valued: set[str] = set()
+    for p in params:
+        if not isinstance(p, click.Option):
+            continue
+        if isinstance(p.type, click.Choice) and getattr(p, "_flag_needs_value", False):
+            modes.update({name: (str(p.flag_value), set(p.type.choices)) for name in p.opts})
+        elif not p.is_flag and not p.count and p.nargs == 1:
+            valued.update(p.opts)
     out = list(args)
-    for i, word in enumerate(args[:-1]):
+    i = 0
+    while i < len(args) - 1:
+        word, after = args[i], args[i + 1]
         if word == "--":
             break
-        if word in modes and args[i + 1] not in modes[word][1] and args[i + 1][:1] != "-":
+        if word in valued:
+            i += 2  # its value, whatever it is
+            continue
+        if word in modes and after not in modes[word][1] and (after == "-" or after[:1] != "-"):
             out[i] = f"{word}={modes[word][0]}"
+        i += 1
     return out
+
+
+class Timestamps(click.Choice):
+    """--timestamps' modes; `true`/`false` (a config file's, an environment variable's)
+    are the option alone (auto) and no times."""
+
+    def __init__(self) -> None:
+        super().__init__(["auto", "plain", "link"])
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, bool):
+            return "auto" if value else None
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1"):
+            return "auto"
+        if isinstance(value, str) and value.lower() in ("false", "no", "off", "0"):
+            return None
+        return super().convert(value, param, ctx)
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """Its modes, and the files that may follow the option alone."""
+        return [
+            *super().shell_complete(ctx, param, incomplete),
+            CompletionItem(incomplete, type="file"),
+        ]
 
 
 def layout_options(f: F) -> F:
@@ -291,7 +327,7 @@ def layout_options(f: F) -> F:
         ),
         click.option(
             "--timestamps",
-            type=click.Choice(["auto", "plain", "link"]),
+            type=Timestamps(),
             is_flag=False,
             flag_value="auto",
             help="Start each paragraph with its time, linked to the page at that moment"

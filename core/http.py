@@ -5,6 +5,7 @@ Requests' exceptions are caught here and re-raised as xdl's own errors.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
@@ -13,10 +14,12 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 import requests
 import requests.adapters
+import requests.cookies
 import urllib3
 import urllib3.connection
 import urllib3.exceptions
@@ -126,6 +129,7 @@ def session() -> requests.Session:
         s = _Session()
         s.headers["User-Agent"] = USER_AGENT
         s.headers["Accept-Encoding"] = "identity"  # byte counts and ranges are of the file
+        s.cookies.set_policy(_KeepNone())
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4)
         s.mount("http://", adapter)
         s.mount("https://", adapter)
@@ -134,13 +138,24 @@ def session() -> requests.Session:
 
 
 def _cookies(path: str | None, ctx: Context | None) -> Any:
-    """The cookie jar of a `--cookies` file: one per file in the command's context (the
-    answers' Set-Cookie go on with its later requests), read afresh without one."""
-    if not path:
-        return None
+    """The command's cookie jar (one per context, which the answers' Set-Cookie update
+    for its later requests, whatever thread makes them): the `--cookies` file's, or an
+    empty one. Without a context, the file's read afresh, or none."""
     if ctx is not None:
-        return ctx.once(("cookies", path), lambda: _read_cookies(path))
-    return _read_cookies(path)
+        return ctx.once(("cookies", path), lambda: _read_cookies(path) if path else _jar())
+    return _read_cookies(path) if path else None
+
+
+def _jar() -> Any:
+    return requests.cookies.RequestsCookieJar()
+
+
+class _KeepNone(DefaultCookiePolicy):
+    """The policy of a thread's session jar: it keeps no cookie (the command's jar does:
+    a cookie is never carried from one command to another on the same thread)."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
 
 
 def _read_cookies(path: str) -> Any:
@@ -287,6 +302,10 @@ def get(
         if stop is not None and stop.is_set():
             raise errors.Interrupted("interrupted while waiting for the server") from None
         raise translate(e, url) from e
+    jar = kwargs.get("cookies")
+    keep: Any = requests.cookies.extract_cookies_to_jar  # untyped
+    for answer in (*resp.history, resp) if jar is not None else ():
+        keep(jar, answer.request, answer.raw)
     if resp.status_code >= 400 and resp.status_code != 416:
         resp.close()
         raise status_error(resp.status_code, resp.reason or "", url, resp.headers)
@@ -301,6 +320,21 @@ def _socket_of(resp: requests.Response) -> socket.socket | None:
         reader = getattr(getattr(getattr(resp.raw, "_fp", None), "fp", None), "raw", None)
         sock = getattr(reader, "_sock", None)
     return sock if isinstance(sock, socket.socket) else None
+
+
+@contextlib.contextmanager
+def watched(resp: requests.Response, stop: threading.Event | None) -> Iterator[None]:
+    """While the block reads `resp`'s body, `stop` set shuts its connection."""
+    key = stopping.watch(stop, _socket_of(resp))
+    try:
+        yield
+    finally:
+        stopping.done(key)
+
+
+def watch(resp: requests.Response, stop: threading.Event | None) -> int | None:
+    """`stop` set shuts `resp`'s connection until `stopping.done(key)`."""
+    return stopping.watch(stop, _socket_of(resp))
 
 
 def chunks(
@@ -325,7 +359,7 @@ def chunks(
     read_some = getattr(raw, "read1", None)  # urllib3 < 2 has none: reads of a FAST_PIECE
     amount = 0 if read_some else min(size, FAST_PIECE)  # 0: what comes (read1)
     got = 0
-    watched = stopping.watch(stop, _socket_of(resp))
+    watching = stopping.watch(stop, _socket_of(resp))
     try:
         while True:
             room = wanted() if wanted is not None else size
@@ -357,4 +391,4 @@ def chunks(
             raise errors.Interrupted("interrupted") from None
         raise translate(e, resp.url) from e
     finally:
-        stopping.done(watched)
+        stopping.done(watching)

@@ -6,13 +6,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import strict_site
 from strict_site import StrictSite
 
 from xdl.core.context import Context
-from xdl.core.fetch import FetchOptions, fetch_one, rate_limiter
+from xdl.core.fetch import FetchOptions, fetch_many, fetch_one, rate_limiter
+from xdl.core.inputs import iter_inputs
 
 
 @pytest.fixture
@@ -71,3 +73,40 @@ def test_what_could_not_be_made_is_made_again_at_the_next_ask() -> None:
     assert ctx.once("k", make) == "made"
     assert ctx.once("k", make) == "made"
     assert len(calls) == 2
+
+
+def test_a_sites_cookies_go_on_within_a_command_only(site: Any, tmp_path: Path) -> None:
+    """A Set-Cookie is sent again by the same command's later requests, whatever worker
+    thread makes them, and never by another command's (a stranger's attack found them
+    kept per thread: another command on the thread sent them, one on another did not)."""
+
+    @site.route("/ctx/set")
+    def set_cookie(r: Any) -> None:
+        r.send_response(200)
+        r.send_header("Set-Cookie", "sid=SECRET; Path=/")
+        r.send_header("Content-Length", "2")
+        r.end_headers()
+        r.wfile.write(b"ok")
+
+    @site.route("/ctx/show")
+    def show(r: Any) -> None:
+        r.send_bytes((r.headers.get("Cookie") or "none").encode(), "text/plain")
+
+    def command(paths: list[str], ctx: Context) -> list[str]:
+        urls = [site.url(p) for p in paths]
+        options = FetchOptions(output_dir=str(tmp_path), strategy="http", overwrite=True)
+        got = []
+        for r in fetch_many(iter_inputs(urls), options, jobs=2, ctx=ctx):
+            assert r.ok, r.error
+            got.append(Path(r.path or "").read_text())
+        return got
+
+    first = command(["/ctx/set?n=1"], Context())
+    assert first == ["ok"]
+    shown = command([f"/ctx/show?n={n}" for n in range(4)], Context())
+    assert shown == ["none"] * 4  # another command: none of the first one's
+    [one] = fetch_one(site.url("/ctx/show?n=9"), FetchOptions(output_dir=str(tmp_path)))
+    assert Path(one.path or "").read_text() == "none"
+    ctx = Context()
+    command(["/ctx/set?n=2"], ctx)
+    assert command([f"/ctx/show?n={n}" for n in range(4)], ctx) == ["sid=SECRET"] * 4

@@ -668,6 +668,42 @@ def test_a_signal_before_the_server_answers_stops_at_once(routes: Any, strategy:
     assert list(work.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["stream.m3u8", "noext", "feed.xml"])
+def test_a_signal_while_xdl_sniffs_a_silent_body_stops_at_once(routes: Any, name: str) -> None:
+    """The first bytes xdl reads to tell a stream or a feed (of a URL named like one, or
+    served as text) never come: Ctrl-C stops it at once, not after the read timeout."""
+    released = threading.Event()
+
+    @routes.route(f"/fetch/sniff/{name}")
+    def sniff(r: Any) -> None:
+        r.send_response(200)
+        r.send_header("Content-Type", "text/plain")
+        r.send_header("Content-Length", "100000")
+        r.end_headers()
+        r.wfile.write(b"#")
+        r.wfile.flush()
+        released.wait(90)
+
+    work = Path.cwd()
+    proc = _start(["--timeout", "60", routes.url(f"/fetch/sniff/{name}")], work)
+    try:
+        deadline = time.monotonic() + 30
+        while not routes.requests(f"/fetch/sniff/{name}"):
+            assert time.monotonic() < deadline and proc.poll() is None, "no request came"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the read is waiting now
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=90)
+        assert time.monotonic() - sent < 10, "waited for the read timeout"
+    finally:
+        released.set()
+    assert proc.returncode == 130, err.decode()
+    (line,) = [json.loads(x) for x in out.decode().splitlines()]
+    assert line["ok"] is False and line["error"]["code"] == "interrupted"
+    assert not (work / name).exists()
+
+
 def test_progress_bars_appear_at_a_terminal(routes: Any) -> None:
     """stderr at a tty gets tqdm bars (even a pty that says it is 0x0); stdout (a pipe)
     still gets only the JSON line."""

@@ -736,3 +736,23 @@ def test_fetch_with_info_json_into_to_markdown_end_to_end(xdl_cmd: Any, site: An
     assert note.startswith(f"# {info['title']}\n\n")
     assert f"]({info['webpage_url']}?t=" in note or f"]({info['webpage_url']}&t=" in note
     assert "Hello from the loopback site." in note
+
+
+@pytest.mark.parametrize(
+    "page, linked",
+    [
+        ("https://v.example/watch?v=abc", "https://v.example/watch?v=abc&t=61"),
+        ("https://v.example/p#frag", "https://v.example/p?t=61#frag"),
+        ("https://v.example/p?t=5&x=1", "https://v.example/p?x=1&t=61"),
+        (
+            "https://ex.com/a) [x](http://evil.example",
+            "https://ex.com/a%29%20%5Bx%5D%28http://evil.example?t=61",
+        ),
+    ],
+)
+def test_a_time_links_to_its_page_as_one_markdown_link(page: str, linked: str) -> None:
+    """One `t=` in the query, before the #fragment; nothing in a piped line's URL can end
+    the link and start another (a stranger's attack wrote `[x](http://evil...)`)."""
+    from xdl.core.markdown import timestamp_link
+
+    assert timestamp_link(page, 61.9) == linked

@@ -48,22 +48,15 @@ def label_speakers(cues: list[Cue]) -> list[Cue]:
 
 def label_names(found: dict[str, int], labelled: int, total: int) -> frozenset[str]:
     """Of the `NAME:` labels found (and how often), those that are speakers. A label
-    seen once must be written as a name and, when every name that comes back has two
-    words or more (`Ken Sato`), have two too: `Summary:` opening a cue Zoom could not
-    name is words said."""
+    seen once must be written as a name (`Audience:`, `Priya:` and `Li Wei:` are; the
+    words of `Action items:` are said), and is never a heading word (`Summary:`)."""
     if not found:
         return frozenset()
     everyone = labelled >= 2 and labelled >= total / 2
-    again = [n for n, count in found.items() if count >= 2]
-    full_names = bool(again) and all(" " in n.split(" (", 1)[0] for n in again)
-
-    def seen_once_as_name(n: str) -> bool:
-        return written_as_name(n) and (" " in n.split(" (", 1)[0] or not full_names)
-
     return frozenset(
         n
         for n, count in found.items()
-        if (everyone and (count >= 2 or seen_once_as_name(n))) or (count >= 2 and n.isupper())
+        if (everyone and (count >= 2 or written_as_name(n))) or (count >= 2 and n.isupper())
     )
 
 

@@ -501,7 +501,7 @@ def revalidate(job: Job) -> list[FetchResult] | None:
         log.debug("%s: cache revalidation failed: %s", job.url, e.message)
         return None
     if resp.status_code != 304:
-        job.found.adopt(http.head_of(resp), resp)
+        job.found.adopt(http.head_of(resp), resp, job.stop)
         return None
     resp.close()
     log.debug("%s: 304, using the cached %s", job.url, entry.name)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import errors, feeds
+from .. import errors, feeds, stopping
 from ..archive import open_archive
 from ..hosts import HostRule, host_of, paused_error
 from ..ratelimit import TokenBucket
@@ -88,16 +88,17 @@ class Job:
     def probe(self) -> http.Head:
         """What the URL's server says about it (one streaming GET, kept for reuse)."""
         found = self.found
-        if found.head is None:
-            # everything slow first (the import of requests, a file read): the request
-            # goes out when its budget says, not a first import later
-            http, conditional = http_module(), self.conditional()
-            started = self.budget.before_request(self.url, self.rule, self.stop, self.max_wait)
-            found.head, found.response = http.probe(
-                self.url, self.o.net, conditional, self.ctx, self.stop
-            )
-            self.budget.served(self.url, started)
-        return found.head
+        if found.head is not None:
+            return found.head
+        # everything slow first (the import of requests, a file read): the request goes
+        # out when its budget says, not a first import later
+        web, conditional = http_module(), self.conditional()
+        started = self.budget.before_request(self.url, self.rule, self.stop, self.max_wait)
+        head: http.Head
+        head, resp = web.probe(self.url, self.o.net, conditional, self.ctx, self.stop)
+        found.adopt(head, resp, self.stop, probed=found.probed)
+        self.budget.served(self.url, started)
+        return head
 
     def get(self, headers: Mapping[str, str] | None = None) -> Any:
         """A streaming GET of the input's URL within its host's budget (paced, and
@@ -157,10 +158,12 @@ class Job:
                 first = bytes(resp.raw.read(manifest.SNIFF_BYTES) or b"")
                 resp.raw = _Replayed(first, resp.raw)
                 return first
-            resp = http_module().get(
-                self.url, self.o.net, {"Range": f"bytes=0-{manifest.SNIFF_BYTES - 1}"}, self.ctx
-            )
-            with resp:
+            http = http_module()
+            resp = http.get(
+                self.url, self.o.net, {"Range": f"bytes=0-{manifest.SNIFF_BYTES - 1}"}, self.ctx,
+                self.stop,
+            )  # fmt: skip
+            with resp, http.watched(resp, self.stop):
                 return bytes(resp.raw.read(manifest.SNIFF_BYTES, decode_content=True) or b"")
         except Exception as e:  # the download itself will say what is wrong
             log.debug("%s: could not read its first bytes: %s", self.url, e)
@@ -203,14 +206,22 @@ class Probe:
         self.refusals = 0
         #: Why the last media tier (yt-dlp) failed, for the line of a manifest refused.
         self.media_error: errors.XdlError | None = None
+        self._watching: int | None = None
 
-    def adopt(self, head: http.Head, response: Any) -> None:
-        """A response got elsewhere (a conditional GET of the cache) is the probe's."""
-        self.head, self.response, self.probed = head, response, True
+    def adopt(
+        self, head: http.Head, response: Any, stop: threading.Event, probed: bool = True
+    ) -> None:
+        """The probe's answer (or a conditional GET of the cache): its GET is kept open,
+        and `stop` set shuts it while it waits to be read (a feed's or a manifest's
+        first bytes, which a server may never send)."""
+        self.head, self.response, self.probed = head, response, probed
+        self._watching = http_module().watch(response, stop)
 
     def take_response(self) -> Any:
         """The probe's open GET, handed over to the one who reads it (None when none)."""
         resp, self.response = self.response, None
+        stopping.done(self._watching)
+        self._watching = None
         return resp
 
     def drop(self) -> None:
