@@ -232,13 +232,23 @@ def alone_when_no_mode(params: list[click.Parameter], args: list[str]) -> list[s
         word, after = args[i], args[i + 1]
         if word == "--":
             break
-        if word in valued:
+        if word in valued or _cluster_ends_with_value(word, valued):
             i += 2  # its value, whatever it is
             continue
         if word in modes and after not in modes[word][1] and (after == "-" or after[:1] != "-"):
             out[i] = f"{word}={modes[word][0]}"
         i += 1
     return out
+
+
+def _cluster_ends_with_value(word: str, valued: set[str]) -> bool:
+    """`-qo`: short flags whose last takes the next word as its value."""
+    if not word.startswith("-") or word.startswith("--") or len(word) < 3:
+        return False
+    for at, letter in enumerate(word[1:], 1):
+        if f"-{letter}" in valued:
+            return at == len(word) - 1  # else the rest of the word is its value
+    return False
 
 
 class Timestamps(click.Choice):
@@ -260,11 +270,11 @@ class Timestamps(click.Choice):
     def shell_complete(
         self, ctx: click.Context, param: click.Parameter, incomplete: str
     ) -> list[CompletionItem]:
-        """Its modes, and the files that may follow the option alone."""
-        return [
-            *super().shell_complete(ctx, param, incomplete),
-            CompletionItem(incomplete, type="file"),
-        ]
+        """Its modes, and the files that may follow the option alone (first: bash's
+        script empties its list at a `file` item; with the modes after it, bash offers
+        them, and files once the word typed starts no mode; zsh and fish offer both)."""
+        files = CompletionItem(incomplete, type="file")
+        return [files, *super().shell_complete(ctx, param, incomplete)]
 
 
 def layout_options(f: F) -> F:

@@ -101,6 +101,10 @@ class DownloadFailed(XdlError):
     code = "download_failed"
 
 
+#: The message of a download stopped by the user (Ctrl-C, SIGTERM, a queue stopping).
+STOPPED = "interrupted; what came is kept in a .part, if any, for resuming"
+
+
 class Interrupted(XdlError):
     code = "interrupted"
     final = True

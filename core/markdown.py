@@ -343,15 +343,19 @@ def clock(seconds: float) -> str:
 def timestamp_link(url: str, seconds: float) -> str:
     """`url` at a moment: YouTube and most players read `t=SECONDS` (one, in the query,
     before any #fragment), written so that it stays one Markdown link destination."""
+    from urllib.parse import quote  # only with --timestamps: not at every start
+
     base, hash_, fragment = url.partition("#")
     path, _, query = base.partition("?")
     kept = [p for p in query.split("&") if p and p.split("=", 1)[0] != "t"]
-    linked = f"{path}?{'&'.join([*kept, f't={int(seconds)}'])}{hash_}{fragment}"
-    return _LINK_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", linked)
+    marks = [p for p in fragment.split("&") if p and p.split("=", 1)[0] != "t"]  # #t=30
+    hash_ = hash_ if marks else ""
+    linked = f"{path}?{'&'.join([*kept, f't={int(seconds)}'])}{hash_}{'&'.join(marks)}"
+    return _LINK_UNSAFE.sub(lambda m: quote(m.group(), safe=""), linked)
 
 
-#: What would end (or break) a Markdown link's destination: percent-encoded.
-_LINK_UNSAFE = re.compile(r"[\s()<>\[\]\\`]")
+#: What would end (or break) a Markdown link's destination: percent-encoded (as UTF-8).
+_LINK_UNSAFE = re.compile(r"[\s()<>\[\]\\`\x00-\x1f\x7f]")
 
 
 #: An info.json larger than this is not read (yt-dlp's are a few MB with every format).

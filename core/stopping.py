@@ -7,9 +7,10 @@ waits on, not only between two reads.
   thread looks at the watched stop events a few times a second and shuts the sockets
   of those set: a server that sends nothing ends the wait at once, where it lasted the
   read timeout (`--timeout`, 30 s; yt-dlp's 20 s).
-- Every urllib3 connection (ours through requests, and yt-dlp's) has its wait for the
-  answer's head watched for the stop of the thread that asks (`install`, done at
-  import): a server that takes the request and never answers.
+- Every urllib3 connection (ours through requests, and yt-dlp's) that answers a request
+  made inside `during(stop)` is watched until the block ends (`install`, done at
+  import): a server that takes the request and never answers, or whose body stalls
+  while yt-dlp reads it.
 
 What a shut socket makes (an end of the body, a reset) is never the site's answer: the
 code that reads says `interrupted` when its stop is set.
@@ -39,13 +40,17 @@ def current() -> threading.Event | None:
 
 @contextlib.contextmanager
 def during(stop: threading.Event | None) -> Iterator[None]:
-    """`stop` is this thread's download's while the block runs."""
-    before = current()
-    _local.stop = stop
+    """`stop` is this thread's download's while the block runs; the connections that
+    answer the block's requests are watched until it ends (their bodies are read
+    inside it: yt-dlp's pages, playlists and media)."""
+    before, held = current(), getattr(_local, "held", None)
+    _local.stop, _local.held = stop, {}
     try:
         yield
     finally:
-        _local.stop = before
+        for key in _local.held.values():
+            done(key)
+        _local.stop, _local.held = before, held
 
 
 class _Watcher:
@@ -100,11 +105,14 @@ def install() -> None:
     plain = cls.getresponse
 
     def getresponse(self: Any, *args: Any, **kwargs: Any) -> Any:
-        key = watch(current(), getattr(self, "sock", None))
-        try:
+        sock = getattr(self, "sock", None)
+        held: dict[Any, int] | None = getattr(_local, "held", None)
+        if held is None or sock in held:
             return plain(self, *args, **kwargs)
-        finally:
-            done(key)
+        key = watch(current(), sock)
+        if key is not None:
+            held[sock] = key  # until the `during` block ends: its body is read in it
+        return plain(self, *args, **kwargs)
 
     getresponse._xdl_watched = True  # type: ignore[attr-defined]
     cls.getresponse = getresponse  # type: ignore[method-assign]

@@ -151,9 +151,18 @@ _real_run_ffmpeg = _ffmpeg_pp.FFmpegPostProcessor.real_run_ffmpeg
 _ffmpeg_pp.FFmpegPostProcessor.real_run_ffmpeg = _checked_run_ffmpeg
 
 
+class _YoutubeDL(yt_dlp.YoutubeDL):  # type: ignore[misc]
+    """yt-dlp, but a `--cookies` file is only read: yt-dlp writes its jar back into it
+    when it closes (adding the cookies sites set), which would change the user's file
+    and carry one command's cookies into the next."""
+
+    def save_cookies(self) -> None:
+        pass
+
+
 def make(params: Mapping[str, Any] | None = None) -> yt_dlp.YoutubeDL:
     """A YoutubeDL with xdl's base parameters, plus `params`."""
-    return yt_dlp.YoutubeDL({**BASE_PARAMS, **(params or {})})
+    return _YoutubeDL({**BASE_PARAMS, **(params or {})})
 
 
 def file_namer(params: Mapping[str, Any]) -> Callable[[dict[str, Any]], str]:
@@ -547,7 +556,7 @@ def download_recorded(
     except KeyboardInterrupt:
         if stop is None or not stop.is_set():
             raise
-        raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
+        raise errors.Interrupted(errors.STOPPED) from None
 
 
 def _download_recorded(

@@ -822,6 +822,9 @@ def test_zoom_a_cue_without_a_name_that_opens_with_a_phrase_and_a_colon() -> Non
     [
         ("Summary: we ship on Friday", None),  # a heading word: never a name
         ("Agenda: we ship on Friday", None),
+        ("Overview: we ship on Friday", None),
+        ("Next Steps: write the docs", None),
+        ("Action Items: send the notes", None),
         ("Ana Lima: we ship on Friday", "Ana Lima"),  # a full name, seen once
         ("Priya: we ship on Friday", "Priya"),  # a one-word name, seen once, among full ones
         ("Audience: when do we ship?", "Audience"),

@@ -110,3 +110,31 @@ def test_a_sites_cookies_go_on_within_a_command_only(site: Any, tmp_path: Path) 
     ctx = Context()
     command(["/ctx/set?n=2"], ctx)
     assert command([f"/ctx/show?n={n}" for n in range(4)], ctx) == ["sid=SECRET"] * 4
+
+
+def test_a_cookies_file_is_read_never_written(site: Any, tmp_path: Path) -> None:
+    """yt-dlp writes its cookie jar back into a `--cookies` file when it closes (with
+    the cookies sites set): the user's file, changed, and one command's cookies carried
+    into the next. xdl only reads it."""
+    from xdl.core.network import NetworkOptions
+
+    clip = (Path(__file__).parent / "media" / "clip-180p.mp4").read_bytes()
+
+    @site.route("/ctx/clip.mp4")
+    def cookie_clip(r: Any) -> None:
+        r.send_response(200)
+        r.send_header("Set-Cookie", "sid=FROM-THE-SITE; Path=/")
+        r.send_header("Content-Type", "video/mp4")
+        r.send_header("Content-Length", str(len(clip)))
+        r.end_headers()
+        r.wfile.write(clip)
+
+    jar = tmp_path / "cookies.txt"
+    jar.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tmine\tkept\n")
+    before = jar.read_bytes()
+    options = FetchOptions(
+        output_dir=str(tmp_path / "out"), strategy="ytdlp", net=NetworkOptions(cookies=str(jar))
+    )
+    [result] = fetch_one(site.url("/ctx/clip.mp4"), options)
+    assert result.ok, result.error
+    assert jar.read_bytes() == before

@@ -668,16 +668,17 @@ def test_a_signal_before_the_server_answers_stops_at_once(routes: Any, strategy:
     assert list(work.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["stream.m3u8", "noext", "feed.xml"])
+@pytest.mark.parametrize("name", ["stream.m3u8", "noext", "feed.xml", "page.html"])
 def test_a_signal_while_xdl_sniffs_a_silent_body_stops_at_once(routes: Any, name: str) -> None:
     """The first bytes xdl reads to tell a stream or a feed (of a URL named like one, or
-    served as text) never come: Ctrl-C stops it at once, not after the read timeout."""
+    served as text) never come, or the page yt-dlp reads stalls: Ctrl-C stops it at
+    once, not after the read timeout."""
     released = threading.Event()
 
     @routes.route(f"/fetch/sniff/{name}")
     def sniff(r: Any) -> None:
         r.send_response(200)
-        r.send_header("Content-Type", "text/plain")
+        r.send_header("Content-Type", "text/html" if name.endswith(".html") else "text/plain")
         r.send_header("Content-Length", "100000")
         r.end_headers()
         r.wfile.write(b"#")

@@ -744,6 +744,8 @@ def test_fetch_with_info_json_into_to_markdown_end_to_end(xdl_cmd: Any, site: An
         ("https://v.example/watch?v=abc", "https://v.example/watch?v=abc&t=61"),
         ("https://v.example/p#frag", "https://v.example/p?t=61#frag"),
         ("https://v.example/p?t=5&x=1", "https://v.example/p?x=1&t=61"),
+        ("https://v.example/v#t=30", "https://v.example/v?t=61"),
+        ("https://e.com/a\u3000b\u00a0c\u2028d", "https://e.com/a%E3%80%80b%C2%A0c%E2%80%A8d?t=61"),
         (
             "https://ex.com/a) [x](http://evil.example",
             "https://ex.com/a%29%20%5Bx%5D%28http://evil.example?t=61",

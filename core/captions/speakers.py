@@ -12,7 +12,11 @@ _NOT_NAMES_TEXT = (
     "note warning tip example thus so now well yes no ok okay update edit ps q a question "
     "answer step caution important remember summary agenda recap conclusion introduction "
     "intro outro disclaimer credits sources source reminder hint fyi bonus spoiler "
-    "translation transcript chapter topic background takeaway takeaways todo"
+    "translation transcript chapter topic background takeaway takeaways todo overview "
+    "notes updates questions answers next action key fun highlights topics items tasks "
+    "decisions outcome outcomes results goals status progress context problem solution "
+    "tips warnings reminders announcement announcements news feedback comments findings "
+    "lessons conclusions steps agreed blockers risks"
 )
 
 

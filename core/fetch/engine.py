@@ -339,7 +339,7 @@ def _run(job: Job) -> list[FetchResult] | feeds.Feed:
             for r in results
         ]
     if job.stop.is_set() and not isinstance(last, errors.Interrupted):
-        last = errors.Interrupted("interrupted; the .part file is kept for resuming")
+        last = errors.Interrupted(errors.STOPPED)
     return [failed(job.url, last, tuple(attempts), job.started)]
 
 

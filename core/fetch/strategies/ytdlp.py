@@ -480,7 +480,7 @@ def _download_with(
                     defaults=input_defaults(job.fields), known=item_fields(job.fields),
                 )  # fmt: skip
         except _Stopped:
-            raise errors.Interrupted("interrupted; the .part file is kept for resuming") from None
+            raise errors.Interrupted(errors.STOPPED) from None
         except errors.TooLarge:
             media.drop_parts()
             raise
