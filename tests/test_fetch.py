@@ -597,6 +597,19 @@ def test_a_signal_mid_trickle_stops_without_waiting_for_the_next_bytes(routes: A
     assert 0 < len(kept) < 64 * 1024 and kept == SLOW_BODY[: len(kept)]
 
 
+def _interrupted_at_once(proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """SIGINT now: xdl ends within 10 s (not its 60 s read timeout), exit 130, with one
+    line that says `interrupted`."""
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=90)
+    assert time.monotonic() - sent < 10, "waited for the read timeout"
+    assert proc.returncode == 130, err.decode()
+    (line,) = [json.loads(x) for x in out.decode().splitlines()]
+    assert line["ok"] is False and line["error"]["code"] == "interrupted"
+    return dict(line)
+
+
 @pytest.mark.parametrize("length", ["Content-Length", "none", "chunked"])
 def test_a_signal_while_the_connection_sends_nothing_stops_at_once(
     routes: Any, length: str
@@ -633,15 +646,9 @@ def test_a_signal_while_the_connection_sends_nothing_stops_at_once(
         while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
             time.sleep(0.05)
         time.sleep(0.3)  # the read is waiting now
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        out, err = proc.communicate(timeout=90)
-        assert time.monotonic() - sent < 10, "waited for the read timeout"
+        _interrupted_at_once(proc)
     finally:
         released.set()
-    assert proc.returncode == 130, err.decode()
-    (line,) = [json.loads(x) for x in out.decode().splitlines()]
-    assert line["ok"] is False and line["error"]["code"] == "interrupted"
     assert not (work / name).exists()
     assert part.read_bytes() == first
 
@@ -658,13 +665,7 @@ def test_a_signal_before_the_server_answers_stops_at_once(routes: Any, strategy:
     while not any(f"s={strategy}" in r.path for r in routes.requests("/hang")):
         assert time.monotonic() < deadline and proc.poll() is None, "the request never came"
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    out, err = proc.communicate(timeout=90)
-    assert time.monotonic() - sent < 10, "waited for the read timeout"
-    assert proc.returncode == 130, err.decode()
-    (line,) = [json.loads(x) for x in out.decode().splitlines()]
-    assert line["ok"] is False and line["error"]["code"] == "interrupted"
+    _interrupted_at_once(proc)
     assert list(work.iterdir()) == []
 
 
@@ -693,15 +694,9 @@ def test_a_signal_while_xdl_sniffs_a_silent_body_stops_at_once(routes: Any, name
             assert time.monotonic() < deadline and proc.poll() is None, "no request came"
             time.sleep(0.05)
         time.sleep(0.5)  # the read is waiting now
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        out, err = proc.communicate(timeout=90)
-        assert time.monotonic() - sent < 10, "waited for the read timeout"
+        _interrupted_at_once(proc)
     finally:
         released.set()
-    assert proc.returncode == 130, err.decode()
-    (line,) = [json.loads(x) for x in out.decode().splitlines()]
-    assert line["ok"] is False and line["error"]["code"] == "interrupted"
     assert not (work / name).exists()
 
 
