@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 import requests
 import requests.adapters
 import requests.cookies
-import urllib3
-import urllib3.connection
 import urllib3.exceptions
 import urllib3.util.url
 
@@ -59,6 +57,8 @@ class _AsGiven:
     def subn(self, repl: Any, string: str, *args: Any, **kwargs: Any) -> tuple[str, int]:
         return string, self._pattern.subn(repl, string, *args, **kwargs)[1]
 
+
+stopping.install()  # a download's stop ends the wait for any answer (core/stopping.py)
 
 if hasattr(urllib3.util.url, "_PERCENT_RE"):
     urllib3.util.url._PERCENT_RE = _AsGiven(urllib3.util.url._PERCENT_RE)  # type: ignore[assignment]
@@ -142,12 +142,9 @@ def _cookies(path: str | None, ctx: Context | None) -> Any:
     for its later requests, whatever thread makes them): the `--cookies` file's, or an
     empty one. Without a context, the file's read afresh, or none."""
     if ctx is not None:
-        return ctx.once(("cookies", path), lambda: _read_cookies(path) if path else _jar())
+        empty = requests.cookies.RequestsCookieJar
+        return ctx.once(("cookies", path), lambda: _read_cookies(path) if path else empty())
     return _read_cookies(path) if path else None
-
-
-def _jar() -> Any:
-    return requests.cookies.RequestsCookieJar()
 
 
 class _KeepNone(DefaultCookiePolicy):
@@ -322,19 +319,19 @@ def _socket_of(resp: requests.Response) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
+def watch(resp: requests.Response, stop: threading.Event | None) -> int | None:
+    """`stop` set shuts `resp`'s connection until `stopping.done(key)`."""
+    return stopping.watch(stop, _socket_of(resp))
+
+
 @contextlib.contextmanager
 def watched(resp: requests.Response, stop: threading.Event | None) -> Iterator[None]:
     """While the block reads `resp`'s body, `stop` set shuts its connection."""
-    key = stopping.watch(stop, _socket_of(resp))
+    key = watch(resp, stop)
     try:
         yield
     finally:
         stopping.done(key)
-
-
-def watch(resp: requests.Response, stop: threading.Event | None) -> int | None:
-    """`stop` set shuts `resp`'s connection until `stopping.done(key)`."""
-    return stopping.watch(stop, _socket_of(resp))
 
 
 def chunks(
@@ -359,7 +356,7 @@ def chunks(
     read_some = getattr(raw, "read1", None)  # urllib3 < 2 has none: reads of a FAST_PIECE
     amount = 0 if read_some else min(size, FAST_PIECE)  # 0: what comes (read1)
     got = 0
-    watching = stopping.watch(stop, _socket_of(resp))
+    watching = watch(resp, stop)
     try:
         while True:
             room = wanted() if wanted is not None else size

@@ -8,9 +8,10 @@ waits on, not only between two reads.
   of those set: a server that sends nothing ends the wait at once, where it lasted the
   read timeout (`--timeout`, 30 s; yt-dlp's 20 s).
 - Every urllib3 connection (ours through requests, and yt-dlp's) that answers a request
-  made inside `during(stop)` is watched until the block ends (`install`, done at
-  import): a server that takes the request and never answers, or whose body stalls
-  while yt-dlp reads it.
+  made inside `during(stop)` is watched until the block ends (`install`, called by the
+  modules that import requests or yt-dlp: this one imports neither, so `xdl --help`
+  and the start of a command stay without urllib3): a server that takes the request and
+  never answers, or whose body stalls while yt-dlp reads it.
 
 What a shut socket makes (an end of the body, a reset) is never the site's answer: the
 code that reads says `interrupted` when its stop is set.
@@ -116,6 +117,3 @@ def install() -> None:
 
     getresponse._xdl_watched = True  # type: ignore[attr-defined]
     cls.getresponse = getresponse  # type: ignore[method-assign]
-
-
-install()

@@ -147,6 +147,7 @@ def _checked_run_ffmpeg(
     raise _ffmpeg_pp.FFmpegPostProcessorError(f"ffmpeg could not write its output: {line}")
 
 
+stopping.install()  # a download's stop reaches yt-dlp's requests (core/stopping.py)
 _real_run_ffmpeg = _ffmpeg_pp.FFmpegPostProcessor.real_run_ffmpeg
 _ffmpeg_pp.FFmpegPostProcessor.real_run_ffmpeg = _checked_run_ffmpeg
 

@@ -25,7 +25,7 @@ from ..inputs import Input, check_url
 from ..ratelimit import TokenBucket
 from .cache import revalidate
 from .feed import fetch_feed
-from .job import Job
+from .job import Job, Probe
 from .options import (
     DEFAULT_TEMPLATE,
     BatchProgress,
@@ -448,9 +448,9 @@ def fetch_entries(job: Job, feed: feeds.Feed) -> list[FetchResult]:
     each = job.o.replace(playlist_items=None, max_downloads=None)
 
     def one(url: str, fields: Mapping[str, Any]) -> list[FetchResult]:
-        entry = Job(url, each, job.ctx, job.stop, job.limiter, job.progress, time.monotonic(),
-                    job.max_wait, fields)  # fmt: skip
-        return run(entry)
+        started = time.monotonic()
+        return run(dataclasses.replace(job, url=url, o=each, started=started, fields=fields,
+                                       found=Probe()))  # fmt: skip
 
     return fetch_feed(feed, job.o, one, archive=job.archive, stopped=job.stop.is_set)
 
