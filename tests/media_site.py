@@ -251,6 +251,11 @@ class Request(BaseHTTPRequestHandler):
         self.entry.status = status
         self.send_response(status)
 
+    def last_piece(self) -> None:
+        """Called just before the body's last piece is written (a site that counts the
+        requests in flight stops counting this one: the client cannot start its next
+        request before it has that piece)."""
+
     def send_bytes(
         self,
         data: bytes,
@@ -315,6 +320,8 @@ class Request(BaseHTTPRequestHandler):
         began = time.monotonic()
         for i in range(0, len(body), chunk):
             piece = body[i : i + chunk]
+            if i + chunk >= len(body):
+                self.last_piece()
             if drop_after is not None and sent + len(piece) > drop_after:
                 self.wfile.write(piece[: max(0, drop_after - sent)])
                 self.wfile.flush()
