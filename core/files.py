@@ -38,8 +38,18 @@ def refuse_link(where: object) -> errors.BadInput:
 
 def open_folder(root: Path, parts: tuple[str, ...] = (), create: bool = True) -> int:
     """A descriptor of `root/parts...`, each folder below `root` opened without following
-    links (and created when missing). `root` itself is the user's `-o`: it may be a link."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    links (and created when missing). `root` itself is the user's `-o`: it may be a link
+    (made again when it went away since the command checked it)."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if not create:
+            raise
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise errors.OutputNotWritable(f"cannot create the folder {root}: {e}") from None
     where = root
     try:
         for part in parts:

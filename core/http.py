@@ -66,8 +66,20 @@ if hasattr(urllib3.util.url, "_PERCENT_RE"):
 
 class _Session(requests.Session):
     """requests' Session, but what it takes from the environment for a URL (proxies, a
-    CA bundle) is looked up once per scheme and host, not per request: requests scans
-    all of os.environ twice a request, a third of a small file's CPU."""
+    CA bundle, a netrc login) is looked up once per scheme and host, not per request:
+    requests scans all of os.environ twice a request, a third of a small file's CPU,
+    and looks for ~/.netrc and ~/_netrc each time."""
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        if not (self.trust_env and not request.auth and not self.auth):
+            return super().prepare_request(request)
+        env = os.environ
+        request.auth = _netrc_auth(_origin(str(request.url)), env.get("NETRC"), env.get("HOME"))
+        self.trust_env = False  # looked up: requests is not to look again (one thread's)
+        try:
+            return super().prepare_request(request)
+        finally:
+            self.trust_env = True
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
@@ -115,6 +127,14 @@ def _environ_proxies(origin: str, no_proxy: str | None) -> dict[str, str]:
         if bypass(hostport, {"no": found["no"]}):
             return {}
     return found
+
+
+@functools.lru_cache(maxsize=256)
+def _netrc_auth(origin: str, netrc: str | None, home: str | None) -> tuple[str, str] | None:
+    """requests' netrc login for `origin` (`$NETRC`, else in `$HOME`): read once a
+    command, as curl reads it."""
+    found = requests.utils.get_netrc_auth(origin)
+    return (str(found[0]), str(found[1])) if found else None
 
 
 @functools.lru_cache(maxsize=1)

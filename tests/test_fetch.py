@@ -827,3 +827,49 @@ def test_a_page_whose_video_yt_dlp_cannot_get_is_not_saved_as_the_media(
     assert line["ok"] is False and line["error"]["code"] == "http_error"
     assert [a["strategy"] for a in line["attempts"]] == ["ytdlp"]
     assert not Path("out").exists() or not any(Path("out").iterdir())
+
+
+def test_a_netrc_login_goes_with_every_request_to_its_host(
+    xdl: Any, site: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """~/.netrc (or $NETRC) is looked up once per host and command, not per request: the
+    login still goes with each of a batch's requests, and a command run with another
+    $NETRC uses that one's."""
+    import base64
+
+    def basic(user: str, password: str) -> str:
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login ann password s3cret\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    site.clear_log()
+    urls = [site.url("/files/blob.bin"), site.url("/files/report")]
+    ran = xdl("fetch", "-o", "one", *urls)
+    assert ran.exit_code == 0, ran.stderr
+    sent = [r.headers.get("Authorization") for r in site.log]
+    assert sent == [basic("ann", "s3cret")] * 2
+    other = tmp_path / "netrc2"
+    other.write_text("machine 127.0.0.1 login bob password pw2\n")
+    monkeypatch.setenv("NETRC", str(other))
+    site.clear_log()
+    assert xdl("fetch", "-o", "two", urls[0]).exit_code == 0
+    assert [r.headers.get("Authorization") for r in site.log] == [basic("bob", "pw2")]
+
+
+def test_an_output_folder_removed_during_a_batch_is_made_again(site: Any, tmp_path: Path) -> None:
+    """The folder is checked once a batch, not once a file: one removed meanwhile is
+    made again for the next file, as it was when each file checked it."""
+    from xdl.core.fetch import FetchOptions, fetch_many
+    from xdl.core.inputs import Input
+
+    out = tmp_path / "out"
+
+    def inputs() -> Any:
+        yield Input(site.url("/files/blob.bin"))
+        shutil.rmtree(out)
+        yield Input(site.url("/files/report"))
+
+    results = list(fetch_many(inputs(), FetchOptions(output_dir=str(out))))
+    assert [r.ok for r in results] == [True, True], [r.error for r in results]
+    assert (out / "Quarterly Report.pdf").read_bytes() == media_site.PDF

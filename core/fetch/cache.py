@@ -506,7 +506,7 @@ def revalidate(job: Job) -> list[FetchResult] | None:
     resp.close()
     log.debug("%s: 304, using the cached %s", job.url, entry.name)
     target = Target.claim(
-        job.out.resolve(), entry.name, job.url, overwrite=o.overwrite, stop=job.stop,
+        job.out, entry.name, job.url, overwrite=o.overwrite, stop=job.stop,
         progress=job.progress, max_size=o.max_size, margin=o.free_space_margin,
         space=job.ctx.space,
     )  # fmt: skip

@@ -195,7 +195,10 @@ def _from_stdin(origin: str) -> bool:
 
 
 def preflight(options: FetchOptions) -> None:
-    """What must hold before any download starts (errors.Fatal otherwise)."""
+    """What must hold before any download starts (errors.Fatal otherwise); asked once of
+    an options object (a batch's plain lines share one: not three calls a file)."""
+    if options.__dict__.get("_preflighted"):
+        return
     if (options.audio or options.normalize) and not shutil.which("ffmpeg"):
         raise errors.ToolMissing(
             "ffmpeg is needed for --audio but was not found on PATH; install it "
@@ -213,6 +216,7 @@ def preflight(options: FetchOptions) -> None:
         raise errors.OutputNotWritable(f"cannot create the output directory {out}: {e}") from e
     if not os.access(out, os.W_OK | os.X_OK):
         raise errors.OutputNotWritable(f"the output directory {out} is not writable")
+    object.__setattr__(options, "_preflighted", True)
 
 
 def rate_limiter(ctx: Context, rate: int) -> TokenBucket:

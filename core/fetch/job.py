@@ -80,7 +80,10 @@ class Job:
 
     @functools.cached_property
     def out(self) -> Path:
-        return Path(self.o.output_dir).expanduser()
+        """The output folder, absolute, its links resolved (once a command: resolving
+        looks at each folder on the way, four calls a file)."""
+        given = self.o.output_dir
+        return self.ctx.once(("out", given), lambda: Path(given).expanduser().resolve())
 
     def drop_response(self) -> None:
         self.found.drop()

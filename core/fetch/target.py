@@ -197,6 +197,9 @@ class Target:
         self.origin = origin
         self.done: Path | None = None
         self.fd: int | None = None
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of self.fd's file
+        self._origin_marked = False  # the origin xattr is on our file already
+        self._placed = False  # linked into place as NAME, `.part` unlinked by us
         self.written = 0
         self.total: int | None = None
         self._wrote_meta = False
@@ -278,8 +281,7 @@ class Target:
     ) -> bool:
         """Lock this candidate's `.part` for our origin; False when it is another's."""
         while True:
-            fd = self._open_part()
-            st = os.fstat(fd)
+            fd, st = self._open_part()
             if st.st_nlink > 1:
                 # A second name of the finished NAME: its download is between the link
                 # into place and the unlink of `.part`, or was killed there.
@@ -303,10 +305,10 @@ class Target:
                 os.close(fd)
                 return False
             held = lstat_in(self.part_name, self.dirfd)
-            st = os.fstat(fd)
             if held is None or (held.st_dev, held.st_ino) != (st.st_dev, st.st_ino):
                 os.close(fd)  # the holder before us renamed or removed it: look again
                 continue
+            st = held  # our file's stat as it is now (its links: a stat of the same inode)
             if st.st_nlink > 1:  # its owner is gone (we hold the lock): drop the 2nd name
                 if self._finished_origin(st) is None:
                     os.close(fd)
@@ -316,7 +318,7 @@ class Target:
                 self._drop_finished_part(st)
                 os.close(fd)
                 continue
-            self.fd = fd
+            self.fd, self._identity = fd, (st.st_dev, st.st_ino)
             break
         names = [self.name]
         if also_ext and not self.name.endswith("." + also_ext):
@@ -345,6 +347,7 @@ class Target:
         if self.small and self._meta_absent:  # said by an xattr, not a meta (SMALL_FILE)
             try:
                 os.setxattr(self.fd, ORIGIN_XATTR, self.origin.encode("utf-8"))
+                self._origin_marked = True
             except OSError:  # no xattrs here: a claim of another source waits for the lock
                 pass
             return True
@@ -357,20 +360,21 @@ class Target:
             raise
         return True
 
-    def _open_part(self) -> int:
-        """Our `.part`, opened without following a link and created when missing (only a
-        regular file; its links are the caller's to judge)."""
+    def _open_part(self) -> tuple[int, os.stat_result]:
+        """Our `.part` and its stat, opened without following a link and created when
+        missing (only a regular file; its links are the caller's to judge)."""
         try:
             fd = os.open(self.part_name, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644,
                          dir_fd=self.dirfd)  # fmt: skip
         except OSError as e:
             raise open_error(e, self.folder / self.part_name) from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise errors.BadInput(
                 f"refusing to write into {self.folder / self.part_name}: not a plain file"
             )
-        return fd
+        return fd, st
 
     def _part_is(self, st: os.stat_result) -> bool:
         """Whether `.part` is (still) the file of stat `st`."""
@@ -467,8 +471,8 @@ class Target:
         self.total = total
         self._hash = hashlib.sha256()
         self.written = 0
-        os.lseek(self.fd, 0, os.SEEK_SET)
         if offset:
+            os.lseek(self.fd, 0, os.SEEK_SET)
             while self.written < offset and (block := os.read(self.fd, 1 << 20)):
                 self._hash.update(block)
                 self.written += len(block)
@@ -611,7 +615,8 @@ class Target:
             raise errors.ChecksumMismatch(
                 f"sha256 is {digest}, expected {sha256.lower()}; file removed", sha256=digest
             )
-        record_origin(self.fd, self.dirfd, self.name, self.origin)
+        if not self._origin_marked:
+            record_origin(self.fd, self.dirfd, self.name, self.origin)
         self._rename(overwrite)
         self._release_space()
         return self.written, digest
@@ -627,6 +632,7 @@ class Target:
             )
         if overwrite:  # one rename (a kill leaves no temporary name), checked after
             self._rename_final(replace=True)
+            self._placed = True
             return
         try:
             self._link_final(self.name)
@@ -636,6 +642,7 @@ class Target:
             if lstat_in(self.name, self.dirfd) is not None:
                 raise errors.BadInput(f"{self.final} appeared while downloading") from None
             self._rename_final()
+            self._placed = True
             return
         # The meta first, while `.part` is still ours: once it is gone, another claim may
         # make a new `.part` (and meta) of this name. A kill from here on leaves `.part` a
@@ -643,6 +650,7 @@ class Target:
         self._drop_meta()
         if self._is_ours(lstat_in(self.part_name, self.dirfd)):
             self._unlink(self.part_name)
+            self._placed = True
 
     def _drop_meta(self) -> None:
         if self._wrote_meta or not (self.small and self._meta_absent):
@@ -651,16 +659,12 @@ class Target:
 
     def identity(self) -> tuple[int, int] | None:
         """(st_dev, st_ino) of the file we wrote (None once closed)."""
-        if self.fd is None:
-            return None
-        st = os.fstat(self.fd)
-        return st.st_dev, st.st_ino
+        return self._identity if self.fd is not None else None
 
     def _is_ours(self, found: os.stat_result | None) -> bool:
         """Whether `found` (an lstat) is the very file of our descriptor."""
         assert self.fd is not None
-        mine = os.fstat(self.fd)
-        return found is not None and (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
+        return found is not None and (found.st_dev, found.st_ino) == self._identity
 
     def _link_final(self, name: str) -> None:
         """Link the file of our descriptor as `name` (FileExistsError when taken)."""
@@ -710,6 +714,9 @@ class Target:
         except errors.XdlError:
             pass
         self._release_space()
+        if self.fd is not None and self._placed:  # `.part` is NAME now: nothing left
+            os.close(self.fd)
+            self.fd = None
         if self.fd is not None:
             held = lstat_in(self.part_name, self.dirfd)
             if self._is_ours(held) and held is not None and held.st_size == 0:

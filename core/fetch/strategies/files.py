@@ -63,7 +63,7 @@ def open_target(job: Job, name: str, length: int | None) -> Target | list[FetchR
     o = job.o
     refuse_manifest(job)
     if o.dry_run:
-        path = job.out.resolve() / name
+        path = job.out / name
         return [
             FetchResult(
                 url=job.url, ok=True, path=str(path), bytes=length, title=path.stem,
@@ -72,7 +72,7 @@ def open_target(job: Job, name: str, length: int | None) -> Target | list[FetchR
         ]  # fmt: skip
     check_size(length, o.min_size, o.max_size)
     target = Target.claim(
-        job.out.resolve(),
+        job.out,
         name,
         job.url,
         overwrite=o.overwrite,

@@ -63,7 +63,7 @@ class _Media:
     def __init__(self, job: Job) -> None:
         self.job = job
         self.o = job.o
-        self.out = job.out.resolve()
+        self.out = job.out
         self.targets: list[Target] = []
         self.releases: list[Callable[[], None]] = []
         self.raised: dict[str, errors.XdlError] = {}
