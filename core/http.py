@@ -70,16 +70,34 @@ class _Session(requests.Session):
     requests scans all of os.environ twice a request, a third of a small file's CPU,
     and looks for ~/.netrc and ~/_netrc each time."""
 
-    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
-        if not (self.trust_env and not request.auth and not self.auth):
-            return super().prepare_request(request)
+    def get_streaming(
+        self, url: str, headers: Mapping[str, str], timeout: Any, proxies: Any = None,
+        cookies: Any = None,
+    ) -> requests.Response:  # fmt: skip
+        """`get(url, stream=True)`, redirects followed, prepared without requests' merge
+        of session and request settings: this session has none to merge but its headers,
+        and that merge checks each value against typing protocols (a fifth of a small
+        file's request). The netrc login is looked up once a host."""
+        merged = requests.structures.CaseInsensitiveDict(self.headers)
+        merged.update(headers)
+        jar = requests.cookies.RequestsCookieJar()  # the request's own copy, as requests
+        if cookies is not None:
+            jar.update(cookies)
         env = os.environ
-        request.auth = _netrc_auth(_origin(str(request.url)), env.get("NETRC"), env.get("HOME"))
-        self.trust_env = False  # looked up: requests is not to look again (one thread's)
-        try:
-            return super().prepare_request(request)
-        finally:
-            self.trust_env = True
+        auth = (
+            _netrc_auth(_origin(url), env.get("NETRC"), env.get("HOME")) if self.trust_env else None
+        )
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method="GET",
+            url=url,
+            headers={k: v for k, v in merged.items() if v is not None},
+            cookies=jar,
+            auth=auth,
+            hooks=requests.hooks.default_hooks(),
+        )
+        settings = self.merge_environment_settings(prepared.url, proxies, True, None, None)
+        return self.send(prepared, allow_redirects=True, timeout=timeout, **settings)
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
@@ -142,9 +160,9 @@ def _environ_ca_bundle() -> str | None:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
 
 
-def session() -> requests.Session:
+def _session() -> _Session:
     """This thread's session (connection pooling without sharing across threads)."""
-    s: requests.Session | None = getattr(_local, "session", None)
+    s: _Session | None = getattr(_local, "session", None)
     if s is None:
         s = _Session()
         s.headers["User-Agent"] = USER_AGENT
@@ -314,7 +332,7 @@ def get(
     kwargs = request_kwargs(net, headers, ctx)
     try:
         with stopping.during(stop):
-            resp = session().get(url, stream=True, allow_redirects=True, **kwargs)
+            resp = _session().get_streaming(url, **kwargs)
     except requests.RequestException as e:
         if stop is not None and stop.is_set():
             raise errors.Interrupted("interrupted while waiting for the server") from None
