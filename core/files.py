@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import errno
 import io
+import math
 import os
 import shutil
 import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -174,30 +176,34 @@ def write_new(
 
 class SpaceBook:
     """Free space promised to the downloads of one command, per filesystem (its
-    `Context` holds it): `-j N` downloads check the disk together, not each alone."""
+    `Context` holds it): `-j N` downloads check the disk together, not each alone.
+
+    The disk's free space is read afresh for each promise, but within `FRESH` seconds
+    of the last reading, which then counts every byte promised since as written: a
+    batch of small files asks the filesystem once a second, not once a file (a
+    promise that the estimate cannot keep reads again before saying `no_space`)."""
+
+    #: How long a reading of the free space stands in for a new one (seconds).
+    FRESH = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[int, int] = {}
+        self._seen: dict[int, tuple[float, int]] = {}  # device -> (when, free - promised)
 
-    def reserve(self, directory: Path, needed: int, margin: int) -> Callable[[], None]:
-        """Promise `needed` bytes in `directory` (NoSpace when they are not there);
-        returns the function that gives them back."""
+    def reserve(
+        self, directory: Path, needed: int, margin: int, device: int | None = None
+    ) -> Callable[[], None]:
+        """Promise `needed` bytes in `directory` (on `device`, when the caller knows it;
+        NoSpace when they are not there); returns the function that gives them back."""
         try:
-            device = os.stat(directory).st_dev
-            free = shutil.disk_usage(directory).free
+            if device is None:
+                device = os.stat(directory).st_dev
+            if not self._promise(device, needed, margin):
+                free = shutil.disk_usage(directory).free
+                self._promise(device, needed, margin, free, directory)
         except OSError:
             return lambda: None
-        with self._lock:
-            held = self._held.get(device, 0)
-            if needed + held + margin > free:
-                raise errors.NoSpace(
-                    f"needs {needed} bytes but only {free - held} are free in {directory}"
-                    f" (keeping --min-free {margin})",
-                    needed=needed,
-                    free=max(0, free - held),
-                )
-            self._held[device] = held + needed
         released = threading.Event()
 
         def release() -> None:
@@ -207,6 +213,32 @@ class SpaceBook:
                     self._held[device] = max(0, self._held.get(device, 0) - needed)
 
         return release
+
+    def _promise(
+        self, device: int, needed: int, margin: int, free: int | None = None,
+        where: Path | None = None,
+    ) -> bool:  # fmt: skip
+        """Hold `needed` bytes against `free` (a new reading), or against the last
+        reading while it is fresh (False when there is none, or it is short)."""
+        now = time.monotonic()
+        with self._lock:
+            held = self._held.get(device, 0)
+            if free is None:
+                when, left = self._seen.get(device, (-math.inf, 0))
+                if now - when > self.FRESH or needed + held + margin > left:
+                    return False
+            else:
+                if needed + held + margin > free:
+                    raise errors.NoSpace(
+                        f"needs {needed} bytes but only {free - held} are free in {where}"
+                        f" (keeping --min-free {margin})",
+                        needed=needed,
+                        free=max(0, free - held),
+                    )
+                when, left = now, free
+            self._seen[device] = (when, left - needed)
+            self._held[device] = held + needed
+            return True
 
 
 # -- folders and links --------------------------------------------------------------------

@@ -696,3 +696,37 @@ def test_a_small_file_held_by_another_source_is_not_waited_for(
     done = lines(stdout.decode())
     assert done[0]["ok"] and Path(done[0]["path"]).name == "same.bin", done
     assert sorted(p.name for p in out.iterdir()) == ["same (1).bin", "same.bin"]
+
+
+def test_free_space_is_read_once_a_second_and_counts_what_was_promised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of small files asks the disk for its free space once a second, not once a
+    file; in between every byte promised counts as written, and a promise the estimate
+    cannot keep reads the disk again before it is refused."""
+    from xdl.core.files import SpaceBook
+
+    free = [10 << 20]
+    reads: list[Path] = []
+
+    def usage(path: Any) -> Any:
+        reads.append(Path(path))
+        return shutil._ntuple_diskusage(free[0], 0, free[0])  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    book = SpaceBook()
+    mb = 1 << 20
+    releases = [book.reserve(tmp_path, mb, 0) for _ in range(5)]
+    assert len(reads) == 1  # five promises, one reading
+    with pytest.raises(errors.NoSpace):  # 5 held + 6 > 10: read again, then refused
+        book.reserve(tmp_path, 6 * mb, 0)
+    assert len(reads) == 2
+    for release in releases:
+        release()
+    book.reserve(tmp_path, 6 * mb, 0)  # the estimate (10 - 5 promised) is short: read
+    assert len(reads) == 3
+    free[0] = 1 << 20  # the disk filled up meanwhile (another program)
+    monkeypatch.setattr(SpaceBook, "FRESH", 0.0)  # the reading is stale
+    with pytest.raises(errors.NoSpace):
+        book.reserve(tmp_path, 2 * mb, 0)
+    assert len(reads) == 4

@@ -254,7 +254,11 @@ class _Replayed:
     def read1(self, amt: int = -1, *args: Any, **kwargs: Any) -> bytes:
         if not self._first:
             return bytes(self._raw.read1(amt, *args, **kwargs))
-        return self.read(amt if amt > 0 else len(self._first))  # what was read, first
+        data = self.read(amt if amt > 0 else len(self._first))  # what was read, first
+        room = amt - len(data) if amt > 0 else -1
+        if room:  # and what the body has next (one piece: a small file's whole rest)
+            data += bytes(self._raw.read1(room, *args, **kwargs))
+        return data
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)

@@ -200,6 +200,7 @@ class Target:
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of self.fd's file
         self._origin_marked = False  # the origin xattr is on our file already
         self._placed = False  # linked into place as NAME, `.part` unlinked by us
+        self._claimed_size: int | None = None  # `.part`'s length, until we change it
         self.written = 0
         self.total: int | None = None
         self._wrote_meta = False
@@ -319,6 +320,7 @@ class Target:
                 os.close(fd)
                 continue
             self.fd, self._identity = fd, (st.st_dev, st.st_ino)
+            self._claimed_size = st.st_size
             break
         names = [self.name]
         if also_ext and not self.name.endswith("." + also_ext):
@@ -443,9 +445,15 @@ class Target:
 
     def saved(self) -> tuple[int, dict[str, Any]]:
         """(bytes already in our `.part`, its saved validators) — (0, {}) when none."""
-        assert self.fd is not None
-        size = os.fstat(self.fd).st_size
+        size = self._size()
         return size, (self._read_meta() if size else {})
+
+    def _size(self) -> int:
+        """`.part`'s length: as the claim saw it while nothing was written since."""
+        assert self.fd is not None
+        if self._claimed_size is not None:
+            return self._claimed_size
+        return os.fstat(self.fd).st_size
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         data = json.dumps({**meta, "url": self.origin}).encode("utf-8")
@@ -467,7 +475,10 @@ class Target:
         check_size(total, None, self.max_size)
         self._release_space()
         if total is not None:
-            self._release_space = self.space.reserve(self.folder, total - offset, self.margin)
+            device = self._identity[0] if self._identity else None
+            self._release_space = self.space.reserve(
+                self.folder, total - offset, self.margin, device
+            )
         self.total = total
         self._hash = hashlib.sha256()
         self.written = 0
@@ -478,11 +489,13 @@ class Target:
                 self.written += len(block)
             if self.written != offset:
                 raise errors.DownloadFailed("the .part changed while resuming")
-        if os.fstat(self.fd).st_size > offset:
+        if self._size() > offset:
             # Only when there is something to cut: on ext4 a truncate to 0 makes the last
             # close write the whole file out first (auto_da_alloc), 0.3 s a GiB.
             os.ftruncate(self.fd, offset)
-        os.lseek(self.fd, offset, os.SEEK_SET)
+        if offset or self._claimed_size is None:  # a new descriptor is at 0 already
+            os.lseek(self.fd, offset, os.SEEK_SET)
+        self._claimed_size = None  # written from here on
         if self._wrote_meta or not (self.small and offset == 0 and total is not None
                                     and total <= SMALL_FILE):  # fmt: skip
             self.write_meta(meta)
@@ -499,6 +512,7 @@ class Target:
     def preallocate(self, total: int, meta: dict[str, Any]) -> None:
         """Make `.part` `total` bytes long (sparse) for writes at offsets; size and free
         space checked first."""
+        self._claimed_size = None
         assert self.fd is not None
         self.check_stop()
         check_size(total, None, self.max_size)
@@ -512,6 +526,7 @@ class Target:
 
     def write_at(self, data: bytes | bytearray | memoryview, pos: int) -> None:
         """Write `data` at `pos` (safe from several threads: no shared file position)."""
+        self._claimed_size = None
         assert self.fd is not None
         view = memoryview(data)
         try:
@@ -535,6 +550,7 @@ class Target:
 
     def restart(self) -> None:
         """Throw away what `.part` holds (the server's file is not the one it began)."""
+        self._claimed_size = None
         assert self.fd is not None
         self.finish_writing()
         os.ftruncate(self.fd, 0)
