@@ -16,7 +16,7 @@ import click
 from xdl.core import __version__
 
 if TYPE_CHECKING:
-    from xdl.cli.output import Run
+    from xdl.cli.run import Run
 
 #: command name -> (module under xdl.cli.commands defining `command`, its one-line help).
 #: The help is repeated here so that `xdl --help` imports no command module (a test
@@ -84,7 +84,7 @@ class XdlGroup(LazyGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> int:
-        from xdl.cli.output import Run
+        from xdl.cli.run import Run
 
         run = Run()
         extra.setdefault("obj", run)
@@ -204,7 +204,7 @@ def _exit_status(invoke: Callable[[], Any], run: Run | None = None) -> int:
         if isinstance(e, XdlError):
             _stderr(f"error: {e.message}")
             return e.exit_code if e.exit_code != 1 else 3
-        from xdl.cli.output import tracebacks_wanted
+        from xdl.cli.run import tracebacks_wanted
 
         if tracebacks_wanted(run):
             raise

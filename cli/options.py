@@ -40,7 +40,7 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> An
     elif param.name == "quiet":
         root.setLevel(logging.ERROR)
     elif param.name == "traceback":
-        from xdl.cli.output import Run
+        from xdl.cli.run import Run
 
         run = ctx.find_object(Run)
         if run is not None:

@@ -20,32 +20,13 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from xdl.cli.run import tracebacks_wanted
 from xdl.core.errors import InternalError, XdlError
 from xdl.core.inputs import Input, shorten, shown
 
 log = logging.getLogger("xdl")
-
-
-@dataclass
-class Run:
-    """What one command line asked of the error handling: click's root context holds it
-    (`obj`, put there by the top group), so no option writes into the process's
-    environment, which hooks and child processes inherit."""
-
-    tracebacks: bool = field(default_factory=lambda: bool(os.environ.get("XDL_DEBUG")))
-
-
-def tracebacks_wanted(run: Run | None = None) -> bool:
-    """--traceback on this command line, or XDL_DEBUG=1: a bug raises, with its traceback."""
-    if run is None:
-        import click
-
-        ctx = click.get_current_context(silent=True)
-        run = ctx.find_object(Run) if ctx is not None else None
-    return run.tracebacks if run is not None else bool(os.environ.get("XDL_DEBUG"))
 
 
 #: What a line must not hold raw: a UTF-16 surrogate alone (it has no UTF-8 encoding),
