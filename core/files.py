@@ -40,18 +40,8 @@ def refuse_link(where: object) -> errors.BadInput:
 
 def open_folder(root: Path, parts: tuple[str, ...] = (), create: bool = True) -> int:
     """A descriptor of `root/parts...`, each folder below `root` opened without following
-    links (and created when missing). `root` itself is the user's `-o`: it may be a link
-    (made again when it went away since the command checked it)."""
-    try:
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        if not create:
-            raise
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as e:
-            raise errors.OutputNotWritable(f"cannot create the folder {root}: {e}") from None
+    links (and created when missing). `root` itself is the user's `-o`: it may be a link."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     where = root
     try:
         for part in parts:
@@ -101,14 +91,16 @@ def open_error(e: OSError, path: Path) -> errors.XdlError:
 def open_plain(name: str, dirfd: int, flags: int, where: Path) -> int:
     """Open `name` in the folder without following a link; only regular files, never one
     with other hard links (its other name may be anywhere)."""
-    try:
-        fd = os.open(name, flags | NOFOLLOW, 0o644, dir_fd=dirfd)
+    try:  # cut (O_TRUNC) only once it is known to be ours to cut
+        fd = os.open(name, (flags & ~os.O_TRUNC) | NOFOLLOW, 0o644, dir_fd=dirfd)
     except OSError as e:
         raise open_error(e, where / name) from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
         os.close(fd)
         raise errors.BadInput(f"refusing to write into {where / name}: not a plain file")
+    if flags & os.O_TRUNC and st.st_size:
+        os.ftruncate(fd, 0)
     return fd
 
 

@@ -873,3 +873,29 @@ def test_an_output_folder_removed_during_a_batch_is_made_again(site: Any, tmp_pa
     results = list(fetch_many(inputs(), FetchOptions(output_dir=str(out))))
     assert [r.ok for r in results] == [True, True], [r.error for r in results]
     assert (out / "Quarterly Report.pdf").read_bytes() == media_site.PDF
+
+
+def test_a_linked_output_folder_that_went_away_is_not_made_again(site: Any, tmp_path: Path) -> None:
+    """`-o` a link to a drive's folder, and the drive unmounted mid-batch (its mount
+    point left empty): the batch stops (`output_not_writable`), as it would have at its
+    start, and makes no folder where the link pointed (that is the system disk now)."""
+    from xdl.core import errors
+    from xdl.core.fetch import FetchOptions, fetch_many
+    from xdl.core.inputs import Input
+
+    mount = tmp_path / "usb"
+    (mount / "dl").mkdir(parents=True)
+    out = tmp_path / "out"
+    out.symlink_to(mount / "dl")
+
+    def inputs() -> Any:
+        yield Input(site.url("/files/blob.bin"))
+        shutil.rmtree(mount)
+        mount.mkdir()  # unmounted: the mount point is there, empty
+        yield Input(site.url("/files/report"))
+
+    results = fetch_many(inputs(), FetchOptions(output_dir=str(out)))
+    assert next(results).ok
+    with pytest.raises(errors.OutputNotWritable):
+        next(results)
+    assert list(mount.iterdir()) == []

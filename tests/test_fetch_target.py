@@ -730,3 +730,18 @@ def test_free_space_is_read_once_a_second_and_counts_what_was_promised(
     with pytest.raises(errors.NoSpace):
         book.reserve(tmp_path, 2 * mb, 0)
     assert len(reads) == 4
+
+
+def test_a_hard_link_planted_at_the_meta_leaves_the_users_file_whole(
+    routes: Any, work: Path
+) -> None:
+    """NAME.part.meta a second name of the user's file: refused, and the file keeps its
+    bytes (the meta was cut to nothing before its links were looked at)."""
+    out, victim = work / "out", work / "victim.txt"
+    out.mkdir()
+    victim.write_bytes(b"precious\n")
+    os.link(victim, out / "same.bin.part.meta")
+    code, got, err = run("fetch", "--strategy", "http", "-o", str(out),
+                         routes.url("/tgt/a/same.bin"), cwd=work)  # fmt: skip
+    assert code == 1 and got[0]["error"]["code"] == "bad_input", (got, err)
+    assert victim.read_bytes() == b"precious\n"

@@ -195,9 +195,12 @@ def _from_stdin(origin: str) -> bool:
 
 
 def preflight(options: FetchOptions) -> None:
-    """What must hold before any download starts (errors.Fatal otherwise); asked once of
-    an options object (a batch's plain lines share one: not three calls a file)."""
-    if options.__dict__.get("_preflighted"):
+    """What must hold before any download starts (errors.Fatal otherwise). Asked again
+    of the same options (a batch's plain lines share one), it is one call while the
+    output folder is there, not three: one that went away is made again, as at first
+    (a link to a folder that went away is not followed to make its target)."""
+    checked = options.__dict__.get("_preflighted")
+    if checked is not None and os.access(checked, os.W_OK | os.X_OK):
         return
     if (options.audio or options.normalize) and not shutil.which("ffmpeg"):
         raise errors.ToolMissing(
@@ -216,7 +219,7 @@ def preflight(options: FetchOptions) -> None:
         raise errors.OutputNotWritable(f"cannot create the output directory {out}: {e}") from e
     if not os.access(out, os.W_OK | os.X_OK):
         raise errors.OutputNotWritable(f"the output directory {out} is not writable")
-    object.__setattr__(options, "_preflighted", True)
+    object.__setattr__(options, "_preflighted", out)
 
 
 def rate_limiter(ctx: Context, rate: int) -> TokenBucket:
