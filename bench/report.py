@@ -18,10 +18,11 @@ class Run:
     """One timed run of one command: wall seconds, CPU seconds (user+sys), peak RSS."""
 
     wall: float
-    cpu: float = 0.0
+    cpu: float = 0.0  # user + system
     rss_kib: int = 0
     code: int = 0
     warm: float | None = None  # an in-process probe's second, warm operation
+    user: float = 0.0  # the user part of `cpu`
 
 
 @dataclass
@@ -57,6 +58,14 @@ class Measure:
     @property
     def cpu_median(self) -> float | None:
         return statistics.median(r.cpu for r in self.runs) if self.ok else None
+
+    @property
+    def user_median(self) -> float | None:
+        return statistics.median(r.user for r in self.runs) if self.ok else None
+
+    @property
+    def system_median(self) -> float | None:
+        return statistics.median(r.cpu - r.user for r in self.runs) if self.ok else None
 
     @property
     def warm_median(self) -> float | None:

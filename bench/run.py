@@ -205,7 +205,7 @@ class Bench:
             except (ValueError, KeyError, IndexError) as e:
                 raise Failure(f"no timing printed: {e}") from None
         cpu = ru.ru_utime + ru.ru_stime
-        return Run(wall=wall, cpu=cpu, rss_kib=rss, code=code, warm=warm)
+        return Run(wall=wall, cpu=cpu, rss_kib=rss, code=code, warm=warm, user=ru.ru_utime)
 
     def measure(self, cmds: Sequence[Cmd], runs: int, warmup: int = 1) -> list[Measure]:
         """Run every command `warmup + runs` times, alternating, reversing the order each
@@ -826,11 +826,14 @@ def case_small_files(bench: Bench, base: str, counts: Sequence[int]) -> Area:
                 at_most(r, 1.2),
             )
         )
-        per_file = xdl.cpu_median / count * 1000 if xdl.cpu_median else None
+        # The issue's own measure is user CPU: the system's part is mostly the kernel
+        # making each file's names in the folder, which aria2c pays as well (its column
+        # in the table below), and which varies with the disk's state from run to run.
+        per_file = xdl.user_median / count * 1000 if xdl.user_median else None
         area.goals.append(
             Goal(
                 area.key,
-                f"{count:,} small files: xdl CPU (user + system) per file",
+                f"{count:,} small files: xdl CPU (user) per file",
                 f"{per_file:.2f} ms" if per_file else "–",
                 "≤ 2 ms",
                 at_most(per_file, 2.0),
@@ -852,7 +855,13 @@ def case_small_files(bench: Bench, base: str, counts: Sequence[int]) -> Area:
         )
     area.extra.append(
         markdown_table(
-            ["files", "xdl / aria2c", "xdl / curl -Z", "xdl CPU / aria2c CPU"],
+            [
+                "files",
+                "xdl / aria2c",
+                "xdl / curl -Z",
+                "xdl CPU / aria2c CPU",
+                "system CPU a file: xdl, aria2c, curl",
+            ],
             [
                 [
                     f"{count:,}",
@@ -862,6 +871,12 @@ def case_small_files(bench: Bench, base: str, counts: Sequence[int]) -> Area:
                         m[f"xdl@{count}"].cpu_median / m[f"aria2c@{count}"].cpu_median
                         if m[f"xdl@{count}"].cpu_median and m[f"aria2c@{count}"].cpu_median
                         else None
+                    ),
+                    ", ".join(
+                        f"{system / count * 1000:.2f} ms"
+                        if (system := m[f"{tool}@{count}"].system_median) is not None
+                        else "–"
+                        for tool in ("xdl", "aria2c", "curl")
                     ),
                 ]
                 for count, m in by_count.items()
