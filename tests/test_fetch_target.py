@@ -745,3 +745,40 @@ def test_a_hard_link_planted_at_the_meta_leaves_the_users_file_whole(
                          routes.url("/tgt/a/same.bin"), cwd=work)  # fmt: skip
     assert code == 1 and got[0]["error"]["code"] == "bad_input", (got, err)
     assert victim.read_bytes() == b"precious\n"
+
+
+@pytest.mark.parametrize("same_source", [True, False])
+def test_a_file_put_over_ours_right_after_overwrite_is_judged_by_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, same_source: bool
+) -> None:
+    """--overwrite renames `.part` over NAME, then looks at NAME. Another run of the same
+    source, right behind, may have put its own file there already: it stands (taking it
+    out left that run's line pointing at nothing; 3 processes racing lost files in 1 of
+    8 rounds). What is not of our source there was swapped in: taken out, as before."""
+    from xdl.core.fetch.target import ORIGIN_XATTR
+
+    origin = "http://example.com/a.bin"
+    target = Target.claim(tmp_path, "a.bin", origin, overwrite=True, expected=3)
+    target.begin(0, 3, {})
+    target.write(b"abc")
+    real = os.replace
+
+    def then_another(src: Any, dst: Any, **kw: Any) -> None:
+        real(src, dst, **kw)
+        other = tmp_path / "other"
+        other.write_bytes(b"abc")
+        if same_source:
+            os.setxattr(other, ORIGIN_XATTR, origin.encode())
+        real(other, tmp_path / "a.bin")
+
+    monkeypatch.setattr(os, "replace", then_another)
+    try:
+        if same_source:
+            assert target.commit(overwrite=True)[0] == 3
+            assert (tmp_path / "a.bin").read_bytes() == b"abc"
+        else:
+            with pytest.raises(errors.BadInput, match="replaced meanwhile"):
+                target.commit(overwrite=True)
+            assert not (tmp_path / "a.bin").exists()
+    finally:
+        target.release_folder()

@@ -701,9 +701,16 @@ class Target:
         kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
         self._drop_meta()  # while `.part` is ours (see _rename)
         (os.replace if replace else os.rename)(self.part_name, self.name, **kw)
-        if not self._is_ours(lstat_in(self.name, self.dirfd)):
-            self._unlink(self.name)
-            raise errors.BadInput(f"{self.folder / self.part_name} was replaced meanwhile")
+        found = lstat_in(self.name, self.dirfd)
+        if self._is_ours(found):
+            return
+        if found is not None and read_origin(self.dirfd, self.name) == self.origin:
+            # Ours was put in place, and another download of the same source (another
+            # `--overwrite` run) put its own there since: it stands (taking it out left
+            # that download's line pointing at nothing, then at another source's file).
+            return
+        self._unlink(self.name)
+        raise errors.BadInput(f"{self.folder / self.part_name} was replaced meanwhile")
 
     def _unlink(self, name: str) -> None:
         try:
