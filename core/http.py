@@ -1,4 +1,5 @@
-"""Direct HTTP: the one module that owns the `requests.Session` (one per thread).
+"""Direct HTTP: the one module that owns the `requests.Session` (one a process, its
+keep-alive pools shared by the downloads).
 
 Requests' exceptions are caught here and re-raised as xdl's own errors.
 """
@@ -39,8 +40,6 @@ FAST_READ = 0.05
 SLOW_READ = 0.25
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"Mozilla/5.0 (compatible; xdl/{__version__})"
-
-_local = threading.local()
 
 
 class _AsGiven:
@@ -161,18 +160,26 @@ def _environ_ca_bundle() -> str | None:
 
 
 def _session() -> _Session:
-    """This thread's session (connection pooling without sharing across threads)."""
-    s: _Session | None = getattr(_local, "session", None)
-    if s is None:
-        s = _Session()
-        s.headers["User-Agent"] = USER_AGENT
-        s.headers["Accept-Encoding"] = "identity"  # byte counts and ranges are of the file
-        s.cookies.set_policy(_KeepNone())
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4)
-        s.mount("http://", adapter)
-        s.mount("https://", adapter)
-        _local.session = s
-    return s
+    """The process's session: one keep-alive pool per host, shared by every download
+    (a host sees as many connections as it has requests in flight, which `--per-host`
+    caps, not one a worker thread). Requests' adapter pools are thread-safe; the
+    session's own jar keeps no cookie (`_KeepNone`: the command's jar does)."""
+    global _shared
+    with _sharing:
+        if _shared is None:
+            s = _Session()
+            s.headers["User-Agent"] = USER_AGENT
+            s.headers["Accept-Encoding"] = "identity"  # counts and ranges are of the file
+            s.cookies.set_policy(_KeepNone())
+            adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=64)
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
+            _shared = s
+        return _shared
+
+
+_shared: _Session | None = None
+_sharing = threading.Lock()
 
 
 def _cookies(path: str | None, ctx: Context | None) -> Any:
@@ -186,8 +193,8 @@ def _cookies(path: str | None, ctx: Context | None) -> Any:
 
 
 class _KeepNone(DefaultCookiePolicy):
-    """The policy of a thread's session jar: it keeps no cookie (the command's jar does:
-    a cookie is never carried from one command to another on the same thread)."""
+    """The policy of the session's own jar: it keeps no cookie (the command's jar does:
+    a cookie is never carried from one command to another in the same process)."""
 
     def set_ok(self, cookie: Any, request: Any) -> bool:
         return False

@@ -176,6 +176,17 @@ def test_files_read_to_their_end_leave_the_connection_for_the_next(xdl: Any, bod
     assert len(set(bodies.state["recv-ports"])) == 1  # one connection, kept alive
 
 
+def test_the_workers_share_one_keep_alive_pool_per_host(xdl: Any, bodies: Any) -> None:
+    """-j 4 with --per-host 1: one request at a time goes to the host, so one connection
+    serves them all (a pool a worker thread opened one connection a worker)."""
+    bodies.state["recv-ports"] = []
+    urls = [bodies.url(f"/recv/port/shared-{n}.bin") for n in range(8)]
+    ran = xdl("fetch", "-j", "4", "--per-host", "1", "--strategy", "http", *urls)
+    assert ran.exit_code == 0, ran.stderr
+    assert [x["sha256"] for x in ran.lines] == [sha(SMALL)] * 8
+    assert len(set(bodies.state["recv-ports"])) == 1
+
+
 def test_a_fresh_part_is_not_truncated(
     xdl: Any, bodies: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
