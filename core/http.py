@@ -112,6 +112,15 @@ class _Session(requests.Session):
         return self._merged(proxies, stream, verify, cert)
 
     def _merged(self, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        if not self.proxies and self.verify is True and self.cert is None:  # as made
+            # requests' merge_setting, for a session with nothing of its own to merge:
+            # it checks each value against typing protocols (slow before Python 3.12)
+            return {
+                "proxies": {k: v for k, v in proxies.items() if v is not None},
+                "stream": stream if stream is not None else self.stream,
+                "verify": True if verify is None else verify,
+                "cert": cert,
+            }
         merge: Any = requests.sessions.merge_setting
         return {
             "proxies": merge(proxies, self.proxies),
@@ -347,7 +356,8 @@ def get(
     jar = kwargs.get("cookies")
     keep: Any = requests.cookies.extract_cookies_to_jar  # untyped
     for answer in (*resp.history, resp) if jar is not None else ():
-        keep(jar, answer.request, answer.raw)
+        if "Set-Cookie" in answer.raw.headers or "Set-Cookie2" in answer.raw.headers:
+            keep(jar, answer.request, answer.raw)
     if resp.status_code >= 400 and resp.status_code != 416:
         resp.close()
         raise status_error(resp.status_code, resp.reason or "", url, resp.headers)
