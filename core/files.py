@@ -171,9 +171,11 @@ class SpaceBook:
     `Context` holds it): `-j N` downloads check the disk together, not each alone.
 
     The disk's free space is read afresh for each promise, but within `FRESH` seconds
-    of the last reading, which then counts every byte promised since as written: a
-    batch of small files asks the filesystem once a second, not once a file (a
-    promise that the estimate cannot keep reads again before saying `no_space`)."""
+    of the last reading: the estimate is that reading less every byte promised and not
+    yet given back when it was taken (what those downloads have still to write, as the
+    disk does not show it yet) and every byte promised since. A batch of small files
+    asks the filesystem once a second, not once a file; a promise that the estimate
+    cannot keep reads the disk again before it says `no_space`."""
 
     #: How long a reading of the free space stands in for a new one (seconds).
     FRESH = 1.0
@@ -181,7 +183,7 @@ class SpaceBook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[int, int] = {}
-        self._seen: dict[int, tuple[float, int]] = {}  # device -> (when, free - promised)
+        self._seen: dict[int, tuple[float, int]] = {}  # device -> (when, estimate)
 
     def reserve(
         self, directory: Path, needed: int, margin: int, device: int | None = None
@@ -217,17 +219,18 @@ class SpaceBook:
             held = self._held.get(device, 0)
             if free is None:
                 when, left = self._seen.get(device, (-math.inf, 0))
-                if now - when > self.FRESH or needed + held + margin > left:
+                if now - when > self.FRESH or needed + margin > left:
                     return False
             else:
-                if needed + held + margin > free:
+                when, left = now, free - held
+                self._seen[device] = (when, left)
+                if needed + margin > left:
                     raise errors.NoSpace(
                         f"needs {needed} bytes but only {free - held} are free in {where}"
                         f" (keeping --min-free {margin})",
                         needed=needed,
                         free=max(0, free - held),
                     )
-                when, left = now, free
             self._seen[device] = (when, left - needed)
             self._held[device] = held + needed
             return True

@@ -71,21 +71,18 @@ class _Session(requests.Session):
 
     def get_streaming(
         self, url: str, headers: Mapping[str, str], timeout: Any, proxies: Any = None,
-        cookies: Any = None,
+        cookies: Any = None, ctx: Context | None = None,
     ) -> requests.Response:  # fmt: skip
         """`get(url, stream=True)`, redirects followed, prepared without requests' merge
         of session and request settings: this session has none to merge but its headers,
         and that merge checks each value against typing protocols (a fifth of a small
-        file's request). The netrc login is looked up once a host."""
+        file's request). The netrc login is the command's (`_netrc_auth`)."""
         merged = requests.structures.CaseInsensitiveDict(self.headers)
         merged.update(headers)
         jar = requests.cookies.RequestsCookieJar()  # the request's own copy, as requests
         if cookies is not None:
             jar.update(cookies)
-        env = os.environ
-        auth = (
-            _netrc_auth(_origin(url), env.get("NETRC"), env.get("HOME")) if self.trust_env else None
-        )
+        auth = _netrc_auth(_origin(url), ctx) if self.trust_env else None
         prepared = requests.PreparedRequest()
         prepared.prepare(
             method="GET",
@@ -155,10 +152,28 @@ def _environ_proxies(origin: str, no_proxy: str | None) -> dict[str, str]:
     return found
 
 
-@functools.lru_cache(maxsize=256)
-def _netrc_auth(origin: str, netrc: str | None, home: str | None) -> tuple[str, str] | None:
-    """requests' netrc login for `origin` (`$NETRC`, else in `$HOME`): read once a
-    command, as curl reads it."""
+#: A command's netrc logins are read again after this long (seconds): a `queue run
+#: --watch` sees a login changed or removed.
+NETRC_FRESH = 60.0
+
+
+def _netrc_auth(origin: str, ctx: Context | None) -> tuple[str, str] | None:
+    """requests' netrc login for `origin` (`$NETRC`, else in `$HOME`), as requests looks
+    it up, but once a command and a minute (curl reads it once), not twice a request;
+    without a command's context, every time."""
+    env = os.environ
+    if ctx is None:
+        return _read_netrc(origin)
+    key = (origin, env.get("NETRC"), env.get("HOME"))
+    known: dict[Any, tuple[float, tuple[str, str] | None]] = ctx.once("netrc", dict)
+    now = time.monotonic()
+    seen = known.get(key)
+    if seen is None or now - seen[0] > NETRC_FRESH:
+        seen = known[key] = (now, _read_netrc(origin))
+    return seen[1]
+
+
+def _read_netrc(origin: str) -> tuple[str, str] | None:
     found = requests.utils.get_netrc_auth(origin)
     return (str(found[0]), str(found[1])) if found else None
 
@@ -348,7 +363,7 @@ def get(
     kwargs = request_kwargs(net, headers, ctx)
     try:
         with stopping.during(stop):
-            resp = _session().get_streaming(url, **kwargs)
+            resp = _session().get_streaming(url, **kwargs, ctx=ctx)
     except requests.RequestException as e:
         if stop is not None and stop.is_set():
             raise errors.Interrupted("interrupted while waiting for the server") from None

@@ -833,8 +833,8 @@ def test_a_netrc_login_goes_with_every_request_to_its_host(
     xdl: Any, site: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
     """~/.netrc (or $NETRC) is looked up once per host and command, not per request: the
-    login still goes with each of a batch's requests, and a command run with another
-    $NETRC uses that one's."""
+    login still goes with each of a batch's requests, and the next command in the same
+    process reads the file again (a login changed, or removed)."""
     import base64
 
     def basic(user: str, password: str) -> str:
@@ -849,12 +849,14 @@ def test_a_netrc_login_goes_with_every_request_to_its_host(
     assert ran.exit_code == 0, ran.stderr
     sent = [r.headers.get("Authorization") for r in site.log]
     assert sent == [basic("ann", "s3cret")] * 2
-    other = tmp_path / "netrc2"
-    other.write_text("machine 127.0.0.1 login bob password pw2\n")
-    monkeypatch.setenv("NETRC", str(other))
+    netrc.write_text("machine 127.0.0.1 login bob password pw2\n")  # the login changed
     site.clear_log()
     assert xdl("fetch", "-o", "two", urls[0]).exit_code == 0
     assert [r.headers.get("Authorization") for r in site.log] == [basic("bob", "pw2")]
+    netrc.unlink()  # and went
+    site.clear_log()
+    assert xdl("fetch", "-o", "three", urls[0]).exit_code == 0
+    assert [r.headers.get("Authorization") for r in site.log] == [None]
 
 
 def test_an_output_folder_removed_during_a_batch_is_made_again(site: Any, tmp_path: Path) -> None:

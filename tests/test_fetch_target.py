@@ -732,6 +732,32 @@ def test_free_space_is_read_once_a_second_and_counts_what_was_promised(
     assert len(reads) == 4
 
 
+def test_a_reading_taken_while_a_download_writes_counts_what_it_has_still_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reading does not show what a download promised before it has still to write: the
+    estimate keeps it out even after that download gives its promise back (found by the
+    attack: an 8 MiB disk took 2 MiB more than it had, --min-free not kept)."""
+    from xdl.core.files import SpaceBook
+
+    mb = 1 << 20
+    free = [8 * mb]
+    monkeypatch.setattr(
+        shutil,
+        "disk_usage",
+        lambda p: shutil._ntuple_diskusage(free[0], 0, free[0]),  # type: ignore[attr-defined]
+    )
+    book = SpaceBook()
+    release_a = book.reserve(tmp_path, 4 * mb, 0)  # A: promised, not written yet
+    monkeypatch.setattr(SpaceBook, "FRESH", 0.0)
+    book.reserve(tmp_path, 1 * mb, 0)  # B: a fresh reading, 8 MiB free (A's not on disk)
+    monkeypatch.setattr(SpaceBook, "FRESH", 60.0)
+    free[0] = 4 * mb  # A wrote its 4 MiB
+    release_a()
+    with pytest.raises(errors.NoSpace):  # 4 MiB free, 1 owed to B: 5 do not fit
+        book.reserve(tmp_path, 5 * mb, 0)
+
+
 def test_a_hard_link_planted_at_the_meta_leaves_the_users_file_whole(
     routes: Any, work: Path
 ) -> None:
