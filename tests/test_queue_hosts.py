@@ -88,12 +88,28 @@ def test_a_frozen_host_that_comes_back_cannot_write(
     pg_url: str, site: Any, tmp_path: Path, xdl: Any
 ) -> None:
     """SIGSTOP a runner (a partitioned host); another takes its task once the lease runs
-    out and finishes it; the frozen one, resumed, is refused: its task stays the other's."""
+    out and finishes it; the frozen one, resumed, is refused: its task stays the other's.
+
+    The first runner is frozen while its request waits for the answer: frozen later, it
+    would hold the flock of `NAME.part`, which no lease breaks on one machine (the second
+    runner waits for it, as it should), where hosts apart share no such lock."""
+    import media_site
+
+    @site.route("/frozen/first-waits.bin")
+    def first_waits(r: Any) -> None:
+        with site.lock:
+            seen = site.state["frozen-asked"] = site.state.get("frozen-asked", 0) + 1
+        if seen == 1:
+            time.sleep(6)  # the first runner's request: frozen before any byte
+        r.send_bytes(media_site.BLOB[: 1024 * 1024], rate=300000)
+
+    site.state["frozen-asked"] = 0
     out_dir = tmp_path / "out"
-    url = site.url("/throttled.bin?rate=300000&n=frozen")
+    url = site.url("/frozen/first-waits.bin")
     assert xdl("queue", "add", "--queue", pg_url, "-o", str(out_dir), url).exit_code == 0
     a = runner("host-a", pg_url, tmp_path / "a.jsonl", "--lease", "1.5")
     wait_for(lambda: statuses(pg_url)[1] == ("running", "host-a"))
+    wait_for(lambda: site.state.get("frozen-asked") == 1)
     os.kill(a.pid, signal.SIGSTOP)
     try:
         time.sleep(2.5)  # its lease runs out
