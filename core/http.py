@@ -64,10 +64,10 @@ if hasattr(urllib3.util.url, "_PERCENT_RE"):
 
 
 class _Session(requests.Session):
-    """requests' Session, but what it takes from the environment for a URL (proxies, a
-    CA bundle, a netrc login) is looked up once per scheme and host, not per request:
-    requests scans all of os.environ twice a request, a third of a small file's CPU,
-    and looks for ~/.netrc and ~/_netrc each time."""
+    """requests' Session, with one way to GET (`get_streaming`) that takes from the
+    environment (proxies, a CA bundle, a netrc login) once per scheme and host, not per
+    request: requests scans all of os.environ twice a request (a third of a small
+    file's CPU) and looks for ~/.netrc and ~/_netrc each time."""
 
     def get_streaming(
         self, url: str, headers: Mapping[str, str], timeout: Any, proxies: Any = None,
@@ -82,49 +82,24 @@ class _Session(requests.Session):
         jar = requests.cookies.RequestsCookieJar()  # the request's own copy, as requests
         if cookies is not None:
             jar.update(cookies)
-        auth = _netrc_auth(_origin(url), ctx) if self.trust_env else None
         prepared = requests.PreparedRequest()
         prepared.prepare(
             method="GET",
             url=url,
             headers={k: v for k, v in merged.items() if v is not None},
             cookies=jar,
-            auth=auth,
+            auth=_netrc_auth(_origin(url), ctx),
             hooks=requests.hooks.default_hooks(),
         )
-        settings = self.merge_environment_settings(prepared.url, proxies, True, None, None)
-        return self.send(prepared, allow_redirects=True, timeout=timeout, **settings)
-
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Any:
-        if not self.trust_env:
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        proxies = dict(proxies or {})
-        for key, value in _environ_proxies(_origin(str(url)), proxies.get("no_proxy")).items():
-            proxies.setdefault(key, value)
-        _socks_ready(proxies.values())
-        if verify is True or verify is None:
-            verify = _environ_ca_bundle() or verify
-        return self._merged(proxies, stream, verify, cert)
-
-    def _merged(self, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
-        if not self.proxies and self.verify is True and self.cert is None:  # as made
-            # requests' merge_setting, for a session with nothing of its own to merge:
-            # it checks each value against typing protocols (slow before Python 3.12)
-            return {
-                "proxies": {k: v for k, v in proxies.items() if v is not None},
-                "stream": stream if stream is not None else self.stream,
-                "verify": True if verify is None else verify,
-                "cert": cert,
-            }
-        merge: Any = requests.sessions.merge_setting
-        return {
-            "proxies": merge(proxies, self.proxies),
-            "stream": merge(stream, self.stream),
-            "verify": merge(verify, self.verify),
-            "cert": merge(cert, self.cert),
-        }
+        found = {k: v for k, v in (proxies or {}).items() if v is not None}
+        for key, value in _environ_proxies(
+            _origin(str(prepared.url)), found.get("no_proxy")
+        ).items():
+            found.setdefault(key, value)
+        _socks_ready(found.values())
+        verify = _environ_ca_bundle() or True
+        return self.send(prepared, allow_redirects=True, timeout=timeout, stream=True,
+                         proxies=found, verify=verify, cert=None)  # fmt: skip
 
 
 def _socks_ready(proxies: Iterable[Any]) -> None:

@@ -255,9 +255,8 @@ class _Replayed:
         if not self._first:
             return bytes(self._raw.read1(amt, *args, **kwargs))
         data = self.read(amt if amt > 0 else len(self._first))  # what was read, first
-        room = amt - len(data) if amt > 0 else -1
-        if room:  # and what the body has next (one piece: a small file's whole rest)
-            data += bytes(self._raw.read1(room, *args, **kwargs))
+        if amt > len(data):  # and what the body has next (a small file's whole rest)
+            data += bytes(self._raw.read1(amt - len(data), *args, **kwargs))
         return data
 
     def __getattr__(self, name: str) -> Any:
