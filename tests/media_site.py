@@ -18,7 +18,7 @@ import html
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -269,9 +269,11 @@ class Request(BaseHTTPRequestHandler):
         chunk: int = 256 * 1024,
         drop_after: int | None = None,
         rate: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         """Answer with `data`, honouring Range, If-Range and the conditional requests
-        (If-None-Match, If-Modified-Since: 304) like a real static server."""
+        (If-None-Match, If-Modified-Since: 304) like a real static server; `headers` are
+        sent as well (Set-Cookie, Content-Encoding)."""
         if status == 200 and self._not_modified(etag, last_modified):
             self.send_status(304)
             if etag:
@@ -313,6 +315,8 @@ class Request(BaseHTTPRequestHandler):
             self.send_header("Last-Modified", _http_date(last_modified))
         if disposition:
             self.send_header("Content-Disposition", disposition)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command == "HEAD":
             return

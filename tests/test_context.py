@@ -82,11 +82,7 @@ def test_a_sites_cookies_go_on_within_a_command_only(site: Any, tmp_path: Path) 
 
     @site.route("/ctx/set")
     def set_cookie(r: Any) -> None:
-        r.send_response(200)
-        r.send_header("Set-Cookie", "sid=SECRET; Path=/")
-        r.send_header("Content-Length", "2")
-        r.end_headers()
-        r.wfile.write(b"ok")
+        r.send_bytes(b"ok", headers={"Set-Cookie": "sid=SECRET; Path=/"})
 
     @site.route("/ctx/show")
     def show(r: Any) -> None:
@@ -122,12 +118,7 @@ def test_a_cookies_file_is_read_never_written(site: Any, tmp_path: Path) -> None
 
     @site.route("/ctx/clip.mp4")
     def cookie_clip(r: Any) -> None:
-        r.send_response(200)
-        r.send_header("Set-Cookie", "sid=FROM-THE-SITE; Path=/")
-        r.send_header("Content-Type", "video/mp4")
-        r.send_header("Content-Length", str(len(clip)))
-        r.end_headers()
-        r.wfile.write(clip)
+        r.send_bytes(clip, "video/mp4", headers={"Set-Cookie": "sid=FROM-THE-SITE; Path=/"})
 
     jar = tmp_path / "cookies.txt"
     jar.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tmine\tkept\n")

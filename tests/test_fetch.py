@@ -576,6 +576,19 @@ def test_a_signal_keeps_a_resumable_part(routes: Any, sig: int, code: int) -> No
     assert done["sha256"] == sha(SLOW_BODY) == file_sha(work / "slow-etag.bin")
 
 
+def _interrupted_at_once(proc: subprocess.Popen[bytes], within: float = 10) -> dict[str, Any]:
+    """SIGINT now: xdl ends within `within` seconds (not its 60 s read timeout), exit 130,
+    with one line that says `interrupted`."""
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=90)
+    assert time.monotonic() - sent < within, "waited for the read timeout"
+    assert proc.returncode == 130, err.decode()
+    (line,) = [json.loads(x) for x in out.decode().splitlines()]
+    assert line["ok"] is False and line["error"]["code"] == "interrupted"
+    return dict(line)
+
+
 def test_a_signal_mid_trickle_stops_without_waiting_for_the_next_bytes(routes: Any) -> None:
     """A body that trickles (1 KiB every half second): Ctrl-C stops xdl with what came so
     far, not once a read's worth (64 KiB: 32 s) has come."""
@@ -586,28 +599,9 @@ def test_a_signal_mid_trickle_stops_without_waiting_for_the_next_bytes(routes: A
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    out, err = proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 12, "waited for a read's worth of the body"
-    assert proc.returncode == 130, err.decode()
-    (line,) = [json.loads(x) for x in out.decode().splitlines()]
-    assert line["error"]["code"] == "interrupted"
+    _interrupted_at_once(proc, within=12)  # not after a read's worth of the body
     kept = part.read_bytes()
     assert 0 < len(kept) < 64 * 1024 and kept == SLOW_BODY[: len(kept)]
-
-
-def _interrupted_at_once(proc: subprocess.Popen[bytes]) -> dict[str, Any]:
-    """SIGINT now: xdl ends within 10 s (not its 60 s read timeout), exit 130, with one
-    line that says `interrupted`."""
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    out, err = proc.communicate(timeout=90)
-    assert time.monotonic() - sent < 10, "waited for the read timeout"
-    assert proc.returncode == 130, err.decode()
-    (line,) = [json.loads(x) for x in out.decode().splitlines()]
-    assert line["ok"] is False and line["error"]["code"] == "interrupted"
-    return dict(line)
 
 
 @pytest.mark.parametrize("length", ["Content-Length", "none", "chunked"])

@@ -64,12 +64,7 @@ def unsized(r: Any, data: bytes) -> None:
 def gzipped(r: Any) -> None:
     """A gzip Content-Encoding xdl did not ask for: the file holds what was sent, as
     `curl -o` (without --compressed) keeps it."""
-    r.send_status(200)
-    r.send_header("Content-Type", "application/octet-stream")
-    r.send_header("Content-Encoding", "gzip")
-    r.send_header("Content-Length", str(len(ZIPPED)))
-    r.end_headers()
-    r.wfile.write(ZIPPED)
+    r.send_bytes(ZIPPED, ranges=False, headers={"Content-Encoding": "gzip"})
 
 
 @pytest.fixture(scope="module")
