@@ -138,7 +138,8 @@ class _Runner:
     ) -> None:
         self.on_progress = progress
         #: What was recorded, for `run_queue` to yield from the caller's thread.
-        self.events: queue.SimpleQueue[TaskResult] = queue.SimpleQueue()
+        #: Recorded attempts for the caller's thread, and `None` as each thread leaves.
+        self.events: queue.SimpleQueue[TaskResult | None] = queue.SimpleQueue()
         #: task id -> file key -> the most bytes seen for it (a restarted file never
         #: makes the count go back).
         self.received: dict[int, dict[str, int]] = {}
@@ -521,11 +522,29 @@ def run_queue(
     runner = _Runner(store, download, opts, stop, progress)
     beat = threading.Thread(target=runner.heartbeat, name="xdl-queue-heartbeat", daemon=True)
     threads = [
-        threading.Thread(target=runner.work, name=f"xdl-queue-worker-{i}", daemon=True)
+        threading.Thread(
+            target=_then_say_so,
+            args=(runner, runner.work),
+            name=f"xdl-queue-worker-{i}",
+            daemon=True,
+        )
         for i in range(max(1, opts.jobs))
     ]
-    threads.append(threading.Thread(target=runner.keep, name="xdl-queue-keeper", daemon=True))
+    threads.append(
+        threading.Thread(
+            target=_then_say_so, args=(runner, runner.keep), name="xdl-queue-keeper", daemon=True
+        )
+    )
     return _events(runner, beat, threads)
+
+
+def _then_say_so(runner: _Runner, work: Callable[[], None]) -> None:
+    """Run a worker's or the keeper's loop, then tell the caller's thread that it left
+    (after every event it put): the run ends as its last thread does, not a tick later."""
+    try:
+        work()
+    finally:
+        runner.events.put(None)
 
 
 def _events(
@@ -534,18 +553,22 @@ def _events(
     interrupt: BaseException | None = None
     stop = runner.stop
     interrupted = False
+    running = len(threads)
     beat.start()
     for t in threads:
         t.start()
     try:
-        while True:
+        while running:
             try:
                 try:
-                    yield runner.events.get(timeout=runner.opts.tick)
+                    event = runner.events.get(timeout=runner.opts.tick)
                 except queue.Empty:
-                    if not any(t.is_alive() for t in threads) and runner.events.empty():
-                        break
                     yield runner.report()
+                    continue
+                if event is None:  # a thread left, after all it had to say
+                    running -= 1
+                else:
+                    yield event
             except KeyboardInterrupt as e:  # the workers stop; what they record still comes
                 stop.set()
                 interrupt = interrupt or e
