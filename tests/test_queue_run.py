@@ -375,3 +375,22 @@ def test_the_run_ends_as_its_last_thread_does_not_a_tick_later(store: JsonStore)
     caller.join(timeout=60)
     assert not caller.is_alive(), "the run waited for its tick after the queue was drained"
     assert [type(e) for e in events] == [TaskResult, TaskResult, RunReport]
+
+
+def test_a_tasks_options_are_read_once_for_all_tasks_that_share_them() -> None:
+    """`queue run` reads and checks each distinct set of stored options once (it did so
+    for every task: a third of the queue's own CPU over small files); the run's own
+    `--per-host` and `--sleep` still win when stricter, and a task with a bad option
+    fails alone, every time it is tried."""
+    from xdl.core.queue.run import _options, fetch_download
+
+    plain = '{"output": "/d", "per_host": 4}'
+    assert _options(plain, None, 0.0) is _options(plain, None, 0.0)
+    assert _options(plain, None, 0.0).per_host == 4
+    assert _options(plain, 2, 0.5).per_host == 2 and _options(plain, 2, 0.5).sleep == 0.5
+    assert _options(plain, 8, 0.0).per_host == 4  # the task's own is stricter
+    bad = Task(7, "https://a.example/x", "running", options={"per_host": "many"})
+    for _ in range(2):
+        result = fetch_download(bad, threading.Event())
+        assert not result.ok and result.error is not None
+        assert result.error["code"] == "bad_input" and "per_host" in result.error["message"]
