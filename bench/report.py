@@ -87,10 +87,15 @@ class Measure:
 
 
 def ratio(a: Measure, b: Measure) -> float | None:
-    """median(a) / median(b), or None when either has no result."""
+    """a / b in wall time: the median of the ratios of the runs taken in the same round,
+    as pairs (the machine's speed drifts from round to round, and a pair shares it:
+    medians taken apart moved a ratio by a fifth); median(a) / median(b) when the runs
+    were not taken in pairs. None when either has no result."""
     ma, mb = a.median, b.median
     if ma is None or mb is None or mb <= 0:
         return None
+    if len(a.runs) == len(b.runs) and all(y.wall > 0 for y in b.runs):
+        return statistics.median(x.wall / y.wall for x, y in zip(a.runs, b.runs, strict=True))
     return ma / mb
 
 

@@ -50,9 +50,14 @@ def test_peak_rss_is_the_largest_run_in_megabytes():
         (measure("xdl", 2.0), measure("yt-dlp", 8.0), 0.25),
         (Measure("xdl", skipped="not available yet"), measure("curl", 1.0), None),
         (measure("xdl", 1.0), Measure("curl", error="exit 7"), None),
+        # taken in pairs, round by round: the median of the pairs' ratios (2.0, 2.0, 0.5),
+        # not of the medians apart (2.0 / 1.5)
+        (measure("xdl", 1.0, 3.0, 2.0), measure("aria2c", 2.0, 1.5, 1.0), 2.0),
+        # not in pairs (a command run fewer times): the medians'
+        (measure("xdl", 1.0, 3.0, 2.0), measure("aria2c", 1.5), 2.0 / 1.5),
     ],
 )
-def test_ratio_of_medians(a: Measure, b: Measure, expected: float | None):
+def test_ratio_of_pairs_else_of_medians(a: Measure, b: Measure, expected: float | None):
     assert report.ratio(a, b) == (pytest.approx(expected) if expected is not None else None)
 
 
