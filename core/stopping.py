@@ -14,7 +14,11 @@ waits on, not only between two reads.
   never answers, or whose body stalls while yt-dlp reads it.
 
 What a shut socket makes (an end of the body, a reset) is never the site's answer: the
-code that reads says `interrupted` when its stop is set.
+code that reads says `interrupted` when its stop is set. Connections are kept alive and
+shared: a socket is shut only while it still carries the answer its stopped download
+was watching (its `turn`: every answer a connection waits for is a new one), never the
+next download's that took the connection from the pool meanwhile, for whom an early end
+could pass for the end of a body.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import itertools
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,16 +62,25 @@ def during(stop: threading.Event | None) -> Iterator[None]:
 class _Watcher:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiting: dict[int, tuple[threading.Event, socket.socket]] = {}
+        self._waiting: dict[int, tuple[threading.Event, socket.socket, int]] = {}
         self._keys = itertools.count()
         self._running = False
+        #: How many answers each connection's socket has waited for (see `next_turn`).
+        self._turns: weakref.WeakKeyDictionary[socket.socket, int] = weakref.WeakKeyDictionary()
+
+    def next_turn(self, sock: Any) -> None:
+        """`sock`'s connection waits for a new answer (maybe another download's, from
+        the pool): watches of the answers before it no longer shut it."""
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._turns[sock] = self._turns.get(sock, 0) + 1
 
     def watch(self, stop: threading.Event | None, sock: Any) -> int | None:
         if stop is None or not isinstance(sock, socket.socket):
             return None
         with self._lock:
             key = next(self._keys)
-            self._waiting[key] = (stop, sock)
+            self._waiting[key] = (stop, sock, self._turns.get(sock, 0))
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._run, name="xdl-stopper", daemon=True).start()
@@ -80,20 +94,34 @@ class _Watcher:
     def _run(self) -> None:
         while True:
             time.sleep(EVERY)
-            with self._lock:
-                if not self._waiting:
-                    self._running = False
-                    return
-                stopped = [k for k, (stop, _) in self._waiting.items() if stop.is_set()]
-                socks = [self._waiting.pop(k)[1] for k in stopped]
+            if not self.shut_stopped():
+                return
+
+    def shut_stopped(self) -> bool:
+        """Shut the sockets of the stopped downloads, those still on the answer they
+        watch; False (and the watcher thread ends) when nothing is watched."""
+        with self._lock:
+            if not self._waiting:
+                self._running = False
+                return False
+            stopped = [k for k, (stop, _, _) in self._waiting.items() if stop.is_set()]
+            socks = []
+            for k in stopped:
+                _, sock, turn = self._waiting.pop(k)
+                if self._turns.get(sock, 0) == turn:
+                    socks.append(sock)
+            # shut while the lock is held: a connection taken from the pool meanwhile
+            # (`next_turn`) waits for it, and is not shut after
             for sock in socks:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+        return True
 
 
 _watcher = _Watcher()
 watch = _watcher.watch
 done = _watcher.done
+next_turn = _watcher.next_turn
 
 
 def install() -> None:
@@ -107,9 +135,11 @@ def install() -> None:
 
     def getresponse(self: Any, *args: Any, **kwargs: Any) -> Any:
         sock = getattr(self, "sock", None)
+        next_turn(sock)
         held: dict[Any, int] | None = getattr(_local, "held", None)
-        if held is None or sock in held:
+        if held is None:
             return plain(self, *args, **kwargs)
+        done(held.pop(sock, None))  # the block's answer before, on this connection
         key = watch(current(), sock)
         if key is not None:
             held[sock] = key  # until the `during` block ends: its body is read in it
