@@ -808,3 +808,21 @@ def test_a_file_put_over_ours_right_after_overwrite_is_judged_by_its_source(
             assert not (tmp_path / "a.bin").exists()
     finally:
         target.release_folder()
+
+
+def test_an_output_folder_removed_while_downloading_is_said_so(tmp_path: Path) -> None:
+    """`rm -rf` of the output folder under a long download: the line says the folder was
+    removed (it said `.part` was replaced, which sent users looking for an intruder), and
+    nothing is made anywhere."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = Target.claim(folder, "a.bin", "http://example.com/a.bin", expected=3)
+    try:
+        target.begin(0, 3, {})
+        target.write(b"abc")
+        shutil.rmtree(folder)
+        with pytest.raises(errors.BadInput, match=f"the output directory {folder} was removed"):
+            target.commit()
+        assert not folder.exists()
+    finally:
+        target.release_folder()

@@ -642,6 +642,11 @@ class Target:
         is at `NAME.part` by now (a `.part` renamed away and replaced, by a link or
         another file, is refused and nothing is put in place)."""
         if not self._is_ours(lstat_in(self.part_name, self.dirfd)):
+            if os.fstat(self.dirfd).st_nlink == 0:  # the folder itself went away
+                raise errors.BadInput(
+                    f"the output directory {self.folder} was removed while downloading"
+                    f" {self.name}; nothing was put in place"
+                )
             raise errors.BadInput(
                 f"{self.folder / self.part_name} was replaced while downloading;"
                 " nothing was put in place"
