@@ -4,6 +4,7 @@ test_queue_procs.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -64,6 +65,31 @@ def test_changes_go_to_the_journal_and_compaction_folds_them(path: Path) -> None
     assert doc["generation"] > 1 and len(doc["tasks"]) == 11
     assert journal.read_text().count("\n") < 1100
     assert len(fresh(path).tasks()) == 11
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_adds_in_a_row_write_the_snapshot_once_at_their_end(path: Path, bulk: bool) -> None:
+    """`queue add` of a long list adds it a chunk at a time. Each chunk past the journal's
+    threshold wrote the whole queue again (100,000 URLs: 550,000 tasks written); in
+    `bulk` they go to the journal, where other processes see them at once, and the
+    snapshot is written once, at the end."""
+    store = JsonStore(path)
+    generations = []
+    with store.bulk() if bulk else contextlib.nullcontext():
+        for chunk in range(6):
+            store.add(urls(1000, f"https://example.com/{chunk}/"))
+            generations.append(json.loads(path.read_text())["generation"])
+            assert len(fresh(path).tasks()) == 1000 * (chunk + 1)  # seen meanwhile
+    doc = json.loads(path.read_text())
+    assert len(fresh(path).tasks()) == 6000
+    if bulk:
+        assert len(doc["tasks"]) == 6000
+        assert generations == [1] * 6  # the first chunk made the file; then the journal
+        assert doc["generation"] == 2  # and one snapshot at the end
+        journal = path.with_name("queue.json.journal")
+        assert journal.read_text().count("\n") == 1  # folded into it: the header only
+    else:
+        assert generations[-1] > 2  # the chunks' own rewrites
 
 
 def test_torn_journal_tail_is_ignored_then_cut(path: Path) -> None:

@@ -226,29 +226,30 @@ def add(
         pending.clear()
 
     archive = Archive(options.archive) if options.archive else None
-    for item in read_inputs(inputs, batch_file):
-        if item.error is not None:
-            pending.append((item, item.error))
-            continue
-        if archive is not None and feeds.archive_key(item.fields) in archive:
-            pending.append({"ok": True, "url": item.value, "skipped": "archive"})
-            continue  # a feed entry downloaded already, whatever its URL's token today
-        try:  # the one rule `xdl fetch` uses for a line's fields (sha256, template...)
-            task_options = options.for_input(item.fields)
-        except errors.XdlError as e:
-            pending.append((item, e))
-            continue
-        stored = base if task_options is plain else task_options.to_dict()
-        if entry := feeds.entry_line(item.fields):  # a feed entry: named and tagged as fetch
-            stored = {**stored, "entry": entry}
-        title = item.get("title")
-        pending.append(
-            NewTask(item.value, stored, priority, title if isinstance(title, str) else None)
-        )
-        good += 1
-        if good % ADD_CHUNK == 0:
-            flush()
-    flush()
+    with store.bulk():  # the snapshot is written once, at the end
+        for item in read_inputs(inputs, batch_file):
+            if item.error is not None:
+                pending.append((item, item.error))
+                continue
+            if archive is not None and feeds.archive_key(item.fields) in archive:
+                pending.append({"ok": True, "url": item.value, "skipped": "archive"})
+                continue  # a feed entry downloaded already, whatever its URL's token today
+            try:  # the one rule `xdl fetch` uses for a line's fields (sha256, template...)
+                task_options = options.for_input(item.fields)
+            except errors.XdlError as e:
+                pending.append((item, e))
+                continue
+            stored = base if task_options is plain else task_options.to_dict()
+            if entry := feeds.entry_line(item.fields):  # a feed entry: named and tagged as fetch
+                stored = {**stored, "entry": entry}
+            title = item.get("title")
+            pending.append(
+                NewTask(item.value, stored, priority, title if isinstance(title, str) else None)
+            )
+            good += 1
+            if good % ADD_CHUNK == 0:
+                flush()
+        flush()
     return out.close()
 
 

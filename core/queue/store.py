@@ -5,7 +5,9 @@ implementation per store: `filestore/` for a JSON file, `postgres` for PostgreSQ
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import rules
@@ -39,6 +41,11 @@ class QueueStore(Protocol):
         ...
 
     def add(self, items: Sequence[NewTask], *, force: bool = False) -> list[Added]: ...
+    def bulk(self) -> AbstractContextManager[None]:
+        """Many `add` calls in a row (one `queue add` of a long list): what is written once
+        for all of them is written at the end."""
+        ...
+
     def tasks(
         self, ids: Sequence[int] | None = None, statuses: Iterable[str] | None = None
     ) -> list[Task | int]: ...
@@ -89,6 +96,10 @@ class QueueStore(Protocol):
 class TaskChanges:
     """`complete`, `fail`, `cancel` and `remove`, written once over a store's `finish` and
     `_change` (both stores use them; the rules themselves are in `rules`)."""
+
+    def bulk(self) -> AbstractContextManager[None]:
+        """Nothing is kept for the end of many adds, unless a store says otherwise."""
+        return contextlib.nullcontext()
 
     def finish(
         self,
