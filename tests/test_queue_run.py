@@ -394,3 +394,52 @@ def test_a_tasks_options_are_read_once_for_all_tasks_that_share_them() -> None:
         result = fetch_download(bad, threading.Event())
         assert not result.ok and result.error is not None
         assert result.error["code"] == "bad_input" and "per_host" in result.error["message"]
+
+
+def test_a_ctrl_c_that_loses_a_threads_word_does_not_hang_the_run(
+    store: JsonStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C can land just after the caller's thread took a thread's word that
+    it left (`None`) off the queue, before counting it: the word is lost. The run still
+    ends, when no thread is alive and nothing is left to say (it waited forever: 4 of
+    45 double-SIGINT rounds)."""
+    import queue as queues
+
+    from xdl.core.queue import run as runs
+
+    add(store, *(f"https://a.example/{i}" for i in range(3)))
+    lost: list[bool] = []
+
+    class Interrupted(queues.SimpleQueue):  # type: ignore[type-arg]
+        def get(self, *args: Any, **kwargs: Any) -> Any:
+            item = super().get(*args, **kwargs)
+            if item is None and not lost:
+                lost.append(True)
+                raise KeyboardInterrupt  # as a signal does, once the C call returned
+            return item
+
+    made = runs._Runner.__init__
+
+    def with_interrupted_queue(self: Any, *args: Any, **kwargs: Any) -> None:
+        made(self, *args, **kwargs)
+        self.events = Interrupted()
+
+    monkeypatch.setattr(runs._Runner, "__init__", with_interrupted_queue)
+
+    def download(task: Task, stop: threading.Event, progress: Any = None) -> FetchResult:
+        stop.wait(0.2)
+        return FetchResult(ok=True, url=task.url, path="/x", bytes=1)
+
+    ended = threading.Event()
+
+    def caller() -> None:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in run_queue(store, download, options=RunOptions(jobs=2)):
+                pass
+        ended.set()
+
+    threading.Thread(target=caller, daemon=True).start()
+    assert ended.wait(60), "the run waited for a word that was lost"
+    assert lost == [True]
+    assert not any(t.name.startswith("xdl-queue") and t.is_alive() for t in threading.enumerate())
+    assert "running" not in statuses(store).values()

@@ -566,6 +566,10 @@ def _events(
                 try:
                     event = runner.events.get(timeout=runner.opts.tick)
                 except queue.Empty:
+                    # The threads' own word is the quick way out; this one holds when a
+                    # word was lost (a Ctrl-C raised just after `get` took it).
+                    if not any(t.is_alive() for t in threads) and runner.events.empty():
+                        break
                     yield runner.report()
                     continue
                 if event is None:  # a thread left, after all it had to say
