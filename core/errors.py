@@ -31,6 +31,13 @@ class BadInput(XdlError):
     final = True
 
 
+class OutputRemoved(BadInput):
+    """What a download was writing went away under it: the output folder (between the
+    batch's check and the claim, or while downloading) or its `.part` (`rm -rf OUT`
+    during a batch). The engine makes the folder again, as the batch's check does, and
+    tries once more."""
+
+
 class UnsupportedUrl(XdlError):
     code = "unsupported_url"
 

@@ -826,3 +826,70 @@ def test_an_output_folder_removed_while_downloading_is_said_so(tmp_path: Path) -
         assert not folder.exists()
     finally:
         target.release_folder()
+
+
+@pytest.mark.parametrize("when", ["before the claim", "while downloading", "its .part alone"])
+def test_an_output_folder_removed_during_a_batch_is_made_again_for_the_file_it_held(
+    routes: Any, site: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """`rm -rf OUT` during `fetch -j 8`: the folder is made again for the files after it
+    (README), and now for those it caught too. Removed between the batch's check and a
+    file's claim, the claim raised a bare FileNotFoundError (`internal_error`), or the
+    `.part` could not be made (`output_not_writable`, which stopped the whole batch);
+    removed under a download, its line said `.part` was replaced. Each is made again
+    once, and the file downloaded into it."""
+    from xdl.core.fetch import FetchOptions, fetch_one
+
+    out = tmp_path / "out"
+    out.mkdir()
+    claim, commit = Target.claim.__func__, Target.commit  # type: ignore[attr-defined]
+    removed: list[str] = []
+
+    def claim_after_rm(cls: Any, folder: Path, *args: Any, **kwargs: Any) -> Target:
+        if when == "before the claim" and not removed:
+            removed.append(when)
+            shutil.rmtree(out)
+        return claim(cls, folder, *args, **kwargs)
+
+    def commit_after_rm(self: Target, *args: Any, **kwargs: Any) -> Any:
+        if when != "before the claim" and not removed:
+            removed.append(when)
+            if when == "its .part alone":
+                os.unlink(out / self.part_name)
+            else:
+                shutil.rmtree(out)
+        return commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Target, "claim", classmethod(claim_after_rm))
+    monkeypatch.setattr(Target, "commit", commit_after_rm)
+    [result] = fetch_one(site.url("/tgt/a/same.bin"), FetchOptions(output_dir=str(out)))
+    assert removed == [when]
+    assert result.ok, result.error
+    assert [a.ok for a in result.attempts] == [False, True]
+    assert "removed" in result.attempts[0].error
+    assert (out / "same.bin").read_bytes() == DATA and result.sha256 == sha(DATA)
+    assert sorted(p.name for p in out.iterdir()) == ["same.bin"]
+
+
+def test_an_output_link_whose_target_went_away_mid_batch_still_stops_it(
+    routes: Any, site: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made again only as the batch's check would: never through a `-o` link whose target
+    went away (a drive unmounted): the batch stops, and nothing is made there."""
+    from xdl.core.fetch import FetchOptions, fetch_one
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    link = tmp_path / "out"
+    link.symlink_to(drive)
+    claim = Target.claim.__func__  # type: ignore[attr-defined]
+
+    def claim_after_unmount(cls: Any, folder: Path, *args: Any, **kwargs: Any) -> Target:
+        if drive.exists():
+            shutil.rmtree(drive)
+        return claim(cls, folder, *args, **kwargs)
+
+    monkeypatch.setattr(Target, "claim", classmethod(claim_after_unmount))
+    with pytest.raises(errors.OutputNotWritable):
+        fetch_one(site.url("/tgt/a/same.bin"), FetchOptions(output_dir=str(link)))
+    assert not drive.exists()

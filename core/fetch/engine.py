@@ -298,6 +298,7 @@ def _run(job: Job) -> list[FetchResult] | feeds.Feed:
             return [failed(job.url, e, tried, job.started)]
         return [failed(job.url, e, (), job.started)]
     last: errors.XdlError = errors.DownloadFailed("no downloader could be tried")
+    remade = False
     n = 0
     while n < len(chain):
         name = chain[n]
@@ -319,6 +320,10 @@ def _run(job: Job) -> list[FetchResult] | feeds.Feed:
             log.debug("%s: %s failed: %s", job.url, name, e.message)
             if job.stop.is_set():
                 break
+            if isinstance(e, errors.OutputRemoved) and not remade:
+                remade = True  # made again as the batch's check does (never through a
+                preflight(job.o)  # link whose target went away: that stops the batch)
+                continue
             if job.budget.refuses(job.url, e):  # the same downloader, after the pause
                 try:
                     job.refused(e)

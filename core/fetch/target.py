@@ -256,8 +256,13 @@ class Target:
         left by another URL holds the same content (the HTTP tier compares strong ETags:
         a signed URL changes, its file does not). `expected`: the length the server
         announced (a small file is written without a meta)."""
-        dirfd = open_folder(folder, parts)
         where = folder.joinpath(*parts)
+        try:
+            dirfd = open_folder(folder, parts)
+        except FileNotFoundError:  # removed since the batch's check (a race with `rm -rf`)
+            raise errors.OutputRemoved(
+                f"the output directory {where} was removed before {name} could be written"
+            ) from None
         try:
             for n in range(MAX_DISTINCT):
                 candidate = name if n == 0 else distinct_name(name, n)
@@ -641,12 +646,10 @@ class Target:
         """Put the file we wrote in place as NAME: the file of our descriptor, whatever
         is at `NAME.part` by now (a `.part` renamed away and replaced, by a link or
         another file, is refused and nothing is put in place)."""
-        if not self._is_ours(lstat_in(self.part_name, self.dirfd)):
-            if os.fstat(self.dirfd).st_nlink == 0:  # the folder itself went away
-                raise errors.BadInput(
-                    f"the output directory {self.folder} was removed while downloading"
-                    f" {self.name}; nothing was put in place"
-                )
+        found = lstat_in(self.part_name, self.dirfd)
+        if found is None:
+            raise self._removed()
+        if not self._is_ours(found):
             raise errors.BadInput(
                 f"{self.folder / self.part_name} was replaced while downloading;"
                 " nothing was put in place"
@@ -659,6 +662,8 @@ class Target:
             self._link_final(self.name)
         except FileExistsError:
             raise errors.BadInput(f"{self.final} appeared while downloading; kept it") from None
+        except FileNotFoundError:  # removed since the look above (a file of no name left)
+            raise self._removed() from None
         except OSError:  # no hard links here (FAT, some network filesystems)
             if lstat_in(self.name, self.dirfd) is not None:
                 raise errors.BadInput(f"{self.final} appeared while downloading") from None
@@ -672,6 +677,15 @@ class Target:
         if self._is_ours(lstat_in(self.part_name, self.dirfd)):
             self._unlink(self.part_name)
             self._placed = True
+
+    def _removed(self) -> errors.OutputRemoved:
+        """Our `.part` is gone from its folder: the folder was removed, or the file."""
+        assert self.dirfd >= 0
+        if os.fstat(self.dirfd).st_nlink == 0:
+            gone = f"the output directory {self.folder} was removed while downloading {self.name}"
+        else:
+            gone = f"{self.folder / self.part_name} was removed while downloading"
+        return errors.OutputRemoved(f"{gone}; nothing was put in place")
 
     def _drop_meta(self) -> None:
         if self._wrote_meta or not (self.small and self._meta_absent):
@@ -705,7 +719,10 @@ class Target:
         arrived is our file; a file swapped in meanwhile is taken back out."""
         kw = {"src_dir_fd": self.dirfd, "dst_dir_fd": self.dirfd}
         self._drop_meta()  # while `.part` is ours (see _rename)
-        (os.replace if replace else os.rename)(self.part_name, self.name, **kw)
+        try:
+            (os.replace if replace else os.rename)(self.part_name, self.name, **kw)
+        except FileNotFoundError:  # removed since the look before
+            raise self._removed() from None
         found = lstat_in(self.name, self.dirfd)
         if self._is_ours(found):
             return
