@@ -92,6 +92,28 @@ def test_adds_in_a_row_write_the_snapshot_once_at_their_end(path: Path, bulk: bo
         assert generations[-1] > 2  # the chunks' own rewrites
 
 
+def test_a_killed_writers_temporary_file_is_removed_at_the_next_snapshot(path: Path) -> None:
+    """`kill -9` while the snapshot was written left `.queue.json.PID.TID.tmp` for good.
+    The next snapshot removes such files once they are an hour old (no live writer takes
+    that long); a fresh one may be a live writer's, and stays."""
+    import os
+
+    store = JsonStore(path)
+    store.add(urls(3))
+    old = path.with_name(".queue.json.4242.99.tmp")
+    old_journal = path.with_name(".queue.json.journal.4242.99.tmp")
+    fresh_one = path.with_name(".queue.json.4343.99.tmp")
+    other = path.with_name(".other.json.4242.99.tmp")
+    for f in (old, old_journal, fresh_one, other):
+        f.write_bytes(b'{"half": ')
+    for f in (old, old_journal, other):
+        os.utime(f, (time.time() - 7200, time.time() - 7200))
+    store.add(urls(2000, "https://b.example/"))  # past the threshold: a new snapshot
+    assert json.loads(path.read_text())["generation"] > 1
+    assert not old.exists() and not old_journal.exists()
+    assert fresh_one.exists() and other.exists()
+
+
 def test_torn_journal_tail_is_ignored_then_cut(path: Path) -> None:
     store = JsonStore(path)
     store.add(urls(2))

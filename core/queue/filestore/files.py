@@ -24,6 +24,29 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+#: A temporary file older than this (seconds) is a writer's that was killed before its
+#: rename (no live writer takes that long), and is removed.
+LEFTOVER_AGE = 3600.0
+
+
+def drop_leftovers(path: Path) -> None:
+    """Remove the temporary files of `write_atomic` for `path` (and its journal) that a
+    writer killed mid-write left beside it (a `kill -9` left a 2 MB one for good)."""
+    import time
+
+    prefix, old = f".{path.name}.", time.time() - LEFTOVER_AGE
+    try:
+        with os.scandir(path.parent) as entries:
+            for entry in entries:
+                if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+                    continue
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_mtime < old:
+                        os.unlink(entry.path)
+    except OSError:
+        pass
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a reader sees the old file or the new one, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")

@@ -57,7 +57,7 @@ from ..model import (
 from ..store import DEFAULT_LOCK_TIMEOUT, TaskChanges
 from . import fastpath
 from .backups import Backups
-from .files import dump, stat_key, write_all, write_atomic
+from .files import drop_leftovers, dump, stat_key, write_all, write_atomic
 from .hosts import FileBoard
 from .state import (
     SCHEMA_VERSION,
@@ -354,6 +354,7 @@ class JsonStore(TaskChanges):
             raise QueueWriteError(f"cannot write {self.path}: {e.strerror}") from None
         self._snap_key = (st.st_ino, st.st_size, st.st_mtime_ns)
         self._migrate_from = None
+        drop_leftovers(self.path)
 
     def _new_journal(self, state: State) -> None:
         header = json.dumps({"journal": SCHEMA_VERSION, "generation": state.generation}) + "\n"
