@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import queue
+import signal
 import socket
 import threading
 import time
@@ -147,3 +149,64 @@ def install() -> None:
 
     getresponse._xdl_watched = True  # type: ignore[attr-defined]
     cls.getresponse = getresponse  # type: ignore[method-assign]
+
+
+class SignalsStop:
+    """While a batch runs (`with SignalsStop(stop) as signals:`), SIGINT and SIGTERM only
+    set `stop`: the batch's workers stop, and every line of what they did still comes.
+    Raised as KeyboardInterrupt wherever the main thread was, a signal lost lines: the
+    result just taken off a queue, or every line still to come when it landed while the
+    caller printed one (`fetch -j 8`, one Ctrl-C: 2 rounds in 10 lost a downloaded
+    file's line and 180 `interrupted` ones). `raise_signalled()`, at the end, calls the
+    handler put aside for the first signal: the command ends as it did (130, 143).
+
+    Only Python handlers on the main thread are put aside (elsewhere nothing changes).
+    The handler passes the signal to a thread of ours (`SimpleQueue.put` may be called
+    from a handler; `Event.set` might wait on a lock the interrupted code holds)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.signalled: int | None = None
+        #: While set, a signal is raised at once, as before: the main thread may be
+        #: blocked where only that ends the wait (reading the next input from a pipe).
+        self.raising = False
+        self._taken: dict[int, Any] = {}
+        self._calls: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> SignalsStop:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for number in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(number)
+            if callable(handler):
+                self._taken[number] = handler
+                signal.signal(number, self._on_signal)
+        if self._taken:
+            self._thread = threading.Thread(target=self._pass_on, name="xdl-signals", daemon=True)
+            self._thread.start()
+        return self
+
+    def _on_signal(self, number: int, frame: Any) -> None:
+        if self.raising:
+            self._taken[number](number, frame)
+        self._calls.put(number)
+
+    def _pass_on(self) -> None:
+        while (number := self._calls.get()) is not None:
+            if self.signalled is None:
+                self.signalled = number
+            self.stop.set()
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._taken.items():
+            signal.signal(number, handler)
+        if self._thread is not None:
+            self._calls.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def raise_signalled(self) -> None:
+        """As the first signal would have, had it not only stopped the batch."""
+        if self.signalled is not None:
+            self._taken[self.signalled](self.signalled, None)

@@ -23,6 +23,7 @@ from ..archive import url_key
 from ..context import Context, given
 from ..inputs import Input, check_url
 from ..ratelimit import TokenBucket
+from ..stopping import SignalsStop
 from .cache import revalidate
 from .feed import fetch_feed
 from .job import Job, Probe
@@ -121,11 +122,16 @@ def _batch(
     last_origin = ""
     pending: dict[Future[list[FetchResult]], Input] = {}
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="xdl-fetch")
+    signals = SignalsStop(stop).__enter__()  # Ctrl-C: the workers stop, the lines come
     try:
         while True:
             try:
                 while not exhausted and not stop.is_set() and len(pending) < jobs:
-                    item = next(source, None)
+                    signals.raising = True  # a pipe that sends nothing: only this ends it
+                    try:
+                        item = next(source, None)
+                    finally:
+                        signals.raising = False
                     if item is None:
                         exhausted = True
                         break
@@ -178,7 +184,8 @@ def _batch(
         if interrupt is not None:
             stop.set()
         pool.shutdown(wait=True, cancel_futures=False)
-    if interrupt is not None:
+        signals.__exit__()
+    if interrupt is not None or signals.signalled is not None:
         # The inputs not started get their `interrupted` line too, when reading them
         # cannot block: arguments and batch files, not a pipe on stdin.
         if not exhausted and not _from_stdin(last_origin):
@@ -187,7 +194,9 @@ def _batch(
                     break
                 error = item.error or errors.Interrupted("interrupted before it started")
                 yield failed(item.value, error, (), time.monotonic())
-        raise interrupt
+        if interrupt is not None:
+            raise interrupt
+        signals.raise_signalled()  # as the signal would have (exit 130, 143)
 
 
 def _from_stdin(origin: str) -> bool:

@@ -21,7 +21,6 @@ import functools
 import json
 import logging
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
 from ..fetch.result import FetchResult, failed
+from ..stopping import SignalsStop
 from . import rules
 from .model import Outcome, Task, Worker
 from .store import QueueStore
@@ -142,9 +142,8 @@ class _Runner:
     ) -> None:
         self.on_progress = progress
         #: What was recorded, for `run_queue` to yield from the caller's thread.
-        #: Recorded attempts for the caller's thread, `None` as each thread leaves, and the
-        #: signals that ask the run to stop (`_take_signals`).
-        self.events: queue.SimpleQueue[TaskResult | _Signal | None] = queue.SimpleQueue()
+        #: Recorded attempts for the caller's thread, and `None` as each thread leaves.
+        self.events: queue.SimpleQueue[TaskResult | None] = queue.SimpleQueue()
         #: task id -> file key -> the most bytes seen for it (a restarted file never
         #: makes the count go back).
         self.received: dict[int, dict[str, int]] = {}
@@ -552,32 +551,6 @@ def _then_say_so(runner: _Runner, work: Callable[[], None]) -> None:
         runner.events.put(None)
 
 
-@dataclass(frozen=True)
-class _Signal:
-    """SIGINT or SIGTERM, passed on by the run's handler to the caller's thread."""
-
-    number: int
-
-
-def _take_signals(events: queue.SimpleQueue[Any]) -> dict[int, Any]:
-    """While the run goes on, SIGINT and SIGTERM only ask it to stop: their Python
-    handlers (Ctrl-C's, `xdl`'s SIGTERM) are put aside and the signal is passed on as an
-    event (`SimpleQueue.put` may be called from a handler). Raised wherever the caller's
-    thread happened to be, a KeyboardInterrupt just after `get` took a result lost its
-    line (a second Ctrl-C 1 ms after the first: 1 line in 45 rounds). The handlers put
-    aside are called at the end, so the run ends as before (exit 130, 143). Only on the
-    main thread, where handlers run."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    taken: dict[int, Any] = {}
-    for number in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(number)
-        if callable(handler):
-            taken[number] = handler
-            signal.signal(number, lambda n, _frame: events.put(_Signal(n)))
-    return taken
-
-
 def _events(
     runner: _Runner, beat: threading.Thread, threads: list[threading.Thread]
 ) -> Iterator[RunEvent]:
@@ -585,11 +558,10 @@ def _events(
     stop = runner.stop
     interrupted = False
     running = len(threads)
-    signalled: int | None = None
+    signals = SignalsStop(stop).__enter__()  # Ctrl-C: the workers stop, the lines come
     beat.start()
     for t in threads:
         t.start()
-    taken = _take_signals(runner.events)
     try:
         while running:
             try:
@@ -604,9 +576,6 @@ def _events(
                     continue
                 if event is None:  # a thread left, after all it had to say
                     running -= 1
-                elif isinstance(event, _Signal):  # the workers stop; what they record comes
-                    stop.set()
-                    signalled = signalled or event.number
                 else:
                     yield event
             except KeyboardInterrupt as e:  # the workers stop; what they record still comes
@@ -621,15 +590,13 @@ def _events(
         interrupted = stop.is_set()
         stop.set()
         beat.join()
-        for number, handler in taken.items():
-            signal.signal(number, handler)
+        signals.__exit__()
     if runner.errors:
         raise runner.errors[0]
     yield RunReport(runner.done, runner.failed, runner.retried, runner.released, interrupted)
     if interrupt is not None:
         raise interrupt
-    if signalled is not None:
-        taken[signalled](signalled, None)  # raises as the signal would have (130, 143)
+    signals.raise_signalled()  # as the signal would have (exit 130, 143)
 
 
 #: How long a worker waits for a paused host itself (seconds); a longer pause defers the
