@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
@@ -246,26 +247,71 @@ def read_lines(stream: IO[bytes], name: str) -> Iterator[tuple[str, str, XdlErro
         yield line, origin, None
 
 
+class Inputs(Iterator[Input]):
+    """Inputs in SPEC order: arguments, then the batch file, then stdin (when given);
+    `may_wait` says whether reading the rest may keep the reader waiting: a source not
+    read to its end yet is a stream that can (a pipe, a terminal), not arguments or a
+    regular file."""
+
+    def __init__(
+        self,
+        args: Iterable[str],
+        batch: IO[bytes] | None,
+        batch_name: str,
+        stdin: IO[bytes] | None,
+        kind: Kind,
+    ) -> None:
+        self._waits = [s is not None and _can_wait(s) for s in (batch, stdin)]
+        self._items = self._read(args, batch, batch_name, stdin, kind)
+
+    @property
+    def may_wait(self) -> bool:
+        return any(self._waits)
+
+    def __next__(self) -> Input:
+        return next(self._items)
+
+    def _read(
+        self,
+        args: Iterable[str],
+        batch: IO[bytes] | None,
+        batch_name: str,
+        stdin: IO[bytes] | None,
+        kind: Kind,
+    ) -> Iterator[Input]:
+        sources: list[tuple[Iterable[tuple[str, str, XdlError | None]], int | None]] = [
+            (((a, "argument", None) for a in args), None)
+        ]
+        if batch is not None:
+            sources.append((read_lines(batch, batch_name), 0))
+        if stdin is not None:
+            sources.append((read_lines(stdin, "stdin"), 1))
+        for source, which in sources:
+            for line, origin, error in source:
+                if error is not None:
+                    yield Input(line, origin=origin, error=error)
+                    continue
+                item = parse_line(line, kind, origin)
+                if item is not None:
+                    yield item
+            if which is not None:
+                self._waits[which] = False  # read to its end
+
+
+def _can_wait(stream: IO[bytes]) -> bool:
+    """Whether reading `stream` can wait for its writer: anything but a regular file."""
+    try:
+        return not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, AttributeError, ValueError):  # no descriptor (BytesIO): it cannot
+        return False
+
+
 def iter_inputs(
     args: Iterable[str],
     batch: IO[bytes] | None = None,
     batch_name: str = "-",
     stdin: IO[bytes] | None = None,
     kind: Kind = "url",
-) -> Iterator[Input]:
+) -> Inputs:
     """Inputs in SPEC order: arguments, then the batch file, then stdin (when given)."""
-    sources: list[Iterable[tuple[str, str, XdlError | None]]] = [
-        ((a, "argument", None) for a in args)
-    ]
-    if batch is not None:
-        sources.append(read_lines(batch, batch_name))
-    if stdin is not None:
-        sources.append(read_lines(stdin, "stdin"))
-    for source in sources:
-        for line, origin, error in source:
-            if error is not None:
-                yield Input(line, origin=origin, error=error)
-                continue
-            item = parse_line(line, kind, origin)
-            if item is not None:
-                yield item
+    return Inputs(args, batch, batch_name, stdin, kind)

@@ -160,9 +160,11 @@ class SignalsStop:
     file's line and 180 `interrupted` ones). `raise_signalled()`, at the end, calls the
     handler put aside for the first signal: the command ends as it did (130, 143).
 
-    Only Python handlers on the main thread are put aside (elsewhere nothing changes).
-    The handler passes the signal to a thread of ours (`SimpleQueue.put` may be called
-    from a handler; `Event.set` might wait on a lock the interrupted code holds)."""
+    Only in the `xdl` command (`take_signals`): a program that calls `fetch_many` keeps
+    its signals as they are (it may leave a batch unread, where a handler of ours would
+    swallow its Ctrl-C). Only Python handlers on the main thread are put aside. The
+    handler passes the signal to a thread of ours (`SimpleQueue.put` may be called from
+    a handler; `Event.set` might wait on a lock the interrupted code holds)."""
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
@@ -175,7 +177,7 @@ class SignalsStop:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> SignalsStop:
-        if threading.current_thread() is not threading.main_thread():
+        if not _TAKEN[0] or threading.current_thread() is not threading.main_thread():
             return self
         for number in (signal.SIGINT, signal.SIGTERM):
             handler = signal.getsignal(number)
@@ -188,7 +190,7 @@ class SignalsStop:
         return self
 
     def _on_signal(self, number: int, frame: Any) -> None:
-        if self.raising:
+        if self.raising or self._thread is None:  # (ended: left in place by a batch after)
             self._taken[number](number, frame)
         self._calls.put(number)
 
@@ -200,7 +202,8 @@ class SignalsStop:
 
     def __exit__(self, *exc: object) -> None:
         for number, handler in self._taken.items():
-            signal.signal(number, handler)
+            if signal.getsignal(number) == self._on_signal:  # else a later batch's: it
+                signal.signal(number, handler)  # puts ours back, which passes it on
         if self._thread is not None:
             self._calls.put(None)
             self._thread.join()
@@ -210,3 +213,11 @@ class SignalsStop:
         """As the first signal would have, had it not only stopped the batch."""
         if self.signalled is not None:
             self._taken[self.signalled](self.signalled, None)
+
+
+_TAKEN = [False]
+
+
+def take_signals() -> None:
+    """The `xdl` command's batches take SIGINT and SIGTERM (`SignalsStop`)."""
+    _TAKEN[0] = True

@@ -890,6 +890,6 @@ def test_an_output_link_whose_target_went_away_mid_batch_still_stops_it(
         return claim(cls, folder, *args, **kwargs)
 
     monkeypatch.setattr(Target, "claim", classmethod(claim_after_unmount))
-    with pytest.raises(errors.OutputNotWritable):
+    with pytest.raises(errors.OutputNotWritable, match=f"is a link to {drive}, which is not"):
         fetch_one(site.url("/tgt/a/same.bin"), FetchOptions(output_dir=str(link)))
     assert not drive.exists()

@@ -446,7 +446,7 @@ def test_a_ctrl_c_that_loses_a_threads_word_does_not_hang_the_run(
 
 
 def test_ctrl_c_during_a_run_asks_it_to_stop_and_is_raised_once_all_is_said(
-    store: JsonStore,
+    store: JsonStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SIGINT and SIGTERM during a run only ask it to stop (their handler passes them to
     the caller's thread as an event): a KeyboardInterrupt raised wherever that thread was
@@ -458,6 +458,9 @@ def test_ctrl_c_during_a_run_asks_it_to_stop_and_is_raised_once_all_is_said(
 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers are set on the main thread only")
+    from xdl.core import stopping
+
+    monkeypatch.setattr(stopping, "_TAKEN", [True])  # as in the `xdl` command
     add(store, *(f"https://a.example/{i}" for i in range(40)))
     before = signal.getsignal(signal.SIGINT)
     seen_during: list[object] = []

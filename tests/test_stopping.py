@@ -123,16 +123,22 @@ def slow_files(site: Any) -> Any:
     return site
 
 
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the `xdl` command: its batches take SIGINT and SIGTERM."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are set on the main thread only")
+    monkeypatch.setattr(stopping, "_TAKEN", [True])
+
+
 def test_ctrl_c_while_the_caller_prints_a_line_loses_no_line(
-    slow_files: Any, tmp_path: Path
+    slow_files: Any, tmp_path: Path, taken: None
 ) -> None:
     """`fetch -j 8` prints each result from the main thread. A Ctrl-C there raised in the
     printing code, which closed the batch: the files still downloading were finished
     with no line, and the inputs not started had no `interrupted` line (one Ctrl-C: 2
     rounds in 10). Now it stops the batch, every line still comes (done ones `ok`, the
     rest `interrupted`), then KeyboardInterrupt, and Ctrl-C is Python's again."""
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signal handlers are set on the main thread only")
     urls = [slow_files.url(f"/stopping/{i}.bin") for i in range(24)]
     before = signal.getsignal(signal.SIGINT)
     seen: list[Any] = []
@@ -147,3 +153,59 @@ def test_ctrl_c_while_the_caller_prints_a_line_loses_no_line(
     assert done == {str(p) for p in tmp_path.glob("*.bin")}  # no file without its line
     interrupted = [r for r in seen if not r.ok]
     assert interrupted and all(r.error["code"] == "interrupted" for r in interrupted)
+
+
+def test_a_program_calling_fetch_many_keeps_its_signals(
+    slow_files: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the `xdl` command's batches take SIGINT: a program may leave a batch unread,
+    and a handler of ours would then swallow its Ctrl-C."""
+    monkeypatch.setattr(stopping, "_TAKEN", [False])  # (a command run in this process)
+    before = signal.getsignal(signal.SIGINT)
+    batch = fetch_many(
+        iter_inputs([slow_files.url("/stopping/a.bin")]), FetchOptions(output_dir=str(tmp_path))
+    )
+    next(batch)
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # Ctrl-C still ends the wait at once
+
+
+def test_batches_ended_out_of_order_give_ctrl_c_back(
+    slow_files: Any, tmp_path: Path, taken: None
+) -> None:
+    """Two batches read in turn end in the order they started, not the reverse: the first
+    could not put Python's handler back (the second's was in place), and the second then
+    put back the first's, whose thread had ended. An ended batch's handler passes the
+    signal on: Ctrl-C raises again."""
+    options = FetchOptions(output_dir=str(tmp_path))
+    first = fetch_many(iter_inputs([slow_files.url("/stopping/b.bin")]), options)
+    second = fetch_many(iter_inputs([slow_files.url("/stopping/c.bin")]), options)
+    next(first)
+    next(second)
+    assert list(first) == [] and list(second) == []
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+
+
+def test_inputs_say_whether_reading_them_can_wait(tmp_path: Path) -> None:
+    """A signal is raised at once only while the next input may come from a pipe (only
+    that ends its wait); raised while a regular `-a` file was read, it ended the reading
+    and the inputs not started lost their `interrupted` lines (7 of 15 rounds)."""
+    import io
+
+    listed = tmp_path / "urls.txt"
+    listed.write_bytes(b"https://a.example/1\n")
+    with listed.open("rb") as f:
+        assert not iter_inputs(["https://a.example/0"], f, str(listed)).may_wait
+    assert not iter_inputs([], io.BytesIO(b"https://a.example/1\n")).may_wait
+    r, w = os.pipe()
+    with os.fdopen(r, "rb") as pipe, os.fdopen(w, "wb") as writer:
+        writer.write(b"https://a.example/2\n")
+        writer.close()
+        inputs = iter_inputs(["https://a.example/0"], stdin=pipe)
+        assert inputs.may_wait  # the pipe is still to be read
+        assert [i.value for i in inputs] == ["https://a.example/0", "https://a.example/2"]
+        assert not inputs.may_wait  # read to its end

@@ -115,6 +115,7 @@ def command(
       xdl fetch --profile stream --live-duration 3600 https://example.com/live.m3u8
     """
     from xdl.core.fetch import fetch_many
+    from xdl.core.stopping import take_signals
 
     if dry_run:
         options = options.replace(dry_run=True)
@@ -127,6 +128,7 @@ def command(
     bars = reporter(progress, total, ctx.budget)
     out = Output(None, None, prints=prints)
     stop = threading.Event()
+    take_signals()  # Ctrl-C stops the batch; every line still comes, then exit 130
     results = iter(
         fetch_many(
             items,

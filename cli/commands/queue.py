@@ -459,8 +459,10 @@ def _run_and_print(
     keep the bars, the metrics and the status lines. SIGINT/SIGTERM stop the run; what
     it records meanwhile is still printed, then the interrupt is raised again."""
     from xdl.core.queue.run import RunReport, run_queue
+    from xdl.core.stopping import take_signals
 
     stop = threading.Event()
+    take_signals()  # Ctrl-C stops the run; every line still comes, then exit 130
     events = iter(
         run_queue(
             store,

@@ -127,7 +127,8 @@ def _batch(
         while True:
             try:
                 while not exhausted and not stop.is_set() and len(pending) < jobs:
-                    signals.raising = True  # a pipe that sends nothing: only this ends it
+                    # a pipe that sends nothing: only a signal raised ends that wait
+                    signals.raising = getattr(source, "may_wait", False)
                     try:
                         item = next(source, None)
                     finally:
@@ -225,6 +226,11 @@ def preflight(options: FetchOptions) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        if out.is_symlink() and not out.exists():
+            raise errors.OutputNotWritable(
+                f"the output directory {out} is a link to {os.readlink(out)}, which is not"
+                " there (a drive not mounted?); nothing is made through it"
+            ) from e
         raise errors.OutputNotWritable(f"cannot create the output directory {out}: {e}") from e
     if not os.access(out, os.W_OK | os.X_OK):
         raise errors.OutputNotWritable(f"the output directory {out} is not writable")
