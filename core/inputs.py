@@ -261,8 +261,15 @@ class Inputs(Iterator[Input]):
         stdin: IO[bytes] | None,
         kind: Kind,
     ) -> None:
-        self._waits = [s is not None and _can_wait(s) for s in (batch, stdin)]
-        self._items = self._read(args, batch, batch_name, stdin, kind)
+        sources: list[tuple[Iterable[tuple[str, str, XdlError | None]], bool]] = [
+            (((a, "argument", None) for a in args), False)
+        ]
+        if batch is not None:
+            sources.append((read_lines(batch, batch_name), _can_wait(batch)))
+        if stdin is not None:
+            sources.append((read_lines(stdin, "stdin"), _can_wait(stdin)))
+        self._waits = [can_wait for _, can_wait in sources]  # of those not read to the end
+        self._items = self._read([source for source, _ in sources], kind)
 
     @property
     def may_wait(self) -> bool:
@@ -272,21 +279,9 @@ class Inputs(Iterator[Input]):
         return next(self._items)
 
     def _read(
-        self,
-        args: Iterable[str],
-        batch: IO[bytes] | None,
-        batch_name: str,
-        stdin: IO[bytes] | None,
-        kind: Kind,
+        self, sources: list[Iterable[tuple[str, str, XdlError | None]]], kind: Kind
     ) -> Iterator[Input]:
-        sources: list[tuple[Iterable[tuple[str, str, XdlError | None]], int | None]] = [
-            (((a, "argument", None) for a in args), None)
-        ]
-        if batch is not None:
-            sources.append((read_lines(batch, batch_name), 0))
-        if stdin is not None:
-            sources.append((read_lines(stdin, "stdin"), 1))
-        for source, which in sources:
+        for n, source in enumerate(sources):
             for line, origin, error in source:
                 if error is not None:
                     yield Input(line, origin=origin, error=error)
@@ -294,8 +289,7 @@ class Inputs(Iterator[Input]):
                 item = parse_line(line, kind, origin)
                 if item is not None:
                     yield item
-            if which is not None:
-                self._waits[which] = False  # read to its end
+            self._waits[n] = False  # read to its end
 
 
 def _can_wait(stream: IO[bytes]) -> bool:
