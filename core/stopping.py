@@ -152,8 +152,8 @@ def install() -> None:
 
 
 class SignalsStop:
-    """While a batch runs (`with SignalsStop(stop) as signals:`), SIGINT and SIGTERM only
-    set `stop`: the batch's workers stop, and every line of what they did still comes.
+    """While a batch runs (`take()`, then `give_back()`), SIGINT and SIGTERM only set
+    `stop`: the batch's workers stop, and every line of what they did still comes.
     Raised as KeyboardInterrupt wherever the main thread was, a signal lost lines: the
     result just taken off a queue, or every line still to come when it landed while the
     caller printed one (`fetch -j 8`, one Ctrl-C: 2 rounds in 10 lost a downloaded
@@ -176,8 +176,9 @@ class SignalsStop:
         self._calls: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> SignalsStop:
-        if not _TAKEN[0] or threading.current_thread() is not threading.main_thread():
+    def take(self) -> SignalsStop:
+        """Put the handlers aside (in the `xdl` command, on the main thread)."""
+        if not _by_command or threading.current_thread() is not threading.main_thread():
             return self
         for number in (signal.SIGINT, signal.SIGTERM):
             handler = signal.getsignal(number)
@@ -200,7 +201,8 @@ class SignalsStop:
                 self.signalled = number
             self.stop.set()
 
-    def __exit__(self, *exc: object) -> None:
+    def give_back(self) -> None:
+        """The handlers put aside back in place."""
         for number, handler in self._taken.items():
             if signal.getsignal(number) == self._on_signal:  # else a later batch's: it
                 signal.signal(number, handler)  # puts ours back, which passes it on
@@ -215,9 +217,10 @@ class SignalsStop:
             self._taken[self.signalled](self.signalled, None)
 
 
-_TAKEN = [False]
+_by_command = False
 
 
 def take_signals() -> None:
     """The `xdl` command's batches take SIGINT and SIGTERM (`SignalsStop`)."""
-    _TAKEN[0] = True
+    global _by_command
+    _by_command = True

@@ -460,7 +460,7 @@ def test_ctrl_c_during_a_run_asks_it_to_stop_and_is_raised_once_all_is_said(
         pytest.skip("signal handlers are set on the main thread only")
     from xdl.core import stopping
 
-    monkeypatch.setattr(stopping, "_TAKEN", [True])  # as in the `xdl` command
+    monkeypatch.setattr(stopping, "_by_command", True)  # as in the `xdl` command
     add(store, *(f"https://a.example/{i}" for i in range(40)))
     before = signal.getsignal(signal.SIGINT)
     seen_during: list[object] = []

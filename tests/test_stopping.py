@@ -128,7 +128,7 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """As in the `xdl` command: its batches take SIGINT and SIGTERM."""
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers are set on the main thread only")
-    monkeypatch.setattr(stopping, "_TAKEN", [True])
+    monkeypatch.setattr(stopping, "_by_command", True)
 
 
 def test_ctrl_c_while_the_caller_prints_a_line_loses_no_line(
@@ -160,7 +160,7 @@ def test_a_program_calling_fetch_many_keeps_its_signals(
 ) -> None:
     """Only the `xdl` command's batches take SIGINT: a program may leave a batch unread,
     and a handler of ours would then swallow its Ctrl-C."""
-    monkeypatch.setattr(stopping, "_TAKEN", [False])  # (a command run in this process)
+    monkeypatch.setattr(stopping, "_by_command", False)  # (a command run in this process)
     before = signal.getsignal(signal.SIGINT)
     batch = fetch_many(
         iter_inputs([slow_files.url("/stopping/a.bin")]), FetchOptions(output_dir=str(tmp_path))

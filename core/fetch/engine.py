@@ -122,7 +122,7 @@ def _batch(
     last_origin = ""
     pending: dict[Future[list[FetchResult]], Input] = {}
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="xdl-fetch")
-    signals = SignalsStop(stop).__enter__()  # Ctrl-C: the workers stop, the lines come
+    signals = SignalsStop(stop).take()  # Ctrl-C: the workers stop, the lines come
     try:
         while True:
             try:
@@ -185,7 +185,7 @@ def _batch(
         if interrupt is not None:
             stop.set()
         pool.shutdown(wait=True, cancel_futures=False)
-        signals.__exit__()
+        signals.give_back()
     if interrupt is not None or signals.signalled is not None:
         # The inputs not started get their `interrupted` line too, when reading them
         # cannot block: arguments and batch files, not a pipe on stdin.

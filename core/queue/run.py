@@ -558,7 +558,7 @@ def _events(
     stop = runner.stop
     interrupted = False
     running = len(threads)
-    signals = SignalsStop(stop).__enter__()  # Ctrl-C: the workers stop, the lines come
+    signals = SignalsStop(stop).take()  # Ctrl-C: the workers stop, the lines come
     beat.start()
     for t in threads:
         t.start()
@@ -590,7 +590,7 @@ def _events(
         interrupted = stop.is_set()
         stop.set()
         beat.join()
-        signals.__exit__()
+        signals.give_back()
     if runner.errors:
         raise runner.errors[0]
     yield RunReport(runner.done, runner.failed, runner.retried, runner.released, interrupted)
