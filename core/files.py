@@ -78,13 +78,18 @@ def lstat_in(name: str, dirfd: int) -> os.stat_result | None:
         return None
 
 
+def removed_before(folder: Path, name: str) -> errors.OutputRemoved:
+    """The output folder went away before `name` was made in it (`rm -rf OUT`)."""
+    return errors.OutputRemoved(
+        f"the output directory {folder} was removed before {name} could be written"
+    )
+
+
 def open_error(e: OSError, path: Path) -> errors.XdlError:
     """Why a file could not be made (every caller creates): a plain name in a folder we
     hold open is missing only when the folder itself was removed."""
     if e.errno == errno.ENOENT:
-        return errors.OutputRemoved(
-            f"the output directory {path.parent} was removed before {path.name} could be written"
-        )
+        return removed_before(path.parent, path.name)
     if e.errno == errno.ELOOP:
         return refuse_link(path)
     if e.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO (no reader), a socket, a folder

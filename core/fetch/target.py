@@ -45,6 +45,7 @@ from ..files import (
     open_folder,
     open_plain,
     refuse_link,
+    removed_before,
 )
 from ..names import distinct_name
 from ..ratelimit import TokenBucket
@@ -260,9 +261,7 @@ class Target:
         try:
             dirfd = open_folder(folder, parts)
         except FileNotFoundError:  # removed since the batch's check (a race with `rm -rf`)
-            raise errors.OutputRemoved(
-                f"the output directory {where} was removed before {name} could be written"
-            ) from None
+            raise removed_before(where, name) from None
         try:
             for n in range(MAX_DISTINCT):
                 candidate = name if n == 0 else distinct_name(name, n)
