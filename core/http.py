@@ -24,7 +24,7 @@ import requests.cookies
 import urllib3.exceptions
 import urllib3.util.url
 
-from . import __version__, errors, stopping
+from . import __version__, errors, headers, stopping
 from .inputs import quote, refused
 from .names import filename_from_content_disposition
 from .network import NetworkOptions
@@ -58,6 +58,7 @@ class _AsGiven:
 
 
 stopping.install()  # a download's stop ends the wait for any answer (core/stopping.py)
+headers.install()  # an answer's usual headers read without the email parser (core/headers.py)
 
 if hasattr(urllib3.util.url, "_PERCENT_RE"):
     urllib3.util.url._PERCENT_RE = _AsGiven(urllib3.util.url._PERCENT_RE)  # type: ignore[assignment]
