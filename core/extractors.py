@@ -66,9 +66,9 @@ class Index:
         self.extractors = extractors
         #: a literal → the (extractor, pattern) numbers it is the chosen need of
         self.anchors: dict[str, list[tuple[int, int]]] = {}
-        #: the anchors by their first three characters (a URL's own are few), and the
-        #: shorter ones
-        self.by_start: dict[str, list[tuple[str, list[tuple[int, int]]]]] = {}
+        #: the anchors by the rarest three characters in each (a URL holds few of the
+        #: anchors' three characters, and then few anchors hold its), and the shorter ones
+        self.by_trigram: dict[str, list[tuple[str, list[tuple[int, int]]]]] = {}
         self.short: list[tuple[str, list[tuple[int, int]]]] = []
         self.always: list[tuple[int, int]] = []  # patterns with no need at all
         for e, ex in enumerate(extractors):
@@ -81,19 +81,24 @@ class Index:
                     continue
                 for literal in max(needs, key=_strength):
                     self.anchors.setdefault(literal, []).append((e, p))
+        holding: dict[str, int] = {}  # three characters → how many anchors hold them
+        for literal in self.anchors:
+            for trigram in _trigrams(literal):
+                holding[trigram] = holding.get(trigram, 0) + 1
         for literal, where in self.anchors.items():
             if len(literal) < 3:
                 self.short.append((literal, where))
             else:
-                self.by_start.setdefault(literal[:3], []).append((literal, where))
+                rarest = min(_trigrams(literal), key=holding.__getitem__)
+                self.by_trigram.setdefault(rarest, []).append((literal, where))
         self._compiled: dict[str, re.Pattern[str]] = {}
 
     def candidates(self, url: str) -> Iterator[tuple[int, int]]:
         """(extractor, pattern) pairs that could match `url`, in yt-dlp's order."""
         low = url.lower() if url.isascii() else url.translate(_FOLD)
         found = set(self.always)
-        for start in {low[i : i + 3] for i in range(len(low) - 2)}:
-            for literal, where in self.by_start.get(start, ()):
+        for trigram in _trigrams(low):
+            for literal, where in self.by_trigram.get(trigram, ()):
                 if literal in low:
                     found.update(where)
         for literal, where in self.short:
@@ -134,6 +139,10 @@ class Index:
             elif ex.working:
                 return ex.name
         return None
+
+
+def _trigrams(text: str) -> set[str]:
+    return {text[i : i + 3] for i in range(len(text) - 2)}
 
 
 #: Letters as a case-insensitive pattern's ASCII letter sees them: A-Z, and the four
