@@ -172,9 +172,7 @@ def _batch(
                             )
                         ]
                     for i, result in enumerate(results, 1):
-                        yield dataclasses.replace(
-                            result, source=item.value, last_of_source=i == len(results)
-                        )
+                        yield result.but(source=item.value, last_of_source=i == len(results))
             except KeyboardInterrupt as e:
                 stop.set()
                 interrupt = interrupt or e
@@ -284,8 +282,7 @@ def _run(job: Job) -> list[FetchResult] | feeds.Feed:
         if job.stop.is_set():
             raise errors.Interrupted("interrupted before it started")
         check_url(job.url)
-        if not job.folders:
-            job = dataclasses.replace(job, folders=check_template(job.o.template))
+        check_template(job.o.template)
         if job.archive is not None and url_key(job.url) in job.archive:
             return [job.skipped("archive", job.archive.path_of(url_key(job.url)))]
         key = feeds.archive_key(job.fields)  # a feed entry's: by its feed id, not URL
@@ -361,10 +358,7 @@ def _run(job: Job) -> list[FetchResult] | feeds.Feed:
         attempts.append(Attempt(name, True, None, since(begun)))
         done = tuple(attempts)
         record_entry(job, results)
-        return [
-            dataclasses.replace(r, strategy=name, attempts=done, elapsed_s=since(job.started))
-            for r in results
-        ]
+        return [r.but(strategy=name, attempts=done, elapsed_s=since(job.started)) for r in results]
     if job.stop.is_set() and not isinstance(last, errors.Interrupted):
         last = errors.Interrupted(errors.STOPPED)
     return [failed(job.url, last, tuple(attempts), job.started)]

@@ -63,7 +63,6 @@ class Job:
     #: (the queue defers the task to the pause's end instead of holding a worker).
     max_wait: float = math.inf
     fields: Mapping[str, Any] = field(default_factory=dict)  # the input's JSON fields
-    folders: tuple[str, ...] = ()  # the template's folders (checked)
     found: Probe = field(default_factory=lambda: Probe())
 
     @property
