@@ -42,7 +42,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..errors import NotSupported, QueueCorrupt, QueueUnavailable
@@ -220,6 +220,8 @@ class PostgresStore(TaskChanges):
         #: tasks while alive: their tasks are not suspects while they live (`SUSPECTS`).
         self._alive: set[int] = set()
         self._board: PgBoard | None = None
+        #: In `bulk`: the tasks inserted so far, their statistics gathered at its end.
+        self._bulk_inserted: int | None = None
         try:
             import psycopg  # noqa: F401
         except ImportError:
@@ -569,9 +571,30 @@ class PostgresStore(TaskChanges):
             ]
 
         added = self._do(work)
-        if inserted >= ANALYZE_AFTER:
+        if self._bulk_inserted is not None:
+            self._bulk_inserted += inserted
+        elif inserted >= ANALYZE_AFTER:
             self._do(self._analyze(inserted), atomic=False)
         return added
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Adds in a row (one `queue add` of a long list): the table's statistics are
+        gathered once, at their end, not after each add (100,000 URLs added 10,000 at a
+        time ran ANALYZE ten times: 1.1 of 6.5 s)."""
+        self._bulk_inserted = 0
+        try:
+            yield
+        except BaseException:  # (an add interrupted: what went in is still described)
+            with contextlib.suppress(Exception):
+                self._end_bulk()
+            raise
+        self._end_bulk()
+
+    def _end_bulk(self) -> None:
+        inserted, self._bulk_inserted = self._bulk_inserted or 0, None
+        if inserted >= ANALYZE_AFTER:
+            self._do(self._analyze(inserted), atomic=False)
 
     @staticmethod
     def _analyze(inserted: int) -> Callable[[Any], None]:
