@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from xdl.core import inputs as inputs_module
 from xdl.core.inputs import iter_inputs, parse_line
 
 
@@ -67,3 +71,34 @@ def test_invalid_utf8_is_one_failed_input_not_a_crash() -> None:
     items = list(iter_inputs([], None, "-", stdin))
     assert [i.error.code if i.error else None for i in items] == [None, "bad_input", None]
     assert items[1].origin == "stdin:2"
+
+
+# --- check_url's short way ------------------------------------------------------------
+
+
+URL_PIECES = st.sampled_from(
+    ["http", "https", "HTTP", "hTtPs", "ftp", "file", "://", ":/", "//", ":", "@", "user",
+     "[", "]", "::1", "example.com", "127.0.0.1", "EXAMPLE.com", "-", ".", "~", "_", "%41",
+     "é", "xn--e1a", ":8080", ":", ":99999", "/", "?", "#", "a", "\\", " ", "\t", "\x00"]
+)  # fmt: skip
+
+
+def _outcome(url: str) -> object:
+    try:
+        return inputs_module.check_url(url)
+    except Exception as e:
+        return type(e), str(e)
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(st.lists(URL_PIECES, max_size=8).map("".join))
+def test_check_urls_short_way_answers_as_the_long_way(url: str) -> None:
+    """A URL the short pattern passes is one the full checks pass: the answer, or the
+    error and its message, is the same either way."""
+    short = _outcome(url)
+    plain = inputs_module._PLAIN_URL
+    inputs_module._PLAIN_URL = re.compile(r"(?!)")  # never matches: the long way only
+    try:
+        assert _outcome(url) == short
+    finally:
+        inputs_module._PLAIN_URL = plain
