@@ -11,6 +11,7 @@ never a UnicodeEncodeError that would end the batch, never a break that splits a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -19,7 +20,7 @@ import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Protocol
 
 from xdl.cli.run import tracebacks_wanted
@@ -77,6 +78,7 @@ class Output:
         self.rows: list[Row] = []
         self.failures = 0
         self.count = 0
+        self._held: list[str] | None = None  # lines kept for one write (`together`)
 
     def emit(self, result: Result | Row) -> None:
         row = result if isinstance(result, dict) else result.to_dict()
@@ -89,7 +91,23 @@ class Output:
         if self.prints:
             self._print(row)
             return
-        write_out(encodable(_dumps(row)) + "\n", self.stream)
+        line = encodable(_dumps(row)) + "\n"
+        if self._held is not None:
+            self._held.append(line)
+        else:
+            write_out(line, self.stream)
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """The lines emitted inside are written at its end, in one write: for lines that
+        are ready at the same moment (a chunk of `queue add`), not one flush a line."""
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if held:
+                write_out("".join(held), self.stream)
 
     def _print(self, row: Row) -> None:
         """`--print TEMPLATE`: a line per template for each item that did not fail."""

@@ -103,3 +103,31 @@ def test_traceback_raises_the_bug_and_leaves_the_environment_alone(
     assert ran.exit_code == 1
     assert ran.lines[0]["error"]["code"] == "internal_error"
     assert "internal error: RuntimeError: a bug" in ran.stderr
+
+
+class _Writes(io.StringIO):
+    """A stream that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_lines_emitted_together_are_one_write_and_come_even_on_an_error() -> None:
+    stream = _Writes()
+    out = Output(None, None, stream=stream)
+    with out.together():
+        for i in range(3):
+            out.emit({"ok": True, "url": f"u{i}"})
+        assert stream.getvalue() == ""
+    assert stream.writes == 1 and len(stream.getvalue().splitlines()) == 3
+    with pytest.raises(KeyboardInterrupt), out.together():
+        out.emit({"ok": True, "url": "done before the interrupt"})
+        raise KeyboardInterrupt
+    assert stream.getvalue().splitlines()[-1] == '{"ok": true, "url": "done before the interrupt"}'
+    out.emit({"ok": True, "url": "alone"})  # outside: written at once, as before
+    assert stream.writes == 3 and out.count == 5

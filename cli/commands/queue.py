@@ -216,13 +216,14 @@ def add(
     def flush() -> None:
         items = [p for p in pending if not isinstance(p, (tuple, dict))]
         added = iter(store.add(items, force=force)) if items else iter(())
-        for p in pending:
-            if isinstance(p, tuple):
-                out.fail(p[0], p[1])
-            elif isinstance(p, dict):
-                out.emit(p)
-            else:
-                out.emit(next(added))
+        with out.together():  # a chunk's lines are ready at once: one write, not 10,000
+            for p in pending:
+                if isinstance(p, tuple):
+                    out.fail(p[0], p[1])
+                elif isinstance(p, dict):
+                    out.emit(p)
+                else:
+                    out.emit(next(added))
         pending.clear()
 
     archive = Archive(options.archive) if options.archive else None
