@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 def test_fetch_subs_pipes_into_to_markdown(xdl: Any, site: Any) -> None:
     fetched = xdl("fetch", "--subs", "-o", "out", site.url("/watch.html"))
@@ -48,3 +50,22 @@ def test_the_formats_table_says_which_url_each_row_is_of(xdl: Any, site: Any) ->
     header, *rows = r.stdout.splitlines()
     assert header.split()[-1] == "URL"
     assert [row.split()[-1] for row in rows] == [pages[0], pages[1]]
+
+
+def test_a_result_changed_by_but_is_the_one_dataclasses_replace_makes() -> None:
+    import dataclasses
+
+    from xdl.core.fetch.result import Attempt, FetchResult
+
+    r = FetchResult(
+        "https://a.example/x",
+        True,
+        path="/o/x",
+        bytes=3,
+        attempts=(Attempt("http", True, None, 0.1),),
+    )
+    changed = r.but(strategy="http", source="in", last_of_source=False)
+    assert changed == dataclasses.replace(r, strategy="http", source="in", last_of_source=False)
+    assert (changed.source, changed.last_of_source, r.strategy) == ("in", False, None)
+    with pytest.raises(TypeError, match="no field nope"):
+        r.but(nope=1)
