@@ -56,9 +56,10 @@ MAX_JSON_INT = 2**63 - 1
 SURROGATE = re.compile("[\ud800-\udfff]")
 #: What a URL never holds as it is: control characters, DEL and spaces.
 _NOT_IN_URL = re.compile("[\x00-\x20\x7f]")
-#: An http(s) URL whose host is plain letters, digits, dots and dashes: one `urlsplit`
-#: finds a network scheme and a host in (a test holds it to that).
-_PLAIN_URL = re.compile(r"https?://[a-z0-9._~-]+(?::[0-9]*)?(?:[/?#]|\Z)", re.IGNORECASE)
+#: An http(s) URL whose host is plain ASCII letters, digits, dots and dashes: one
+#: `urlsplit` finds a network scheme and a host in (a test holds it to that). Spelt out,
+#: not IGNORECASE, under which `s` matches `ſ` too (`httpſ://` is no scheme).
+_PLAIN_URL = re.compile(r"[hH][tT][tT][pP][sS]?://[a-zA-Z0-9._~-]+(?::[0-9]*)?(?:[/?#]|\Z)")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import io
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from xdl.core import inputs as inputs_module
@@ -79,7 +79,8 @@ def test_invalid_utf8_is_one_failed_input_not_a_crash() -> None:
 URL_PIECES = st.sampled_from(
     ["http", "https", "HTTP", "hTtPs", "ftp", "file", "://", ":/", "//", ":", "@", "user",
      "[", "]", "::1", "example.com", "127.0.0.1", "EXAMPLE.com", "-", ".", "~", "_", "%41",
-     "é", "xn--e1a", ":8080", ":", ":99999", "/", "?", "#", "a", "\\", " ", "\t", "\x00"]
+     "é", "xn--e1a", ":8080", ":", ":99999", "/", "?", "#", "a", "\\", " ", "\t", "\x00",
+     "ſ", "K", "ı", "İ", "httpſ", "\u00a0"]
 )  # fmt: skip
 
 
@@ -91,7 +92,19 @@ def _outcome(url: str) -> object:
 
 
 @settings(max_examples=3000, deadline=None, database=None)
-@given(st.lists(URL_PIECES, max_size=8).map("".join))
+@given(
+    st.one_of(
+        st.lists(URL_PIECES, max_size=8).map("".join),
+        # shaped like a URL: a scheme, `://`, a host, the rest; each part odd at times
+        st.tuples(
+            st.sampled_from(["http", "https", "HTTPS", "httpſ", "hTTp", "ſhttp", "http s"]),
+            st.sampled_from(["://", ":/", "//"]),
+            st.lists(URL_PIECES, min_size=1, max_size=3).map("".join),
+            st.lists(URL_PIECES, max_size=4).map("".join),
+        ).map("".join),
+    )
+)
+@example("httpſ://example.com/")  # `s` matches `ſ` under re.IGNORECASE
 def test_check_urls_short_way_answers_as_the_long_way(url: str) -> None:
     """A URL the short pattern passes is one the full checks pass: the answer, or the
     error and its message, is the same either way."""
