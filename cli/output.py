@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import select
 import shutil
 import sys
 import textwrap
@@ -78,7 +79,8 @@ class Output:
         self.rows: list[Row] = []
         self.failures = 0
         self.count = 0
-        self._held: list[str] | None = None  # lines kept for one write (`together`)
+        self._held: list[str] | None = None  # lines kept for a write (`together`)
+        self._held_size = 0  # their bytes
 
     def emit(self, result: Result | Row) -> None:
         row = result if isinstance(result, dict) else result.to_dict()
@@ -92,22 +94,35 @@ class Output:
             self._print(row)
             return
         line = encodable(_dumps(row)) + "\n"
-        if self._held is not None:
-            self._held.append(line)
-        else:
+        if self._held is None:
             write_out(line, self.stream)
+            return
+        size = len(line) if line.isascii() else len(line.encode("utf-8", "replace"))
+        if self._held and self._held_size + size > _WHOLE:
+            self._write_held()
+        self._held.append(line)
+        self._held_size += size
 
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
-        """The lines emitted inside are written at its end, in one write: for lines that
-        are ready at the same moment (a chunk of `queue add`), not one flush a line."""
-        self._held = []
+        """The lines emitted inside, ready at the same moment (a chunk of `queue add`),
+        are written a few at a time, not one write and flush a line: each write at most
+        PIPE_BUF bytes, which a pipe takes whole or not at all. A larger write into a
+        pipe whose reader went (`| head`) was cut short with no error, and the next
+        10,000 tasks were added; one stopped by Ctrl-C left half a line."""
+        self._held, self._held_size = [], 0
         try:
             yield
         finally:
-            held, self._held = self._held, None
-            if held:
-                write_out("".join(held), self.stream)
+            self._write_held()
+            self._held = None
+
+    def _write_held(self) -> None:
+        if self._held:
+            text = "".join(self._held)
+            self._held.clear()
+            self._held_size = 0
+            write_out(text, self.stream)
 
     def _print(self, row: Row) -> None:
         """`--print TEMPLATE`: a line per template for each item that did not fail."""
@@ -154,6 +169,10 @@ class Output:
             self.stream.write(encodable(render_table(self.rows, self.columns, self.key, width)))
             self.stream.flush()
         return 1 if self.failures else 0
+
+
+#: The most `together` writes at once: what a pipe takes whole (POSIX: at least 512).
+_WHOLE = getattr(select, "PIPE_BUF", 512)
 
 
 def _dumps(row: Row) -> str:

@@ -111,9 +111,11 @@ class _Writes(io.StringIO):
     def __init__(self) -> None:
         super().__init__()
         self.writes = 0
+        self.sizes: list[int] = []
 
     def write(self, text: str) -> int:
         self.writes += 1
+        self.sizes.append(len(text.encode()))
         return super().write(text)
 
 
@@ -131,3 +133,22 @@ def test_lines_emitted_together_are_one_write_and_come_even_on_an_error() -> Non
     assert stream.getvalue().splitlines()[-1] == '{"ok": true, "url": "done before the interrupt"}'
     out.emit({"ok": True, "url": "alone"})  # outside: written at once, as before
     assert stream.writes == 3 and out.count == 5
+
+
+def test_lines_emitted_together_go_out_in_writes_a_pipe_takes_whole() -> None:
+    """At most PIPE_BUF bytes a write, each whole lines: a pipe never takes half of one
+    (a reader gone, a Ctrl-C), and a closed pipe is seen within a few lines."""
+    from xdl.cli.output import _WHOLE
+
+    stream = _Writes()
+    out = Output(None, None, stream=stream)
+    with out.together():
+        for i in range(300):
+            out.emit({"ok": True, "url": f"https://a.example/{i}/é", "id": i})
+    assert len(stream.getvalue().splitlines()) == 300
+    assert stream.writes > 1 and max(stream.sizes) <= _WHOLE
+    lines, seen = stream.getvalue().splitlines(keepends=True), 0
+    for size in stream.sizes:  # each write ends at a line's end
+        text = "".join(lines[seen:]).encode()[:size].decode()
+        assert text.endswith("\n")
+        seen += text.count("\n")

@@ -247,3 +247,28 @@ def test_add_refuses_the_fields_fetch_refuses(
     assert fetched.lines[0]["error"] == refused["error"]
     (task,) = xdl("queue", "status", "--json").lines
     assert task["url"] == "https://example.com/b" and task["options"]["sha256"] == "a" * 64
+
+
+def test_add_into_a_pipe_whose_reader_went_stops_in_the_first_chunk(tmp_path: Path) -> None:
+    """`queue add -a long.txt | head -3`: the first chunk's lines meet the closed pipe, so
+    nothing after that chunk is added. Written in one large write, the lines were cut
+    short with no error and the next 10,000 tasks went in too."""
+    import subprocess
+    import sys
+
+    from xdl.cli.commands.queue import ADD_CHUNK
+
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"https://a.example/{i}\n" for i in range(ADD_CHUNK * 2 + 10)))
+    queue = tmp_path / "q.json"
+    exe = Path(sys.executable).parent / "xdl"
+    env = {**os.environ, "XDL_QUEUE": str(queue)}
+    ran = subprocess.run(
+        f"'{exe}' queue add -a '{urls}' | head -3", shell=True, env=env, capture_output=True
+    )
+    assert ran.returncode == 0 and len(ran.stdout.splitlines()) == 3, ran
+    assert b"Traceback" not in ran.stderr
+    status = subprocess.run(
+        [str(exe), "queue", "status", "--summary", "--json"], env=env, capture_output=True
+    )
+    assert json.loads(status.stdout)["total"] <= ADD_CHUNK
