@@ -45,5 +45,25 @@ def parse_headers(fp: Any, _class: type = http.client.HTTPMessage) -> Any:
 
 
 def install() -> None:
-    """http.client (and so urllib3, requests and yt-dlp's urllib) parses through here."""
-    http.client.parse_headers = parse_headers  # type: ignore[assignment]
+    """http.client (and so urllib3, requests and yt-dlp's urllib) parses through here,
+    when its parsing is the one this module knows: `parse_headers(fp, _class)` reading
+    with `_read_headers(fp)` (Pythons 3.10 to 3.13). A later one (CPython's main branch
+    has `parse_headers(fp, _class, *, _max_headers)`) is left as it is."""
+    if known_shape(http.client.parse_headers, getattr(http.client, "_read_headers", None)):
+        http.client.parse_headers = parse_headers  # type: ignore[assignment]
+
+
+def known_shape(parse: Any, read: Any) -> bool:
+    """`parse` and `read` are the http.client functions this module stands in for."""
+    if parse is parse_headers:
+        return False  # installed already
+    try:
+        code, reads = parse.__code__, read.__code__
+    except AttributeError:
+        return False
+    return bool(
+        code.co_varnames[: code.co_argcount] == ("fp", "_class")
+        and code.co_kwonlyargcount == 0
+        and reads.co_argcount == 1
+        and reads.co_kwonlyargcount == 0
+    )

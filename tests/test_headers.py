@@ -127,3 +127,23 @@ def test_http_client_parses_through_it(site: Any) -> None:
     with urllib.request.urlopen(f"{site.base}/media/clip-180p.mp4", timeout=10) as answer:
         assert answer.headers["Content-Type"] == "video/mp4"
         assert int(answer.headers["Content-Length"]) == len(answer.read())
+
+
+def test_a_python_whose_header_parsing_differs_is_left_alone() -> None:
+    """CPython's main branch reads `parse_headers(fp, _class, *, _max_headers)` with
+    `_read_headers(fp, max_headers)`: put in place there, this module's two-argument
+    function would fail every answer. It is installed only over the shape it knows."""
+    original = headers._email_parse_headers
+    read = http.client._read_headers  # type: ignore[attr-defined]
+
+    def later(fp: Any, _class: Any = http.client.HTTPMessage, *, _max_headers: Any = None) -> Any:
+        return original(fp, _class)
+
+    def later_read(fp: Any, max_headers: Any) -> Any:
+        return read(fp)
+
+    assert headers.known_shape(original, read)
+    assert not headers.known_shape(later, read)
+    assert not headers.known_shape(original, later_read)
+    assert not headers.known_shape(headers.parse_headers, read)  # ours already
+    assert not headers.known_shape(original, None)
