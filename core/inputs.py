@@ -56,10 +56,13 @@ MAX_JSON_INT = 2**63 - 1
 SURROGATE = re.compile("[\ud800-\udfff]")
 #: What a URL never holds as it is: control characters, DEL and spaces.
 _NOT_IN_URL = re.compile("[\x00-\x20\x7f]")
-#: An http(s) URL whose host is plain ASCII letters, digits, dots and dashes: one
+#: An http(s) URL whose host is names of plain ASCII letters, digits and dashes: one
 #: `urlsplit` finds a network scheme and a host in (a test holds it to that). Spelt out,
 #: not IGNORECASE, under which `s` matches `ſ` too (`httpſ://` is no scheme).
-_PLAIN_URL = re.compile(r"[hH][tT][tT][pP][sS]?://[a-zA-Z0-9._~-]+(?::[0-9]*)?(?:[/?#]|\Z)")
+_PLAIN_URL = re.compile(
+    r"[hH][tT][tT][pP][sS]?://(?:[a-zA-Z0-9_~-]{1,63}\.)*[a-zA-Z0-9_~-]{1,63}\.?"
+    r"(?::[0-9]*)?(?:[/?#]|\Z)"
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,12 @@ def _check_parts(url: str) -> str:
         raise BadInput(f"not a URL (no scheme such as https://): {quote(url)}")
     if scheme not in NETWORK_SCHEMES:
         raise UnsupportedUrl(f"unsupported scheme {quote(scheme)}: only http and https are fetched")
-    if not parts.hostname:
+    host = parts.hostname
+    if not host:
         raise BadInput(f"not a URL (no host): {quote(url)}")
+    names = host.removesuffix(".").split(".")
+    if host.isascii() and ":" not in host and any(not 0 < len(n) < 64 for n in names):
+        raise BadInput(f"not a URL (an empty or too long name in its host): {quote(url)}")
     return url
 
 

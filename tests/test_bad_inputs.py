@@ -59,6 +59,11 @@ def assert_judged_alone(ran: Any, good: list[str], bad_code: str = "bad_input") 
         ("http://e.com/" + "a" * 70000, "bad_input"),
         ("http://e.com/" + "a" * 60000, None),
         (json.dumps({"url": LONG_URL}), "bad_input"),
+        # a host with an empty or over-long name: urllib3's LocationParseError, or the
+        # idna codec's UnicodeError, came out as internal_error (the attack)
+        ("http://a..b/x.bin", "bad_input"),
+        ("https://" + "x" * 64 + ".example/", "bad_input"),
+        ("https://" + "x" * 63 + ".example./", None),
     ],
     ids=[
         "deep-5000",
@@ -68,6 +73,9 @@ def assert_judged_alone(ran: Any, good: list[str], bad_code: str = "bad_input") 
         "url-70k",
         "url-60k",
         "json-url-1M",
+        "host-empty-name",
+        "host-name-64",
+        "host-name-63",
     ],
 )
 def test_hostile_lines_are_one_bad_input(line: str, code: str | None) -> None:
