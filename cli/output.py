@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Protocol
 
 from xdl.cli.run import tracebacks_wanted
-from xdl.core.errors import InternalError, XdlError
+from xdl.core.errors import InternalError, OutputNotWritable, XdlError
 from xdl.core.inputs import Input, shorten, shown
 
 log = logging.getLogger("xdl")
@@ -196,7 +196,9 @@ def _finite(value: Any) -> Any:
 
 def write_out(text: str, stream: IO[str] | None = None) -> None:
     """`text` on stdout (or `stream`), flushed; a reader that went away (a closed pipe:
-    `| head`) is ReaderGone, which ends the command quietly: the one place for it."""
+    `| head`) is ReaderGone, which ends the command quietly: the one place for it. Any
+    other failure to write (a full disk, `> /dev/full`) ends the command with exit 3 and
+    a one-line error, not an internal error."""
     out = stream if stream is not None else sys.stdout
     try:
         out.write(text)
@@ -204,6 +206,10 @@ def write_out(text: str, stream: IO[str] | None = None) -> None:
     except BrokenPipeError:
         silence_stdout()
         raise ReaderGone() from None
+    except OSError as e:
+        if out is sys.stdout:
+            silence_stdout()
+        raise OutputNotWritable(f"cannot write the output: {e.strerror or e}") from None
 
 
 def silence_stdout() -> None:

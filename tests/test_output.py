@@ -152,3 +152,21 @@ def test_lines_emitted_together_go_out_in_writes_a_pipe_takes_whole() -> None:
         text = "".join(lines[seen:]).encode()[:size].decode()
         assert text.endswith("\n")
         seen += text.count("\n")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_an_output_that_cannot_be_written_is_one_clear_error(tmp_path: Any) -> None:
+    """`> /dev/full` (a full disk): exit 3 and one line on stderr, not an internal error."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "xdl"
+    env = {**os.environ, "XDL_QUEUE": str(tmp_path / "q.json")}
+    with open("/dev/full", "w") as full:
+        ran = subprocess.run(
+            [str(exe), "queue", "add", "https://a.example/x"],
+            stdout=full, stderr=subprocess.PIPE, env=env, text=True,
+        )  # fmt: skip
+    assert ran.returncode == 3
+    assert ran.stderr == "xdl: error: cannot write the output: No space left on device\n"
