@@ -30,18 +30,22 @@ _email_parse_headers = http.client.parse_headers
 
 
 def parse_headers(fp: Any, _class: type = http.client.HTTPMessage) -> Any:
-    """`http.client.parse_headers`, the same message for the same bytes."""
+    """`http.client.parse_headers`, the same message for the same bytes; one whose
+    stream ended before the blank line that ends the headers has `cut_short` set."""
     lines = http.client._read_headers(fp)  # type: ignore[attr-defined]
     text = b"".join(lines).decode("iso-8859-1")
     if _class is http.client.HTTPMessage and _PLAIN.fullmatch(text) and not _PARTS.search(text):
-        message = http.client.HTTPMessage(policy=policy.compat32)
-        message._headers = [  # type: ignore[attr-defined]
+        message: Any = http.client.HTTPMessage(policy=policy.compat32)
+        message._headers = [
             (name, value.lstrip(" \t").rstrip("\r\n"))
             for name, _, value in (line.decode("iso-8859-1").partition(":") for line in lines[:-1])
         ]
         message.set_payload("")
-        return message
-    return email.parser.Parser(_class=_class).parsestr(text)
+    else:
+        message = email.parser.Parser(_class=_class).parsestr(text)
+    if not lines[-1]:  # the stream ended before the blank line that ends the headers
+        message.cut_short = True  # (http.client takes it as whole: see http.get)
+    return message
 
 
 def install() -> None:

@@ -349,6 +349,13 @@ def get(
     for answer in (*resp.history, resp) if jar is not None else ():
         if "Set-Cookie" in answer.raw.headers or "Set-Cookie2" in answer.raw.headers:
             keep(jar, answer.request, answer.raw)
+    original = getattr(resp.raw, "_original_response", None)
+    if getattr(getattr(original, "msg", None), "cut_short", False) is True:
+        # http.client takes headers cut by a closed connection as whole (headers.py)
+        resp.close()
+        raise errors.NetworkError(
+            f"the connection closed in the middle of the answer's headers: {quote(url)}"
+        )
     if resp.status_code >= 400 and resp.status_code != 416:
         resp.close()
         raise status_error(resp.status_code, resp.reason or "", url, resp.headers)

@@ -31,6 +31,7 @@ def by_email(block: bytes) -> Any:
 def state(message: Any) -> dict[str, Any]:
     """All a message holds, its defects by kind and text (they are new objects)."""
     seen = dict(vars(message))
+    seen.pop("cut_short", None)  # ours: said of a block the stream's end cut short
     seen["defects"] = [(type(d), str(d)) for d in message.defects]
     seen["items"] = message.items()
     if isinstance(message._payload, list):  # the parts of a multipart, as messages
@@ -147,3 +148,44 @@ def test_a_python_whose_header_parsing_differs_is_left_alone() -> None:
     assert not headers.known_shape(original, later_read)
     assert not headers.known_shape(headers.parse_headers, read)  # ours already
     assert not headers.known_shape(original, None)
+
+
+def test_a_block_the_stream_ended_is_said_to_be_cut_short() -> None:
+    for block in [b"", b"A: 1\r\n", b"A: 1\r\nContent-Len", b"A: 1\r\n Folded"]:
+        assert same(block).cut_short is True, block
+    for block in [b"\r\n", b"A: 1\r\n\r\n", b"A: 1\n\n", b"No colon\r\n\r\n"]:
+        assert not hasattr(same(block), "cut_short"), block
+
+
+def test_fetch_of_an_answer_whose_headers_were_cut_keeps_no_file(tmp_path: Any, xdl: Any) -> None:
+    """A server that closes the connection in the middle of its headers: http.client
+    takes what came as the whole answer, with no length, so the body was the nothing
+    after it: `ok` with a 0-byte file (the attack). Now a network error, nothing saved."""
+    import socket
+    import threading
+
+    out = tmp_path / "out"
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        ran = xdl(
+            "fetch", "--strategy", "http", "-o", str(tmp_path), f"http://127.0.0.1:{port}/a.bin"
+        )
+    finally:
+        server.close()
+    (line,) = ran.lines
+    assert ran.exit_code == 1 and line["ok"] is False, line
+    assert line["error"]["code"] == "network" and "headers" in line["error"]["message"]
+    assert not out.exists() or list(out.iterdir()) == []
