@@ -231,8 +231,11 @@ def test_live_from_start_records_from_now_where_the_site_cannot(
     (line,) = r.lines
     assert line["ok"] is True and line["strategy"] == "ytdlp"
     assert [a["strategy"] for a in line["attempts"]] == ["ytdlp"]
-    assert line["sha256"] == sha(line["path"])
-    assert probe_duration(line["path"]) == pytest.approx(SEGMENTS, abs=0.3)
+    assert line["sha256"] == sha(line["path"]) and line["live"] == "ended"
+    # From now: ffmpeg joins a live playlist three segments from its edge, so how much
+    # it gets depends on how long xdl took to start (under load, 5 s of 6: it failed in
+    # CI). A recording to the stream's end, of at least one segment, is what is owed.
+    assert 1 - 0.3 <= probe_duration(line["path"]) <= SEGMENTS + 0.3
 
 
 def wait_for(condition: Any, timeout: float = 30) -> None:
