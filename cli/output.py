@@ -21,12 +21,14 @@ import select
 import shutil
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Protocol
 
 from xdl.cli.run import tracebacks_wanted
 from xdl.core.errors import InternalError, OutputNotWritable, XdlError
 from xdl.core.inputs import Input, shorten, shown
+from xdl.core.stopping import BLOCKED, blocking
 
 log = logging.getLogger("xdl")
 
@@ -200,9 +202,15 @@ def write_out(text: str, stream: IO[str] | None = None) -> None:
     other failure to write (a full disk, `> /dev/full`) ends the command with exit 3 and
     a one-line error, not an internal error."""
     out = stream if stream is not None else sys.stdout
+    started = time.monotonic()
     try:
-        out.write(text)
-        out.flush()
+        with blocking():  # a reader that does not read: a signal still ends the wait
+            out.write(text)
+            out.flush()
+    except KeyboardInterrupt:  # (SIGTERM's too)
+        if out is sys.stdout and time.monotonic() - started >= BLOCKED:
+            silence_stdout()  # nobody reads: the interpreter's last flush would wait
+        raise
     except BrokenPipeError:
         silence_stdout()
         raise ReaderGone() from None

@@ -271,6 +271,8 @@ def translate(exc: BaseException, url: str) -> errors.XdlError:
         return errors.Timeout(f"timed out: {_short(exc)}")
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
         return errors.BadInput(f"not a usable URL: {quote(url)}")
+    if isinstance(exc, urllib3.exceptions.LocationValueError):  # a redirect's: unwrapped
+        return errors.BadInput(f"led to a URL that is not usable: {_short(exc)}")
     if isinstance(exc, requests.exceptions.InvalidSchema):
         # `url` was checked before the request: what requests refused is where it led
         # (a redirect to file:///etc/passwd), named in the message.
@@ -340,7 +342,7 @@ def get(
     try:
         with stopping.during(stop):
             resp = _session().get_streaming(url, **kwargs, ctx=ctx)
-    except requests.RequestException as e:
+    except (requests.RequestException, urllib3.exceptions.LocationValueError) as e:
         if stop is not None and stop.is_set():
             raise errors.Interrupted("interrupted while waiting for the server") from None
         raise translate(e, url) from e

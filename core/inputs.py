@@ -123,7 +123,9 @@ def _check_parts(url: str) -> str:
     if not host:
         raise BadInput(f"not a URL (no host): {quote(url)}")
     names = host.removesuffix(".").split(".")
-    if host.isascii() and ":" not in host and any(not 0 < len(n) < 64 for n in names):
+    # (not with a backslash: urllib3, as browsers, takes it for a slash, ending the host)
+    plain_name = host.isascii() and ":" not in host and "\\" not in parts.netloc
+    if plain_name and any(not 0 < len(n) < 64 for n in names):
         raise BadInput(f"not a URL (an empty or too long name in its host): {quote(url)}")
     return url
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import queue
 import signal
 import socket
@@ -175,6 +176,7 @@ class SignalsStop:
         self._taken: dict[int, Any] = {}
         self._calls: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._forced: float | None = None  # the `blocking()` wait a signal was raised in
 
     def take(self) -> SignalsStop:
         """Put the handlers aside (in the `xdl` command, on the main thread)."""
@@ -196,10 +198,30 @@ class SignalsStop:
         self._calls.put(number)
 
     def _pass_on(self) -> None:
-        while (number := self._calls.get()) is not None:
+        while True:
+            try:
+                number = self._calls.get(timeout=BLOCKED / 4)
+            except queue.Empty:
+                self._unless_blocked()
+                continue
+            if number is None:
+                return
             if self.signalled is None:
                 self.signalled = number
             self.stop.set()
+
+    def _unless_blocked(self) -> None:
+        """Signalled, and the main thread has waited in one `blocking()` call for longer
+        than BLOCKED seconds (its output is a pipe nobody reads, the queue is locked by
+        another process): the signal is sent again and raised this time, as it was
+        before this class, so that it never waits on a reader that does not read."""
+        since = _blocked_since
+        if self.signalled is None or since is None or since == self._forced:
+            return
+        if time.monotonic() - since >= BLOCKED:
+            self._forced = since  # once a wait: the raise ends it
+            self.raising = True
+            os.kill(os.getpid(), self.signalled)
 
     def give_back(self) -> None:
         """The handlers put aside back in place."""
@@ -215,6 +237,24 @@ class SignalsStop:
         """As the first signal would have, had it not only stopped the batch."""
         if self.signalled is not None:
             self._taken[self.signalled](self.signalled, None)
+
+
+#: A signal waits this long (seconds) for a main thread blocked in `blocking()`.
+BLOCKED = 1.0
+_blocked_since: float | None = None
+
+
+@contextlib.contextmanager
+def blocking() -> Iterator[None]:
+    """The main thread's call inside may wait for good on something outside (a pipe's
+    reader, another process's lock): a signal held back for the lines' sake ends it if
+    it has waited over BLOCKED seconds (`SignalsStop`)."""
+    global _blocked_since
+    _blocked_since = time.monotonic()
+    try:
+        yield
+    finally:
+        _blocked_since = None
 
 
 _by_command = False

@@ -792,3 +792,32 @@ def test_a_line_of_megabytes_is_too_large(xdl: Any, tmp_path: Path) -> None:
     assert [r["ok"] for r in ran.lines] == [False, True]
     assert ran.lines[0]["error"]["code"] == "too_large"
     assert "a line of more than 4 Mi" in ran.lines[0]["error"]["message"]
+
+
+def test_a_redirect_to_a_host_with_an_empty_name_is_bad_input(xdl: Any, tmp_path: Any) -> None:
+    """urllib3's LocationParseError, raised following the redirect, came out bare:
+    internal_error (the attack)."""
+    import http.server
+    import threading
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "http://a..b/x.bin")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/r"
+        for strategy in ("http", "auto"):
+            ran = xdl("fetch", "--strategy", strategy, "-o", str(tmp_path / "out"), url)
+            (line,) = ran.lines
+            assert ran.exit_code == 1 and line["error"]["code"] == "bad_input", line
+            assert "a..b" in line["error"]["message"]
+    finally:
+        server.shutdown()

@@ -307,3 +307,40 @@ def test_ctrl_c_during_a_long_add_leaves_no_added_task_without_its_line(tmp_path
     )
     assert len(lines) == json.loads(status.stdout)["total"] >= ADD_CHUNK
     assert len({json.loads(line)["id"] for line in lines}) == len(lines)
+
+
+def test_a_signal_ends_an_add_whose_output_nobody_reads(tmp_path: Path) -> None:
+    """Its stdout a pipe nobody reads, `queue add` waits in a write: a SIGTERM held back
+    for the lines' sake must not wait with it (a supervisor's `kill`). Past a second of
+    waiting the signal is raised as before: exit 143, and no torn line in the pipe."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from xdl.cli.commands.queue import ADD_CHUNK
+
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"https://a.example/{i}\n" for i in range(ADD_CHUNK)))
+    exe = Path(sys.executable).parent / "xdl"
+    env = {**os.environ, "XDL_QUEUE": str(tmp_path / "q.json")}
+    reader, writer = os.pipe()
+    proc = subprocess.Popen(
+        [str(exe), "queue", "add", "-a", str(urls)],
+        stdout=writer, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    os.close(writer)
+    try:
+        deadline = time.monotonic() + 30  # until the pipe is full: ~700 of 10,000 lines
+        while time.monotonic() < deadline and not (tmp_path / "q.json").exists():
+            time.sleep(0.1)
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 143
+        got = b""
+        while chunk := os.read(reader, 1 << 20):
+            got += chunk
+        assert got.endswith(b"\n") and len(got.splitlines()) < ADD_CHUNK
+    finally:
+        proc.kill()
+        os.close(reader)

@@ -205,7 +205,7 @@ def add(
     """
     from xdl.core import errors
     from xdl.core.queue import NewTask
-    from xdl.core.stopping import SignalsStop, take_signals
+    from xdl.core.stopping import SignalsStop, blocking, take_signals
 
     store = _store(queue_path, lock_timeout)
     plain = options.for_input(None)
@@ -216,7 +216,8 @@ def add(
 
     def flush() -> None:
         items = [p for p in pending if not isinstance(p, (tuple, dict))]
-        added = iter(store.add(items, force=force)) if items else iter(())
+        with blocking():  # another process's lock: a signal still ends the wait
+            added = iter(store.add(items, force=force)) if items else iter(())
         with out.together():  # a chunk's lines are ready at once: one write, not 10,000
             for p in pending:
                 if isinstance(p, tuple):
