@@ -351,9 +351,9 @@ def get(
     for answer in (*resp.history, resp) if jar is not None else ():
         if "Set-Cookie" in answer.raw.headers or "Set-Cookie2" in answer.raw.headers:
             keep(jar, answer.request, answer.raw)
-    original = getattr(resp.raw, "_original_response", None)
-    if getattr(getattr(original, "msg", None), "cut_short", False) is True:
-        # http.client takes headers cut by a closed connection as whole (headers.py)
+    if any(_cut_short(answer) for answer in (*resp.history, resp)):
+        # http.client takes headers cut by a closed connection as whole (headers.py);
+        # a redirect's too, its Location cut in the middle and followed
         resp.close()
         raise errors.NetworkError(
             f"the connection closed in the middle of the answer's headers: {quote(url)}"
@@ -362,6 +362,11 @@ def get(
         resp.close()
         raise status_error(resp.status_code, resp.reason or "", url, resp.headers)
     return resp
+
+
+def _cut_short(resp: requests.Response) -> bool:
+    original = getattr(resp.raw, "_original_response", None)
+    return getattr(getattr(original, "msg", None), "cut_short", False) is True
 
 
 def _socket_of(resp: requests.Response) -> socket.socket | None:

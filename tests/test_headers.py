@@ -175,17 +175,22 @@ def test_fetch_of_an_answer_whose_headers_were_cut_keeps_no_file(tmp_path: Any, 
             except OSError:
                 return
             with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n")
+                asked = conn.recv(65536)
+                if asked.startswith(b"GET /moved"):  # a redirect cut inside its Location
+                    conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /a.b")
+                elif asked.startswith(b"GET /a.b "):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n")
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        ran = xdl(
-            "fetch", "--strategy", "http", "-o", str(tmp_path), f"http://127.0.0.1:{port}/a.bin"
-        )
+        base = f"http://127.0.0.1:{port}"
+        ran = xdl("fetch", "--strategy", "http", "-o", str(out), f"{base}/a.bin", f"{base}/moved")
     finally:
         server.close()
-    (line,) = ran.lines
-    assert ran.exit_code == 1 and line["ok"] is False, line
-    assert line["error"]["code"] == "network" and "headers" in line["error"]["message"]
-    assert not out.exists() or list(out.iterdir()) == []
+    assert ran.exit_code == 1 and len(ran.lines) == 2
+    for line in ran.lines:  # the cut answer, and the redirect cut in its Location
+        assert line["ok"] is False, line
+        assert line["error"]["code"] == "network" and "headers" in line["error"]["message"]
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
