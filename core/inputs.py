@@ -20,7 +20,7 @@ import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .errors import BadInput, UnsupportedUrl, XdlError
 
@@ -122,11 +122,14 @@ def _check_parts(url: str) -> str:
     host = parts.hostname
     if not host:
         raise BadInput(f"not a URL (no host): {quote(url)}")
-    names = host.removesuffix(".").split(".")
-    # (not with a backslash: urllib3, as browsers, takes it for a slash, ending the host)
-    plain_name = host.isascii() and ":" not in host and "\\" not in parts.netloc
-    if plain_name and any(not 0 < len(n) < 64 for n in names):
-        raise BadInput(f"not a URL (an empty or too long name in its host): {quote(url)}")
+    # A name (not an IPv6 address) as urllib3 reads it, escapes decoded: none of its
+    # parts empty, none of an ASCII one's over 63 (what the IDNA codec refuses). Not with
+    # a backslash: urllib3, as browsers, takes it for a slash, which ends the host.
+    if ":" not in host and "\\" not in parts.netloc:
+        name = unquote(host)
+        names = name.removesuffix(".").split(".")
+        if not all(names) or (name.isascii() and any(len(n) > 63 for n in names)):
+            raise BadInput(f"not a URL (an empty or too long name in its host): {quote(url)}")
     return url
 
 

@@ -64,6 +64,9 @@ def assert_judged_alone(ran: Any, good: list[str], bad_code: str = "bad_input") 
         ("http://a..b/x.bin", "bad_input"),
         ("https://" + "x" * 64 + ".example/", "bad_input"),
         ("https://" + "x" * 63 + ".example./", None),
+        ("http://a%2e%2eb/x", "bad_input"),  # urllib3 decodes it: a..b
+        ("http://ä..b/x", "bad_input"),
+        ("http://ä.b/x", None),
     ],
     ids=[
         "deep-5000",
@@ -76,6 +79,9 @@ def assert_judged_alone(ran: Any, good: list[str], bad_code: str = "bad_input") 
         "host-empty-name",
         "host-name-64",
         "host-name-63",
+        "host-escaped-dots",
+        "host-non-ascii-empty-name",
+        "host-non-ascii",
     ],
 )
 def test_hostile_lines_are_one_bad_input(line: str, code: str | None) -> None:
