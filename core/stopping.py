@@ -33,11 +33,12 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 #: How often (seconds) the watcher looks at the stop events.
 EVERY = 0.2
 
+T = TypeVar("T")
 _local = threading.local()
 
 
@@ -191,6 +192,16 @@ class SignalsStop:
             self._thread = threading.Thread(target=self._pass_on, name="xdl-signals", daemon=True)
             self._thread.start()
         return self
+
+    def next_input(self, source: Iterator[T]) -> T | None:
+        """The next of `source`, None at its end. A signal is raised at once while it is
+        read from a pipe or a terminal (`Inputs.may_wait`): there only that ends a wait
+        for a line that may never come."""
+        self.raising = getattr(source, "may_wait", False)
+        try:
+            return next(source, None)
+        finally:
+            self.raising = False
 
     def _on_signal(self, number: int, frame: Any) -> None:
         if self.raising or self._thread is None:  # (ended: left in place by a batch after)

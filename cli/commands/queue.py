@@ -261,11 +261,7 @@ def add(
     try:
         with store.bulk():  # the snapshot is written once, at the end
             while not signals.stop.is_set():
-                signals.raising = getattr(source, "may_wait", False)  # a silent pipe
-                try:
-                    item = next(source, None)
-                finally:
-                    signals.raising = False
+                item = signals.next_input(source)  # a silent pipe: a signal ends it
                 if item is None:
                     break
                 if read(item):

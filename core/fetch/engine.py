@@ -127,12 +127,7 @@ def _batch(
         while True:
             try:
                 while not exhausted and not stop.is_set() and len(pending) < jobs:
-                    # a pipe that sends nothing: only a signal raised ends that wait
-                    signals.raising = getattr(source, "may_wait", False)
-                    try:
-                        item = next(source, None)
-                    finally:
-                        signals.raising = False
+                    item = signals.next_input(source)  # a silent pipe: a signal ends it
                     if item is None:
                         exhausted = True
                         break
