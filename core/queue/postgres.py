@@ -573,8 +573,8 @@ class PostgresStore(TaskChanges):
         added = self._do(work)
         if self._bulk_inserted is not None:
             self._bulk_inserted += inserted
-        elif inserted >= ANALYZE_AFTER:
-            self._do(self._analyze(inserted), atomic=False)
+        else:
+            self._describe(inserted)
         return added
 
     @contextlib.contextmanager
@@ -593,6 +593,10 @@ class PostgresStore(TaskChanges):
 
     def _end_bulk(self) -> None:
         inserted, self._bulk_inserted = self._bulk_inserted or 0, None
+        self._describe(inserted)
+
+    def _describe(self, inserted: int) -> None:
+        """After `inserted` new tasks, the table's statistics when they may be out of date."""
         if inserted >= ANALYZE_AFTER:
             self._do(self._analyze(inserted), atomic=False)
 
