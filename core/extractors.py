@@ -41,7 +41,7 @@ else:  # Python 3.10
 log = logging.getLogger("xdl.extractors")
 
 #: Bumped when what the cache file holds changes meaning.
-FORMAT = 1
+FORMAT = 2
 CACHE_NAME = "yt-dlp-extractors.json"
 _MAX_CACHE = 32 << 20  # a larger file is not ours: built again
 
@@ -62,14 +62,10 @@ class Extractor:
 class Index:
     """The extractors in yt-dlp's order, and which patterns a URL's text could wake."""
 
-    def __init__(self, extractors: list[Extractor]) -> None:
+    def __init__(self, extractors: list[Extractor], rarest: dict[str, str] | None = None) -> None:
         self.extractors = extractors
         #: a literal → the (extractor, pattern) numbers it is the chosen need of
         self.anchors: dict[str, list[tuple[int, int]]] = {}
-        #: the anchors by the rarest three characters in each (a URL holds few of the
-        #: anchors' three characters, and then few anchors hold its), and the shorter ones
-        self.by_trigram: dict[str, list[tuple[str, list[tuple[int, int]]]]] = {}
-        self.short: list[tuple[str, list[tuple[int, int]]]] = []
         self.always: list[tuple[int, int]] = []  # patterns with no need at all
         for e, ex in enumerate(extractors):
             if ex.patterns is None:
@@ -79,18 +75,19 @@ class Index:
                 if not needs:
                     self.always.append((e, p))
                     continue
-                for literal in max(needs, key=_strength):
+                for literal in needs[0] if len(needs) == 1 else max(needs, key=_strength):
                     self.anchors.setdefault(literal, []).append((e, p))
-        holding: dict[str, int] = {}  # three characters → how many anchors hold them
-        for literal in self.anchors:
-            for trigram in _trigrams(literal):
-                holding[trigram] = holding.get(trigram, 0) + 1
+        #: each anchor of three characters or more → its rarest three among the anchors'
+        #: (a URL holds few of them, and then few anchors hold its). Counting them is
+        #: most of the building (40 ms a start): the cache file keeps them.
+        self.rarest = _rarest(self.anchors) if rarest is None else rarest
+        self.by_trigram: dict[str, list[tuple[str, list[tuple[int, int]]]]] = {}
+        self.short: list[tuple[str, list[tuple[int, int]]]] = []  # anchors of one or two
         for literal, where in self.anchors.items():
             if len(literal) < 3:
                 self.short.append((literal, where))
             else:
-                rarest = min(_trigrams(literal), key=holding.__getitem__)
-                self.by_trigram.setdefault(rarest, []).append((literal, where))
+                self.by_trigram.setdefault(self.rarest[literal], []).append((literal, where))
         self._compiled: dict[str, re.Pattern[str]] = {}
 
     def candidates(self, url: str) -> Iterator[tuple[int, int]]:
@@ -145,6 +142,18 @@ def _trigrams(text: str) -> set[str]:
     return {text[i : i + 3] for i in range(len(text) - 2)}
 
 
+def _rarest(anchors: Iterable[str]) -> dict[str, str]:
+    """Each literal of three characters or more → the three of its characters that the
+    fewest of `anchors` hold. Any three of a literal's are sound (a URL holding it holds
+    them all); the rarest wake the fewest literals to test."""
+    held = {literal: _trigrams(literal) for literal in anchors if len(literal) >= 3}
+    holding: dict[str, int] = {}  # three characters → how many anchors hold them
+    for trigrams in held.values():
+        for trigram in trigrams:
+            holding[trigram] = holding.get(trigram, 0) + 1
+    return {literal: min(trigrams, key=holding.__getitem__) for literal, trigrams in held.items()}
+
+
 #: Letters as a case-insensitive pattern's ASCII letter sees them: A-Z, and the four
 #: beyond ASCII that Python's `re` matches to one (İ ı ſ, the Kelvin sign); any other is no
 #: ASCII letter's (the needs hold ASCII only). Not str.lower(): `İ` would become two.
@@ -186,12 +195,11 @@ def index() -> Index:
     with _lock:
         if _index is None:
             key = installed_key()
-            extractors = _read(cache_path(), key) if key is not None else None
-            if extractors is None:
-                extractors = build()
+            _index = _read(cache_path(), key) if key is not None else None
+            if _index is None:
+                _index = Index(build())
                 if key is not None:
-                    _write(cache_path(), key, extractors)
-            _index = Index(extractors)
+                    _write(cache_path(), key, _index)
         return _index
 
 
@@ -200,10 +208,9 @@ def rebuilt(stale: Index) -> Index:
     global _index
     with _lock:
         if _index is stale or _index is None:
-            extractors = build()
+            _index = Index(build())
             if (key := installed_key()) is not None:
-                _write(cache_path(), key, extractors)
-            _index = Index(extractors)
+                _write(cache_path(), key, _index)
         return _index
 
 
@@ -243,7 +250,7 @@ def installed_key() -> list[Any] | None:
     return [FORMAT, list(sys.version_info[:2]), flags, stats]
 
 
-def _read(path: Path, key: list[Any]) -> list[Extractor] | None:
+def _read(path: Path, key: list[Any]) -> Index | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -256,7 +263,13 @@ def _read(path: Path, key: list[Any]) -> list[Extractor] | None:
             data = json.loads(f.read(_MAX_CACHE + 1))
         if not isinstance(data, dict) or data.get("key") != key:
             return None
-        return [_from_json(item) for item in data["extractors"]]
+        index = Index([_from_json(item) for item in data["extractors"]], data["rarest"])
+        if not isinstance(index.rarest, dict) or not all(
+            type(trigram) is str and len(trigram) == 3 and trigram in literal  # sound
+            for literal, trigram in index.rarest.items()
+        ):
+            raise TypeError("a malformed trigram")
+        return index
     except (OSError, ValueError, TypeError, KeyError, IndexError, RecursionError) as e:
         log.debug("%s: not a usable extractor index (%s): building it again", path, e)
         return None
@@ -289,12 +302,13 @@ def _literal(x: Any) -> str:
     return x
 
 
-def _write(path: Path, key: list[Any], extractors: list[Extractor]) -> None:
+def _write(path: Path, key: list[Any], index: Index) -> None:
     """Atomically, beside it (never through a link planted at its name); a cache that
     cannot be written is only time lost."""
     data = {
         "key": key,
-        "extractors": [[x.name, x.working, x.own_suitable, x.patterns] for x in extractors],
+        "extractors": [[x.name, x.working, x.own_suitable, x.patterns] for x in index.extractors],
+        "rarest": index.rarest,
     }
     tmp = None
     try:

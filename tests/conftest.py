@@ -79,7 +79,7 @@ def extractor_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("extractor-index") / extractors.CACHE_NAME
     key = extractors.installed_key()
     assert key is not None
-    extractors._write(path, key, extractors.build())
+    extractors._write(path, key, extractors.Index(extractors.build()))
     return path
 
 

@@ -233,7 +233,10 @@ def test_a_plain_file_url_is_answered_without_importing_yt_dlp() -> None:
     assert out == "None False Vimeo"
 
 
-@pytest.mark.parametrize("plant", ["garbage", "wrong key", "bad literal", "huge", "directory"])
+@pytest.mark.parametrize(
+    "plant",
+    ["garbage", "wrong key", "bad literal", "bad trigram", "no trigrams", "huge", "directory"],
+)
 def test_a_bad_index_file_is_built_again(xdl_env: Path, plant: str) -> None:
     path = xdl_env / "cache" / extractors.CACHE_NAME
     kept = json.loads(path.read_text())
@@ -245,6 +248,10 @@ def test_a_bad_index_file_is_built_again(xdl_env: Path, plant: str) -> None:
     elif plant == "bad literal":  # an upper-case need would wrongly rule URLs out
         kept["extractors"][0][3][0][1] = [["YOUTUBE"]]
         path.write_text(json.dumps(kept))
+    elif plant == "bad trigram":  # three characters no URL of theirs holds: found by none
+        path.write_text(json.dumps({**kept, "rarest": dict.fromkeys(kept["rarest"], "zzz")}))
+    elif plant == "no trigrams":
+        path.write_text(json.dumps({**kept, "rarest": {}}))
     elif plant == "huge":
         with path.open("wb") as f:
             f.truncate(extractors._MAX_CACHE + 1)
@@ -252,9 +259,10 @@ def test_a_bad_index_file_is_built_again(xdl_env: Path, plant: str) -> None:
         path.mkdir()
     out = run_fresh(
         "from xdl.core.extractors import extractor_for as f;"
-        "print(f('https://www.youtube.com/watch?v=BaW_jenozKc'), f('http://127.0.0.1:1/f.bin'))"
+        "print(f('https://www.youtube.com/watch?v=BaW_jenozKc'), f('http://127.0.0.1:1/f.bin'),"
+        " f('https://vimeo.com/56015672'))"
     )
-    assert out == "Youtube None"
+    assert out == "Youtube None Vimeo"
     if plant != "directory":
         assert json.loads(path.read_text())["key"] == kept["key"]  # made again
 
