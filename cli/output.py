@@ -18,7 +18,6 @@ import math
 import os
 import re
 import select
-import shutil
 import sys
 import textwrap
 import time
@@ -167,6 +166,8 @@ class Output:
     def close(self) -> int:
         """Print the table (if any) and return the exit code: 1 when anything failed."""
         if self.table and self.columns:
+            import shutil  # here: only a table for a terminal needs it
+
             width = shutil.get_terminal_size().columns if self.tty else None
             self.stream.write(encodable(render_table(self.rows, self.columns, self.key, width)))
             self.stream.flush()
