@@ -204,6 +204,10 @@ def _exit_status(invoke: Callable[[], Any], run: Run | None = None) -> int:
         if isinstance(e, XdlError):
             _stderr(f"error: {e.message}")
             return e.exit_code if e.exit_code != 1 else 3
+        if isinstance(e, OSError) and _echo_failed(e):
+            silence_stdout()
+            _stderr(f"error: cannot write the output: {e.strerror or e}")
+            return 3
         from xdl.cli.run import tracebacks_wanted
 
         if tracebacks_wanted(run):
@@ -224,6 +228,18 @@ def _blame_the_variable(e: click.BadParameter) -> None:
         var = f"{ctx.auto_envvar_prefix}_{param.name.upper()}"
     flags = " / ".join(f"'{o}'" for o in getattr(param, "opts", ()))
     e.param_hint = f"the environment variable {var} (for {flags})"
+
+
+def _echo_failed(e: OSError) -> bool:
+    """Whether `e` came from click's echo writing help or a version (`--help >
+    /dev/full`): its innermost frame is `click.utils.echo`."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    frame = tb.tb_frame
+    return frame.f_code.co_name == "echo" and frame.f_globals.get("__name__") == "click.utils"
 
 
 def _stderr(message: str) -> None:

@@ -170,3 +170,19 @@ def test_an_output_that_cannot_be_written_is_one_clear_error(tmp_path: Any) -> N
         )  # fmt: skip
     assert ran.returncode == 3
     assert ran.stderr == "xdl: error: cannot write the output: No space left on device\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["fetch", "--help"], ["--version"]])
+def test_help_to_an_output_that_cannot_be_written_is_one_clear_error(args: list[str]) -> None:
+    """click writes help and the version itself: `--help > /dev/full` is the same exit 3
+    and line as a command's output, not an internal error."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "xdl"
+    with open("/dev/full", "w") as full:
+        ran = subprocess.run([str(exe), *args], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert ran.returncode == 3
+    assert ran.stderr == "xdl: error: cannot write the output: No space left on device\n"
