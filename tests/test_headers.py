@@ -186,7 +186,8 @@ def test_fetch_of_an_answer_whose_headers_were_cut_keeps_no_file(tmp_path: Any, 
     threading.Thread(target=serve, daemon=True).start()
     try:
         base = f"http://127.0.0.1:{port}"
-        ran = xdl("fetch", "--strategy", "http", "-o", str(out), f"{base}/a.bin", f"{base}/moved")
+        urls = [f"{base}/a.bin", f"{base}/moved"]
+        ran = xdl("fetch", "--strategy", "http", "--retries", "0", "-o", str(out), *urls)
     finally:
         server.close()
     assert ran.exit_code == 1 and len(ran.lines) == 2
@@ -194,3 +195,47 @@ def test_fetch_of_an_answer_whose_headers_were_cut_keeps_no_file(tmp_path: Any, 
         assert line["ok"] is False, line
         assert line["error"]["code"] == "network" and "headers" in line["error"]["message"]
     assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_a_probe_cut_in_its_headers_is_sent_again(tmp_path: Any, xdl: Any) -> None:
+    """`--strategy http`: the first answer is cut in its headers, the second is whole.
+    The probe is retried where it failed, as the body's requests are: `ok`, the bytes
+    the server sent, two requests. With --retries 0 it is the one network error."""
+    import hashlib
+    import socket
+    import threading
+
+    body = b"whole at last\n" * 50
+    asked: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                asked.append(conn.recv(65536))
+                if len(asked) % 2:  # the 1st, 3rd...: cut
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n")
+                else:
+                    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                    conn.sendall(head % len(body) + body)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{port}/f.bin"
+        ran = xdl("fetch", "--strategy", "http", "-o", str(tmp_path / "a"), url)
+        tries = len(asked)
+        once = xdl("fetch", "--strategy", "http", "--retries", "0", "-o", str(tmp_path / "b"), url)
+    finally:
+        server.close()
+    assert ran.exit_code == 0, ran.lines
+    (line,) = ran.lines
+    assert line["ok"] is True and line["sha256"] == hashlib.sha256(body).hexdigest()
+    assert (tmp_path / "a" / "f.bin").read_bytes() == body
+    assert tries == 2
+    assert once.exit_code == 1 and once.lines[0]["error"]["code"] == "network"
+    assert not (tmp_path / "b" / "f.bin").exists()

@@ -28,7 +28,7 @@ class Http:
     def run(self, job: Job) -> list[FetchResult]:
         from ... import http
 
-        name = files.file_name(job)
+        name = _named(job)
         head = job.found.head
         target = files.open_target(job, name, head.length if head else None)
         if isinstance(target, list):
@@ -109,15 +109,30 @@ class Http:
                         return [files.saved(job, target, size, digest, resumed, kept)]
                 except (errors.NetworkError, errors.Timeout, errors.HttpError) as e:
                     target.finish_writing()
-                    status = e.details.get("status")
-                    retryable = status is None or status >= 500 or status == 408
-                    if is_refusal(e):  # the engine waits for the host, then comes back
-                        raise
-                    if attempt >= o.retries or not retryable or job.stop.is_set():
-                        raise
-                    log.debug("%s: %s; retrying (%d)", job.url, e.message, attempt + 1)
-                    job.stop.wait(min(4.0, 0.5 * 2**attempt))
+                    _wait_to_retry(job, e, attempt)
         raise errors.DownloadFailed("out of retries")  # not reached
+
+
+def _named(job: Job) -> str:
+    """The file's name from the probe's answer; a probe that failed on the way (a reset,
+    an answer cut in its headers, a 503) is sent again as the download's requests are."""
+    for attempt in range(job.o.retries + 1):
+        try:
+            return files.file_name(job)
+        except (errors.NetworkError, errors.Timeout, errors.HttpError) as e:
+            _wait_to_retry(job, e, attempt)
+    raise errors.DownloadFailed("out of retries")  # not reached
+
+
+def _wait_to_retry(job: Job, e: errors.XdlError, attempt: int) -> None:
+    """Raise `e` when it is not to be retried (a refusal, which the engine waits out for
+    the host; a 4xx; the last attempt; a stop), else wait before attempt `attempt + 2`."""
+    status = e.details.get("status")
+    retryable = status is None or status >= 500 or status == 408
+    if is_refusal(e) or attempt >= job.o.retries or not retryable or job.stop.is_set():
+        raise e
+    log.debug("%s: %s; retrying (%d)", job.url, e.message, attempt + 1)
+    job.stop.wait(min(4.0, 0.5 * 2**attempt))
 
 
 def _length(value: str | None) -> int | None:
