@@ -344,3 +344,61 @@ def test_a_signal_ends_an_add_whose_output_nobody_reads(tmp_path: Path) -> None:
     finally:
         proc.kill()
         os.close(reader)
+
+
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_while_a_pipe_is_read_adds_what_was_read(
+    tmp_path: Path, sig: str, code: int
+) -> None:
+    """`producer | xdl queue add`, then Ctrl-C while the pipe is quiet: the lines read
+    after the last chunk of 10,000 are added and printed too (the producer cannot send
+    them again), then exit 130 (143). They were neither in the queue nor printed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from xdl.cli.commands.queue import ADD_CHUNK
+
+    count = ADD_CHUNK + 1234
+    exe = Path(sys.executable).parent / "xdl"
+    env = {**os.environ, "XDL_QUEUE": str(tmp_path / "q.json")}
+    with (tmp_path / "out").open("w+b") as out:
+        proc = subprocess.Popen(
+            [str(exe), "queue", "add"],
+            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        assert proc.stdin is not None
+        proc.stdin.write("".join(f"https://a.example/{i}\n" for i in range(count)).encode())
+        proc.stdin.flush()  # the pipe stays open: xdl waits for more
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _waits_on_empty_pipe(proc.pid, proc.stdin):
+            time.sleep(0.05)  # until every line is read and xdl waits for the next
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+        out.seek(0)
+        lines = out.read().decode().splitlines()
+    assert proc.returncode == code, err
+    assert len(lines) == count
+    status = subprocess.run(
+        [str(exe), "queue", "status", "--summary", "--json"], env=env, capture_output=True
+    )
+    assert json.loads(status.stdout)["total"] == count
+
+
+def _waits_on_empty_pipe(pid: int, pipe: Any) -> bool:
+    """Whether process `pid` waits in a read of its stdin, the pipe `pipe` writes to
+    holding nothing: all that was sent is read (Linux: /proc, FIONREAD)."""
+    import fcntl
+    import struct
+    import termios
+
+    held = fcntl.ioctl(pipe.fileno(), termios.FIONREAD, struct.pack("i", 0))
+    if struct.unpack("i", held)[0]:
+        return False
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+        call = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return "pipe" in wchan or call[:2] == ["0", "0x0"]  # x86-64: read(0, ...)

@@ -258,10 +258,15 @@ def add(
     take_signals()
     signals = SignalsStop(threading.Event()).take()
     source = read_inputs(inputs, batch_file)
+    landed: KeyboardInterrupt | None = None
     try:
         with store.bulk():  # the snapshot is written once, at the end
             while not signals.stop.is_set():
-                item = signals.next_input(source)  # a silent pipe: a signal ends it
+                try:
+                    item = signals.next_input(source)  # a silent pipe: a signal ends it
+                except KeyboardInterrupt as e:  # (SIGTERM's too) the lines read from the
+                    landed = e  # pipe are still added: its writer cannot send them again
+                    break
                 if item is None:
                     break
                 if read(item):
@@ -271,6 +276,8 @@ def add(
             flush()
     finally:
         signals.give_back()
+    if landed is not None:
+        raise landed
     signals.raise_signalled()  # as the signal would have: exit 130 (143)
     return out.close()
 
