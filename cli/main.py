@@ -155,10 +155,14 @@ def _setup_logging() -> None:
     swaps it); -v / -q change the level."""
     import logging
 
+    from xdl.cli.output import write_err
+
     class Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         def emit(self, record: logging.LogRecord) -> None:
-            self.stream = sys.stderr
-            super().emit(record)
+            try:  # never for good to a reader that does not read (`write_err`)
+                write_err(self.format(record) + self.terminator)
+            except Exception:
+                self.handleError(record)
 
     root = logging.getLogger("xdl")
     if not root.handlers:
@@ -243,10 +247,11 @@ def _echo_failed(e: OSError) -> bool:
 
 
 def _stderr(message: str) -> None:
-    try:
-        print(f"xdl: {message}", file=sys.stderr, flush=True)
-    except (BrokenPipeError, ValueError):
-        pass
+    """The command's last word: said, unless stderr is a pipe nobody reads (BLOCKED s)."""
+    from xdl.cli.output import write_err
+    from xdl.core.stopping import BLOCKED
+
+    write_err(f"xdl: {message}\n", patience=BLOCKED)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import IO, Any, Protocol
 from xdl.cli.run import tracebacks_wanted
 from xdl.core.errors import InternalError, OutputNotWritable, XdlError
 from xdl.core.inputs import Input, shorten, shown
-from xdl.core.stopping import BLOCKED, blocking
+from xdl.core.stopping import BLOCKED, blocking, signal_waited
 
 log = logging.getLogger("xdl")
 
@@ -219,6 +219,37 @@ def write_out(text: str, stream: IO[str] | None = None) -> None:
         if out is sys.stdout:
             silence_stdout()
         raise OutputNotWritable(f"cannot write the output: {e.strerror or e}") from None
+
+
+def write_err(text: str, patience: float | None = None) -> None:
+    """`text` on stderr (a warning, an error's line). A reader that does not read (a full
+    pipe) holds it only until a signal held back has waited BLOCKED seconds, or for
+    `patience` seconds: then it is dropped, as it would never be read, and neither a
+    worker nor the exit waits on it for good. A stderr that cannot be written drops it."""
+    err = sys.stderr
+    try:
+        fd = err.fileno()
+    except (AttributeError, OSError, ValueError):  # not a descriptor (tests' streams)
+        with contextlib.suppress(OSError, ValueError):
+            err.write(text)
+            err.flush()
+        return
+    data = text.encode(getattr(err, "encoding", None) or "utf-8", "backslashreplace")
+    began = time.monotonic()
+    waiting = select.poll()
+    waiting.register(fd, select.POLLOUT)
+    while data:
+        late = signal_waited() or (patience is not None and time.monotonic() - began >= patience)
+        if not waiting.poll(0 if late else 250):  # no room: its reader is slow, or gone
+            if late:
+                return
+            continue
+        try:
+            data = data[os.write(fd, data[:_WHOLE]) :]  # at most PIPE_BUF: never waits
+        except BlockingIOError:
+            continue
+        except OSError:  # closed, a full disk: nowhere to say it
+            return
 
 
 def silence_stdout() -> None:

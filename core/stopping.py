@@ -219,6 +219,8 @@ class SignalsStop:
                 return
             if self.signalled is None:
                 self.signalled = number
+                global _held_since
+                _held_since = time.monotonic()
             self.stop.set()
 
     def _unless_blocked(self) -> None:
@@ -253,6 +255,14 @@ class SignalsStop:
 #: A signal waits this long (seconds) for a main thread blocked in `blocking()`.
 BLOCKED = 1.0
 _blocked_since: float | None = None
+_held_since: float | None = None  # when a signal was first held back (monotonic)
+
+
+def signal_waited() -> bool:
+    """Whether a signal held back for the lines' sake (`SignalsStop`) has waited BLOCKED
+    seconds or more: a write that is still waiting for its reader is given up."""
+    since = _held_since
+    return since is not None and time.monotonic() - since >= BLOCKED
 
 
 @contextlib.contextmanager

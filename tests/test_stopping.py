@@ -209,3 +209,47 @@ def test_inputs_say_whether_reading_them_can_wait(tmp_path: Path) -> None:
         assert inputs.may_wait  # the pipe is still to be read
         assert [i.value for i in inputs] == ["https://a.example/0", "https://a.example/2"]
         assert not inputs.may_wait  # read to its end
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_a_fetch_whose_stderr_nobody_reads(
+    site: Any, tmp_path: Path, sig: int, code: int
+) -> None:
+    """Its stderr a pipe nobody reads, a `fetch` with a failure a line waits in a write
+    of its messages. A signal (a supervisor's `kill`) must not wait with it: past a
+    second its messages are dropped (nobody would read them), every input still has its
+    line on stdout, and the exit is 130 (143). It waited for good, at every message."""
+    import subprocess
+    import sys
+
+    count = 3000
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(site.url(f"/nope/{i}.bin") + "\n" for i in range(count)))
+    exe = Path(sys.executable).parent / "xdl"
+    reader, writer = os.pipe()
+    with (tmp_path / "out").open("w+b") as out:
+        args = ["fetch", "-j", "4", "--strategy", "http", "-o", str(tmp_path / "d")]
+        proc = subprocess.Popen(
+            [str(exe), *args, "-a", str(urls)], stdout=out, stderr=writer, stdin=subprocess.DEVNULL
+        )
+        os.close(writer)
+        try:
+            import fcntl
+            import struct
+            import termios
+
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                held = fcntl.ioctl(reader, termios.FIONREAD, struct.pack("i", 0))
+                if struct.unpack("i", held)[0] >= 60_000:  # its stderr is (about) full
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, "all was said before the pipe filled"
+            proc.send_signal(sig)
+            assert proc.wait(timeout=30) == code
+        finally:
+            proc.kill()
+            os.close(reader)
+        out.seek(0)
+        lines = out.read().decode().splitlines()
+    assert len(lines) == count
