@@ -143,3 +143,26 @@ def test_cancel_reaches_a_runner_on_another_host(
     assert b"cancelled or taken back" in err
     assert statuses(pg_url)[1] == ("cancelled", None)
     assert not [p for p in out_dir.glob("*") if not p.name.endswith((".part", ".meta"))]
+
+
+def test_a_board_rewritten_within_one_clock_tick_is_read_again(tmp_path: Path) -> None:
+    """Another runner's pause replaces the board file; one of the same size written in
+    the same tick of the file system's clock (same mtime) was taken for the board this
+    runner had read: its pause went unseen. A new file is a new inode: read again."""
+    import json
+
+    from xdl.core.queue.filestore.hosts import FileBoard
+
+    board = FileBoard(tmp_path / "queue.json")
+    until = time.time() + 600
+    first = json.dumps({"a.example": {"paused_until": until, "episode": 1.0}})
+    board.path.write_text(first)
+    assert board.look("a.example")[0] == until
+    st = board.path.stat()
+    second = first.replace('"a.example"', '"b.example"')  # the same size
+    tmp = board.path.with_name("new")
+    tmp.write_text(second)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp, board.path)
+    assert board.look("a.example") == (0.0, 0.0, 0.0)
+    assert board.look("b.example")[0] == until

@@ -35,8 +35,9 @@ class FileBoard:
         self.path = queue.with_name(queue.name + ".hosts")
         self._lock = filelock.FileLock(str(queue.with_name(queue.name + ".hosts.lock")))
         self._mutex = threading.Lock()
-        self._seen: tuple[int, int] | None = None
-        self._cached: dict[str, Any] = {}
+        #: (the file's inode, mtime and size when read, what it held): one tuple, so a
+        #: reader without the mutex never pairs one reading's key with another's board
+        self._seen_board: tuple[tuple[int, int, int] | None, dict[str, Any]] = (None, {})
         self.runner = secrets.token_hex(6)
         self._held: dict[str, list[str]] = {}  # host -> our slot ids
         self._count = 0
@@ -45,21 +46,25 @@ class FileBoard:
     # -- reading and writing ------------------------------------------------------------
 
     def _read(self) -> dict[str, Any]:
+        """The board as the file holds it now; read again only when the file changed (a
+        write replaces it: a new inode, even within the clock's tick). Safe without the
+        mutex: each call takes its own look at the file."""
         try:
             st = os.stat(self.path, follow_symlinks=False)
         except FileNotFoundError:
-            self._seen, self._cached = None, {}
+            self._seen_board = (None, {})
             return {}
-        key = (st.st_mtime_ns, st.st_size)
-        if key != self._seen:
-            self._cached = _board(_read_regular(self.path))
-            self._seen = key
-        return self._cached
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        seen, board = self._seen_board
+        if key != seen:
+            board = _board(_read_regular(self.path))
+            self._seen_board = (key, board)
+        return board
 
     @contextlib.contextmanager
     def _change(self) -> Iterator[dict[str, Any]]:
         with self._mutex, self._lock:
-            self._seen = None
+            self._seen_board = (None, {})
             hosts = {k: dict(v) for k, v in self._read().items() if isinstance(v, dict)}
             yield hosts
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -69,13 +74,12 @@ class FileBoard:
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(hosts, separators=(",", ":")))
             os.replace(tmp, self.path)
-            self._seen = None
+            self._seen_board = (None, {})
 
     # -- hosts.Shared -------------------------------------------------------------------
 
     def look(self, host: str) -> tuple[float, float, float]:
-        with self._mutex:
-            entry = self._read().get(host)
+        entry = self._read().get(host)  # every request asks: no mutex, which it waited on
         if not isinstance(entry, dict):
             return 0.0, 0.0, 0.0
         values = [entry.get(k) for k in ("paused_until", "interval", "episode")]
