@@ -3,6 +3,7 @@ errors become exit codes (SPEC §4)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import signal
 import sys
@@ -88,12 +89,17 @@ class XdlGroup(LazyGroup):
 
         run = Run()
         extra.setdefault("obj", run)
-        code = _exit_status(
-            lambda: super(XdlGroup, self).main(
-                args, prog_name, complete_var, standalone_mode=False, **extra
-            ),
-            run,
-        )
+        name = prog_name or "xdl"
+        given = sys.argv[1:] if args is None else list(args)
+
+        def invoke() -> Any:
+            # click's own `main` wrapped the same: but on a Ctrl-C it first writes a
+            # line to stderr, which waited for good on a pipe nobody reads
+            self._main_shell_completion(extra, name, complete_var)
+            with self.make_context(name, given, **extra) as ctx:
+                return self.invoke(ctx)
+
+        code = _exit_status(invoke, run)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -188,14 +194,19 @@ def _exit_status(invoke: Callable[[], Any], run: Run | None = None) -> int:
     except click.ClickException as e:
         if isinstance(e, click.BadParameter):
             _blame_the_variable(e)
-        e.show()
+        with contextlib.suppress(OSError, AttributeError):  # stderr full, or closed
+            e.show()
         return e.exit_code  # 2 for usage errors
     except (KeyboardInterrupt, click.exceptions.Abort) as e:
         # click turns KeyboardInterrupt (and so our Terminated) into Abort.
+        from xdl.core.stopping import BLOCKED
+
+        # after a ^C echoed at a terminal, a line of its own (as click did)
+        lead = "\n" if sys.stderr is not None and sys.stderr.isatty() else ""
         if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated):
-            _stderr("terminated")
+            _stderr("terminated", BLOCKED, lead)
             return 143
-        _stderr("interrupted")
+        _stderr("interrupted", BLOCKED, lead)
         return 130
     except Exception as e:  # the one place that turns any error into an exit code
         from xdl.cli.output import ReaderGone, silence_stdout
@@ -246,12 +257,12 @@ def _echo_failed(e: OSError) -> bool:
     return frame.f_code.co_name == "echo" and frame.f_globals.get("__name__") == "click.utils"
 
 
-def _stderr(message: str) -> None:
-    """The command's last word: said, unless stderr is a pipe nobody reads (BLOCKED s)."""
+def _stderr(message: str, patience: float | None = None, lead: str = "") -> None:
+    """The command's last word, waiting for a slow reader as any program does; after a
+    signal, not past `patience` seconds for one that does not read."""
     from xdl.cli.output import write_err
-    from xdl.core.stopping import BLOCKED
 
-    write_err(f"xdl: {message}\n", patience=BLOCKED)
+    write_err(f"{lead}xdl: {message}\n", patience=patience)
 
 
 if __name__ == "__main__":

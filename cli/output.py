@@ -137,8 +137,8 @@ class Output:
     def fail(self, item: Input | str, error: XdlError, **extra: Any) -> None:
         """A failed line for one input, and a one-line message on stderr."""
         value = item.value if isinstance(item, Input) else item
-        log.error("%s: %s", shown(value), encodable(error.message))
         self.emit({"ok": False, self.key: value, **extra, "error": error.to_dict()})
+        log.error("%s: %s", shown(value), encodable(error.message))  # after: the line counts
 
     def each(self, items: Iterable[Input], work: Callable[[Input], Iterable[Result | Row]]) -> None:
         """Run `work` on each input, emitting its rows; one failure never stops the others,
@@ -227,10 +227,12 @@ def write_err(text: str, patience: float | None = None) -> None:
     `patience` seconds: then it is dropped, as it would never be read, and neither a
     worker nor the exit waits on it for good. A stderr that cannot be written drops it."""
     err = sys.stderr
+    if err is None:  # closed (`2>&-`): nowhere to say it
+        return
     try:
         fd = err.fileno()
     except (AttributeError, OSError, ValueError):  # not a descriptor (tests' streams)
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
             err.write(text)
             err.flush()
         return

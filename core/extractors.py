@@ -263,8 +263,10 @@ def _read(path: Path, key: list[Any]) -> Index | None:
             data = json.loads(f.read(_MAX_CACHE + 1))
         if not isinstance(data, dict) or data.get("key") != key:
             return None
+        if not isinstance(data["rarest"], dict):  # (None would be counted at every start)
+            raise TypeError("no trigrams")
         index = Index([_from_json(item) for item in data["extractors"]], data["rarest"])
-        if not isinstance(index.rarest, dict) or not all(
+        if not all(
             type(trigram) is str and len(trigram) == 3 and trigram in literal  # sound
             for literal, trigram in index.rarest.items()
         ):

@@ -204,9 +204,17 @@ class SignalsStop:
             self.raising = False
 
     def _on_signal(self, number: int, frame: Any) -> None:
+        if self.raising:  # said, as a held one is: what the caller still waits on after
+            self._held(number)  # it (a queue lock, a write) gives up past BLOCKED
         if self.raising or self._thread is None:  # (ended: left in place by a batch after)
             self._taken[number](number, frame)
         self._calls.put(number)
+
+    def _held(self, number: int) -> None:
+        global _held_since
+        if self.signalled is None:
+            self.signalled = number
+            _held_since = time.monotonic()
 
     def _pass_on(self) -> None:
         while True:
@@ -217,10 +225,7 @@ class SignalsStop:
                 continue
             if number is None:
                 return
-            if self.signalled is None:
-                self.signalled = number
-                global _held_since
-                _held_since = time.monotonic()
+            self._held(number)
             self.stop.set()
 
     def _unless_blocked(self) -> None:

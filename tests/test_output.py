@@ -186,3 +186,52 @@ def test_help_to_an_output_that_cannot_be_written_is_one_clear_error(args: list[
         ran = subprocess.run([str(exe), *args], stdout=full, stderr=subprocess.PIPE, text=True)
     assert ran.returncode == 3
     assert ran.stderr == "xdl: error: cannot write the output: No space left on device\n"
+
+
+def test_a_closed_stderr_keeps_the_exit_status(tmp_path: Any) -> None:
+    """`2>&-`: sys.stderr is None; the error's line has nowhere to go, and the exit
+    status is still the one the error says (3), not a crash's 1."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    queue = tmp_path / "q.json"
+    queue.write_text("{garbage")
+    exe = Path(sys.executable).parent / "xdl"
+    env = {**os.environ, "XDL_QUEUE": str(queue)}
+    quiet = subprocess.DEVNULL
+    ran = subprocess.run(
+        [str(exe), "queue", "status"], env=env, stdout=quiet, stderr=quiet,
+        preexec_fn=lambda: os.close(2),
+    )  # fmt: skip
+    assert ran.returncode == 3
+
+
+def test_the_last_word_waits_for_a_slow_reader(tmp_path: Any) -> None:
+    """stderr a full pipe whose reader comes back after 3 s, and no signal: the error's
+    line is written then, as any program's would be, not dropped after a second."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    queue = tmp_path / "q.json"
+    queue.write_text("{garbage")
+    exe = Path(sys.executable).parent / "xdl"
+    env = {**os.environ, "XDL_QUEUE": str(queue)}
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    with pytest.raises(BlockingIOError):
+        while True:
+            os.write(writer, b"x" * 4096)
+    os.set_blocking(writer, True)
+    proc = subprocess.Popen([str(exe), "queue", "status"], env=env, stderr=writer,
+                            stdout=subprocess.DEVNULL)  # fmt: skip
+    os.close(writer)
+    time.sleep(3)
+    got = b""
+    while chunk := os.read(reader, 1 << 16):
+        got += chunk
+    os.close(reader)
+    assert proc.wait(timeout=30) == 3
+    assert got[got.index(b"xdl: ") :].startswith(b"xdl: error: ") and got.endswith(b"\n")

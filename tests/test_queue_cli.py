@@ -402,3 +402,41 @@ def _waits_on_empty_pipe(pid: int, pipe: Any) -> bool:
     except OSError:
         return False
     return "pipe" in wchan or call[:2] == ["0", "0x0"]  # x86-64: read(0, ...)
+
+
+def test_a_signal_while_a_pipe_is_read_does_not_wait_on_anothers_lock(tmp_path: Path) -> None:
+    """The signal lands while the pipe is read; what was read must be added, but another
+    process holds the queue's lock: past a second the wait is given up, exit 130, and
+    what is printed is what is queued (nothing). It waited for --lock-timeout (30 s)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    exe = Path(sys.executable).parent / "xdl"
+    queue = tmp_path / "q.json"
+    env = {**os.environ, "XDL_QUEUE": str(queue)}
+    with (tmp_path / "out").open("w+b") as out:
+        proc = subprocess.Popen(
+            [str(exe), "queue", "add"],
+            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        assert proc.stdin is not None
+        proc.stdin.write("".join(f"https://a.example/{i}\n" for i in range(500)).encode())
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _waits_on_empty_pipe(proc.pid, proc.stdin):
+            time.sleep(0.05)
+        with filelock.FileLock(str(queue) + ".lock"):
+            began = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+            took = time.monotonic() - began
+        out.seek(0)
+        lines = out.read().decode().splitlines()
+    assert proc.returncode == 130, err
+    assert took < 20  # not --lock-timeout's 30 s
+    status = subprocess.run(
+        [str(exe), "queue", "status", "--summary", "--json"], env=env, capture_output=True
+    )
+    assert json.loads(status.stdout)["total"] == len(lines)

@@ -132,7 +132,8 @@ def _wait_to_retry(job: Job, e: errors.XdlError, attempt: int) -> None:
     if is_refusal(e) or attempt >= job.o.retries or not retryable or job.stop.is_set():
         raise e
     log.debug("%s: %s; retrying (%d)", job.url, e.message, attempt + 1)
-    job.stop.wait(min(4.0, 0.5 * 2**attempt))
+    if job.stop.wait(min(4.0, 0.5 * 2**attempt)):  # stopped in the wait: no request more
+        raise errors.Interrupted("interrupted") from None
 
 
 def _length(value: str | None) -> int | None:
