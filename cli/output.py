@@ -11,6 +11,7 @@ never a UnicodeEncodeError that would end the batch, never a break that splits a
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import logging
@@ -45,6 +46,25 @@ def encodable(text: str) -> str:
     if text.isascii() or not _UNSAFE.search(text):
         return text
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _as_json_escapes(e: UnicodeError) -> tuple[str, int]:
+    """The characters an output's encoding has not, as JSON's `\\u` escapes (a UTF-16
+    pair beyond the BMP): valid inside the JSON strings they can only be in."""
+    if not isinstance(e, UnicodeEncodeError):
+        raise e
+    said = []
+    for ch in e.object[e.start : e.end]:
+        code = ord(ch)
+        if code > 0xFFFF:
+            code -= 0x10000
+            said.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            said.append(f"\\u{code:04x}")
+    return "".join(said), e.end
+
+
+codecs.register_error("xdl-json-escapes", _as_json_escapes)
 
 
 class ReaderGone(Exception):
@@ -206,7 +226,11 @@ def write_out(text: str, stream: IO[str] | None = None) -> None:
     started = time.monotonic()
     try:
         with blocking():  # a reader that does not read: a signal still ends the wait
-            out.write(text)
+            try:
+                out.write(text)
+            except UnicodeEncodeError:  # PYTHONIOENCODING=ascii: the line still comes
+                encoding = getattr(out, "encoding", None) or "ascii"
+                out.write(text.encode(encoding, "xdl-json-escapes").decode(encoding))
             out.flush()
     except KeyboardInterrupt:  # (SIGTERM's too)
         if out is sys.stdout and time.monotonic() - started >= BLOCKED:

@@ -235,3 +235,28 @@ def test_the_last_word_waits_for_a_slow_reader(tmp_path: Any) -> None:
     os.close(reader)
     assert proc.wait(timeout=30) == 3
     assert got[got.index(b"xdl: ") :].startswith(b"xdl: error: ") and got.endswith(b"\n")
+
+
+def test_an_ascii_output_still_gets_every_line_as_json(tmp_path: Any) -> None:
+    """PYTHONIOENCODING=ascii and a URL beyond ASCII: the line comes, its characters as
+    JSON's \\u escapes (a pair beyond the BMP), and reads back as the URL. It was no
+    line at all and `internal error: UnicodeEncodeError`, exit 3."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:  # a port nobody listens on: refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/caf\u00e9-\U0001f600.bin"
+    exe = Path(sys.executable).parent / "xdl"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    args = ["fetch", "--strategy", "http", "--retries", "0", "-o", str(tmp_path), url]
+    ran = subprocess.run([str(exe), *args], env=env, capture_output=True)
+    assert ran.returncode == 1, ran.stderr
+    assert ran.stdout.isascii()
+    (line,) = ran.stdout.decode().splitlines()
+    assert json.loads(line)["url"] == url
+    assert b"\\u00e9" in ran.stdout and b"\\ud83d\\ude00" in ran.stdout
