@@ -182,7 +182,13 @@ def _setup_logging() -> None:
 def main() -> None:
     """The console script: SIGTERM is handled like SIGINT, then exits 143."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    cli.main(prog_name="xdl")
+    code = cli.main(prog_name="xdl", standalone_mode=False)
+    # The status says the first signal: one more while the interpreter shuts down (it
+    # puts the default handlers back, but an ignored one stays ignored) would end it by
+    # that one instead. The work is done: what is left is to exit.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def _exit_status(invoke: Callable[[], Any], run: Run | None = None) -> int:

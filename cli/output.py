@@ -223,6 +223,8 @@ def write_out(text: str, stream: IO[str] | None = None) -> None:
     other failure to write (a full disk, `> /dev/full`) ends the command with exit 3 and
     a one-line error, not an internal error."""
     out = stream if stream is not None else sys.stdout
+    if out is None:  # closed (`>&-`)
+        raise OutputNotWritable("cannot write the output: stdout is closed")
     started = time.monotonic()
     try:
         with blocking():  # a reader that does not read: a signal still ends the wait

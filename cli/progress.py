@@ -50,7 +50,8 @@ def progress_option(f: F) -> F:
             value = "none"
         if value is None:
             quiet = click.get_current_context().meta.get("xdl.quiet")
-            value = "bars" if sys.stderr.isatty() and not quiet else "none"
+            shown = sys.stderr is not None and sys.stderr.isatty()  # (None: `2>&-`)
+            value = "bars" if shown and not quiet else "none"
         kwargs["progress"] = value
         return f(*args, **kwargs)
 

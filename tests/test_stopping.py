@@ -5,6 +5,7 @@ the next download on a connection must never see its body cut short by another's
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import signal
 import socket
@@ -266,3 +267,56 @@ def _in_its_batch(pid: int, folder: Path) -> bool:
         if "poll" in wchan or ("pipe" in wchan and "write" in wchan):
             return True
     return False
+
+
+def test_a_fetch_with_stderr_closed_still_fetches(slow_files: Any, tmp_path: Path) -> None:
+    """`2>&-`: sys.stderr is None. Asking it whether it is a terminal (for the bars)
+    ended every `fetch` with exit 3, no line, no file."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "xdl"
+    url = slow_files.url("/stopping/closed.bin")
+    ran = subprocess.run(
+        [str(exe), "fetch", "-o", str(tmp_path), url],
+        capture_output=False, stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2),
+    )  # fmt: skip
+    assert ran.returncode == 0
+    assert json.loads(ran.stdout)["ok"] is True
+    assert (tmp_path / "closed.bin").stat().st_size == 4096
+
+
+@pytest.mark.parametrize("gap", [0.005, 0.02])
+def test_a_second_signal_does_not_change_the_exit_status(tmp_path: Path, gap: float) -> None:
+    """SIGINT, then SIGTERM a few ms later (and the reverse): the status is the first's.
+    The second landed while the interpreter shut down, its handlers back to the
+    defaults, and killed it by that signal."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "xdl"
+    pairs = ((signal.SIGINT, signal.SIGTERM, 130), (signal.SIGTERM, signal.SIGINT, 143))
+    for first, second, code in pairs:
+        proc = subprocess.Popen(
+            [str(exe), "fetch", "-o", str(tmp_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip (a pipe that stays open: it waits for its first line)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _waits_on_stdin(proc.pid):
+            time.sleep(0.05)
+        proc.send_signal(first)
+        time.sleep(gap)
+        if proc.poll() is None:
+            proc.send_signal(second)
+        assert proc.wait(timeout=30) == code
+
+
+def _waits_on_stdin(pid: int) -> bool:
+    """Whether process `pid`'s main thread waits in a read of a pipe (Linux /proc)."""
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+    return "pipe" in wchan and "read" in wchan

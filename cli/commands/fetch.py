@@ -148,14 +148,14 @@ def command(
                     bars.finished(
                         result.to_dict(), source=result.source, last=result.last_of_source
                     )
-                if not result.ok and result.error:
-                    log.error("%s: %s", shown(result.url), result.error.get("message"))
                 row = with_hook(result.to_dict(), exec_cmd, exec_failed)
                 if bars:
                     with bars.above():
                         out.emit(row)
                 else:
                     out.emit(row)
+                if not result.ok and result.error:  # after its line: the line counts
+                    log.error("%s: %s", shown(result.url), result.error.get("message"))
             except StopIteration:
                 break
             except KeyboardInterrupt as e:  # the engine stops the workers, we keep reading

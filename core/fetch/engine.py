@@ -391,7 +391,8 @@ def chain_of(job: Job) -> list[str]:
                 if transient(e) and failures < job.o.retries:  # a 5xx, a reset: again
                     job.found.error = None
                     failures += 1
-                    job.stop.wait(min(4.0, 0.5 * 2 ** (failures - 1)))
+                    if job.stop.wait(min(4.0, 0.5 * 2 ** (failures - 1))):  # no probe more
+                        raise errors.Interrupted("interrupted") from None
                     continue
                 if e.final or e.code == "interrupted":
                     raise

@@ -413,8 +413,8 @@ class _Runner:
         else:
             with self.lock:
                 self.failed += 1
-            log.error("%s: %s", task.url, error.get("message"))
             self.record(task, {**row, "ok": False}, "failed")
+            log.error("%s: %s", task.url, error.get("message"))  # after: the line counts
         return False
 
     def given_up(self, tasks: Iterable[Task]) -> None:
@@ -423,9 +423,9 @@ class _Runner:
             error = dict(task.error or {})
             with self.lock:
                 self.failed += 1
-            log.error("%s: %s", task.url, error.get("message"))
             row = {"ok": False, "url": task.url, "error": error}
             self.record(task, {**row, "task": task.id, "attempt": task.attempts}, "failed")
+            log.error("%s: %s", task.url, error.get("message"))  # after: the line counts
 
     def record(
         self, task: Task, row: dict[str, Any], outcome: Literal["done", "failed", "retry", "wait"]

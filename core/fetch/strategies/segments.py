@@ -310,7 +310,8 @@ def _fetch(
             if attempt >= job.o.retries or not retryable or stop.is_set():
                 raise
             log.debug("%s: range at %d: %s; retrying", job.url, r.pos, e.message)
-            stop.wait(min(4.0, 0.5 * 2**attempt))
+            if stop.wait(min(4.0, 0.5 * 2**attempt)):  # stopped in the wait: no request more
+                raise errors.Interrupted("interrupted") from None
 
 
 @contextmanager
