@@ -205,11 +205,16 @@ def _exit_status(invoke: Callable[[], Any], run: Run | None = None) -> int:
         return e.exit_code  # 2 for usage errors
     except (KeyboardInterrupt, click.exceptions.Abort) as e:
         # click turns KeyboardInterrupt (and so our Terminated) into Abort.
-        from xdl.core.stopping import BLOCKED
+        from xdl.core.stopping import BLOCKED, first_signal
 
         # after a ^C echoed at a terminal, a line of its own (as click did)
         lead = "\n" if sys.stderr is not None and sys.stderr.isatty() else ""
-        if isinstance(e, Terminated) or isinstance(e.__cause__, Terminated):
+        first = first_signal()  # a second signal may have raised this one
+        if first is not None:
+            terminated = first == signal.SIGTERM
+        else:
+            terminated = isinstance(e, Terminated) or isinstance(e.__cause__, Terminated)
+        if terminated:
             _stderr("terminated", BLOCKED, lead)
             return 143
         _stderr("interrupted", BLOCKED, lead)

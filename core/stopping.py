@@ -211,10 +211,12 @@ class SignalsStop:
         self._calls.put(number)
 
     def _held(self, number: int) -> None:
-        global _held_since
+        global _held_since, _first
         if self.signalled is None:
             self.signalled = number
             _held_since = time.monotonic()
+        if _first is None:
+            _first = number
 
     def _pass_on(self) -> None:
         while True:
@@ -261,6 +263,13 @@ class SignalsStop:
 BLOCKED = 1.0
 _blocked_since: float | None = None
 _held_since: float | None = None  # when a signal was first held back (monotonic)
+_first: int | None = None  # the first signal a batch took, whichever batch
+
+
+def first_signal() -> int | None:
+    """The first SIGINT or SIGTERM a batch of this process took (None: none): the one
+    the exit status says, whatever a second one raised on the way out."""
+    return _first
 
 
 def signal_waited() -> bool:
