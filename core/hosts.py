@@ -222,6 +222,9 @@ class _Host:
     told: float = 0.0  # the pause last said on stderr
 
 
+#: A pause said on stderr is said again when it is extended by more than this (seconds):
+#: the refusals of the requests in flight extend it a little each (14 lines a pause).
+SAY_AGAIN = 5.0
 #: waiting(host, until_wall_clock): told when a download waits for a paused host.
 Waiting = Callable[[str, float], None]
 
@@ -337,8 +340,11 @@ class Budget:
                 raise paused_error(host, until)
             if until > told:
                 told = until
-                with self._lock:  # said once per pause, not by every worker waiting
-                    first, state.told = until > state.told, max(state.told, until)
+                with self._lock:  # said once per pause, not by every worker waiting,
+                    said = state.told  # nor again as each refusal in flight extends it
+                    first = until > (said + SAY_AGAIN if said > wall else 0.0)
+                    if first:
+                        state.told = until
                 if first:
                     log.warning("%s refused requests: waiting until %s", host, _clock(until))
                     if self.on_waiting is not None:

@@ -432,3 +432,19 @@ def test_killed_runner_frees_its_host_slot_by_its_lease(
         finish(second, 30)
     assert again, f"no request to the host within {lease + 8} s of the kill"
     assert again[0].t - killed_at <= lease + 8
+
+
+def test_one_pause_is_said_once_not_by_each_refusal_in_flight(
+    xdl_cmd: Any, strict: StrictSite, tmp_path: Path
+) -> None:
+    """Eight requests in flight, all refused: each refusal extends the host's pause a
+    little, and each extension was said again on stderr (10-14 lines a pause, the
+    attack). A pause is said once (an answer in flight refused after it ended begins
+    another); an extension of more than SAY_AGAIN would be said too."""
+    strict.reset(refuse_first=1, retry_after=1)  # each file's first request
+    urls = [strict.url(f"/f/{i}.bin") for i in range(1, 9)]
+    ran = xdl_cmd("fetch", "-j", "8", "-o", str(tmp_path), *urls, timeout=120)
+    assert ran.exit_code == 0, ran.stderr[-2000:]
+    said = [x for x in ran.stderr.splitlines() if "refused requests: waiting until" in x]
+    assert 1 <= len(said) <= 2, said
+    assert_all_saved(ran, tmp_path, 8)
