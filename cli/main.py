@@ -204,7 +204,7 @@ def _exit_status(invoke: Callable[[], Any], run: Run | None = None) -> int:
             e.show()
         return e.exit_code  # 2 for usage errors
     except (KeyboardInterrupt, click.exceptions.Abort) as e:
-        # click turns KeyboardInterrupt (and so our Terminated) into Abort.
+        # (click.Abort: a Ctrl-C in a prompt of click's own)
         from xdl.core.stopping import BLOCKED, first_signal
 
         # after a ^C echoed at a terminal, a line of its own (as click did)
@@ -215,7 +215,7 @@ def _exit_status(invoke: Callable[[], Any], run: Run | None = None) -> int:
         else:
             terminated = isinstance(e, Terminated) or isinstance(e.__cause__, Terminated)
         if terminated:
-            _stderr("terminated", BLOCKED, lead)
+            _stderr("terminated", BLOCKED)  # (no ^C was echoed)
             return 143
         _stderr("interrupted", BLOCKED, lead)
         return 130
