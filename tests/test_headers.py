@@ -161,31 +161,17 @@ def test_fetch_of_an_answer_whose_headers_were_cut_keeps_no_file(tmp_path: Any, 
     """A server that closes the connection in the middle of its headers: http.client
     takes what came as the whole answer, with no length, so the body was the nothing
     after it: `ok` with a 0-byte file (the attack). Now a network error, nothing saved."""
-    import socket
-    import threading
-
     out = tmp_path / "out"
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                asked = conn.recv(65536)
-                if asked.startswith(b"GET /moved"):  # a redirect cut inside its Location
-                    conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /a.b")
-                elif asked.startswith(b"GET /a.b "):
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                else:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n")
+    def answer(asked: bytes) -> bytes:
+        if asked.startswith(b"GET /moved"):  # a redirect cut inside its Location
+            return b"HTTP/1.1 302 Found\r\nLocation: /a.b"
+        if asked.startswith(b"GET /a.b "):
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        return CUT
 
-    threading.Thread(target=serve, daemon=True).start()
+    base, server = _raw_server(answer)
     try:
-        base = f"http://127.0.0.1:{port}"
         urls = [f"{base}/a.bin", f"{base}/moved"]
         ran = xdl("fetch", "--strategy", "http", "--retries", "0", "-o", str(out), *urls)
     finally:
@@ -202,31 +188,20 @@ def test_a_probe_cut_in_its_headers_is_sent_again(tmp_path: Any, xdl: Any) -> No
     The probe is retried where it failed, as the body's requests are: `ok`, the bytes
     the server sent, two requests. With --retries 0 it is the one network error."""
     import hashlib
-    import socket
-    import threading
 
     body = b"whole at last\n" * 50
     asked: list[bytes] = []
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                asked.append(conn.recv(65536))
-                if len(asked) % 2:  # the 1st, 3rd...: cut
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n")
-                else:
-                    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-                    conn.sendall(head % len(body) + body)
+    def answer(request: bytes) -> bytes:
+        asked.append(request)
+        if len(asked) % 2:  # the 1st, 3rd...: cut
+            return CUT
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+        return head % len(body) + body
 
-    threading.Thread(target=serve, daemon=True).start()
+    base, server = _raw_server(answer)
     try:
-        url = f"http://127.0.0.1:{port}/f.bin"
+        url = f"{base}/f.bin"
         ran = xdl("fetch", "--strategy", "http", "-o", str(tmp_path / "a"), url)
         tries = len(asked)
         once = xdl("fetch", "--strategy", "http", "--retries", "0", "-o", str(tmp_path / "b"), url)
@@ -239,3 +214,28 @@ def test_a_probe_cut_in_its_headers_is_sent_again(tmp_path: Any, xdl: Any) -> No
     assert tries == 2
     assert once.exit_code == 1 and once.lines[0]["error"]["code"] == "network"
     assert not (tmp_path / "b" / "f.bin").exists()
+
+
+#: An answer whose connection closes in the middle of its headers.
+CUT = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+
+
+def _raw_server(answer: Any) -> tuple[str, Any]:
+    """A loopback server writing `answer(request bytes)` whole, then closing: its base
+    URL, and its socket (closing it stops the server)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(answer(conn.recv(65536)))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}", server

@@ -356,7 +356,6 @@ def test_a_signal_while_a_pipe_is_read_adds_what_was_read(
     import signal
     import subprocess
     import sys
-    import time
 
     from xdl.cli.commands.queue import ADD_CHUNK
 
@@ -364,16 +363,7 @@ def test_a_signal_while_a_pipe_is_read_adds_what_was_read(
     exe = Path(sys.executable).parent / "xdl"
     env = {**os.environ, "XDL_QUEUE": str(tmp_path / "q.json")}
     with (tmp_path / "out").open("w+b") as out:
-        proc = subprocess.Popen(
-            [str(exe), "queue", "add"],
-            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE, env=env,
-        )  # fmt: skip
-        assert proc.stdin is not None
-        proc.stdin.write("".join(f"https://a.example/{i}\n" for i in range(count)).encode())
-        proc.stdin.flush()  # the pipe stays open: xdl waits for more
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _waits_on_empty_pipe(proc.pid, proc.stdin):
-            time.sleep(0.05)  # until every line is read and xdl waits for the next
+        proc = _add_from_a_quiet_pipe(env, out, count)
         proc.send_signal(getattr(signal, sig))
         _, err = proc.communicate(timeout=60)
         out.seek(0)
@@ -384,6 +374,26 @@ def test_a_signal_while_a_pipe_is_read_adds_what_was_read(
         [str(exe), "queue", "status", "--summary", "--json"], env=env, capture_output=True
     )
     assert json.loads(status.stdout)["total"] == count
+
+
+def _add_from_a_quiet_pipe(env: dict[str, str], out: Any, count: int) -> Any:
+    """`xdl queue add` reading `count` URLs from a pipe that stays open, once it has read
+    them all and waits for more (its stdout `out`, its stderr a pipe)."""
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "xdl"), "queue", "add"],
+        stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write("".join(f"https://a.example/{i}\n" for i in range(count)).encode())
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _waits_on_empty_pipe(proc.pid, proc.stdin):
+        time.sleep(0.05)  # until every line is read and xdl waits for the next
+    return proc
 
 
 def _waits_on_empty_pipe(pid: int, pipe: Any) -> bool:
@@ -417,16 +427,7 @@ def test_a_signal_while_a_pipe_is_read_does_not_wait_on_anothers_lock(tmp_path: 
     queue = tmp_path / "q.json"
     env = {**os.environ, "XDL_QUEUE": str(queue)}
     with (tmp_path / "out").open("w+b") as out:
-        proc = subprocess.Popen(
-            [str(exe), "queue", "add"],
-            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE, env=env,
-        )  # fmt: skip
-        assert proc.stdin is not None
-        proc.stdin.write("".join(f"https://a.example/{i}\n" for i in range(500)).encode())
-        proc.stdin.flush()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _waits_on_empty_pipe(proc.pid, proc.stdin):
-            time.sleep(0.05)
+        proc = _add_from_a_quiet_pipe(env, out, 500)
         with filelock.FileLock(str(queue) + ".lock"):
             began = time.monotonic()
             proc.send_signal(signal.SIGINT)
