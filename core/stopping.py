@@ -259,6 +259,16 @@ class SignalsStop:
             self._taken[self.signalled](self.signalled, None)
 
 
+def back_off(stop: threading.Event, attempt: int) -> None:
+    """The wait before a request is sent again after failed attempt `attempt` (from 0):
+    0.5 s, doubling, at most 4 s. A stop in the wait is `Interrupted`: no request more
+    (a Ctrl-C in the waits sent every retry left at once)."""
+    if stop.wait(min(4.0, 0.5 * 2**attempt)):
+        from .errors import Interrupted
+
+        raise Interrupted("interrupted")
+
+
 #: A signal waits this long (seconds) for a main thread blocked in `blocking()`.
 BLOCKED = 1.0
 _blocked_since: float | None = None

@@ -23,7 +23,7 @@ from ..archive import url_key
 from ..context import Context, given
 from ..inputs import Input, check_url
 from ..ratelimit import TokenBucket
-from ..stopping import SignalsStop
+from ..stopping import SignalsStop, back_off
 from .cache import revalidate
 from .feed import fetch_feed
 from .job import Job, Probe
@@ -390,9 +390,8 @@ def chain_of(job: Job) -> list[str]:
                     continue
                 if transient(e) and failures < job.o.retries:  # a 5xx, a reset: again
                     job.found.error = None
+                    back_off(job.stop, failures)
                     failures += 1
-                    if job.stop.wait(min(4.0, 0.5 * 2 ** (failures - 1))):  # no probe more
-                        raise errors.Interrupted("interrupted") from None
                     continue
                 if e.final or e.code == "interrupted":
                     raise

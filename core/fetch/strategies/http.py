@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ... import errors
 from ...hosts import is_refusal
+from ...stopping import back_off
 from . import files, segments
 
 if TYPE_CHECKING:
@@ -132,8 +133,7 @@ def _wait_to_retry(job: Job, e: errors.XdlError, attempt: int) -> None:
     if is_refusal(e) or attempt >= job.o.retries or not retryable or job.stop.is_set():
         raise e
     log.debug("%s: %s; retrying (%d)", job.url, e.message, attempt + 1)
-    if job.stop.wait(min(4.0, 0.5 * 2**attempt)):  # stopped in the wait: no request more
-        raise errors.Interrupted("interrupted") from None
+    back_off(job.stop, attempt)
 
 
 def _length(value: str | None) -> int | None:

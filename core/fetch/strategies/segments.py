@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ... import errors
+from ...stopping import back_off
 from . import files
 
 if TYPE_CHECKING:
@@ -310,8 +311,7 @@ def _fetch(
             if attempt >= job.o.retries or not retryable or stop.is_set():
                 raise
             log.debug("%s: range at %d: %s; retrying", job.url, r.pos, e.message)
-            if stop.wait(min(4.0, 0.5 * 2**attempt)):  # stopped in the wait: no request more
-                raise errors.Interrupted("interrupted") from None
+            back_off(stop, attempt)
 
 
 @contextmanager
